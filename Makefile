@@ -1,0 +1,45 @@
+# runexp-tui — every target creates the virtual environment it needs.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.DEFAULT_GOAL := help
+.PHONY: help demo test check lint fmt bench sysdeps clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS=":.*## "} {printf "  make %-8s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	@touch $(STAMP)
+
+sysdeps: ## system packages the tests drive for real (tmux); installs them when root and missing
+	@command -v tmux >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq --no-install-recommends tmux >/dev/null; \
+	  else echo "tmux is missing: install it (sudo apt-get install tmux) for the terminal tests"; fi; }
+
+demo: $(STAMP) ## run the dashboard on the bundled example repo (simulated GPUs where none exist)
+	$(BIN)/runexp-tui --demo
+
+test: $(STAMP) sysdeps ## run the whole test suite
+	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+check: $(STAMP) ## ruff format + lint, mypy on core, import contracts, then the tests
+	$(BIN)/ruff format --check runexp_tui tests bench
+	$(BIN)/ruff check runexp_tui tests bench
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+	$(MAKE) test
+
+fmt: $(STAMP) ## format the code
+	$(BIN)/ruff format runexp_tui tests bench
+	$(BIN)/ruff check --fix runexp_tui tests bench
+
+bench: $(STAMP) ## run the benchmarks (they print figures; not part of make test)
+	@for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+clean: ## remove the virtual environment and caches
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

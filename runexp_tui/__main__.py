@@ -1,0 +1,3 @@
+from runexp_tui.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,86 @@
+"""Entry point of `runexp-tui`: the dashboard, or one of the scriptable subcommands."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+from types import ModuleType
+
+from runexp_tui import __version__
+from runexp_tui.commands import COMMAND_MODULES
+
+
+def _load(name: str) -> ModuleType | None:
+    try:
+        return importlib.import_module(f"runexp_tui.commands.{name}")
+    except ModuleNotFoundError as exc:
+        if exc.name == f"runexp_tui.commands.{name}":
+            return None  # a command not built yet simply does not appear
+        raise
+
+
+def build_parser() -> tuple[argparse.ArgumentParser, dict[str, ModuleType]]:
+    parser = argparse.ArgumentParser(
+        prog="runexp-tui",
+        description="Take a training experiment from a repo to a tracked, monitored run.",
+    )
+    parser.add_argument("--version", action="version", version=f"runexp-tui {__version__}")
+    commands: dict[str, ModuleType] = {}
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        mod = _load(name)
+        if mod is None:
+            continue
+        p = sub.add_parser(mod.NAME, help=mod.HELP, description=mod.HELP)
+        mod.add_arguments(p)
+        commands[mod.NAME] = mod
+    return parser, commands
+
+
+def _dashboard_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="runexp-tui", add_help=False)
+    p.add_argument("repo", nargs="?", default=None)
+    p.add_argument("--demo", action="store_true")
+    p.add_argument("--simulate-gpus", action="store_true")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    parser, commands = build_parser()
+    if args_list and args_list[0] in commands:
+        args = parser.parse_args(args_list)
+        try:
+            return int(commands[args.command].run(args) or 0)
+        except KeyboardInterrupt:
+            return 130
+        except BrokenPipeError:
+            return 0
+    if args_list and args_list[0] in ("-h", "--help", "--version"):
+        parser.parse_args(args_list)
+        return 0
+    known, rest = _dashboard_parser().parse_known_args(args_list)
+    if rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    return _run_dashboard(known)
+
+
+def _run_dashboard(args: argparse.Namespace) -> int:
+    try:
+        from runexp_tui.tui.main import run_dashboard
+    except ModuleNotFoundError as exc:
+        if exc.name and exc.name.startswith("runexp_tui.tui"):
+            print(
+                "The dashboard is not built yet. Available now: "
+                + ", ".join(build_parser()[1]),
+                file=sys.stderr,
+            )
+            return 2
+        raise
+    return run_dashboard(repo=args.repo, demo=args.demo, simulate_gpus=args.simulate_gpus)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

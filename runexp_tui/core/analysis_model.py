@@ -1,0 +1,149 @@
+"""The analyzer's result: plain frozen dataclasses that serialise to the `analyze --json` contract.
+
+Shared by the analyzer (which fills it), the injector (which reads it) and the UI (which shows it).
+Field names mirror DESIGN.md's JSON schema; ``to_json`` is the one place that shapes it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Framework = Literal[
+    "vanilla_pytorch", "hf_trainer", "accelerate", "lightning", "keras", "jax_flax", "sklearn", "other"
+]
+DistKind = Literal["none", "ddp", "accelerate", "deepspeed", "other"]
+ShortcutKind = Literal["report_to", "logger", "callback"]
+
+
+@dataclass(frozen=True)
+class WandbUse:
+    present: bool = False
+    # how it is used: "init" (direct wandb.init), "report_to", "logger", "callback"; None when absent
+    how: str | None = None
+    lines: tuple[int, ...] = ()  # 1-based lines of existing wandb calls (not in the JSON contract)
+
+
+@dataclass(frozen=True)
+class Distributed:
+    kind: DistKind = "none"
+    main_process: str | None = None  # the script's own predicate, as source text: "master_process"
+
+
+@dataclass(frozen=True)
+class ImportPoint:
+    after_line: int
+
+
+@dataclass(frozen=True)
+class InitPoint:
+    after_line: int
+    config_var: str | None = None  # "args", "config", "cfg", ... None when the script has no config
+    indent: str = ""  # indentation of the block the new code goes into (not in the JSON contract)
+
+
+@dataclass(frozen=True)
+class TrainLogPoint:
+    after_line: int
+    loss_var: str | None = None
+    step_var: str | None = None  # not in the JSON contract
+    indent: str = ""
+
+
+@dataclass(frozen=True)
+class EvalLogPoint:
+    after_line: int
+    metric_vars: tuple[str, ...] = ()
+    indent: str = ""
+
+
+@dataclass(frozen=True)
+class FinishPoint:
+    after_line: int
+    indent: str = ""
+
+
+@dataclass(frozen=True)
+class Shortcut:
+    line: int  # 1-based line of the call to change: TrainingArguments(...), Trainer(...), .fit(
+    kind: ShortcutKind
+    # details for the injector; not in the JSON contract
+    call: str = ""  # "TrainingArguments", "Trainer", "fit", "LightningCLI", ...
+    end_line: int = 0  # last line of the call expression
+
+
+@dataclass(frozen=True)
+class Points:
+    import_: ImportPoint | None = None
+    init: InitPoint | None = None
+    train_log: TrainLogPoint | None = None
+    eval_log: EvalLogPoint | None = None
+    finish: FinishPoint | None = None
+    shortcut: Shortcut | None = None
+
+
+@dataclass(frozen=True)
+class CliFlag:
+    flag: str
+    default: str | None = None
+    help: str | None = None
+    # not in the JSON contract
+    dest: str | None = None
+    type: str | None = None
+
+
+@dataclass(frozen=True)
+class SyntaxProblem:
+    line: int
+    column: int
+    message: str
+
+
+@dataclass(frozen=True)
+class AnalysisResult:
+    path: str
+    framework: Framework = "other"
+    wandb: WandbUse = field(default_factory=WandbUse)
+    distributed: Distributed = field(default_factory=Distributed)
+    points: Points = field(default_factory=Points)
+    cli_flags: tuple[CliFlag, ...] = ()
+    syntax_errors: tuple[SyntaxProblem, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        """The `analyze --json` document, exactly as DESIGN.md specifies it (plus syntax_errors)."""
+        p = self.points
+        return {
+            "path": self.path,
+            "framework": self.framework,
+            "wandb": {"present": self.wandb.present, "how": self.wandb.how},
+            "distributed": {
+                "kind": self.distributed.kind,
+                "main_process": self.distributed.main_process,
+            },
+            "points": {
+                "import": None if p.import_ is None else {"after_line": p.import_.after_line},
+                "init": None
+                if p.init is None
+                else {"after_line": p.init.after_line, "config_var": p.init.config_var},
+                "train_log": None
+                if p.train_log is None
+                else {"after_line": p.train_log.after_line, "loss_var": p.train_log.loss_var},
+                "eval_log": None
+                if p.eval_log is None
+                else {
+                    "after_line": p.eval_log.after_line,
+                    "metric_vars": list(p.eval_log.metric_vars),
+                },
+                "finish": None if p.finish is None else {"after_line": p.finish.after_line},
+                "shortcut": None
+                if p.shortcut is None
+                else {"line": p.shortcut.line, "kind": p.shortcut.kind},
+            },
+            "cli_flags": [
+                {"flag": f.flag, "default": f.default, "help": f.help} for f in self.cli_flags
+            ],
+            "syntax_errors": [
+                {"line": e.line, "column": e.column, "message": e.message}
+                for e in self.syntax_errors
+            ],
+        }
