@@ -1,0 +1,274 @@
+"""Follow one run: status, log tail, metric series and diagnosis, as one frozen view per poll.
+
+Used by the monitoring pane and the Monitor screen (from a worker thread). Each poll reads only
+what is new: the log from its last offset, the wandb file from its last record.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+TAIL_KEEP = 400
+FULL_PARSE_LIMIT = 64 * 1024 * 1024  # history of logs up to this size is parsed at open
+
+
+@dataclass(frozen=True)
+class RunView:
+    """What the UI shows of a run at one moment."""
+
+    run_id: str
+    state: str = "unknown"  # running | exited | killed | stopped | lost | missing
+    exit_code: int | None = None
+    signal: str | None = None
+    elapsed_s: float | None = None
+    command: str = ""
+    log_path: str = ""
+    run_dir: str = ""
+    repo: str = ""
+    gpus: tuple[int, ...] = ()
+    pids: tuple[int, ...] = ()
+    cpu_pct: float | None = None
+    rss_mib: float | None = None
+    tail: tuple[str, ...] = ()
+    pending: str | None = None  # a live `\r` progress line
+    metric_keys: tuple[str, ...] = ()
+    loss_key: str | None = None
+    loss_values: tuple[float, ...] = ()
+    latest: dict[str, float] = field(default_factory=dict)
+    steps_per_s: float | None = None
+    findings: tuple[Any, ...] = ()
+    wandb_dir: str | None = None
+    wandb_offline: bool = True
+    log_grew_at: float | None = None
+    error: str | None = None
+
+    @property
+    def alive(self) -> bool:
+        return self.state == "running"
+
+
+def pick_loss_key(keys: list[str]) -> str | None:
+    """The series a loss chart shows first: a training loss, else any loss, else the first key."""
+    if not keys:
+        return None
+    lowered = [(k, k.lower()) for k in keys]
+    for pred in (
+        lambda k: k in ("train/loss", "train_loss", "loss"),
+        lambda k: "loss" in k and not any(t in k for t in ("val", "eval", "test")),
+        lambda k: "loss" in k,
+    ):
+        hits = [k for k, low in lowered if pred(low)]
+        if hits:
+            return hits[0]
+    return keys[0]
+
+
+class RunFollower:
+    """Incremental reader of one run's record, log, metrics and wandb file."""
+
+    def __init__(self, record: Any, *, clock: Callable[[], float] = time.time) -> None:
+        from runexp_tui.core.logtail import LogTailer, tail_lines
+        from runexp_tui.core.metrics import MetricParser, SeriesStore
+
+        self.record = record
+        self.clock = clock
+        self.lines: deque[str] = deque(maxlen=TAIL_KEEP)
+        self.store = SeriesStore()
+        self.parser = MetricParser(self.store)
+        self._wandb_reader: Any = None
+        self._wandb_keys: set[str] = set()
+        self._last_size = -1
+        self.log_grew_at: float | None = None
+        self._findings: tuple[Any, ...] = ()
+        self._diag_at = 0.0
+        self._procs: dict[int, Any] = {}
+        log = Path(record.log_path)
+        start = 0
+        with contextlib.suppress(OSError):
+            size = log.stat().st_size
+            self.lines.extend(tail_lines(log, TAIL_KEEP))
+            if size <= FULL_PARSE_LIMIT:
+                with open(log, "rb") as fh:
+                    for raw in fh.read().split(b"\n"):
+                        self.parser.feed(raw.decode("utf-8", "replace").rsplit("\r", 1)[-1])
+            start = size
+            self._last_size = size
+            self.log_grew_at = log.stat().st_mtime
+        self.tailer = LogTailer(log, start_offset=start)
+
+    @classmethod
+    def open(cls, run_id: str, *, repo: str | os.PathLike[str] | None = None) -> RunFollower:
+        from runexp_tui.core.runs import RunRegistry, find_run
+
+        record = None
+        if repo is not None:
+            with contextlib.suppress(LookupError, OSError, ValueError):
+                record = RunRegistry(repo).get(run_id)
+        if record is None:
+            record = find_run(run_id)
+        return cls(record)
+
+    # ---------------------------------------------------------------------------------------
+    def _reload_record(self) -> None:
+        from runexp_tui.core.runs import load_record
+
+        with contextlib.suppress(OSError, ValueError, TypeError):
+            self.record = load_record(self.record.run_dir)
+
+    def _wandb(self) -> None:
+        """Read new history rows from the run's local `.wandb` file; its series win."""
+        from runexp_tui.core import wandb_local
+
+        if self._wandb_reader is None:
+            base = self.record.wandb_dir or None
+            run_dir = None
+            if base:
+                run_dir = Path(base)
+            else:
+                with contextlib.suppress(OSError):
+                    run_dir = wandb_local.find_run_dir(Path(self.record.cwd or self.record.repo) / "wandb")
+                if run_dir is not None:
+                    created = getattr(self.record, "pid_create_time", None) or 0
+                    with contextlib.suppress(OSError):
+                        if run_dir.stat().st_mtime + 5 < created:
+                            run_dir = None  # an older run's folder
+            if run_dir is None:
+                return
+            try:
+                self._wandb_reader = wandb_local.WandbFileReader(run_dir)
+            except (OSError, ValueError):
+                return
+        try:
+            rows = self._wandb_reader.poll()
+        except (OSError, ValueError):
+            return
+        for row in rows:
+            step = row.get("_step")
+            for k, v in row.items():
+                if k.startswith("_") or not isinstance(v, (int, float)) or isinstance(v, bool):
+                    continue
+                self._wandb_keys.add(k)
+                self.store.add(float(step if step is not None else len(self.store.series(k)[0])), k, float(v))
+
+    def _process_stats(self, pids: list[int]) -> tuple[float | None, float | None]:
+        import psutil
+
+        cpu = 0.0
+        rss = 0.0
+        seen = False
+        for pid in pids:
+            proc = self._procs.get(pid)
+            try:
+                if proc is None:
+                    proc = self._procs[pid] = psutil.Process(pid)
+                    proc.cpu_percent(None)
+                cpu += proc.cpu_percent(None)
+                rss += proc.memory_info().rss / 2**20
+                seen = True
+            except (psutil.NoSuchProcess, psutil.AccessDenied):
+                self._procs.pop(pid, None)
+        for pid in list(self._procs):
+            if pid not in pids:
+                self._procs.pop(pid, None)
+        return (cpu, rss) if seen else (None, None)
+
+    def poll(self) -> RunView:
+        """Read what is new and return the current view (never raises for a broken run)."""
+        from runexp_tui.core.runs import group_members, run_status, sync_record
+
+        rec = self.record
+        now = self.clock()
+        try:
+            status = run_status(rec)
+        except Exception as exc:  # an unreadable exit file or the like: show it, keep going
+            return RunView(run_id=rec.id, state="unknown", error=str(exc))
+        if status.ended and rec.state != status.state:
+            rec = self.record = sync_record(rec, status)
+        new = self.tailer.poll()
+        if new:
+            self.log_grew_at = now
+            self.lines.extend(new)
+            for line in new:
+                self.parser.feed(line)
+        if status.state == "running" or not self._wandb_keys:
+            self._wandb()
+        pids = group_members(rec) if status.state == "running" else []
+        cpu, rss = self._process_stats(pids)
+        if now - self._diag_at > 3 or status.ended:
+            self._diag_at = now
+            self._findings = self._diagnose(status)
+        keys = list(self.store.keys())
+        loss_key = pick_loss_key(keys)
+        values: tuple[float, ...] = ()
+        if loss_key:
+            values = tuple(self.store.series(loss_key)[1][-600:])
+        latest = {}
+        for k in keys:
+            v = self.store.latest(k)
+            if v is not None:
+                latest[k] = v[1] if isinstance(v, tuple) else v
+        cfg = rec.config or {}
+        return RunView(
+            run_id=rec.id,
+            state=status.state,
+            exit_code=status.exit_code,
+            signal=status.signal_name,
+            elapsed_s=status.elapsed,
+            command=rec.display or " ".join(rec.argv),
+            log_path=rec.log_path,
+            run_dir=rec.run_dir,
+            repo=rec.repo,
+            gpus=tuple(cfg.get("gpus", ()) or ()),
+            pids=tuple(pids),
+            cpu_pct=cpu,
+            rss_mib=rss,
+            tail=tuple(self.lines)[-200:],
+            pending=self.tailer.pending,
+            metric_keys=tuple(keys),
+            loss_key=loss_key,
+            loss_values=values,
+            latest=latest,
+            steps_per_s=self._rate(loss_key, status.elapsed),
+            findings=self._findings,
+            wandb_dir=str(self._wandb_reader.run_dir) if self._wandb_reader is not None else rec.wandb_dir,
+            wandb_offline=(rec.env or {}).get("WANDB_MODE", "offline") != "online",
+            log_grew_at=self.log_grew_at,
+        )
+
+    def _rate(self, key: str | None, elapsed: float | None) -> float | None:
+        if not key or not elapsed:
+            return None
+        steps = self.store.series(key)[0]
+        if len(steps) < 2:
+            return None
+        span = steps[-1] - steps[0]
+        return span / elapsed if span > 0 and math.isfinite(span) else None
+
+    def _diagnose(self, status: Any) -> tuple[Any, ...]:
+        try:
+            from runexp_tui.core.diagnose import diagnose_text
+        except ImportError:
+            return ()
+        text = "\n".join(list(self.lines)[-300:])
+        try:
+            return tuple(
+                diagnose_text(
+                    text,
+                    exit_code=status.exit_code,
+                    signal=status.signal,
+                    stop_requested=bool(self.record.stop_requested),
+                )
+            )
+        except Exception:
+            return ()
+
+    def close(self) -> None:
+        self.tailer.close()

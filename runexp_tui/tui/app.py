@@ -1,0 +1,248 @@
+"""The App: phase screens, the GPU poller, the followed run, global keys and commands."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from textual import on, work
+from textual.app import App, SystemCommand
+from textual.binding import Binding
+from textual.message import Message
+from textual.reactive import reactive
+from textual.screen import Screen
+
+from runexp_tui.tui.phases import PHASES, index_of, phase
+from runexp_tui.tui.services import Services
+from runexp_tui.tui.session import Session
+
+
+class GpuSnapshotReady(Message):
+    """A new GPU snapshot from the poller thread."""
+
+    def __init__(self, snapshot: Any) -> None:
+        super().__init__()
+        self.snapshot = snapshot
+
+
+class RunViewReady(Message):
+    """A new view of the followed run (status, log tail, metrics) from the follower thread."""
+
+    def __init__(self, view: Any) -> None:
+        super().__init__()
+        self.view = view
+
+
+class RunexpApp(App[None]):
+    """runexp-tui: Configure -> Environment -> Instrument -> Launch -> Monitor."""
+
+    CSS_PATH = "styles/app.tcss"
+    TITLE = "runexp-tui"
+    ENABLE_COMMAND_PALETTE = True
+    BINDINGS = [
+        Binding("question_mark", "help", "Help", key_display="?"),
+        Binding("m", "toggle_pane", "Pane"),
+        Binding("q", "quit_app", "Quit"),
+        Binding("ctrl+c", "quit_app", "Quit", show=False, priority=True),
+    ]
+
+    gpu_snapshot: reactive[Any] = reactive(None, always_update=True)
+    run_view: reactive[Any] = reactive(None, always_update=True)
+    pane_collapsed: reactive[bool] = reactive(False)
+    narrow: reactive[bool] = reactive(False)
+
+    def __init__(self, services: Services, *, repo: str | Path | None = None, attach: str | None = None):
+        super().__init__()
+        self.services = services
+        self.session = Session(repo=Path(repo).resolve() if repo else None)
+        self.attach_run = attach
+        self.sampler: Any = None
+        self.gpu_history: Any = None
+        self._poller: Any = None
+        self._follow_wake = threading.Event()
+        self._stopping = threading.Event()
+
+    # ----- lifecycle -------------------------------------------------------------------------
+    def on_mount(self) -> None:
+        if self.services.gpu_interval > 0:
+            self._start_gpu_polling()
+        else:
+            self._sample_once()
+        if self.attach_run:
+            self.session.run_id = self.attach_run
+            self.follow_run(self.attach_run)
+            if phase("monitor").available:
+                self.push_screen(phase("monitor").make())
+                return
+        self.push_screen(phase("configure").make())
+
+    def on_unmount(self) -> None:
+        self._stopping.set()
+        self._follow_wake.set()
+        if self._poller is not None:
+            self._poller.stop()
+        if self.sampler is not None:
+            try:
+                self.sampler.close()
+            except Exception:  # closing a broken NVML handle must not crash the exit
+                pass
+
+    def on_resize(self, event: Any) -> None:
+        self.narrow = event.size.width < 120 or event.size.height < 32
+
+    def watch_narrow(self, narrow: bool) -> None:
+        self.set_class(narrow, "narrow")
+
+    # ----- GPU polling (core poller thread; messages up) ---------------------------------------
+    def _make_sampler(self) -> Any:
+        from runexp_tui.core.gpu import GpuHistory
+
+        self.gpu_history = GpuHistory(maxlen=120)
+        return self.services.sampler_factory()
+
+    @work(thread=True, exclusive=True, group="gpu", exit_on_error=False, description="GPU poller")
+    def _start_gpu_polling(self) -> None:
+        from runexp_tui.core.gpu import GpuPoller
+
+        self.sampler = self._make_sampler()
+        self._poller = GpuPoller(
+            self.sampler,
+            lambda snap: self.post_message(GpuSnapshotReady(snap)),
+            interval=self.services.gpu_interval,
+        )
+        self._poller.start()
+
+    def _sample_once(self) -> None:
+        """One synchronous sample (tests and snapshots with polling off use a simulated sampler)."""
+        self.sampler = self._make_sampler()
+        self._apply_snapshot(self.sampler.sample())
+
+    @on(GpuSnapshotReady)
+    def _on_gpu_snapshot(self, message: GpuSnapshotReady) -> None:
+        self._apply_snapshot(message.snapshot)
+
+    def _apply_snapshot(self, snapshot: Any) -> None:
+        if self.gpu_history is not None:
+            self.gpu_history.add(snapshot)
+        self.gpu_snapshot = snapshot
+
+    @property
+    def gpus_simulated(self) -> bool:
+        return bool(getattr(self.sampler, "simulated", False))
+
+    # ----- the followed run -------------------------------------------------------------------
+    def follow_run(self, run_id: str | None) -> None:
+        """Show ``run_id`` in the monitoring pane (and the Monitor screen)."""
+        self.session.run_id = run_id
+        if run_id is None:
+            self.run_view = None
+            return
+        self._follow(run_id)
+
+    @work(thread=True, exclusive=True, group="follow", exit_on_error=False, description="run follower")
+    def _follow(self, run_id: str) -> None:
+        from runexp_tui.core.follow import RunFollower
+
+        repo = self.session.repo
+        from textual.worker import get_current_worker
+
+        worker = get_current_worker()
+        follower = RunFollower.open(run_id, repo=repo)
+        while not self._stopping.is_set() and not worker.is_cancelled:
+            view = follower.poll()
+            self.post_message(RunViewReady(view))
+            self._follow_wake.wait(self.services.run_poll_interval)
+            self._follow_wake.clear()
+
+    def poke_follower(self) -> None:
+        self._follow_wake.set()
+
+    @on(RunViewReady)
+    def _on_run_view(self, message: RunViewReady) -> None:
+        self.run_view = message.view
+
+    # ----- phases ------------------------------------------------------------------------------
+    def current_phase_key(self) -> str | None:
+        return getattr(self.screen, "PHASE", None)
+
+    def skip_reason(self, key: str) -> str | None:
+        """Why a phase does not apply to the confirmed config, or None when it does."""
+        cfg = self.session.config
+        if key == "instrument" and cfg is not None and cfg.wandb.choice == "no":
+            return "Weights & Biases set to No"
+        if not phase(key).available:
+            return "not built yet"
+        return None
+
+    def advance(self, from_key: str) -> None:
+        """Go to the next phase that applies, saying why each skipped one was passed."""
+        for p in PHASES[index_of(from_key) + 1 :]:
+            reason = self.skip_reason(p.key)
+            if reason:
+                self.notify(f"{p.title} passed: {reason}", timeout=4)
+                continue
+            self.push_screen(p.make())
+            return
+        self.notify("This is the last phase that is built so far.", severity="warning")
+
+    def go_back(self) -> None:
+        if len(self.screen_stack) > 2:  # [default screen, Configure, ...]
+            self.pop_screen()
+        else:
+            self.notify("Configure is the first phase.", timeout=2)
+
+    # ----- actions -----------------------------------------------------------------------------
+    def action_toggle_pane(self) -> None:
+        self.pane_collapsed = not self.pane_collapsed
+
+    def action_help(self) -> None:
+        from runexp_tui.tui.screens.help import HelpScreen
+
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen())
+
+    @work(exclusive=True, group="quit")
+    async def action_quit_app(self) -> None:
+        if self.session.setting_up:
+            from runexp_tui.tui.screens.confirm import ConfirmScreen
+
+            ok = await self.push_screen_wait(
+                ConfirmScreen(
+                    "Quit while the experiment is being set up?",
+                    "The confirmed config is saved in .runexp/config.toml; nothing is running yet.",
+                )
+            )
+            if not ok:
+                return
+        self.exit()
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        yield SystemCommand("Help", "Keys and phases", self.action_help)
+        yield SystemCommand("Toggle monitoring pane", "Collapse or expand the pane", self.action_toggle_pane)
+        for p in PHASES:
+            if p.available:
+                yield SystemCommand(f"Phase: {p.title}", f"Phase {index_of(p.key) + 1}", lambda p=p: self._jump(p.key))
+        for cmd in getattr(screen, "palette_commands", lambda: [])():
+            yield cmd
+
+    def _jump(self, key: str) -> None:
+        reason = None
+        if key != "configure" and self.session.config is None:
+            reason = "confirm the configuration first"
+        if reason:
+            self.notify(f"Cannot open {phase(key).title}: {reason}", severity="warning")
+            return
+        for i, s in enumerate(self.screen_stack):
+            if getattr(s, "PHASE", None) == key:
+                while len(self.screen_stack) > i + 1:
+                    self.pop_screen()
+                return
+        self.push_screen(phase(key).make())
+
+
+def make_app(services: Services, *, repo: str | Path | None = None, attach: str | None = None) -> RunexpApp:
+    """The one factory used by the CLI and the tests."""
+    return RunexpApp(services, repo=repo, attach=attach)

@@ -1,0 +1,50 @@
+"""PhaseScreen: the frame every phase shares (header, phase bar, body, monitoring pane, footer)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from textual.app import ComposeResult, SystemCommand
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.screen import Screen
+from textual.widgets import Footer, Header
+
+from runexp_tui.tui.widgets.monitor_pane import MonitorPane
+from runexp_tui.tui.widgets.phase_bar import PhaseBar
+
+if TYPE_CHECKING:
+    from runexp_tui.tui.app import RunexpApp
+
+
+class PhaseScreen(Screen[Any]):
+    """Base for the phase screens; subclasses implement ``compose_body``."""
+
+    PHASE = ""
+    BINDINGS = [Binding("escape", "back", "Back")]
+
+    @property
+    def rx(self) -> RunexpApp:
+        return self.app  # type: ignore[return-value]
+
+    def compose(self) -> ComposeResult:
+        yield Header(show_clock=False, icon="▶")
+        yield PhaseBar(self.PHASE)
+        with Vertical(id="body"):
+            yield from self.compose_body()
+        yield MonitorPane()
+        yield Footer()
+
+    def compose_body(self) -> ComposeResult:  # pragma: no cover - abstract
+        yield from ()
+
+    def action_back(self) -> None:
+        self.rx.go_back()
+
+    def palette_commands(self) -> Iterable[SystemCommand]:
+        """Screen actions for the command palette: every footer binding of this screen."""
+        for binding in self._bindings.key_to_bindings.values():
+            for b in binding:
+                if b.show and b.description:
+                    yield SystemCommand(b.description, f"{self.PHASE or 'screen'}: key {b.key_display or b.key}", lambda a=b.action: self.run_action(a))

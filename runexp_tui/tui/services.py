@@ -1,0 +1,46 @@
+"""The app's injected sources: GPU sampler, clock, locations. Tests and `--demo` swap them."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class Services:
+    """Everything the UI reads from the outside world, passed in once.
+
+    Args:
+        sampler_factory: builds the GPU sampler (called in a worker thread: NVML init is slow-ish).
+        clock: wall clock for elapsed times and snapshots (tests freeze it).
+        gpu_interval: seconds between GPU samples (0 disables polling, for snapshot tests).
+        demo: the dashboard runs on the bundled example repo.
+        conda_envs: lists existing conda envs (off the UI thread); None when conda is absent.
+        run_poll_interval: seconds between run-status/log polls for the monitoring pane.
+    """
+
+    sampler_factory: Callable[[], Any]
+    clock: Callable[[], float] = time.time
+    gpu_interval: float = 1.0
+    demo: bool = False
+    conda_envs: Callable[[], list[Any]] | None = None
+    run_poll_interval: float = 1.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def default_services(*, demo: bool = False, simulate_gpus: bool = False) -> Services:
+    """Real sources: NVML when it works, simulated GPUs otherwise (or when asked)."""
+
+    def sampler_factory() -> Any:
+        from runexp_tui.core.gpu import make_sampler
+
+        return make_sampler("simulated" if simulate_gpus else "auto")
+
+    def conda_envs() -> list[Any]:
+        from runexp_tui.core.envs import list_conda_envs
+
+        return list(list_conda_envs())
+
+    return Services(sampler_factory=sampler_factory, demo=demo, conda_envs=conda_envs)

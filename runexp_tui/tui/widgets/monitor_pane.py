@@ -1,0 +1,159 @@
+"""The persistent monitoring pane: GPUs (bars + history) and the followed run (status, log, loss)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Horizontal
+from textual.widget import Widget
+from textual.widgets import Static
+
+from runexp_tui.tui.render import bar, fmt_duration, fmt_mib, fmt_num, is_number, sparkline
+
+
+def _gpu_history(history: Any, index: int) -> list[float]:
+    if history is None:
+        return []
+    try:
+        return list(history.utilization(index))
+    except (KeyError, AttributeError, IndexError):
+        return []
+
+
+def render_gpus(snapshot: Any, history: Any, width: int, *, run_pids: frozenset[int] = frozenset()) -> Text:
+    """One line per GPU, fitted to ``width`` columns; plain words when there are none."""
+    if snapshot is None:
+        return Text("GPUs: sampling…", style="dim")
+    gpus = getattr(snapshot, "gpus", ())
+    err = getattr(snapshot, "error", None)
+    if not gpus:
+        msg = "No GPU found: runs will use the CPU."
+        if err:
+            msg += f" ({err})"
+        return Text(msg, style="yellow")
+    out = Text()
+    compact = width < 70
+    name_w = 0 if compact else min(18, max(8, width - 60))
+    bar_w = 6 if compact else 10
+    spark_w = 0 if compact else max(0, min(24, width - 62 - name_w))
+    for i, g in enumerate(gpus):
+        if i:
+            out.append("\n")
+        if getattr(g, "lost", False):
+            out.append(f"{g.index} ", style="bold")
+            out.append("GPU lost (fell off the bus or reset)", style="red")
+            continue
+        util = g.utilization_pct
+        mem_used, mem_total = g.memory_used_mib, g.memory_total_mib
+        mem_frac = mem_used / mem_total if is_number(mem_used) and is_number(mem_total) and mem_total else None
+        mine = any(p.pid in run_pids for p in getattr(g, "processes", ()))
+        out.append(f"{g.index}", style="bold")
+        out.append("*" if mine else " ", style="bold magenta")
+        if name_w:
+            out.append(f"{str(g.name)[:name_w]:<{name_w}} ")
+        out.append(bar(util / 100 if is_number(util) else None, bar_w))
+        out.append(f" {fmt_num(util, '{:>3.0f}', '%'):>4} ")
+        out.append(bar(mem_frac, bar_w, style="cyan"))
+        out.append(f" {fmt_mib(mem_used):>6}/{fmt_mib(mem_total):<6}")
+        out.append(f" {fmt_num(g.temperature_c, '{:.0f}', '°C'):>5}")
+        if not compact:
+            out.append(f" {fmt_num(g.power_w, '{:.0f}', 'W'):>5}")
+        if spark_w:
+            out.append(" ")
+            out.append(sparkline(_gpu_history(history, g.index), spark_w, 0, 100), style="green")
+    return out
+
+
+def render_run(view: Any, width: int, max_lines: int) -> Text:
+    """The followed run: a status line, a loss sparkline and the last log lines."""
+    if view is None:
+        return Text("No run yet. Configure an experiment; its run will show here.", style="dim")
+    state = str(getattr(view, "state", "?"))
+    colour = {"running": "green", "exited": "cyan", "stopped": "yellow"}.get(state, "red")
+    if state == "exited" and getattr(view, "exit_code", 0) not in (0, None):
+        colour = "red"
+    out = Text()
+    out.append(f"{view.run_id} ", style="bold")
+    label = state if getattr(view, "exit_code", None) is None else f"{state} ({view.exit_code})"
+    out.append(label, style=colour)
+    out.append(f"  {fmt_duration(getattr(view, 'elapsed_s', None))}", style="dim")
+    key = getattr(view, "loss_key", None)
+    values = list(getattr(view, "loss_values", ()) or ())
+    if key and values:
+        latest = values[-1]
+        out.append(f"  {key} ")
+        out.append(fmt_num(latest, "{:.4g}"), style="bold")
+        spark_w = max(0, width - len(out.plain) - 2)
+        if spark_w > 4:
+            out.append("  ")
+            out.append(sparkline(values, min(spark_w, 40)), style="magenta")
+    findings = getattr(view, "findings", ()) or ()
+    if findings:
+        out.append("\n")
+        out.append(f"⚠ {findings[0].title}", style="bold red")
+    for line in list(getattr(view, "tail", ()) or ())[-max(0, max_lines - 1 - bool(findings)) :]:
+        out.append("\n")
+        out.append(line[: max(10, width)], style="dim")
+    return out
+
+
+class MonitorPane(Widget):
+    """Docked at the bottom of every phase screen; `m` collapses it to one line."""
+
+    def compose(self) -> ComposeResult:
+        with Horizontal(id="pane-row"):
+            yield Static(id="pane-gpus")
+            yield Static(id="pane-run")
+        yield Static(id="pane-summary")
+
+    def on_mount(self) -> None:
+        app = self.app
+        self.watch(app, "gpu_snapshot", self._refresh_gpus)
+        self.watch(app, "run_view", self._refresh_run)
+        self.watch(app, "pane_collapsed", self._collapse)
+
+    def _collapse(self, collapsed: bool) -> None:
+        self.set_class(collapsed, "collapsed")
+        self._refresh_summary()
+
+    def _title(self) -> str:
+        sampler = getattr(self.app, "sampler", None)
+        if sampler is not None and getattr(sampler, "simulated", False):
+            why = getattr(sampler, "fallback_reason", None)
+            return "GPUs · simulated" + (f" ({why})" if why and not self.app.has_class("narrow") else "")
+        return "GPUs"
+
+    def _refresh_gpus(self, snapshot: Any) -> None:
+        gpus = self.query_one("#pane-gpus", Static)
+        gpus.border_title = self._title()
+        view = getattr(self.app, "run_view", None)
+        pids = frozenset(getattr(view, "pids", ()) or ())
+        width = max(20, gpus.content_size.width or (self.size.width // 2))
+        gpus.update(render_gpus(snapshot, getattr(self.app, "gpu_history", None), width, run_pids=pids))
+        self._refresh_summary()
+
+    def _refresh_run(self, view: Any) -> None:
+        run = self.query_one("#pane-run", Static)
+        run.border_title = "Run"
+        width = max(20, run.content_size.width or (self.size.width // 2))
+        height = max(2, run.content_size.height or 4)
+        run.update(render_run(view, width, height))
+        self._refresh_summary()
+
+    def on_resize(self) -> None:
+        self._refresh_gpus(getattr(self.app, "gpu_snapshot", None))
+        self._refresh_run(getattr(self.app, "run_view", None))
+
+    def _refresh_summary(self) -> None:
+        if not self.has_class("collapsed"):
+            return
+        snap = getattr(self.app, "gpu_snapshot", None)
+        parts = []
+        for g in getattr(snap, "gpus", ()) or ():
+            parts.append(f"{g.index}:{fmt_num(g.utilization_pct, '{:.0f}', '%')}")
+        view = getattr(self.app, "run_view", None)
+        run = f"run {view.run_id} {view.state}" if view is not None else "no run"
+        text = Text("▸ pane (m) ", style="bold") + Text(" ".join(parts) or "no GPU") + Text(f" · {run}", style="dim")
+        self.query_one("#pane-summary", Static).update(text)
