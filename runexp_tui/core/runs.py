@@ -1,0 +1,405 @@
+"""Run records and the run registry: what was launched, where, and what became of it.
+
+A run lives in `<repo>/.runexp/runs/<run-id>/` as `run.json` (written by the app), `output.log`
+(the run's stdout and stderr) and `exit.json` (written by the run's wrapper when the command ends).
+Status is derived on read, so it stays truthful after the app that launched the run is gone: a
+pid only counts as the run while its psutil create time matches the one recorded at launch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import secrets
+import signal as _signal
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field, fields, replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Literal
+
+from runexp_tui.core.fileio import atomic_write_json
+from runexp_tui.core.paths import global_run_index_path, repo_runs_dir
+
+RunState = Literal["running", "exited", "killed", "stopped", "lost"]
+
+RUN_FILE = "run.json"
+LOG_FILE = "output.log"
+EXIT_FILE = "exit.json"
+# Written by stop_run before it signals, so the wrapper knows the group already got the signal.
+STOP_MARKER = "stop-requested"
+
+# psutil derives create_time from clock ticks since boot: equal for one process, but floats.
+_CREATE_TIME_TOLERANCE = 0.05
+
+
+class RunNotFoundError(LookupError):
+    """No run matches the id or prefix given."""
+
+
+class AmbiguousRunError(LookupError):
+    """A prefix matches several runs; the message lists them."""
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """Everything `run.json` holds about one launched run (secrets already masked)."""
+
+    id: str
+    run_dir: str
+    name: str = ""
+    created_at: str = ""  # ISO 8601, UTC
+    host: str = ""
+    backend: str = "local"
+    argv: tuple[str, ...] = ()
+    env: dict[str, str] = field(default_factory=dict)  # only the vars the launcher added, masked
+    cwd: str = ""
+    pid: int | None = None  # the wrapper's pid; it leads the run's session and process group
+    pgid: int | None = None
+    pid_create_time: float | None = None
+    job_id: str | None = None  # slurm
+    log_path: str = ""
+    log_offset: int = 0  # size of the log at launch (the log is appended to)
+    config: dict[str, Any] = field(default_factory=dict)
+    repo: str = ""
+    display: str = ""  # the command as shown to the user, secrets masked
+    wandb_dir: str | None = None
+    state: str = "running"  # last known state; the live one comes from run_status()
+    exit_code: int | None = None
+    stop_requested: bool = False
+    stop_requested_at: str | None = None
+    stopped_at: str | None = None
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def path(self) -> Path:
+        return Path(self.run_dir) / RUN_FILE
+
+    @property
+    def exit_path(self) -> Path:
+        return Path(self.run_dir) / EXIT_FILE
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["argv"] = list(self.argv)
+        d["warnings"] = list(self.warnings)
+        return d
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunRecord:
+        known = {f.name for f in fields(cls)}
+        kw = {k: v for k, v in data.items() if k in known}  # newer files may carry more keys
+        kw["argv"] = tuple(kw.get("argv") or ())
+        kw["warnings"] = tuple(kw.get("warnings") or ())
+        return cls(**kw)
+
+    def with_(self, **changes: Any) -> RunRecord:
+        return replace(self, **changes)
+
+
+@dataclass(frozen=True)
+class ExitInfo:
+    """What the wrapper wrote when the command ended."""
+
+    code: int | None
+    signal: int | None
+    ended_at: float | None
+
+
+@dataclass(frozen=True)
+class RunStatus:
+    """The live state of a run, derived from its process and its exit file."""
+
+    state: RunState
+    exit_code: int | None = None
+    signal: int | None = None
+    elapsed: float | None = None  # seconds from start to end (or to now while running)
+
+    @property
+    def signal_name(self) -> str | None:
+        if self.signal is None:
+            return None
+        try:
+            return _signal.Signals(self.signal).name
+        except ValueError:
+            return f"signal {self.signal}"
+
+    @property
+    def ended(self) -> bool:
+        return self.state != "running"
+
+    def describe(self) -> str:
+        """A short human phrase: 'running', 'exited (code 3)', 'killed (SIGKILL)'."""
+        if self.state == "exited":
+            return f"exited (code {self.exit_code})"
+        if self.state == "killed":
+            return f"killed ({self.signal_name})"
+        return self.state
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "state": self.state,
+            "exit_code": self.exit_code,
+            "signal": self.signal_name,
+            "elapsed": None if self.elapsed is None else round(self.elapsed, 3),
+        }
+
+
+# ---------------------------------------------------------------------------- ids and files
+
+
+def new_run_id(now: datetime | None = None, suffix: str | None = None) -> str:
+    """A sortable, readable id: `20261128-134501-ab12` (UTC time, then 4 random hex digits)."""
+    t = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
+    return f"{t:%Y%m%d-%H%M%S}-{suffix or secrets.token_hex(2)}"
+
+
+def utc_now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _iso_to_epoch(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return datetime.fromisoformat(value).timestamp()
+    except ValueError:
+        return None
+
+
+def save_record(record: RunRecord) -> Path:
+    """Write `run.json` atomically (the run folder must exist)."""
+    atomic_write_json(record.path, record.to_dict())
+    return record.path
+
+
+def load_record(run_dir: str | os.PathLike[str]) -> RunRecord:
+    """Read a run folder's `run.json`; the folder's real location wins over the stored one."""
+    d = Path(run_dir)
+    data = json.loads((d / RUN_FILE).read_text(encoding="utf-8"))
+    data["run_dir"] = str(d)
+    return RunRecord.from_dict(data)
+
+
+def read_exit(record: RunRecord) -> ExitInfo | None:
+    """The wrapper's exit file, None while the run has not ended (or the wrapper was killed)."""
+    try:
+        data = json.loads(record.exit_path.read_text(encoding="utf-8"))
+    except (FileNotFoundError, ValueError, OSError):
+        return None
+    return ExitInfo(code=data.get("code"), signal=data.get("signal"), ended_at=data.get("ended_at"))
+
+
+# ---------------------------------------------------------------------------- processes
+
+
+def process_create_time(pid: int) -> float | None:
+    """psutil's create time of a live (non-zombie) process, None when there is none."""
+    import psutil
+
+    try:
+        p = psutil.Process(pid)
+        if p.status() == psutil.STATUS_ZOMBIE:
+            return None
+        return p.create_time()
+    except (psutil.NoSuchProcess, psutil.AccessDenied, ValueError):
+        return None
+
+
+def same_process(pid: int | None, create_time: float | None) -> bool:
+    """True when `pid` is alive and is the very process that had this create time."""
+    if pid is None or create_time is None:
+        return False
+    ct = process_create_time(pid)
+    return ct is not None and abs(ct - create_time) < _CREATE_TIME_TOLERANCE
+
+
+def group_members(record: RunRecord) -> list[int]:
+    """Live pids of the run's process group that started no earlier than the run.
+
+    The kernel does not hand out a number as a new pid while a process group of that number
+    still exists, so members found here belong to the run even after its leader has gone.
+    Returns [] when the leader's pid now belongs to another process (pid reuse).
+    """
+    import psutil
+
+    if record.pgid is None or record.pid_create_time is None:
+        return []
+    if record.pid is not None:
+        ct = process_create_time(record.pid)
+        if ct is not None and abs(ct - record.pid_create_time) >= _CREATE_TIME_TOLERANCE:
+            return []  # the leader's pid was reused: nothing here is ours
+    try:
+        os.killpg(record.pgid, 0)
+    except ProcessLookupError:
+        return []
+    except PermissionError:
+        pass
+    members: list[int] = []
+    for p in psutil.process_iter(["pid"]):
+        try:
+            if os.getpgid(p.pid) != record.pgid:
+                continue
+            if p.status() == psutil.STATUS_ZOMBIE:
+                continue
+            if p.create_time() + _CREATE_TIME_TOLERANCE < record.pid_create_time:
+                continue
+        except (psutil.NoSuchProcess, psutil.AccessDenied, ProcessLookupError):
+            continue
+        members.append(p.pid)
+    return members
+
+
+def run_status(record: RunRecord, *, now: float | None = None) -> RunStatus:
+    """Derive the live state: running, exited, killed, stopped (after a stop request) or lost."""
+    now = time.time() if now is None else now
+    started = record.pid_create_time or _iso_to_epoch(record.created_at)
+    info = read_exit(record)
+    if info is not None:
+        end = info.ended_at or now
+        elapsed = None if started is None else max(0.0, end - started)
+        if record.stop_requested:
+            state: RunState = "stopped"
+        elif info.signal is not None:
+            state = "killed"
+        else:
+            state = "exited"
+        return RunStatus(state, exit_code=info.code, signal=info.signal, elapsed=elapsed)
+    if same_process(record.pid, record.pid_create_time) or (
+        record.pid is not None and group_members(record)
+    ):
+        return RunStatus("running", elapsed=None if started is None else max(0.0, now - started))
+    stopped = _iso_to_epoch(record.stopped_at)
+    elapsed = None if started is None or stopped is None else max(0.0, stopped - started)
+    # No exit file and no process: ended without the wrapper noticing (SIGKILL of the group).
+    return RunStatus("stopped" if record.stop_requested else "lost", elapsed=elapsed)
+
+
+def sync_record(record: RunRecord, status: RunStatus | None = None) -> RunRecord:
+    """Store the final state and exit code in `run.json` once the run has ended; return it."""
+    status = status or run_status(record)
+    if status.ended and (record.state != status.state or record.exit_code != status.exit_code):
+        record = record.with_(state=status.state, exit_code=status.exit_code)
+        with contextlib.suppress(OSError):
+            save_record(record)
+    return record
+
+
+# ---------------------------------------------------------------------------- global index
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(path.name + ".lock"), "a+") as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
+def read_global_index() -> list[dict[str, str]]:
+    """Entries `{id, repo, run_dir}` of every run launched by this user, oldest first."""
+    try:
+        data = json.loads(global_run_index_path().read_text(encoding="utf-8"))
+    except (FileNotFoundError, ValueError, OSError):
+        return []
+    if not isinstance(data, list):
+        return []
+    return [e for e in data if isinstance(e, dict) and {"id", "run_dir"} <= set(e)]
+
+
+def add_to_global_index(record: RunRecord) -> None:
+    """Append a run to the per-user index, under a file lock so concurrent launches both land."""
+    path = global_run_index_path()
+    with _locked(path):
+        entries = [e for e in read_global_index() if e.get("id") != record.id]
+        entries.append({"id": record.id, "repo": record.repo, "run_dir": record.run_dir})
+        atomic_write_json(path, entries)
+
+
+# ---------------------------------------------------------------------------- registry
+
+
+def _match(ids: list[str], id_or_prefix: str) -> str:
+    if id_or_prefix in ids:
+        return id_or_prefix
+    hits = [i for i in ids if i.startswith(id_or_prefix)]
+    if not hits:
+        raise RunNotFoundError(f"no run matches {id_or_prefix!r}")
+    if len(set(hits)) > 1:
+        raise AmbiguousRunError(f"{id_or_prefix!r} matches several runs: {', '.join(sorted(hits))}")
+    return hits[0]
+
+
+class RunRegistry:
+    """The runs of one repo, read from `<repo>/.runexp/runs/`."""
+
+    def __init__(self, repo: str | os.PathLike[str]) -> None:
+        self.repo = Path(repo).resolve()
+        self.runs_dir = repo_runs_dir(self.repo)
+
+    def _ids(self) -> list[str]:
+        try:
+            return sorted(d.name for d in self.runs_dir.iterdir() if (d / RUN_FILE).is_file())
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+
+    def list(self) -> list[RunRecord]:
+        """All readable runs, oldest first (ids sort by time)."""
+        out: list[RunRecord] = []
+        for i in self._ids():
+            with contextlib.suppress(OSError, ValueError, TypeError):
+                out.append(load_record(self.runs_dir / i))
+        return out
+
+    def get(self, id_or_prefix: str) -> RunRecord:
+        """The run with this id or unique id prefix; RunNotFoundError / AmbiguousRunError."""
+        return load_record(self.runs_dir / _match(self._ids(), id_or_prefix))
+
+    def latest(self) -> RunRecord | None:
+        runs = self.list()
+        return runs[-1] if runs else None
+
+
+def find_repo_root(start: str | os.PathLike[str]) -> Path | None:
+    """The nearest folder at or above `start` that holds a `.runexp/runs` folder."""
+    p = Path(start).resolve()
+    for d in (p, *p.parents):
+        if repo_runs_dir(d).is_dir():
+            return d
+    return None
+
+
+def all_runs() -> list[RunRecord]:
+    """Every run in the global index whose folder still exists, oldest first."""
+    out: list[RunRecord] = []
+    seen: set[str] = set()
+    for e in read_global_index():
+        if e["run_dir"] in seen:
+            continue
+        seen.add(e["run_dir"])
+        with contextlib.suppress(OSError, ValueError, TypeError):
+            out.append(load_record(e["run_dir"]))
+    return sorted(out, key=lambda r: r.id)
+
+
+def find_run(id_or_prefix: str, *, cwd: str | os.PathLike[str] | None = None) -> RunRecord:
+    """Find a run by id or prefix: first in the repo of `cwd`, then in the global index."""
+    root = find_repo_root(cwd or os.getcwd())
+    if root is not None:
+        with contextlib.suppress(RunNotFoundError):
+            return RunRegistry(root).get(id_or_prefix)
+    entries = read_global_index()
+    run_id = _match([e["id"] for e in entries], id_or_prefix)
+    for e in reversed(entries):
+        if e["id"] == run_id:
+            try:
+                return load_record(e["run_dir"])
+            except (OSError, ValueError) as exc:
+                raise RunNotFoundError(f"run {run_id}: cannot read {e['run_dir']}: {exc}") from None
+    raise RunNotFoundError(f"no run matches {id_or_prefix!r}")  # pragma: no cover
