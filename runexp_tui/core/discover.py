@@ -563,7 +563,8 @@ def _name_score(rel: str) -> tuple[int, list[str]]:
     for part in p.parts[:-1]:
         kind = next((_DECOY_DIR_TOKENS[t] for t in _tokens(part) if t in _DECOY_DIR_TOKENS), None)
         if kind:
-            score -= 25
+            # kept-for-reference code may train perfectly well: it must still rank below
+            score -= 40 if kind == "legacy" else 25
             reasons.append(f"in a {kind} folder ({part}/)")
             break
         if part in ("examples", "example", "samples", "contrib"):
