@@ -1,0 +1,1 @@
+"""Test doubles for libraries the tests cannot use for real (NVML has no GPU here)."""
