@@ -1,0 +1,1593 @@
+"""The wandb injector: a hunk model of the proposed change, its rendering, and safe apply/revert.
+
+The analyzer says *where* (points, indents, predicates); this module decides *what* to insert,
+keeps it as reviewable hunks (the diff widget shows exactly these), and writes it only on
+approval: parse check, backup first, atomic replace keeping mode, encoding and line endings.
+
+Line model: the original text is a list of lines (content, ending). A hunk starts after
+original line ``anchor_line`` (0 = top of file) and replaces ``old_lines`` (empty for an
+insertion) with ``new_lines``. Every inserted line carries ``MARKER`` so that the UI can tell
+inserted code and a second run proposes nothing already there.
+
+Backups: ``SCRIPT.backup`` (then ``.backup.1``, ``.backup.2``, ... when a different one exists;
+an identical one is reused and touched). ``revert_file`` restores the newest backup byte for byte
+and *keeps* it, so that the original is never lost (a later inject reuses it, being identical).
+"""
+
+from __future__ import annotations
+
+import ast
+import difflib
+import json
+import os
+import re
+import stat
+import warnings
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+from runexp_tui.core import ts
+from runexp_tui.core.fileio import atomic_write_bytes
+
+if TYPE_CHECKING:
+    from tree_sitter import Node, Tree
+
+    from runexp_tui.core.analysis_model import AnalysisResult
+
+MARKER = "# runexp-tui"
+BACKUP_SUFFIX = ".backup"
+DEFAULT_RANK_PREDICATE = 'int(os.environ.get("RANK", "0")) == 0'
+
+HunkKind = Literal["import", "init", "train_log", "eval_log", "finish", "shortcut", "edit"]
+RowKind = Literal["same", "insert", "delete", "change"]
+
+# Position of each kind among hunks anchored at the same line: imports first, finish last.
+_KIND_ORDER = {
+    "import": 0,
+    "shortcut": 1,
+    "init": 2,
+    "train_log": 3,
+    "eval_log": 4,
+    "finish": 5,
+    "edit": 6,
+}
+
+_BOM = "\ufeff"
+
+
+class InjectError(Exception):
+    """A refusal with a one-line reason; ``line`` points at the offending line when known."""
+
+    def __init__(self, message: str, line: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.line = line
+
+    def __str__(self) -> str:
+        return self.message if self.line is None else f"{self.message} (line {self.line})"
+
+
+# --------------------------------------------------------------------------------------------
+# The hunk model
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Hunk:
+    """One reviewable change: after original line ``anchor_line``, ``old_lines`` become ``new_lines``."""
+
+    id: int
+    label: str  # "train log: loss"
+    kind: HunkKind
+    anchor_line: int  # number of original lines before the hunk (0 = top of file)
+    old_lines: tuple[str, ...]  # original lines replaced (no line endings); empty = insertion
+    new_lines: tuple[str, ...]  # lines the hunk puts there (no line endings)
+    var: str | None = None  # the script variable the code uses ("args", "loss"), for the label
+
+    @property
+    def is_insertion(self) -> bool:
+        return not self.old_lines
+
+    @property
+    def first_line(self) -> int:
+        """1-based original line the hunk is shown at (the line after an insertion's anchor)."""
+        return self.anchor_line + 1
+
+    @property
+    def end(self) -> int:
+        """Number of original lines consumed up to the end of this hunk."""
+        return self.anchor_line + len(self.old_lines)
+
+
+@dataclass(frozen=True)
+class Row:
+    """One aligned row of the side-by-side diff (numbers are 1-based; None = filler)."""
+
+    left_no: int | None
+    left_text: str
+    right_no: int | None
+    right_text: str
+    kind: RowKind
+    hunk_id: int | None = None
+    # False for rows of an excluded hunk: shown (dimmed) so it can be toggled back, but its
+    # right side has no line numbers since those lines are not in the result.
+    included: bool = True
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """The original text plus the hunks proposed for it; renders any subset of the hunks."""
+
+    path: str
+    original_text: str  # decoded, without BOM, line endings as in the file
+    hunks: tuple[Hunk, ...]
+    newline: str = "\n"  # line ending used for inserted lines ("\n" or "\r\n")
+    bom: bool = False  # the file starts with a UTF-8 BOM (kept on write)
+    notes: tuple[str, ...] = ()  # why something was not proposed ("wandb.init already present")
+    framework: str = "other"
+    guard: str | None = None  # main-process predicate guarding the wandb calls, if any
+    _lines: tuple[tuple[str, str], ...] = field(default=(), repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        lines = tuple(split_lines(self.original_text))
+        object.__setattr__(self, "_lines", lines)
+        _check_hunks(self.hunks, lines)
+
+    @property
+    def lines(self) -> tuple[tuple[str, str], ...]:
+        """Original lines as (content, ending)."""
+        return self._lines
+
+    @property
+    def hunk_ids(self) -> set[int]:
+        return {h.id for h in self.hunks}
+
+    def hunk(self, hunk_id: int) -> Hunk:
+        for h in self.hunks:
+            if h.id == hunk_id:
+                return h
+        raise KeyError(hunk_id)
+
+    def selected(self, included: Iterable[int] | None = None) -> tuple[Hunk, ...]:
+        """The hunks to apply: all when ``included`` is None."""
+        if included is None:
+            return self.hunks
+        ids = set(included)
+        return tuple(h for h in self.hunks if h.id in ids)
+
+    def render(self, included: Iterable[int] | None = None) -> str:
+        """The patched text (no BOM) with only the included hunks; all hunks when None."""
+        out: list[tuple[str, str]] = []
+        pos = 0
+        for h in self.selected(included):
+            out.extend(self._lines[pos : h.anchor_line])
+            out.extend((line, self.newline) for line in h.new_lines)
+            pos = h.end
+        out.extend(self._lines[pos:])
+        if not out:
+            return ""
+        # Lines inside the file all need an ending (the original last line may have had none);
+        # the file keeps its trailing-newline state.
+        fixed = [(c, e or self.newline) for c, e in out[:-1]]
+        last_c, last_e = out[-1]
+        original_ends_bare = bool(self._lines) and self._lines[-1][1] == ""
+        fixed.append((last_c, "" if original_ends_bare else (last_e or self.newline)))
+        return "".join(c + e for c, e in fixed)
+
+    def encode(self, included: Iterable[int] | None = None) -> bytes:
+        """The patched file's bytes: UTF-8, with the BOM when the original had one."""
+        return ((_BOM if self.bom else "") + self.render(included)).encode("utf-8")
+
+    def original_bytes(self) -> bytes:
+        return ((_BOM if self.bom else "") + self.original_text).encode("utf-8")
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    """What ``apply_proposal`` did."""
+
+    path: str
+    backup_path: str | None  # None when nothing was written
+    applied: tuple[int, ...]  # ids of the hunks written
+    changed: bool
+
+
+@dataclass(frozen=True)
+class RevertResult:
+    """What ``revert_file`` did."""
+
+    path: str
+    backup_path: str
+    changed: bool  # False when the file already equalled the backup
+
+
+def split_lines(text: str) -> list[tuple[str, str]]:
+    """Split on LF only (as Python and tree-sitter count lines), keeping each line's ending."""
+    if not text:
+        return []
+    pieces = text.split("\n")
+    lines: list[tuple[str, str]] = []
+    for piece in pieces[:-1]:
+        if piece.endswith("\r"):
+            lines.append((piece[:-1], "\r\n"))
+        else:
+            lines.append((piece, "\n"))
+    if pieces[-1]:
+        lines.append((pieces[-1], ""))
+    return lines
+
+
+def detect_newline(text: str) -> str:
+    """The file's dominant line ending: CRLF when most lines use it, else LF."""
+    crlf = text.count("\r\n")
+    lf = text.count("\n") - crlf
+    return "\r\n" if crlf > lf else "\n"
+
+
+def _check_hunks(hunks: tuple[Hunk, ...], lines: tuple[tuple[str, str], ...]) -> None:
+    """Hunks must be in file order, not overlap, and replace lines that really are there."""
+    seen: set[int] = set()
+    pos = 0
+    for h in hunks:
+        if h.id in seen:
+            raise ValueError(f"duplicate hunk id {h.id}")
+        seen.add(h.id)
+        if h.anchor_line < pos or h.end > len(lines):
+            raise ValueError(f"hunk {h.id} ({h.label}) overlaps another or runs past the end")
+        actual = tuple(c for c, _ in lines[h.anchor_line : h.end])
+        if actual != h.old_lines:
+            raise ValueError(f"hunk {h.id} ({h.label}) does not match the original lines")
+        pos = h.end
+
+
+def _sorted_hunks(hunks: Iterable[Hunk]) -> tuple[Hunk, ...]:
+    """File order, then insertions before replacements, then kind order; ids renumbered 0..n-1."""
+    ordered = sorted(
+        hunks, key=lambda h: (h.anchor_line, 0 if h.is_insertion else 1, _KIND_ORDER[h.kind])
+    )
+    kept: list[Hunk] = []
+    pos = 0
+    for h in ordered:
+        if h.anchor_line < pos:  # inside a replaced range: cannot be placed, drop it
+            continue
+        kept.append(h)
+        pos = h.end
+    return _numbered(kept)
+
+
+# --------------------------------------------------------------------------------------------
+# Views of a proposal: side by side rows and a unified diff
+# --------------------------------------------------------------------------------------------
+
+
+def side_by_side(proposal: Proposal, included: Iterable[int] | None = None) -> list[Row]:
+    """Aligned rows of original (left) and patched (right) text, filler opposite insertions."""
+    ids = proposal.hunk_ids if included is None else set(included)
+    lines = proposal.lines
+    rows: list[Row] = []
+    left = right = 0  # lines emitted so far on each side
+    pos = 0
+    for h in proposal.hunks:
+        for c, _ in lines[pos : h.anchor_line]:
+            left += 1
+            right += 1
+            rows.append(Row(left, c, right, c, "same"))
+        on = h.id in ids
+        old, new = h.old_lines, h.new_lines
+        for i in range(max(len(old), len(new))):
+            lt = old[i] if i < len(old) else None
+            rt = new[i] if i < len(new) else None
+            ln = rn = None
+            if lt is not None:
+                left += 1
+                ln = left
+            if rt is not None and on:
+                right += 1
+                rn = right
+            if lt is not None and not on:
+                # excluded: the original line stays in the result, so it keeps a right number
+                right += 1
+            kind: RowKind = (
+                "change"
+                if lt is not None and rt is not None
+                else "insert"
+                if lt is None
+                else "delete"
+            )
+            rows.append(Row(ln, lt or "", rn, rt or "", kind, h.id, on))
+        pos = h.end
+    for c, _ in lines[pos:]:
+        left += 1
+        right += 1
+        rows.append(Row(left, c, right, c, "same"))
+    return rows
+
+
+def unified_diff(
+    proposal: Proposal, included: Iterable[int] | None = None, context: int = 3
+) -> str:
+    """A unified diff (``a/`` and ``b/`` paths) of the original against the patched text."""
+    before = [c for c, _ in proposal.lines]
+    after = [c for c, _ in split_lines(proposal.render(included))]
+    name = proposal.path
+    old, new = (name, name) if os.path.isabs(name) else (f"a/{name}", f"b/{name}")
+    diff = list(difflib.unified_diff(before, after, old, new, lineterm="", n=context))
+    return "\n".join(diff) + "\n" if diff else ""
+
+
+# --------------------------------------------------------------------------------------------
+# Reading scripts
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ScriptText:
+    """A script's bytes and its decoded text (BOM removed)."""
+
+    path: Path
+    data: bytes
+    text: str
+    bom: bool
+
+
+def read_script(path: str | os.PathLike[str]) -> ScriptText:
+    """Read a UTF-8 script, refusing clearly what cannot be instrumented."""
+    p = Path(path)
+    if not p.exists():
+        raise InjectError(f"no such file: {p}")
+    if p.is_dir():
+        raise InjectError(f"is a directory, not a script: {p}")
+    if not p.is_file():
+        raise InjectError(f"not a regular file: {p}")
+    try:
+        data = p.read_bytes()
+    except PermissionError:
+        raise InjectError(f"cannot read {p}: permission denied") from None
+    except OSError as exc:
+        raise InjectError(f"cannot read {p}: {exc.strerror or exc}") from None
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise InjectError(f"not UTF-8 text (UTF-16 byte order mark): {p}")
+    if b"\x00" in data:
+        raise InjectError(f"not a text file (contains NUL bytes): {p}")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise InjectError(
+            f"not UTF-8 text: invalid byte at offset {exc.start} in {p}", line
+        ) from None
+    bom = text.startswith(_BOM)
+    return ScriptText(p, data, text[1:] if bom else text, bom)
+
+
+# --------------------------------------------------------------------------------------------
+# Looking at the source (tree-sitter)
+# --------------------------------------------------------------------------------------------
+
+_WALK_TYPES = {
+    "call",
+    "import_statement",
+    "import_from_statement",
+    "assignment",
+    "class_definition",
+    "function_definition",
+    "keyword_argument",
+}
+
+
+class _Source:
+    """One parse of the script and the facts the injector asks about it."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.data = text.encode("utf-8")
+        self.tree: Tree = ts.parse(self.data)
+        self.lines = [c for c, _ in split_lines(text)]
+        self.nodes: dict[str, list[Node]] = {t: [] for t in _WALK_TYPES}
+        self._walk()
+        self.module_names = self._module_bound_names()
+        self.wandb_names = self._wandb_aliases()
+
+    def _walk(self) -> None:
+        cursor = self.tree.walk()
+        while True:
+            node = cursor.node
+            if node is not None and node.type in _WALK_TYPES:
+                self.nodes[node.type].append(node)
+            if cursor.goto_first_child():
+                continue
+            while not cursor.goto_next_sibling():
+                if not cursor.goto_parent():
+                    return
+
+    def t(self, node: Node | None) -> str:
+        return ts.text(node)
+
+    def indent_of_row(self, row: int) -> str:
+        line = self.lines[row] if row < len(self.lines) else ""
+        return line[: len(line) - len(line.lstrip(" \t"))]
+
+    def _module_level(self, node: Node) -> bool:
+        """True when the node is not inside a function or class body."""
+        p = node.parent
+        while p is not None:
+            if p.type in ("function_definition", "class_definition", "lambda"):
+                return False
+            p = p.parent
+        return True
+
+    def _module_bound_names(self) -> set[str]:
+        """Names bound by imports at module level (inside module-level if/try blocks too)."""
+        names: set[str] = set()
+        for node in self.nodes["import_statement"]:
+            if not self._module_level(node):
+                continue
+            for child in node.named_children:
+                if child.type == "aliased_import":
+                    names.add(self.t(child.child_by_field_name("alias")))
+                elif child.type == "dotted_name":
+                    names.add(self.t(child).split(".")[0])
+        for node in self.nodes["import_from_statement"]:
+            if not self._module_level(node):
+                continue
+            module = node.child_by_field_name("module_name")
+            for child in node.named_children:
+                if module is not None and child.start_byte == module.start_byte:
+                    continue  # the module's own name is not bound by `from m import x`
+                if child.type == "aliased_import":
+                    names.add(self.t(child.child_by_field_name("alias")))
+                elif child.type == "dotted_name":
+                    names.add(self.t(child).split(".")[-1])
+        return names
+
+    def _wandb_aliases(self) -> set[str]:
+        """Names the wandb module is bound to anywhere (``import wandb``, ``import wandb as wb``)."""
+        names = {"wandb"}
+        for node in self.nodes["import_statement"]:
+            for child in node.named_children:
+                if (
+                    child.type == "aliased_import"
+                    and self.t(child.child_by_field_name("name")) == "wandb"
+                ):
+                    names.add(self.t(child.child_by_field_name("alias")))
+        return names
+
+    def imports_module(self, prefix: str) -> bool:
+        """Whether any import names module ``prefix`` or a submodule of it."""
+        for node in self.nodes["import_statement"] + self.nodes["import_from_statement"]:
+            for child in node.named_children:
+                name = (
+                    child.child_by_field_name("name") if child.type == "aliased_import" else child
+                )
+                if name is not None and name.type == "dotted_name":
+                    t = self.t(name)
+                    if t == prefix or t.startswith(prefix + "."):
+                        return True
+        return False
+
+    def wandb_binding_at_module_level(self) -> bool:
+        return "wandb" in self.module_names
+
+    def call_name(self, call: Node) -> str:
+        """Last name of a call's callee: ``pl.Trainer(...)`` -> ``Trainer``."""
+        fn = call.child_by_field_name("function")
+        if fn is None:
+            return ""
+        if fn.type == "attribute":
+            return self.t(fn.child_by_field_name("attribute"))
+        return self.t(fn)
+
+    def wandb_calls(self, attr: str) -> list[Node]:
+        """Calls ``wandb.<attr>(...)`` (under any alias of the module)."""
+        out = []
+        for call in self.nodes["call"]:
+            fn = call.child_by_field_name("function")
+            if fn is None or fn.type != "attribute":
+                continue
+            obj = fn.child_by_field_name("object")
+            if (
+                self.t(fn.child_by_field_name("attribute")) == attr
+                and obj is not None
+                and self.t(obj) in self.wandb_names
+            ):
+                out.append(call)
+        return out
+
+    def has_wandb_import(self) -> bool:
+        for node in self.nodes["import_statement"]:
+            for child in node.named_children:
+                name = (
+                    child.child_by_field_name("name") if child.type == "aliased_import" else child
+                )
+                if name is not None and self.t(name) == "wandb":
+                    return True
+        return False
+
+    def line_has_marker(self, row: int) -> bool:
+        return row < len(self.lines) and MARKER in self.lines[row]
+
+    def marked_log_with(self, key_prefix: str) -> bool:
+        """Whether one of our own (marked) wandb.log calls logs keys starting with ``key_prefix``."""
+        for call in self.wandb_calls("log"):
+            if self.line_has_marker(call.start_point.row) and f'"{key_prefix}' in self.t(call):
+                return True
+        return False
+
+    def unmarked_wandb_log(self) -> bool:
+        return any(not self.line_has_marker(c.start_point.row) for c in self.wandb_calls("log"))
+
+    def names_called(self, *names: str) -> bool:
+        return any(self.call_name(c) in names for c in self.nodes["call"])
+
+    def kwarg(self, call: Node, name: str) -> Node | None:
+        args = call.child_by_field_name("arguments")
+        if args is None:
+            return None
+        for child in args.named_children:
+            if (
+                child.type == "keyword_argument"
+                and self.t(child.child_by_field_name("name")) == name
+            ):
+                return child
+        return None
+
+    def report_to_wandb(self) -> bool:
+        """A ``report_to=`` keyword or attribute assignment that already includes wandb."""
+        for kw in self.nodes["keyword_argument"]:
+            if self.t(kw.child_by_field_name("name")) == "report_to" and _mentions_wandb(
+                self.t(kw.child_by_field_name("value"))
+            ):
+                return True
+        for a in self.nodes["assignment"]:
+            left = self.t(a.child_by_field_name("left"))
+            if left.endswith(".report_to") and _mentions_wandb(
+                self.t(a.child_by_field_name("right"))
+            ):
+                return True
+        return False
+
+    def find_call(self, line: int, names: Iterable[str] | None = None) -> Node | None:
+        """The call at 1-based ``line`` (starting there, else the smallest spanning it)."""
+        wanted = set(names) if names else None
+        row = line - 1
+        starting, spanning = [], []
+        for call in self.nodes["call"]:
+            if wanted is not None and self.call_name(call) not in wanted:
+                continue
+            if call.start_point.row == row:
+                starting.append(call)
+            elif call.start_point.row <= row <= call.end_point.row:
+                spanning.append(call)
+        if starting:
+            return min(starting, key=lambda n: n.start_byte)  # the outermost call on that line
+        if spanning:
+            return min(spanning, key=lambda n: n.end_byte - n.start_byte)
+        return None
+
+    def statement_of(self, node: Node) -> Node:
+        """The statement holding ``node`` (its ancestor directly inside a block or the module)."""
+        cur = node
+        while cur.parent is not None and cur.parent.type not in ("module", "block"):
+            cur = cur.parent
+        return cur
+
+    def dataclass_names(self) -> set[str]:
+        names = set()
+        for cls in self.nodes["class_definition"]:
+            parent = cls.parent
+            if parent is not None and parent.type == "decorated_definition":
+                decos = " ".join(self.t(d) for d in parent.named_children if d.type == "decorator")
+                if "dataclass" in decos:
+                    names.add(self.t(cls.child_by_field_name("name")))
+        return names
+
+    def error_nodes(self) -> list[Node]:
+        return list(_errors(self.tree.root_node))
+
+
+def _errors(node: Node) -> Iterator[Node]:
+    """ERROR and MISSING nodes, outermost first (children of an ERROR are not listed again)."""
+    if not node.has_error and not node.is_missing:
+        return
+    if node.type == "ERROR" or node.is_missing:
+        yield node
+        return
+    for child in node.children:
+        yield from _errors(child)
+
+
+def _mentions_wandb(value: str) -> bool:
+    v = value.strip().strip("[]()").lower()
+    return "wandb" in v or v.strip("'\"") == "all"
+
+
+# --------------------------------------------------------------------------------------------
+# Building the proposal
+# --------------------------------------------------------------------------------------------
+
+
+def _pystr(s: str) -> str:
+    """A Python string literal for ``s`` (JSON's escapes are all valid Python)."""
+    return json.dumps(s, ensure_ascii=False)
+
+
+def default_project(path: str | os.PathLike[str]) -> str:
+    """The wandb project by default: the name of the script's folder (the repo)."""
+    name = Path(path).absolute().parent.name or "runexp"
+    # wandb refuses these characters in project names
+    return re.sub(r"[/\\#?%:]", "-", name) or "runexp"
+
+
+def _indent_unit(src: _Source) -> str:
+    """The file's indentation step: a tab when blocks are tab-indented, else the smallest step."""
+    widths = []
+    for line in src.lines:
+        stripped = line.lstrip(" \t")
+        if not stripped or stripped.startswith("#"):
+            continue
+        lead = line[: len(line) - len(stripped)]
+        if lead.startswith("\t"):
+            return "\t"
+        if lead:
+            widths.append(len(lead))
+    return " " * (min(widths) if widths else 4)
+
+
+def _marked(lines: Iterable[str]) -> tuple[str, ...]:
+    return tuple(f"{line}  {MARKER}" for line in lines)
+
+
+def _block(body: list[str], indent: str, guard: str | None, unit: str) -> tuple[str, ...]:
+    """Lines at ``indent``, under ``if guard:`` when a guard is given; all marked."""
+    if guard:
+        return _marked([f"{indent}if {guard}:"] + [f"{indent}{unit}{b}" for b in body])
+    return _marked([f"{indent}{b}" for b in body])
+
+
+def _insertion(
+    kind: HunkKind, label: str, after_line: int, lines: tuple[str, ...], var=None
+) -> Hunk:
+    return Hunk(-1, label, kind, after_line, (), lines, var)
+
+
+@dataclass
+class _Plan:
+    """Mutable state while building: the hunks, notes, and names the imports must provide."""
+
+    src: _Source
+    analysis: AnalysisResult
+    project: str  # the literal default, as Python source
+    entity: str | None
+    unit: str
+    hunks: list[Hunk] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    need: set[str] = field(default_factory=set)  # "wandb", "os", "dataclasses", "OmegaConf"
+    extra_imports: list[str] = field(default_factory=list)
+
+
+def build_proposal(
+    text: str,
+    analysis: AnalysisResult,
+    project: str | None = None,
+    entity: str | None = None,
+) -> Proposal:
+    """The hunks that add wandb to ``text``, following ``analysis``; nothing already present.
+
+    Args:
+        text: the script's text (a leading BOM is remembered and kept on write).
+        analysis: the analyzer's result for this text.
+        project: wandb project; by default the name of the script's folder. The generated
+            code lets ``WANDB_PROJECT`` (set at launch) win over it.
+        entity: wandb entity (team), when one is chosen.
+    """
+    bom = text.startswith(_BOM)
+    if bom:
+        text = text[1:]
+    src = _Source(text)
+    newline = detect_newline(text)
+    proj = project or default_project(analysis.path)
+    plan = _Plan(
+        src=src,
+        analysis=analysis,
+        project=_pystr(proj),
+        entity=entity,
+        unit=_indent_unit(src),
+    )
+
+    guard = _guard(analysis)
+    shortcut = analysis.points.shortcut
+    integrated = analysis.wandb.present and analysis.wandb.how in (
+        "report_to",
+        "logger",
+        "callback",
+    )
+    if integrated:
+        plan.notes.append(
+            f"wandb is already integrated through the framework ({analysis.wandb.how})"
+        )
+    elif shortcut is not None and shortcut.kind in ("report_to", "logger"):
+        guard = None  # HF Trainer and Lightning log from rank zero themselves
+        _shortcut_hunks(plan, shortcut)
+    else:
+        if shortcut is not None:  # Keras callback: plus a manual init/finish
+            _shortcut_hunks(plan, shortcut)
+        _manual_hunks(plan, guard, keras=shortcut is not None)
+
+    if plan.hunks:
+        imports = _import_hunk(plan)
+        if imports is not None:
+            plan.hunks.append(imports)
+    elif not plan.notes:
+        plan.notes.append("no training loop, configuration or framework hook found to instrument")
+
+    return Proposal(
+        path=analysis.path,
+        original_text=text,
+        hunks=_sorted_hunks(plan.hunks),
+        newline=newline,
+        bom=bom,
+        notes=tuple(plan.notes),
+        framework=analysis.framework,
+        guard=guard if any(h.kind != "import" for h in plan.hunks) else None,
+    )
+
+
+def _project_expr(plan: _Plan) -> str:
+    """The project: ``WANDB_PROJECT`` (set at launch) wins over the default baked in."""
+    plan.need.add("os")
+    return f'os.environ.get("WANDB_PROJECT", {plan.project})'
+
+
+def _guard(analysis: AnalysisResult) -> str | None:
+    """The predicate guarding wandb calls: the script's own under distributed, else a safe one."""
+    dist = analysis.distributed
+    if dist.kind == "none":
+        return None
+    return dist.main_process or DEFAULT_RANK_PREDICATE
+
+
+def _init_call(plan: _Plan, config_expr: str | None) -> str:
+    args = [f"project={_project_expr(plan)}"]
+    if plan.entity:
+        args.append(f"entity={_pystr(plan.entity)}")
+    if config_expr:
+        args.append(f"config={config_expr}")
+    plan.need.add("wandb")
+    return f"wandb.init({', '.join(args)})"
+
+
+def _manual_hunks(plan: _Plan, guard: str | None, keras: bool) -> None:
+    """init / train log / eval log / finish, each skipped when the script already does it."""
+    src, pts = plan.src, plan.analysis.points
+    if guard == DEFAULT_RANK_PREDICATE:
+        plan.need.add("os")
+    has_init = bool(src.wandb_calls("init"))
+    user_logs = src.unmarked_wandb_log()
+    has_train = user_logs or src.marked_log_with("train/")
+    has_eval = user_logs or src.marked_log_with("eval/")
+    has_finish = bool(src.wandb_calls("finish"))
+
+    wants_train = pts.train_log is not None and bool(pts.train_log.loss_var) and not has_train
+    wants_eval = pts.eval_log is not None and bool(pts.eval_log.metric_vars) and not has_eval
+    if not (wants_train or wants_eval or keras or pts.init is not None):
+        return
+
+    if has_init:
+        plan.notes.append("wandb.init is already there: not adding another")
+    else:
+        init = pts.init
+        config_var = init.config_var if init is not None else None
+        expr = _config_expr(plan, config_var, init.after_line if init else len(src.lines))
+        call = _init_call(plan, expr)
+        init_guard = guard
+        if init is not None:
+            anchor, indent = init.after_line, init.indent
+        elif keras and pts.shortcut is not None:
+            anchor, indent = _before_statement(plan, pts.shortcut)
+        else:
+            # no configuration step found: start the run right after the imports, where the
+            # script's own main-process predicate does not exist yet
+            anchor, indent = _import_anchor(plan), ""
+            if guard is not None:
+                init_guard = DEFAULT_RANK_PREDICATE
+                plan.need.add("os")
+        plan.hunks.append(
+            _insertion(
+                "init",
+                _label("init", config_var),
+                anchor,
+                _block([call], indent, init_guard, plan.unit),
+                config_var,
+            )
+        )
+
+    if wants_train and pts.train_log is not None:
+        tl = pts.train_log
+        items = [f'"train/loss": float({tl.loss_var})']
+        if tl.step_var:
+            items.append(f'"step": {tl.step_var}')
+        plan.need.add("wandb")
+        plan.hunks.append(
+            _insertion(
+                "train_log",
+                f"train log: {tl.loss_var}",
+                tl.after_line,
+                _block([f"wandb.log({{{', '.join(items)}}})"], tl.indent, guard, plan.unit),
+                tl.loss_var,
+            )
+        )
+    elif pts.train_log is not None and has_train:
+        plan.notes.append("training metrics are already logged with wandb.log")
+
+    if wants_eval and pts.eval_log is not None:
+        ev = pts.eval_log
+        items = [f'"eval/{_key(m)}": float({m})' for m in ev.metric_vars]
+        plan.need.add("wandb")
+        plan.hunks.append(
+            _insertion(
+                "eval_log",
+                f"eval log: {', '.join(ev.metric_vars)}",
+                ev.after_line,
+                _block([f"wandb.log({{{', '.join(items)}}})"], ev.indent, guard, plan.unit),
+                ", ".join(ev.metric_vars),
+            )
+        )
+    elif pts.eval_log is not None and has_eval:
+        plan.notes.append("evaluation metrics are already logged with wandb.log")
+
+    if pts.finish is not None and has_finish:
+        plan.notes.append("wandb.finish is already there")
+    elif pts.finish is not None and (plan.hunks or has_init):
+        fin = pts.finish
+        plan.need.add("wandb")
+        plan.hunks.append(
+            _insertion(
+                "finish",
+                "finish: wandb.finish()",
+                fin.after_line,
+                _block(["wandb.finish()"], fin.indent, guard, plan.unit),
+            )
+        )
+
+
+def _label(kind: str, var: str | None) -> str:
+    if kind == "init":
+        return f"init: config={var}" if var else "init: wandb.init (no config)"
+    return kind
+
+
+def _key(expr: str) -> str:
+    """A metric key from a variable expression: ``metrics["acc"]`` -> ``acc``, ``self.x`` -> ``x``."""
+    words = re.findall(r"[A-Za-z_][A-Za-z0-9_]*", expr)
+    return words[-1] if words else expr
+
+
+def _import_anchor(plan: _Plan) -> int:
+    """After the analyzer's import point, never above a shebang, encoding line or docstring."""
+    point = plan.analysis.points.import_
+    anchor = point.after_line if point is not None else _fallback_import_line(plan.src)
+    if anchor == 0:
+        anchor = _fallback_import_line(plan.src)
+    return anchor
+
+
+def _fallback_import_line(src: _Source) -> int:
+    """After the module docstring, ``from __future__`` imports and leading comment lines."""
+    last = 0
+    for i, line in enumerate(src.lines):
+        if line.startswith("#!") or re.match(r"^[ \t\f]*#.*coding[:=]", line):
+            last = i + 1
+        elif line.strip():
+            break
+    root = src.tree.root_node
+    for child in root.named_children:
+        if (
+            child.type == "expression_statement"
+            and child.named_child_count == 1
+            and child.named_children[0].type == "string"
+        ):
+            last = max(last, ts.end_line(child))
+            continue
+        if child.type == "future_import_statement":
+            last = max(last, ts.end_line(child))
+            continue
+        if child.type == "comment":
+            continue
+        break
+    return last
+
+
+def _import_hunk(plan: _Plan) -> Hunk | None:
+    """The imports the other hunks need and the script lacks at module level."""
+    src, lines = plan.src, []
+    names = src.module_names
+    if "os" in plan.need and "os" not in names:
+        lines.append("import os")
+    if "dataclasses" in plan.need and "dataclasses" not in names:
+        lines.append("import dataclasses")
+    if "OmegaConf" in plan.need and "OmegaConf" not in names:
+        lines.append("from omegaconf import OmegaConf")
+    if "wandb" in plan.need and not src.wandb_binding_at_module_level():
+        lines.append("import wandb")
+    lines.extend(plan.extra_imports)
+    if not lines:
+        return None
+    label = "import: " + ", ".join(line.split()[-1] for line in lines)
+    return _insertion("import", label, _import_anchor(plan), _marked(lines))
+
+
+# ---- configuration ------------------------------------------------------------------------
+
+_NAMESPACE_CALLS = {
+    "parse_args",
+    "parse_known_args",
+    "parse_intermixed_args",
+    "parse_known_intermixed_args",
+    "SimpleNamespace",
+    "Namespace",
+}
+_DATACLASS_CALLS = {
+    "parse_args_into_dataclasses",
+    "parse_json_file",
+    "parse_yaml_file",
+    "parse_dict",
+}
+_DICT_CALLS = {
+    "dict",
+    "OrderedDict",
+    "defaultdict",
+    "EasyDict",
+    "edict",
+    "safe_load",
+    "full_load",
+    "to_container",
+    "asdict",
+    "vars",
+}
+_OMEGACONF_CALLS = {"compose", "structured"}
+
+
+def _config_expr(plan: _Plan, var: str | None, before_line: int) -> str | None:
+    """The expression giving wandb a plain dict of the config held in ``var``."""
+    if not var:
+        return None
+    kind = _config_kind(plan.src, var, before_line)
+    if kind == "namespace":
+        return f"vars({var})"
+    if kind == "dict":
+        return var
+    if kind == "dataclass":
+        if "asdict" in plan.src.module_names:
+            return f"asdict({var})"
+        plan.need.add("dataclasses")
+        return f"dataclasses.asdict({var})"
+    if kind == "omegaconf":
+        plan.need.add("OmegaConf")
+        return f"OmegaConf.to_container({var}, resolve=True)"
+    # unknown origin: both common shapes work at run time
+    return f"{var} if isinstance({var}, dict) else vars({var})"
+
+
+def _config_kind(src: _Source, var: str, before_line: int) -> str:
+    """Where ``var`` comes from: namespace, dict, dataclass, omegaconf or unknown."""
+    candidates: list[Node] = []
+    for a in src.nodes["assignment"]:
+        left, right = a.child_by_field_name("left"), a.child_by_field_name("right")
+        if left is None or right is None:
+            continue
+        targets = [src.t(left)] + [src.t(c) for c in left.named_children]
+        if var in targets:
+            candidates.append(right)
+    if candidates:
+        before = [r for r in candidates if r.start_point.row < max(before_line, 1)]
+        kind = _classify_value(src, (before or candidates)[-1])
+        if kind != "unknown":
+            return kind
+    return _classify_parameter(src, var)
+
+
+def _classify_value(src: _Source, value: Node) -> str:
+    if value.type in ("dictionary", "dictionary_comprehension"):
+        return "dict"
+    if value.type != "call":
+        return "unknown"
+    name = src.call_name(value)
+    callee = src.t(value.child_by_field_name("function"))
+    if name in _NAMESPACE_CALLS:
+        return "namespace"
+    if name in _DATACLASS_CALLS or name in src.dataclass_names():
+        return "dataclass"
+    if name in _DICT_CALLS or callee in ("json.load", "json.loads", "yaml.load", "toml.load"):
+        return "dict"
+    if callee.startswith("OmegaConf.") or name in _OMEGACONF_CALLS:
+        return "omegaconf"
+    return "unknown"
+
+
+def _classify_parameter(src: _Source, var: str) -> str:
+    """A function parameter's annotation (``cfg: DictConfig``), or hydra's decorated main."""
+    for fn in src.nodes["function_definition"]:
+        params = fn.child_by_field_name("parameters")
+        if params is None:
+            continue
+        for p in params.named_children:
+            name = p.child_by_field_name("name") if p.type != "identifier" else p
+            if name is None and p.named_children:
+                name = p.named_children[0]
+            if src.t(name) != var:
+                continue
+            ann = src.t(p.child_by_field_name("type"))
+            parent = fn.parent
+            decos = (
+                src.t(parent)
+                if parent is not None and parent.type == "decorated_definition"
+                else ""
+            )
+            if "DictConfig" in ann or "hydra.main" in decos.split("def ")[0]:
+                return "omegaconf"
+            if "Namespace" in ann:
+                return "namespace"
+            if re.match(r"^(dict|Dict|Mapping|MutableMapping)\b", ann):
+                return "dict"
+            if ann in src.dataclass_names():
+                return "dataclass"
+    return "unknown"
+
+
+# ---- framework shortcuts --------------------------------------------------------------------
+
+
+def _shortcut_hunks(plan: _Plan, sc) -> None:  # noqa: ANN001 - Shortcut
+    src = plan.src
+    if sc.kind == "report_to":
+        if src.report_to_wandb():
+            plan.notes.append('report_to already includes "wandb"')
+            return
+        _report_to(plan, sc)
+        if "WANDB_PROJECT" not in src.text:
+            plan.need.add("os")
+            plan.hunks.append(
+                _insertion(
+                    "shortcut",
+                    "shortcut: WANDB_PROJECT",
+                    _import_anchor(plan),
+                    _marked([_env_default_line(plan)]),
+                )
+            )
+    elif sc.kind == "logger":
+        if src.names_called("WandbLogger") or "WandbLogger" in src.text:
+            plan.notes.append("WandbLogger is already used")
+            return
+        _lightning_logger(plan, sc)
+    elif sc.kind == "callback":
+        if src.names_called("WandbMetricsLogger", "WandbCallback"):
+            plan.notes.append("a wandb Keras callback is already used")
+            return
+        _keras_callback(plan, sc)
+
+
+def _env_default_line(plan: _Plan) -> str:
+    plan.need.add("os")
+    line = f'os.environ.setdefault("WANDB_PROJECT", {plan.project})'
+    if plan.entity:
+        line += f'; os.environ.setdefault("WANDB_ENTITY", {_pystr(plan.entity)})'
+    return line
+
+
+_PARSE_CALLS = _DATACLASS_CALLS | {"parse_args", "parse_known_args"}
+
+
+def _report_to(plan: _Plan, sc) -> None:  # noqa: ANN001
+    src = plan.src
+    call = src.find_call(sc.line, [sc.call]) if sc.call else None
+    call = call or src.find_call(sc.line)
+    if call is None:
+        plan.notes.append(f"no call found at line {sc.line} for report_to")
+        return
+    name = src.call_name(call)
+    if name in _PARSE_CALLS:
+        # HfArgumentParser: set the field on the parsed training arguments after parsing
+        stmt = src.statement_of(call)
+        target = _training_args_target(src, stmt)
+        if target is None:
+            plan.notes.append("could not tell which parsed value holds the TrainingArguments")
+            return
+        plan.hunks.append(
+            _insertion(
+                "shortcut",
+                'shortcut: report_to="wandb"',
+                ts.end_line(stmt),
+                _marked(
+                    [f'{src.indent_of_row(stmt.start_point.row)}{target}.report_to = ["wandb"]']
+                ),
+                target,
+            )
+        )
+        return
+    existing = src.kwarg(call, "report_to")
+    args_kw = src.kwarg(call, "args")
+    if existing is None and args_kw is not None:
+        value = args_kw.child_by_field_name("value")
+        if value is not None and value.type == "call":
+            call, existing = value, src.kwarg(value, "report_to")
+        elif value is not None:
+            stmt = src.statement_of(call)
+            plan.hunks.append(
+                _insertion(
+                    "shortcut",
+                    'shortcut: report_to="wandb"',
+                    stmt.start_point.row,
+                    _marked(
+                        [
+                            f'{src.indent_of_row(stmt.start_point.row)}{src.t(value)}.report_to = ["wandb"]'
+                        ]
+                    ),
+                    src.t(value),
+                )
+            )
+            return
+    if existing is not None:
+        edit = (existing.child_by_field_name("value"), '"wandb"')
+        plan.hunks.append(
+            _edit_hunk(src, call, [_replace(src, *edit)], 'shortcut: report_to="wandb"')
+        )
+    else:
+        plan.hunks.append(
+            _edit_hunk(
+                src, call, _add_kwarg(src, call, 'report_to="wandb"'), 'shortcut: report_to="wandb"'
+            )
+        )
+
+
+def _training_args_target(src: _Source, stmt: Node) -> str | None:
+    """Which target of ``a, b, c = parser.parse_args_into_dataclasses()`` is TrainingArguments."""
+    node = stmt.named_children[0] if stmt.named_children else None
+    if node is None or node.type != "assignment":
+        return None
+    left = node.child_by_field_name("left")
+    if left is None:
+        return None
+    targets = [src.t(c) for c in left.named_children] if left.named_child_count else [src.t(left)]
+    if len(targets) == 1:
+        return targets[0]
+    for call in src.nodes["call"]:
+        if src.call_name(call) == "HfArgumentParser":
+            args = call.child_by_field_name("arguments")
+            first = args.named_children[0] if args is not None and args.named_children else None
+            if first is not None and first.type in ("tuple", "list"):
+                classes = [src.t(c) for c in first.named_children]
+                for i, cls in enumerate(classes):
+                    if re.search(r"(TrainingArguments|Config)$", cls) and i < len(targets):
+                        return targets[i]
+    for t in targets:
+        if "train" in t.lower():
+            return t
+    return None
+
+
+def _lightning_module(src: _Source) -> str:
+    if src.imports_module("lightning"):
+        return "lightning.pytorch"
+    if src.imports_module("pytorch_lightning"):
+        return "pytorch_lightning"
+    return "lightning.pytorch"
+
+
+def _lightning_logger(plan: _Plan, sc) -> None:  # noqa: ANN001
+    src = plan.src
+    module = _lightning_module(src)
+    call = src.find_call(sc.line, ["Trainer", "LightningCLI"]) or src.find_call(sc.line)
+    if call is None:
+        plan.notes.append(f"no Trainer call found at line {sc.line}")
+        return
+    kwargs = [f"project={_project_expr(plan)}"]
+    if plan.entity:
+        kwargs.append(f"entity={_pystr(plan.entity)}")
+    if src.call_name(call) == "LightningCLI":
+        init_args = {"project": plan.project}
+        if plan.entity:
+            init_args["entity"] = _pystr(plan.entity)
+        inner = ", ".join(f'"{k}": {v}' for k, v in init_args.items())
+        entry = (
+            f'"logger": {{"class_path": "{module}.loggers.WandbLogger", "init_args": {{{inner}}}}}'
+        )
+        existing = src.kwarg(call, "trainer_defaults")
+        value = existing.child_by_field_name("value") if existing is not None else None
+        if value is None:
+            edits = _add_kwarg(src, call, f"trainer_defaults={{{entry}}}")
+        elif value.type == "dictionary":
+            if '"logger"' in src.t(value) or "'logger'" in src.t(value):
+                plan.notes.append("LightningCLI already sets a logger in trainer_defaults")
+                return
+            edits = [_append_item(src, value, entry)]
+        else:
+            edits = [_replace(src, value, f"{{**{src.t(value)}, {entry}}}")]
+        plan.hunks.append(_edit_hunk(src, call, edits, "shortcut: WandbLogger"))
+        return
+    logger = f"WandbLogger({', '.join(kwargs)})"
+    plan.extra_imports.append(f"from {module}.loggers import WandbLogger")
+    existing = src.kwarg(call, "logger")
+    value = existing.child_by_field_name("value") if existing is not None else None
+    if value is None:
+        edits = _add_kwarg(src, call, f"logger={logger}")
+    elif src.t(value) in ("True", "False", "None"):
+        edits = [_replace(src, value, logger)]
+    elif value.type == "list":
+        edits = [_append_item(src, value, logger)]
+    else:
+        edits = [_replace(src, value, f"[{src.t(value)}, {logger}]")]
+    plan.hunks.append(_edit_hunk(src, call, edits, "shortcut: WandbLogger", "logger"))
+
+
+def _keras_callback(plan: _Plan, sc) -> None:  # noqa: ANN001
+    src = plan.src
+    call = src.find_call(sc.line, [sc.call or "fit", "fit"]) or src.find_call(sc.line)
+    if call is None:
+        plan.notes.append(f"no .fit( call found at line {sc.line}")
+        return
+    cb = "WandbMetricsLogger()"
+    plan.extra_imports.append("from wandb.integration.keras import WandbMetricsLogger")
+    existing = src.kwarg(call, "callbacks")
+    value = existing.child_by_field_name("value") if existing is not None else None
+    if value is None:
+        edits = _add_kwarg(src, call, f"callbacks=[{cb}]")
+    elif src.t(value) == "None":
+        edits = [_replace(src, value, f"[{cb}]")]
+    elif value.type == "list":
+        edits = [_append_item(src, value, cb)]
+    else:
+        edits = [_replace(src, value, f"[*{src.t(value)}, {cb}]")]
+    plan.hunks.append(_edit_hunk(src, call, edits, "shortcut: WandbMetricsLogger", "callbacks"))
+
+
+def _before_statement(plan: _Plan, sc) -> tuple[int, str]:  # noqa: ANN001
+    """Anchor and indent just before the statement holding the shortcut's call."""
+    src = plan.src
+    call = src.find_call(sc.line)
+    if call is None:
+        return sc.line - 1, src.indent_of_row(sc.line - 1)
+    stmt = src.statement_of(call)
+    return stmt.start_point.row, src.indent_of_row(stmt.start_point.row)
+
+
+# ---- editing calls in place ----------------------------------------------------------------
+
+_Edit = tuple[int, int, str]  # byte start, byte end, replacement text
+
+
+def _replace(src: _Source, node: Node | None, new: str) -> _Edit:
+    if node is None:
+        raise InjectError("nothing to replace")
+    return (node.start_byte, node.end_byte, new)
+
+
+def _append_item(src: _Source, container: Node, item: str) -> _Edit:
+    """Add ``item`` at the end of a list/dict literal (after its last element)."""
+    elems = [c for c in container.named_children if c.type != "comment"]
+    if not elems:
+        return (container.start_byte + 1, container.start_byte + 1, item)
+    last = elems[-1]
+    return (last.end_byte, last.end_byte, f", {item}")
+
+
+def _add_kwarg(src: _Source, call: Node, kw: str) -> list[_Edit]:
+    """Add a keyword argument to a call, following its layout (one line, or one arg per line)."""
+    args = call.child_by_field_name("arguments")
+    if args is None or args.type != "argument_list":
+        raise InjectError("the call has no argument list", call.start_point.row + 1)
+    close = args.children[-1]
+    items = [c for c in args.named_children if c.type != "comment"]
+    if not items:
+        return [(close.start_byte, close.start_byte, kw)]
+    last = items[-1]
+    trailing_comma = any(c.type == "," and c.start_byte >= last.end_byte for c in args.children)
+    line_start = src.data.rfind(b"\n", 0, close.start_byte) + 1
+    close_alone = src.data[line_start : close.start_byte].strip() == b""
+    if close.start_point.row > last.end_point.row and close_alone:
+        # one argument per line: a new line like the last argument's, before the closing paren
+        indent = src.indent_of_row(last.start_point.row)
+        edits: list[_Edit] = []
+        if not trailing_comma:
+            edits.append((last.end_byte, last.end_byte, ","))
+        edits.append((line_start, line_start, f"{indent}{kw},  {MARKER}\n"))
+        return edits
+    return [(close.start_byte, close.start_byte, f" {kw}" if trailing_comma else f", {kw}")]
+
+
+def _edit_hunk(
+    src: _Source, call: Node, edits: list[_Edit], label: str, var: str | None = None
+) -> Hunk:
+    """A replacement hunk over the call's lines with ``edits`` applied (marking edited lines)."""
+    first, last = call.start_point.row, call.end_point.row
+    start = src.data.rfind(b"\n", 0, call.start_byte) + 1
+    end = src.data.find(b"\n", call.end_byte)
+    end = len(src.data) if end == -1 else end
+    region = src.data[start:end]
+    for b0, b1, new in sorted(edits, reverse=True):
+        if b0 > end:  # an inserted line at the start of the line after the call cannot happen
+            continue
+        region = region[: b0 - start] + new.encode("utf-8") + region[b1 - start :]
+    new_lines = [line.rstrip("\r") for line in region.decode("utf-8").split("\n")]
+    old_lines = tuple(src.lines[first : last + 1])
+    # mark each changed line that does not already carry the marker, where a comment is safe
+    marked = []
+    for line in new_lines:
+        if line in old_lines or MARKER in line or line.rstrip().endswith("\\"):
+            marked.append(line)
+        elif _comment_safe(line):
+            marked.append(f"{line}  {MARKER}")
+        else:
+            marked.append(line)
+    return Hunk(-1, label, "shortcut", first, old_lines, tuple(marked), var)
+
+
+def _comment_safe(line: str) -> bool:
+    """Appending a comment is safe unless the line ends inside a string (quotes unbalanced)."""
+    try:
+        import io
+        import tokenize
+
+        list(tokenize.generate_tokens(io.StringIO(line.strip() + "\n").readline))
+        return True
+    except (tokenize.TokenError, SyntaxError, IndentationError):
+        # an open bracket is fine (the call continues); an open string is not
+        return line.count('"""') % 2 == 0 and line.count("'''") % 2 == 0
+
+
+# --------------------------------------------------------------------------------------------
+# The user's own edit ($EDITOR), as hunks
+# --------------------------------------------------------------------------------------------
+
+
+def proposal_from_edit(original: Proposal, edited_text: str) -> Proposal:
+    """Hunks that turn the original into ``edited_text`` (the user's edit of the proposal).
+
+    Hunks identical to one of ``original``'s keep its kind and label; the rest are "edit".
+    Line endings in the edit are normalised to the file's own.
+    """
+    if edited_text.startswith(_BOM):
+        edited_text = edited_text[1:]
+    before = [c for c, _ in original.lines]
+    after = [c for c, _ in split_lines(edited_text)]
+    hunks: list[Hunk] = []
+    matcher = difflib.SequenceMatcher(a=before, b=after, autojunk=False)
+    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+        if tag != "equal":
+            hunks.extend(
+                _split_known(original.hunks, i1, tuple(before[i1:i2]), tuple(after[j1:j2]))
+            )
+    return Proposal(
+        path=original.path,
+        original_text=original.original_text,
+        hunks=_numbered(hunks),
+        newline=original.newline,
+        bom=original.bom,
+        notes=original.notes,
+        framework=original.framework,
+        guard=original.guard,
+    )
+
+
+def _split_known(known: tuple[Hunk, ...], i1: int, old: tuple[str, ...], new: tuple[str, ...]):
+    """One difflib change as hunks: the proposal's own hunks peeled off its ends, the rest "edit".
+
+    difflib merges neighbouring changes (an inserted block next to an edited line); peeling
+    keeps the labels of the hunks the user left alone.
+    """
+    head: list[Hunk] = []
+    tail: list[Hunk] = []
+    peeled = True
+    while peeled and (old or new):
+        peeled = False
+        for h in known:
+            n_old, n_new = len(h.old_lines), len(h.new_lines)
+            if (
+                h.anchor_line == i1
+                and old[:n_old] == h.old_lines
+                and new[:n_new] == h.new_lines
+                and (n_old or n_new)
+            ):
+                head.append(h)
+                i1, old, new = i1 + n_old, old[n_old:], new[n_new:]
+                peeled = True
+                break
+            end = i1 + len(old)
+            if (
+                h.end == end
+                and n_new
+                and len(old) >= n_old
+                and len(new) >= n_new
+                and old[len(old) - n_old :] == h.old_lines
+                and new[len(new) - n_new :] == h.new_lines
+            ):
+                tail.insert(0, h)
+                old, new = old[: len(old) - n_old], new[: len(new) - n_new]
+                peeled = True
+                break
+    middle: list[Hunk] = []
+    if old or new:
+        if not old:
+            label = f"edit: {len(new)} line(s) after line {i1}"
+        else:
+            i2 = i1 + len(old)
+            label = f"edit: lines {i1 + 1}-{i2}" if len(old) > 1 else f"edit: line {i1 + 1}"
+        middle.append(Hunk(-1, label, "edit", i1, old, new))
+    return head + middle + tail
+
+
+def _numbered(hunks: Iterable[Hunk]) -> tuple[Hunk, ...]:
+    """The hunks as given (already in file order), with ids 0..n-1."""
+    return tuple(
+        Hunk(i, h.label, h.kind, h.anchor_line, h.old_lines, h.new_lines, h.var)
+        for i, h in enumerate(hunks)
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Validation, apply, revert
+# --------------------------------------------------------------------------------------------
+
+
+def check_parses(original_text: str, patched_text: str) -> None:
+    """Raise InjectError unless the patched text parses as well as the original did.
+
+    tree-sitter must find no new ERROR/MISSING nodes; when the original is valid for this
+    Python, ``ast.parse`` must accept the result too (it is stricter on some constructs).
+    """
+    before = ts.parse(original_text.encode("utf-8")).root_node
+    after = ts.parse(patched_text.encode("utf-8")).root_node
+    errs_before = list(_errors(before))
+    errs_after = list(_errors(after))
+    if len(errs_after) > len(errs_before) or (not errs_before and errs_after):
+        known = {ts.text(e).strip() for e in errs_before}
+        new = [e for e in errs_after if ts.text(e).strip() not in known] or errs_after
+        node = new[0]
+        what = "missing " + node.type if node.is_missing else "syntax error"
+        raise InjectError(f"the patched script would not parse: {what}", node.start_point.row + 1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # invalid escape sequences in the user's code are not ours
+        try:
+            ast.parse(original_text)
+        except (SyntaxError, ValueError):
+            return
+        try:
+            ast.parse(patched_text)
+        except SyntaxError as exc:
+            raise InjectError(
+                f"the patched script would not parse: {exc.msg}", exc.lineno
+            ) from None
+
+
+def _writable(path: Path) -> None:
+    """Refuse read-only files and folders (checked by permission bits too: root ignores them)."""
+    st = path.stat()
+    if not os.access(path, os.W_OK) or not stat.S_IMODE(st.st_mode) & 0o222:
+        raise InjectError(f"the script is read-only: {path}")
+    folder = path.parent
+    dst = folder.stat()
+    if not os.access(folder, os.W_OK | os.X_OK) or not stat.S_IMODE(dst.st_mode) & 0o222:
+        raise InjectError(f"the script's folder is read-only: {folder}")
+
+
+def backup_candidates(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """``SCRIPT.backup``, ``SCRIPT.backup.1``, ``SCRIPT.backup.2``, ... (endless)."""
+    p = Path(path)
+    yield p.with_name(p.name + BACKUP_SUFFIX)
+    n = 1
+    while True:
+        yield p.with_name(f"{p.name}{BACKUP_SUFFIX}.{n}")
+        n += 1
+
+
+def existing_backups(path: str | os.PathLike[str]) -> list[Path]:
+    """The script's backups, newest first (by modification time, then by number)."""
+    found = []
+    for i, cand in enumerate(backup_candidates(path)):
+        if not cand.exists():
+            if i > 0:
+                break
+            continue
+        found.append((cand.stat().st_mtime_ns, i, cand))
+    return [c for _, _, c in sorted(found, reverse=True)]
+
+
+def _write_backup(path: Path, data: bytes, mode: int) -> Path:
+    """Write ``data`` to the first free backup name, reusing (and touching) an identical one."""
+    for cand in backup_candidates(path):
+        if not cand.exists():
+            atomic_write_bytes(cand, data, mode=mode)
+            return cand
+        try:
+            same = cand.is_file() and cand.read_bytes() == data
+        except OSError:
+            same = False
+        if same:
+            os.utime(cand)  # it becomes the newest, which is what revert restores
+            return cand
+    raise AssertionError("unreachable: backup_candidates is endless")
+
+
+def _resolve(path: str | os.PathLike[str]) -> Path:
+    """The real file behind a symlink, so that the link itself is kept."""
+    p = Path(path)
+    return p.resolve() if p.is_symlink() else p
+
+
+def apply_proposal(proposal: Proposal, included: Iterable[int] | None = None) -> ApplyResult:
+    """Write the included hunks to the script: parse check, backup first, atomic replace.
+
+    Writes nothing and raises InjectError when the file changed since the proposal was made,
+    is read-only (file or folder), or the result would not parse.
+    """
+    target = _resolve(proposal.path)
+    current = read_script(target)
+    if current.data != proposal.original_bytes():
+        raise InjectError(f"{target} changed on disk since the proposal was made; analyze it again")
+    chosen = tuple(h.id for h in proposal.selected(included))
+    patched = proposal.render(chosen)
+    if not chosen or patched == proposal.original_text:
+        return ApplyResult(str(target), None, (), False)
+    check_parses(proposal.original_text, patched)
+    _writable(target)
+    mode = stat.S_IMODE(target.stat().st_mode)
+    try:
+        backup = _write_backup(target, current.data, mode)
+        atomic_write_bytes(target, proposal.encode(chosen), mode=mode)
+    except OSError as exc:
+        raise InjectError(f"cannot write {target}: {exc.strerror or exc}") from None
+    return ApplyResult(str(target), str(backup), chosen, True)
+
+
+def revert_file(path: str | os.PathLike[str]) -> RevertResult:
+    """Restore the newest backup byte for byte; the backup is kept (the original is never lost)."""
+    target = _resolve(path)
+    if target.is_dir():
+        raise InjectError(f"is a directory, not a script: {target}")
+    backups = existing_backups(target)
+    if not backups:
+        raise InjectError(f"no backup found for {target} (expected {target.name}{BACKUP_SUFFIX})")
+    backup = backups[0]
+    try:
+        data = backup.read_bytes()
+    except OSError as exc:
+        raise InjectError(f"cannot read the backup {backup}: {exc.strerror or exc}") from None
+    if target.exists():
+        try:
+            if target.read_bytes() == data:
+                return RevertResult(str(target), str(backup), False)
+        except OSError:
+            pass
+        _writable(target)
+        mode = stat.S_IMODE(target.stat().st_mode)
+    else:
+        mode = stat.S_IMODE(backup.stat().st_mode)
+    try:
+        atomic_write_bytes(target, data, mode=mode)
+    except OSError as exc:
+        raise InjectError(f"cannot write {target}: {exc.strerror or exc}") from None
+    return RevertResult(str(target), str(backup), True)
+
+
+def propose_file(
+    path: str | os.PathLike[str], project: str | None = None, entity: str | None = None
+) -> Proposal:
+    """Read, analyze and build the proposal for a script (what ``inject`` and the UI use)."""
+    from runexp_tui.core.analyze import analyze_source
+
+    script = read_script(path)
+    analysis = analyze_source(script.text, str(path))
+    proposal = build_proposal(script.text, analysis, project=project, entity=entity)
+    if script.bom:
+        proposal = Proposal(
+            path=proposal.path,
+            original_text=proposal.original_text,
+            hunks=proposal.hunks,
+            newline=proposal.newline,
+            bom=True,
+            notes=proposal.notes,
+            framework=proposal.framework,
+            guard=proposal.guard,
+        )
+    return proposal
