@@ -49,6 +49,8 @@ NVML_ERROR_INVALID_STATE = 29
 NVML_ERROR_RESET_TYPE_NOT_SUPPORTED = 30
 NVML_ERROR_UNKNOWN = 999
 
+nvmlMemory_v2 = 0x02000028
+
 NVML_TEMPERATURE_GPU = 0
 NVML_TEMPERATURE_GPU_MAX = 1
 
@@ -129,6 +131,7 @@ class FakeGpu:
     uuid: str = "GPU-00000000-0000-0000-0000-000000000000"
     memory_total: int = 81920 * MIB
     memory_used: int = 1024 * MIB
+    memory_reserved: int = 0  # v1 counts it as used, v2 does not (as real drivers do)
     util_gpu: int = 50
     util_memory: int = 20
     temperature: int = 60
@@ -165,7 +168,10 @@ class FakeNvml:
         self.mig: dict[str, int] = {}  # MIG uuid -> parent index
         module = sys.modules[__name__]
         for name in dir(module):
-            if name.startswith(("NVML_", "NVMLError")) or name == "NVMLLibraryMismatchError":
+            if name.startswith(("NVML_", "NVMLError")) or name in (
+                "NVMLLibraryMismatchError",
+                "nvmlMemory_v2",
+            ):
                 setattr(self, name, getattr(module, name))
 
     # library
@@ -221,9 +227,20 @@ class FakeNvml:
         return self._gpu("nvmlDeviceGetUUID", handle).uuid
 
     def nvmlDeviceGetMemoryInfo(self, handle: FakeHandle, version: Any = None) -> SimpleNamespace:
-        g = self._gpu("nvmlDeviceGetMemoryInfo", handle)
+        """v1 without `version`; v2 with it (fail key "nvmlDeviceGetMemoryInfo_v2")."""
+        if version is None:
+            g = self._gpu("nvmlDeviceGetMemoryInfo", handle)
+            used = g.memory_used + g.memory_reserved
+            return SimpleNamespace(total=g.memory_total, used=used, free=g.memory_total - used)
+        g = self._gpu("nvmlDeviceGetMemoryInfo_v2", handle)
+        if version != nvmlMemory_v2:
+            raise error(NVML_ERROR_ARGUMENT_VERSION_MISMATCH)
         return SimpleNamespace(
-            total=g.memory_total, used=g.memory_used, free=g.memory_total - g.memory_used
+            version=version,
+            total=g.memory_total,
+            reserved=g.memory_reserved,
+            used=g.memory_used,
+            free=g.memory_total - g.memory_used - g.memory_reserved,
         )
 
     def nvmlDeviceGetUtilizationRates(self, handle: FakeHandle) -> SimpleNamespace:

@@ -130,7 +130,9 @@ def test_static_fields_once_slow_fields_5s_processes_2s_live_fields_every_sample
         assert nvml.count("nvmlDeviceGetUUID", i) == 1
         assert nvml.count("nvmlDeviceGetEnforcedPowerLimit", i) == 1
         assert nvml.count("nvmlDeviceGetUtilizationRates", i) == 11
-        assert nvml.count("nvmlDeviceGetMemoryInfo", i) == 1 + 11  # total at open, used each time
+        # total at open, used on each sample; v2 (what nvidia-smi shows) works on this driver
+        assert nvml.count("nvmlDeviceGetMemoryInfo_v2", i) == 1 + 11
+        assert nvml.count("nvmlDeviceGetMemoryInfo", i) == 0
         assert nvml.count("nvmlDeviceGetTemperature", i) == 2  # t=0 and t=5
         assert nvml.count("nvmlDeviceGetFanSpeed", i) == 2
         assert nvml.count("nvmlDeviceGetPowerUsage", i) == 2
@@ -180,6 +182,23 @@ def test_not_supported_and_no_permission_fields_are_na() -> None:
     assert nvml.count("nvmlDeviceGetFanSpeed", 0) == 1
     assert nvml.count("nvmlDeviceGetTemperature", 0) == 2
     assert nvml.count("nvmlDeviceGetComputeRunningProcesses", 0) == 2
+
+
+def test_memory_v2_leaves_out_reserved_and_old_drivers_fall_back_to_v1() -> None:
+    gpu = FakeGpu(memory_used=1000 * MIB, memory_reserved=500 * MIB)
+    assert NvmlSampler(nvml=FakeNvml([gpu])).sample().gpus[0].memory_used_mib == 1000
+    old = FakeGpu(
+        memory_used=1000 * MIB,
+        memory_reserved=500 * MIB,
+        fail={"nvmlDeviceGetMemoryInfo_v2": "FunctionNotFound"},
+    )
+    nvml = FakeNvml([old])
+    sampler = NvmlSampler(nvml=nvml)
+    infos = [sampler.sample().gpus[0] for _ in range(3)]
+    assert [i.memory_used_mib for i in infos] == [1500, 1500, 1500]
+    assert infos[0].memory_total_mib == 81920
+    assert nvml.count("nvmlDeviceGetMemoryInfo_v2", 0) == 1  # asked once, then v1 only
+    assert nvml.count("nvmlDeviceGetMemoryInfo", 0) == 4
 
 
 def test_enforced_limit_falls_back_to_management_limit() -> None:

@@ -239,7 +239,7 @@ class NvmlSampler:
             dev.handle = self._nvml.nvmlDeviceGetHandleByIndex(index)
             dev.name = _text(self._read(dev, "nvmlDeviceGetName", dev.handle))
             dev.uuid = _text(self._read(dev, "nvmlDeviceGetUUID", dev.handle))
-            mem = self._read(dev, "nvmlDeviceGetMemoryInfo", dev.handle)
+            mem = self._memory(dev)
             dev.memory_total_mib = _mib(getattr(mem, "total", NA))
             limit = self._read(dev, "nvmlDeviceGetEnforcedPowerLimit", dev.handle)
             if limit is NA:
@@ -262,15 +262,19 @@ class NvmlSampler:
         except Exception:
             return None
 
-    def _read(self, dev: _Device, fn_name: str, *args: Any) -> Any:
-        """One NVML call for one field: the value, or NA; raises `_Lost` for a lost GPU."""
+    def _read(self, dev: _Device, fn_name: str, *args: Any, key: str | None = None) -> Any:
+        """One NVML call for one field: the value, or NA; raises `_Lost` for a lost GPU.
+
+        `key` names the field in the "not supported" memory when one function serves several.
+        """
+        key = key or fn_name
         if dev.lost:
             raise _Lost
-        if fn_name in dev.unsupported:
+        if key in dev.unsupported:
             return NA
         fn = getattr(self._nvml, fn_name, None)
         if fn is None:
-            dev.unsupported.add(fn_name)
+            dev.unsupported.add(key)
             return NA
         try:
             return fn(*args)
@@ -279,11 +283,21 @@ class NvmlSampler:
                 dev.lost = True
                 raise _Lost from exc
             if self._err_permanent and isinstance(exc, self._err_permanent):
-                dev.unsupported.add(fn_name)
+                dev.unsupported.add(key)
                 return NA
             if isinstance(exc, self._err_base):
                 return NA  # NoPermission, Timeout, Unknown...: maybe better next time
             raise
+
+    def _memory(self, dev: _Device) -> Any:
+        """Memory info, v2 first: its `used` leaves out driver-reserved memory, as nvidia-smi does."""
+        version = getattr(self._nvml, "nvmlMemory_v2", None)
+        if version is not None and "memory_v2" not in dev.unsupported:
+            got = self._read(dev, "nvmlDeviceGetMemoryInfo", dev.handle, version, key="memory_v2")
+            if got is not NA:
+                return got
+            dev.unsupported.add("memory_v2")  # old driver: v1 from now on
+        return self._read(dev, "nvmlDeviceGetMemoryInfo", dev.handle)
 
     def _refresh_slow(self, dev: _Device, now: float) -> None:
         if now < dev.slow_until:
@@ -327,7 +341,7 @@ class NvmlSampler:
             return dev.info()
         try:
             util = self._read(dev, "nvmlDeviceGetUtilizationRates", dev.handle)
-            mem = self._read(dev, "nvmlDeviceGetMemoryInfo", dev.handle)
+            mem = self._memory(dev)
             if dev.memory_total_mib is NA:
                 dev.memory_total_mib = _mib(getattr(mem, "total", NA))
             self._refresh_slow(dev, now)

@@ -29,12 +29,15 @@ class GpuPoller:
         sampler: GpuSampler,
         on_snapshot: Callable[[GpuSnapshot], object],
         interval: float = 1.0,
+        *,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if interval <= 0:
             raise ValueError("interval must be positive")
         self.sampler = sampler
         self.on_snapshot = on_snapshot
         self.interval = interval
+        self._clock = clock  # stamps the error snapshots of a failed sample
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._worker: threading.Thread | None = None
@@ -88,9 +91,10 @@ class GpuPoller:
             snapshot = self.sampler.sample()
         except Exception as exc:
             # The thread must survive a broken sampler; the UI shows the error instead.
-            log.warning("GPU sample failed", exc_info=True)
+            # Debug only: the error travels in the snapshot, and stderr belongs to the TUI.
+            log.debug("GPU sample failed", exc_info=True)
             snapshot = GpuSnapshot(
-                taken_at=time.monotonic(),
+                taken_at=self._clock(),
                 gpus=(),
                 source=getattr(self.sampler, "source", "none"),
                 driver_version=NA,
