@@ -1,0 +1,478 @@
+"""Metric extraction from training logs into compact per-key series.
+
+Formats understood: ``key=value`` (tqdm/Lightning postfixes, logging lines), ``key: value`` (Keras
+epoch lines, generic prints), HF Trainer dict lines, JSON lines, nanoGPT ``iter 100: loss 2.31, time
+12.3ms`` and ``step 100 | loss 2.31 | lr 3e-4``. Space-separated ``key value`` pairs are only taken
+from lines anchored by an iteration counter (``iter N``, ``step N``, ``Epoch N``), because plain
+prose ("Python 3.11", "found 4 GPUs") would otherwise become metrics. Keys are kept as written.
+
+Steps: an explicit counter in the line (``step``, ``global_step``, ``iter``, ``_step``, a tqdm
+``n/total`` counter, combined with its ``Epoch k`` prefix) wins; otherwise the last explicit step
+seen, then the last ``Epoch k/N`` header (Keras), then a running count of metric lines.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import threading
+from array import array
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from runexp_tui.core.logtail import strip_ansi
+
+_NUM = r"[-+]?(?:\d+\.?\d*(?:[eE][-+]?\d+)?|\.\d+(?:[eE][-+]?\d+)?|nan|NaN|NAN|inf|Inf|INF|infinity|Infinity)"
+# Units a value may carry; anything else glued to a number (3rd, 0x1f, 12abc) is not a metric.
+_UNITS = {"", "%", "ms", "s", "us", "µs", "ns", "m", "h", "min", "x", "it/s", "s/it", "/s"}
+_UNIT = r"(?P<u>%|[a-zA-Zµ]{0,3}(?:/[a-z]+)?)"
+# A value ends at a separator; "16,384" (a thousands separator) is not "16".
+_END = r"(?=$|[\s;|)\]}]|,(?!\d))"
+_KEY = r"[A-Za-z_][\w./@-]*"
+_EQ_PAIR = re.compile(rf"(?<![\w./@-])(?P<k>{_KEY})\s?=\s?(?:tensor\()?(?P<v>{_NUM}){_UNIT}{_END}")
+_COLON_PAIR = re.compile(
+    rf"(?<![\w./@-])(?P<k>{_KEY}(?: [A-Za-z_][\w./@-]*)?)\s?:\s*(?:tensor\()?(?P<v>{_NUM}){_UNIT}{_END}"
+)
+_SPACE_PAIR = re.compile(rf"^\s*(?P<k>{_KEY}(?: [A-Za-z_][\w./@-]*)?)\s+(?P<v>{_NUM}){_UNIT}\s*$")
+_DICT_ITEM = re.compile(
+    rf"['\"](?P<k>[^'\"]+)['\"]\s*:\s*(?:tensor\()?(?P<v>{_NUM})(?=\s*[,)}}\]]|\s*$)"
+)
+# An iteration anchor at the start of a line: "iter 100:", "step 100 |", "Epoch 1/10", "Epoch [1/10]".
+_ANCHOR = re.compile(
+    r"^(?P<w>[Ii]ter(?:ation)?|[Ss]tep|[Ee]poch|[Bb]atch|ITER|STEP|EPOCH)\s*[:=]?\s*\[?"
+    r"(?P<n>\d+)(?:\s*/\s*(?P<t>\d+))?\]?\s*[:,|]?"
+)
+# A counter pair anywhere: "Step [100/600]", "Batch 3/50" (tutorial-style loops).
+_COUNTER = re.compile(
+    r"(?<![\w-])(?P<w>[Ii]ter(?:ation)?|[Ss]tep|[Ee]poch|[Bb]atch)\s*[:=]?\s*\[?(?P<n>\d+)\s*/\s*(?P<t>\d+)\]?"
+)
+_TQDM = re.compile(r"\|\s*(?P<n>\d+)/(?P<t>\d+)\s*\[")
+_TQDM_EPOCH = re.compile(r"^\s*Epoch\s+(?P<e>\d+)\s*:")
+# Log record prefixes: ISO/space timestamps, bracketed clocks, level names, "[rank0]:" tags.
+_PREFIX = re.compile(
+    r"^(?:\s*(?:\[?\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:[.,]\d+)?(?:Z|[+-]\d\d:?\d\d)?\]?"
+    r"|\[\d\d:\d\d:\d\d(?:[.,]\d+)?\]|\[?(?:INFO|DEBUG|WARNING|WARN|ERROR|CRITICAL)\]?"
+    r"|\[rank\d+\]|rank\d+)(?:\s*[-:|]\s*|\s+)(?:[\w.]+:\s*(?=\S))?)+"
+)
+_STEP_KEYS = {
+    "step",
+    "global_step",
+    "_step",
+    "iter",
+    "iteration",
+    "it",
+    "steps",
+    "trainer/global_step",
+}
+_EPOCH_KEYS = {"epoch", "epochs"}
+# Keys that look like pairs but are not measurements.
+_STOP_KEYS = {
+    "v_num",
+    "version",
+    "pid",
+    "port",
+    "rank",
+    "local_rank",
+    "world_size",
+    "seed",
+    "line",
+    "gpu",
+    "gpus",
+    "device",
+    "cuda",
+    "python",
+    "torch",
+    "nccl",
+    "info",
+    "debug",
+    "warning",
+    "warn",
+    "error",
+    "errors",
+    "critical",
+    "errno",
+    "exit code",
+    "returncode",
+    "code",
+    "year",
+    "month",
+    "day",
+    "hour",
+    "minute",
+    "id",
+    "run",
+    "job",
+    "node",
+    "nodes",
+    "total",
+    "progress",
+    "downloading",
+    "downloaded",
+    "done",
+    "complete",
+    "completed",
+    "step",
+    "epoch",
+    "batch",
+}
+_STOP_KEYS |= {"eta", "elapsed", "remaining"}
+# Prose around pairs ("num decayed parameter tensors: 26, with ...") means a sentence, not metrics.
+_WORD = re.compile(r"[A-Za-z]{2,}")
+_MAX_PROSE_WORDS = 2
+_TIME_KEY = re.compile(
+    r"(?:^|_)(?:time|timestamp|ts|date|datetime|created)(?:$|_)|^_timestamp$", re.I
+)
+_NOISE = re.compile(
+    r"^\s*(?:File \"|Traceback|Namespace\(|Requirement already|Collecting |Downloading |"
+    r"Installing |Successfully |Using cached|Building wheel|Obtaining |Looking in|"
+    r"warnings\.warn|\S+\.py:\d+: \w*Warning)"
+)
+_ENV_KEY = re.compile(r"^[A-Z][A-Z0-9]*_[A-Z0-9_]+$")
+# Pre-filter for history: literal-led patterns (fast in CPython's re), one pass each.
+_CANDIDATES = (
+    re.compile(rb"=[ ]?(?:tensor\()?[-+.0-9nNiI]"),
+    re.compile(rb":(?<![0-9][0-9]:)(?<!py:)[ ]*['\"]?(?:tensor\()?[-+.0-9nNiI]"),
+    re.compile(rb"ter[ ]*[:=]?[ ]*\[?[0-9]"),
+    re.compile(rb"tep[ ]*[:=]?[ ]*\[?[0-9]"),
+    re.compile(rb"poch[ ]*[:=]?[ ]*\[?[0-9]"),
+    re.compile(rb"atch[ ]*[:=]?[ ]*\[?[0-9]"),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class MetricPoint:
+    """One measurement: ``step`` is None when the line itself carries no step."""
+
+    step: float | None
+    key: str
+    value: float
+
+
+@dataclass(frozen=True, slots=True)
+class _Parsed:
+    pairs: list[tuple[str, float]]
+    step: float | None
+    epoch: float | None  # a 0-based epoch header ("Epoch 1/10" -> 0), for context only
+
+
+def _value(text: str) -> float:
+    return float(text)  # float() reads nan, inf and infinity in any case
+
+
+def _keep(key: str, value: float, unit: str) -> bool:
+    low = key.lower()
+    if unit not in _UNITS or low in _STOP_KEYS or _ENV_KEY.match(key):
+        return False
+    if low.endswith(("_id", " id", "version")):
+        return False
+    # Unix times (seconds or milliseconds) under a time-like key are clocks, not metrics.
+    return not (_TIME_KEY.search(key) and math.isfinite(value) and value > 1e8)
+
+
+def _flatten(obj: dict, prefix: str, out: list[tuple[str, object]]) -> None:
+    for k, v in obj.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            _flatten(v, key + "/", out)
+        else:
+            out.append((key, v))
+
+
+def _parse_dict_line(s: str) -> list[tuple[str, str, float]]:
+    """Parse a JSON object or a Python dict repr (HF Trainer) into (key, unit, value) triples."""
+    items: list[tuple[str, object]] = []
+    try:
+        obj = json.loads(s)
+    except ValueError:
+        obj = None
+    if isinstance(obj, dict):
+        _flatten(obj, "", items)
+        out = []
+        for k, v in items:
+            if isinstance(v, bool) or not isinstance(v, int | float):
+                continue
+            out.append((k, "", float(v)))
+        return out
+    return [(m["k"], "", _value(m["v"])) for m in _DICT_ITEM.finditer(s)]
+
+
+def _parse(line: str) -> _Parsed | None:
+    """Parse one line (already free of ANSI and ``\\r`` history) into pairs and step facts."""
+    s = line.strip()
+    if not s or _NOISE.match(s):
+        return None
+    m = _PREFIX.match(s)
+    if m:
+        s = s[m.end() :].strip()
+    step: float | None = None
+    epoch: float | None = None
+    raw: list[tuple[str, str, float]] = []
+    if s.startswith("{") and s.endswith("}"):
+        raw = _parse_dict_line(s)
+    else:
+        anchor = _ANCHOR.match(s)
+        rest = s
+        if anchor:
+            word = anchor["w"].lower()
+            n = float(anchor["n"])
+            if word == "epoch":
+                epoch = n - 1 if anchor["t"] else n
+            else:
+                step = n
+            rest = s[anchor.end() :]
+        for c in _COUNTER.finditer(s):
+            word = c["w"].lower()
+            if word == "epoch":
+                epoch = float(c["n"]) - 1
+            elif step is None or (anchor and c.start() == 0):
+                step = float(c["n"])
+                if epoch is not None and word in ("step", "batch"):
+                    step = epoch * float(c["t"]) + step
+        tq = _TQDM.search(s)
+        if tq and step is None:
+            step = float(tq["n"])
+            te = _TQDM_EPOCH.match(s)
+            if te:
+                epoch = float(te["e"])
+                step = epoch * float(tq["t"]) + step
+        spans: list[tuple[int, int]] = []
+        for pat in (_EQ_PAIR, _COLON_PAIR):
+            for p in pat.finditer(s):
+                if any(a < p.end() and p.start() < b for a, b in spans):
+                    continue
+                spans.append(p.span())
+                spaced = pat is _EQ_PAIR and " " in s[p.end("k") : p.start("v")]
+                if spaced and s[: p.start()].rstrip()[-1:] not in (
+                    "",
+                    ",",
+                    ";",
+                    "|",
+                    "(",
+                    "[",
+                    "{",
+                ):
+                    continue  # "Num examples = 1000": a phrase being printed, not a metric
+                raw.append((p["k"], p["u"], _value(p["v"])))
+        if spans:
+            residual = "".join(
+                s[a:b]
+                for a, b in zip(
+                    [0, *(e for _, e in sorted(spans))],
+                    [*(b for b, _ in sorted(spans)), len(s)],
+                    strict=True,
+                )
+            )
+            if anchor:
+                residual = residual.replace(anchor.group(0), " ", 1)
+            if len(_WORD.findall(residual)) > _MAX_PROSE_WORDS:
+                raw = []
+        if anchor:
+            for seg in re.split(r"[,|;]| - ", rest):
+                sp = _SPACE_PAIR.match(seg)
+                if sp and "=" not in seg and ":" not in seg:
+                    raw.append((sp["k"], sp["u"], _value(sp["v"])))
+    pairs: list[tuple[str, float]] = []
+    for key, unit, value in raw:
+        low = key.lower()
+        if low in _STEP_KEYS:
+            if math.isfinite(value):
+                step = value
+            continue
+        if low in _EPOCH_KEYS and math.isfinite(value):
+            pairs.append((key, value))
+            continue
+        if _keep(key, value, unit):
+            pairs.append((key, value))
+    if not pairs and step is None and epoch is None:
+        return None
+    return _Parsed(pairs, step, epoch)
+
+
+def extract(line: str) -> list[MetricPoint]:
+    """Return the metric points of one log line; ``step`` is the line's own step or None."""
+    parsed = _parse(strip_ansi(line))
+    if parsed is None:
+        return []
+    return [MetricPoint(parsed.step, k, v) for k, v in parsed.pairs]
+
+
+class SeriesStore:
+    """Per-key series of (step, value) kept compactly in ``array('d')`` pairs.
+
+    A point at the same step as the key's last point replaces it (a progress bar re-printing
+    its state). Past ``max_points`` a series is thinned to every other point, so memory stays
+    bounded on endless logs while ``latest`` stays exact.
+    """
+
+    def __init__(self, max_points: int = 200_000) -> None:
+        self.max_points = max_points
+        self._steps: dict[str, array] = {}
+        self._values: dict[str, array] = {}
+        self._latest: dict[str, MetricPoint] = {}
+        self._stride: dict[str, int] = {}
+        self._seen: dict[str, int] = {}
+
+    def add(self, key: str, step: float, value: float) -> None:
+        """Record one point."""
+        steps = self._steps.get(key)
+        if steps is None:
+            steps = self._steps[key] = array("d")
+            self._values[key] = array("d")
+            self._stride[key] = 1
+            self._seen[key] = 0
+        values = self._values[key]
+        self._latest[key] = MetricPoint(step, key, value)
+        if steps and steps[-1] == step:
+            values[-1] = value
+            return
+        seen = self._seen[key]
+        self._seen[key] = seen + 1
+        stride = self._stride[key]
+        if seen % stride:
+            return
+        steps.append(step)
+        values.append(value)
+        if len(steps) > self.max_points:
+            self._steps[key] = steps[::2]
+            self._values[key] = values[::2]
+            self._stride[key] = stride * 2
+
+    def update(self, other: SeriesStore) -> None:
+        """Append every point of ``other`` after this store's points (history, then live)."""
+        for key in other:
+            steps, values = other.series(key)
+            for s, v in zip(steps, values, strict=True):
+                self.add(key, s, v)
+
+    def keys(self) -> list[str]:
+        """Metric keys in the order they first appeared."""
+        return list(self._steps)
+
+    def series(self, key: str) -> tuple[array, array]:
+        """The (steps, values) arrays of ``key`` (empty arrays when unknown); do not mutate."""
+        return self._steps.get(key, array("d")), self._values.get(key, array("d"))
+
+    def latest(self, key: str) -> MetricPoint | None:
+        """The most recent point of ``key``."""
+        return self._latest.get(key)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._steps
+
+    def __len__(self) -> int:
+        return len(self._steps)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.keys())
+
+
+class MetricParser:
+    """Streaming parser: feeds lines, keeps the step/epoch context, fills a ``SeriesStore``."""
+
+    def __init__(self, store: SeriesStore | None = None) -> None:
+        self.store = store if store is not None else SeriesStore()
+        self.step: float | None = None
+        self.epoch: float | None = None
+        self._count = 0
+
+    def feed(self, line: str) -> list[MetricPoint]:
+        """Parse one complete line; returns the points recorded (with their resolved step)."""
+        if "\r" in line:
+            line = line.rstrip("\r").rsplit("\r", 1)[-1]
+        if "\x1b" in line:
+            line = strip_ansi(line)
+        parsed = _parse(line)
+        return self._record(parsed) if parsed is not None else []
+
+    def feed_lines(self, lines: list[str]) -> None:
+        """Parse several lines in order."""
+        for line in lines:
+            self.feed(line)
+
+    def _record(self, parsed: _Parsed) -> list[MetricPoint]:
+        if parsed.epoch is not None:
+            self.epoch = parsed.epoch
+        if not parsed.pairs:
+            if parsed.step is not None:
+                self.step = parsed.step
+            return []
+        if parsed.step is not None:
+            step = self.step = parsed.step
+        elif self.step is not None:
+            step = self.step
+        elif self.epoch is not None and parsed.epoch is None:
+            step = self.epoch
+        else:
+            step = float(self._count)
+        self._count += 1
+        points = []
+        for key, value in parsed.pairs:
+            self.store.add(key, step, value)
+            points.append(MetricPoint(step, key, value))
+        return points
+
+
+def parse_file_history(
+    path: str | os.PathLike[str],
+    chunk: int = 8 * 1024 * 1024,
+    on_progress: Callable[[int, int], None] | None = None,
+    stop_event: threading.Event | None = None,
+    *,
+    end: int | None = None,
+    parser: MetricParser | None = None,
+) -> SeriesStore:
+    """Parse a whole log's metric history (meant for a background thread) into a ``SeriesStore``.
+
+    Each chunk is scanned by a few literal-led regexes for candidate lines; only those are
+    parsed precisely. Every ``\\r``-separated state of a progress bar counts as its own line
+    here, so history keeps the intermediate postfix values a live view only sees in passing.
+    ``end`` stops at a byte offset (where a live tailer took over); ``on_progress(done, total)``
+    is called per chunk; setting ``stop_event`` returns what was parsed so far.
+    """
+    parser = parser or MetricParser()
+    fpath = Path(path)
+    with open(fpath, "rb") as fh:
+        total = os.fstat(fh.fileno()).st_size if end is None else end
+        done = 0
+        carry = b""
+        while done < total:
+            if stop_event is not None and stop_event.is_set():
+                break
+            data = fh.read(min(chunk, total - done))
+            if not data:
+                break
+            done += len(data)
+            buf = carry + data if carry else data
+            last = buf.rfind(b"\n") + 1 if done < total else len(buf)
+            if last == 0:  # a single line longer than the chunk: keep only its recent tail
+                carry = buf[-65536:]
+                continue
+            _parse_block(buf, last, parser)
+            carry = buf[last:]
+            if on_progress is not None:
+                on_progress(done, total)
+    return parser.store
+
+
+def _parse_block(buf: bytes, limit: int, parser: MetricParser) -> None:
+    starts: set[int] = set()
+    for pat in _CANDIDATES:
+        for m in pat.finditer(buf, 0, limit):
+            pos = m.start()
+            starts.add(max(buf.rfind(b"\n", 0, pos), buf.rfind(b"\r", 0, pos)) + 1)
+    record = parser._record
+    for s in sorted(starts):
+        nl = buf.find(b"\n", s, limit)
+        cr = buf.find(b"\r", s, limit)
+        e = limit if nl < 0 else nl
+        if 0 <= cr < e:
+            e = cr
+        text = buf[s:e].decode("utf-8", "replace")
+        if "\x1b" in text:
+            text = strip_ansi(text)
+        parsed = _parse(text)
+        if parsed is not None:
+            record(parsed)
