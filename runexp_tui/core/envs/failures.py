@@ -48,25 +48,31 @@ def conda_not_found() -> Failure:
     )
 
 
+# Most telling first: a DNS failure explains the "connection failed" lines that come with it.
+_NETWORK_PATTERNS = (
+    r"Temporary failure in name resolution|Name or service not known|nodename nor servname"
+    r"|dns error|failed to lookup address",
+    r"Network is unreachable|No route to host",
+    r"Connection refused",
+    r"Connection timed out|Read timed out|ConnectTimeoutError|timed out while",
+    r"ProxyError|Could not connect to|Failed to establish a new connection|Max retries exceeded"
+    r"|Could not fetch URL|error sending request|client error \(Connect\)|CondaHTTPError"
+    r"|Failed to fetch: `https?://",
+)
+
+
 def _no_network(text: str) -> Failure | None:
-    m = _search(
-        r"(Temporary failure in name resolution|Name or service not known|nodename nor servname"
-        r"|Failed to establish a new connection|Connection refused|Connection timed out"
-        r"|Read timed out|Network is unreachable|No route to host|Max retries exceeded"
-        r"|Could not fetch URL|dns error|error sending request|client error \(Connect\)"
-        r"|CondaHTTPError|Could not connect to|ConnectTimeoutError|ProxyError"
-        r"|Failed to fetch: `https?://)",
-        text,
-    )
-    if not m:
-        return None
-    return Failure(
-        "No network",
-        f"The package index could not be reached ({m.group(1)}).",
-        "Check the connection or the proxy (HTTPS_PROXY), or point pip at a reachable mirror "
-        "with PIP_INDEX_URL (uv: UV_INDEX_URL); then retry.",
-        "no_network",
-    )
+    for pattern in _NETWORK_PATTERNS:
+        m = _search(f"({pattern})", text)
+        if m:
+            return Failure(
+                "No network",
+                f"The package index could not be reached ({m.group(1)}).",
+                "Check the connection or the proxy (HTTPS_PROXY), or point pip at a reachable "
+                "mirror with PIP_INDEX_URL (uv: UV_INDEX_URL); then retry.",
+                "no_network",
+            )
+    return None
 
 
 def _disk_full(text: str) -> Failure | None:
