@@ -12,7 +12,7 @@ import psutil
 import pytest
 
 from runexp_tui.core.gpu import NA, SIM_GPUS_ENV, SimulatedSampler
-from runexp_tui.core.gpu.simulated import parse_sim_gpus
+from runexp_tui.core.gpu.simulated import _EnvScanner, parse_sim_gpus
 
 
 class FakeClock:
@@ -168,17 +168,47 @@ def test_runs_started_with_the_env_variable_are_discovered() -> None:
 
 def test_discovery_scans_at_most_every_ttl(monkeypatch: pytest.MonkeyPatch) -> None:
     scans = []
-    real = psutil.process_iter
+    real = _EnvScanner.scan
 
-    def counting(*args, **kwargs):
+    def counting(self, skip):
         scans.append(1)
-        return real(*args, **kwargs)
+        return real(self, skip)
 
-    monkeypatch.setattr(psutil, "process_iter", counting)
+    monkeypatch.setattr(_EnvScanner, "scan", counting)
     clock = FakeClock()
     sampler = SimulatedSampler(clock=clock, discover=True, discovery_ttl=2.0)
     run_clock(sampler, clock, [0.0, 0.5, 1.0, 1.9, 2.0, 3.0, 4.1])
     assert len(scans) == 3  # t = 0, 2.0, 4.1
+
+
+def test_scanner_reads_each_environment_once_and_sees_new_processes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    if not os.path.isdir("/proc/self"):
+        pytest.skip("the /proc fast path is Linux only")
+    reads: list[int] = []
+    real = _EnvScanner._read_value
+
+    def counting(self, pid):
+        reads.append(pid)
+        return real(self, pid)
+
+    monkeypatch.setattr(_EnvScanner, "_read_value", counting)
+    scanner = _EnvScanner(SIM_GPUS_ENV)
+    assert os.getpid() not in scanner.scan(set())
+    first = len(reads)
+    assert first >= 1
+    reads.clear()
+    proc = subprocess.Popen(["sleep", "30"], env=dict(os.environ, **{SIM_GPUS_ENV: "1"}))
+    try:
+        found = scanner.scan(set())
+        assert found[proc.pid] == ("1", os.getpid())
+        assert proc.pid in reads and len(reads) < first + 5  # old processes are not re-read
+        # the portable psutil path finds the same process
+        assert _EnvScanner(SIM_GPUS_ENV)._scan_psutil(set())[proc.pid] == ("1", os.getpid())
+    finally:
+        proc.kill()
+        proc.wait()
 
 
 def test_parse_sim_gpus() -> None:
