@@ -20,9 +20,10 @@ from typing import Any
 # Limits that keep a scan of a huge repository well under a second or two.
 MAX_DEPTH = 8  # folders below the repository root
 MAX_DIRS = 5000
-MAX_PY_FILES = 1500  # Python files read
+MAX_PY_FILES = 1000  # Python files read
 MAX_FILE_BYTES = 256 * 1024  # bytes read from one file (the rest is ignored)
-MAX_TOTAL_BYTES = 24 * 1024 * 1024  # bytes read over the whole scan
+MAX_TOTAL_BYTES = 10 * 1024 * 1024  # bytes read over the whole scan
+MAX_PARSE_BYTES = 160 * 1024  # bigger files (generated code) get the text-only checks
 MAX_ENTRY_POINTS = 25  # candidates reported; the tail is noise to a person choosing one
 
 FRAMEWORKS = (
@@ -133,26 +134,36 @@ _WANDB_RE = re.compile(
     r"|\bWandbLogger\b|\bWandbCallback\b|\bWandbMetricsLogger\b|\bWandbModelCheckpoint\b",
     re.M,
 )
-# Regex fallback of the training signals, for files `ast` cannot parse (Python 2, truncated).
-_TRAIN_RES: tuple[tuple[str, re.Pattern[str]], ...] = (
-    ("calls .backward()", re.compile(r"\.backward\s*\(")),
-    ("calls optimizer.step()", re.compile(r"\b\w*optim\w*\.step\s*\(|\.step\s*\(\s*\w*optim")),
-    ("calls Trainer(...).train()", re.compile(r"\b\w*Trainer\s*\((?s:.*)\.train\s*\(")),
-    ("calls .fit()", re.compile(r"\.fit\s*\(")),
-    ("uses jax value_and_grad", re.compile(r"\bvalue_and_grad\s*\(")),
-    ("uses a train_step", re.compile(r"\btrain_step\b")),
-    ("uses LightningCLI", re.compile(r"\bLightningCLI\s*\(")),
+# A file runs code at import when an unindented line starts a loop or `with`, or is a bare call
+# (`if`/`try` alone are usually import guards: the tree decides for files that pass this).
+_TOP_LEVEL_BLOCK_RE = re.compile(r"^(?:for|while|with|async[ \t]+(?:for|with))\b", re.M)
+_TOP_LEVEL_CALL_RE = re.compile(r"^[A-Za-z_][\w.]*[ \t]*\(", re.M)
+# Words without which no training signal can be found: spares the tree walk elsewhere.
+_SIGNAL_HINT_RE = re.compile(
+    r"backward|\.step\s*\(|Trainer|\.train\s*\(|\.fit|grad|train_step|train_one_epoch"
+    r"|train_epoch|training_step|LightningCLI|GradientTape|minimize"
 )
-_CLI_RES: tuple[tuple[str, re.Pattern[str]], ...] = (
-    ("HfArgumentParser", re.compile(r"\bHfArgumentParser\s*\(")),
-    ("LightningCLI", re.compile(r"\bLightningCLI\s*\(")),
-    ("hydra", re.compile(r"@\s*hydra\.main\b|^from\s+hydra\b|^import\s+hydra\b", re.M)),
-    ("argparse", re.compile(r"\bArgumentParser\s*\(")),
-    ("fire", re.compile(r"\bfire\.Fire\s*\(")),
-    ("absl", re.compile(r"\b(?:absl\.)?app\.run\s*\(\s*main")),
-    ("click", re.compile(r"@\s*click\.(?:command|group)\b")),
-    ("typer", re.compile(r"\btyper\.(?:run|Typer)\s*\(")),
-    ("sys.argv", re.compile(r"\bsys\.argv\b")),
+# Regex fallback of the training signals, for files `ast` cannot parse (Python 2, truncated).
+_TRAIN_RES: tuple[tuple[str, str, re.Pattern[str]], ...] = (
+    ("calls .backward()", "backward", re.compile(r"\.backward\s*\(")),
+    ("calls optimizer.step()", "optim", re.compile(r"optim\w*\.step\s*\(|\.step\s*\(\s*\w*optim")),
+    ("calls Trainer(...).train()", "Trainer", re.compile(r"Trainer\s*\((?s:.*)\.train\s*\(")),
+    ("calls .fit()", ".fit", re.compile(r"\.fit\s*\(")),
+    ("uses jax value_and_grad", "value_and_grad", re.compile(r"value_and_grad\s*\(")),
+    ("calls train_step()", "train_step", re.compile(r"\btrain_step\s*\(")),
+    ("uses LightningCLI", "LightningCLI", re.compile(r"LightningCLI\s*\(")),
+)
+# (name, literal that must be in the text, pattern): the literal check is a fast pre-filter.
+_CLI_RES: tuple[tuple[str, str, re.Pattern[str]], ...] = (
+    ("HfArgumentParser", "HfArgumentParser", re.compile(r"\bHfArgumentParser\s*\(")),
+    ("LightningCLI", "LightningCLI", re.compile(r"\bLightningCLI\s*\(")),
+    ("hydra", "hydra", re.compile(r"@\s*hydra\.main\b|^from\s+hydra\b|^import\s+hydra\b", re.M)),
+    ("argparse", "ArgumentParser", re.compile(r"\bArgumentParser\s*\(")),
+    ("fire", "fire.Fire", re.compile(r"\bfire\.Fire\s*\(")),
+    ("absl", "app.run", re.compile(r"\b(?:absl\.)?app\.run\s*\(\s*main")),
+    ("click", "click", re.compile(r"@\s*click\.(?:command|group)\b")),
+    ("typer", "typer", re.compile(r"\btyper\.(?:run|Typer)\s*\(")),
+    ("sys.argv", "sys.argv", re.compile(r"\bsys\.argv\b")),
 )
 
 
@@ -206,13 +217,17 @@ class _FileFacts:
     has_guard: bool
     top_level_code: bool
     config_only: bool  # only assignments and imports: a config file written in Python
-    train_signals: tuple[str, ...]
     cli: str | None
     relative_imports: bool
     imports: tuple[str, ...]  # absolute module names imported
     frameworks: frozenset[str]
     wandb: bool
-    trainer_class: bool  # defines a class named *Trainer
+    text: str = field(repr=False, compare=False)
+
+    @property
+    def runs(self) -> bool:
+        """Something one launches: a `__main__` guard or code at module level."""
+        return (self.has_guard or self.top_level_code) and not self.config_only
 
 
 @dataclass
@@ -249,7 +264,7 @@ def discover_repo(repo: str | os.PathLike[str]) -> RepoScan:
             continue
         facts[rel] = _file_facts(rel, text)
 
-    ranked = _rank(facts)
+    ranked = _rank(facts, _SignalCache())
     best = ranked[0].path if ranked else None
     return RepoScan(
         entry_points=tuple(ranked),
@@ -330,41 +345,72 @@ def _read_text(path: Path, budget: _Budget) -> str | None:
 # --- one file ----------------------------------------------------------------------------------
 
 
-def _file_facts(rel: str, text: str) -> _FileFacts:
-    imports = tuple(_imported_modules(text))
-    relative = bool(re.search(r"^[ \t]*from[ \t]+\.", text, re.M))
-    cli = next((name for name, rx in _CLI_RES if rx.search(text)), None)
+def _parse(text: str) -> ast.Module | None:
     try:
-        tree = ast.parse(text)
+        return ast.parse(text)
     except (SyntaxError, ValueError, RecursionError, MemoryError):
-        tree = None
-    if tree is None:
-        signals = tuple(reason for reason, rx in _TRAIN_RES if rx.search(text))
-        has_guard = bool(_GUARD_RE.search(text))
-        top_level = False
-        config_only = False
-        trainer_class = bool(re.search(r"^class\s+\w*Trainer\b", text, re.M))
-    else:
-        signals = _ast_train_signals(tree)
-        has_guard = any(_is_main_guard(s) for s in tree.body)
-        top_level = _runs_top_level_code(tree)
-        config_only = _is_config_only(tree)
-        trainer_class = any(
-            isinstance(n, ast.ClassDef) and n.name.endswith("Trainer") for n in ast.walk(tree)
-        )
+        return None  # Python 2, truncated by the byte cap, or not Python at all
+
+
+def _file_facts(rel: str, text: str) -> _FileFacts:
+    """Cheap facts for every file; `ast` only where module-level code may run."""
+    imports = tuple(_imported_modules(text))
+    guard_hint = "__main__" in text and bool(_GUARD_RE.search(text))
+    has_guard, top_level, config_only = guard_hint, False, False
+    if len(text) <= MAX_PARSE_BYTES and (guard_hint or _may_run_top_level(text)):
+        tree = _parse(text)
+        if tree is not None:
+            has_guard = any(_is_main_guard(s) for s in tree.body)
+            top_level = _runs_top_level_code(tree)
+            config_only = _is_config_only(tree)
+    runs = has_guard or top_level
     return _FileFacts(
         rel=rel,
         has_guard=has_guard,
         top_level_code=top_level,
         config_only=config_only,
-        train_signals=signals,
-        cli=cli,
-        relative_imports=relative,
+        # the CLI only matters for what runs: spare the regexes on library files
+        cli=_cli_of(text) if runs else None,
+        relative_imports=bool(re.search(r"^[ \t]*from[ \t]+\.", text, re.M)),
         imports=imports,
         frameworks=_frameworks_of(imports, text),
-        wandb=bool(_WANDB_RE.search(text)),
-        trainer_class=trainer_class,
+        wandb=("andb" in text) and bool(_WANDB_RE.search(text)),
+        text=text,
     )
+
+
+def _cli_of(text: str) -> str | None:
+    """How the script reads its command line, if it does."""
+    return next((name for name, lit, rx in _CLI_RES if lit in text and rx.search(text)), None)
+
+
+class _SignalCache:
+    """Training signals are costly (a full tree walk): computed only for files that need them."""
+
+    def __init__(self) -> None:
+        self._done: dict[str, tuple[str, ...]] = {}
+
+    def get(self, f: _FileFacts) -> tuple[str, ...]:
+        if f.rel not in self._done:
+            self._done[f.rel] = _train_signals(f.text)
+        return self._done[f.rel]
+
+
+def _may_run_top_level(text: str) -> bool:
+    """Cheap test before parsing: a module-level loop or `with`, or two module-level calls."""
+    if _TOP_LEVEL_BLOCK_RE.search(text):
+        return True
+    calls = _TOP_LEVEL_CALL_RE.finditer(text)
+    return next(calls, None) is not None and next(calls, None) is not None
+
+
+def _train_signals(text: str) -> tuple[str, ...]:
+    if not _SIGNAL_HINT_RE.search(text):
+        return ()
+    tree = _parse(text) if len(text) <= MAX_PARSE_BYTES else None
+    if tree is None:
+        return tuple(reason for reason, lit, rx in _TRAIN_RES if lit in text and rx.search(text))
+    return _ast_train_signals(tree)
 
 
 def _imported_modules(text: str) -> Iterator[str]:
@@ -506,6 +552,8 @@ _HF_IMPORT_RE = re.compile(
 
 def _uses_hf_trainer(text: str) -> bool:
     """A Trainer (or TrainingArguments) imported from transformers or a library built on it."""
+    if "Trainer" not in text and "TrainingArguments" not in text:
+        return False
     for m in _HF_IMPORT_RE.finditer(text):
         if re.search(r"\w*Trainer\b|\bTrainingArguments\b", m.group(1)):
             return True
@@ -518,10 +566,8 @@ def _frameworks_of(imports: Iterable[str], text: str) -> frozenset[str]:
         for prefix, fw in _FRAMEWORK_MODULES:
             if mod == prefix or mod.startswith(prefix + "."):
                 found.add(fw)
-        if mod in ("tensorflow", "tf") and re.search(r"\bkeras\b", text):
-            found.add("keras")
-    if re.search(r"^[ \t]*from[ \t]+tensorflow[ \t]+import[^\n]*\bkeras\b", text, re.M):
-        found.add("keras")
+        if mod == "tensorflow" and "keras" in text and re.search(r"\bkeras\b", text):
+            found.add("keras")  # `tf.keras` or `from tensorflow import keras`
     if _uses_hf_trainer(text):
         found.add("hf_trainer")
     return frozenset(found)
@@ -586,24 +632,25 @@ def _resolve_local(mod: str, importer: str, facts: dict[str, _FileFacts]) -> _Fi
     return None
 
 
-def _borrowed_signals(f: _FileFacts, facts: dict[str, _FileFacts]) -> tuple[str, str] | None:
+def _borrowed_signals(
+    f: _FileFacts, facts: dict[str, _FileFacts], signals: _SignalCache
+) -> tuple[str, str] | None:
     """A thin launcher: the local module it imports does the training."""
     for mod in f.imports:
         # `from pkg.train import main` names the module itself or one of its members
         for name in (mod, mod.rsplit(".", 1)[0]) if "." in mod else (mod,):
             target = _resolve_local(name, f.rel, facts)
-            if target is not None and target.rel != f.rel and target.train_signals:
-                return target.rel, target.train_signals[0]
+            if target is not None and target.rel != f.rel and signals.get(target):
+                return target.rel, signals.get(target)[0]
     return None
 
 
-def _score(f: _FileFacts, facts: dict[str, _FileFacts]) -> EntryPoint | None:
+def _score(f: _FileFacts, facts: dict[str, _FileFacts], signals: _SignalCache) -> EntryPoint | None:
     """Score one file, or None when it is not something one runs."""
-    if f.config_only:
-        return None  # assignments only: a config written in Python
-    runs = f.has_guard or f.top_level_code
-    if not runs:
-        return None  # a library module (even one that defines a Trainer class)
+    if not f.runs:
+        # a library module (even one defining a Trainer class) or a config written in Python
+        return None
+    train_signals = signals.get(f)
     score = 0
     reasons: list[str] = []
     if f.has_guard:
@@ -612,11 +659,11 @@ def _score(f: _FileFacts, facts: dict[str, _FileFacts]) -> EntryPoint | None:
     else:
         score += 20
         reasons.append("runs code at top level")
-    if f.train_signals:
-        score += 35 + 6 * min(len(f.train_signals) - 1, 4)
-        reasons.extend(f.train_signals)
+    if train_signals:
+        score += 35 + 6 * min(len(train_signals) - 1, 4)
+        reasons.extend(train_signals)
     else:
-        borrowed = _borrowed_signals(f, facts)
+        borrowed = _borrowed_signals(f, facts, signals)
         if borrowed:
             score += 28
             reasons.append(f"imports training code from {borrowed[0]}")
@@ -630,8 +677,8 @@ def _score(f: _FileFacts, facts: dict[str, _FileFacts]) -> EntryPoint | None:
     return EntryPoint(path=f.rel, reasons=tuple(reasons + name_reasons), score=score + name_score)
 
 
-def _rank(facts: dict[str, _FileFacts]) -> list[EntryPoint]:
-    eps = [ep for f in facts.values() if (ep := _score(f, facts)) is not None]
+def _rank(facts: dict[str, _FileFacts], signals: _SignalCache) -> list[EntryPoint]:
+    eps = [ep for f in facts.values() if (ep := _score(f, facts, signals)) is not None]
     # ties: shallower, then alphabetical, so the order is stable
     eps.sort(key=lambda e: (-e.score, e.path.count("/"), e.path))
     return eps[:MAX_ENTRY_POINTS]
