@@ -69,6 +69,8 @@ class InstallProgress:
 
     def feed(self, line: str) -> ProgressUpdate | None:
         """Parse one output line; return an update when it tells something new, else None."""
+        if self.uv_total is not None:  # uv's "Downloading x (size)" looks like pip's line
+            return self._uv(line) or self._pip(line)
         return self._pip(line) or self._uv(line)
 
     def _pip(self, line: str) -> ProgressUpdate | None:
