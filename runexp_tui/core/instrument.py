@@ -518,6 +518,23 @@ class _Source:
     def unmarked_wandb_log(self) -> bool:
         return any(not self.line_has_marker(c.start_point.row) for c in self.wandb_calls("log"))
 
+    def is_backpropagated(self, var: str) -> bool:
+        """Whether ``var.backward()`` (or ``x.backward(var)``, ``scale(var).backward()``) occurs."""
+        for call in self.nodes["call"]:
+            if self.call_name(call) != "backward":
+                continue
+            fn = call.child_by_field_name("function")
+            obj = fn.child_by_field_name("object") if fn is not None else None
+            args = call.child_by_field_name("arguments")
+            first = args.named_children[0] if args is not None and args.named_children else None
+            if self.t(obj) == var or (first is not None and self.t(first) == var):
+                return True
+            if obj is not None and obj.type == "call":  # scaler.scale(loss).backward()
+                inner = obj.child_by_field_name("arguments")
+                if inner is not None and any(self.t(a) == var for a in inner.named_children):
+                    return True
+        return False
+
     def names_called(self, *names: str) -> bool:
         return any(self.call_name(c) in names for c in self.nodes["call"])
 
@@ -572,6 +589,9 @@ class _Source:
         while cur.parent is not None and cur.parent.type not in ("module", "block"):
             cur = cur.parent
         return cur
+
+    def class_names(self) -> set[str]:
+        return {self.t(c.child_by_field_name("name")) for c in self.nodes["class_definition"]}
 
     def dataclass_names(self) -> set[str]:
         names = set()
@@ -698,15 +718,9 @@ def build_proposal(
 
     guard = _guard(analysis)
     shortcut = analysis.points.shortcut
-    integrated = analysis.wandb.present and analysis.wandb.how in (
-        "report_to",
-        "logger",
-        "callback",
-    )
+    integrated = _existing_integration(src, analysis)
     if integrated:
-        plan.notes.append(
-            f"wandb is already integrated through the framework ({analysis.wandb.how})"
-        )
+        plan.notes.append(integrated)
     elif shortcut is not None and shortcut.kind in ("report_to", "logger"):
         guard = None  # HF Trainer and Lightning log from rank zero themselves
         _shortcut_hunks(plan, shortcut)
@@ -732,6 +746,26 @@ def build_proposal(
         framework=analysis.framework,
         guard=guard if any(h.kind != "import" for h in plan.hunks) else None,
     )
+
+
+def _existing_integration(src: _Source, analysis: AnalysisResult) -> str | None:
+    """Why the script needs nothing from us: its own wandb set-up, or a framework hook.
+
+    Only the script's own (unmarked) ``wandb.init`` counts: ours, from an earlier partial
+    apply, leaves the remaining hunks to propose. Adding calls around a set-up the user wrote
+    (often behind their own flag, with wandb imported conditionally) would duplicate or break it.
+    """
+    own_init = [c for c in src.wandb_calls("init") if not src.line_has_marker(c.start_point.row)]
+    if own_init:
+        return f"wandb is already set up by the script (wandb.init at line {ts.start_line(own_init[0])})"
+    if src.report_to_wandb():
+        return 'wandb is already integrated through the framework (report_to includes "wandb")'
+    hooks = ("WandbLogger", "WandbMetricsLogger", "WandbCallback", "WandbEvalCallback")
+    if src.names_called(*hooks):
+        return "wandb is already integrated through the framework (a wandb logger or callback)"
+    if analysis.wandb.present and analysis.wandb.how in ("report_to", "logger", "callback"):
+        return f"wandb is already integrated through the framework ({analysis.wandb.how})"
+    return None
 
 
 def _project_expr(plan: _Plan) -> str:
@@ -805,8 +839,8 @@ def _manual_hunks(plan: _Plan, guard: str | None, keras: bool) -> None:
 
     if wants_train and pts.train_log is not None:
         tl = pts.train_log
-        items = [f'"train/loss": float({tl.loss_var})']
-        if tl.step_var:
+        items = [f'"train/loss": {_scalar(src, tl.loss_var)}']
+        if tl.step_var and tl.step_var != "_":  # `_` is a throwaway name, not a counter
             items.append(f'"step": {tl.step_var}')
         plan.need.add("wandb")
         plan.hunks.append(
@@ -823,7 +857,7 @@ def _manual_hunks(plan: _Plan, guard: str | None, keras: bool) -> None:
 
     if wants_eval and pts.eval_log is not None:
         ev = pts.eval_log
-        items = [f'"eval/{_key(m)}": float({m})' for m in ev.metric_vars]
+        items = [f'"eval/{_key(m)}": {_scalar(src, m)}' for m in ev.metric_vars]
         plan.need.add("wandb")
         plan.hunks.append(
             _insertion(
@@ -850,6 +884,16 @@ def _manual_hunks(plan: _Plan, guard: str | None, keras: bool) -> None:
                 _block(["wandb.finish()"], fin.indent, guard, plan.unit),
             )
         )
+
+
+def _scalar(src: _Source, var: str) -> str:
+    """``float(var)`` when ``var`` is surely a scalar (it is backpropagated), else ``var`` as is.
+
+    ``float`` works for torch tensors, numpy and Python numbers, but raises on a dict of metrics,
+    a per-device array (pmap) or Keras' ``[loss, acc]`` list, which would crash the training;
+    wandb.log itself converts tensors, arrays and nested dicts, so those go through unchanged.
+    """
+    return f"float({var})" if src.is_backpropagated(var) else var
 
 
 def _label(kind: str, var: str | None) -> str:
@@ -988,7 +1032,7 @@ def _config_kind(src: _Source, var: str, before_line: int) -> str:
     return _classify_parameter(src, var)
 
 
-def _classify_value(src: _Source, value: Node) -> str:
+def _classify_value(src: _Source, value: Node, depth: int = 0) -> str:
     if value.type in ("dictionary", "dictionary_comprehension"):
         return "dict"
     if value.type != "call":
@@ -1003,7 +1047,44 @@ def _classify_value(src: _Source, value: Node) -> str:
         return "dict"
     if callee.startswith("OmegaConf.") or name in _OMEGACONF_CALLS:
         return "omegaconf"
+    if depth < 3:
+        # `args = get_args()`: what the script's own function returns
+        for fn in src.nodes["function_definition"]:
+            if src.t(fn.child_by_field_name("name")) == name:
+                kinds = {_classify_return(src, fn, r, depth + 1) for r in _returns(fn)}
+                kinds.discard("unknown")
+                if len(kinds) == 1:
+                    return kinds.pop()
     return "unknown"
+
+
+def _returns(fn: Node) -> Iterator[Node]:
+    """Values returned by ``fn`` itself (not by functions nested in it)."""
+    stack = list(fn.children)
+    while stack:
+        node = stack.pop()
+        if node.type in ("function_definition", "lambda", "class_definition"):
+            continue
+        if node.type == "return_statement" and node.named_children:
+            yield node.named_children[0]
+            continue
+        stack.extend(node.children)
+
+
+def _classify_return(src: _Source, fn: Node, value: Node, depth: int) -> str:
+    if value.type == "identifier":  # `args = parser.parse_args(); return args`
+        name = src.t(value)
+        found = "unknown"
+        for a in src.nodes["assignment"]:
+            if (
+                a.start_byte >= fn.start_byte
+                and a.end_byte <= value.start_byte
+                and src.t(a.child_by_field_name("left")) == name
+                and a.child_by_field_name("right") is not None
+            ):
+                found = _classify_value(src, a.child_by_field_name("right"), depth)
+        return found
+    return _classify_value(src, value, depth)
 
 
 def _classify_parameter(src: _Source, var: str) -> str:
@@ -1094,13 +1175,14 @@ def _report_to(plan: _Plan, sc) -> None:  # noqa: ANN001
         if target is None:
             plan.notes.append("could not tell which parsed value holds the TrainingArguments")
             return
+        after = _after_branches(stmt)
         plan.hunks.append(
             _insertion(
                 "shortcut",
                 'shortcut: report_to="wandb"',
-                ts.end_line(stmt),
+                ts.end_line(after),
                 _marked(
-                    [f'{src.indent_of_row(stmt.start_point.row)}{target}.report_to = ["wandb"]']
+                    [f'{src.indent_of_row(after.start_point.row)}{target}.report_to = ["wandb"]']
                 ),
                 target,
             )
@@ -1141,6 +1223,21 @@ def _report_to(plan: _Plan, sc) -> None:  # noqa: ANN001
         )
 
 
+def _after_branches(stmt: Node) -> Node:
+    """The ``if``/``else`` holding ``stmt`` when both branches exist (each parses differently)."""
+    block = stmt.parent
+    owner = block.parent if block is not None and block.type == "block" else None
+    if owner is not None and owner.type in ("else_clause", "elif_clause"):
+        owner = owner.parent
+    if (
+        owner is not None
+        and owner.type == "if_statement"
+        and any(c.type == "else_clause" for c in owner.children)
+    ):
+        return owner
+    return stmt
+
+
 def _training_args_target(src: _Source, stmt: Node) -> str | None:
     """Which target of ``a, b, c = parser.parse_args_into_dataclasses()`` is TrainingArguments."""
     node = stmt.named_children[0] if stmt.named_children else None
@@ -1158,9 +1255,15 @@ def _training_args_target(src: _Source, stmt: Node) -> str | None:
             first = args.named_children[0] if args is not None and args.named_children else None
             if first is not None and first.type in ("tuple", "list"):
                 classes = [src.t(c) for c in first.named_children]
-                for i, cls in enumerate(classes):
-                    if re.search(r"(TrainingArguments|Config)$", cls) and i < len(targets):
-                        return targets[i]
+                # the script defines its own model/data argument classes; the training
+                # arguments class is the imported one (TrainingArguments, SFTConfig, ...)
+                local = src.class_names()
+                for prefer_imported in (True, False):
+                    for i, cls in enumerate(classes):
+                        if prefer_imported and cls.split(".")[-1] in local:
+                            continue
+                        if re.search(r"(TrainingArguments|Config)$", cls) and i < len(targets):
+                            return targets[i]
     for t in targets:
         if "train" in t.lower():
             return t
@@ -1182,9 +1285,6 @@ def _lightning_logger(plan: _Plan, sc) -> None:  # noqa: ANN001
     if call is None:
         plan.notes.append(f"no Trainer call found at line {sc.line}")
         return
-    kwargs = [f"project={_project_expr(plan)}"]
-    if plan.entity:
-        kwargs.append(f"entity={_pystr(plan.entity)}")
     if src.call_name(call) == "LightningCLI":
         init_args = {"project": plan.project}
         if plan.entity:
@@ -1206,6 +1306,9 @@ def _lightning_logger(plan: _Plan, sc) -> None:  # noqa: ANN001
             edits = [_replace(src, value, f"{{**{src.t(value)}, {entry}}}")]
         plan.hunks.append(_edit_hunk(src, call, edits, "shortcut: WandbLogger"))
         return
+    kwargs = [f"project={_project_expr(plan)}"]
+    if plan.entity:
+        kwargs.append(f"entity={_pystr(plan.entity)}")
     logger = f"WandbLogger({', '.join(kwargs)})"
     plan.extra_imports.append(f"from {module}.loggers import WandbLogger")
     existing = src.kwarg(call, "logger")
