@@ -306,6 +306,7 @@ class _Site:
 
     call: Node
     kind: str  # "backward", "step", "stepfn"
+    via: str = ""  # for "stepfn": the kind of the step inside the called function
 
 
 # ----------------------------------------------------------------------------- the analysis
@@ -360,6 +361,11 @@ class _Analyzer:
             line = ts.start_line(stmt)
             if stmt.start_point.column == len(self.smap.indent(line).encode()):
                 return stmt
+            prev = stmt.prev_named_sibling
+            while prev is not None and prev.start_point.row == stmt.start_point.row:
+                if prev.start_point.column == len(self.smap.indent(line).encode()):
+                    return prev  # `loss.backward(); opt.step()`: same line, same block
+                prev = prev.prev_named_sibling
             up = _parent_stmt(stmt)
             if up is None:
                 return stmt
@@ -447,11 +453,21 @@ class _Analyzer:
 
     def run(self) -> AnalysisResult:
         loop, sites = self.training_loop()
+        self.training_fns: set[int] = set()
+        for s in sites + self._direct_sites():
+            fn = _scope(s.call)
+            if fn is not None:
+                self.training_fns.add(fn.id)
         framework = self.framework(loop is not None)
         dist = self.distributed()
         shortcut = self.shortcut(framework)
         train_log = self.train_log(loop, sites) if loop is not None else None
         top_loop = self.outermost_loop(loop) if loop is not None else None
+        for lp in (loop, top_loop):
+            fn = _scope(lp) if lp is not None else None
+            while fn is not None:
+                self.training_fns.add(fn.id)
+                fn = _scope(fn)
         train_call = None if loop is not None else self.framework_train_call(framework)
         eval_log = self.eval_log(loop, top_loop, train_call)
         init = self.init_point(top_loop, train_call, dist)
@@ -557,11 +573,37 @@ class _Analyzer:
                 sites.append(_Site(c, "backward"))
         return sites
 
+    def _fallback_sites(self) -> list[_Site]:
+        """No framework step anywhere: a loop assigning a loss and updating in place (`w -= ...`)."""
+        sites: list[_Site] = []
+        for st in _statements_of_interest(self.root, self.defs):
+            if st.type not in LOOPS:
+                continue
+            for inner in _walk_statements(st):
+                if inner.type != "expression_statement" or not inner.named_children:
+                    continue
+                e = inner.named_children[0]
+                left = e.child_by_field_name("left")
+                if (
+                    e.type == "augmented_assignment"
+                    and ts.text(e.child_by_field_name("operator")) == "-="
+                ):
+                    sites.append(_Site(e, "step"))
+                elif (
+                    e.type == "assignment"
+                    and any("loss" in n.lower() for n in _target_names(left))
+                    and e.child_by_field_name("right") is not None
+                    and e.child_by_field_name("right").type == "call"
+                ):
+                    sites.append(_Site(e, "backward"))
+        kinds = {s.kind for s in sites}
+        return sites if kinds == {"step", "backward"} else []
+
     def training_loop(self) -> tuple[Node | None, list[_Site]]:
         """The innermost loop that (transitively) runs a training step, and the sites in it."""
         loops: dict[int, tuple[Node, list[_Site]]] = {}
-        work = [(s, 0) for s in self._direct_sites()]
-        seen_fns: set[int] = set()
+        work = [(s, 0) for s in self._direct_sites() or self._fallback_sites()]
+        seen_fns: set[tuple[int, str]] = set()
         while work:
             site, depth = work.pop()
             fn = _scope(site.call)
@@ -570,18 +612,19 @@ class _Analyzer:
             if loop is not None:
                 loops.setdefault(loop.id, (loop, []))[1].append(site)
                 continue
-            if fn is None or depth > 4 or fn.id in seen_fns:
+            if fn is None or depth > 4 or (fn.id, site.via or site.kind) in seen_fns:
                 continue
-            seen_fns.add(fn.id)
+            seen_fns.add((fn.id, site.via or site.kind))
+            via = site.via or site.kind
             for c in self.callers(fn):
-                work.append((_Site(c, "stepfn"), depth + 1))
+                work.append((_Site(c, "stepfn", "step" if via == "step" else via), depth + 1))
         if not loops:
             return None, []
         # a micro-step loop (backward only) yields to an enclosing loop that holds the step
         merged: dict[int, tuple[Node, list[_Site]]] = {}
         for loop, sites in loops.values():
-            kinds = {s.kind for s in sites}
-            if "step" not in kinds and "stepfn" not in kinds:
+            kinds = {s.via or s.kind for s in sites}
+            if "step" not in kinds:
                 outer = next(
                     (
                         o
@@ -603,8 +646,8 @@ class _Analyzer:
         ]
 
         def rank(item: tuple[Node, list[_Site]]) -> tuple[int, int]:
-            kinds = {s.kind for s in item[1]}
-            strength = 0 if ("step" in kinds or "stepfn" in kinds) else 1
+            kinds = {s.via or s.kind for s in item[1]}
+            strength = 0 if "step" in kinds else 1
             return (strength, item[0].start_byte)
 
         loop, sites = min(inner, key=rank)
@@ -632,7 +675,8 @@ class _Analyzer:
         steps = [s for s in sites if s.kind == "step" and _scope(s.call) == _scope(loop)]
         backs = [s for s in sites if s.kind == "backward" and _scope(s.call) == _scope(loop)]
         fns = [s for s in sites if s.kind == "stepfn"]
-        anchor = (steps or backs or fns or sites)[-1 if steps else 0].call
+        step_fns = [s for s in fns if s.via == "step"]
+        anchor = (steps or step_fns or backs or fns or sites)[-1 if steps or step_fns else 0].call
         stmt = self.line_stmt(anchor)
         return TrainLogPoint(
             after_line=ts.end_line(stmt),
@@ -644,6 +688,15 @@ class _Analyzer:
     def loss_var(self, loop: Node, backs: list[_Site], fns: list[_Site], stmt: Node) -> str | None:
         for s in backs:
             call = s.call
+            if call.type == "assignment":
+                names = [
+                    n
+                    for n in _target_names(call.child_by_field_name("left"))
+                    if "loss" in n.lower()
+                ]
+                if names:
+                    return names[0]
+                continue
             recv = _receiver(call)
             pos = _positional(call)
             if _call_name(call) == "gradient" or (
@@ -680,9 +733,12 @@ class _Analyzer:
 
     def step_var(self, loop: Node) -> str | None:
         for aug in self.augs:
-            if _contains(loop, aug) and next(_loops_up(aug), None) == loop:
-                if ts.text(aug.child_by_field_name("right")) == "1":
-                    return ts.text(aug.child_by_field_name("left"))
+            if (
+                _contains(loop, aug)
+                and next(_loops_up(aug), None) == loop
+                and ts.text(aug.child_by_field_name("right")) == "1"
+            ):
+                return ts.text(aug.child_by_field_name("left"))
         if loop.type == "for_statement":
             left = loop.child_by_field_name("left")
             right = loop.child_by_field_name("right")
@@ -938,6 +994,8 @@ class _Analyzer:
                     return c
             return None
         fits = [c for c in self.calls_named("fit") if _receiver(c) is not None]
+        if not fits and framework == "lightning":
+            fits = self.calls_named("LightningCLI")
         if not fits:
             return None
         return fits[0] if framework in ("lightning", "keras") else fits[-1]
@@ -945,7 +1003,7 @@ class _Analyzer:
     # -- evaluation
 
     def eval_functions(self) -> list[Node]:
-        trainers = {_scope(s.call).id for s in self._direct_sites() if _scope(s.call) is not None}  # type: ignore[union-attr]
+        trainers = set(self.training_fns)
         no_grad = {
             _scope(c).id  # type: ignore[union-attr]
             for c in self.calls_named("no_grad", "inference_mode", "eval")
@@ -973,9 +1031,12 @@ class _Analyzer:
         for fn in self.eval_functions():
             for c in self.callers(fn):
                 sites.append((c, fn))
-        for c in self.calls_named("evaluate"):
-            if _receiver(c) is not None and not any(c == s for s, _ in sites):
-                sites.append((c, None))
+        for c in self.calls_named("evaluate", "compute"):
+            if _receiver(c) is None or any(c == s for s, _ in sites):
+                continue
+            if _call_name(c) == "compute" and "metric" not in ts.text(_receiver(c)).lower():
+                continue
+            sites.append((c, None))
         metric_calls = [
             c
             for c in self.calls
@@ -1025,7 +1086,9 @@ class _Analyzer:
             is_metric = right is not None and any(
                 right.type == "call"
                 and (
-                    re.search(r"(_score|_error|^score|^accuracy|evaluate)$", _call_name(right))
+                    re.search(
+                        r"(_score|_error|^score|^accuracy|evaluate|compute)$", _call_name(right)
+                    )
                     or _EVAL_NAME.search(_call_name(right))
                 )
                 for _ in [0]
@@ -1163,6 +1226,27 @@ class _Analyzer:
             else:
                 return stmt
 
+    def _promote(self, stmt: Node, var: str | None) -> tuple[Node, str | None]:
+        """`ns = parse_args(); cfg = TrainConfig(lr=ns.lr)`: the config object is `cfg`."""
+        nxt = stmt.next_named_sibling
+        while nxt is not None and nxt.type == "comment":
+            nxt = nxt.next_named_sibling
+        a = _assignment(nxt) if nxt is not None and var else None
+        if a is None:
+            return stmt, var
+        left, right = a.child_by_field_name("left"), a.child_by_field_name("right")
+        local_classes = {ts.text(c.child_by_field_name("name")) for c in self.classes}
+        if (
+            left is not None
+            and left.type == "identifier"
+            and right is not None
+            and right.type == "call"
+            and _call_name(right) in local_classes
+            and var in _identifiers(right)
+        ):
+            return nxt, ts.text(left)  # type: ignore[return-value]
+        return stmt, var
+
     def _complete(self, stmt: Node, var: str | None) -> Node:
         """Extend past statements that keep filling the config (`args.x = ...`, `cfg.update()`)."""
         if not var:
@@ -1200,9 +1284,7 @@ class _Analyzer:
                 ):
                     return False
             elif e.type == "call":
-                if _root_name(_receiver(e)) != var and not any(
-                    ts.text(x) == var for x in _positional(e)[:1]
-                ):
+                if _root_name(_receiver(e)) != var or _call_name(e) in ("train", "fit", "run"):
                     return False
             else:
                 return False
@@ -1266,7 +1348,12 @@ class _Analyzer:
                 ok = True
             elif right.type == "call":
                 cn = _call_name(right)
-                if cn == "dict" and len(_args(right)) >= 3 or cn in local_classes and re.search(r"conf|cfg|param|arg|setting", cn, re.I):
+                if (
+                    cn == "dict"
+                    and len(_args(right)) >= 3
+                    or cn in local_classes
+                    and re.search(r"conf|cfg|param|arg|setting", cn, re.I)
+                ):
                     ok = True
             if ok and re.search(r"conf|cfg|param|setting|hp", name, re.I):
                 return st, name
@@ -1299,10 +1386,20 @@ class _Analyzer:
             cands = before or cands
         if cands:
             stmt, var = cands[-1] if len(cands) > 1 and self._same_var_branches(cands) else cands[0]
+            for later, lvar in cands[1:]:
+                a = _assignment(later)
+                if (
+                    var
+                    and lvar
+                    and a is not None
+                    and var in _identifiers(a.child_by_field_name("right"))
+                ):
+                    stmt, var = later, lvar
             if stmt.type == "function_definition":
                 body_of = stmt
             else:
-                anchor_after = self._complete(self._lift(stmt), var)
+                lifted, var = self._promote(self._lift(stmt), var)
+                anchor_after = self._complete(lifted, var)
         elif (h := self._hydra()) is not None:
             body_of, var = h
         elif (g := self._globals_config()) is not None:
@@ -1311,12 +1408,25 @@ class _Analyzer:
             anchor_after = self._complete(o[0], o[1])
             var = o[1]
         # distributed: the predicate's variable must exist where wandb.init runs
-        if dist.main_process and target is not None:
+        if dist.main_process and dist.kind != "none" and target is not None:
             moved = self._init_in_worker(target, dist.main_process, var, anchor_after, body_of)
             if moved is not None:
                 return moved
             if anchor_after is not None:
                 anchor_after = self._after_definition(anchor_after, dist.main_process, target)
+        if dist.kind != "none" and target is not None:
+            # the predicate (`dist.get_rank() == 0`) only works once the process group exists
+            setup = self._last_setup(target)
+            if setup is not None:
+                if body_of is not None and _scope(setup) == body_of:
+                    anchor_after, body_of = (
+                        _ancestor_in(setup, body_of.child_by_field_name("body")),
+                        None,
+                    )
+                elif anchor_after is not None and anchor_after.parent is not None:
+                    lifted = _ancestor_in(setup, anchor_after.parent)
+                    if lifted is not None and lifted.start_byte > anchor_after.start_byte:
+                        anchor_after = lifted
         if anchor_after is not None:
             st = self.line_stmt(anchor_after)
             return InitPoint(ts.end_line(st), var, self.indent_of(st))
@@ -1326,6 +1436,19 @@ class _Analyzer:
             st = self.line_stmt(target)
             return InitPoint(ts.start_line(st) - 1, None, self.indent_of(st))
         return None
+
+    def _last_setup(self, target: Node) -> Node | None:
+        """The last distributed-setup call before training starts, in training's function."""
+        fn = _scope(target)
+        found = None
+        for c in self.calls_named(
+            "init_process_group", "init_distributed", "initialize", "Accelerator"
+        ):
+            if _call_name(c) == "initialize" and ts.text(_receiver(c)) != "deepspeed":
+                continue
+            if c.start_byte < target.start_byte and (_scope(c) == fn or _scope(c) is None):
+                found = c
+        return found
 
     @staticmethod
     def _same_var_branches(cands: list[tuple[Node, str | None]]) -> bool:

@@ -57,6 +57,7 @@ INTERESTING_CALLS = (
     "HfArgumentParser",
     "Accelerator",
     "init_process_group",
+    "init_distributed",
     "DistributedDataParallel",
     "DDP",
     "spawn",
@@ -73,6 +74,7 @@ INTERESTING_CALLS = (
     "inference_mode",
     "eval",
     "cli",
+    "compute",
 )
 
 # One traversal finds everything static. Captures:
@@ -92,7 +94,7 @@ ANALYSIS_QUERY = (
     "(call function: [(identifier) @fn (attribute attribute: (identifier) @fn)]"
     " (#any-of? @fn " + " ".join(f'"{n}"' for n in INTERESTING_CALLS) + ")) @call\n"
     "(call function: [(identifier) @fn (attribute attribute: (identifier) @fn)]"
-    ' (#match? @fn "(TrainingArguments|Config)$")) @call\n'
+    ' (#match? @fn "(TrainingArguments|Config|Trainer|_score|_error|^score|^accuracy)$")) @call\n'
     "(function_definition name: (identifier) @defname) @def\n"
     "(class_definition name: (identifier) @classname) @class\n"
     "(if_statement condition: (_) @cond"

@@ -1,0 +1,178 @@
+"""The analyzer: golden fixtures, indentation facts for the injector, errors and the CLI."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from runexp_tui.core.analyze import AnalyzeError, analyze_file, analyze_source
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "scripts"
+SCRIPTS = sorted(FIXTURES.glob("*.py"))
+
+
+def test_there_are_enough_fixtures() -> None:
+    assert len(SCRIPTS) >= 25
+    for script in SCRIPTS:
+        assert script.with_suffix(".expected.json").exists(), script.name
+
+
+@pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.stem)
+def test_fixture_matches_expected_json(script: Path) -> None:
+    expected = json.loads(script.with_suffix(".expected.json").read_text(encoding="utf-8"))
+    got = analyze_source(script.read_bytes().decode("utf-8"), path=script.name).to_json()
+    assert got == expected
+
+
+@pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.stem)
+def test_points_are_inside_the_file_and_indents_are_whitespace(script: Path) -> None:
+    r = analyze_file(script)
+    n_lines = script.read_bytes().count(b"\n") + 1
+    for p in (r.points.import_, r.points.init, r.points.train_log, r.points.eval_log):
+        if p is not None:
+            assert 0 <= p.after_line <= n_lines
+    for p in (r.points.init, r.points.train_log, r.points.eval_log, r.points.finish):
+        if p is not None:
+            assert p.indent.strip(" \t") == ""
+
+
+def test_crlf_indent_has_no_carriage_return_and_lines_match_lf() -> None:
+    crlf = (FIXTURES / "crlf_script.py").read_bytes().decode()
+    assert "\r\n" in crlf
+    a = analyze_source(crlf, "x.py")
+    b = analyze_source(crlf.replace("\r\n", "\n"), "x.py")
+    assert a.to_json() == b.to_json()
+    assert a.points.train_log is not None and a.points.train_log.indent == " " * 8
+
+
+def test_tab_indentation_is_kept() -> None:
+    r = analyze_file(FIXTURES / "tabs_script.py")
+    assert r.points.train_log is not None and r.points.train_log.indent == "\t\t\t"
+    assert r.points.init is not None and r.points.init.indent == "\t"
+    assert r.points.finish is not None and r.points.finish.indent == "\t"
+
+
+def test_train_log_sits_after_the_optimizer_step_line() -> None:
+    script = FIXTURES / "grad_accum.py"
+    lines = script.read_text().splitlines()
+    r = analyze_file(script)
+    tl = r.points.train_log
+    assert tl is not None and "optimizer.step()" in lines[tl.after_line - 1]
+    assert tl.indent == " " * 16  # inside `if (i + 1) % accum_steps == 0:`
+    assert tl.step_var == "global_step"
+
+
+def test_gradient_accumulation_logs_in_the_outer_loop() -> None:
+    script = FIXTURES / "nanogpt_train.py"
+    lines = script.read_text().splitlines()
+    r = analyze_file(script)
+    tl = r.points.train_log
+    assert tl is not None and lines[tl.after_line - 1].strip() == "scaler.step(optimizer)"
+    assert tl.indent == "    " and tl.step_var == "iter_num"
+
+
+def test_semicolon_line_is_one_anchor() -> None:
+    src = "import torch\nfor i in range(3):\n    loss = f()\n    loss.backward(); opt.step()\n    print(i)\n"
+    tl = analyze_source(src).points.train_log
+    assert tl is not None and tl.after_line == 4 and tl.indent == "    "
+
+
+def test_jitted_step_function_is_never_the_place() -> None:
+    src = (
+        "import jax\n\n@jax.jit\ndef step(state, batch):\n"
+        "    for k in range(2):\n        g = jax.grad(f)(state)\n"
+        "    return state.apply_gradients(grads=g), 1.0\n\n"
+        "def main(state, data):\n    for batch in data:\n        state, loss = step(state, batch)\n"
+        "    return state\n"
+    )
+    r = analyze_source(src)
+    assert r.framework == "jax_flax"
+    assert r.points.train_log is not None and r.points.train_log.after_line == 11
+    assert r.points.train_log.loss_var == "loss"
+
+
+def test_shortcut_carries_call_details() -> None:
+    r = analyze_file(FIXTURES / "hf_trainer_args.py")
+    sc = r.points.shortcut
+    assert sc is not None and sc.call == "TrainingArguments" and sc.end_line > sc.line
+    assert r.wandb.present and r.wandb.lines
+
+
+def test_existing_wandb_lines_are_listed() -> None:
+    script = FIXTURES / "wandb_present_torch.py"
+    lines = script.read_text().splitlines()
+    r = analyze_file(script)
+    assert all("wandb." in lines[n - 1] for n in r.wandb.lines)
+    assert len(r.wandb.lines) == 2
+
+
+def test_syntax_error_reports_line_and_character_column() -> None:
+    src = "x = 'é'\ndef f(:\n    pass\nfor i in range(2):\n    loss = g()\n    loss.backward()\n"
+    r = analyze_source(src)
+    assert r.syntax_errors and r.syntax_errors[0].line == 2
+    assert r.points.train_log is not None and r.points.train_log.after_line == 6
+
+
+def test_non_ascii_columns_are_characters() -> None:
+    src = "é = 'ü' + (\n"
+    err = analyze_source(src).syntax_errors
+    assert err and err[0].line == 1 and err[0].column <= 11
+
+
+def test_cli_flags_defaults_and_help() -> None:
+    flags = {f.flag: f for f in analyze_file(FIXTURES / "mnist_main.py").cli_flags}
+    assert flags["--batch-size"].default == "64" and flags["--batch-size"].dest == "batch_size"
+    assert flags["--dry-run"].default == "False"
+    assert flags["--lr"].help == "learning rate (default: 1.0)"
+    assert list(flags)[0] == "--batch-size"
+
+
+@pytest.mark.parametrize(
+    ("setup", "fragment"),
+    [
+        (lambda p: None, "no such file"),
+        (lambda p: p.mkdir(), "is a directory"),
+        (lambda p: p.write_bytes(b"x = '\xff\xfe'\n"), "not UTF-8"),
+    ],
+)
+def test_analyze_file_errors(tmp_path: Path, setup, fragment: str) -> None:
+    target = tmp_path / "train.py"
+    setup(target)
+    with pytest.raises(AnalyzeError, match=fragment):
+        analyze_file(target)
+
+
+def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "runexp_tui", "analyze", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+    )
+
+
+def test_cli_json_is_the_golden_document() -> None:
+    out = _cli("mnist_main.py", "--json", cwd=FIXTURES)
+    assert out.returncode == 0, out.stderr
+    expected = json.loads((FIXTURES / "mnist_main.expected.json").read_text())
+    assert json.loads(out.stdout) == expected
+
+
+def test_cli_summary_and_syntax_warning() -> None:
+    out = _cli("syntax_error_elsewhere.py", cwd=FIXTURES)
+    assert out.returncode == 0
+    assert "invalid syntax" in out.stderr and "syntax_error_elsewhere.py:9:" in out.stderr
+    assert "wandb.init" in out.stdout and "--steps = 200" in out.stdout
+
+
+def test_cli_unreadable_file_exits_2(tmp_path: Path) -> None:
+    (tmp_path / "bad.py").write_bytes(b"\xff\xfe\x00")
+    for name in ("missing.py", "bad.py", "."):
+        out = _cli(name, "--json", cwd=tmp_path)
+        assert out.returncode == 2
+        assert out.stdout == ""
+        assert len(out.stderr.strip().splitlines()) == 1
