@@ -592,8 +592,7 @@ class _Analyzer:
                 elif (
                     e.type == "assignment"
                     and any("loss" in n.lower() for n in _target_names(left))
-                    and e.child_by_field_name("right") is not None
-                    and e.child_by_field_name("right").type == "call"
+                    and _type(e.child_by_field_name("right")) == "call"
                 ):
                     sites.append(_Site(e, "backward"))
         kinds = {s.kind for s in sites}
@@ -1049,8 +1048,6 @@ class _Analyzer:
         sites.sort(key=lambda s: s[0].start_byte)
         if top is not None:
             inside = [s for s in sites if _contains(top, s[0])]
-            chain_fns = {id(x) for x in ()}
-            del chain_fns
             after = [s for s in sites if s[0].start_byte >= top.end_byte]
             pick = (inside or after or sites)[0]
         elif train_call is not None:
@@ -1058,14 +1055,14 @@ class _Analyzer:
             pick = (after or sites)[0]
         else:
             pick = sites[0]
-        call, fn = pick
-        stmt = _stmt(call)
+        call, efn = pick
+        stmt: Node = _stmt(call)
         a = _assignment(stmt)
         if a is not None and _contains(a.child_by_field_name("right"), call):  # type: ignore[arg-type]
             stmt, names = self._metric_run(self.line_stmt(call))
             return EvalLogPoint(ts.end_line(stmt), tuple(names), self.indent_of(stmt))
-        if fn is not None:
-            return self._inside_eval_function(fn)
+        if efn is not None:
+            return self._inside_eval_function(efn)
         stmt = self.line_stmt(call)
         return EvalLogPoint(ts.end_line(stmt), (), self.indent_of(stmt))
 
@@ -1115,7 +1112,7 @@ class _Analyzer:
         if loop_idx < 0:
             return None
         looped = body[loop_idx]
-        inits = []
+        inits: list[str] = []
         for st in body[:loop_idx]:
             a = _assignment(st)
             if a is not None:
@@ -1317,9 +1314,9 @@ class _Analyzer:
                     if (
                         uses_globals
                         and a is not None
-                        and a.child_by_field_name("right").type
+                        and _type(a.child_by_field_name("right"))
                         in ("dictionary_comprehension", "dictionary", "call")
-                    ):  # type: ignore[union-attr]
+                    ):
                         run_var = ts.text(a.child_by_field_name("left"))
                 continue
             if run_consts > best[0]:
@@ -1424,9 +1421,9 @@ class _Analyzer:
                         None,
                     )
                 elif anchor_after is not None and anchor_after.parent is not None:
-                    lifted = _ancestor_in(setup, anchor_after.parent)
-                    if lifted is not None and lifted.start_byte > anchor_after.start_byte:
-                        anchor_after = lifted
+                    lifted2 = _ancestor_in(setup, anchor_after.parent)
+                    if lifted2 is not None and lifted2.start_byte > anchor_after.start_byte:
+                        anchor_after = lifted2
         if anchor_after is not None:
             st = self.line_stmt(anchor_after)
             return InitPoint(ts.end_line(st), var, self.indent_of(st))
@@ -1607,6 +1604,10 @@ class _Analyzer:
 
 
 # ----------------------------------------------------------------------------- free helpers
+
+
+def _type(node: Node | None) -> str:
+    return node.type if node is not None else ""
 
 
 def _dedupe(nodes: Iterable[Node]) -> list[Node]:
