@@ -130,7 +130,7 @@ _GUARD_RE = re.compile(
 _IMPORT_RE = re.compile(r"^[ \t]*(?:from[ \t]+(\.*[\w.]*)[ \t]+import|import[ \t]+([\w.]+))", re.M)
 _WANDB_RE = re.compile(
     r"^[ \t]*(?:import[ \t]+wandb\b|from[ \t]+wandb\b)"
-    r"|report_to\s*=\s*[\[\(]?\s*['\"][^'\"]*wandb"
+    r"|(?:report_to|log_with)\s*=\s*[\[\(]?\s*['\"][^'\"]*wandb"
     r"|\bWandbLogger\b|\bWandbCallback\b|\bWandbMetricsLogger\b|\bWandbModelCheckpoint\b",
     re.M,
 )
@@ -339,7 +339,8 @@ def _read_text(path: Path, budget: _Budget) -> str | None:
         budget.errors.append(f"{path.name}: {exc.strerror or exc}")
         return None
     budget.bytes += len(data)
-    return data.decode("utf-8", errors="replace")
+    # utf-8-sig: a byte-order mark would otherwise make `ast` reject the file
+    return data.decode("utf-8-sig", errors="replace")
 
 
 # --- one file ----------------------------------------------------------------------------------
@@ -602,6 +603,9 @@ def _name_score(rel: str) -> tuple[int, list[str]]:
     elif train_tok and not any(t in _LIB_TOKENS for t in toks):
         score += 12
         reasons.append(f"training name ({p.name})")
+    elif toks and toks[0] == "run" and not any(t in _LIB_TOKENS for t in toks):
+        score += 6  # run_glue.py, run_clm.py: the example-script convention
+        reasons.append(f"run script name ({p.name})")
     depth = len(p.parts) - 1
     if depth:
         score -= 4 * depth

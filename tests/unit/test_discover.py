@@ -239,6 +239,32 @@ def test_training_signals(tmp_path: Path, signal: str, reason: str) -> None:
     assert reason in ep.reasons
 
 
+def test_byte_order_mark_and_crlf_files_parse(tmp_path: Path) -> None:
+    (tmp_path / "train.py").write_bytes(b"\xef\xbb\xbf" + TRAIN_LOOP.replace("\n", "\r\n").encode())
+    (ep,) = discover_repo(tmp_path).entry_points
+    assert "has __main__ guard" in ep.reasons and "calls .backward()" in ep.reasons
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "import wandb",
+        "    from wandb.integration.keras import WandbMetricsLogger",
+        "args = TrainingArguments(report_to=['wandb'])",
+        'accelerator = Accelerator(log_with="wandb")',
+        "logger = WandbLogger(project='x')",
+    ],
+)
+def test_wandb_use_is_found(tmp_path: Path, line: str) -> None:
+    _write(tmp_path, {"lib.py": f"def f():\n    pass\n{line}\n"})
+    assert discover_repo(tmp_path).wandb_present
+
+
+def test_wandb_mentioned_in_prose_is_not_use(tmp_path: Path) -> None:
+    _write(tmp_path, {"train.py": '"""Log to wandb if you like."""\nwandb_log = False\n'})
+    assert not discover_repo(tmp_path).wandb_present
+
+
 def test_mode_switch_is_not_training(tmp_path: Path) -> None:
     _write(tmp_path, {"job.py": "model.train()\nmodel.eval()\nprint(model)\n"})
     (ep,) = discover_repo(tmp_path).entry_points
