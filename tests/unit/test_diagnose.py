@@ -14,7 +14,7 @@ from runexp_tui.core.diagnosis.pipnames import advise_module, pip_install_comman
 
 LOGS = Path(__file__).parent.parent / "fixtures" / "logs"
 FAIL = LOGS / "failures"
-CLEAN = LOGS / "clean"
+CLEAN = FAIL / "clean"  # healthy logs that must yield nothing
 
 FLAGS = (
     CliFlag("--batch_size", "32", "batch size"),
