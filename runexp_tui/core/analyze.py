@@ -342,7 +342,7 @@ class _Analyzer:
         for d in self.defs:
             self.defs_by_name.setdefault(ts.text(d.child_by_field_name("name")), []).append(d)
         self.modules = self._imported_modules()
-        self._local_calls: dict[str, list[Node]] | None = None
+        self._local_calls: dict[str, list[Node]] = {}
         self.jitted, self.aliases = self._jitted_functions()
 
     # -- small utilities
@@ -374,19 +374,43 @@ class _Analyzer:
     def indent_of(self, node: Node) -> str:
         return self.smap.indent(ts.start_line(node))
 
-    def local_calls(self) -> dict[str, list[Node]]:
-        """Calls to the file's own functions (and their jit/pmap aliases), by called name."""
-        if self._local_calls is None:
-            names = set(self.defs_by_name)
-            for al in self.aliases.values():
-                names |= al
-            q = ts.local_calls_query(names)
-            found: dict[str, list[Node]] = {}
+    def local_calls(self, names: Iterable[str]) -> dict[str, list[Node]]:
+        """Calls to the given names (the file's own functions, their jit/pmap aliases).
+
+        Fetched lazily and in batches: one query over the tree per batch of new names, and the
+        names likely to be needed are prefetched together (see `_prefetch_callers`).
+        """
+        missing = {n for n in names if n not in self._local_calls}
+        if missing:
+            for n in missing:
+                self._local_calls[n] = []
+            q = ts.local_calls_query(missing)
             if q is not None:
                 for c in _dedupe(ts.captures(q, self.root).get("call", [])):
-                    found.setdefault(_call_name(c), []).append(c)
-            self._local_calls = found
+                    self._local_calls.setdefault(_call_name(c), []).append(c)
         return self._local_calls
+
+    def _prefetch_callers(self) -> None:
+        """Batch the caller look-ups the analysis will make into one query over the tree."""
+        fns: set[str] = set()
+        for c in [s.call for s in self._direct_sites()] + self.calls_named(*PARSE_CALLS):
+            fn = _scope(c)
+            while fn is not None:
+                fns.add(ts.text(fn.child_by_field_name("name")))
+                fn = _scope(fn)
+        for c in self.calls_named("no_grad", "inference_mode", "eval"):
+            fn = _scope(c) if c.parent is None or c.parent.type != "decorator" else None
+            if fn is not None:
+                fns.add(ts.text(fn.child_by_field_name("name")))
+            elif c.parent is not None and c.parent.parent is not None:
+                d = c.parent.parent.child_by_field_name("definition")
+                if d is not None:
+                    fns.add(ts.text(d.child_by_field_name("name")))
+        fns |= {n for n in self.defs_by_name if _EVAL_NAME.search(n)}
+        names = set(fns)
+        for f in fns:
+            names |= self.aliases.get(f, set())
+        self.local_calls(names)
 
     def callers(self, fn: Node) -> list[Node]:
         """Call sites of a local function: plain calls for functions, `x.m()` for methods."""
@@ -404,7 +428,7 @@ class _Analyzer:
         )
         sites: list[Node] = []
         for n in {name} | self.aliases.get(name, set()):
-            for c in self.local_calls().get(n, ()):
+            for c in self.local_calls({name} | self.aliases.get(name, set())).get(n, ()):
                 f = _callee(c)
                 if f is None or _contains(fn, c):
                     continue
@@ -452,6 +476,7 @@ class _Analyzer:
     # -- driver
 
     def run(self) -> AnalysisResult:
+        self._prefetch_callers()
         loop, sites = self.training_loop()
         self.training_fns: set[int] = set()
         for s in sites + self._direct_sites():

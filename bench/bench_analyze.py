@@ -1,0 +1,116 @@
+"""Analysis time vs the bare tree-sitter parse on generated 5,000- and 50,000-line scripts.
+
+Prints figures only (not a test). Target: the whole analysis <= 3x the bare parse.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+
+from runexp_tui.core import ts
+from runexp_tui.core.analyze import analyze_source
+
+HEADER = '''"""Generated training script for the analyzer benchmark."""
+import argparse
+import math
+
+import torch
+from torch import nn
+
+'''
+
+HELPER = '''
+
+def helper_{i}(x, scale={i}):
+    """Transform a batch (helper {i})."""
+    total = 0.0
+    for j, v in enumerate(x):
+        if j % 3 == 0:
+            total += math.sqrt(abs(v)) * scale
+        elif j % 3 == 1:
+            total -= v / (scale + 1)
+        else:
+            total = max(total, float(v))
+    values = [v * 2 for v in x if v > 0]
+    return {{"total": total, "n": len(values), "name": f"helper-{i}"}}
+
+
+class Block{i}(nn.Module):
+    def __init__(self, dim=64):
+        super().__init__()
+        self.fc = nn.Linear(dim, dim)
+
+    def forward(self, x):
+        return torch.relu(self.fc(x)) + x
+'''
+
+MAIN = """
+
+@torch.no_grad()
+def evaluate(model, data):
+    model.eval()
+    val_loss = 0.0
+    for x, y in data:
+        val_loss += nn.functional.mse_loss(model(x), y).item()
+    val_loss /= len(data)
+    model.train()
+    return val_loss
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--lr", type=float, default=1e-3, help="learning rate")
+    parser.add_argument("--epochs", type=int, default=10)
+    args = parser.parse_args()
+    model = nn.Linear(64, 1)
+    opt = torch.optim.AdamW(model.parameters(), lr=args.lr)
+    data = [(torch.randn(8, 64), torch.randn(8, 1)) for _ in range(4)]
+    for epoch in range(args.epochs):
+        for x, y in data:
+            loss = nn.functional.mse_loss(model(x), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        val = evaluate(model, data)
+        print(epoch, loss.item(), val)
+
+
+if __name__ == "__main__":
+    main()
+"""
+
+
+def make_script(lines: int) -> str:
+    """A realistic script of about `lines` lines: many helpers and modules, one training loop."""
+    per = HELPER.count("\n")
+    n = max(1, (lines - HEADER.count("\n") - MAIN.count("\n")) // per)
+    return HEADER + "".join(HELPER.format(i=i) for i in range(n)) + MAIN
+
+
+def median_ms(fn, repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t0) * 1000)
+    return statistics.median(times)
+
+
+def main() -> None:
+    ts.parse(b"x = 1\n")  # load the grammar and compile queries outside the timings
+    analyze_source("x = 1\n")
+    print(f"{'lines':>8} {'parse ms':>10} {'analysis ms':>12} {'ratio':>7}")
+    for lines, repeat in ((5_000, 15), (50_000, 5)):
+        text = make_script(lines)
+        data = text.encode()
+        result = analyze_source(text)
+        assert result.points.train_log is not None, "the generated loop must be found"
+        parse = median_ms(lambda data=data: ts.parse(data), repeat)
+        whole = median_ms(lambda text=text: analyze_source(text), repeat)
+        n = text.count("\n")
+        print(f"{n:>8} {parse:>10.1f} {whole:>12.1f} {whole / parse:>6.2f}x")
+
+
+if __name__ == "__main__":
+    main()
