@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import sys
@@ -147,7 +148,8 @@ def test_new_conda_env_with_environment_yml_runs_the_exact_commands_in_order(
     assert got[1] == ["create", "-n", "exp1", "python=3.11", "-y"]
     assert got[2] == ["env", "update", "-n", "exp1", "-f", "environment.yml"]
     assert got[3][: len(run)] == run and "find_spec('wandb')" in got[3][-1]
-    assert got[4][: len(run)] == run and "RUNEXP_VERIFY" in got[4][-1]
+    assert got[4][: len(run)] == run and "\n" not in got[4][-1]
+    assert "RUNEXP_VERIFY" in base64.b64decode(got[4][-1].split("'")[1]).decode()
     assert len(got) == 5  # wandb is present in the env's python: no install
     # The env's python has no torch: a result, then a diagnosis, not a crash.
     assert done["verify-torch"].result is not None and done["verify-torch"].result["torch"] is None

@@ -6,6 +6,7 @@ UI thread and to test alone.
 
 from __future__ import annotations
 
+import base64
 import configparser
 import json
 import netrc
@@ -273,6 +274,12 @@ except Exception as exc:
     out["error"] = "%s: %s" % (type(exc).__name__, exc)
 print("RUNEXP_VERIFY " + json.dumps(out), flush=True)
 """
+
+
+def one_line_python(code: str) -> str:
+    """Code for `python -c` on one line: `conda run` refuses arguments that contain newlines."""
+    encoded = base64.b64encode(code.encode()).decode()
+    return f"import base64; exec(base64.b64decode('{encoded}').decode())"
 
 
 def parse_verify_output(lines: Sequence[str]) -> dict[str, Any] | None:

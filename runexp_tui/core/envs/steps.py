@@ -28,6 +28,7 @@ from runexp_tui.core.envs.checks import (
     TORCH_VERIFY_SNIPPET,
     check_wandb_credentials,
     find_dependency_source,
+    one_line_python,
     parse_environment_yml,
     parse_verify_output,
     repo_uses_torch,
@@ -126,7 +127,9 @@ class StepContext:
         """Run a command, yielding its lines (and progress); raise StepCancelled / StepFailed."""
         if echo:
             yield self.line("$ " + shlex.join(str(a) for a in argv))
-        proc = StreamingProcess(argv, cwd=cwd, env=env)
+        # Unbuffered: pip (a Python program) would otherwise send its lines in 8 KiB bursts.
+        run_env = {**(os.environ if env is None else env), "PYTHONUNBUFFERED": "1"}
+        proc = StreamingProcess(argv, cwd=cwd, env=run_env)
         try:
             proc.start()
         except OSError as exc:
@@ -378,7 +381,9 @@ def _verify_torch_body(backend: EnvBackend, repo: Path, gpus_wanted: bool) -> St
         yield Progress(ctx.step_id, None, "Importing torch in the env")
         try:
             yield from ctx.run(
-                backend.python_argv() + ["-c", TORCH_VERIFY_SNIPPET], cwd=repo, echo=False
+                backend.python_argv() + ["-c", one_line_python(TORCH_VERIFY_SNIPPET)],
+                cwd=repo,
+                echo=False,
             )
         except StepFailed as exc:
             verify = parse_verify_output(ctx.all_lines)
