@@ -746,16 +746,92 @@ def build_proposal(
     elif not plan.notes:
         plan.notes.append("no training loop, configuration or framework hook found to instrument")
 
-    return Proposal(
+    n_lines = len(src.lines)
+    placed = []
+    for h in plan.hunks:
+        if h.anchor_line >= 0 and h.end <= n_lines:
+            placed.append(h)
+        else:
+            plan.notes.append(
+                f"dropped {h.label}: line {h.anchor_line} is past the end of the file"
+            )
+    proposal = Proposal(
         path=analysis.path,
         original_text=text,
-        hunks=_sorted_hunks(plan.hunks),
+        hunks=_sorted_hunks(placed),
         newline=newline,
         bom=bom,
         notes=tuple(plan.notes),
         framework=analysis.framework,
-        guard=guard if any(h.kind != "import" for h in plan.hunks) else None,
+        guard=guard if any(h.kind != "import" for h in placed) else None,
     )
+    return _without_breaking_hunks(proposal)
+
+
+def _without_breaking_hunks(proposal: Proposal) -> Proposal:
+    """Drop (with a note) any hunk that alone would not parse or would not be its own statement.
+
+    A point in the middle of a multi-line statement, say, should cost that one insertion,
+    not the whole proposal; the full check runs first so the common case parses twice only.
+    """
+    if not proposal.hunks:
+        return proposal
+    try:
+        _check_placed(proposal, None)
+        return proposal
+    except InjectError:
+        pass
+    kept, notes = [], list(proposal.notes)
+    for h in proposal.hunks:
+        try:
+            _check_placed(proposal, {h.id})
+            kept.append(h)
+        except InjectError as exc:
+            notes.append(f"dropped {h.label}: {exc}")
+    if {"import", "init"} & ({h.kind for h in proposal.hunks} - {h.kind for h in kept}):
+        # every other wandb call needs the import and a run: without them they would crash
+        notes.append("nothing proposed: the wandb import or wandb.init could not be placed")
+        kept = []
+    return Proposal(
+        path=proposal.path,
+        original_text=proposal.original_text,
+        hunks=_numbered(kept),
+        newline=proposal.newline,
+        bom=proposal.bom,
+        notes=tuple(notes),
+        framework=proposal.framework,
+        guard=proposal.guard,
+    )
+
+
+def _check_placed(proposal: Proposal, included: set[int] | None) -> None:
+    """The render parses, and each inserted line starts a statement of its own.
+
+    Parsing alone is not enough: a call inserted inside an open parenthesis still parses
+    (as an argument), but it is not what was meant.
+    """
+    patched = proposal.render(included)
+    check_parses(proposal.original_text, patched)
+    insertions = {h.id for h in proposal.hunks if h.is_insertion}  # not edits inside a call
+    rows = [
+        r.right_no - 1
+        for r in side_by_side(proposal, included)
+        if r.kind == "insert" and r.right_no is not None and r.hunk_id in insertions
+    ]
+    if not rows:
+        return
+    tree = ts.parse(patched.encode("utf-8"))
+    lines = patched.split("\n")
+    for row in rows:
+        line = lines[row]
+        col = len(line[: len(line) - len(line.lstrip(" \t"))].encode("utf-8"))
+        node = tree.root_node.descendant_for_point_range((row, col), (row, col))
+        while node is not None and (
+            node.parent is not None and node.parent.type not in ("module", "block")
+        ):
+            node = node.parent
+        if node is None or node.start_point.row != row:
+            raise InjectError("the inserted line would not be a statement of its own", row + 1)
 
 
 def _existing_integration(src: _Source, analysis: AnalysisResult) -> str | None:

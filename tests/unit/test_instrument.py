@@ -129,8 +129,20 @@ def test_partial_apply_then_rebuild_proposes_only_the_rest() -> None:
     p = build_proposal(VANILLA, vanilla_analysis())
     kinds = {h.id: h.kind for h in p.hunks}
     keep = {i for i, k in kinds.items() if k in ("import", "init", "train_log")}
-    again = build_proposal(p.render(keep), vanilla_analysis())
+    a = vanilla_analysis()
+    shifted = AnalysisResult(  # the same points in the patched text: 4 lines further down
+        path=a.path,
+        points=Points(
+            ImportPoint(4),
+            InitPoint(12, "args", "    "),
+            TrainLogPoint(17, "loss", "step", "        "),
+            EvalLogPoint(20, ("val_loss",), "    "),
+            FinishPoint(20, "    "),
+        ),
+    )
+    again = build_proposal(p.render(keep), shifted)
     assert {h.kind for h in again.hunks} == {"eval_log", "finish"}
+    ast.parse(again.render())
 
 
 def test_side_by_side_is_aligned_and_right_side_is_the_render() -> None:
@@ -687,3 +699,42 @@ def test_symlink_is_kept_and_its_target_patched(script: Path) -> None:
     assert link.is_symlink() and "wandb.init" in script.read_text()
     revert_file(link)
     assert script.read_text() == VANILLA and link.is_symlink()
+
+
+def test_a_hunk_that_would_break_the_syntax_is_dropped_with_a_note() -> None:
+    text = VANILLA.replace(
+        "    val_loss = (w - 3.0) ** 2", "    val_loss = (\n        w - 3.0\n    ) ** 2"
+    )
+    a = vanilla_analysis()
+    bad_eval = Points(
+        import_=a.points.import_,
+        init=a.points.init,
+        train_log=a.points.train_log,
+        eval_log=EvalLogPoint(16, ("val_loss",), "    "),  # inside the parenthesised expression
+        finish=FinishPoint(18, "    "),
+    )
+    p = build_proposal(text, AnalysisResult(path="t.py", points=bad_eval))
+    assert [h.kind for h in p.hunks] == ["import", "init", "train_log", "finish"]
+    assert any(n.startswith("dropped eval log: val_loss") for n in p.notes)
+    ast.parse(p.render())
+
+
+def test_no_init_place_means_no_proposal_at_all() -> None:
+    # inside the parentheses, the call would parse, as an argument: placement is checked too
+    a = vanilla_analysis()
+    bad_init = Points(import_=a.points.import_, init=InitPoint(8, "args", "    "))
+    text = VANILLA.replace(
+        "    parser = argparse.ArgumentParser()", "    parser = argparse.ArgumentParser(\n    )"
+    )
+    p = build_proposal(text, AnalysisResult(path="t.py", points=bad_init))
+    assert p.hunks == ()
+    assert any("could not be placed" in n for n in p.notes)
+
+
+def test_points_past_the_end_are_dropped() -> None:
+    a = AnalysisResult(
+        path="t.py", points=Points(ImportPoint(0), InitPoint(1, None), finish=FinishPoint(99))
+    )
+    p = build_proposal("x = 1\n", a)
+    assert [h.kind for h in p.hunks] == ["import", "init"]
+    assert any("past the end" in n for n in p.notes)
