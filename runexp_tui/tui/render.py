@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Sequence
+from pathlib import Path
 
 from rich.text import Text
 
@@ -15,7 +17,9 @@ def is_number(v: object) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
-def sparkline(values: Sequence[float], width: int, lo: float | None = None, hi: float | None = None) -> str:
+def sparkline(
+    values: Sequence[float], width: int, lo: float | None = None, hi: float | None = None
+) -> str:
     """The last ``width`` values as block characters; NaN/inf drawn as '!' so they stand out."""
     vals = list(values)[-width:]
     finite = [v for v in vals if is_number(v) and math.isfinite(v)]
@@ -71,3 +75,17 @@ def fmt_duration(seconds: float | None) -> str:
     h, rem = divmod(s, 3600)
     m, s = divmod(rem, 60)
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+def display_path(path: str | os.PathLike[str]) -> str:
+    """A path as a person reads it: under the home folder it starts with `~` (shorter, and the
+    same on every machine for the same layout)."""
+    p = Path(path)
+    home = os.environ.get("HOME")
+    if home:
+        try:
+            rel = p.relative_to(home)
+        except ValueError:
+            return str(p)
+        return "~" if str(rel) == "." else f"~/{rel}"
+    return str(p)

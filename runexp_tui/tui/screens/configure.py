@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import os
 import platform
+import re
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from textual import on, work
 from textual.app import ComposeResult
@@ -22,6 +23,7 @@ from runexp_tui.core.config import (
     load_config,
     validate_env_name,
 )
+from runexp_tui.tui.render import display_path
 from runexp_tui.tui.screens.base import PhaseScreen
 from runexp_tui.tui.widgets.gpu_select import GpuSelect
 
@@ -33,6 +35,52 @@ ENV_CHOICES = [
     ("Current Python (no env)", "system"),
 ]
 WANDB_IDS = {"yes": "wandb-yes", "no": "wandb-no", "present": "wandb-present"}
+# Where each field's problem is written: the message line under that part of the form.
+MSG_FOR_FIELD = {
+    "repo": "#repo-msg",
+    "command": "#command-msg",
+    "env": "#env-msg",
+    "gpus": "#gpu-msg",
+}
+
+
+class FieldError(NamedTuple):
+    """A problem that blocks confirming, and which field of the form it belongs to."""
+
+    field: str  # a key of MSG_FOR_FIELD
+    message: str
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def _readable(path: Path) -> bool:
+    """True when the folder can be listed (os.access alone says yes to root on any folder)."""
+    if not os.access(path, os.R_OK | os.X_OK):
+        return False
+    try:
+        with os.scandir(path) as it:
+            next(it, None)
+    except OSError:
+        return False
+    return True
+
+
+def repo_problem(path: Path) -> str | None:
+    """Why ``path`` cannot be the repository, or None when it can (call off the UI thread)."""
+    if not path.exists():
+        return f"✗ {display_path(path)} does not exist"
+    if not path.is_dir():
+        return f"✗ {display_path(path)} is a file, not a folder: give the repository's folder"
+    if not _readable(path):
+        return f"✗ {display_path(path)} is not readable (permission denied)"
+    return None
+
+
+def _env_name_for(folder: str) -> str:
+    """A conda env name derived from a folder name (spaces and odd characters become '-')."""
+    name = re.sub(r"[^A-Za-z0-9_.\-]+", "-", folder).strip("-.") or "experiment"
+    return name[:64]
 
 
 def _section(title: str) -> Static:
@@ -55,6 +103,9 @@ class ConfigureScreen(PhaseScreen):
         self.command_touched = False
         self._loading = False
         self._conda_envs: list[Any] | None = None
+        self._defaults: dict[str, str] = {}  # values the form filled in itself (not the user)
+        self._review_when_ready = False
+        self._saved_existing_env = ""  # picked once the conda env list arrives
 
     # ----- layout ------------------------------------------------------------------------------
     def compose_body(self) -> ComposeResult:
@@ -70,7 +121,7 @@ class ConfigureScreen(PhaseScreen):
             yield _section("Command")
             with Horizontal(classes="row"):
                 yield Label("Command", classes="field-label")
-                yield Input(id="command", placeholder="python train.py --lr 0.01")
+                yield Input(id="command", placeholder="e.g. python train.py --epochs 5")
             yield Label("", id="command-msg", classes="msg")
             yield Label("Flags of the script (Enter on a row to set a value):", classes="hint")
             yield DataTable(id="flags", cursor_type="row")
@@ -79,13 +130,18 @@ class ConfigureScreen(PhaseScreen):
                 yield RadioButton("Yes: instrument the script", id="wandb-yes", value=True)
                 yield RadioButton("No: run without W&B", id="wandb-no")
                 yield RadioButton("Already integrated", id="wandb-present")
-            with Horizontal(classes="row"):
+            with Horizontal(classes="row wandb-field"):
                 yield Label("Project", classes="field-label")
                 yield Input(id="wandb-project")
-            with Horizontal(classes="row"):
+            with Horizontal(classes="row wandb-field"):
                 yield Label("Mode", classes="field-label")
-                yield Select([("offline (no network needed)", "offline"), ("online", "online")], id="wandb-mode", value="offline", allow_blank=False)
-            with Horizontal(classes="row"):
+                yield Select(
+                    [("offline (no network needed)", "offline"), ("online", "online")],
+                    id="wandb-mode",
+                    value="offline",
+                    allow_blank=False,
+                )
+            with Horizontal(classes="row wandb-field"):
                 yield Label("Entity", classes="field-label")
                 yield Input(id="wandb-entity", placeholder="optional: team or user")
             yield _section("Python environment")
@@ -97,7 +153,9 @@ class ConfigureScreen(PhaseScreen):
                 yield Input(id="env-name")
             with Horizontal(classes="row env-conda-new env-uv"):
                 yield Label("Python", classes="field-label")
-                yield Input(id="env-python", placeholder=platform.python_version().rsplit(".", 1)[0])
+                yield Input(
+                    id="env-python", placeholder=platform.python_version().rsplit(".", 1)[0]
+                )
             with Horizontal(classes="row env-conda-existing"):
                 yield Label("Conda env", classes="field-label")
                 yield Select([], id="env-existing", prompt="looking for conda envs…")
@@ -106,31 +164,46 @@ class ConfigureScreen(PhaseScreen):
                 yield Input(id="env-path", value=".venv")
             yield Label("", id="env-msg", classes="msg")
             yield _section("GPUs")
-            yield Label("", id="gpu-msg", classes="hint")
+            yield Label("", id="gpu-msg", classes="hint gpu-msg")
             yield GpuSelect(id="gpus")
             with Horizontal(id="confirm-row"):
                 yield Button("Review & confirm (ctrl+s)", id="review", variant="primary")
 
     def on_mount(self) -> None:
         repo = self.rx.session.repo or Path.cwd()
-        self.query_one("#repo", Input).value = str(repo)
+        self.query_one("#repo", Input).value = display_path(repo)
+        for msg in self.query(".msg"):
+            msg.display = False
         self.query_one("#flags", DataTable).add_columns("Flag", "Default", "Value", "Help")
         self._show_env_fields("venv")
         self.watch(self.app, "gpu_snapshot", self._on_gpus)
+        self.watch(self.app, "narrow", self._compact)
         self._load_conda_envs()
         self.scan_repo(str(repo), load_saved=True)
         self.query_one("#repo", Input).focus()
 
+    def _compact(self, narrow: bool) -> None:
+        """At 80x24 the fields lose their borders (one line each) so the form fits by keys."""
+        for widget in self.query("Input, Select, RadioSet, Button"):
+            widget.compact = narrow  # type: ignore[attr-defined]
+
     # ----- repository and entry point ------------------------------------------------------------
-    @on(Input.Submitted, "#repo")
-    def _repo_submitted(self, event: Input.Submitted) -> None:
-        self.scan_repo(event.value, load_saved=True)
+    @on(Input.Submitted)
+    def _input_submitted(self, event: Input.Submitted) -> None:
+        """Enter in a field moves on to the next one (the repo path is scanned first)."""
+        event.stop()
+        if event.input.id == "repo":
+            self.scan_repo(event.value, load_saved=True)
+        self.focus_next()
 
     @on(Input.Blurred, "#repo")
     def _repo_blurred(self, event: Input.Blurred) -> None:
-        current = str(self.rx.session.repo or "")
-        if event.value and os.path.abspath(os.path.expanduser(event.value)) != current:
+        if self._repo_changed(event.value):
             self.scan_repo(event.value, load_saved=True)
+
+    def _repo_changed(self, text: str) -> bool:
+        current = str(self.rx.session.repo or "")
+        return bool(text) and os.path.abspath(os.path.expanduser(text.strip())) != current
 
     @work(thread=True, exclusive=True, group="scan", exit_on_error=False)
     def scan_repo(self, path_text: str, load_saved: bool = False) -> None:
@@ -138,14 +211,9 @@ class ConfigureScreen(PhaseScreen):
         from runexp_tui.core.discover import DiscoverError, discover_repo
 
         path = Path(os.path.expanduser(path_text.strip() or ".")).resolve()
-        if not path.exists():
-            self.app.call_from_thread(self._repo_error, f"✗ {path} does not exist")
-            return
-        if not path.is_dir():
-            self.app.call_from_thread(self._repo_error, f"✗ {path} is a file, not a folder")
-            return
-        if not os.access(path, os.R_OK | os.X_OK):
-            self.app.call_from_thread(self._repo_error, f"✗ {path} is not readable")
+        problem = repo_problem(path)
+        if problem:
+            self.app.call_from_thread(self._repo_error, problem)
             return
         try:
             scan = discover_repo(path)
@@ -163,47 +231,77 @@ class ConfigureScreen(PhaseScreen):
 
     def _repo_error(self, message: str) -> None:
         self.scan = None
-        self.query_one("#repo-msg", Label).update(message)
-        self.query_one("#repo-msg", Label).set_class(True, "error")
+        self.rx.session.repo = None
+        self.rx.session.scan = None
+        self._set_msg("#repo-msg", message, error=True)
         self.query_one("#entry", Select).set_options([])
+        self.flags = []
+        self._redraw_flags()
 
-    def _repo_scanned(self, path: Path, scan: Any, saved: ExperimentConfig | None, saved_error: str | None) -> None:
+    def _set_msg(self, selector: str, text: str, *, error: bool = False) -> None:
+        msg = self.query_one(selector, Label)
+        msg.update(text)
+        msg.set_class(error, "error")
+        msg.display = bool(text)
+
+    def _repo_scanned(
+        self, path: Path, scan: Any, saved: ExperimentConfig | None, saved_error: str | None
+    ) -> None:
+        previous = self.rx.session.repo
         self.scan = scan
         self.rx.session.repo = path
         self.rx.session.scan = scan
-        msg = self.query_one("#repo-msg", Label)
-        msg.set_class(False, "error")
+        if previous is not None and previous != path:
+            self.command_touched = False  # a new repo gets its own suggested command
         entries = list(scan.entry_points)
         deps = ", ".join(scan.dependency_files) or "no dependency file"
         wb = "wandb already used" if scan.wandb_present else "wandb not used yet"
-        if entries:
-            msg.update(f"✓ {len(entries)} entry point(s) · framework: {scan.framework} · {deps} · {wb}")
+        if saved_error:
+            self._set_msg("#repo-msg", f"! saved config ignored: {saved_error}", error=True)
+        elif entries:
+            self._set_msg(
+                "#repo-msg", f"✓ {len(entries)} entry point(s) · {scan.framework} · {deps} · {wb}"
+            )
         else:
-            msg.update("✗ no Python entry point found: type the command yourself")
-            msg.set_class(True, "error")
+            self._set_msg(
+                "#repo-msg",
+                "✗ no Python entry point found here: type the command yourself",
+                error=True,
+            )
         select = self.query_one("#entry", Select)
         self._loading = True
         select.set_options([(f"{e.path}  ({'; '.join(e.reasons[:2])})", e.path) for e in entries])
-        project = self.query_one("#wandb-project", Input)
-        if not project.value:
-            project.value = path.name
-        if not self.query_one("#env-name", Input).value:
-            self.query_one("#env-name", Input).value = path.name.replace(" ", "-")
+        # Defaults follow the repo unless the user typed their own.
+        for selector, value in (
+            ("#wandb-project", path.name),
+            ("#env-name", _env_name_for(path.name)),
+        ):
+            field = self.query_one(selector, Input)
+            if not field.value or field.value == self._defaults.get(selector):
+                field.value = value
+            self._defaults[selector] = value
         if scan.wandb_present:
             self.query_one("#wandb-present", RadioButton).value = True
         if saved is not None:
             self._fill_from(saved)
-            self.notify("Loaded the saved config of this repo (.runexp/config.toml).", timeout=4)
             self._loading = False
-            self.call_after_refresh(self.action_review)
+            self._review_when_ready = True
+            self._maybe_auto_review()
             return
-        if saved_error:
-            self.notify(f"Saved config ignored: {saved_error}", severity="warning", timeout=8)
         self._loading = False
         if entries:
             select.value = entries[0].path
         else:
+            if not self.command_touched:
+                self._set_command("")
             self._analyze_entry(None)
+
+    def _maybe_auto_review(self) -> None:
+        """Offer the summary of a saved config once the GPUs are known (its GPUs are checked)."""
+        if self._review_when_ready and self.rx.gpu_snapshot is not None:
+            self._review_when_ready = False
+            self.notify("Loaded this repo's saved config (.runexp/config.toml).", timeout=4)
+            self.call_after_refresh(self.action_review)
 
     @on(Select.Changed, "#entry")
     def _entry_changed(self, event: Select.Changed) -> None:
@@ -230,19 +328,21 @@ class ConfigureScreen(PhaseScreen):
         self.rx.session.analysis = analysis
         self.flags = list(flags)
         self._redraw_flags()
-        msg = self.query_one("#command-msg", Label)
         if error:
-            msg.update(error)
-            msg.set_class(True, "error")
+            self._set_msg("#command-msg", error, error=True)
         elif analysis is not None and getattr(analysis, "syntax_errors", ()):
             e = analysis.syntax_errors[0]
-            msg.update(f"! the script has a syntax error near line {e.line}; it may fail to run")
-            msg.set_class(True, "error")
+            self._set_msg(
+                "#command-msg",
+                f"! the script has a syntax error near line {e.line}; it may fail to run",
+                error=True,
+            )
         else:
-            msg.update("")
+            self._check_command(self.query_one("#command", Input).value)
 
     def _redraw_flags(self) -> None:
         table = self.query_one("#flags", DataTable)
+        cursor = table.cursor_row
         table.clear()
         try:
             current = cmdline.flag_values(self.query_one("#command", Input).value)
@@ -253,6 +353,8 @@ class ConfigureScreen(PhaseScreen):
             table.add_row(f.flag, f.default or "", value or "", (f.help or "")[:80], key=f.flag)
         if not self.flags:
             table.add_row("—", "", "", "no argparse flags found", key="none")
+        if table.row_count:
+            table.move_cursor(row=min(max(cursor, 0), table.row_count - 1))
 
     # ----- command ------------------------------------------------------------------------------
     def _set_command(self, text: str) -> None:
@@ -260,20 +362,30 @@ class ConfigureScreen(PhaseScreen):
         self.query_one("#command", Input).value = text
         self._loading = False
         self._redraw_flags()
+        self._check_command(text)
+
+    def _check_command(self, text: str) -> bool:
+        """Say next to the command what is wrong with it; True when it can be run."""
+        if not text.strip():
+            self._set_msg(
+                "#command-msg", "✗ the command is empty: e.g. python train.py", error=True
+            )
+            return False
+        try:
+            cmdline.split(text)
+        except ValueError as exc:
+            self._set_msg("#command-msg", f"✗ {exc}", error=True)
+            return False
+        self._set_msg("#command-msg", "")
+        return True
 
     @on(Input.Changed, "#command")
     def _command_changed(self, event: Input.Changed) -> None:
         if self._loading:
             return
         self.command_touched = True
-        msg = self.query_one("#command-msg", Label)
-        try:
-            cmdline.split(event.value)
-            msg.update("")
-            msg.set_class(False, "error")
-        except ValueError as exc:
-            msg.update(f"✗ {exc}")
-            msg.set_class(True, "error")
+        if self._check_command(event.value):
+            self._redraw_flags()
 
     @on(DataTable.RowSelected, "#flags")
     @work(exclusive=True, group="flag-edit")
@@ -290,38 +402,83 @@ class ConfigureScreen(PhaseScreen):
         except ValueError:
             current = ""
         value = await self.app.push_screen_wait(
-            EditValueScreen(f"{flag}", spec.help or "", current or "", placeholder=f"default: {spec.default}")
+            EditValueScreen(
+                f"{flag}", spec.help or "", current or "", placeholder=f"default: {spec.default}"
+            )
         )
         if value is None:
             return
         try:
             new = cmdline.set_flag(command, flag, value, remove=(value == ""))
         except ValueError as exc:
-            self.notify(str(exc), severity="error")
+            self._set_msg("#command-msg", f"✗ {exc}", error=True)
             return
         self._set_command(new)
         self.command_touched = True
 
     # ----- W&B and environment ------------------------------------------------------------------
+    @on(RadioSet.Changed, "#wandb-choice")
+    def _wandb_changed(self, event: RadioSet.Changed) -> None:
+        """Project, mode and entity only matter when W&B is used."""
+        used = event.pressed.id != WANDB_IDS["no"]
+        for row in self.query(".wandb-field"):
+            row.display = used
+
     @on(Select.Changed, "#env-kind")
     def _env_kind_changed(self, event: Select.Changed) -> None:
         self._show_env_fields(str(event.value))
 
+    @on(Input.Changed, "#env-name")
+    def _env_name_changed(self, event: Input.Changed) -> None:
+        if not self._loading:
+            self._show_env_fields(str(self.query_one("#env-kind", Select).value))
+
     def _show_env_fields(self, kind: str) -> None:
-        css = {"conda_new": "env-conda-new", "conda_existing": "env-conda-existing", "venv": "env-venv", "uv": "env-uv"}.get(kind)
+        css = {
+            "conda_new": "env-conda-new",
+            "conda_existing": "env-conda-existing",
+            "venv": "env-venv",
+            "uv": "env-uv",
+        }.get(kind)
         for row in self.query(".row"):
             classes = {c for c in row.classes if c.startswith("env-")}
             if classes:
                 row.display = css in classes
-        msg = self.query_one("#env-msg", Label)
-        msg.set_class(False, "error")
-        if kind == "system":
-            msg.update("The current interpreter is used as is; environment creation is passed.")
-        elif kind in ("conda_new", "conda_existing") and self._conda_envs is None:
-            msg.update("✗ conda is not on PATH: pick venv, uv or the current Python, or install conda.")
-            msg.set_class(True, "error")
+        error = self._env_error(kind)
+        if error:
+            self._set_msg("#env-msg", f"✗ {error}", error=True)
+        elif kind == "system":
+            self._set_msg(
+                "#env-msg", "The current Python is used as is; environment creation is passed."
+            )
         else:
-            msg.update("")
+            self._set_msg("#env-msg", "")
+
+    def _env_name(self, kind: str) -> str:
+        if kind == "conda_new":
+            return self.query_one("#env-name", Input).value.strip()
+        if kind == "conda_existing":
+            v = self.query_one("#env-existing", Select).value
+            return v if isinstance(v, str) else ""
+        return ""
+
+    def _env_error(self, kind: str) -> str | None:
+        """What is wrong with the environment fields for this kind, or None."""
+        if kind not in ("conda_new", "conda_existing"):
+            return None
+        if self._conda_envs is None:
+            return "conda is not on PATH: pick venv, uv or the current Python, or install conda."
+        name = self._env_name(kind)
+        if kind == "conda_existing" and not self._conda_envs:
+            return "conda has no environments yet: pick 'New conda env'."
+        err = validate_env_name(name)
+        if err:
+            return f"env name {name!r}: {err}" if name else err
+        if kind == "conda_new" and any(e.name == name for e in self._conda_envs):
+            return (
+                f"a conda env named {name!r} already exists (pick it under 'Existing conda env')."
+            )
+        return None
 
     @work(thread=True, exclusive=True, group="conda", exit_on_error=False)
     def _load_conda_envs(self) -> None:
@@ -338,7 +495,9 @@ class ConfigureScreen(PhaseScreen):
         self._conda_envs = envs
         select = self.query_one("#env-existing", Select)
         if envs:
-            select.set_options([(f"{e.name}  {e.path}", e.name) for e in envs])
+            select.set_options([(f"{e.name}  {display_path(e.path)}", e.name) for e in envs])
+            if self._saved_existing_env in {e.name for e in envs}:
+                select.value = self._saved_existing_env
         else:
             select.set_options([])
         self._show_env_fields(str(self.query_one("#env-kind", Select).value))
@@ -347,19 +506,37 @@ class ConfigureScreen(PhaseScreen):
     def _on_gpus(self, snapshot: Any) -> None:
         table = self.query_one(GpuSelect)
         table.show(snapshot)
-        msg = self.query_one("#gpu-msg", Label)
+        self._gpu_message(snapshot)
+        self._maybe_auto_review()
+
+    def _gpu_message(self, snapshot: Any) -> None:
+        table = self.query_one(GpuSelect)
+        missing = table.missing
         if snapshot is None:
-            msg.update("Sampling GPUs…")
+            self._set_msg("#gpu-msg", "Sampling GPUs…")
+        elif missing:
+            which = ", ".join(map(str, missing))
+            self._set_msg(
+                "#gpu-msg",
+                f"✗ GPU {which} (from the saved config) does not exist on this machine:"
+                " space or a to choose again",
+                error=True,
+            )
         elif not getattr(snapshot, "gpus", ()):
-            msg.update("No GPU found on this machine: the run will use the CPU only.")
+            self._set_msg(
+                "#gpu-msg", "No GPU found on this machine: the run will use the CPU only."
+            )
         else:
             sim = " (simulated)" if self.rx.gpus_simulated else ""
             chosen = ", ".join(map(str, sorted(table.selected))) or "none: CPU only"
-            msg.update(f"{len(snapshot.gpus)} GPU(s){sim}. space: toggle · a: all · selected: {chosen}")
+            self._set_msg(
+                "#gpu-msg",
+                f"{len(snapshot.gpus)} GPU(s){sim} · space: toggle · a: all · selected: {chosen}",
+            )
 
     @on(GpuSelect.Changed)
     def _gpus_changed(self, event: GpuSelect.Changed) -> None:
-        self._on_gpus(self.rx.gpu_snapshot)
+        self._gpu_message(self.rx.gpu_snapshot)
 
     # ----- building, validating, confirming -----------------------------------------------------
     def _fill_from(self, cfg: ExperimentConfig) -> None:
@@ -369,7 +546,11 @@ class ConfigureScreen(PhaseScreen):
             try:
                 select.value = cfg.entry_point
             except Exception:  # an entry point that the scan no longer finds
-                self.notify(f"Saved entry point {cfg.entry_point} was not found.", severity="warning")
+                self._set_msg(
+                    "#repo-msg",
+                    f"! the saved entry point {cfg.entry_point} was not found",
+                    error=True,
+                )
         self.query_one("#command", Input).value = cfg.command
         self.command_touched = bool(cfg.command)
         self.query_one(f"#{WANDB_IDS[cfg.wandb.choice]}", RadioButton).value = True
@@ -379,29 +560,32 @@ class ConfigureScreen(PhaseScreen):
         self.query_one("#env-kind", Select).value = cfg.env.kind
         if cfg.env.kind == "conda_new":
             self.query_one("#env-name", Input).value = cfg.env.name
+        elif cfg.env.kind == "conda_existing":
+            self._saved_existing_env = cfg.env.name
         self.query_one("#env-python", Input).value = cfg.env.python_version
         self.query_one("#env-path", Input).value = cfg.env.path or ".venv"
         self.query_one(GpuSelect).set_selection(set(cfg.gpus))
         self._loading = False
+        self._show_env_fields(cfg.env.kind)
         if cfg.entry_point:
             self._analyze_entry(cfg.entry_point)
 
-    def build_config(self) -> tuple[ExperimentConfig | None, list[str]]:
-        """The config the form describes, and the problems that block confirming it."""
-        errors: list[str] = []
+    def build_config(self) -> tuple[ExperimentConfig | None, list[FieldError]]:
+        """The config the form describes, and the problems (per field) that block confirming it."""
+        errors: list[FieldError] = []
         repo = self.rx.session.repo
         if self.scan is None or repo is None:
-            return None, ["Repository: choose a readable folder first."]
+            return None, [FieldError("repo", "✗ Repository: choose a readable folder first.")]
         entry = self.query_one("#entry", Select).value
         entry = entry if isinstance(entry, str) else ""
         command = self.query_one("#command", Input).value.strip()
         if not command:
-            errors.append("Command: it is empty.")
+            errors.append(FieldError("command", "✗ Command: it is empty (e.g. python train.py)."))
         else:
             try:
                 cmdline.split(command)
             except ValueError as exc:
-                errors.append(f"Command: {exc}")
+                errors.append(FieldError("command", f"✗ Command: {exc}"))
         pressed = self.query_one("#wandb-choice", RadioSet).pressed_button
         choice = {v: k for k, v in WANDB_IDS.items()}.get(pressed.id if pressed else "", "yes")
         wandb = WandbSettings(
@@ -411,43 +595,48 @@ class ConfigureScreen(PhaseScreen):
             entity=self.query_one("#wandb-entity", Input).value.strip(),
         )
         kind = str(self.query_one("#env-kind", Select).value)
-        name = ""
-        if kind == "conda_new":
-            name = self.query_one("#env-name", Input).value.strip()
-        elif kind == "conda_existing":
-            v = self.query_one("#env-existing", Select).value
-            name = v if isinstance(v, str) else ""
-        if kind in ("conda_new", "conda_existing"):
-            if self._conda_envs is None:
-                errors.append("Environment: conda is not on PATH.")
-            err = validate_env_name(name)
-            if err:
-                errors.append(f"Environment name: {err}")
-            if kind == "conda_new" and self._conda_envs and any(e.name == name for e in self._conda_envs):
-                errors.append(f"Environment name: a conda env named {name!r} already exists (pick it under 'Existing').")
+        env_error = self._env_error(kind)
+        if env_error:
+            errors.append(FieldError("env", f"✗ Environment: {env_error}"))
         env = EnvSettings(
             kind=kind,  # type: ignore[arg-type]
-            name=name,
+            name=self._env_name(kind),
             path=self.query_one("#env-path", Input).value.strip() or ".venv",
             python_version=self.query_one("#env-python", Input).value.strip(),
         )
         table = self.query_one(GpuSelect)
         gpus = tuple(sorted(table.selected))
-        missing = [g for g in gpus if g not in table.indices]
-        if missing:
-            errors.append(f"GPUs: index {', '.join(map(str, missing))} does not exist on this machine.")
-        cfg = default_config(repo).with_(entry_point=entry, command=command, wandb=wandb, env=env, gpus=gpus)
+        if table.missing:
+            which = ", ".join(map(str, table.missing))
+            errors.append(
+                FieldError("gpus", f"✗ GPUs: GPU {which} does not exist on this machine.")
+            )
+        cfg = default_config(repo).with_(
+            entry_point=entry, command=command, wandb=wandb, env=env, gpus=gpus
+        )
         return cfg, errors
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         if event.button.id == "review":
             self.action_review()
 
+    def show_errors(self, errors: list[FieldError]) -> None:
+        """Write each problem next to its field, scroll to the first one and say so in a toast."""
+        first = None
+        for err in errors:
+            self._set_msg(MSG_FOR_FIELD[err.field], err.message, error=True)
+            first = first or self.query_one(MSG_FOR_FIELD[err.field], Label)
+        if first is not None:
+            first.scroll_visible(animate=False)
+        self.notify(
+            "\n".join(map(str, errors)), title="Cannot confirm yet", severity="error", timeout=8
+        )
+
     @work(exclusive=True, group="review")
     async def action_review(self) -> None:
         cfg, errors = self.build_config()
         if errors or cfg is None:
-            self.notify("\n".join(errors), title="Cannot confirm yet", severity="error", timeout=8)
+            self.show_errors(errors)
             return
         from runexp_tui.tui.screens.summary import SummaryScreen
 
@@ -456,14 +645,21 @@ class ConfigureScreen(PhaseScreen):
         if await self.app.push_screen_wait(SummaryScreen(cfg, self.scan, names)):
             self.confirm(cfg)
 
+    @work(thread=True, exclusive=True, group="save", exit_on_error=False)
     def confirm(self, cfg: ExperimentConfig) -> None:
+        """Save the config off the UI thread (fsync can stall), then move to the next phase."""
         from runexp_tui.core.config import save_config
 
         try:
             path = save_config(cfg)
         except (OSError, ValueError) as exc:
-            self.notify(f"Could not save the config: {exc}", severity="error", timeout=8)
+            self.app.call_from_thread(
+                self.notify, f"Could not save the config: {exc}", severity="error", timeout=8
+            )
             return
+        self.app.call_from_thread(self._confirmed, cfg, path)
+
+    def _confirmed(self, cfg: ExperimentConfig, path: Path) -> None:
         self.rx.session.config = cfg
-        self.notify(f"Saved {path}", timeout=3)
+        self.notify(f"Saved {display_path(path)}", timeout=3)
         self.rx.advance(self.PHASE)

@@ -13,6 +13,8 @@ from runexp_tui.tui.render import fmt_mib, fmt_num
 
 
 class GpuSelect(DataTable[Any]):
+    """GPU rows with a check mark; the selection may name GPUs that are absent (see ``missing``)."""
+
     BINDINGS = [
         Binding("space", "toggle", "Toggle GPU"),
         Binding("a", "toggle_all", "All GPUs"),
@@ -29,6 +31,7 @@ class GpuSelect(DataTable[Any]):
         super().__init__(cursor_type="row", zebra_stripes=False, **kwargs)
         self.selected: set[int] = set()
         self.indices: list[int] = []
+        self._sampled = False  # until a snapshot is shown, no index is known to be missing
 
     def on_mount(self) -> None:
         self.add_columns("", "GPU", "Name", "Util", "Memory", "Temp", "Processes")
@@ -39,14 +42,20 @@ class GpuSelect(DataTable[Any]):
         row = self.cursor_row
         self.clear()
         self.indices = [g.index for g in gpus]
-        self.selected &= set(self.indices)
+        self._sampled = snapshot is not None
         for g in gpus:
-            mark = Text("[x]", style="bold green") if g.index in self.selected else Text("[ ]", style="dim")
+            mark = (
+                Text("[x]", style="bold green")
+                if g.index in self.selected
+                else Text("[ ]", style="dim")
+            )
             if getattr(g, "lost", False):
                 self.add_row(mark, str(g.index), str(g.name), "lost", "", "", "", key=str(g.index))
                 continue
             procs = getattr(g, "processes", ()) or ()
-            names = ", ".join(f"{p.name}({p.pid})" for p in procs[:2]) + (f" +{len(procs) - 2}" if len(procs) > 2 else "")
+            names = ", ".join(f"{p.name}({p.pid})" for p in procs[:2]) + (
+                f" +{len(procs) - 2}" if len(procs) > 2 else ""
+            )
             self.add_row(
                 mark,
                 str(g.index),
@@ -60,6 +69,13 @@ class GpuSelect(DataTable[Any]):
         if self.row_count:
             self.move_cursor(row=min(row, self.row_count - 1))
 
+    @property
+    def missing(self) -> tuple[int, ...]:
+        """Selected indices that the last snapshot does not have (e.g. from a saved config)."""
+        if not self._sampled:
+            return ()
+        return tuple(sorted(self.selected - set(self.indices)))
+
     def set_selection(self, indices: set[int]) -> None:
         self.selected = set(indices)
         self._announce()
@@ -68,15 +84,22 @@ class GpuSelect(DataTable[Any]):
         if not self.indices:
             return
         idx = self.indices[self.cursor_row]
-        self.selected ^= {idx}
+        self.selected = (self.selected & set(self.indices)) ^ {
+            idx
+        }  # choosing again drops absent ones
         self._announce()
 
     def action_toggle_all(self) -> None:
-        self.selected = set() if self.selected == set(self.indices) else set(self.indices)
+        everything = set(self.indices)
+        self.selected = set() if self.selected == everything else everything
         self._announce()
 
     def _announce(self) -> None:
         for i, idx in enumerate(self.indices):
-            mark = Text("[x]", style="bold green") if idx in self.selected else Text("[ ]", style="dim")
+            mark = (
+                Text("[x]", style="bold green")
+                if idx in self.selected
+                else Text("[ ]", style="dim")
+            )
             self.update_cell_at((i, 0), mark)
         self.post_message(self.Changed(tuple(sorted(self.selected))))
