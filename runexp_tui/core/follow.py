@@ -76,12 +76,13 @@ class RunFollower:
 
     def __init__(self, record: Any, *, clock: Callable[[], float] = time.time) -> None:
         from runexp_tui.core.logtail import LogTailer, tail_lines
-        from runexp_tui.core.metrics import MetricParser, SeriesStore
+        from runexp_tui.core.metrics import MetricParser, SeriesStore, parse_file_history
 
         self.record = record
         self.clock = clock
         self.lines: deque[str] = deque(maxlen=TAIL_KEEP)
-        self.store = SeriesStore()
+        self.store = SeriesStore()  # from the log
+        self.wstore = SeriesStore()  # from wandb's local file: wins for the same key
         self.parser = MetricParser(self.store)
         self._wandb_reader: Any = None
         self._wandb_keys: set[str] = set()
@@ -96,9 +97,8 @@ class RunFollower:
             size = log.stat().st_size
             self.lines.extend(tail_lines(log, TAIL_KEEP))
             if size <= FULL_PARSE_LIMIT:
-                with open(log, "rb") as fh:
-                    for raw in fh.read().split(b"\n"):
-                        self.parser.feed(raw.decode("utf-8", "replace").rsplit("\r", 1)[-1])
+                self.store = parse_file_history(log)
+                self.parser = MetricParser(self.store)
             start = size
             self._last_size = size
             self.log_grew_at = log.stat().st_mtime
@@ -156,7 +156,8 @@ class RunFollower:
                 if k.startswith("_") or not isinstance(v, (int, float)) or isinstance(v, bool):
                     continue
                 self._wandb_keys.add(k)
-                self.store.add(float(step if step is not None else len(self.store.series(k)[0])), k, float(v))
+                at = float(step) if isinstance(step, (int, float)) else float(len(self.wstore.series(k)[0]))
+                self.wstore.add(k, at, float(v))
 
     def _process_stats(self, pids: list[int]) -> tuple[float | None, float | None]:
         import psutil
@@ -205,16 +206,16 @@ class RunFollower:
         if now - self._diag_at > 3 or status.ended:
             self._diag_at = now
             self._findings = self._diagnose(status)
-        keys = list(self.store.keys())
+        keys = self.keys()
         loss_key = pick_loss_key(keys)
         values: tuple[float, ...] = ()
         if loss_key:
-            values = tuple(self.store.series(loss_key)[1][-600:])
+            values = tuple(self.series(loss_key)[1][-600:])
         latest = {}
         for k in keys:
-            v = self.store.latest(k)
-            if v is not None:
-                latest[k] = v[1] if isinstance(v, tuple) else v
+            point = (self.wstore if k in self.wstore else self.store).latest(k)
+            if point is not None:
+                latest[k] = point.value
         cfg = rec.config or {}
         return RunView(
             run_id=rec.id,
@@ -243,10 +244,19 @@ class RunFollower:
             log_grew_at=self.log_grew_at,
         )
 
+    def keys(self) -> list[str]:
+        """Metric keys: wandb's first, then the log's that wandb does not have."""
+        wk = self.wstore.keys()
+        return wk + [k for k in self.store.keys() if k not in self.wstore]
+
+    def series(self, key: str) -> tuple[Any, Any]:
+        """(steps, values) of a key; the wandb series wins when both sources have it."""
+        return (self.wstore if key in self.wstore else self.store).series(key)
+
     def _rate(self, key: str | None, elapsed: float | None) -> float | None:
         if not key or not elapsed:
             return None
-        steps = self.store.series(key)[0]
+        steps = self.series(key)[0]
         if len(steps) < 2:
             return None
         span = steps[-1] - steps[0]
