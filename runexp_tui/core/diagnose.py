@@ -43,6 +43,10 @@ __all__ = [
 
 DEFAULT_TAIL_BYTES = 4 * 1024 * 1024  # failures sit at the end; NaN onset is rarely further back
 
+_NON_FATAL_ON_SUCCESS = frozenset(
+    {"module_not_found", "import_error", "python_exception", "native_library", "network", "hf_hub"}
+)
+
 RULES: tuple[Rule, ...] = (
     cuda_oom, nan_loss, device_assert, module_not_found, import_error, killed, signals,
     disk_full, port_in_use, file_not_found, bad_arguments, command_not_found,
@@ -78,6 +82,12 @@ def diagnose_text(
         claimed |= h.claims
     hits.extend(python_exceptions(ctx, claimed))
     visible = [h for h in hits if h.title]
+    if exit_code == 0 and not stop_requested:
+        # The run succeeded: tracebacks it printed were caught (optional imports and the like).
+        for h in visible:
+            if h.id in _NON_FATAL_ON_SUCCESS and h.severity == "error":
+                h.severity = "warning"
+                h.cause += " The run still exited with 0, so this was not fatal."
     if not any(h.severity == "error" for h in visible):
         visible.extend(unexplained_exit(ctx, hits))
     return _order(log, visible)

@@ -315,3 +315,24 @@ def test_cli_json_text_and_errors(tmp_path: Path, capsys: pytest.CaptureFixture[
     killed.write_text("step 3\n")
     assert main(["diagnose", str(killed), "--json", "--exit-code", "137"]) == 0
     assert json.loads(capsys.readouterr().out)["findings"][0]["id"] == "killed"
+
+
+def test_caught_tracebacks_in_a_successful_run_are_only_warnings() -> None:
+    text = (
+        "A matching Triton is not available, some optimizations will not be enabled\n"
+        "Traceback (most recent call last):\n"
+        '  File "/venv/lib/python3.11/site-packages/xformers/__init__.py", line 55, in _is_triton_available\n'
+        "    from xformers.triton.softmax import softmax as triton_softmax  # noqa\n"
+        "ModuleNotFoundError: No module named 'triton'\n"
+        "step 100 loss=0.5\n"
+    )
+    (f,) = diagnose_text(text, exit_code=0)
+    assert f.id == "module_not_found" and f.severity == "warning"
+    assert diagnose_text(text, exit_code=1)[0].severity == "error"
+
+
+def test_lookalikes_go_to_the_right_rule() -> None:
+    perm = "PermissionError: [Errno 13] Permission denied: '/data/wandb'\n"
+    assert [f.id for f in diagnose_text(perm)] != ["wandb_auth"]
+    lib = "OSError: libcudart.so.12: cannot open shared object file: No such file or directory\n"
+    assert [f.id for f in diagnose_text(lib)] == ["native_library"]

@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_right
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar, overload
+
+T = TypeVar("T")
 
 # CSI sequences (colours, cursor moves), OSC (titles, hyperlinks) and lone two-byte escapes.
 _ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[@-Z\\-_]")
@@ -150,29 +153,66 @@ def _looks_like_exception(name: str) -> bool:
     return "." in name and last[:1].isupper()
 
 
+class _Lazy(Sequence[T]):
+    """A per-line derived value, computed on first access (most lines are never looked at)."""
+
+    def __init__(self, lines: list[str], fn: Callable[[str], T]) -> None:
+        self._lines = lines
+        self._fn = fn
+        self._cache: dict[int, T] = {}
+
+    def __len__(self) -> int:
+        return len(self._lines)
+
+    @overload
+    def __getitem__(self, i: int) -> T: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[T]: ...
+    def __getitem__(self, i: int | slice) -> T | list[T]:
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self._lines)))]
+        if i < 0:
+            i += len(self._lines)
+        try:
+            return self._cache[i]
+        except KeyError:
+            value = self._cache[i] = self._fn(self._lines[i])
+            return value
+
+
 class LogView:
     """Normalised lines of a log tail with fast keyword lookup and lazily parsed tracebacks."""
 
     def __init__(self, text: str, first_line_no: int | None = 1) -> None:
+        # Whole-text passes run in C; only lines with `\r` or excessive length need per-line work.
+        if "\x1b" in text:
+            text = _ANSI.sub("", text)
+        text = _CTRL.sub("", text)
         raw = text.split("\n")
         if raw and raw[-1] == "":
             raw.pop()
-        self.raw: list[str] = [clean_line(x) for x in raw]
-        self.body: list[str] = []
-        self.stream: list[str | None] = []
-        for line in self.raw:
-            s, b = split_prefix(line)
-            self.stream.append(s)
-            self.body.append(b)
+        self.raw: list[str] = [
+            x if len(x) <= _MAX_LINE and "\r" not in x else clean_line(x) for x in raw
+        ]
+        self.body = _Lazy(self.raw, lambda line: split_prefix(line)[1])
+        self.stream = _Lazy(self.raw, lambda line: split_prefix(line)[0])
         self.first_line_no = first_line_no
-        lowered = [b.lower() for b in self.body]
-        self._lower = "\n".join(lowered)
-        starts: list[int] = []
-        pos = 0
-        for b in lowered:
-            starts.append(pos)
-            pos += len(b) + 1
-        self._starts = starts
+        # Keywords are searched in the raw lines: a prefix never hides a keyword, and bodies
+        # (prefix-stripped) are computed only for the candidate lines.
+        joined = "\n".join(self.raw)
+        lowered = joined.lower()
+        if len(lowered) == len(joined):
+            starts = [0]
+            for x in self.raw[:-1]:
+                starts.append(starts[-1] + len(x) + 1)
+        else:  # lower() changed some lengths (rare non-ASCII): lower line by line
+            low = [x.lower() for x in self.raw]
+            lowered = "\n".join(low)
+            starts = [0]
+            for x in low[:-1]:
+                starts.append(starts[-1] + len(x) + 1)
+        self._lower = lowered
+        self._starts = starts if self.raw else []
         self._kw_cache: dict[str, list[int]] = {}
         self._tracebacks: list[PyTraceback] | None = None
 
@@ -235,7 +275,7 @@ class LogView:
             if seen >= limit:
                 return
 
-    def window(self, idx: int, before: int = 0, after: int = 0) -> Sequence[str]:
+    def window(self, idx: int, before: int = 0, after: int = 0) -> list[str]:
         """Normalised bodies around ``idx`` (any stream), for context checks."""
         return self.body[max(0, idx - before) : idx + after + 1]
 

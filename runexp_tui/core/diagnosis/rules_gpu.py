@@ -174,11 +174,12 @@ def cuda_oom(ctx: Ctx) -> list[Hit]:
 
 # A loss (or gradient norm) whose logged value is NaN or infinite, in any common format:
 # `loss=nan`, `loss: nan`, `'loss': nan`, `"loss": NaN`, `iter 100: loss nan`, `loss=tensor(nan)`.
-_NAN_VALUE = re.compile(
+# Found value-first (cheap), then the text just before the value must end with a loss key.
+_NONFINITE = re.compile(r"(?i)(?<![\w.])[-+]?(?:nan|inf(?:inity)?)(?![\w.])")
+_LOSS_KEY_BEFORE = re.compile(
     r"""(?ix)
-    (?P<key>\b[\w./-]*(?:loss|grad_?norm|gradient_norm)[\w./-]*)['"]?
-    (?:\s+is|\s+became)?\s*(?:[:=]|\s)\s*['"]?\s*(?:tensor\(\s*)?
-    (?P<val>[-+]?(?:nan|inf(?:inity)?))(?![\w.])
+    (?P<key>[\w./-]*(?:loss|grad_?norm|gradient_norm)[\w./-]*)['"]?
+    (?:\s+is|\s+became)?\s*(?:[:=]|\s)\s*['"]?\s*(?:tensor\(\s*)?$
     """
 )
 _NAN_NOT_LOSS = re.compile(
@@ -195,21 +196,29 @@ _NAN_MSG = re.compile(
 )
 
 
+_NAN_MSG_KW = (
+    "loss is", "loss became", "loss was", "loss has become", "non-finite", "nan loss",
+    "returned nan", "returned inf", "invalid loss", "loss scale", "training_step` is",
+    "floatingpointerror", "detected nan", "detected inf", "found nan", "found inf",
+    "encountered nan", "encountered inf", "nan values", "inf values", "nan found", "inf found",
+    "nan detected", "inf detected", "nan or inf", "inf or nan", "nan and/or", "inf and/or",
+)  # fmt: skip
+
+
 def nan_loss(ctx: Ctx) -> list[Hit]:
     log = ctx.log
     found: list[int] = []
-    for i, m in log.grep(("nan", "inf"), _NAN_VALUE):
-        assert m is not None
-        if _NAN_NOT_LOSS.search(log.body[i][: m.start("val")]):
-            continue
-        found.append(i)
-    msgs = [
-        i
-        for i, _ in log.grep(
-            ("nan", "inf", "non-finite", "loss scale", "invalid loss", "floatingpointerror"),
-            _NAN_MSG,
-        )
-    ]
+    candidates = set(log.lines_with("nan")) | set(log.lines_with("inf"))
+    keyed = set(log.lines_with("loss")) | set(log.lines_with("norm"))
+    for i in sorted(candidates & keyed):
+        body = log.raw[i]  # a prefix never holds a loss key, so skip the prefix split here
+        for v in _NONFINITE.finditer(body):
+            before = body[max(0, v.start() - 80) : v.start()]
+            k = _LOSS_KEY_BEFORE.search(before)
+            if k and not _NAN_NOT_LOSS.search(before[: k.start("key") + len(k.group("key"))]):
+                found.append(i)
+                break
+    msgs = [i for i, _ in log.grep(_NAN_MSG_KW, _NAN_MSG)]
     every = sorted(set(found) | set(msgs))
     if not every:
         return []

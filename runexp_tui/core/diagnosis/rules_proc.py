@@ -491,6 +491,7 @@ def file_not_found(ctx: Ctx) -> list[Hit]:
             ),
             _FNF,
         )
+        if "shared object file" not in log.body[i]  # a missing native library: its own rule
     ]
     if not found:
         return []
