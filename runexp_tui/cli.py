@@ -73,8 +73,7 @@ def _run_dashboard(args: argparse.Namespace) -> int:
     except ModuleNotFoundError as exc:
         if exc.name and exc.name.startswith("runexp_tui.tui"):
             print(
-                "The dashboard is not built yet. Available now: "
-                + ", ".join(build_parser()[1]),
+                "The dashboard is not built yet. Available now: " + ", ".join(build_parser()[1]),
                 file=sys.stderr,
             )
             return 2

@@ -10,7 +10,14 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 Framework = Literal[
-    "vanilla_pytorch", "hf_trainer", "accelerate", "lightning", "keras", "jax_flax", "sklearn", "other"
+    "vanilla_pytorch",
+    "hf_trainer",
+    "accelerate",
+    "lightning",
+    "keras",
+    "jax_flax",
+    "sklearn",
+    "other",
 ]
 DistKind = Literal["none", "ddp", "accelerate", "deepspeed", "other"]
 ShortcutKind = Literal["report_to", "logger", "callback"]

@@ -29,7 +29,9 @@ def flag_values(command: str) -> dict[str, str | None]:
             if "=" in t:
                 k, v = t.split("=", 1)
                 out[k] = v
-            elif i + 1 < len(toks) and not (toks[i + 1].startswith("-") and not _is_number(toks[i + 1])):
+            elif i + 1 < len(toks) and not (
+                toks[i + 1].startswith("-") and not _is_number(toks[i + 1])
+            ):
                 out[t] = toks[i + 1]
                 i += 1
             else:
@@ -51,7 +53,8 @@ def set_flag(command: str, flag: str, value: str | None, *, remove: bool = False
         t = toks[i]
         if t == flag or t.startswith(flag + "="):
             has_value = "=" in t or (
-                i + 1 < len(toks) and not (toks[i + 1].startswith("-") and not _is_number(toks[i + 1]))
+                i + 1 < len(toks)
+                and not (toks[i + 1].startswith("-") and not _is_number(toks[i + 1]))
             )
             skip = 1 if "=" in t or not has_value else 2
             if not remove and not done:

@@ -149,7 +149,9 @@ def _build(cls: type, data: dict[str, Any], path: Path, prefix: str) -> Any:
     return cls(**data)
 
 
-def from_toml(text: str, repo: str | os.PathLike[str], *, path: Path | None = None) -> ExperimentConfig:
+def from_toml(
+    text: str, repo: str | os.PathLike[str], *, path: Path | None = None
+) -> ExperimentConfig:
     """Parse a config file's text; raise ConfigError naming the file and key on any problem."""
     p = path or repo_config_path(repo)
     try:
@@ -159,9 +161,13 @@ def from_toml(text: str, repo: str | os.PathLike[str], *, path: Path | None = No
     wandb = data.pop("wandb", {})
     env = data.pop("env", {})
     if not isinstance(wandb, dict) or not isinstance(env, dict):
-        raise ConfigError("expected a table", path=p, key="wandb" if not isinstance(wandb, dict) else "env")
+        raise ConfigError(
+            "expected a table", path=p, key="wandb" if not isinstance(wandb, dict) else "env"
+        )
     gpus = data.get("gpus", [])
-    if not isinstance(gpus, list) or not all(isinstance(g, int) and not isinstance(g, bool) for g in gpus):
+    if not isinstance(gpus, list) or not all(
+        isinstance(g, int) and not isinstance(g, bool) for g in gpus
+    ):
         raise ConfigError("expected a list of GPU indices, e.g. [0, 1]", path=p, key="gpus")
     data["gpus"] = tuple(gpus)
     for k in ("entry_point", "command", "backend", "host"):
@@ -172,7 +178,11 @@ def from_toml(text: str, repo: str | os.PathLike[str], *, path: Path | None = No
             repo=str(repo),
             wandb=_build(WandbSettings, wandb, p, "wandb."),
             env=_build(EnvSettings, env, p, "env."),
-            **{k: v for k, v in data.items() if k in {"entry_point", "command", "gpus", "backend", "host"}},
+            **{
+                k: v
+                for k, v in data.items()
+                if k in {"entry_point", "command", "gpus", "backend", "host"}
+            },
         )
     except TypeError as exc:
         raise ConfigError(str(exc), path=p) from None

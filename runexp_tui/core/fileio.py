@@ -11,7 +11,9 @@ from pathlib import Path
 from typing import Any
 
 
-def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, *, mode: int | None = None) -> None:
+def atomic_write_bytes(
+    path: str | os.PathLike[str], data: bytes, *, mode: int | None = None
+) -> None:
     """Replace ``path`` with ``data`` so that readers see the old file or the new one, never half.
 
     The file's permission bits are kept when it exists (or set to ``mode`` when given).

@@ -134,7 +134,9 @@ class RunFollower:
                 run_dir = Path(base)
             else:
                 with contextlib.suppress(OSError):
-                    run_dir = wandb_local.find_run_dir(Path(self.record.cwd or self.record.repo) / "wandb")
+                    run_dir = wandb_local.find_run_dir(
+                        Path(self.record.cwd or self.record.repo) / "wandb"
+                    )
                 if run_dir is not None:
                     created = getattr(self.record, "pid_create_time", None) or 0
                     with contextlib.suppress(OSError):
@@ -156,7 +158,11 @@ class RunFollower:
                 if k.startswith("_") or not isinstance(v, (int, float)) or isinstance(v, bool):
                     continue
                 self._wandb_keys.add(k)
-                at = float(step) if isinstance(step, (int, float)) else float(len(self.wstore.series(k)[0]))
+                at = (
+                    float(step)
+                    if isinstance(step, (int, float))
+                    else float(len(self.wstore.series(k)[0]))
+                )
                 self.wstore.add(k, at, float(v))
 
     def _process_stats(self, pids: list[int]) -> tuple[float | None, float | None]:
@@ -239,7 +245,9 @@ class RunFollower:
             latest=latest,
             steps_per_s=self._rate(loss_key, status.elapsed),
             findings=self._findings,
-            wandb_dir=str(self._wandb_reader.run_dir) if self._wandb_reader is not None else rec.wandb_dir,
+            wandb_dir=str(self._wandb_reader.run_dir)
+            if self._wandb_reader is not None
+            else rec.wandb_dir,
             wandb_offline=(rec.env or {}).get("WANDB_MODE", "offline") != "online",
             log_grew_at=self.log_grew_at,
         )
