@@ -336,3 +336,9 @@ def test_lookalikes_go_to_the_right_rule() -> None:
     assert [f.id for f in diagnose_text(perm)] != ["wandb_auth"]
     lib = "OSError: libcudart.so.12: cannot open shared object file: No such file or directory\n"
     assert [f.id for f in diagnose_text(lib)] == ["native_library"]
+
+
+def test_syntax_error_without_a_traceback_header() -> None:
+    text = "  File \"x.py\", line 3\n    print 'hi'\n    ^^^^^^^^^^\nSyntaxError: Missing parentheses in call to 'print'\n"
+    (f,) = diagnose_text(text, exit_code=1)
+    assert f.id == "python_exception" and "x.py:3" in f.cause and f.line_no == 4

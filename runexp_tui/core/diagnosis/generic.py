@@ -41,6 +41,8 @@ _ADVICE: dict[str, str] = {
 }
 
 _DIGITS = re.compile(r"\d+")
+_SYNTAX = re.compile(r"^(?P<type>SyntaxError|IndentationError|TabError): (?P<msg>.+)$")
+_FILE_LINE = re.compile(r'^\s*File "(?P<file>[^"]+)", line (?P<line>\d+)')
 
 
 def python_exceptions(ctx: Ctx, claimed: set[int]) -> list[Hit]:
@@ -78,6 +80,28 @@ def python_exceptions(ctx: Ctx, claimed: set[int]) -> list[Hit]:
             "python_exception", title, "error", tb.exc_idx, cause, tuple(fixes), None, GENERIC,
             key=f"python_exception:{key}", claims=frozenset(block),
         )  # fmt: skip
+    # A script that does not compile prints `File "x.py", line N` + SyntaxError, with no header.
+    covered = {i for tb in log.tracebacks for i in range(tb.start, tb.end + 1)}
+    for kw in ("syntaxerror", "indentationerror", "taberror"):
+        for i in log.lines_with(kw):
+            m = _SYNTAX.match(log.body[i])
+            if not m or i in claimed or i in covered:
+                continue
+            loc = next(
+                (
+                    fm
+                    for j in range(i - 1, max(-1, i - 6), -1)
+                    if (fm := _FILE_LINE.match(log.body[j]))
+                ),
+                None,
+            )
+            where = f"{loc['file']}:{loc['line']}" if loc else "the script"
+            hits[f"syntax:{i}"] = Hit(
+                "python_exception", f"{m['type']}: {m['msg'][:90]}", "error", i,
+                f"{where} does not parse: {m['msg']}.",
+                (_ADVICE.get(m["type"], _ADVICE["SyntaxError"]), f"Fix {where}."),
+                None, GENERIC, key=f"python_exception:syntax:{where}", claims=frozenset({i}),
+            )  # fmt: skip
     newest = sorted(hits.values(), key=lambda h: -(h.idx or 0))
     return newest[:3]
 
