@@ -255,7 +255,7 @@ class RunFollower:
     def keys(self) -> list[str]:
         """Metric keys: wandb's first, then the log's that wandb does not have."""
         wk = self.wstore.keys()
-        return wk + [k for k in self.store.keys() if k not in self.wstore]
+        return wk + [k for k in self.store if k not in self.wstore]
 
     def series(self, key: str) -> tuple[Any, Any]:
         """(steps, values) of a key; the wandb series wins when both sources have it."""
