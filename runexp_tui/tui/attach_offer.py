@@ -1,0 +1,81 @@
+"""On start-up in a repo with a run still running, offer to attach the dashboard to it."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shlex
+from pathlib import Path
+from typing import Any
+
+# States that run.json only holds once the run has ended (sync_record writes them).
+_FINAL_STATES = frozenset({"exited", "killed", "stopped", "lost"})
+
+
+def running_runs(repo: str | os.PathLike[str]) -> list[Any]:
+    """The repo's runs whose process is alive (and is theirs), oldest first; blocking (psutil)."""
+    from runexp_tui.core.runs import RunRegistry, run_status
+
+    out = []
+    for record in RunRegistry(repo).list():
+        if record.state in _FINAL_STATES:
+            continue  # already known to have ended: no process check needed
+        try:
+            if run_status(record).state == "running":
+                out.append(record)
+        except OSError:
+            continue
+    return out
+
+
+def run_command(record: Any, width: int = 60) -> str:
+    """The user's command of a run (masked), shortened to ``width`` characters."""
+    command = str((record.config or {}).get("command") or "") or shlex.join(record.argv)
+    return command if len(command) <= width else command[: width - 1] + "…"
+
+
+async def _ask(app: Any, screen: Any) -> bool:
+    """Push a modal and await its answer; works outside workers too (no push_screen_wait)."""
+    answer: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+
+    def done(value: Any) -> None:
+        if not answer.done():
+            answer.set_result(bool(value))
+
+    app.push_screen(screen, callback=done)
+    return await answer
+
+
+async def offer_attach(app: Any) -> None:
+    """Ask whether to follow the newest running run of ``app.session.repo``; yes -> follow it.
+
+    Looks the runs up in a thread (psutil checks); does nothing when the app already follows
+    a run or the repo has none running. Following shows the run in the monitoring pane and
+    opens the Monitor phase when that screen exists.
+    """
+    from runexp_tui.tui.phases import phase
+    from runexp_tui.tui.screens.confirm import ConfirmScreen
+
+    repo = app.session.repo
+    if repo is None or app.session.run_id is not None:
+        return
+    running = await asyncio.to_thread(running_runs, Path(repo))
+    if not running or app.session.run_id is not None:
+        return
+    record = running[-1]
+    others = len(running) - 1
+    detail = f"Started {record.created_at or '?'} on {record.host or '?'}, pid {record.pid}."
+    if others:
+        detail += f" {others} more running: see `runexp-tui runs`."
+    ok = await _ask(
+        app,
+        ConfirmScreen(
+            f"A run is still running: {record.id} ({run_command(record)}). Attach?", detail
+        ),
+    )
+    if not ok:
+        return
+    app.follow_run(record.id)
+    monitor = phase("monitor")
+    if monitor.available:
+        app.push_screen(monitor.make())

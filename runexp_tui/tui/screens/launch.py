@@ -1,0 +1,415 @@
+"""Phase 4, Launch: shows the exact command and what it adds to the environment, starts the run
+detached on Enter, watches its first seconds, then hands over to Monitor or shows the diagnosis."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Sequence
+from typing import Any, Literal
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.message import Message
+from textual.widgets import Static
+
+from runexp_tui.tui.render import display_path
+from runexp_tui.tui.screens.base import PhaseScreen
+from runexp_tui.tui.widgets.launch_report import (
+    render_countdown,
+    render_findings,
+    render_tail,
+    render_verdict,
+    shown_argv,
+    shown_env,
+)
+
+DEFAULT_WATCH_S = 10.0
+# Services.extra key that changes the watchdog window (tests and impatient users).
+WATCH_KEY = "launch_watch_s"
+
+LaunchState = Literal["ready", "blocked", "launching", "watching", "running", "exited_ok", "failed"]
+_BUSY = ("launching", "watching")
+
+
+class LaunchStarted(Message):
+    """The run's process exists and its record is written (from the launch worker)."""
+
+    def __init__(self, record: Any) -> None:
+        super().__init__()
+        self.record = record
+
+
+class LaunchCrashed(Message):
+    """The process could not be started at all (bad interpreter path, unwritable run folder)."""
+
+    def __init__(self, error: str) -> None:
+        super().__init__()
+        self.error = error
+
+
+class WatchTicked(Message):
+    """One watchdog tick, for the countdown; a newer tick replaces an unhandled older one."""
+
+    def __init__(self, tick: Any) -> None:
+        super().__init__()
+        self.tick = tick
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, WatchTicked)
+
+
+class WatchDone(Message):
+    """The watchdog's verdict, with the diagnosis when the run failed early."""
+
+    def __init__(self, record: Any, result: Any, findings: Sequence[Any]) -> None:
+        super().__init__()
+        self.record = record
+        self.result = result
+        self.findings = tuple(findings)
+
+
+class LaunchScreen(PhaseScreen):
+    """The command, its environment, the backend and warnings; Enter launches and watches."""
+
+    PHASE = "launch"
+    CSS_PATH = "../styles/launch.tcss"
+    BINDINGS = [
+        Binding("enter", "launch", "Launch"),
+        Binding("R", "relaunch", "Relaunch", key_display="R"),
+        Binding("e", "edit_config", "Edit config"),
+        Binding("s", "toggle_scope", "systemd scope"),
+        Binding("escape", "back", "Back", show=False),
+    ]
+
+    def __init__(self, watch_seconds: float | None = None) -> None:
+        super().__init__()
+        self.watch_seconds = watch_seconds
+        self.state: LaunchState = "ready"
+        self.spec: Any = None  # core.launch.LaunchSpec of the current config
+        self.problem: str | None = None  # why nothing can be launched now
+        self.record: Any = None  # the last launched run
+        self.result: Any = None  # its WatchResult
+        self.findings: tuple[Any, ...] = ()
+        self.logind_warning: str | None = None
+        self.scope_offered = False
+        self.use_scope = False
+
+    # ----- layout ------------------------------------------------------------------------------
+    def compose_body(self) -> ComposeResult:
+        with VerticalScroll(id="launch-scroll"):
+            yield Static("Command", classes="section-title launch-title")
+            yield Static(id="launch-command")
+            yield Static(id="launch-env")
+            yield Static(id="launch-backend")
+            yield Static(id="launch-warnings")
+            yield Static(id="launch-status")
+            yield Static(id="launch-findings")
+            yield Static(id="launch-tail")
+
+    def on_mount(self) -> None:
+        from runexp_tui.core import launch as core_launch
+
+        # Both read a couple of small system files; cheap enough for the UI thread.
+        self.logind_warning = core_launch.logind_kill_warning()
+        self.scope_offered = bool(self.logind_warning) and core_launch.systemd_scope_available()
+        self.use_scope = self.scope_offered
+        self._prepare()
+        self.query_one("#launch-scroll").focus()
+
+    def on_screen_resume(self) -> None:
+        # Back from Monitor or a dialog: the config may have changed since (only when idle).
+        if self.is_mounted and self.state in ("ready", "blocked"):
+            self._prepare()
+
+    @property
+    def watch_total(self) -> float:
+        if self.watch_seconds is not None:
+            return float(self.watch_seconds)
+        return float(self.rx.services.extra.get(WATCH_KEY, DEFAULT_WATCH_S))
+
+    # ----- the command -------------------------------------------------------------------------
+    def _prepare(self) -> None:
+        """Build the launch spec from the session's config and draw everything before launch."""
+        from runexp_tui.core.launch import LaunchError, build_launch
+
+        session = self.rx.session
+        config = session.config
+        self.spec, self.problem = None, None
+        if config is None:
+            self.problem = "No confirmed configuration yet: press e to configure the experiment."
+        else:
+            analysis = session.analysis
+            dist = getattr(getattr(analysis, "distributed", None), "kind", None)
+            try:
+                self.spec = build_launch(
+                    config,
+                    analysis_distributed=dist,
+                    wandb_offline=session.wandb_offline,
+                    simulated_gpus=self.rx.gpus_simulated,
+                )
+            except LaunchError as exc:
+                self.problem = f"The command cannot be run: {exc}. Press e to edit it."
+            if config.backend != "local":
+                self.problem = self.problem or (
+                    f"The {config.backend} backend is not available yet: only local launches "
+                    "work in this version. Press e and choose the local backend."
+                )
+        if self.state in ("ready", "blocked"):
+            self.state = "blocked" if self.problem else "ready"
+        self._draw_command()
+        self._draw_status()
+        self.refresh_bindings()
+
+    def _draw_command(self) -> None:
+        config = self.rx.session.config
+        command = self.query_one("#launch-command", Static)
+        env = self.query_one("#launch-env", Static)
+        if self.spec is None:
+            command.update(Text(config.command if config else "—", style="bold"))
+            env.update("")
+        else:
+            repo = self.spec.repo or self.spec.cwd
+            line = Text("$ ", style="dim")
+            line.append(shown_argv(self.spec.masked_argv, repo), style="bold")
+            command.update(line)
+            words = shown_env(self.spec.masked_env, repo)
+            text = Text("Adds to the environment: ", style="dim")
+            text.append("  ".join(words) if words else "nothing")
+            text.append(f"\nRuns in {display_path(repo)}", style="dim")
+            env.update(text)
+        self.query_one("#launch-backend", Static).update(self._backend_text())
+        warnings = self._warnings()
+        box = self.query_one("#launch-warnings", Static)
+        box.update(warnings)
+        box.display = bool(warnings.plain)
+
+    def _backend_text(self) -> Text:
+        config = self.rx.session.config
+        out = Text("Backend: ", style="bold")
+        if config is None:
+            return out + Text("—")
+        if config.backend == "local":
+            out.append("local", style="bold green")
+            out.append(" · detached in its own session: it keeps running after you quit the app")
+            out.append(" or the terminal/SSH connection closes")
+            return out
+        host = f" {config.host}" if config.host else ""
+        out.append(f"{config.backend}{host}", style="bold")
+        out.append(": not available yet", style="bold red")
+        return out
+
+    def _warnings(self) -> Text:
+        config = self.rx.session.config
+        lines: list[tuple[str, str]] = []
+        if self.logind_warning:
+            lines.append((f"Logout kills this run: {self.logind_warning}.", "yellow"))
+            if self.scope_offered:
+                on_off = "on" if self.use_scope else "off"
+                lines.append(
+                    (
+                        f"  `systemd-run --user --scope` keeps it alive: {on_off} (s toggles)",
+                        "yellow",
+                    )
+                )
+        if config is not None and not config.gpus:
+            lines.append(("CPU only: no GPU chosen (CUDA_VISIBLE_DEVICES is empty).", "yellow"))
+        if self.rx.gpus_simulated:
+            lines.append(
+                ("GPUs are simulated: the run is told its GPUs in RUNEXP_SIM_GPUS.", "yellow")
+            )
+        for note in getattr(self.spec, "notes", ()) or ():
+            lines.append((f"Note: {note}.", "cyan"))
+        out = Text()
+        for i, (line, style) in enumerate(lines):
+            if i:
+                out.append("\n")
+            out.append("! " if not line.startswith(" ") else "", style=f"bold {style}")
+            out.append(line, style=style)
+        return out
+
+    def _draw_status(self, text: Text | None = None) -> None:
+        status = self.query_one("#launch-status", Static)
+        if text is None:
+            if self.problem:
+                text = Text(f"✗ {self.problem}", style="bold red")
+            elif self.state == "ready":
+                text = Text("Press Enter to launch; the first ", style="bold")
+                text.append(f"{self.watch_total:.0f} s are watched", style="bold")
+                text.append(" (alive, log growing, no early error).", style="bold")
+            else:
+                return
+        status.update(text)
+
+    def _draw_failure(self) -> None:
+        findings = self.query_one("#launch-findings", Static)
+        tail = self.query_one("#launch-tail", Static)
+        if self.state != "failed" or self.result is None or self.record is None:
+            findings.update("")
+            tail.update("")
+            findings.display = tail.display = False
+            return
+        repo = self.record.repo or self.record.cwd
+        narrow = self.app.has_class("narrow")
+        body = Text("Diagnosis", style="bold underline")
+        body.append("\n")
+        body.append_text(render_findings(self.findings, limit=1 if narrow else 3))
+        body.append("\ne", style="bold")
+        body.append(" edit the config · ")
+        body.append("R", style="bold")
+        body.append(" relaunch")
+        findings.update(body)
+        tail.update(
+            render_tail(self.result.tail, self.record.log_path, repo, limit=6 if narrow else 15)
+        )
+        findings.display = tail.display = True
+
+    # ----- actions -----------------------------------------------------------------------------
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "relaunch":
+            return self.state in ("failed", "exited_ok")
+        if action == "toggle_scope":
+            return self.scope_offered and self.state not in _BUSY
+        return True
+
+    def action_launch(self) -> None:
+        """Enter: launch once; a second Enter while launching or after a launch does nothing new."""
+        if self.state in _BUSY:
+            self.notify("Already launching: watching its first seconds.", timeout=2)
+            return
+        if self.state == "running" and self.record is not None:
+            self.notify(f"Run {self.record.id} is already running.", timeout=3)
+            return
+        if self.state in ("failed", "exited_ok"):
+            self.notify("Press R to launch again.", timeout=3)
+            return
+        self._start()
+
+    def action_relaunch(self) -> None:
+        if self.state not in ("failed", "exited_ok"):
+            return
+        self.state = "ready"
+        self._prepare()  # the config may have been edited since the last launch
+        self._start()
+
+    def action_edit_config(self) -> None:
+        if self.state in _BUSY:
+            self.notify("Wait for the watchdog's verdict first.", timeout=2)
+            return
+        self.rx._jump("configure")
+
+    def action_toggle_scope(self) -> None:
+        if not self.scope_offered or self.state in _BUSY:
+            return
+        self.use_scope = not self.use_scope
+        self._draw_command()
+
+    def _start(self) -> None:
+        if self.spec is None or self.problem:
+            self.state = "blocked"
+            self.notify(self.problem or "Nothing to launch.", severity="warning", timeout=4)
+            self._draw_status()
+            return
+        # Set before the worker starts: a second Enter queued behind this one sees it.
+        self.state = "launching"
+        self.findings, self.result = (), None
+        self._draw_failure()
+        self._draw_status(Text("◔ Starting the run…", style="bold cyan"))
+        self.refresh_bindings()
+        previous = self.record
+        self._launch_and_watch(self.spec, self.use_scope, self.watch_total, previous)
+
+    # ----- the worker (core calls only; results go back as messages) ---------------------------
+    @work(thread=True, exclusive=True, group="launch", exit_on_error=False, description="launch")
+    def _launch_and_watch(self, spec: Any, scope: bool, seconds: float, previous: Any) -> None:
+        from runexp_tui.core.launch import launch_local, stop_run, watch_start
+        from runexp_tui.core.runs import run_status
+
+        if previous is not None:
+            # A relaunch after an error seen while the process lived: never leave two runs.
+            with contextlib.suppress(Exception):
+                if not run_status(previous).ended:
+                    stop_run(previous, grace=(2.0, 2.0))
+        try:
+            record = launch_local(spec, systemd_scope=scope)
+        except (OSError, ValueError) as exc:
+            self.post_message(LaunchCrashed(str(exc)))
+            return
+        self.post_message(LaunchStarted(record))
+        result = watch_start(
+            record, seconds, on_tick=lambda tick: self.post_message(WatchTicked(tick))
+        )
+        findings: list[Any] = []
+        if result.verdict == "failed_early":
+            findings = self._diagnose(record, result)
+        self.post_message(WatchDone(record, result, findings))
+
+    def _diagnose(self, record: Any, result: Any) -> list[Any]:
+        """Findings for the failed run's log (the script's own flags make the fixes concrete)."""
+        try:
+            from runexp_tui.core.diagnose import diagnose_file
+        except ImportError:
+            return []
+        flags = getattr(self.rx.session.analysis, "cli_flags", ()) or ()
+        status = result.status
+        try:
+            return list(
+                diagnose_file(
+                    record.log_path,
+                    exit_code=status.exit_code,
+                    signal=status.signal,
+                    cli_flags=flags,
+                )
+            )
+        except Exception:  # a diagnosis bug must not hide the log tail and the verdict
+            return []
+
+    # ----- handlers ----------------------------------------------------------------------------
+    @on(LaunchStarted)
+    def _started(self, message: LaunchStarted) -> None:
+        record = message.record
+        self.record = record
+        self.state = "watching"
+        config = self.rx.session.config
+        sampler = self.rx.sampler
+        if self.rx.gpus_simulated and sampler is not None and config is not None and config.gpus:
+            with contextlib.suppress(Exception):
+                sampler.track(record.pid, config.gpus)
+        self.rx.follow_run(record.id)
+        for w in record.warnings:
+            if w != self.logind_warning:
+                self.notify(w, severity="warning", timeout=6)
+        self._draw_status(Text(f"◔ Run {record.id} started (pid {record.pid})…", style="cyan"))
+
+    @on(WatchTicked)
+    def _ticked(self, message: WatchTicked) -> None:
+        if self.state != "watching":
+            return
+        offset = getattr(self.record, "log_offset", 0)
+        self._draw_status(render_countdown(message.tick, self.watch_total, offset))
+
+    @on(LaunchCrashed)
+    def _crashed(self, message: LaunchCrashed) -> None:
+        self.state = "failed"
+        self.record = None
+        self._draw_status(Text(f"✗ Could not start the run: {message.error}", style="bold red"))
+        self.refresh_bindings()
+
+    @on(WatchDone)
+    def _done(self, message: WatchDone) -> None:
+        self.record, self.result, self.findings = message.record, message.result, message.findings
+        verdict = message.result.verdict
+        self.state = "failed" if verdict == "failed_early" else verdict
+        self._draw_status(render_verdict(message.record.id, message.result, self.watch_total))
+        self._draw_failure()
+        self.refresh_bindings()
+        self.rx.poke_follower()
+        if verdict == "failed_early":
+            sampler = self.rx.sampler
+            if self.rx.gpus_simulated and sampler is not None:
+                with contextlib.suppress(Exception):
+                    sampler.untrack(message.record.pid)
+            return
+        self.rx.advance("launch")

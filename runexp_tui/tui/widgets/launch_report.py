@@ -1,0 +1,129 @@
+"""Text renderers for the Launch screen: the command as shown, the watchdog's countdown and verdict,
+and an early failure (log tail plus diagnosis findings). Pure functions over Rich Text."""
+
+from __future__ import annotations
+
+import os
+import shlex
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from rich.text import Text
+
+from runexp_tui.tui.render import display_path
+
+
+def shown_path(value: str, repo: str) -> str:
+    """A path as shown on the Launch screen: relative under the repo (the run's cwd), `~` under home."""
+    if not value.startswith(os.sep):
+        return value
+    root = repo.rstrip(os.sep)
+    if root and (value == root or value.startswith(root + os.sep)):
+        rel = os.path.relpath(value, root)
+        return "." if rel == "." else rel
+    return display_path(value)
+
+
+def shown_argv(argv: Sequence[str], repo: str) -> str:
+    """The (already masked) argv as one shell-quoted line, paths made short but still exact."""
+    return shlex.join(shown_path(a, repo) for a in argv)
+
+
+def shown_env(env: Mapping[str, str], repo: str, base_path: str | None = None) -> list[str]:
+    """`KEY=value` words for the vars the launcher adds; a PATH that extends ours ends in `$PATH`."""
+    base_path = os.environ.get("PATH", "") if base_path is None else base_path
+    out: list[str] = []
+    for key, value in env.items():
+        if key == "PATH" and base_path and value.endswith(os.pathsep + base_path):
+            head = value[: -len(base_path) - 1]
+            parts = [shown_path(p, repo) for p in head.split(os.pathsep)]
+            out.append(f"PATH={os.pathsep.join([*parts, '$PATH'])}")
+            continue
+        out.append(f"{key}={shlex.quote(shown_path(value, repo))}")
+    return out
+
+
+def render_countdown(tick: Any, total: float, log_offset: int = 0) -> Text:
+    """`watching the first 10 s: 7 s left · alive · log growing` from a core WatchTick."""
+    out = Text()
+    out.append("◔ ", style="bold cyan")
+    out.append(f"Watching the first {total:.0f} s: ")
+    out.append(f"{tick.seconds_left:.0f} s left", style="bold")
+    out.append(" · ")
+    out.append("alive" if tick.alive else "ended", style="green" if tick.alive else "yellow")
+    out.append(" · ")
+    if tick.log_size > log_offset:
+        out.append(f"log growing ({_size(tick.log_size - log_offset)})", style="green")
+    else:
+        out.append("no output yet", style="dim")
+    if tick.error_seen:
+        out.append(" · ")
+        out.append("error in the log", style="bold red")
+    return out
+
+
+def _size(n: int) -> str:
+    if n < 1024:
+        return f"{n} B"
+    if n < 1024 * 1024:
+        return f"{n / 1024:.1f} KB"
+    return f"{n / 1024 / 1024:.1f} MB"
+
+
+def render_verdict(run_id: str, result: Any, total: float) -> Text:
+    """One line saying how the watched seconds went (running, finished, failed early)."""
+    out = Text()
+    if result.verdict == "running":
+        out.append("✓ ", style="bold green")
+        grew = "log growing" if result.log_grew else "no output yet (quiet script?)"
+        out.append(f"Run {run_id} is running after {total:.0f} s: alive, {grew}.")
+    elif result.verdict == "exited_ok":
+        out.append("✓ ", style="bold green")
+        out.append(f"Run {run_id} finished within the first {total:.0f} s (exit code 0).")
+    else:
+        out.append("✗ ", style="bold red")
+        out.append(f"Run {run_id} failed early", style="bold red")
+        out.append(f" ({result.status.describe()}): ")
+        out.append(str(result.early_error or "no error line found"))
+    return out
+
+
+def render_findings(findings: Sequence[Any], *, limit: int = 3, fixes: int = 3) -> Text:
+    """The diagnosis: each finding's title, the line that proves it, its cause and fixes."""
+    out = Text()
+    if not findings:
+        out.append("No known failure pattern matched: read the log tail below.", style="dim")
+        return out
+    for i, f in enumerate(findings[:limit]):
+        if i:
+            out.append("\n")
+        colour = "red" if f.severity == "error" else "yellow"
+        out.append("● ", style=f"bold {colour}")
+        out.append(str(f.title), style=f"bold {colour}")
+        if f.evidence:
+            where = f" (line {f.line_no})" if f.line_no else ""
+            out.append(f"\n  {f.evidence}{where}", style="dim")
+        if f.cause:
+            out.append(f"\n  Why: {f.cause}")
+        for fix in list(f.fixes)[:fixes]:
+            out.append("\n  → ", style="bold green")
+            out.append(str(fix))
+        if f.action:
+            out.append("\n  Run: ", style="bold")
+            out.append(str(f.action), style="bold cyan")
+    if len(findings) > limit:
+        out.append(f"\n(+{len(findings) - limit} more in the Monitor's diagnosis)", style="dim")
+    return out
+
+
+def render_tail(lines: Sequence[str], log_path: str, repo: str, *, limit: int = 12) -> Text:
+    """The last log lines under a header naming the log file."""
+    out = Text()
+    out.append(f"Log tail ({shown_path(log_path, repo)}):", style="bold")
+    shown = list(lines)[-limit:]
+    if not shown:
+        out.append("\n  (the log is empty)", style="dim")
+    for line in shown:
+        out.append("\n  │ ", style="dim")
+        out.append(line)
+    return out

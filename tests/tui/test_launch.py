@@ -1,0 +1,204 @@
+"""Pilot tests: the Launch screen starts a real detached run, the monitoring pane follows it, an
+early crash shows its log tail and diagnosis, and Enter never launches twice."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from textual.widgets import Static
+
+from runexp_tui.core import launch as core_launch
+from runexp_tui.core.config import EnvSettings, ExperimentConfig, WandbSettings
+from runexp_tui.core.launch import stop_run
+from runexp_tui.core.runs import RunRegistry
+from runexp_tui.tui.app import RunexpApp
+from runexp_tui.tui.screens.launch import LaunchScreen
+
+pytestmark = pytest.mark.slow  # real detached processes
+
+
+async def wait_until(pilot: Any, predicate: Callable[[], bool], timeout: float = 15.0) -> None:
+    """Let the app run (workers, messages) until ``predicate`` holds; fail after ``timeout``."""
+    for _ in range(int(timeout / 0.02)):
+        if predicate():
+            return
+        await pilot.pause(0.02)
+    raise AssertionError(f"condition not met within {timeout}s")
+
+
+def demo_config(repo: Path, command: str, **changes: Any) -> ExperimentConfig:
+    """The demo repo run with the current Python and no W&B (nothing to install)."""
+    config = ExperimentConfig(
+        repo=str(repo),
+        entry_point="train.py",
+        command=command,
+        wandb=WandbSettings(choice="no", project=repo.name),
+        env=EnvSettings(kind="system"),
+    )
+    return config.with_(**changes)
+
+
+def text_of(screen: Any, selector: str) -> str:
+    widget = screen.query_one(selector, Static)
+    return str(widget.render()) if widget.display else ""
+
+
+def recording_advance(app: RunexpApp) -> list[str]:
+    """Record phase advances instead of opening Monitor (another issue's screen)."""
+    calls: list[str] = []
+    app.advance = calls.append  # type: ignore[method-assign]
+    return calls
+
+
+@pytest.fixture
+def runs_to_stop(demo_repo: Path) -> Iterator[Path]:
+    """Stop every run launched in the demo repo once the test ends, so none outlives it."""
+    yield demo_repo
+    for record in RunRegistry(demo_repo).list():
+        stop_run(record, grace=(1.0, 1.0), kill_wait=2.0)
+
+
+@pytest.fixture(autouse=True)
+def _no_logind(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The host's logind settings must not change what these tests see."""
+    monkeypatch.setattr(core_launch, "logind_kill_warning", lambda **_: None)
+
+
+async def open_launch(
+    app: RunexpApp, pilot: Any, config: ExperimentConfig, watch: float
+) -> LaunchScreen:
+    """Confirm ``config`` (as Configure does) and open the Launch phase on top of Configure."""
+    await wait_until(pilot, lambda: getattr(app.screen, "PHASE", "") == "configure")
+    app.session.config = config
+    screen = LaunchScreen(watch_seconds=watch)
+    await app.push_screen(screen)
+    await pilot.pause()
+    return screen
+
+
+async def test_enter_launches_and_the_pane_follows_the_run(app_factory, runs_to_stop: Path) -> None:
+    repo = runs_to_stop
+    app = app_factory(repo)
+    advanced = recording_advance(app)
+    config = demo_config(repo, "python train.py --step-time 0.02 --epochs 1", gpus=(1,))
+    async with app.run_test(size=(160, 48)) as pilot:
+        screen = await open_launch(app, pilot, config, watch=1.0)
+        command = text_of(screen, "#launch-command")
+        assert "train.py --step-time 0.02 --epochs 1" in command
+        assert str(repo) not in command  # shown relative to the repo it runs in
+        assert "CUDA_VISIBLE_DEVICES=1" in text_of(screen, "#launch-env")
+        assert "RUNEXP_SIM_GPUS=1" in text_of(screen, "#launch-env")
+        assert "local" in text_of(screen, "#launch-backend")
+        assert "simulated" in text_of(screen, "#launch-warnings")
+        assert "Press Enter" in text_of(screen, "#launch-status")
+
+        # Enter twice, at once: still one run.
+        await pilot.press("enter", "enter")
+        await wait_until(pilot, lambda: screen.record is not None)
+        record = screen.record
+        await wait_until(pilot, lambda: screen.state not in ("launching", "watching"))
+        assert screen.state in ("running", "exited_ok")
+        assert [r.id for r in RunRegistry(repo).list()] == [record.id]
+        assert (repo / ".runexp" / "runs" / record.id / "run.json").is_file()
+        assert advanced == ["launch"]
+        assert record.pid in app.sampler.tracked() or screen.state == "exited_ok"
+
+        # The monitoring pane shows the new run.
+        await wait_until(
+            pilot, lambda: app.run_view is not None and app.run_view.run_id == record.id
+        )
+        assert app.session.run_id == record.id
+        await wait_until(pilot, lambda: record.id in text_of(screen, "#pane-run"))
+        assert record.id in text_of(screen, "#launch-status")
+
+        await pilot.press("enter")  # after the launch: a note, never a second run
+        await pilot.pause(0.1)
+        assert len(RunRegistry(repo).list()) == 1
+
+
+async def test_early_crash_shows_the_tail_and_a_diagnosis(app_factory, runs_to_stop: Path) -> None:
+    repo = runs_to_stop
+    app = app_factory(repo)
+    advanced = recording_advance(app)
+    config = demo_config(repo, "python train.py --step-time 0.01 --fail crash")
+    async with app.run_test(size=(160, 48)) as pilot:
+        screen = await open_launch(app, pilot, config, watch=8.0)
+        assert "CPU only" in text_of(screen, "#launch-warnings")
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: screen.state == "failed", timeout=20)
+        first = screen.record
+        assert advanced == []
+        assert "failed early" in text_of(screen, "#launch-status")
+        tail = text_of(screen, "#launch-tail")
+        assert "ValueError" in tail and "output.log" in tail
+        assert screen.findings, "the diagnosis engine should explain a Python exception"
+        findings = text_of(screen, "#launch-findings")
+        assert screen.findings[0].title in findings
+        assert "relaunch" in findings
+        assert app.run_view is not None or app.session.run_id == first.id
+
+        # R launches again (a new run), with the same outcome.
+        await pilot.press("R")
+        await wait_until(pilot, lambda: screen.record is not None and screen.record.id != first.id)
+        await wait_until(pilot, lambda: screen.state == "failed", timeout=20)
+        assert len(RunRegistry(repo).list()) == 2
+
+        # e goes back to Configure to edit the command.
+        await pilot.press("e")
+        await wait_until(pilot, lambda: getattr(app.screen, "PHASE", "") == "configure")
+
+
+async def test_backend_not_available_yet_launches_nothing(app_factory, demo_repo: Path) -> None:
+    app = app_factory(demo_repo)
+    config = demo_config(demo_repo, "python train.py", backend="ssh", host="gpu-box")
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_launch(app, pilot, config, watch=1.0)
+        assert "not available yet" in text_of(screen, "#launch-backend")
+        assert "not available yet" in text_of(screen, "#launch-status")
+        await pilot.press("enter")
+        await pilot.pause(0.1)
+        assert screen.state == "blocked" and screen.record is None
+        assert RunRegistry(demo_repo).list() == []
+
+
+async def test_unsplittable_command_says_why(app_factory, demo_repo: Path) -> None:
+    app = app_factory(demo_repo)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_launch(app, pilot, demo_config(demo_repo, "python train.py 'oops"), 1.0)
+        assert "cannot be run" in text_of(screen, "#launch-status")
+        await pilot.press("enter")
+        await pilot.pause(0.1)
+        assert RunRegistry(demo_repo).list() == []
+
+
+async def test_logind_warning_offers_a_systemd_scope(
+    app_factory, demo_repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    warning = "this host's logind has KillUserProcesses=yes and no linger for me"
+    monkeypatch.setattr(core_launch, "logind_kill_warning", lambda **_: warning)
+    monkeypatch.setattr(core_launch, "systemd_scope_available", lambda: True)
+    app = app_factory(demo_repo)
+    async with app.run_test(size=(160, 48)) as pilot:
+        screen = await open_launch(app, pilot, demo_config(demo_repo, "python train.py"), 1.0)
+        text = text_of(screen, "#launch-warnings")
+        assert "KillUserProcesses=yes" in text
+        assert "systemd-run --user --scope" in text and ": on" in text
+        assert screen.use_scope
+        await pilot.press("s")
+        assert not screen.use_scope
+        assert ": off" in text_of(screen, "#launch-warnings")
+
+
+async def test_secrets_in_the_command_are_masked(app_factory, demo_repo: Path) -> None:
+    app = app_factory(demo_repo)
+    config = demo_config(demo_repo, "HF_TOKEN=hf_abc123 python train.py --api-key sk-999")
+    async with app.run_test(size=(160, 48)) as pilot:
+        screen = await open_launch(app, pilot, config, 1.0)
+        shown = text_of(screen, "#launch-command") + text_of(screen, "#launch-env")
+        assert "hf_abc123" not in shown and "sk-999" not in shown
+        assert "HF_TOKEN=" in shown and "--api-key" in shown
+        assert os.sep + "demo-repo" not in text_of(screen, "#launch-command")
