@@ -223,7 +223,8 @@ def _parse(line: str) -> _Parsed | None:
             else:
                 step = n
             rest = s[anchor.end() :]
-        for c in _COUNTER.finditer(s):
+        # Cheap membership tests skip regexes that cannot match (most of the parse time).
+        for c in _COUNTER.finditer(s) if "/" in s else ():
             word = c["w"].lower()
             if word == "epoch":
                 epoch = float(c["n"]) - 1
@@ -231,7 +232,7 @@ def _parse(line: str) -> _Parsed | None:
                 step = float(c["n"])
                 if epoch is not None and word in ("step", "batch"):
                     step = epoch * float(c["t"]) + step
-        tq = _TQDM.search(s)
+        tq = _TQDM.search(s) if "|" in s else None
         if tq and step is None:
             step = float(tq["n"])
             te = _TQDM_EPOCH.match(s)
@@ -239,7 +240,9 @@ def _parse(line: str) -> _Parsed | None:
                 epoch = float(te["e"])
                 step = epoch * float(tq["t"]) + step
         spans: list[tuple[int, int]] = []
-        for pat in (_EQ_PAIR, _COLON_PAIR):
+        for pat, sep in ((_EQ_PAIR, "="), (_COLON_PAIR, ":")):
+            if sep not in s:
+                continue
             for p in pat.finditer(s):
                 if any(a < p.end() and p.start() < b for a, b in spans):
                     continue
@@ -462,13 +465,15 @@ def _parse_block(buf: bytes, limit: int, parser: MetricParser) -> None:
     for pat in _CANDIDATES:
         for m in pat.finditer(buf, 0, limit):
             pos = m.start()
-            starts.add(max(buf.rfind(b"\n", 0, pos), buf.rfind(b"\r", 0, pos)) + 1)
+            # Bounded searches: an unbounded find for a byte absent from the chunk is quadratic.
+            ls = buf.rfind(b"\n", 0, pos) + 1
+            starts.add(buf.rfind(b"\r", ls, pos) + 1 or ls)
     record = parser._record
     for s in sorted(starts):
         nl = buf.find(b"\n", s, limit)
-        cr = buf.find(b"\r", s, limit)
         e = limit if nl < 0 else nl
-        if 0 <= cr < e:
+        cr = buf.find(b"\r", s, e)
+        if cr >= 0:
             e = cr
         text = buf[s:e].decode("utf-8", "replace")
         if "\x1b" in text:

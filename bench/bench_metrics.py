@@ -1,0 +1,68 @@
+"""Benchmark the full-history metric parse (MB/s) on the shared 1 GB log and on a dense log.
+
+Prints medians of repeated runs beside the issue 7 target (>= 300 MB/s). Reuses the log made by
+``bench_logtail.py`` (created here if missing). Usage:
+python bench/bench_metrics.py [--mb 256] [--runs 3] [--delete]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_logtail import BIG_LOG, ensure_log  # noqa: E402
+
+
+def measure(path: Path, end: int, runs: int) -> tuple[float, int, int]:
+    from runexp_tui.core.metrics import parse_file_history
+
+    speeds = []
+    store = None
+    for _ in range(runs):
+        t = time.perf_counter()
+        store = parse_file_history(path, end=end)
+        speeds.append(end / (time.perf_counter() - t) / 1e6)
+    assert store is not None
+    points = sum(len(store.series(k)[0]) for k in store)
+    return statistics.median(speeds), len(store.keys()), points
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--mb", type=int, default=256, help="how much of the 1 GB log to parse")
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--delete", action="store_true")
+    args = ap.parse_args()
+    path = ensure_log(BIG_LOG)
+    end = min(path.stat().st_size, args.mb << 20)
+    speed, keys, points = measure(path, end, args.runs)
+    print(
+        f"history parse, realistic log (5 % metric lines, timestamps, tqdm, warnings), "
+        f"{end >> 20} MiB: median {speed:.0f} MB/s (target >= 300 MB/s); {keys} keys, {points} points kept"
+    )
+    dense = Path("/tmp/runexp_bench_dense.log")
+    if not dense.exists():
+        dense.write_bytes(
+            b"".join(
+                b"step %d | loss %.4f | lr 3.0000e-04 | norm 0.98 | dt 512.33ms\n"
+                % (i, 1 / (i + 1))
+                for i in range(600_000)
+            )
+        )
+    speed, keys, points = measure(dense, dense.stat().st_size, args.runs)
+    print(
+        f"history parse, dense log (every line a metric line), {dense.stat().st_size >> 20} MiB: "
+        f"median {speed:.0f} MB/s; {keys} keys, {points} points kept"
+    )
+    if args.delete:
+        path.unlink()
+        dense.unlink()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
