@@ -125,6 +125,7 @@ def test_watchdog_missing_interpreter(repo: Path, launched) -> None:
     assert "cannot start" in res.early_error
 
 
+@pytest.mark.slow
 def test_watchdog_running_and_exited_ok(repo: Path, launched) -> None:
     ticks = []
     rec = launched(repo, "python train_loop.py")
