@@ -1,0 +1,553 @@
+"""Phase 5, Monitor: GPUs, a chart of any metric, the log, the run's status and its diagnosis.
+
+Data flows one way: the app's follower posts `RunView`s and the GPU poller posts snapshots (both
+app reactives, watched here); this screen's own feed thread reads the full log lines and the
+chosen metric's series (`MonitorFeed`) and posts `FeedReady`. Each widget redraws only when its
+own inputs changed. Stop and relaunch run core calls in thread workers that post progress.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from dataclasses import fields
+from typing import Any
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.message import Message
+from textual.widgets import Input, Static
+
+from runexp_tui.tui.monitor_feed import FeedUpdate
+from runexp_tui.tui.screens.base import PhaseScreen
+from runexp_tui.tui.widgets.diagnosis_panel import DiagnosisPanel
+from runexp_tui.tui.widgets.gpu_panel import GpuPanel
+from runexp_tui.tui.widgets.log_view import LogView
+from runexp_tui.tui.widgets.loss_chart import LossChart
+from runexp_tui.tui.widgets.run_status import RunStatus
+
+STALL_AFTER_S = 600.0  # a live run silent this long, with flat GPUs, gets a stall warning
+STOP_GRACE = (5.0, 5.0)  # seconds after SIGINT, then after SIGTERM, before escalating
+VIEWS = (("gpu", "GPUs"), ("loss", "Loss"), ("log", "Log"), ("diag", "Diagnosis"))
+_NEXT_SIGNAL = {"SIGINT": "SIGTERM in", "SIGTERM": "SIGKILL in", "SIGKILL": "waiting for exit"}
+
+
+class FeedReady(Message):
+    """New log lines and the chosen series, from the screen's feed thread."""
+
+    def __init__(self, update: FeedUpdate) -> None:
+        super().__init__()
+        self.update = update
+
+
+class StopProgress(Message):
+    """One tick of the stop countdown (``text``), or the end of the stop (``result`` set)."""
+
+    def __init__(self, text: str | None, result: Any = None, error: str | None = None) -> None:
+        super().__init__()
+        self.text = text
+        self.result = result
+        self.error = error
+
+
+class Relaunched(Message):
+    """A relaunch finished: the new run's record, or why it could not start."""
+
+    def __init__(self, record: Any = None, error: str | None = None) -> None:
+        super().__init__()
+        self.record = record
+        self.error = error
+
+
+def stop_countdown_text(run_id: str, step: str, seconds_left: float) -> str:
+    """'Stopping <id>: SIGINT sent · SIGTERM in 4.2 s' (the visible countdown)."""
+    nxt = _NEXT_SIGNAL.get(step, "")
+    return f"Stopping {run_id}: {step} sent to the process group · {nxt} {seconds_left:.1f} s"
+
+
+def relaunch_spec(record: Any, *, simulated_gpus: bool = False) -> Any:
+    """The launch spec of a new run with ``record``'s config (raises LaunchError when it cannot)."""
+    from runexp_tui.core.config import EnvSettings, ExperimentConfig, WandbSettings
+    from runexp_tui.core.launch import MASK, LaunchError, build_launch
+
+    data = dict(getattr(record, "config", None) or {})
+    if not str(data.get("command") or "").strip():
+        raise LaunchError("the run record holds no config to relaunch from")
+    if MASK in str(data["command"]):
+        raise LaunchError("the command had secret values (masked in the record): launch it again")
+    if data.get("backend", "local") != "local":
+        raise LaunchError(f"relaunch of {data['backend']} runs goes through the Launch phase")
+
+    def build(cls: type, raw: Any) -> Any:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in dict(raw or {}).items() if k in known})
+
+    top = {f.name for f in fields(ExperimentConfig)} - {"wandb", "env", "gpus", "repo"}
+    config = ExperimentConfig(
+        repo=str(data.get("repo") or record.repo or record.cwd),
+        wandb=build(WandbSettings, data.get("wandb")),
+        env=build(EnvSettings, data.get("env")),
+        gpus=tuple(int(g) for g in data.get("gpus") or ()),
+        **{k: v for k, v in data.items() if k in top},
+    )
+    argv = [str(a) for a in getattr(record, "argv", ()) or ()]
+    ddp = any(a.endswith("torchrun") or a == "torch.distributed.run" for a in argv)
+    offline = (getattr(record, "env", {}) or {}).get("WANDB_MODE") == "offline"
+    return build_launch(
+        config,
+        analysis_distributed="ddp" if ddp else None,
+        wandb_offline=True if offline else None,
+        simulated_gpus=simulated_gpus,
+    )
+
+
+def mean_utilization(history: Any, indices: Sequence[int]) -> list[float]:
+    """Per sample, the mean utilization of ``indices`` (the run's GPUs), oldest first."""
+    series = []
+    for i in indices:
+        try:
+            series.append(list(history.utilization(i, fill=float("nan"))))
+        except (AttributeError, KeyError, TypeError):
+            continue
+    series = [s for s in series if s]
+    if not series:
+        return []
+    n = min(len(s) for s in series)
+    out = []
+    for k in range(n):
+        vals = [s[len(s) - n + k] for s in series]
+        out.append(sum(vals) / len(vals))
+    return out
+
+
+class MonitorScreen(PhaseScreen):
+    """The screen a user keeps open for hours while a run trains."""
+
+    PHASE = "monitor"
+    CSS_PATH = "../styles/monitor.tcss"
+    BINDINGS = [
+        Binding("escape", "back", "Back"),
+        Binding("s", "stop", "Stop"),
+        Binding("R", "relaunch", "Relaunch", key_display="R"),
+        Binding("c", "commands", "Commands"),
+        Binding("k", "next_key", "Metric"),
+        Binding("K", "next_key(False)", "Previous metric", show=False),
+        Binding("S", "smooth", "Smooth", key_display="S"),
+        Binding("f", "follow", "Follow"),
+        Binding("slash", "search", "Search", key_display="/"),
+        Binding("n", "next_match", "Next match", show=False),
+        Binding("N", "next_match(False)", "Previous match", show=False),
+        Binding("x", "next_error", "Error"),
+        Binding("g", "top", "Top of log", show=False),
+        Binding("G", "bottom", "End of log", show=False),
+        Binding("1", "view('gpu')", "GPUs view", show=False),
+        Binding("2", "view('loss')", "Loss view", show=False),
+        Binding("3", "view('log')", "Log view", show=False),
+        Binding("4", "view('diag')", "Diagnosis view", show=False),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.key: str | None = None  # the chart's metric; None: the follower's pick (a loss)
+        self.keys: tuple[str, ...] = ()
+        self.smooth = False
+        self.view_name = "loss"  # what the narrow (80x24) layout shows
+        self.wandb_url: str | None = None
+        self.stopping: str | None = None
+        self.stop_result: Any = None
+        self.relaunched: Any = None
+        self.stall: Any = None
+        self._run_id: str | None = None
+        self._seen_findings = False
+        self._want: tuple[str, str, str | None, str | None] | None = None
+        self._feed_wake = threading.Event()
+        self._feed_stop = threading.Event()
+        self._last_feed: FeedUpdate | None = None
+
+    # ----- layout -------------------------------------------------------------------------------
+    def compose_body(self) -> ComposeResult:
+        yield RunStatus(id="mon-status")
+        yield Static(id="mon-tabs")
+        with Horizontal(id="mon-top"):
+            yield GpuPanel(id="mon-gpu")
+            yield LossChart(id="mon-chart")
+        yield DiagnosisPanel(id="mon-diag")
+        with Vertical(id="mon-logbox"):
+            yield LogView(id="mon-log")
+            yield Input(placeholder="search the log: Enter finds, Esc closes", id="mon-search")
+
+    def on_mount(self) -> None:
+        self.query_one("#mon-gpu", GpuPanel).border_title = "GPUs"
+        self.query_one("#mon-chart", LossChart).border_title = "Metrics"
+        self.query_one("#mon-logbox").border_title = "Log"
+        self._set_view(self.view_name)
+        self.watch(self.app, "narrow", self._on_narrow)
+        self.watch(self.app, "run_view", self._on_view)
+        self.watch(self.app, "gpu_snapshot", self._on_gpu)
+        self._feed_loop()
+        self.query_one("#mon-log", LogView).focus()
+
+    def on_unmount(self) -> None:
+        self._feed_stop.set()
+        self._feed_wake.set()
+
+    @property
+    def narrow(self) -> bool:
+        return bool(getattr(self.app, "narrow", False))
+
+    def _on_narrow(self, narrow: bool) -> None:
+        self._on_gpu(getattr(self.app, "gpu_snapshot", None))
+        self._show_findings(getattr(self.app, "run_view", None))
+        self._tabs()
+
+    def _set_view(self, name: str) -> None:
+        self.view_name = name
+        for key, _ in VIEWS:
+            self.set_class(key == name, f"view-{key}")
+        self._tabs()
+
+    def _tabs(self) -> None:
+        out = Text(no_wrap=True, overflow="ellipsis")
+        diag = self.query_one("#mon-diag", DiagnosisPanel)
+        for n, (key, title) in enumerate(VIEWS, 1):
+            label = f" {n} {title}" + (" !" if key == "diag" and diag.findings else "") + " "
+            style = "bold reverse" if key == self.view_name else ""
+            if key == "diag" and diag.findings and key != self.view_name:
+                style = "bold red"
+            out.append(label, style=style)
+            out.append(" ")
+        self.query_one("#mon-tabs", Static).update(out)
+
+    # ----- the run view and GPU snapshots (app reactives) ----------------------------------------
+    def _on_view(self, view: Any) -> None:
+        if view is None:
+            self._want = None
+            self.query_one("#mon-status", RunStatus).show(None)
+            return
+        if view.run_id != self._run_id:
+            self._run_id = view.run_id
+            self.key = None
+            self.keys = ()
+            self.wandb_url = None
+            self._seen_findings = False
+            self._last_feed = None
+        self.query_one("#mon-status", RunStatus).show(
+            view, url=self.wandb_url, stopping=self.stopping
+        )
+        self._show_findings(view)
+        self._want = (view.run_id, view.log_path, view.wandb_dir, self.key)
+        self._feed_wake.set()
+        self._on_gpu(getattr(self.app, "gpu_snapshot", None))
+
+    def _on_gpu(self, snapshot: Any) -> None:
+        view = getattr(self.app, "run_view", None)
+        self.query_one("#mon-gpu", GpuPanel).show(
+            snapshot,
+            getattr(self.app, "gpu_history", None),
+            selected=getattr(view, "gpus", ()) or (),
+            run_pids=getattr(view, "pids", ()) or (),
+            compact=self.narrow,
+        )
+        stall = self._stall(view)
+        if stall != self.stall:
+            self.stall = stall
+            self._show_findings(view)
+
+    def _stall(self, view: Any) -> Any:
+        if view is None or not view.alive or view.log_grew_at is None:
+            return None
+        from runexp_tui.core.diagnose import detect_stall
+
+        history = getattr(self.app, "gpu_history", None)
+        snap = getattr(self.app, "gpu_snapshot", None)
+        indices = tuple(view.gpus) or tuple(getattr(snap, "indices", ()) or ())
+        util = mean_utilization(history, indices) if history is not None else []
+        threshold = float(self.rx.services.extra.get("stall_after_s", STALL_AFTER_S))
+        return detect_stall(view.log_grew_at, util, self.rx.services.clock(), threshold)
+
+    def findings(self) -> tuple[Any, ...]:
+        """What the diagnosis panel shows: the follower's findings, then a stall warning."""
+        view = getattr(self.app, "run_view", None)
+        found = tuple(getattr(view, "findings", ()) or ())
+        return found + ((self.stall,) if self.stall is not None else ())
+
+    def _show_findings(self, view: Any) -> None:
+        panel = self.query_one("#mon-diag", DiagnosisPanel)
+        found = self.findings()
+        if panel.show(found, compact=False):
+            self._tabs()
+        if found and not self._seen_findings:
+            self._seen_findings = True
+            if self.narrow:
+                self._set_view("diag")
+
+    # ----- the feed thread (full log lines and any series) ---------------------------------------
+    @work(thread=True, group="monitor-feed", exit_on_error=False, description="monitor feed")
+    def _feed_loop(self) -> None:
+        from runexp_tui.tui.monitor_feed import MonitorFeed
+
+        feed: MonitorFeed | None = None
+        last: tuple[object, ...] = ()
+        try:
+            while not self._feed_stop.is_set():
+                if not self._feed_wake.wait(1.0):
+                    continue
+                self._feed_wake.clear()
+                want = self._want
+                if want is None or self._feed_stop.is_set():
+                    continue
+                run_id, log_path, wandb_dir, key = want
+                if feed is None or feed.run_id != run_id:
+                    if feed is not None:
+                        feed.close()
+                    feed = MonitorFeed(run_id, log_path)
+                    last = ()
+                update = feed.poll(key, wandb_dir)
+                sig = (update.key, update.points, update.values[-1:], update.pending)
+                sig += (update.keys, tuple(update.latest.items()), update.wandb_url)
+                if update.new_lines or update.reset or sig != last:
+                    last = sig
+                    self.post_message(FeedReady(update))
+        finally:
+            if feed is not None:
+                feed.close()
+
+    @on(FeedReady)
+    def _on_feed(self, message: FeedReady) -> None:
+        u = message.update
+        if u.run_id != self._run_id:
+            return
+        self._last_feed = u
+        log = self.query_one("#mon-log", LogView)
+        if u.reset:
+            log.set_lines(u.new_lines, u.pending)
+        else:
+            log.append(u.new_lines, u.pending)
+        self.keys = u.keys
+        if u.wandb_url != self.wandb_url:
+            self.wandb_url = u.wandb_url
+            self.query_one("#mon-status", RunStatus).show(
+                getattr(self.app, "run_view", None), url=self.wandb_url, stopping=self.stopping
+            )
+        self._draw_chart()
+
+    def _draw_chart(self) -> None:
+        u = self._last_feed
+        chart = self.query_one("#mon-chart", LossChart)
+        if u is None:
+            return
+        changed = chart.set_series(
+            u.key, u.steps, u.values, smooth=self.smooth, latest=u.latest, points=u.points
+        )
+        if changed:
+            title = "Metrics"
+            if u.key:
+                pos = f" {u.keys.index(u.key) + 1}/{len(u.keys)}" if u.key in u.keys else ""
+                title = f"{u.key}{pos} · {u.points} pts" + (" · EMA" if self.smooth else "")
+            chart.border_title = title
+            chart.border_subtitle = "k: metric  S: smooth"
+
+    # ----- actions: chart ---------------------------------------------------------------------------
+    def action_next_key(self, forward: bool = True) -> None:
+        keys = self.keys
+        if not keys:
+            self.notify("No metric parsed from the log yet.", timeout=2)
+            return
+        current = self.key or (self._last_feed.key if self._last_feed else None)
+        i = keys.index(current) if current in keys else -1
+        self.key = keys[(i + (1 if forward else -1)) % len(keys)]
+        if self._want is not None:
+            self._want = (*self._want[:3], self.key)
+        self._feed_wake.set()
+
+    def action_smooth(self) -> None:
+        self.smooth = not self.smooth
+        self._draw_chart()
+
+    # ----- actions: log -----------------------------------------------------------------------------
+    @property
+    def log_view(self) -> LogView:
+        return self.query_one("#mon-log", LogView)
+
+    def _log_title(self) -> None:
+        log = self.log_view
+        parts = ["Log"]
+        parts.append("following" if log.follow else "paused (f: follow)")
+        if log.search_text:
+            parts.append(f"/{log.search_text}: {len(log.matches)} matches (n/N)")
+        self.query_one("#mon-logbox").border_title = " · ".join(parts)
+
+    def action_follow(self) -> None:
+        self.log_view.set_follow(not self.log_view.follow)
+        self._log_title()
+
+    def action_search(self) -> None:
+        box = self.query_one("#mon-search", Input)
+        box.add_class("visible")
+        if self.narrow:
+            self._set_view("log")
+        box.focus()
+
+    @on(Input.Submitted, "#mon-search")
+    def _on_search(self, event: Input.Submitted) -> None:
+        found = self.log_view.search(event.value.strip())
+        self._close_search()
+        if event.value.strip() and found is None:
+            self.notify(f"Not found: {event.value.strip()}", severity="warning", timeout=3)
+        self._log_title()
+
+    def _close_search(self) -> None:
+        box = self.query_one("#mon-search", Input)
+        box.remove_class("visible")
+        self.log_view.focus()
+
+    def action_back(self) -> None:
+        box = self.query_one("#mon-search", Input)
+        if box.has_class("visible"):
+            self._close_search()
+            return
+        super().action_back()
+
+    def action_next_match(self, forward: bool = True) -> None:
+        if self.log_view.next_match(forward) is None:
+            self.notify("No search matches (/ to search).", timeout=2)
+        self._log_title()
+
+    def action_next_error(self) -> None:
+        if self.narrow:
+            self._set_view("log")
+        if self.log_view.next_error() is None:
+            self.notify("No error line in the log.", timeout=2)
+        self._log_title()
+
+    def action_top(self) -> None:
+        self.log_view.top()
+        self._log_title()
+
+    def action_bottom(self) -> None:
+        self.log_view.bottom()
+        self._log_title()
+
+    def action_view(self, name: str) -> None:
+        self._set_view(name)
+
+    # ----- actions: run -----------------------------------------------------------------------------
+    def action_commands(self) -> None:
+        from runexp_tui.tui.screens.monitor_commands import CommandsScreen, useful_commands
+
+        self.app.push_screen(CommandsScreen(useful_commands(self.rx.run_view, self.wandb_url)))
+
+    @work(exclusive=True, group="monitor-stop-ask")
+    async def action_stop(self) -> None:
+        from runexp_tui.tui.screens.confirm import ConfirmScreen
+
+        view = self.rx.run_view
+        if view is None or not view.alive:
+            self.notify("No running run to stop.", timeout=3)
+            return
+        if self.stopping:
+            self.notify("Already stopping.", timeout=2)
+            return
+        g1, g2 = self._grace()
+        ok = await self.app.push_screen_wait(
+            ConfirmScreen(
+                f"Stop run {view.run_id}?",
+                f"SIGINT to its process group now, SIGTERM after {g1:g} s, SIGKILL {g2:g} s later.",
+            )
+        )
+        if ok:
+            self.stopping = stop_countdown_text(view.run_id, "SIGINT", g1)
+            self.query_one("#mon-status", RunStatus).show(
+                view, url=self.wandb_url, stopping=self.stopping
+            )
+            self._stop_worker(view.run_dir, view.run_id)
+
+    def _grace(self) -> tuple[float, float]:
+        g = self.rx.services.extra.get("stop_grace", STOP_GRACE)
+        return float(g[0]), float(g[1])
+
+    @work(thread=True, group="monitor-stop", exit_on_error=False, description="stop run")
+    def _stop_worker(self, run_dir: str, run_id: str) -> None:
+        from runexp_tui.core.launch import stop_run
+        from runexp_tui.core.runs import load_record
+
+        last = [""]
+
+        def on_step(step: str, left: float) -> None:
+            text = stop_countdown_text(run_id, step, left)
+            if text != last[0]:
+                last[0] = text
+                self.post_message(StopProgress(text))
+
+        try:
+            record = load_record(run_dir)
+            result = stop_run(record, self._grace(), on_step)
+        except Exception as exc:  # an unreadable record: say so, keep the screen alive
+            self.post_message(StopProgress(None, error=str(exc)))
+            return
+        self.post_message(StopProgress(None, result=result))
+
+    @on(StopProgress)
+    def _on_stop_progress(self, message: StopProgress) -> None:
+        view = self.rx.run_view
+        if message.text is not None:
+            self.stopping = message.text
+        else:
+            self.stopping = None
+            self.stop_result = message.result
+            if message.error:
+                self.notify(f"Stop failed: {message.error}", severity="error")
+            elif message.result is not None:
+                r = message.result
+                sent = " → ".join(r.signals_sent) or "no signal"
+                if r.outcome == "stopped":
+                    self.notify(f"Run stopped ({sent}).", timeout=4)
+                elif r.outcome == "already_ended":
+                    self.notify("The run had already ended.", timeout=3)
+                else:
+                    self.notify(f"Stop: {r.outcome} ({sent})", severity="error")
+            self.rx.poke_follower()
+        self.query_one("#mon-status", RunStatus).show(
+            view, url=self.wandb_url, stopping=self.stopping
+        )
+
+    @work(exclusive=True, group="monitor-relaunch-ask")
+    async def action_relaunch(self) -> None:
+        from runexp_tui.tui.screens.confirm import ConfirmScreen
+
+        view = self.rx.run_view
+        if view is None:
+            self.notify("No run to relaunch.", timeout=3)
+            return
+        detail = "A new run with the same command, environment, GPUs and W&B settings."
+        if view.alive:
+            detail += " This run is still running; it is left alone."
+        ok = await self.app.push_screen_wait(ConfirmScreen(f"Relaunch {view.run_id}?", detail))
+        if ok:
+            self._relaunch_worker(view.run_dir)
+
+    @work(thread=True, group="monitor-relaunch", exit_on_error=False, description="relaunch")
+    def _relaunch_worker(self, run_dir: str) -> None:
+        from runexp_tui.core.launch import LaunchError, launch_local
+        from runexp_tui.core.runs import load_record
+
+        try:
+            record = load_record(run_dir)
+            spec = relaunch_spec(record, simulated_gpus=self.rx.gpus_simulated)
+            new = launch_local(spec, name=record.name)
+        except (LaunchError, OSError, ValueError) as exc:
+            self.post_message(Relaunched(error=str(exc)))
+            return
+        self.post_message(Relaunched(record=new))
+
+    @on(Relaunched)
+    def _on_relaunched(self, message: Relaunched) -> None:
+        if message.error:
+            self.notify(f"Cannot relaunch: {message.error}", severity="error", timeout=6)
+            return
+        self.relaunched = message.record
+        self.notify(f"Relaunched as {message.record.id}.", timeout=4)
+        self.rx.follow_run(message.record.id)

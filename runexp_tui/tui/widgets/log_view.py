@@ -1,0 +1,193 @@
+"""The log panel: a virtual list of lines (only visible rows are rendered), follow/pause, search
+with highlighted matches and next/previous, and a jump to the next error line."""
+
+from __future__ import annotations
+
+import re
+from bisect import bisect_left, bisect_right
+from collections.abc import Iterable
+
+from rich.segment import Segment
+from rich.text import Text
+from textual.geometry import Size
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
+
+# Lines worth jumping to: a traceback header, an exception line, or a well-known failure word.
+ERROR_LINE = re.compile(
+    r"Traceback \(most recent call last\)|^\s*[A-Za-z_][\w.]*(Error|Exception)\b"
+    r"|\bError\b|\bout of memory\b|\bnan\b.*\bloss|\bloss\b.*\bnan\b|Killed$",
+    re.IGNORECASE,
+)
+_MAX_WIDTH = 2000  # horizontal scroll range; longer lines are cut by the tailer anyway
+
+
+class LogView(ScrollView, can_focus=True):
+    """Holds up to ``max_lines`` lines; `follow` keeps the newest line in view."""
+
+    DEFAULT_CSS = """
+    LogView { height: 1fr; }
+    LogView > .logview--match { background: $warning 60%; color: $text; }
+    LogView > .logview--current { background: $accent 40%; }
+    LogView > .logview--error { color: $error; }
+    LogView > .logview--pending { color: $text-muted; text-style: italic; }
+    """
+    COMPONENT_CLASSES = {"logview--match", "logview--current", "logview--error", "logview--pending"}
+
+    def __init__(self, max_lines: int = 5000, **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self.max_lines = max_lines
+        self.lines: list[str] = []
+        self.pending: str | None = None
+        self.follow = True
+        self.search_text = ""
+        self.matches: list[int] = []
+        self.current: int | None = None  # the line a search or error jump landed on
+        self._width = 0
+
+    # ----- content ----------------------------------------------------------------------------
+    def set_lines(self, lines: Iterable[str], pending: str | None = None) -> None:
+        """Replace everything (a new run, or the first read of a log)."""
+        self.lines = list(lines)[-self.max_lines :]
+        self.pending = pending
+        self._width = max((len(x) for x in self.lines), default=0)
+        self.current = None
+        self._rematch()
+        self._resize()
+
+    def append(self, lines: Iterable[str], pending: str | None = None) -> bool:
+        """Add new lines (and the live progress line); True when anything changed."""
+        new = list(lines)
+        if not new and pending == self.pending:
+            return False
+        start = len(self.lines)
+        self.lines.extend(new)
+        self.pending = pending
+        self._width = max([self._width, *(len(x) for x in new)])
+        over = len(self.lines) - self.max_lines
+        if over > 0:
+            # Drop a batch at once so the match list is rebuilt rarely, not on every line.
+            drop = over + self.max_lines // 10
+            del self.lines[:drop]
+            if self.current is not None:
+                self.current = self.current - drop if self.current >= drop else None
+            self._rematch()
+        elif self.search_text:
+            self.matches.extend(i for i, ln in enumerate(new, start) if self._hit(ln))
+        self._resize()
+        return True
+
+    def _resize(self) -> None:
+        rows = len(self.lines) + (1 if self.pending is not None else 0)
+        self.virtual_size = Size(min(_MAX_WIDTH, self._width), rows)
+        if self.follow:
+            self.scroll_end(animate=False, immediate=False, x_axis=False)
+        self.refresh()
+
+    # ----- search and jumps ---------------------------------------------------------------------
+    def _hit(self, line: str) -> bool:
+        return self.search_text.lower() in line.lower()
+
+    def _rematch(self) -> None:
+        self.matches = (
+            [i for i, ln in enumerate(self.lines) if self._hit(ln)] if self.search_text else []
+        )
+
+    def search(self, query: str) -> int | None:
+        """Highlight ``query`` (case-insensitive) and go to its last match; returns that line."""
+        self.search_text = query
+        self._rematch()
+        self.current = None
+        self.refresh()
+        if not self.matches:
+            return None
+        return self.go_to(self.matches[-1])
+
+    def next_match(self, forward: bool = True) -> int | None:
+        """Go to the next (or previous) match from the current line, wrapping around."""
+        if not self.matches:
+            return None
+        here = self.current if self.current is not None else self._top_line()
+        if forward:
+            i = bisect_right(self.matches, here)
+            target = self.matches[i % len(self.matches)]
+        else:
+            i = bisect_left(self.matches, here) - 1
+            target = self.matches[i]
+        return self.go_to(target)
+
+    def next_error(self, forward: bool = True) -> int | None:
+        """Go to the next line that looks like an error (wrapping); None when there is none."""
+        n = len(self.lines)
+        if not n:
+            return None
+        here = self.current if self.current is not None else (n - 1 if forward else 0)
+        order = range(1, n + 1)
+        for k in order:
+            i = (here + k) % n if forward else (here - k) % n
+            if ERROR_LINE.search(self.lines[i]):
+                return self.go_to(i)
+        return None
+
+    def go_to(self, index: int) -> int:
+        """Put line ``index`` in the middle of the view and mark it; pauses following."""
+        self.current = index
+        self.follow = False
+        self.scroll_to(y=max(0, index - self.size.height // 2), animate=False, immediate=True)
+        self.refresh()
+        return index
+
+    def top(self) -> None:
+        self.follow = False
+        self.scroll_home(animate=False, immediate=True)
+
+    def bottom(self) -> None:
+        self.scroll_end(animate=False, immediate=True, x_axis=False)
+
+    def set_follow(self, follow: bool) -> None:
+        self.follow = follow
+        if follow:
+            self.current = None
+            self.bottom()
+            self.refresh()
+
+    def _top_line(self) -> int:
+        return int(self.scroll_offset.y)
+
+    def visible_lines(self) -> list[str]:
+        """The lines on screen now (for tests and the narrow layout)."""
+        top = self._top_line()
+        return self.lines[top : top + self.size.height]
+
+    # ----- rendering (Line API: only visible rows) -----------------------------------------------
+    def render_line(self, y: int) -> Strip:
+        scroll_x, scroll_y = self.scroll_offset
+        index = scroll_y + y
+        width = self.size.width
+        base = self.rich_style
+        if index == len(self.lines) and self.pending is not None:
+            style = self.get_component_rich_style("logview--pending")
+            text = Text(self.pending, style=style)
+        elif index >= len(self.lines):
+            return Strip.blank(width, base)
+        else:
+            line = self.lines[index]
+            text = Text(line)
+            if ERROR_LINE.search(line):
+                text.stylize(self.get_component_rich_style("logview--error"))
+            if self.search_text:
+                low, q = line.lower(), self.search_text.lower()
+                match_style = self.get_component_rich_style("logview--match")
+                pos = low.find(q)
+                while pos >= 0 and q:
+                    text.stylize(match_style, pos, pos + len(q))
+                    pos = low.find(q, pos + len(q))
+            if index == self.current:
+                text.stylize(self.get_component_rich_style("logview--current"))
+        segments = [
+            Segment(s.text, base + s.style if s.style else base)
+            for s in text.render(self.app.console)
+        ]
+        segments = [s for s in segments if s.text != "\n"]
+        strip = Strip(segments).crop(scroll_x, scroll_x + width)
+        return strip.extend_cell_length(width, base)
