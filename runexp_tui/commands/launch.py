@@ -30,6 +30,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--watch", type=float, default=10.0, metavar="SECONDS", help="watchdog time (0: skip)"
     )
     parser.add_argument(
+        "--systemd-scope",
+        action="store_true",
+        help="start inside `systemd-run --user --scope` (survives logout with KillUserProcesses)",
+    )
+    parser.add_argument(
         "--simulate-gpus", action="store_true", help="the GPUs are simulated (sets RUNEXP_SIM_GPUS)"
     )
 
@@ -159,7 +164,11 @@ def run(args: argparse.Namespace) -> int:
     for note in spec.notes:
         print(f"note: {note}", file=sys.stderr)
     print(f"launching: {spec.display}", file=sys.stderr)
-    record = launch_local(spec, name=args.name)
+    from runexp_tui.core.launch import systemd_scope_available
+
+    if args.systemd_scope and not systemd_scope_available():
+        return _fail("--systemd-scope: systemd-run or the user's systemd bus is not available")
+    record = launch_local(spec, name=args.name, systemd_scope=args.systemd_scope)
     for w in record.warnings:
         print(f"warning: {w}", file=sys.stderr)
     out = record.to_dict()
