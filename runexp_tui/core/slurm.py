@@ -25,6 +25,7 @@ from pathlib import Path
 
 from runexp_tui.core.launch import (
     LaunchSpec,
+    StopOutcome,
     StopResult,
     StopStep,
     is_secret_name,
@@ -477,7 +478,7 @@ def slurm_stop(
             sleep(min(poll, left))
         if status.ended:
             break
-    outcome = "stopped" if status.ended else "unkillable"
+    outcome: StopOutcome = "stopped" if status.ended else "unkillable"
     record = record.with_(stopped_at=utc_now_iso(), state=status.state, exit_code=status.exit_code)
     with contextlib.suppress(OSError):
         save_record(record)
