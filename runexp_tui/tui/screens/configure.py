@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -240,7 +241,7 @@ class ConfigureScreen(PhaseScreen):
 
     def _set_msg(self, selector: str, text: str, *, error: bool = False) -> None:
         msg = self.query_one(selector, Label)
-        msg.update(text)
+        msg.update(Text(text))  # plain text: paths and TOML keys may contain [brackets]
         msg.set_class(error, "error")
         msg.display = bool(text)
 
@@ -298,10 +299,15 @@ class ConfigureScreen(PhaseScreen):
 
     def _maybe_auto_review(self) -> None:
         """Offer the summary of a saved config once the GPUs are known (its GPUs are checked)."""
-        if self._review_when_ready and self.rx.gpu_snapshot is not None:
-            self._review_when_ready = False
-            self.notify("Loaded this repo's saved config (.runexp/config.toml).", timeout=4)
-            self.call_after_refresh(self.action_review)
+        if not (self._review_when_ready and self.rx.gpu_snapshot is not None):
+            return
+        self._review_when_ready = False
+        _, errors = self.build_config()
+        if errors:  # checked now, so that no later keypress can make a stale config look valid
+            self.show_errors(errors)
+            return
+        self.notify("Loaded this repo's saved config (.runexp/config.toml).", timeout=4)
+        self.call_after_refresh(self.action_review)
 
     @on(Select.Changed, "#entry")
     def _entry_changed(self, event: Select.Changed) -> None:

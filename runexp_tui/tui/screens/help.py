@@ -19,37 +19,63 @@ PHASE_HELP = {
     "launch": "start the run detached (survives SSH dropping), watch its first seconds",
     "monitor": "GPUs, loss chart, log, diagnosis; stop, relaunch, reattach later",
 }
+# Keys every form has, which Textual handles itself (so no binding lists them).
+FORM_KEYS = (
+    ("tab / shift+tab", "next / previous field"),
+    ("enter", "in a field: next field; on a table row: edit or choose it"),
+)
 
 
 class HelpScreen(ModalScreen[None]):
+    """Every key that works on the screen below, the global ones, and the phases."""
+
     BINDINGS = [Binding("escape,q,question_mark", "dismiss_help", "Close")]
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="dialog"):
             yield Static(self._content(), id="help-text")
 
+    def _key_rows(self) -> list[tuple[str, str]]:
+        below = self.app.screen_stack[-1] if self.app.screen_stack else None
+        if below is self:
+            below = self.app.screen_stack[-2] if len(self.app.screen_stack) > 1 else None
+        rows: list[tuple[str, str]] = []
+        seen: set[str] = set()
+        for node in (below, self.app):
+            if node is None:
+                continue
+            for bindings in node._bindings.key_to_bindings.values():
+                for b in bindings:
+                    if b.description and b.key not in seen:
+                        seen.add(b.key)
+                        rows.append((b.key_display or b.key, b.description))
+        rows.extend(FORM_KEYS)
+        rows.append(("ctrl+p", "command palette: every action"))
+        return rows
+
+    def _phase_rows(self) -> list[tuple[str, str]]:
+        return [
+            (f"{i} {p.title}", PHASE_HELP[p.key] + ("" if p.available else " (not built yet)"))
+            for i, p in enumerate(PHASES, 1)
+        ]
+
     def _content(self) -> Table:
         t = Table.grid(padding=(0, 2))
         t.add_column(style="bold cyan", no_wrap=True)
         t.add_column()
         t.add_row(Text("Keys", style="bold underline"), "")
-        below = self.app.screen_stack[-1] if self.app.screen_stack else None
-        seen: set[str] = set()
-        for screen in (below, self.app):
-            if screen is None:
-                continue
-            for bindings in screen._bindings.key_to_bindings.values():
-                for b in bindings:
-                    if b.description and b.key not in seen:
-                        seen.add(b.key)
-                        t.add_row(b.key_display or b.key, b.description)
-        t.add_row("ctrl+p", "command palette: every action")
+        for key, what in self._key_rows():
+            t.add_row(key, what)
         t.add_row("", "")
         t.add_row(Text("Phases", style="bold underline"), "")
-        for i, p in enumerate(PHASES, 1):
-            state = "" if p.available else " (not built yet)"
-            t.add_row(f"{i} {p.title}", PHASE_HELP[p.key] + state)
+        for key, what in self._phase_rows():
+            t.add_row(key, what)
         return t
+
+    def help_text(self) -> str:
+        """The help as plain lines (for tests and for copying)."""
+        rows = self._key_rows() + self._phase_rows()
+        return "\n".join(f"{k}  {v}" for k, v in rows)
 
     def action_dismiss_help(self) -> None:
         self.dismiss(None)
