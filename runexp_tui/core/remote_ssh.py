@@ -1,0 +1,774 @@
+"""The ssh backend: the same detached launch on another host, its status, log, stop and GPUs.
+
+Every remote action is a small POSIX `sh` script sent over one plumbum `SshMachine` session,
+base64-encoded on the session's stdin (`printf %s B64 | base64 -d | sh -s`), so values such as
+API keys never appear in a remote command line and quoting cannot break. The run is started as
+`setsid WRAPPER ... >> log 2>&1 < /dev/null & echo $!` (never plumbum's `.nohup()`, which keeps
+an ssh process alive for the job's lifetime and returns no PID): the wrapper is runexp's own
+stdlib-only `runwrap.py`, copied into the remote run folder, which records the exit status in
+`exit.json`; a plain `sh` wrapper does it where the remote has no Python.
+
+The run record is written locally (`backend="ssh"`, `host="user@host:port"`, the remote pid and
+pgid, `log_path` on the remote); how to reconnect (key, options, remote folder, the leader's
+start time that guards against pid reuse) is kept beside it in `ssh.json`.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import os
+import posixpath
+import re
+import shlex
+import signal
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from runexp_tui.core.fileio import atomic_write_json
+from runexp_tui.core.gpu.model import GpuInfo, GpuProcess, GpuSnapshot, GpuUnavailable
+from runexp_tui.core.gpu.na import NA
+from runexp_tui.core.launch import (
+    LaunchSpec,
+    StopOutcome,
+    StopResult,
+    StopStep,
+    mask_argv,
+    mask_env,
+)
+from runexp_tui.core.paths import repo_runs_dir
+from runexp_tui.core.runs import (
+    EXIT_FILE,
+    LOG_FILE,
+    STOP_MARKER,
+    RunRecord,
+    RunState,
+    RunStatus,
+    add_to_global_index,
+    new_run_id,
+    save_record,
+    utc_now_iso,
+)
+
+SIDECAR_FILE = "ssh.json"
+RUNWRAP_FILE = "runwrap.py"
+# Never prompt (a password prompt would hang a TUI); notice a dead link within a minute.
+# The user's own options come first: for each option ssh keeps the first value it sees.
+DEFAULT_SSH_OPTS: tuple[str, ...] = (
+    "-o", "BatchMode=yes",
+    "-o", "ConnectTimeout=15",
+    "-o", "ServerAliveInterval=15",
+    "-o", "ServerAliveCountMax=3",
+)  # fmt: skip
+_HEREDOC_END = "__RUNEXP_RUNWRAP_EOF__"
+GPU_QUERY_FIELDS = (
+    "index", "name", "uuid", "utilization.gpu", "memory.used", "memory.total",
+    "temperature.gpu", "power.draw", "power.limit", "fan.speed",
+)  # fmt: skip
+APP_QUERY_FIELDS = ("gpu_uuid", "pid", "used_memory", "process_name")
+
+
+class SshError(RuntimeError):
+    """The host cannot be reached, or a remote step failed; the message says which and why."""
+
+
+# ---------------------------------------------------------------------------- host strings
+
+
+@dataclass(frozen=True)
+class SshTarget:
+    """Where to connect: host, and optionally user and port (None: ssh's own defaults/config)."""
+
+    host: str
+    user: str | None = None
+    port: int | None = None
+
+    def __str__(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host and self.port is not None else self.host
+        user = f"{self.user}@" if self.user else ""
+        port = f":{self.port}" if self.port is not None else ""
+        return f"{user}{host}{port}"
+
+
+def parse_host(text: str, *, user: str | None = None, port: int | None = None) -> SshTarget:
+    """Parse `host`, `user@host`, `user@host:port`, `[v6addr]:port` or `ssh://user@host:port`.
+
+    Explicit `user` / `port` arguments win over the ones in the string. A bare IPv6 address
+    (several colons, no brackets) is taken whole, as a host.
+    """
+    t = text.strip()
+    if t.startswith("ssh://"):
+        t = t[len("ssh://") :].rstrip("/")
+    if not t:
+        raise ValueError("empty ssh host")
+    u: str | None = None
+    if "@" in t:
+        u, _, t = t.rpartition("@")
+        if not u:
+            raise ValueError(f"bad ssh host {text!r}: empty user name")
+    p: int | None = None
+    m = re.fullmatch(r"\[([^\]]+)\](?::(\d+))?", t)
+    if m:
+        t, p = m.group(1), int(m.group(2)) if m.group(2) else None
+    elif t.count(":") == 1:
+        t, _, ps = t.partition(":")
+        if not ps.isdigit():
+            raise ValueError(f"bad ssh port {ps!r} in {text!r}")
+        p = int(ps)
+    if not t or any(c.isspace() for c in t) or t.startswith("-"):
+        raise ValueError(f"bad ssh host {text!r}")
+    if p is not None and not 0 < p < 65536:
+        raise ValueError(f"ssh port out of range in {text!r}")
+    return SshTarget(host=t, user=user or u, port=port if port is not None else p)
+
+
+# ---------------------------------------------------------------------------- connection
+
+
+@dataclass(frozen=True)
+class SshLink:
+    """A target plus how to authenticate: enough to open a connection again later."""
+
+    target: SshTarget
+    keyfile: str | None = None
+    ssh_opts: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "host": self.target.host,
+            "user": self.target.user,
+            "port": self.target.port,
+            "keyfile": self.keyfile,
+            "ssh_opts": list(self.ssh_opts),
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> SshLink:
+        return cls(
+            SshTarget(d["host"], d.get("user"), d.get("port")),
+            d.get("keyfile"),
+            tuple(d.get("ssh_opts") or ()),
+        )
+
+
+@dataclass(frozen=True)
+class ShellResult:
+    """What a remote script printed, and its exit status."""
+
+    code: int
+    out: str
+    err: str
+
+
+class SshConnection:
+    """One ssh connection (a plumbum SshMachine and its shell session) that runs sh scripts."""
+
+    def __init__(self, link: SshLink, *, connect_timeout: float = 20.0) -> None:
+        from plumbum import SshMachine  # lazily: only the ssh backend needs plumbum
+
+        self.link = link
+        t = link.target
+        try:
+            self._machine = SshMachine(
+                t.host,
+                user=t.user,
+                port=t.port,
+                keyfile=link.keyfile,
+                ssh_opts=[*link.ssh_opts, *DEFAULT_SSH_OPTS],
+                connect_timeout=connect_timeout,
+            )
+        except Exception as exc:  # plumbum raises several unrelated types for one cause
+            raise SshError(f"cannot connect to {t}: {_reason(exc)}") from None
+        # The machine's own shell session: reusing it costs no second ssh handshake.
+        self._session = getattr(self._machine, "_session", None) or self._machine.session()
+
+    def sh(self, script: str) -> ShellResult:
+        """Run a POSIX sh script on the host; it travels encoded on stdin, never in argv."""
+        b64 = base64.b64encode(script.encode("utf-8")).decode("ascii")
+        line = f"printf %s {b64} | base64 -d | sh -s"
+        try:
+            code, out, err = self._session.run(line, retcode=None)
+        except Exception as exc:
+            raise SshError(f"lost the connection to {self.link.target}: {_reason(exc)}") from None
+        return ShellResult(int(code or 0), out, err)
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self._machine.close()
+
+    def __enter__(self) -> SshConnection:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _reason(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    # plumbum's messages embed the whole ssh argv; the stderr part is what says why.
+    m = re.search(r"stderr:\s*\|?\s*(.+?)(?:$|\s\|)", text, re.IGNORECASE)
+    return (m.group(1) if m else text)[:300] or type(exc).__name__
+
+
+# ---------------------------------------------------------------------------- launch
+
+
+@dataclass(frozen=True)
+class SshRunInfo:
+    """Everything beyond the run record that later calls need (stored as `ssh.json`)."""
+
+    link: SshLink
+    remote_dir: str
+    start_ticks: str = ""  # /proc/PID/stat starttime of the leader: tells pid reuse apart
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            **self.link.to_dict(),
+            "remote_dir": self.remote_dir,
+            "start_ticks": self.start_ticks,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> SshRunInfo:
+        return cls(SshLink.from_dict(d), d["remote_dir"], str(d.get("start_ticks") or ""))
+
+
+def load_ssh_info(record: RunRecord) -> SshRunInfo:
+    """The connection details saved beside an ssh run's record."""
+    try:
+        data = json.loads(Path(record.run_dir, SIDECAR_FILE).read_text(encoding="utf-8"))
+        return SshRunInfo.from_dict(data)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise SshError(f"run {record.id}: no readable {SIDECAR_FILE} ({exc})") from None
+
+
+def _remap(value: str, local: str, remote: str) -> str:
+    """Rewrite a path under the local repo to the same path under the remote repo."""
+    if local == remote or not local:
+        return value
+    if value == local:
+        return remote
+    return value.replace(local + "/", remote + "/")
+
+
+def launch_script(
+    spec: LaunchSpec,
+    *,
+    remote_run_dir: str,
+    remote_cwd: str,
+    runwrap_source: str | None = None,
+) -> str:
+    """The sh script that starts the run detached on the host and prints pid, stat and log size.
+
+    Args:
+        runwrap_source: the exit-recording wrapper copied to the host (default: ours).
+    """
+    if runwrap_source is None:
+        runwrap_source = Path(__file__).with_name("runwrap.py").read_text(encoding="utf-8")
+    if _HEREDOC_END in runwrap_source:
+        raise SshError("the wrapper source contains the heredoc marker")
+    local_repo = spec.cwd.rstrip("/") or "/"
+    argv = [_remap(a, local_repo, remote_cwd) for a in spec.argv]
+    q = shlex.quote
+    d = q(remote_run_dir)
+    lines = [
+        f"d={d}",
+        'mkdir -p "$d" && chmod 700 "$d" || { echo "runexp-error: cannot create $d"; exit 90; }',
+        f"cat > \"$d/{RUNWRAP_FILE}\" <<'{_HEREDOC_END}'",
+        runwrap_source.rstrip("\n"),
+        _HEREDOC_END,
+        f'cd {q(remote_cwd)} || {{ echo "runexp-error: no folder {remote_cwd} on the host"; exit 91; }}',
+        f"set -- {shlex.join(argv)}",
+    ]
+    if argv and argv[0] == sys.executable:
+        # "The current Python" here is a local path: use it only where the host has it too.
+        lines.append('if [ ! -x "$1" ]; then shift; set -- python3 "$@"; fi')
+    for k, v in spec.env.items():
+        if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", k):
+            lines.append(f"export {k}={q(_remap(v, local_repo, remote_cwd))}")
+    lines += [
+        'log="$d/output.log"',
+        'size=$(wc -c < "$log" 2>/dev/null || echo 0)',
+        f'rm -f "$d/{EXIT_FILE}" "$d/{STOP_MARKER}"',
+        "py=$(command -v python3 || command -v python)",
+        'if [ -n "$py" ]; then',
+        f'  setsid "$py" -I -S "$d/{RUNWRAP_FILE}" "$d/{EXIT_FILE}" -- "$@" >> "$log" 2>&1 < /dev/null &',
+        "else",
+        "  setsid sh -c " + q(_SH_WRAPPER) + ' runexp-run "$d" "$@" >> "$log" 2>&1 < /dev/null &',
+        "fi",
+        "pid=$!",
+        # Fields after the command name: 3=state ... 5=pgrp ... 22=starttime.
+        "stat=$(sed 's/.*) //' /proc/$pid/stat 2>/dev/null | cut -d' ' -f1,3,20)",
+        'echo "runexp-pid=$pid"',
+        'echo "runexp-stat=$stat"',
+        'echo "runexp-size=$size"',
+    ]
+    return "\n".join(lines) + "\n"
+
+
+# Runs "$@" and writes runwrap's exit file; only used where the host has no Python.
+_SH_WRAPPER = (
+    'd=$1; shift; "$@"; rc=$?; '
+    'if [ "$rc" -gt 128 ]; then c=null; s=$((rc - 128)); else c=$rc; s=null; fi; '
+    'printf \'{"code": %s, "signal": %s, "ended_at": %s}\\n\' "$c" "$s" "$(date +%s)" '
+    f'> "$d/{EXIT_FILE}.tmp" && mv -f "$d/{EXIT_FILE}.tmp" "$d/{EXIT_FILE}"'
+)
+
+
+def _fields(out: str) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for line in out.splitlines():
+        m = re.match(r"^runexp-(\w+)=(.*)$", line.strip())
+        if m:
+            found[m.group(1)] = m.group(2).strip()
+    return found
+
+
+def launch_ssh(
+    spec: LaunchSpec,
+    host: str,
+    *,
+    port: int | None = None,
+    user: str | None = None,
+    keyfile: str | None = None,
+    ssh_opts: Sequence[str] = (),
+    remote_dir: str | None = None,
+    remote_cwd: str | None = None,
+    runs_dir: str | os.PathLike[str] | None = None,
+    name: str = "",
+    run_id: str | None = None,
+) -> RunRecord:
+    """Start the run detached on `host` and write its record locally (backend "ssh").
+
+    Args:
+        host: `host`, `user@host`, `user@host:port` (explicit `user` / `port` win).
+        remote_dir: the folder on the host that holds run folders
+            (default: `<remote_cwd>/.runexp/runs`).
+        remote_cwd: the repo on the host (default: the same path as here); paths under the
+            local repo in the command and its variables are rewritten to it.
+        runs_dir: the local folder for the record (default `<repo>/.runexp/runs`).
+
+    The ssh connection is closed before this returns; the run does not depend on it.
+    """
+    target = parse_host(host, user=user, port=port)
+    link = SshLink(target, keyfile, tuple(ssh_opts))
+    rcwd = (remote_cwd or spec.cwd).rstrip("/") or "/"
+    runs = Path(runs_dir) if runs_dir is not None else repo_runs_dir(spec.repo or spec.cwd)
+    with SshConnection(link) as conn:  # connect first: no run folder for an unreachable host
+        runs.mkdir(parents=True, exist_ok=True)
+        rid = run_id or new_run_id()
+        while (runs / rid).exists() and run_id is None:
+            rid = new_run_id()
+        run_dir = runs / rid
+        run_dir.mkdir()
+        rdir = posixpath.join(remote_dir or posixpath.join(rcwd, ".runexp", "runs"), rid)
+        res = conn.sh(launch_script(spec, remote_run_dir=rdir, remote_cwd=rcwd))
+    got = _fields(res.out)
+    if res.code != 0 or not got.get("pid", "").isdigit():
+        err = (got.get("error") or res.err or res.out).strip() or f"exit code {res.code}"
+        raise SshError(f"could not start the run on {target}: {err}")
+    pid = int(got["pid"])
+    stat = got.get("stat", "").split()
+    pgid = int(stat[1]) if len(stat) >= 2 and stat[1].isdigit() else pid
+    info = SshRunInfo(link, rdir, stat[2] if len(stat) >= 3 else "")
+    atomic_write_json(run_dir / SIDECAR_FILE, info.to_dict())
+    size = got.get("size", "0")
+    record = RunRecord(
+        id=rid,
+        run_dir=str(run_dir),
+        name=name or _default_name(spec),
+        created_at=utc_now_iso(),
+        host=str(target),
+        backend="ssh",
+        argv=mask_argv(spec.argv),
+        env=mask_env(spec.env),
+        cwd=rcwd,
+        pid=pid,
+        pgid=pgid,
+        log_path=posixpath.join(rdir, LOG_FILE),
+        log_offset=int(size) if size.isdigit() else 0,
+        config=dict(spec.config),
+        repo=spec.repo or spec.cwd,
+        display=spec.display,
+    )
+    save_record(record)
+    with contextlib.suppress(OSError):
+        add_to_global_index(record)
+    return record
+
+
+def _default_name(spec: LaunchSpec) -> str:
+    for a in spec.argv:
+        if a.endswith(".py"):
+            return Path(a).stem
+    return Path(spec.argv[0]).name if spec.argv else "run"
+
+
+# ---------------------------------------------------------------------------- a run's session
+
+
+def _epoch(iso: str) -> float | None:
+    from datetime import datetime
+
+    try:
+        return datetime.fromisoformat(iso).timestamp() if iso else None
+    except ValueError:
+        return None
+
+
+class SshRun:
+    """An open connection to an ssh run's host: status, log and signals over one session.
+
+    Use it as a context manager for repeated polls (a monitor); the module functions
+    `ssh_status`, `ssh_tail` and `ssh_stop` open one for a single call.
+    """
+
+    def __init__(self, record: RunRecord, *, conn: SshConnection | None = None) -> None:
+        self.record = record
+        self.info = load_ssh_info(record)
+        self.conn = conn or SshConnection(self.info.link)
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> SshRun:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _probe(self) -> str:
+        """Shell lines that set `a` to 1 (leader alive), 2 (only its group) or 0 (gone)."""
+        r = self.record
+        return "\n".join(
+            [
+                f"p={r.pid or 0}; g={r.pgid or 0}; st={shlex.quote(self.info.start_ticks)}",
+                "a=0",
+                'if kill -0 "$p" 2>/dev/null; then',
+                "  set -- $(sed 's/.*) //' /proc/$p/stat 2>/dev/null | cut -d' ' -f1,20)",
+                # A zombie is gone; a different start time means the pid was reused.
+                '  if [ "${1:-}" != Z ] && { [ -z "$st" ] || [ -z "${2:-}" ] || [ "$2" = "$st" ]; }; '
+                "then a=1; else a=-1; fi",
+                "fi",
+                'if [ "$a" = 0 ] && [ "$g" -gt 1 ] && kill -0 -$g 2>/dev/null; then a=2; fi',
+            ]
+        )
+
+    def status(self) -> RunStatus:
+        """Running while the leader (or its group) lives; else what `exit.json` says."""
+        d = shlex.quote(self.info.remote_dir)
+        res = self.conn.sh(
+            f'{self._probe()}\necho "alive=$a"\n'
+            f'if [ -f {d}/{EXIT_FILE} ]; then printf "exit="; tr -d "\\n" < {d}/{EXIT_FILE}; echo; fi\n'
+        )
+        if res.code != 0:
+            raise SshError(f"status of {self.record.id} on {self.info.link.target}: {res.err}")
+        return self._parse_status(res.out)
+
+    def _parse_status(self, out: str) -> RunStatus:
+        vals = dict(
+            line.split("=", 1)
+            for line in out.splitlines()
+            if "=" in line and not line[:1].isspace()
+        )
+        r = self.record
+        started = _epoch(r.created_at)
+        now = time.time()
+        if "exit" in vals:
+            with contextlib.suppress(ValueError):
+                data = json.loads(vals["exit"])
+                code, sig, ended = data.get("code"), data.get("signal"), data.get("ended_at")
+                elapsed = None if started is None else max(0.0, (ended or now) - started)
+                state: RunState = (
+                    "stopped" if r.stop_requested else ("killed" if sig is not None else "exited")
+                )
+                return RunStatus(state, exit_code=code, signal=sig, elapsed=elapsed)
+        if vals.get("alive", "0") in ("1", "2"):
+            return RunStatus("running", elapsed=None if started is None else now - started)
+        stopped = _epoch(r.stopped_at or "")
+        elapsed = None if started is None or stopped is None else max(0.0, stopped - started)
+        return RunStatus("stopped" if r.stop_requested else "lost", elapsed=elapsed)
+
+    def read_log(self, offset: int = 0, max_bytes: int = 1 << 20) -> tuple[bytes, int]:
+        """Up to `max_bytes` of the log from byte `offset`, and the log's current size.
+
+        A size below `offset` means the log was truncated or replaced: read again from 0.
+        """
+        f = shlex.quote(self.record.log_path)
+        res = self.conn.sh(
+            f"if [ -f {f} ]; then echo size=$(wc -c < {f}); "
+            f"tail -c +{max(0, int(offset)) + 1} {f} | head -c {int(max_bytes)} | base64; "
+            "else echo size=-1; fi\n"
+        )
+        lines = res.out.splitlines()
+        size_line = next((ln for ln in lines if ln.startswith("size=")), "size=-1")
+        size = int(size_line.split("=", 1)[1].strip() or -1)
+        if size < 0:
+            return b"", 0
+        body = "".join(ln for ln in lines if not ln.startswith("size="))
+        return base64.b64decode(body), size
+
+    def signal(self, sig: signal.Signals) -> bool:
+        """Send `sig` to the run's process group (only while it is the run's); True if sent."""
+        name = sig.name.removeprefix("SIG")
+        res = self.conn.sh(
+            f"{self._probe()}\n"
+            f'if [ "$a" = 1 ] || [ "$a" = 2 ]; then kill -{name} -$g 2>/dev/null '
+            f'|| kill -{name} "$p" 2>/dev/null; echo "sent=$a"; else echo sent=0; fi\n'
+        )
+        return "sent=1" in res.out or "sent=2" in res.out
+
+    def mark_stop(self) -> None:
+        """Leave runwrap's stop marker, so it does not pass the group's signal on twice."""
+        d = shlex.quote(self.info.remote_dir)
+        self.conn.sh(f"date > {d}/{STOP_MARKER}\n")
+
+
+def ssh_status(record: RunRecord) -> RunStatus:
+    """The live status of an ssh run (one connection): running, exited, killed, stopped, lost."""
+    with SshRun(record) as run:
+        return run.status()
+
+
+def ssh_tail(record: RunRecord, offset: int = 0, max_bytes: int = 1 << 20) -> bytes:
+    """The remote log's bytes from `offset` (`tail -c +N`), at most `max_bytes` of them."""
+    with SshRun(record) as run:
+        return run.read_log(offset, max_bytes)[0]
+
+
+def ssh_stop(
+    record: RunRecord,
+    grace: tuple[float, float] = (5.0, 5.0),
+    on_step: Callable[[StopStep, float], None] | None = None,
+    *,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+    poll: float = 0.3,
+    kill_wait: float = 5.0,
+) -> StopResult:
+    """Stop an ssh run: SIGINT, SIGTERM, then SIGKILL to its remote process group.
+
+    Same contract as `launch.stop_run` (countdown through `on_step`, idempotent, a reused pid
+    is never signalled), over one connection for the whole sequence.
+    """
+    with SshRun(record) as run:
+        status = run.status()
+        if status.state == "lost":
+            return StopResult("lost", (), status, record)
+        if status.ended:
+            return StopResult("already_ended", (), status, record)
+        run.mark_stop()
+        if not record.stop_requested:
+            record = record.with_(stop_requested=True, stop_requested_at=utc_now_iso())
+            with contextlib.suppress(OSError):
+                save_record(record)
+        run.record = record
+        sent: list[str] = []
+        steps: list[tuple[StopStep, signal.Signals, float]] = [
+            ("SIGINT", signal.SIGINT, grace[0]),
+            ("SIGTERM", signal.SIGTERM, grace[1]),
+            ("SIGKILL", signal.SIGKILL, kill_wait),
+        ]
+        for step, sig, wait in steps:
+            if not run.signal(sig):
+                break
+            sent.append(step)
+            end = clock() + wait
+            while True:
+                left = max(0.0, end - clock())
+                if on_step is not None:
+                    on_step(step, left)
+                status = run.status()
+                if status.ended or left <= 0:
+                    break
+                sleep(min(poll, left))
+            if status.ended:
+                break
+        status = run.status()
+    outcome: StopOutcome = "stopped" if status.ended else "unkillable"
+    if status.ended:
+        record = record.with_(stopped_at=utc_now_iso(), state=status.state)
+        record = record.with_(exit_code=status.exit_code)
+        with contextlib.suppress(OSError):
+            save_record(record)
+    return StopResult(outcome, tuple(sent), status, record)
+
+
+# ---------------------------------------------------------------------------- GPUs
+
+
+def _num(text: str) -> float | None:
+    t = text.strip()
+    try:
+        return float(t)
+    except ValueError:
+        return None  # "[N/A]", "[Not Supported]", "N/A", ""
+
+
+def _na(v: float | None) -> Any:
+    return NA if v is None else v
+
+
+def _na_int(v: float | None) -> Any:
+    return NA if v is None else int(v)
+
+
+def parse_nvidia_smi(gpu_csv: str, apps_csv: str = "") -> tuple[GpuInfo, ...]:
+    """GpuInfo per line of `nvidia-smi --query-gpu=<GPU_QUERY_FIELDS> --format=csv,noheader,
+    nounits`, with processes from `--query-compute-apps=<APP_QUERY_FIELDS>`; unknowns are NA."""
+    procs: dict[str, list[GpuProcess]] = {}
+    for line in apps_csv.splitlines():
+        parts = [p.strip() for p in line.split(",", 3)]
+        if len(parts) < 3 or not parts[1].isdigit():
+            continue
+        mem = _num(parts[2])
+        procs.setdefault(parts[0], []).append(
+            GpuProcess(
+                pid=int(parts[1]),
+                used_memory_mib=NA if mem is None else int(mem),
+                name=parts[3] if len(parts) > 3 and parts[3] else NA,
+            )
+        )
+    gpus: list[GpuInfo] = []
+    n = len(GPU_QUERY_FIELDS)
+    for line in gpu_csv.splitlines():
+        parts = [p.strip() for p in line.split(", ")]
+        if len(parts) > n:  # a comma inside the name: the name is the only free text
+            extra = len(parts) - n
+            parts = [parts[0], ", ".join(parts[1 : 2 + extra]), *parts[2 + extra :]]
+        if len(parts) != n or not parts[0].isdigit():
+            continue
+        vals = dict(zip(GPU_QUERY_FIELDS, parts, strict=True))
+        nums = {k: _num(v) for k, v in vals.items()}
+
+        name = vals["name"] if vals["name"] and not vals["name"].startswith("[") else NA
+        uuid = vals["uuid"] if vals["uuid"] and not vals["uuid"].startswith("[") else NA
+        gpus.append(
+            GpuInfo(
+                index=int(vals["index"]),
+                name=name,
+                uuid=uuid,
+                utilization_pct=_na(nums["utilization.gpu"]),
+                memory_used_mib=_na_int(nums["memory.used"]),
+                memory_total_mib=_na_int(nums["memory.total"]),
+                temperature_c=_na(nums["temperature.gpu"]),
+                power_w=_na(nums["power.draw"]),
+                power_limit_w=_na(nums["power.limit"]),
+                fan_pct=_na(nums["fan.speed"]),
+                processes=tuple(procs.get(vals["uuid"], ())),
+            )
+        )
+    return tuple(gpus)
+
+
+def gpu_query_script(nvidia_smi: str = "nvidia-smi") -> str:
+    """The sh script that prints both nvidia-smi tables, or `runexp-nosmi` when it is absent."""
+    smi = shlex.quote(nvidia_smi)
+    return (
+        f"if ! command -v {smi} >/dev/null 2>&1; then echo runexp-nosmi; exit 0; fi\n"
+        f"{smi} --query-gpu={','.join(GPU_QUERY_FIELDS)} --format=csv,noheader,nounits 2>&1 "
+        "|| { echo runexp-smifail; exit 0; }\n"
+        "echo runexp-apps\n"
+        f"{smi} --query-compute-apps={','.join(APP_QUERY_FIELDS)} --format=csv,noheader,nounits "
+        "2>/dev/null\n"
+    )
+
+
+def _gpus_from(conn: SshConnection, nvidia_smi: str) -> tuple[GpuInfo, ...]:
+    target = conn.link.target
+    res = conn.sh(gpu_query_script(nvidia_smi))
+    out = res.out
+    if "runexp-nosmi" in out.splitlines():
+        raise GpuUnavailable(f"no GPU on {target.host}: nvidia-smi is not installed there")
+    if "runexp-smifail" in out:
+        msg = " ".join(out.replace("runexp-smifail", "").split())[:300]
+        raise GpuUnavailable(f"nvidia-smi failed on {target.host}: {msg or 'no output'}")
+    gpu_part, _, apps_part = out.partition("runexp-apps")
+    return parse_nvidia_smi(gpu_part, apps_part)
+
+
+def ssh_gpu_query(
+    host: str,
+    *,
+    port: int | None = None,
+    user: str | None = None,
+    keyfile: str | None = None,
+    ssh_opts: Sequence[str] = (),
+    nvidia_smi: str = "nvidia-smi",
+) -> tuple[GpuInfo, ...]:
+    """The host's GPUs from `nvidia-smi` over ssh; GpuUnavailable ("no GPU on HOST") if none."""
+    link = SshLink(parse_host(host, user=user, port=port), keyfile, tuple(ssh_opts))
+    with SshConnection(link) as conn:
+        return _gpus_from(conn, nvidia_smi)
+
+
+@dataclass
+class SshGpuSampler:
+    """A GpuSampler for a remote host: nvidia-smi over one kept-open ssh connection.
+
+    Errors (no nvidia-smi, a dropped link) come back in `GpuSnapshot.error`, never raised;
+    a dropped link is reopened on the next sample.
+    """
+
+    link: SshLink
+    nvidia_smi: str = "nvidia-smi"
+    clock: Callable[[], float] = time.monotonic
+    source: str = "nvml"
+    simulated: bool = False
+    fallback_reason: str | None = None
+    _conn: SshConnection | None = field(default=None, repr=False)
+
+    def sample(self) -> GpuSnapshot:
+        try:
+            if self._conn is None:
+                self._conn = SshConnection(self.link)
+            gpus = _gpus_from(self._conn, self.nvidia_smi)
+        except GpuUnavailable as exc:
+            return GpuSnapshot(taken_at=self.clock(), source="none", error=exc.reason)
+        except SshError as exc:
+            self.close()
+            return GpuSnapshot(taken_at=self.clock(), source="none", error=str(exc))
+        return GpuSnapshot(taken_at=self.clock(), gpus=gpus, source="nvml")
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+
+@contextlib.contextmanager
+def ssh_run(record: RunRecord) -> Iterator[SshRun]:
+    """`with ssh_run(record) as run:` one connection for many polls of a run."""
+    run = SshRun(record)
+    try:
+        yield run
+    finally:
+        run.close()
+
+
+__all__ = [
+    "DEFAULT_SSH_OPTS",
+    "ShellResult",
+    "SshConnection",
+    "SshError",
+    "SshGpuSampler",
+    "SshLink",
+    "SshRun",
+    "SshRunInfo",
+    "SshTarget",
+    "launch_script",
+    "launch_ssh",
+    "load_ssh_info",
+    "parse_host",
+    "parse_nvidia_smi",
+    "ssh_gpu_query",
+    "ssh_run",
+    "ssh_status",
+    "ssh_stop",
+    "ssh_tail",
+]
