@@ -161,6 +161,7 @@ class LaunchScreen(PhaseScreen):
             self.state = "blocked" if self.problem else "ready"
         self._draw_command()
         self._draw_status()
+        self._draw_failure()
         self.refresh_bindings()
 
     def _draw_command(self) -> None:
@@ -172,11 +173,13 @@ class LaunchScreen(PhaseScreen):
             env.update("")
         else:
             repo = self.spec.repo or self.spec.cwd
-            line = Text("$ ", style="dim")
+            line = Text()
+            line.append("$ ", style="dim")
             line.append(shown_argv(self.spec.masked_argv, repo), style="bold")
             command.update(line)
             words = shown_env(self.spec.masked_env, repo)
-            text = Text("Adds to the environment: ", style="dim")
+            text = Text()
+            text.append("Adds to the environment: ", style="dim")
             text.append("  ".join(words) if words else "nothing")
             text.append(f"\nRuns in {display_path(repo)}", style="dim")
             env.update(text)
@@ -188,7 +191,8 @@ class LaunchScreen(PhaseScreen):
 
     def _backend_text(self) -> Text:
         config = self.rx.session.config
-        out = Text("Backend: ", style="bold")
+        out = Text()
+        out.append("Backend: ", style="bold")
         if config is None:
             return out + Text("—")
         if config.backend == "local":
@@ -236,9 +240,11 @@ class LaunchScreen(PhaseScreen):
             if self.problem:
                 text = Text(f"✗ {self.problem}", style="bold red")
             elif self.state == "ready":
-                text = Text("Press Enter to launch; the first ", style="bold")
-                text.append(f"{self.watch_total:.0f} s are watched", style="bold")
-                text.append(" (alive, log growing, no early error).", style="bold")
+                text = Text()
+                text.append("Press ")
+                text.append("Enter", style="bold reverse")
+                text.append(f" to launch; its first {self.watch_total:.0f} s are watched")
+                text.append(" (alive, log growing, no early error).")
             else:
                 return
         status.update(text)
@@ -253,9 +259,12 @@ class LaunchScreen(PhaseScreen):
             return
         repo = self.record.repo or self.record.cwd
         narrow = self.app.has_class("narrow")
-        body = Text("Diagnosis", style="bold underline")
+        body = Text()
+        body.append("Diagnosis", style="bold underline")
         body.append("\n")
-        body.append_text(render_findings(self.findings, limit=1 if narrow else 3))
+        body.append_text(
+            render_findings(self.findings, limit=1 if narrow else 3, evidence=not narrow)
+        )
         body.append("\ne", style="bold")
         body.append(" edit the config · ")
         body.append("R", style="bold")
@@ -268,6 +277,8 @@ class LaunchScreen(PhaseScreen):
 
     # ----- actions -----------------------------------------------------------------------------
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "launch":
+            return self.state in ("ready", "blocked")  # after a launch, R launches again
         if action == "relaunch":
             return self.state in ("failed", "exited_ok")
         if action == "toggle_scope":
@@ -366,6 +377,10 @@ class LaunchScreen(PhaseScreen):
         except Exception:  # a diagnosis bug must not hide the log tail and the verdict
             return []
 
+    def _scroll_to_verdict(self) -> None:
+        scroll = self.query_one("#launch-scroll", VerticalScroll)
+        scroll.scroll_to_widget(self.query_one("#launch-status"), animate=False, top=True)
+
     # ----- handlers ----------------------------------------------------------------------------
     @on(LaunchStarted)
     def _started(self, message: LaunchStarted) -> None:
@@ -402,7 +417,13 @@ class LaunchScreen(PhaseScreen):
         self.record, self.result, self.findings = message.record, message.result, message.findings
         verdict = message.result.verdict
         self.state = "failed" if verdict == "failed_early" else verdict
-        self._draw_status(render_verdict(message.record.id, message.result, self.watch_total))
+        # The error line is left out when the top finding already quotes it.
+        error = message.result.early_error or ""
+        quoted = bool(self.findings) and bool(error) and error in self.findings[0].evidence
+        verdict_line = render_verdict(
+            message.record.id, message.result, self.watch_total, error=not quoted
+        )
+        self._draw_status(verdict_line)
         self._draw_failure()
         self.refresh_bindings()
         self.rx.poke_follower()
@@ -411,5 +432,7 @@ class LaunchScreen(PhaseScreen):
             if self.rx.gpus_simulated and sampler is not None:
                 with contextlib.suppress(Exception):
                     sampler.untrack(message.record.pid)
+            # The verdict and the diagnosis at the top of the view; the command is above.
+            self.call_after_refresh(self._scroll_to_verdict)
             return
         self.rx.advance("launch")

@@ -70,8 +70,8 @@ def _size(n: int) -> str:
     return f"{n / 1024 / 1024:.1f} MB"
 
 
-def render_verdict(run_id: str, result: Any, total: float) -> Text:
-    """One line saying how the watched seconds went (running, finished, failed early)."""
+def render_verdict(run_id: str, result: Any, total: float, *, error: bool = True) -> Text:
+    """One line saying how the watched seconds went; ``error`` adds the early error line."""
     out = Text()
     if result.verdict == "running":
         out.append("✓ ", style="bold green")
@@ -83,12 +83,17 @@ def render_verdict(run_id: str, result: Any, total: float) -> Text:
     else:
         out.append("✗ ", style="bold red")
         out.append(f"Run {run_id} failed early", style="bold red")
-        out.append(f" ({result.status.describe()}): ")
-        out.append(str(result.early_error or "no error line found"))
+        out.append(f" ({result.status.describe()})")
+        if error:
+            out.append(": " + str(result.early_error or "no error line found"))
+        else:
+            out.append(".")
     return out
 
 
-def render_findings(findings: Sequence[Any], *, limit: int = 3, fixes: int = 3) -> Text:
+def render_findings(
+    findings: Sequence[Any], *, limit: int = 3, fixes: int = 3, evidence: bool = True
+) -> Text:
     """The diagnosis: each finding's title, the line that proves it, its cause and fixes."""
     out = Text()
     if not findings:
@@ -100,7 +105,7 @@ def render_findings(findings: Sequence[Any], *, limit: int = 3, fixes: int = 3) 
         colour = "red" if f.severity == "error" else "yellow"
         out.append("● ", style=f"bold {colour}")
         out.append(str(f.title), style=f"bold {colour}")
-        if f.evidence:
+        if evidence and f.evidence and f.evidence != f.title:
             where = f" (line {f.line_no})" if f.line_no else ""
             out.append(f"\n  {f.evidence}{where}", style="dim")
         if f.cause:
