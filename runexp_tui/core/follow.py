@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -17,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 TAIL_KEEP = 400
-FULL_PARSE_LIMIT = 64 * 1024 * 1024  # history of logs up to this size is parsed at open
+FULL_PARSE_LIMIT = 16 * 1024 * 1024  # larger histories are parsed in a background thread
 
 
 @dataclass(frozen=True)
@@ -91,14 +92,27 @@ class RunFollower:
         self._findings: tuple[Any, ...] = ()
         self._diag_at = 0.0
         self._procs: dict[int, Any] = {}
+        self._history: SeriesStore | None = None  # a big log's history, parsed in a thread
+        self._history_thread: threading.Thread | None = None
+        self._stop = threading.Event()
         log = Path(record.log_path)
         start = 0
         with contextlib.suppress(OSError):
             size = log.stat().st_size
             self.lines.extend(tail_lines(log, TAIL_KEEP))
             if size <= FULL_PARSE_LIMIT:
-                self.store = parse_file_history(log)
+                self.store = parse_file_history(log, end=size)
                 self.parser = MetricParser(self.store)
+            else:
+                # The screen shows the last lines at once; the curve fills in when this ends.
+                def parse_history() -> None:
+                    with contextlib.suppress(OSError):
+                        self._history = parse_file_history(log, end=size, stop_event=self._stop)
+
+                self._history_thread = threading.Thread(
+                    target=parse_history, name="log-history", daemon=True
+                )
+                self._history_thread.start()
             start = size
             self._last_size = size
             self.log_grew_at = log.stat().st_mtime
@@ -199,6 +213,11 @@ class RunFollower:
             return RunView(run_id=rec.id, state="unknown", error=str(exc))
         if status.ended and rec.state != status.state:
             rec = self.record = sync_record(rec, status)
+        if self._history is not None:  # history first, then what was followed live meanwhile
+            history, self._history = self._history, None
+            history.update(self.store)
+            self.store = history
+            self.parser.store = history
         new = self.tailer.poll()
         if new:
             self.log_grew_at = now
@@ -288,5 +307,11 @@ class RunFollower:
         except Exception:
             return ()
 
+    @property
+    def history_pending(self) -> bool:
+        """True while a big log's earlier metrics are still being parsed."""
+        return self._history_thread is not None and self._history_thread.is_alive()
+
     def close(self) -> None:
+        self._stop.set()
         self.tailer.close()

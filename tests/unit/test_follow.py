@@ -84,3 +84,31 @@ def test_pick_loss_key_prefers_training_loss() -> None:
     assert pick_loss_key(["lr", "val_loss"]) == "val_loss"
     assert pick_loss_key(["acc"]) == "acc"
     assert pick_loss_key([]) is None
+
+
+def test_big_log_history_is_parsed_in_the_background(tmp_path: Path, monkeypatch) -> None:
+    import runexp_tui.core.follow as follow
+
+    record = _launch(tmp_path)
+    f = RunFollower.open(record.id, repo=tmp_path)
+    _wait_end(f)
+    f.close()
+    with open(record.log_path, "a") as fh:
+        for i in range(5, 2000):
+            fh.write(f"step {i} | loss {1.0 / (i + 1):.4f}\n")
+    monkeypatch.setattr(follow, "FULL_PARSE_LIMIT", 1024)
+    f = RunFollower.open(record.id, repo=tmp_path)
+    assert f._history_thread is not None
+    f._history_thread.join(10)
+    with open(record.log_path, "a") as fh:
+        fh.write("step 5000 | loss 0.0001\n")
+    view = f.poll()
+    assert not f.history_pending
+    steps, values = f.series("loss")
+    assert len(values) == 2001  # 5 from the run, 1995 appended, 1 followed live
+    assert values[0] == 1.0 and values[-1] == 0.0001 and list(steps)[-2:] == [1999.0, 5000.0]
+    assert (
+        len(view.loss_values) == 600 and view.loss_values[-1] == 0.0001
+    )  # the view keeps the tail
+    assert any("step 1999" in line for line in view.tail)
+    f.close()
