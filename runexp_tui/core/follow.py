@@ -92,6 +92,7 @@ class RunFollower:
         self._findings: tuple[Any, ...] = ()
         self._diag_at = 0.0
         self._procs: dict[int, Any] = {}
+        self._context: tuple[tuple[Any, ...], str | None] | None = None
         self._history: SeriesStore | None = None  # a big log's history, parsed in a thread
         self._history_thread: threading.Thread | None = None
         self._stop = threading.Event()
@@ -289,11 +290,38 @@ class RunFollower:
         span = steps[-1] - steps[0]
         return span / elapsed if span > 0 and math.isfinite(span) else None
 
+    def _script_context(self) -> tuple[tuple[Any, ...], str | None]:
+        """The entry point's CLI flags (for fixes such as `--batch-size 16`) and the env hint."""
+        if self._context is None:
+            cfg = self.record.config or {}
+            flags: tuple[Any, ...] = ()
+            entry = cfg.get("entry_point") or ""
+            repo = cfg.get("repo") or self.record.repo
+            if not entry:  # launched from the CLI without a saved config: the first .py argument
+                entry = next((a for a in self.record.argv[1:] if a.endswith(".py")), "")
+                repo = self.record.cwd or repo
+            if entry and repo:
+                with contextlib.suppress(Exception):  # unreadable or broken script: no flags
+                    from runexp_tui.core.analyze import analyze_file
+
+                    flags = analyze_file(Path(repo) / entry).cli_flags
+            env = cfg.get("env") or {}
+            kind = env.get("kind")
+            hint = None
+            if kind in ("conda_new", "conda_existing") and env.get("name"):
+                hint = f"conda:{env['name']}"
+            elif kind in ("venv", "uv"):
+                path = Path(env.get("path") or ".venv")
+                hint = f"venv:{path if path.is_absolute() else Path(repo or '.') / path}"
+            elif kind == "system":
+                hint = "system"
+            self._context = (flags, hint)
+        return self._context
+
     def _diagnose(self, status: Any) -> tuple[Any, ...]:
-        try:
-            from runexp_tui.core.diagnose import diagnose_text
-        except ImportError:
-            return ()
+        from runexp_tui.core.diagnose import diagnose_text
+
+        flags, hint = self._script_context()
         text = "\n".join(list(self.lines)[-300:])
         try:
             return tuple(
@@ -302,9 +330,11 @@ class RunFollower:
                     exit_code=status.exit_code,
                     signal=status.signal,
                     stop_requested=bool(self.record.stop_requested),
+                    cli_flags=flags,
+                    env_hint=hint,
                 )
             )
-        except Exception:
+        except Exception:  # a diagnosis bug must never take the monitor down
             return ()
 
     @property
