@@ -83,19 +83,26 @@ def result_label(step_id: str, result: dict[str, Any] | None) -> str:
     return "done"
 
 
-def diagnosis_text(view: StepView, failure: Failure | None, exit_code: int | None) -> Text:
-    """The red box under the checklist: what broke, why, what to do, and the keys that help."""
+def diagnosis_text(
+    view: StepView, failure: Failure | None, exit_code: int | None, *, compact: bool = False
+) -> Text:
+    """The red box under the checklist: what broke, why, what to do, and the keys that help.
+
+    ``compact`` (80x24) drops the step's name (its row is selected and red) and the key hint
+    (the footer shows the keys), so the fix still fits.
+    """
     out = Text()
     title = failure.title if failure else "Failed"
-    out.append(f"✗ {view.title}: {title}", style="bold red")
+    out.append(f"✗ {title}" if compact else f"✗ {view.title}: {title}", style="bold red")
     if exit_code:  # 0 or None says nothing (a check that ran fine but found a problem)
         out.append(f"  (exit code {exit_code})", style="dim")
     if failure is not None:
         out.append("\n" + failure.cause)
         out.append("\nFix: ", style="bold")
         out.append(failure.fix)
-    keys = "r retry" + (" · s skip (optional step)" if view.optional else "")
-    out.append(f"\n{keys}", style="dim")
+    if not compact:
+        keys = "r retry" + (" · s skip (optional step)" if view.optional else "")
+        out.append(f"\n{keys}", style="dim")
     return out
 
 
@@ -170,6 +177,8 @@ class EnvironmentScreen(PhaseScreen):
         self._show_verify()
         if self.spin:
             self.set_interval(SPINNER_SECONDS, self._tick)
+        if hasattr(self.app, "narrow"):  # the diagnosis is laid out for the terminal's size
+            self.watch(self.app, "narrow", lambda _: self._show_selected(), init=False)
         self.query_one(Checklist).focus()
         if self._given_steps is not None:
             self.post_message(self.Planned(self._given_steps))
@@ -414,7 +423,8 @@ class EnvironmentScreen(PhaseScreen):
         log.write_lines(list(self.output.get(view.id, ())))
         if view.state in BROKEN:
             failure, code = self.failures.get(view.id, (None, None))
-            box.update(diagnosis_text(view, failure, code))
+            compact = bool(getattr(self.app, "narrow", False))
+            box.update(diagnosis_text(view, failure, code, compact=compact))
             box.display = True
         else:
             box.display = False
