@@ -302,6 +302,13 @@ def launch_script(
         "  setsid sh -c " + q(_SH_WRAPPER) + ' runexp-run "$d" "$@" >> "$log" 2>&1 < /dev/null &',
         "fi",
         "pid=$!",
+        # setsid runs in the child after the fork: wait until it leads its own group.
+        "i=0",
+        'while [ "$i" -lt 100 ]; do',
+        "  g=$(sed 's/.*) //' /proc/$pid/stat 2>/dev/null | cut -d' ' -f3)",
+        '  { [ -z "$g" ] || [ "$g" = "$pid" ]; } && break',
+        "  i=$((i + 1)); sleep 0.02",
+        "done",
         # Fields after the command name: 3=state ... 5=pgrp ... 22=starttime.
         "stat=$(sed 's/.*) //' /proc/$pid/stat 2>/dev/null | cut -d' ' -f1,3,20)",
         'echo "runexp-pid=$pid"',
