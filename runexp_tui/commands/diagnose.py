@@ -20,6 +20,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help="the process's exit status (137 or -9: killed), when known",
     )
+    parser.add_argument(
+        "--script",
+        default=None,
+        metavar="SCRIPT",
+        help="the training script: its own flags (e.g. --batch-size) are named in the fixes",
+    )
+    parser.add_argument(
+        "--env",
+        default=None,
+        metavar="ENV",
+        help="where to install missing modules: system | venv:PATH | conda:NAME",
+    )
 
 
 def _render_text(path: str, findings: list) -> str:
@@ -43,8 +55,18 @@ def _render_text(path: str, findings: list) -> str:
 def run(args: argparse.Namespace) -> int:
     from runexp_tui.core.diagnose import diagnose_file
 
+    flags: tuple = ()
+    if args.script:
+        from runexp_tui.core.analyze import AnalyzeError, analyze_file
+
+        try:
+            flags = analyze_file(args.script).cli_flags
+        except AnalyzeError as exc:
+            print(f"runexp-tui diagnose: ignoring --script: {exc}", file=sys.stderr)
     try:
-        findings = diagnose_file(args.log, exit_code=args.exit_code)
+        findings = diagnose_file(
+            args.log, exit_code=args.exit_code, cli_flags=flags, env_hint=args.env
+        )
     except (OSError, ValueError) as exc:
         reason = getattr(exc, "strerror", None) or str(exc)
         print(f"runexp-tui diagnose: cannot read {args.log}: {reason}", file=sys.stderr)

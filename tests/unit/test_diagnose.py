@@ -342,3 +342,28 @@ def test_syntax_error_without_a_traceback_header() -> None:
     text = "  File \"x.py\", line 3\n    print 'hi'\n    ^^^^^^^^^^\nSyntaxError: Missing parentheses in call to 'print'\n"
     (f,) = diagnose_text(text, exit_code=1)
     assert f.id == "python_exception" and "x.py:3" in f.cause and f.line_no == 4
+
+
+def test_cli_names_the_scripts_own_batch_size_flag(tmp_path):
+    import subprocess
+    import sys
+
+    script = tmp_path / "train.py"
+    script.write_text(
+        "import argparse\np = argparse.ArgumentParser()\n"
+        "p.add_argument('--bs', type=int, default=48, help='batch size')\nargs = p.parse_args()\n"
+    )
+    log = tmp_path / "out.log"
+    log.write_text(
+        "Traceback (most recent call last):\n"
+        '  File "train.py", line 9, in <module>\n'
+        "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB. "
+        "GPU 0 has a total capacity of 79.15 GiB of which 1.10 GiB is free.\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-m", "runexp_tui", "diagnose", str(log), "--script", str(script)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "--bs 24" in out
