@@ -549,37 +549,36 @@ class DiffView(ScrollView, can_focus=True):
         marker = Strip([Segment("▌" if current else " ", self._style("current-marker"))])
         gutter = self._style("gutter")
         if line.kind == "both":
-            col = max(1, (width - 1 - 2 * (nw + 2)) // 2)
-            rest = width - 1 - 2 * (nw + 2) - 2 * col
+            # marker, two (gutter + code) halves and the separator fill the width exactly
+            room = width - 2 - 2 * (nw + 2)
+            col = max(1, room // 2)
             left = self._side(line, "left", nw, col)
-            right = self._side(line, "right", nw, col + rest)
+            right = self._side(line, "right", nw, max(1, room - col))
             sep = Strip([Segment("│", self._style("separator"))])
-            return Strip.join([marker, left, sep, right])
-        # unified: one column with both numbers
+            return Strip.join([marker, left, sep, right]).adjust_cell_length(width)
+        # unified: one column, both numbers and a sign: "  12  14 + code"
         text_w = max(1, width - 1 - (2 * nw + 4))
         if line.kind == "same":
-            nums = f"{row.left_no or '':>{nw}} {row.right_no or '':>{nw}}  "
+            l_no, r_no, sign = row.left_no or "", row.right_no or "", " "
             mark = self._marks.get(row.left_no or -1)
-            extra = self._style("mark") if mark else None
-            code = self._code(self._tokens_for(line, "left"), row.left_text, text_w, extra)
-            return Strip.join([marker, Strip([Segment(nums, gutter)]), code])
-        on = row.included
-        if line.kind == "left":
-            nums = f"{row.left_no or '':>{nw}} {'':>{nw}} -"
+            g, body = gutter, (self._style("mark") if mark else None)
+            tokens = self._tokens_for(line, "left")
+            code_text = row.left_text
+        elif line.kind == "left":
+            l_no, r_no, sign = row.left_no or "", "", "-"
             g, body = self._style("delete-gutter"), self._style("delete")
-            if not on:  # an excluded replacement keeps its old lines: plain context
-                nums = f"{row.left_no or '':>{nw}} {'':>{nw}}  "
-                g, body = gutter, None
-            code = self._code(self._tokens_for(line, "left"), row.left_text, text_w + 1, body)
-            return Strip.join([marker, Strip([Segment(nums, g)]), code])
-        nums = f"{'':>{nw}} {row.right_no or '':>{nw}} +"
-        if on:
-            g, body = self._style("insert-gutter"), self._style("insert")
+            if not row.included:  # an excluded replacement keeps its old lines: plain context
+                sign, g, body = " ", gutter, None
+            tokens, code_text = self._tokens_for(line, "left"), row.left_text
         else:
-            nums = f"{'':>{nw}} {'':>{nw}} ·"
-            g, body = gutter, self._style("excluded")
-        code = self._code(self._tokens_for(line, "right"), row.right_text, text_w + 1, body)
-        return Strip.join([marker, Strip([Segment(nums, g)]), code])
+            l_no, r_no, sign = "", row.right_no or "", "+"
+            g, body = self._style("insert-gutter"), self._style("insert")
+            if not row.included:
+                sign, g, body = "·", gutter, self._style("excluded")
+            tokens, code_text = self._tokens_for(line, "right"), row.right_text
+        nums = Strip([Segment(f"{l_no:>{nw}} {r_no:>{nw}} {sign} ", g)])
+        code = self._code(tokens, code_text, text_w, body)
+        return Strip.join([marker, nums, code]).adjust_cell_length(width)
 
     def _side(self, line: DisplayLine, side: Literal["left", "right"], nw: int, col: int) -> Strip:
         """One half of a split row: number gutter and code, styled by the row's kind."""
