@@ -462,7 +462,13 @@ class SshRun:
                 '  if [ "${1:-}" != Z ] && { [ -z "$st" ] || [ -z "${2:-}" ] || [ "$2" = "$st" ]; }; '
                 "then a=1; else a=-1; fi",
                 "fi",
-                'if [ "$a" = 0 ] && [ "$g" -gt 1 ] && kill -0 -$g 2>/dev/null; then a=2; fi',
+                'if [ "$a" = 0 ] && [ "$g" -gt 1 ] && kill -0 -$g 2>/dev/null; then',
+                # Leader gone, group still there: alive only if a member is not a zombie.
+                "  if command -v ps >/dev/null 2>&1; then",
+                '    ps -eo pgid=,stat= | awk -v g="$g" \'$1 == g && $2 !~ /^Z/ {f = 1} '
+                "END {exit !f}' && a=2",
+                "  else a=2; fi",
+                "fi",
             ]
         )
 

@@ -6,7 +6,9 @@ remote run folder is kept apart from the local record folder to catch path mix-u
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -41,11 +43,25 @@ def _spec(repo: Path, command: str, **env: str):
     return build_launch(config, extra_env=env or None)
 
 
+_LAUNCHED: list = []
+
+
+@pytest.fixture(autouse=True)
+def _kill_leftovers():
+    """A failing test must not leave its run behind: kill the groups it launched (by pgid)."""
+    _LAUNCHED.clear()
+    yield
+    for record in _LAUNCHED:
+        with contextlib.suppress(psutil.Error, OSError):
+            if record.id in " ".join(psutil.Process(record.pid).cmdline()):
+                os.killpg(record.pgid, signal.SIGKILL)
+
+
 def _launch(sshd: SshdService, tmp_path: Path, script: str, **env: str):
     repo = tmp_path / "repo"
     repo.mkdir(exist_ok=True)
     (repo / "job.py").write_text(script)
-    return launch_ssh(
+    record = launch_ssh(
         _spec(repo, "python job.py", **env),
         sshd.target,
         keyfile=sshd.keyfile,
@@ -53,6 +69,8 @@ def _launch(sshd: SshdService, tmp_path: Path, script: str, **env: str):
         remote_dir=str(tmp_path / "remote-runs"),
         runs_dir=tmp_path / "local-runs",
     )
+    _LAUNCHED.append(record)
+    return record
 
 
 def _wait(pred, timeout: float = 20.0, step: float = 0.1):
