@@ -226,3 +226,29 @@ def test_unreachable_host_is_a_clear_error(tmp_path: Path) -> None:
         launch_ssh(spec, f"127.0.0.1:{port}", runs_dir=tmp_path / "runs",
                    ssh_opts=("-o", "StrictHostKeyChecking=no"))  # fmt: skip
     assert not (tmp_path / "runs").exists()
+
+
+def test_launch_script_without_python_on_the_host_records_the_exit(tmp_path: Path) -> None:
+    """Where the host has no Python, the plain sh wrapper still writes runwrap's exit file."""
+    import json
+    import shutil
+    import subprocess
+
+    from runexp_tui.core.launch import LaunchSpec
+    from runexp_tui.core.remote_ssh import launch_script
+
+    bin_dir = tmp_path / "bin"  # a PATH with the usual tools and no python
+    bin_dir.mkdir()
+    for tool in ("sh", "setsid", "sed", "cut", "wc", "rm", "mkdir", "chmod", "cat", "date",
+                 "mv", "sleep", "tr"):  # fmt: skip
+        (bin_dir / tool).symlink_to(shutil.which(tool))
+    spec = LaunchSpec(argv=("sh", "-c", "echo \"$MSG\"; exit 4"), env={"MSG": "it's $HOME"},
+                      cwd=str(tmp_path), display="", masked_env={})  # fmt: skip
+    rdir = tmp_path / "remote run"
+    script = launch_script(spec, remote_run_dir=str(rdir), remote_cwd=str(tmp_path))
+    res = subprocess.run(["sh", "-s"], input=script, capture_output=True, text=True,
+                         env={"PATH": str(bin_dir)}, timeout=30)  # fmt: skip
+    assert res.returncode == 0 and "runexp-pid=" in res.stdout, res.stderr
+    assert _wait(lambda: (rdir / "exit.json").exists(), timeout=10)
+    assert json.loads((rdir / "exit.json").read_text())["code"] == 4
+    assert (rdir / "output.log").read_text() == "it's $HOME\n"
