@@ -129,8 +129,8 @@ class ConfigureScreen(PhaseScreen):
             yield _section("Weights & Biases")
             with RadioSet(id="wandb-choice"):
                 yield RadioButton("Yes: instrument the script", id="wandb-yes", value=True)
-                yield RadioButton("No: run without W&B", id="wandb-no")
-                yield RadioButton("Already integrated", id="wandb-present")
+                yield RadioButton("No W&B", id="wandb-no")
+                yield RadioButton("Already in the script", id="wandb-present")
             with Horizontal(classes="row wandb-field"):
                 yield Label("Project", classes="field-label")
                 yield Input(id="wandb-project")

@@ -22,7 +22,18 @@ def _gpu_history(history: Any, index: int) -> list[float]:
         return []
 
 
-def render_gpus(snapshot: Any, history: Any, width: int, *, run_pids: frozenset[int] = frozenset()) -> Text:
+_VENDOR_WORDS = ("NVIDIA", "GeForce", "Tesla", "Quadro")
+
+
+def short_gpu_name(name: object) -> str:
+    """`NVIDIA A100-SXM4-80GB` -> `A100-SXM4-80GB`: the vendor words say nothing in a narrow pane."""
+    words = [w for w in str(name).split() if w not in _VENDOR_WORDS]
+    return " ".join(words) or str(name)
+
+
+def render_gpus(
+    snapshot: Any, history: Any, width: int, *, run_pids: frozenset[int] = frozenset()
+) -> Text:
     """One line per GPU, fitted to ``width`` columns; plain words when there are none."""
     if snapshot is None:
         return Text("GPUs: sampling…", style="dim")
@@ -35,9 +46,12 @@ def render_gpus(snapshot: Any, history: Any, width: int, *, run_pids: frozenset[
         return Text(msg, style="yellow")
     out = Text()
     compact = width < 70
-    name_w = 0 if compact else min(18, max(8, width - 60))
     bar_w = 6 if compact else 10
-    spark_w = 0 if compact else max(0, min(24, width - 62 - name_w))
+    # Fixed part of a row: index+mark, two gauges with their numbers, memory, temperature, power.
+    spare = max(0, width - (2 + bar_w + 6 + bar_w + 14 + 6 + (0 if compact else 6)))
+    name_w = min(14, spare // 2) if spare >= 12 else 0
+    left = spare - (name_w + 1 if name_w else 0) - 1  # the name and the sparkline each add a space
+    spark_w = min(30, left) if left >= 6 else 0
     for i, g in enumerate(gpus):
         if i:
             out.append("\n")
@@ -47,12 +61,16 @@ def render_gpus(snapshot: Any, history: Any, width: int, *, run_pids: frozenset[
             continue
         util = g.utilization_pct
         mem_used, mem_total = g.memory_used_mib, g.memory_total_mib
-        mem_frac = mem_used / mem_total if is_number(mem_used) and is_number(mem_total) and mem_total else None
+        mem_frac = (
+            mem_used / mem_total
+            if is_number(mem_used) and is_number(mem_total) and mem_total
+            else None
+        )
         mine = any(p.pid in run_pids for p in getattr(g, "processes", ()))
         out.append(f"{g.index}", style="bold")
         out.append("*" if mine else " ", style="bold magenta")
         if name_w:
-            out.append(f"{str(g.name)[:name_w]:<{name_w}} ")
+            out.append(f"{short_gpu_name(g.name)[:name_w]:<{name_w}} ", style="dim")
         out.append(bar(util / 100 if is_number(util) else None, bar_w))
         out.append(f" {fmt_num(util, '{:>3.0f}', '%'):>4} ")
         out.append(bar(mem_frac, bar_w, style="cyan"))
@@ -122,7 +140,10 @@ class MonitorPane(Widget):
         sampler = getattr(self.app, "sampler", None)
         if sampler is not None and getattr(sampler, "simulated", False):
             why = getattr(sampler, "fallback_reason", None)
-            return "GPUs · simulated" + (f" ({why})" if why and not self.app.has_class("narrow") else "")
+            why = str(why).split(":")[0] if why else ""  # the first clause; the rest is in the log
+            return "GPUs · simulated" + (
+                f" ({why})" if why and not self.app.has_class("narrow") else ""
+            )
         return "GPUs"
 
     def _refresh_gpus(self, snapshot: Any) -> None:
@@ -131,7 +152,9 @@ class MonitorPane(Widget):
         view = getattr(self.app, "run_view", None)
         pids = frozenset(getattr(view, "pids", ()) or ())
         width = max(20, gpus.content_size.width or (self.size.width // 2))
-        gpus.update(render_gpus(snapshot, getattr(self.app, "gpu_history", None), width, run_pids=pids))
+        gpus.update(
+            render_gpus(snapshot, getattr(self.app, "gpu_history", None), width, run_pids=pids)
+        )
         self._refresh_summary()
 
     def _refresh_run(self, view: Any) -> None:
@@ -155,5 +178,9 @@ class MonitorPane(Widget):
             parts.append(f"{g.index}:{fmt_num(g.utilization_pct, '{:.0f}', '%')}")
         view = getattr(self.app, "run_view", None)
         run = f"run {view.run_id} {view.state}" if view is not None else "no run"
-        text = Text("▸ pane (m) ", style="bold") + Text(" ".join(parts) or "no GPU") + Text(f" · {run}", style="dim")
+        text = (
+            Text("▸ pane (m) ", style="bold")
+            + Text(" ".join(parts) or "no GPU")
+            + Text(f" · {run}", style="dim")
+        )
         self.query_one("#pane-summary", Static).update(text)
