@@ -100,6 +100,9 @@ async def test_enter_launches_and_the_pane_follows_the_run(app_factory, runs_to_
         await pilot.press("enter", "enter")
         await wait_until(pilot, lambda: screen.record is not None)
         record = screen.record
+        # The countdown is visible while the first second is watched.
+        await wait_until(pilot, lambda: "s left" in text_of(screen, "#launch-status"))
+        assert "Watching the first 1 s" in text_of(screen, "#launch-status")
         await wait_until(pilot, lambda: screen.state not in ("launching", "watching"))
         assert screen.state in ("running", "exited_ok")
         assert [r.id for r in RunRegistry(repo).list()] == [record.id]
@@ -152,7 +155,16 @@ async def test_early_crash_shows_the_tail_and_a_diagnosis(app_factory, runs_to_s
         await wait_until(pilot, lambda: getattr(app.screen, "PHASE", "") == "configure")
 
 
-async def test_backend_not_available_yet_launches_nothing(app_factory, demo_repo: Path) -> None:
+async def reopen(app: RunexpApp, pilot: Any, config: ExperimentConfig) -> LaunchScreen:
+    """Leave the current Launch screen and open a fresh one on ``config``."""
+    app.pop_screen()
+    await pilot.pause()
+    return await open_launch(app, pilot, config, 1.0)
+
+
+async def test_what_cannot_be_launched_says_why_and_launches_nothing(
+    app_factory, demo_repo: Path
+) -> None:
     app = app_factory(demo_repo)
     config = demo_config(demo_repo, "python train.py", backend="ssh", host="gpu-box")
     async with app.run_test(size=(80, 24)) as pilot:
@@ -162,28 +174,25 @@ async def test_backend_not_available_yet_launches_nothing(app_factory, demo_repo
         await pilot.press("enter")
         await pilot.pause(0.1)
         assert screen.state == "blocked" and screen.record is None
-        assert RunRegistry(demo_repo).list() == []
 
-
-async def test_unsplittable_command_says_why(app_factory, demo_repo: Path) -> None:
-    app = app_factory(demo_repo)
-    async with app.run_test(size=(80, 24)) as pilot:
-        screen = await open_launch(app, pilot, demo_config(demo_repo, "python train.py 'oops"), 1.0)
+        screen = await reopen(app, pilot, demo_config(demo_repo, "python train.py 'oops"))
         assert "cannot be run" in text_of(screen, "#launch-status")
         await pilot.press("enter")
         await pilot.pause(0.1)
+        assert screen.state == "blocked" and screen.record is None
         assert RunRegistry(demo_repo).list() == []
 
 
-async def test_logind_warning_offers_a_systemd_scope(
+async def test_logind_warning_and_masked_secrets(
     app_factory, demo_repo: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     warning = "this host's logind has KillUserProcesses=yes and no linger for me"
     monkeypatch.setattr(core_launch, "logind_kill_warning", lambda **_: warning)
     monkeypatch.setattr(core_launch, "systemd_scope_available", lambda: True)
     app = app_factory(demo_repo)
+    config = demo_config(demo_repo, "HF_TOKEN=hf_abc123 python train.py --api-key sk-999")
     async with app.run_test(size=(160, 48)) as pilot:
-        screen = await open_launch(app, pilot, demo_config(demo_repo, "python train.py"), 1.0)
+        screen = await open_launch(app, pilot, config, 1.0)
         text = text_of(screen, "#launch-warnings")
         assert "KillUserProcesses=yes" in text
         assert "systemd-run --user --scope" in text and ": on" in text
@@ -192,12 +201,6 @@ async def test_logind_warning_offers_a_systemd_scope(
         assert not screen.use_scope
         assert ": off" in text_of(screen, "#launch-warnings")
 
-
-async def test_secrets_in_the_command_are_masked(app_factory, demo_repo: Path) -> None:
-    app = app_factory(demo_repo)
-    config = demo_config(demo_repo, "HF_TOKEN=hf_abc123 python train.py --api-key sk-999")
-    async with app.run_test(size=(160, 48)) as pilot:
-        screen = await open_launch(app, pilot, config, 1.0)
         shown = text_of(screen, "#launch-command") + text_of(screen, "#launch-env")
         assert "hf_abc123" not in shown and "sk-999" not in shown
         assert "HF_TOKEN=" in shown and "--api-key" in shown
