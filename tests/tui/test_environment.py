@@ -378,3 +378,17 @@ def test_verify_table_rows(verify: dict[str, Any], expected: list[str]) -> None:
     for piece in expected:
         assert piece in text
     assert "logged in (WANDB_API_KEY)" in text
+
+
+async def test_quitting_the_app_stops_a_running_step(app_factory, tmp_path: Path) -> None:
+    steps = [cmd_step("slow", SLEEPER)]
+    app = app_factory(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_env(app, pilot, fake_config(tmp_path), steps)
+        await wait_until(pilot, lambda: len(pids_of(screen, "slow")) == 2)
+        pids = pids_of(screen, "slow")
+    # The screen was unmounted with the app: its step's processes must not outlive it.
+    deadline = time.monotonic() + 5
+    while not all(gone(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert all(gone(p) for p in pids), pids

@@ -356,7 +356,8 @@ class EnvironmentScreen(PhaseScreen):
                 checklist.select(event.step_id)  # follow the running step
         elif isinstance(event, Progress):
             if view.state == "running":
-                checklist.update_step(view.with_(fraction=event.fraction, label=event.label))
+                label = short_title(event.label, self.repo)
+                checklist.update_step(view.with_(fraction=event.fraction, label=label))
         elif isinstance(event, StepFinished):
             self._finish(view, event)
         self.refresh_bindings()
@@ -433,16 +434,22 @@ class EnvironmentScreen(PhaseScreen):
         self.log_widget.write_line(text)
 
     def _show_verify(self) -> None:
-        cfg = self.config
         self.query_one(VerifyTable).show(
             self.results.get("verify-torch"),
             self.results.get("wandb-login"),
             torch_used="verify-torch" in self.steps,
             wandb_wanted=self.wandb_wanted,
-            python_hint=platform.python_version()
-            if cfg is not None and cfg.env.kind == "system"
-            else None,
+            python_hint=self._python_hint(),
         )
+
+    def _python_hint(self) -> str | None:
+        """The env's Python version where the config alone says it (before any check ran)."""
+        cfg = self.config
+        if cfg is None:
+            return None
+        if cfg.env.kind == "system":
+            return platform.python_version()
+        return cfg.env.python_version or None
 
     def _tick(self) -> None:
         if self.running_id is not None:
