@@ -250,7 +250,7 @@ class MonitorScreen(PhaseScreen):
             getattr(self.app, "gpu_history", None),
             selected=getattr(view, "gpus", ()) or (),
             run_pids=getattr(view, "pids", ()) or (),
-            compact=self.narrow,
+            compact=False,  # the narrow layout gives the GPU view the whole screen
         )
         stall = self._stall(view)
         if stall != self.stall:
