@@ -103,6 +103,8 @@ async def test_enter_launches_and_the_pane_follows_the_run(app_factory, runs_to_
         # The countdown is visible while the first second is watched.
         await wait_until(pilot, lambda: "s left" in text_of(screen, "#launch-status"))
         assert "Watching the first 1 s" in text_of(screen, "#launch-status")
+        await pilot.press("escape")  # not while watching: the pane must get the run
+        assert app.screen is screen
         await wait_until(pilot, lambda: screen.state not in ("launching", "watching"))
         assert screen.state in ("running", "exited_ok")
         assert [r.id for r in RunRegistry(repo).list()] == [record.id]

@@ -296,6 +296,7 @@ class LaunchScreen(PhaseScreen):
         if self.state in ("failed", "exited_ok"):
             self.notify("Press R to launch again.", timeout=3)
             return
+        self._prepare()  # the latest config and GPU source (the sampler starts in a thread)
         self._start()
 
     def action_relaunch(self) -> None:
@@ -310,6 +311,13 @@ class LaunchScreen(PhaseScreen):
             self.notify("Wait for the watchdog's verdict first.", timeout=2)
             return
         self.rx._jump("configure")
+
+    def action_back(self) -> None:
+        # Leaving mid-launch would drop the run's start message: the pane would never follow it.
+        if self.state in _BUSY:
+            self.notify("Wait for the watchdog's verdict first.", timeout=2)
+            return
+        super().action_back()
 
     def action_toggle_scope(self) -> None:
         if not self.scope_offered or self.state in _BUSY:
@@ -387,11 +395,11 @@ class LaunchScreen(PhaseScreen):
         record = message.record
         self.record = record
         self.state = "watching"
-        config = self.rx.session.config
+        gpus = tuple((record.config or {}).get("gpus") or ())
         sampler = self.rx.sampler
-        if self.rx.gpus_simulated and sampler is not None and config is not None and config.gpus:
+        if self.rx.gpus_simulated and sampler is not None and gpus:
             with contextlib.suppress(Exception):
-                sampler.track(record.pid, config.gpus)
+                sampler.track(record.pid, gpus)
         self.rx.follow_run(record.id)
         for w in record.warnings:
             if w != self.logind_warning:
