@@ -116,7 +116,11 @@ class TmuxSession:
     def _tmux(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         assert TMUX is not None
         return subprocess.run(
-            [TMUX, "-L", self.socket, *args], capture_output=True, text=True, timeout=20, check=check
+            [TMUX, "-L", self.socket, *args],
+            capture_output=True,
+            text=True,
+            timeout=20,
+            check=check,
         )
 
     # ----- keys in -----------------------------------------------------------------------------
@@ -166,7 +170,9 @@ class TmuxSession:
             if check(screen):
                 return screen
             if time.monotonic() >= deadline:
-                raise TmuxTimeout(f"timed out after {timeout:.1f}s waiting for {what!r}; screen:\n{screen}")
+                raise TmuxTimeout(
+                    f"timed out after {timeout:.1f}s waiting for {what!r}; screen:\n{screen}"
+                )
             time.sleep(interval)
 
     def wait_for_change(self, previous: str, *, timeout: float = 10.0) -> str:

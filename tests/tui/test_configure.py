@@ -7,7 +7,6 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-import pytest
 from textual.widgets import DataTable, Input, Label, Select
 
 from runexp_tui.core.config import (
@@ -304,8 +303,8 @@ async def test_broken_saved_config_is_named(app_factory, demo_repo: Path) -> Non
         assert "bogus" in msg(app, "#repo-msg")
 
 
-@pytest.mark.parametrize("size", [(80, 24), (160, 48)])
-async def test_form_completes_by_keys_at_each_size(app_factory, demo_repo: Path, size) -> None:
+async def test_compact_form_completes_by_keys_at_80x24(app_factory, demo_repo: Path) -> None:
+    size = (80, 24)
     app = app_factory(demo_repo)
     recording_advance(app)
     async with app.run_test(size=size) as pilot:

@@ -46,7 +46,7 @@ def render_gpus(
         return Text(msg, style="yellow")
     out = Text()
     compact = width < 70
-    bar_w = 6 if compact else 10
+    bar_w = max(3, min(6, (width - 28) // 2)) if compact else 10  # 28: the row without gauges
     # Fixed part of a row: index+mark, two gauges with their numbers, memory, temperature, power.
     spare = max(0, width - (2 + bar_w + 6 + bar_w + 14 + 6 + (0 if compact else 6)))
     name_w = min(14, spare // 2) if spare >= 12 else 0
