@@ -40,6 +40,7 @@ from runexp_tui.tui.widgets.checklist import BROKEN, SETTLED_OK, Checklist, Step
 from runexp_tui.tui.widgets.verify_table import VerifyTable
 
 FLUSH_SECONDS = 0.05  # output lines are batched for this long before one message carries them
+MAX_FLUSH_SECONDS = 0.5  # the longest a line waits when the UI's message queue is backed up
 LOG_MAX_LINES = 2000  # per step, and in the log widget: output is bounded, never the whole pip log
 SPINNER_SECONDS = 0.1
 _DONE = object()
@@ -302,7 +303,7 @@ class EnvironmentScreen(PhaseScreen):
                 break
             event: Event = item  # type: ignore[assignment]
             if not batch:
-                deadline = time.monotonic() + FLUSH_SECONDS
+                deadline = time.monotonic() + self._flush_interval()
             batch.append(event)
             if isinstance(event, StepFinished):
                 finished = event
@@ -313,6 +314,11 @@ class EnvironmentScreen(PhaseScreen):
         if batch:
             self.post_message(self.StepEvents(batch))
         return finished
+
+    def _flush_interval(self) -> float:
+        """~50 ms, longer while the UI is behind: bigger batches, fewer messages to catch up on."""
+        backlog = self.message_queue_size
+        return min(MAX_FLUSH_SECONDS, FLUSH_SECONDS * (1 + backlog / 8))
 
     @on(StepEvents)
     def _on_step_events(self, message: StepEvents) -> None:
