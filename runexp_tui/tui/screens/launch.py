@@ -357,9 +357,11 @@ class LaunchScreen(PhaseScreen):
             self.post_message(LaunchCrashed(str(exc)))
             return
         self.post_message(LaunchStarted(record))
-        result = watch_start(
-            record, seconds, on_tick=lambda tick: self.post_message(WatchTicked(tick))
-        )
+
+        def on_tick(tick: Any) -> None:
+            self.post_message(WatchTicked(tick))
+
+        result = watch_start(record, seconds, on_tick=on_tick)
         findings: list[Any] = []
         if result.verdict == "failed_early":
             findings = self._diagnose(record, result)
