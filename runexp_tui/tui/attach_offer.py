@@ -47,7 +47,7 @@ async def _ask(app: Any, screen: Any) -> bool:
 
 
 async def offer_attach(app: Any) -> None:
-    """Ask whether to follow the newest running run of ``app.session.repo``; yes -> follow it.
+    """Ask whether to follow the newest running run of the app's repo; yes -> follow it.
 
     Looks the runs up in a thread (psutil checks); does nothing when the app already follows
     a run or the repo has none running. Following shows the run in the monitoring pane and
@@ -56,10 +56,11 @@ async def offer_attach(app: Any) -> None:
     from runexp_tui.tui.phases import phase
     from runexp_tui.tui.screens.confirm import ConfirmScreen
 
-    repo = app.session.repo
-    if repo is None or app.session.run_id is not None:
+    if app.session.run_id is not None:
         return
-    running = await asyncio.to_thread(running_runs, Path(repo))
+    # `runexp-tui` with no REPO works on the current folder (Configure's default too).
+    repo = Path(app.session.repo or Path.cwd())
+    running = await asyncio.to_thread(running_runs, repo)
     if not running or app.session.run_id is not None:
         return
     record = running[-1]
