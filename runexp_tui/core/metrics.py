@@ -42,7 +42,7 @@ _DICT_ITEM = re.compile(
 )
 # An iteration anchor at the start of a line: "iter 100:", "step 100 |", "Epoch 1/10", "Epoch [1/10]".
 _ANCHOR = re.compile(
-    r"^(?P<w>[Ii]ter(?:ation)?|[Ss]tep|[Ee]poch|[Bb]atch|ITER|STEP|EPOCH)\s*[:=]?\s*\[?"
+    r"^(?:(?i:train|training|eval|evaluation|val|valid|validation|test|testing)\s+)?(?P<w>[Ii]ter(?:ation)?|[Ss]tep|[Ee]poch|[Bb]atch|ITER|STEP|EPOCH)\s*[:=]?\s*\[?"
     r"(?P<n>\d+)(?:\s*/\s*(?P<t>\d+))?\]?\s*[:,|]?"
 )
 # A counter pair anywhere: "Step [100/600]", "Batch 3/50" (tutorial-style loops).
@@ -68,6 +68,18 @@ _STEP_KEYS = {
     "trainer/global_step",
 }
 _EPOCH_KEYS = {"epoch", "epochs"}
+# "Accuracy: 9890/10000 (99%)" (PyTorch examples): a count out of a total, read as n/t.
+_FRAC_PAIR = re.compile(
+    rf"(?<![\w./@-])(?P<k>{_KEY}(?: [A-Za-z_][\w./@-]*)?)\s?:\s*(?P<n>\d+)/(?P<t>\d+)"
+    r"\s*\(\d+(?:\.\d+)?%\)"
+)
+# After an iteration anchor, a run of one-word ``key value`` pairs: "val_loss 0.61 val_acc 0.72".
+_SPACE_ITEM = re.compile(rf"(?P<k>[A-Za-z_][\w./@-]*)\s+(?P<v>{_NUM}){_UNIT}(?=\s|$)")
+_SPACE_RUN = re.compile(
+    rf"^\s*(?:[A-Za-z_][\w./@-]*\s+{_NUM}(?:%|[a-zA-Zµ]{{0,3}}(?:/[a-z]+)?)(?:\s+|$))+$"
+)
+_SEG_SPLIT = re.compile(r"[,|;]| - ")
+_HAS_DIGIT = re.compile(r"\d")
 # Keys that look like pairs but are not measurements.
 _STOP_KEYS = {
     "v_num",
@@ -158,20 +170,6 @@ class _Parsed:
     epoch: float | None  # a 0-based epoch header ("Epoch 1/10" -> 0), for context only
 
 
-def _value(text: str) -> float:
-    return float(text)  # float() reads nan, inf and infinity in any case
-
-
-def _keep(key: str, value: float, unit: str) -> bool:
-    low = key.lower()
-    if unit not in _UNITS or low in _STOP_KEYS or _ENV_KEY.match(key):
-        return False
-    if low.endswith(("_id", " id", "version")):
-        return False
-    # Unix times (seconds or milliseconds) under a time-like key are clocks, not metrics.
-    return not (_TIME_KEY.search(key) and math.isfinite(value) and value > 1e8)
-
-
 def _flatten(obj: dict, prefix: str, out: list[tuple[str, object]]) -> None:
     for k, v in obj.items():
         key = f"{prefix}{k}"
@@ -181,65 +179,133 @@ def _flatten(obj: dict, prefix: str, out: list[tuple[str, object]]) -> None:
             out.append((key, v))
 
 
-def _parse_dict_line(s: str) -> list[tuple[str, str, float]]:
-    """Parse a JSON object or a Python dict repr (HF Trainer) into (key, unit, value) triples."""
-    items: list[tuple[str, object]] = []
+def _json_pairs(s: str) -> list[tuple[str, str, float]] | None:
+    """The numeric leaves of a JSON object line as (key, unit, value), or None when not JSON."""
     try:
         obj = json.loads(s)
     except ValueError:
-        obj = None
-    if isinstance(obj, dict):
-        _flatten(obj, "", items)
-        out = []
-        for k, v in items:
-            if isinstance(v, bool) or not isinstance(v, int | float):
-                continue
-            out.append((k, "", float(v)))
-        return out
-    return [(m["k"], "", _value(m["v"])) for m in _DICT_ITEM.finditer(s)]
+        return None
+    if not isinstance(obj, dict):
+        return None
+    items: list[tuple[str, object]] = []
+    _flatten(obj, "", items)
+    return [
+        (k, "", float(v))
+        for k, v in items
+        if not isinstance(v, bool) and isinstance(v, int | float)
+    ]
 
 
-def _parse(line: str) -> _Parsed | None:
-    """Parse one line (already free of ANSI and ``\\r`` history) into pairs and step facts."""
-    s = line.strip()
+# Roles of a line's number-bearing items in a template.
+_METRIC, _STEPKEY, _EPOCHKEY = 0, 1, 2
+# Step/epoch operations: set step, set epoch (minus a constant), step = epoch * total + n.
+_OP_STEP, _OP_EPOCH, _OP_LIN = 0, 1, 2
+
+
+@dataclass(frozen=True, slots=True)
+class _Template:
+    """What a line decides from its shape alone (its text with every digit read as 0).
+
+    Every parsing decision except a few value tests depends only on where digits are, not on
+    which digits they are, so one analysis serves every line of the same shape: the numbers are
+    read back from the spans recorded here. ``json`` lines re-run ``json.loads`` each time.
+    """
+
+    ops: tuple[tuple[int, int, int, int, int], ...]
+    # (role, key or None, key span, value span, statically kept, time-like key)
+    items: tuple[tuple[int, str | None, int, int, int, int, bool, bool], ...]
+    json: bool = False
+    dict_repr: bool = False  # a Python dict repr: valid only while the line is not JSON
+
+
+def _static_keep(key: str, unit: str) -> bool:
+    low = key.lower()
+    if unit not in _UNITS or low in _STOP_KEYS or _ENV_KEY.match(key):
+        return False
+    return not low.endswith(("_id", " id", "version"))
+
+
+def _keep(key: str, value: float, unit: str) -> bool:
+    if not _static_keep(key, unit):
+        return False
+    # Unix times (seconds or milliseconds) under a time-like key are clocks, not metrics.
+    return not (_TIME_KEY.search(key) and math.isfinite(value) and value > 1e8)
+
+
+def _segments(text: str, start: int, end: int) -> Iterator[tuple[int, int]]:
+    """Spans of ``text[start:end]`` split on ``,``, ``|``, ``;`` and `` - ``."""
+    pos = start
+    for m in _SEG_SPLIT.finditer(text, start, end):
+        yield pos, m.start()
+        pos = m.end()
+    yield pos, end
+
+
+def _analyse(text: str) -> _Template | None:
+    """Parse one line's structure into a template (None: this shape never holds metrics)."""
+    s = text.strip()
     if not s or _NOISE.match(s):
         return None
+    base = len(text) - len(text.lstrip())
     m = _PREFIX.match(s)
     if m:
-        s = s[m.end() :].strip()
-    step: float | None = None
-    epoch: float | None = None
-    raw: list[tuple[str, str, float]] = []
+        rest0 = s[m.end() :]
+        base += m.end() + len(rest0) - len(rest0.lstrip())
+        s = rest0.strip()
+    ops: list[tuple[int, int, int, int, int]] = []
+    # (role, key, key span, unit, value span) in the order the parse meets them
+    raw: list[tuple[str, int, int, str, int, int]] = []
+    has_epoch = False
+    has_step = False
+    is_json = dict_repr = False
     if s.startswith("{") and s.endswith("}"):
-        raw = _parse_dict_line(s)
+        if _json_pairs(s) is not None:
+            is_json = True
+        else:
+            dict_repr = True
+            for d in _DICT_ITEM.finditer(s):
+                raw.append((d["k"], *d.span("k"), "", *d.span("v")))
     else:
         anchor = _ANCHOR.match(s)
-        rest = s
+        rest = 0
         if anchor:
             word = anchor["w"].lower()
-            n = float(anchor["n"])
+            a, b = anchor.span("n")
             if word == "epoch":
-                epoch = n - 1 if anchor["t"] else n
+                ops.append((_OP_EPOCH, a, b, 1 if anchor["t"] else 0, 0))
+                has_epoch = True
             else:
-                step = n
-            rest = s[anchor.end() :]
-        # Cheap membership tests skip regexes that cannot match (most of the parse time).
+                ops.append((_OP_STEP, a, b, 0, 0))
+                has_step = True
+            rest = anchor.end()
         for c in _COUNTER.finditer(s) if "/" in s else ():
             word = c["w"].lower()
             if word == "epoch":
-                epoch = float(c["n"]) - 1
-            elif step is None or (anchor and c.start() == 0):
-                step = float(c["n"])
-                if epoch is not None and word in ("step", "batch"):
-                    step = epoch * float(c["t"]) + step
+                ops.append((_OP_EPOCH, *c.span("n"), 1, 0))
+                has_epoch = True
+            elif not has_step or (anchor and c.start() == 0):
+                if has_epoch and word in ("step", "batch"):
+                    ops.append((_OP_LIN, *c.span("n"), *c.span("t")))
+                else:
+                    ops.append((_OP_STEP, *c.span("n"), 0, 0))
+                has_step = True
         tq = _TQDM.search(s) if "|" in s else None
-        if tq and step is None:
-            step = float(tq["n"])
+        if tq and not has_step:
             te = _TQDM_EPOCH.match(s)
             if te:
-                epoch = float(te["e"])
-                step = epoch * float(tq["t"]) + step
+                ops.append((_OP_EPOCH, *te.span("e"), 0, 0))
+                ops.append((_OP_LIN, *tq.span("n"), *tq.span("t")))
+                has_epoch = True
+            else:
+                ops.append((_OP_STEP, *tq.span("n"), 0, 0))
+            has_step = True
         spans: list[tuple[int, int]] = []
+        found: list[tuple[str, int, int, str, int, int]] = []
+        fractions: list[tuple[str, int, int, str, int, int]] = []
+        if ":" in s and "/" in s:
+            for f in _FRAC_PAIR.finditer(s):
+                spans.append(f.span())
+                fractions.append((f["k"], *f.span("k"), "/", f.start("n"), f.end("t")))
         for pat, sep in ((_EQ_PAIR, "="), (_COLON_PAIR, ":")):
             if sep not in s:
                 continue
@@ -258,27 +324,140 @@ def _parse(line: str) -> _Parsed | None:
                     "{",
                 ):
                     continue  # "Num examples = 1000": a phrase being printed, not a metric
-                raw.append((p["k"], p["u"], _value(p["v"])))
+                found.append((p["k"], *p.span("k"), p["u"], *p.span("v")))
+        raw.extend(found + fractions)
         if spans:
+            cuts = sorted(spans)
             residual = "".join(
                 s[a:b]
                 for a, b in zip(
-                    [0, *(e for _, e in sorted(spans))],
-                    [*(b for b, _ in sorted(spans)), len(s)],
-                    strict=True,
+                    [0, *(e for _, e in cuts)], [*(b for b, _ in cuts), len(s)], strict=True
                 )
             )
-            if anchor:
-                residual = residual.replace(anchor.group(0), " ", 1)
+            if anchor and cuts[0][0] >= anchor.end():
+                residual = " " + residual[anchor.end() :]
             if len(_WORD.findall(residual)) > _MAX_PROSE_WORDS:
                 raw = []
         if anchor:
-            for seg in re.split(r"[,|;]| - ", rest):
+            for a, b in _segments(s, rest, len(s)):
+                seg = s[a:b]
+                if "=" in seg or ":" in seg:
+                    continue
                 sp = _SPACE_PAIR.match(seg)
-                if sp and "=" not in seg and ":" not in seg:
-                    raw.append((sp["k"], sp["u"], _value(sp["v"])))
+                if sp:
+                    raw.append(
+                        (
+                            sp["k"],
+                            a + sp.start("k"),
+                            a + sp.end("k"),
+                            sp["u"],
+                            *_shift(sp.span("v"), a),
+                        )
+                    )
+                elif _SPACE_RUN.match(seg):
+                    for r in _SPACE_ITEM.finditer(seg):
+                        raw.append(
+                            (
+                                r["k"],
+                                a + r.start("k"),
+                                a + r.end("k"),
+                                r["u"],
+                                *_shift(r.span("v"), a),
+                            )
+                        )
+    items = []
+    for key, ka, kb, unit, va, vb in raw:
+        low = key.lower()
+        role = _STEPKEY if low in _STEP_KEYS else _EPOCHKEY if low in _EPOCH_KEYS else _METRIC
+        literal = None if _HAS_DIGIT.search(key) else key
+        if unit == "/":  # a fraction "9890/10000 (99%)": its span holds n/t, read by _number
+            unit = ""
+        keep = _static_keep(key, unit)
+        items.append(
+            (
+                role,
+                literal,
+                ka + base,
+                kb + base,
+                va + base,
+                vb + base,
+                keep,
+                bool(_TIME_KEY.search(key)),
+            )
+        )
+    if not ops and not items and not is_json:
+        return None
+    shifted = tuple(
+        (op, a + base, b + base, c + base if op == _OP_LIN else c, d + base if op == _OP_LIN else d)
+        for op, a, b, c, d in ops
+    )
+    return _Template(shifted, tuple(items), is_json, dict_repr)
+
+
+def _shift(span: tuple[int, int], by: int) -> tuple[int, int]:
+    return span[0] + by, span[1] + by
+
+
+def _number(text: str | bytes, a: int, b: int) -> float:
+    """The value of ``text[a:b]``: a number, or ``n/t`` for a fraction."""
+    chunk = text[a:b]
+    try:
+        return float(chunk)
+    except ValueError:
+        n, _, t = chunk.partition(b"/" if isinstance(chunk, bytes) else "/")
+        return float(n) / float(t) if float(t) else math.nan
+
+
+def _evaluate(t: _Template, text: str | bytes) -> _Parsed | None:
+    """Read a line's numbers through its shape's template into pairs and step facts."""
+    if t.json:
+        s = text.decode("utf-8", "replace") if isinstance(text, bytes) else text
+        return _parse_json_line(s)
+    step: float | None = None
+    epoch: float | None = None
+    for op, a, b, c, d in t.ops:
+        if op == _OP_STEP:
+            step = float(text[a:b])
+        elif op == _OP_EPOCH:
+            epoch = float(text[a:b]) - c
+        else:
+            step = epoch * float(text[c:d]) + float(text[a:b])  # type: ignore[operator]
     pairs: list[tuple[str, float]] = []
-    for key, unit, value in raw:
+    for role, key, ka, kb, va, vb, keep, timed in t.items:
+        value = _number(text, va, vb)
+        if key is None:
+            k = text[ka:kb]
+            key = k.decode("utf-8", "replace") if isinstance(k, bytes) else k
+        if role == _STEPKEY:
+            if math.isfinite(value):
+                step = value
+            continue
+        if role == _EPOCHKEY and math.isfinite(value):
+            pairs.append((key, value))
+            continue
+        if keep and not (timed and math.isfinite(value) and value > 1e8):
+            pairs.append((key, value))
+    if not pairs and step is None and epoch is None:
+        return None
+    return _Parsed(pairs, step, epoch)
+
+
+def _body(s: str) -> str:
+    """A line without its surrounding blanks and log-record prefix."""
+    s = s.strip()
+    m = _PREFIX.match(s)
+    return s[m.end() :].strip() if m else s
+
+
+def _parse_json_line(s: str) -> _Parsed | None:
+    """A JSON object line's pairs; ``json.loads`` runs each time (it is exact and fast)."""
+    found = _json_pairs(_body(s))
+    if found is None:  # shaped like a JSON line seen before, but not JSON: the full parse
+        t = _analyse(s)
+        return None if t is None or t.json else _evaluate(t, s)
+    step: float | None = None
+    pairs: list[tuple[str, float]] = []
+    for key, unit, value in found:
         low = key.lower()
         if low in _STEP_KEYS:
             if math.isfinite(value):
@@ -289,9 +468,41 @@ def _parse(line: str) -> _Parsed | None:
             continue
         if _keep(key, value, unit):
             pairs.append((key, value))
-    if not pairs and step is None and epoch is None:
+    if not pairs and step is None:
         return None
-    return _Parsed(pairs, step, epoch)
+    return _Parsed(pairs, step, None)
+
+
+# Shape -> template (or None); bounded, shared by every parser (templates are immutable).
+_SHAPES: dict[object, _Template | None] = {}
+_MAX_SHAPES = 20_000
+_MISS = object()
+_ZERO_DIGITS = bytes.maketrans(b"123456789", b"000000000")
+_ZERO_DIGITS_STR = str.maketrans("123456789", "000000000")
+# In a dict line, a number with a leading zero decides whether json.loads accepts it.
+_LEAD_ZERO = re.compile(rb"(?<![0-9.eE])-?0[0-9]")
+
+
+def _parse(line: str) -> _Parsed | None:
+    """Parse one line (already free of ANSI and ``\\r`` history) into pairs and step facts."""
+    t = _analyse(line)
+    return None if t is None else _evaluate(t, line)
+
+
+def _parse_cached(text: str) -> _Parsed | None:
+    """``_parse`` through the shape cache: the same result, most of the work skipped."""
+    shape = text.translate(_ZERO_DIGITS_STR)
+    t = _SHAPES.get(shape, _MISS)
+    if t is _MISS:
+        t = _analyse(text)
+        if t is not None and t.dict_repr and _LEAD_ZERO.search(text.encode()):
+            return _evaluate(t, text)
+        if len(_SHAPES) >= _MAX_SHAPES:
+            _SHAPES.clear()
+        _SHAPES[shape] = t
+    elif t is not None and t.dict_repr and _LEAD_ZERO.search(text.encode()):
+        return _parse(text)
+    return None if t is None else _evaluate(t, text)  # type: ignore[arg-type]
 
 
 def extract(line: str) -> list[MetricPoint]:
