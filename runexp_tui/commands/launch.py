@@ -37,6 +37,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--simulate-gpus", action="store_true", help="the GPUs are simulated (sets RUNEXP_SIM_GPUS)"
     )
+    remote = parser.add_argument_group("ssh and slurm backends")
+    remote.add_argument("--ssh-key", default=None, help="ssh: private key file")
+    remote.add_argument(
+        "--ssh-opt", action="append", default=[], metavar="OPT", help="ssh: extra -o option"
+    )
+    remote.add_argument("--remote-dir", default=None, help="ssh: the repo's path on the host")
+    remote.add_argument("--partition", default=None, help="slurm: partition")
+    remote.add_argument("--time", default=None, help="slurm: time limit, e.g. 02:00:00")
 
 
 def _fail(msg: str) -> int:
@@ -118,17 +126,15 @@ def run(args: argparse.Namespace) -> int:
         return _fail(f"not a folder: {args.repo}")
     repo = repo.resolve()
     backend = args.backend or "local"
-    if backend != "local":
-        kind = backend.partition(":")[0]
-        if kind in ("ssh", "slurm"):
-            return _fail(f"the {kind} backend is not supported yet (use --backend local)")
+    kind, _, host = backend.partition(":")
+    if kind not in ("local", "ssh", "slurm") or (kind == "ssh") != bool(host):
         return _fail(f"bad --backend {backend!r} (expected local, ssh:HOST or slurm)")
     try:
         config = load_config(repo) or default_config(repo)
     except ConfigError as exc:
         print(f"runexp-tui launch: ignoring the saved config: {exc}", file=sys.stderr)
         config = default_config(repo)
-    config = config.with_(repo=str(repo), backend="local", host="")
+    config = config.with_(repo=str(repo), backend=kind, host=host)
     try:
         if args.user_command is not None:
             config = config.with_(command=args.user_command)
@@ -168,13 +174,43 @@ def run(args: argparse.Namespace) -> int:
 
     if args.systemd_scope and not systemd_scope_available():
         return _fail("--systemd-scope: systemd-run or the user's systemd bus is not available")
-    record = launch_local(spec, name=args.name, systemd_scope=args.systemd_scope)
+    status_fn = None
+    try:
+        if kind == "ssh":
+            from runexp_tui.core.remote_ssh import SshError, launch_ssh, ssh_status
+
+            try:
+                record = launch_ssh(
+                    spec,
+                    host,
+                    keyfile=args.ssh_key,
+                    ssh_opts=tuple(x for o in args.ssh_opt for x in ("-o", o)),
+                    remote_cwd=args.remote_dir,
+                    name=args.name,
+                )
+            except SshError as exc:
+                return _fail(str(exc))
+            status_fn = ssh_status
+        elif kind == "slurm":
+            from runexp_tui.core.slurm import SlurmError, launch_slurm, slurm_status
+
+            try:
+                record = launch_slurm(
+                    spec, name=args.name, partition=args.partition, time=args.time
+                )
+            except SlurmError as exc:
+                return _fail(str(exc))
+            status_fn = slurm_status
+        else:
+            record = launch_local(spec, name=args.name, systemd_scope=args.systemd_scope)
+    except OSError as exc:
+        return _fail(f"could not start the run: {exc}")
     for w in record.warnings:
         print(f"warning: {w}", file=sys.stderr)
     out = record.to_dict()
     code = 0
     if args.watch > 0:
-        result = watch_start(record, args.watch)
+        result = watch_start(record, args.watch, **({"status_fn": status_fn} if status_fn else {}))
         out["status"] = result.status.to_dict()
         out["watch"] = result.to_dict()
         if result.verdict == "failed_early":

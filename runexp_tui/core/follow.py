@@ -96,7 +96,14 @@ class RunFollower:
         self._history: SeriesStore | None = None  # a big log's history, parsed in a thread
         self._history_thread: threading.Thread | None = None
         self._stop = threading.Event()
+        self._ssh: Any = None
+        self._remote_offset = 0
         log = Path(record.log_path)
+        if record.backend == "ssh":
+            # The log lives on the host: mirror it locally, then follow the mirror like any log.
+            log = Path(record.run_dir) / "remote-output.log"
+            log.touch()
+            self._mirror(log)
         start = 0
         with contextlib.suppress(OSError):
             size = log.stat().st_size
@@ -118,6 +125,26 @@ class RunFollower:
             self._last_size = size
             self.log_grew_at = log.stat().st_mtime
         self.tailer = LogTailer(log, start_offset=start)
+
+    def _mirror(self, mirror: Path) -> None:
+        """Append what the host's log gained since the last call to the local mirror."""
+        from runexp_tui.core.remote_ssh import SshError, SshRun
+
+        try:
+            if self._ssh is None:
+                self._ssh = SshRun(self.record)
+            data, size = self._ssh.read_log(self._remote_offset)
+        except (SshError, OSError):
+            self._ssh = None  # reconnect on the next poll
+            return
+        if size < self._remote_offset:  # truncated on the host: start the mirror again
+            self._remote_offset = 0
+            mirror.write_bytes(b"")
+            return
+        if data:
+            with open(mirror, "ab") as fh:
+                fh.write(data)
+            self._remote_offset += len(data)
 
     @classmethod
     def open(cls, run_id: str, *, repo: str | os.PathLike[str] | None = None) -> RunFollower:
@@ -209,7 +236,7 @@ class RunFollower:
         rec = self.record
         now = self.clock()
         try:
-            status = run_status(rec)
+            status = self._ssh.status() if self._ssh is not None else run_status(rec)
         except Exception as exc:  # an unreadable exit file or the like: show it, keep going
             return RunView(run_id=rec.id, state="unknown", error=str(exc))
         if status.ended and rec.state != status.state:
@@ -219,6 +246,8 @@ class RunFollower:
             history.update(self.store)
             self.store = history
             self.parser.store = history
+        if self._ssh is not None or rec.backend == "ssh":
+            self._mirror(self.tailer.path)
         new = self.tailer.poll()
         if new:
             self.log_grew_at = now
@@ -227,7 +256,7 @@ class RunFollower:
                 self.parser.feed(line)
         if status.state == "running" or not self._wandb_keys:
             self._wandb()
-        pids = group_members(rec) if status.state == "running" else []
+        pids = group_members(rec) if status.state == "running" and rec.backend == "local" else []
         cpu, rss = self._process_stats(pids)
         if now - self._diag_at > 3 or status.ended:
             self._diag_at = now
@@ -345,3 +374,6 @@ class RunFollower:
     def close(self) -> None:
         self._stop.set()
         self.tailer.close()
+        if self._ssh is not None:
+            with contextlib.suppress(Exception):
+                self._ssh.close()

@@ -665,6 +665,14 @@ def stop_run(
     Idempotent: a run that has ended is left alone. A pid that now belongs to another process
     (pid reuse) is never signalled: the outcome is "lost".
     """
+    if record.backend == "ssh":
+        from runexp_tui.core.remote_ssh import ssh_stop
+
+        return ssh_stop(record, grace, on_step)
+    if record.backend == "slurm":
+        from runexp_tui.core.slurm import slurm_stop
+
+        return slurm_stop(record, grace[0] + grace[1], on_step)
     status = run_status(record)
     if status.state == "lost":
         return StopResult("lost", (), status, record)

@@ -24,7 +24,8 @@ from typing import Any, Literal
 from runexp_tui.core.fileio import atomic_write_json
 from runexp_tui.core.paths import global_run_index_path, repo_runs_dir
 
-RunState = Literal["running", "exited", "killed", "stopped", "lost"]
+# "unreachable": the ssh host or the Slurm controller did not answer (not an end state)
+RunState = Literal["running", "exited", "killed", "stopped", "lost", "unreachable"]
 
 RUN_FILE = "run.json"
 LOG_FILE = "output.log"
@@ -129,7 +130,7 @@ class RunStatus:
 
     @property
     def ended(self) -> bool:
-        return self.state != "running"
+        return self.state not in ("running", "unreachable")
 
     def describe(self) -> str:
         """A short human phrase: 'running', 'exited (code 3)', 'killed (SIGKILL)'."""
@@ -254,7 +255,24 @@ def group_members(record: RunRecord) -> list[int]:
 
 
 def run_status(record: RunRecord, *, now: float | None = None) -> RunStatus:
-    """Derive the live state: running, exited, killed, stopped (after a stop request) or lost."""
+    """Derive the live state: running, exited, killed, stopped (after a stop request) or lost.
+
+    ssh and slurm runs ask their backend (the remote host, the Slurm controller).
+    """
+    if record.backend == "ssh":
+        from runexp_tui.core.remote_ssh import SshError, ssh_status
+
+        try:
+            return ssh_status(record)
+        except (SshError, OSError):
+            return RunStatus("unreachable")
+    if record.backend == "slurm":
+        from runexp_tui.core.slurm import SlurmError, slurm_status
+
+        try:
+            return slurm_status(record)
+        except (SlurmError, OSError):
+            return RunStatus("unreachable")
     now = time.time() if now is None else now
     started = record.pid_create_time or _iso_to_epoch(record.created_at)
     info = read_exit(record)
