@@ -53,7 +53,9 @@ class RunexpApp(App[None]):
     pane_collapsed: reactive[bool] = reactive(False)
     narrow: reactive[bool] = reactive(False)
 
-    def __init__(self, services: Services, *, repo: str | Path | None = None, attach: str | None = None):
+    def __init__(
+        self, services: Services, *, repo: str | Path | None = None, attach: str | None = None
+    ):
         super().__init__()
         self.services = services
         self.session = Session(repo=Path(repo).resolve() if repo else None)
@@ -77,6 +79,11 @@ class RunexpApp(App[None]):
                 self.push_screen(phase("monitor").make())
                 return
         self.push_screen(phase("configure").make())
+        from runexp_tui.tui.attach_offer import offer_attach
+
+        self.run_worker(
+            offer_attach(self), group="attach-offer", exclusive=True, exit_on_error=False
+        )
 
     def on_unmount(self) -> None:
         self._stopping.set()
@@ -141,7 +148,9 @@ class RunexpApp(App[None]):
             return
         self._follow(run_id)
 
-    @work(thread=True, exclusive=True, group="follow", exit_on_error=False, description="run follower")
+    @work(
+        thread=True, exclusive=True, group="follow", exit_on_error=False, description="run follower"
+    )
     def _follow(self, run_id: str) -> None:
         from runexp_tui.core.follow import RunFollower
 
@@ -221,10 +230,16 @@ class RunexpApp(App[None]):
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
         yield SystemCommand("Help", "Keys and phases", self.action_help)
-        yield SystemCommand("Toggle monitoring pane", "Collapse or expand the pane", self.action_toggle_pane)
+        yield SystemCommand(
+            "Toggle monitoring pane", "Collapse or expand the pane", self.action_toggle_pane
+        )
         for p in PHASES:
             if p.available:
-                yield SystemCommand(f"Phase: {p.title}", f"Phase {index_of(p.key) + 1}", lambda p=p: self._jump(p.key))
+                yield SystemCommand(
+                    f"Phase: {p.title}",
+                    f"Phase {index_of(p.key) + 1}",
+                    lambda p=p: self._jump(p.key),
+                )
         for cmd in getattr(screen, "palette_commands", lambda: [])():
             yield cmd
 
@@ -243,6 +258,8 @@ class RunexpApp(App[None]):
         self.push_screen(phase(key).make())
 
 
-def make_app(services: Services, *, repo: str | Path | None = None, attach: str | None = None) -> RunexpApp:
+def make_app(
+    services: Services, *, repo: str | Path | None = None, attach: str | None = None
+) -> RunexpApp:
     """The one factory used by the CLI and the tests."""
     return RunexpApp(services, repo=repo, attach=attach)

@@ -12,7 +12,7 @@ import pytest
 from runexp_tui.core.config import EnvSettings, ExperimentConfig, WandbSettings
 from runexp_tui.core.launch import build_launch, launch_local, stop_run, watch_start
 from runexp_tui.core.runs import RunRecord, RunRegistry, save_record
-from runexp_tui.tui.attach_offer import offer_attach, run_command, running_runs
+from runexp_tui.tui.attach_offer import run_command, running_runs
 from runexp_tui.tui.screens.confirm import ConfirmScreen
 
 pytestmark = pytest.mark.slow  # real detached processes
@@ -51,8 +51,7 @@ def on_confirm(app: Any) -> Callable[[], bool]:
 async def test_yes_attaches_the_pane_to_the_running_run(app_factory, demo_repo, sleeper) -> None:
     app = app_factory(demo_repo)
     async with app.run_test(size=(160, 48)) as pilot:
-        app.run_worker(offer_attach(app), group="attach-offer")
-        await wait_until(pilot, on_confirm(app))
+        await wait_until(pilot, on_confirm(app))  # the app asks by itself at start-up
         question = app.screen.question
         assert sleeper.id in question and "time.sleep(60)" in question
         assert question.startswith("A run is still running:") and question.endswith("Attach?")
@@ -66,10 +65,9 @@ async def test_yes_attaches_the_pane_to_the_running_run(app_factory, demo_repo, 
 async def test_no_leaves_the_dashboard_as_it_was(app_factory, demo_repo, sleeper) -> None:
     app = app_factory(demo_repo)
     async with app.run_test(size=(80, 24)) as pilot:
-        worker = app.run_worker(offer_attach(app), group="attach-offer")
         await wait_until(pilot, on_confirm(app))
         await pilot.press("n")
-        await worker.wait()
+        await app.workers.wait_for_complete()
         assert not isinstance(app.screen, ConfirmScreen)
         assert app.session.run_id is None and app.run_view is None
 
@@ -79,8 +77,7 @@ async def test_no_question_without_a_running_run(app_factory, demo_repo: Path) -
     assert watch_start(done, 5.0).verdict == "exited_ok"
     app = app_factory(demo_repo)
     async with app.run_test(size=(80, 24)) as pilot:
-        worker = app.run_worker(offer_attach(app), group="attach-offer")
-        await worker.wait()
+        await app.workers.wait_for_complete()
         await pilot.pause()
         assert not isinstance(app.screen, ConfirmScreen)
         assert app.session.run_id is None
