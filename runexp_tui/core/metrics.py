@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import json
 import math
+import operator
 import os
 import re
 import threading
 from array import array
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 
 from runexp_tui.core.logtail import strip_ansi
@@ -143,14 +145,16 @@ _NOISE = re.compile(
     r"warnings\.warn|\S+\.py:\d+: \w*Warning)"
 )
 _ENV_KEY = re.compile(r"^[A-Z][A-Z0-9]*_[A-Z0-9_]+$")
-# Pre-filter for history: literal-led patterns (fast in CPython's re), one pass each.
-_CANDIDATES = (
-    re.compile(rb"=[ ]?(?:tensor\()?[-+.0-9nNiI]"),
-    re.compile(rb":(?<![0-9][0-9]:)(?<!py:)[ ]*['\"]?(?:tensor\()?[-+.0-9nNiI]"),
-    re.compile(rb"ter[ ]*[:=]?[ ]*\[?[0-9]"),
-    re.compile(rb"tep[ ]*[:=]?[ ]*\[?[0-9]"),
-    re.compile(rb"poch[ ]*[:=]?[ ]*\[?[0-9]"),
-    re.compile(rb"atch[ ]*[:=]?[ ]*\[?[0-9]"),
+# Pre-filter for history. A regex scan of a whole chunk costs about as much as one pass of
+# bytes.count, and only a literal-led pattern scans fast, so there are few of them: "=" and "{"
+# are found by bytes.find (memchr), the rest by three literal-led patterns checked in C. A bare
+# "key:value" without a space is only seen when the line has another trigger (a ":" scan would
+# stop at every timestamp).
+_EQ_HIT = re.compile(rb"=[ ]?(?:tensor\()?[-+.0-9nNiI]")
+_SCANS = (
+    re.compile(rb": +['\"]?(?:tensor\()?[-+.0-9nNiI]"),
+    re.compile(rb"te[rp][ ]*[:=]?[ ]*\[?[0-9]"),  # iter, step
+    re.compile(rb"ch(?<=poch|atch)[ ]*[:=]?[ ]*\[?[0-9]"),  # epoch, batch
 )
 
 
@@ -480,7 +484,7 @@ _MISS = object()
 _ZERO_DIGITS = bytes.maketrans(b"123456789", b"000000000")
 _ZERO_DIGITS_STR = str.maketrans("123456789", "000000000")
 # In a dict line, a number with a leading zero decides whether json.loads accepts it.
-_LEAD_ZERO = re.compile(rb"(?<![0-9.eE])-?0[0-9]")
+_LEAD_ZERO = re.compile(rb"(?<![0-9.eE+-])-?0[0-9]")
 
 
 def _parse(line: str) -> _Parsed | None:
@@ -554,6 +558,30 @@ class SeriesStore:
             self._values[key] = values[::2]
             self._stride[key] = stride * 2
 
+    def _extend(self, key: str, steps: list[float], values: list[float]) -> None:
+        """``add`` for many points of one key: one ``extend`` when nothing replaces or thins."""
+        old = self._steps.get(key)
+        if old is None:
+            self.add(key, steps[0], values[0])
+            steps, values = steps[1:], values[1:]
+            old = self._steps[key]
+            if not steps:
+                return
+        if (
+            self._stride[key] == 1
+            and len(old) + len(steps) <= self.max_points
+            and (not old or old[-1] != steps[0])
+            and not any(map(operator.eq, steps, islice(steps, 1, None)))
+        ):
+            old.extend(steps)
+            self._values[key].extend(values)
+            self._seen[key] += len(steps)
+            self._latest[key] = MetricPoint(steps[-1], key, values[-1])
+            return
+        add = self.add
+        for s, v in zip(steps, values, strict=True):
+            add(key, s, v)
+
     def update(self, other: SeriesStore) -> None:
         """Append every point of ``other`` after this store's points (history, then live)."""
         for key in other:
@@ -583,6 +611,15 @@ class SeriesStore:
         return iter(self.keys())
 
 
+def _last_state(line: str) -> str:
+    """A line as a terminal shows it: its last ``\\r`` state, without ANSI codes."""
+    if "\r" in line:
+        line = line.rstrip("\r").rsplit("\r", 1)[-1]
+    if "\x1b" in line:
+        line = strip_ansi(line)
+    return line
+
+
 class MetricParser:
     """Streaming parser: feeds lines, keeps the step/epoch context, fills a ``SeriesStore``."""
 
@@ -591,15 +628,40 @@ class MetricParser:
         self.step: float | None = None
         self.epoch: float | None = None
         self._count = 0
+        self._pending: str | None = None
 
     def feed(self, line: str) -> list[MetricPoint]:
         """Parse one complete line; returns the points recorded (with their resolved step)."""
-        if "\r" in line:
-            line = line.rstrip("\r").rsplit("\r", 1)[-1]
-        if "\x1b" in line:
-            line = strip_ansi(line)
-        parsed = _parse(line)
+        self._pending = None
+        parsed = _parse_cached(_last_state(line))
         return self._record(parsed) if parsed is not None else []
+
+    def feed_pending(self, line: str | None) -> list[MetricPoint]:
+        """Show the unfinished last line (a live ``\\r`` progress bar) in the series already.
+
+        The parser's step/epoch context is left as it is, so when the line completes, ``feed``
+        resolves the same step for it and its points replace these (``SeriesStore`` keeps one
+        point per step) instead of being counted twice. Repeating the same text does nothing.
+        """
+        if not line or line == self._pending:
+            return []
+        self._pending = line
+        parsed = _parse_cached(_last_state(line))
+        if parsed is None or not parsed.pairs:
+            return []
+        if parsed.step is not None:
+            step = parsed.step
+        elif self.step is not None:
+            step = self.step
+        elif self.epoch is not None and parsed.epoch is None:
+            step = self.epoch
+        else:
+            step = float(self._count)
+        points = []
+        for key, value in parsed.pairs:
+            self.store.add(key, step, value)
+            points.append(MetricPoint(step, key, value))
+        return points
 
     def feed_lines(self, lines: list[str]) -> None:
         """Parse several lines in order."""
@@ -671,24 +733,103 @@ def parse_file_history(
     return parser.store
 
 
-def _parse_block(buf: bytes, limit: int, parser: MetricParser) -> None:
+def _candidates(buf: bytes, limit: int) -> list[int]:
+    """Sorted start offsets of the segments (``\\n``/``\\r``-delimited) that may hold a metric."""
     starts: set[int] = set()
-    for pat in _CANDIDATES:
-        for m in pat.finditer(buf, 0, limit):
-            pos = m.start()
-            # Bounded searches: an unbounded find for a byte absent from the chunk is quadratic.
-            ls = buf.rfind(b"\n", 0, pos) + 1
-            starts.add(buf.rfind(b"\r", ls, pos) + 1 or ls)
-    record = parser._record
-    for s in sorted(starts):
-        nl = buf.find(b"\n", s, limit)
-        e = limit if nl < 0 else nl
-        cr = buf.find(b"\r", s, e)
-        if cr >= 0:
-            e = cr
-        text = buf[s:e].decode("utf-8", "replace")
-        if "\x1b" in text:
-            text = strip_ansi(text)
-        parsed = _parse(text)
-        if parsed is not None:
-            record(parsed)
+    find = buf.find
+    rfind = buf.rfind
+
+    def segment_end(i: int) -> int:
+        e = find(b"\n", i, limit)
+        if e < 0:
+            e = limit
+        cr = find(b"\r", i, e)
+        return cr if cr >= 0 else e
+
+    def add(i: int) -> None:
+        ls = rfind(b"\n", 0, i) + 1
+        starts.add(rfind(b"\r", ls, i) + 1 or ls)
+
+    for lit, confirm in ((b"=", _EQ_HIT.match), (b"{", None)):
+        i = find(lit, 0, limit)
+        while i >= 0:
+            if confirm is not None and not confirm(buf, i):
+                i = find(lit, i + 1, limit)
+                continue
+            add(i)
+            i = find(lit, segment_end(i) + 1, limit)
+    for pat in _SCANS:
+        search = pat.search
+        m = search(buf, 0, limit)
+        while m is not None:
+            i = m.start()
+            add(i)
+            m = search(buf, segment_end(i) + 1, limit)
+    return sorted(starts)
+
+
+def _parse_block(buf: bytes, limit: int, parser: MetricParser) -> None:
+    """Parse the candidate segments of ``buf[:limit]`` into the parser's store, in order.
+
+    Each segment's digit-blind shape selects a cached template, so a shape is analysed once and
+    every further line of it costs a dict lookup and a few ``float`` calls. Points are gathered
+    per key and appended to the store in bulk.
+    """
+    find = buf.find
+    shapes = _SHAPES
+    step, epoch, count = parser.step, parser.epoch, parser._count
+    pending: dict[str, tuple[list[float], list[float]]] = {}
+    for s in _candidates(buf, limit):
+        e = find(b"\n", s, limit)
+        if e < 0:
+            e = limit
+        cr = find(b"\r", s, e)
+        seg = buf[s : cr if cr >= 0 else e]
+        plain = seg.isascii() and b"\x1b" not in seg
+        if plain:
+            text: str | bytes = seg
+        else:
+            text = seg.decode("utf-8", "replace")
+            if "\x1b" in text:
+                text = strip_ansi(text)
+        shape = seg.translate(_ZERO_DIGITS)
+        t = shapes.get(shape, _MISS)
+        if t is _MISS:
+            t = _analyse(text.decode() if plain else text)  # type: ignore[union-attr,arg-type]
+            if len(shapes) >= _MAX_SHAPES:
+                shapes.clear()
+            shapes[shape] = t
+        if t is None:
+            continue
+        if t.dict_repr and _LEAD_ZERO.search(seg):  # type: ignore[union-attr]
+            parsed = _parse(text.decode() if plain else text)  # type: ignore[union-attr,arg-type]
+        else:
+            parsed = _evaluate(t, text)  # type: ignore[arg-type]
+        if parsed is None:
+            continue
+        # The same resolution as MetricParser._record, on local variables.
+        if parsed.epoch is not None:
+            epoch = parsed.epoch
+        if not parsed.pairs:
+            if parsed.step is not None:
+                step = parsed.step
+            continue
+        if parsed.step is not None:
+            at = step = parsed.step
+        elif step is not None:
+            at = step
+        elif epoch is not None and parsed.epoch is None:
+            at = epoch
+        else:
+            at = float(count)
+        count += 1
+        for key, value in parsed.pairs:
+            lists = pending.get(key)
+            if lists is None:
+                lists = pending[key] = ([], [])
+            lists[0].append(at)
+            lists[1].append(value)
+    parser.step, parser.epoch, parser._count = step, epoch, count
+    store = parser.store
+    for key, (steps, values) in pending.items():
+        store._extend(key, steps, values)
