@@ -107,6 +107,7 @@ class ConfigureScreen(PhaseScreen):
         self._defaults: dict[str, str] = {}  # values the form filled in itself (not the user)
         self._review_when_ready = False
         self._saved_existing_env = ""  # picked once the conda env list arrives
+        self._shown: dict[str, tuple[str, bool]] = {}
 
     # ----- layout ------------------------------------------------------------------------------
     def compose_body(self) -> ComposeResult:
@@ -175,6 +176,10 @@ class ConfigureScreen(PhaseScreen):
         self.query_one("#repo", Input).value = display_path(repo)
         for msg in self.query(".msg"):
             msg.display = False
+        for field in self.query(Input):
+            field.cursor_blink = (
+                False  # a steady cursor: no redraw (and no bytes over SSH) twice a second
+            )
         self.query_one("#flags", DataTable).add_columns("Flag", "Default", "Value", "Help")
         self._show_env_fields("venv")
         self.watch(self.app, "gpu_snapshot", self._on_gpus)
@@ -241,6 +246,9 @@ class ConfigureScreen(PhaseScreen):
 
     def _set_msg(self, selector: str, text: str, *, error: bool = False) -> None:
         msg = self.query_one(selector, Label)
+        if self._shown.get(selector) == (text, error):
+            return  # an unchanged message costs no redraw (the GPU line is set every second)
+        self._shown[selector] = (text, error)
         msg.update(Text(text))  # plain text: paths and TOML keys may contain [brackets]
         msg.set_class(error, "error")
         msg.display = bool(text)

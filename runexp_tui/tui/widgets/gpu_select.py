@@ -37,37 +37,51 @@ class GpuSelect(DataTable[Any]):
         self.add_columns("", "GPU", "Name", "Util", "Memory", "Temp", "Processes")
 
     def show(self, snapshot: Any) -> None:
-        """Redraw the rows from a snapshot, keeping the cursor and the selection."""
+        """Redraw from a snapshot, keeping the cursor and the selection.
+
+        When the same GPUs are present only the cells that changed are rewritten: clearing the
+        table every second would re-lay it out, which is most of the pane's CPU cost.
+        """
         gpus = list(getattr(snapshot, "gpus", ()) or ())
+        self._sampled = snapshot is not None
+        rows = [self._cells(g) for g in gpus]
+        indices = [g.index for g in gpus]
+        if indices == self.indices and self.row_count == len(rows):
+            for r, cells in enumerate(rows):
+                for c, value in enumerate(cells):
+                    if c and str(self.get_cell_at((r, c))) != str(value):
+                        self.update_cell_at((r, c), value)
+            return
         row = self.cursor_row
         self.clear()
-        self.indices = [g.index for g in gpus]
-        self._sampled = snapshot is not None
-        for g in gpus:
-            mark = (
-                Text("[x]", style="bold green")
-                if g.index in self.selected
-                else Text("[ ]", style="dim")
-            )
-            if getattr(g, "lost", False):
-                self.add_row(mark, str(g.index), str(g.name), "lost", "", "", "", key=str(g.index))
-                continue
-            procs = getattr(g, "processes", ()) or ()
-            names = ", ".join(f"{p.name}({p.pid})" for p in procs[:2]) + (
-                f" +{len(procs) - 2}" if len(procs) > 2 else ""
-            )
-            self.add_row(
-                mark,
-                str(g.index),
-                str(g.name),
-                fmt_num(g.utilization_pct, "{:.0f}", "%"),
-                f"{fmt_mib(g.memory_used_mib)} / {fmt_mib(g.memory_total_mib)}",
-                fmt_num(g.temperature_c, "{:.0f}", "°C"),
-                names or "—",
-                key=str(g.index),
-            )
+        self.indices = indices
+        for g, cells in zip(gpus, rows, strict=True):
+            self.add_row(*cells, key=str(g.index))
         if self.row_count:
             self.move_cursor(row=min(row, self.row_count - 1))
+
+    def _mark(self, index: int) -> Text:
+        if index in self.selected:
+            return Text("[x]", style="bold green")
+        return Text("[ ]", style="dim")
+
+    def _cells(self, g: Any) -> tuple[Any, ...]:
+        mark = self._mark(g.index)
+        if getattr(g, "lost", False):
+            return (mark, str(g.index), str(g.name), "lost", "", "", "")
+        procs = getattr(g, "processes", ()) or ()
+        names = ", ".join(f"{p.name}({p.pid})" for p in procs[:2])
+        if len(procs) > 2:
+            names += f" +{len(procs) - 2}"
+        return (
+            mark,
+            str(g.index),
+            str(g.name),
+            fmt_num(g.utilization_pct, "{:.0f}", "%"),
+            f"{fmt_mib(g.memory_used_mib)} / {fmt_mib(g.memory_total_mib)}",
+            fmt_num(g.temperature_c, "{:.0f}", "°C"),
+            names or "—",
+        )
 
     @property
     def missing(self) -> tuple[int, ...]:
@@ -96,10 +110,5 @@ class GpuSelect(DataTable[Any]):
 
     def _announce(self) -> None:
         for i, idx in enumerate(self.indices):
-            mark = (
-                Text("[x]", style="bold green")
-                if idx in self.selected
-                else Text("[ ]", style="dim")
-            )
-            self.update_cell_at((i, 0), mark)
+            self.update_cell_at((i, 0), self._mark(idx))
         self.post_message(self.Changed(tuple(sorted(self.selected))))

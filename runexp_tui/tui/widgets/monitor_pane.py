@@ -120,6 +120,8 @@ def render_run(view: Any, width: int, max_lines: int) -> Text:
 class MonitorPane(Widget):
     """Docked at the bottom of every phase screen; `m` collapses it to one line."""
 
+    _last_gpus: Text | None = None
+
     def compose(self) -> ComposeResult:
         with Horizontal(id="pane-row"):
             yield Static(id="pane-gpus")
