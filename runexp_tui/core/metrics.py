@@ -70,6 +70,7 @@ _STEP_KEYS = {
     "trainer/global_step",
 }
 _EPOCH_KEYS = {"epoch", "epochs"}
+_COUNTER_WORDS = {"epoch", "step", "iter", "iteration", "batch"}
 # "Accuracy: 9890/10000 (99%)" (PyTorch examples): a count out of a total, read as n/t.
 _FRAC_PAIR = re.compile(
     rf"(?<![\w./@-])(?P<k>{_KEY}(?: [A-Za-z_][\w./@-]*)?)\s?:\s*(?P<n>\d+)/(?P<t>\d+)"
@@ -372,6 +373,8 @@ def _analyse(text: str) -> _Template | None:
     items = []
     for key, ka, kb, unit, va, vb in raw:
         low = key.lower()
+        if " " in low and low.rsplit(" ", 1)[1] in _COUNTER_WORDS:
+            continue  # "Train Epoch: 1": a counter named in a phrase, context not a metric
         role = _STEPKEY if low in _STEP_KEYS else _EPOCHKEY if low in _EPOCH_KEYS else _METRIC
         literal = None if _HAS_DIGIT.search(key) else key
         if unit == "/":  # a fraction "9890/10000 (99%)": its span holds n/t, read by _number

@@ -117,3 +117,113 @@ def test_history_parse_stops_and_reports_progress(tmp_path: Path) -> None:
     assert parse_file_history(log, stop_event=stop).keys() == []
     half = parse_file_history(log, end=len((FIX / "nanogpt.log").read_bytes()))
     _same(_as_dict(half), _expected("nanogpt.expected.json"))
+
+
+ALL_LOGS = sorted(p.stem for p in FIX.glob("*.log"))
+
+
+def _dense_log() -> str:
+    """Every line a metric line, many digit widths and formats (the shape cache's worst mix)."""
+    out = []
+    for i in range(0, 3000, 7):
+        out.append(
+            f"step {i} | loss {1 / (i + 1):.4f} | lr {3e-4 * (i % 5):.4e} | dt {i % 997}.5ms"
+        )
+        if i % 3 == 0:
+            out.append(
+                f"{{'loss': {i / 7:.3f}, 'learning_rate': {i}e-0{i % 9}, 'epoch': 0{i % 3}}}"
+            )
+        if i % 5 == 0:
+            out.append(
+                f'{{"step": {i}, "train/loss": {i * 1e-3}, "tok": 0{i % 4}, "ts": {1.7e9 + i}}}'
+            )
+        if i % 11 == 0:
+            out.append(f"eval epoch {i // 11}: val_loss {i % 13}.0 val_acc 0.{i % 100:02d}")
+            out.append(
+                f"Epoch {i % 4}:  50%|#   | {i}/{i + 5} [00:01<00:01, 1.9it/s, loss={i % 7}.{i}, v_num=0]"
+            )
+        if i % 13 == 0:
+            out.append(f"iter {i}: loss nan, time {i}.0ms, epochs=1e{i % 400}")
+    return "\n".join(out) + "\n"
+
+
+def _slow(path: Path) -> dict[str, list[tuple[float, float]]]:
+    """History through the precise per-line parse only (no candidate scan, no shape cache)."""
+    from runexp_tui.core import metrics
+
+    parser = MetricParser()
+    for line in path.read_bytes().decode("utf-8", "replace").split("\n"):
+        for state in line.split("\r"):
+            text = metrics.strip_ansi(state) if "\x1b" in state else state
+            parsed = metrics._parse(text)
+            if parsed is not None:
+                parser._record(parsed)
+    return _as_dict(parser.store)
+
+
+@pytest.mark.parametrize("name", [*ALL_LOGS, "dense"])
+def test_shape_cache_equals_the_full_parse(name: str, tmp_path: Path) -> None:
+    from runexp_tui.core import metrics
+
+    path = FIX / f"{name}.log"
+    if name == "dense":
+        path = tmp_path / "dense.log"
+        path.write_text(_dense_log())
+    metrics._SHAPES.clear()
+    want = _slow(path)
+    for _ in range(2):  # the second pass runs entirely from cached shapes
+        _same(_as_dict(parse_file_history(path, chunk=4096)), want)
+    live = MetricParser()
+    for line in path.read_text().split("\n"):
+        if "\r" not in line:
+            live.feed(line)
+    slow_live = MetricParser()
+    for line in path.read_text().split("\n"):
+        if "\r" not in line:
+            parsed = metrics._parse(line)
+            if parsed is not None:
+                slow_live._record(parsed)
+    _same(_as_dict(live.store), _as_dict(slow_live.store))
+
+
+@pytest.mark.parametrize("name", ["demo_eval", "pytorch_examples"])
+def test_eval_and_test_set_lines(name: str) -> None:
+    want = _expected(f"{name}.expected.json")
+    _same(_as_dict(_live(FIX / f"{name}.log")), want)
+    _same(_as_dict(parse_file_history(FIX / f"{name}.log", chunk=64)), want)
+
+
+def test_false_metrics_stay_out() -> None:
+    for line in (
+        "Python 3.11.4",
+        "found 4 GPUs",
+        "Epoch 1/10",
+        "torch version: 2.1.0+cu121",
+        "2024-05-01 12:00:00,101 - INFO - started",
+        "Saved to /ckpt/epoch_3/step_1200/model.pt",
+        " 45%|████▌     | 45/100 [00:01<00:02, 30.0it/s]",
+        "Progress: 45/100 (45%)",
+        "test epoch 1: found 4 GPUs",
+    ):
+        assert extract(line) == [], line
+
+
+def test_pending_progress_line_is_shown_and_not_counted_twice() -> None:
+    parser = MetricParser()
+    parser.feed("step 10 | loss 2.0")
+    bar = "Epoch 0:  50%|#####     | 2/4 [00:01<00:01, 1.9it/s, loss=2.31, v_num=0]"
+    assert parser.feed_pending(bar) == [MetricPoint(2.0, "loss", 2.31)]
+    assert parser.feed_pending(bar) == []  # unchanged text: nothing new
+    later = "Epoch 0:  75%|#######   | 3/4 [00:01<00:01, 1.9it/s, loss=2.20, v_num=0]"
+    parser.feed_pending(later)
+    parser.feed(later)  # the line completes in the same state
+    steps, values = parser.store.series("loss")
+    assert list(zip(steps, values, strict=True)) == [(10.0, 2.0), (2.0, 2.31), (3.0, 2.2)]
+    # Without a step of its own, a pending line takes the step its completed line will get.
+    p2 = MetricParser()
+    p2.feed_pending("train/loss: 0.5")
+    p2.feed_pending("train/loss: 0.4")
+    p2.feed("train/loss: 0.3")
+    p2.feed("train/loss: 0.2")
+    assert list(zip(*p2.store.series("train/loss"), strict=True)) == [(0.0, 0.3), (1.0, 0.2)]
+    assert p2.feed_pending(None) == [] and p2.feed_pending("") == []
