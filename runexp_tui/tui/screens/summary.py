@@ -12,6 +12,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Static
 
 from runexp_tui.core.config import ExperimentConfig
+from runexp_tui.tui.render import display_path
 
 ENV_TITLES = {
     "conda_new": "new conda env",
@@ -27,7 +28,7 @@ def summary_table(cfg: ExperimentConfig, scan: Any, gpu_names: dict[int, str]) -
     t = Table(show_header=False, box=None, padding=(0, 1), expand=True)
     t.add_column(style="bold cyan", no_wrap=True)
     t.add_column(overflow="fold")
-    t.add_row("Repository", cfg.repo)
+    t.add_row("Repository", display_path(cfg.repo))
     t.add_row("Entry point", cfg.entry_point or "—")
     t.add_row("Command", cfg.command)
     if scan is not None:
@@ -38,9 +39,18 @@ def summary_table(cfg: ExperimentConfig, scan: Any, gpu_names: dict[int, str]) -
         t.add_row("W&B", "no (Instrument phase passed)")
     else:
         how = "already integrated" if w.choice == "present" else "instrument the script"
-        t.add_row("W&B", f"{how} · project {w.project} · {w.mode}" + (f" · entity {w.entity}" if w.entity else ""))
+        t.add_row(
+            "W&B",
+            f"{how} · project {w.project} · {w.mode}"
+            + (f" · entity {w.entity}" if w.entity else ""),
+        )
     e = cfg.env
-    detail = {"conda_new": f"{e.name} (python {e.python_version or 'default'})", "conda_existing": e.name, "venv": e.path, "uv": e.path}.get(e.kind, "")
+    detail = {
+        "conda_new": f"{e.name} (python {e.python_version or 'default'})",
+        "conda_existing": e.name,
+        "venv": e.path,
+        "uv": e.path,
+    }.get(e.kind, "")
     t.add_row("Environment", f"{ENV_TITLES.get(e.kind, e.kind)} {detail}".strip())
     if cfg.gpus:
         t.add_row("GPUs", ", ".join(f"{g} ({gpu_names.get(g, '?')})" for g in cfg.gpus))
@@ -51,6 +61,8 @@ def summary_table(cfg: ExperimentConfig, scan: Any, gpu_names: dict[int, str]) -
 
 
 class SummaryScreen(ModalScreen[bool]):
+    """Every setting in one table: Enter confirms (and saves), Esc returns to the form."""
+
     BINDINGS = [
         Binding("enter", "confirm", "Confirm", priority=True),
         Binding("escape", "edit", "Edit"),
