@@ -2,14 +2,16 @@
 
 The demo repo is prepared in a temp folder with a saved config (current Python, wandb offline),
 so Configure opens filled in, the Environment phase has nothing slow to do, and the walk reaches
-the Instrument screen by keypresses only. The test then approves with `a` and checks the demo
-script on disk: patched exactly as proposed, with a byte-exact backup beside it.
+the Instrument screen by keypresses only. There `e` runs an $EDITOR (a small script) with the app
+suspended, then `a` approves; the demo script on disk must be exactly the edited proposal, with a
+byte-exact backup beside it.
 """
 
 from __future__ import annotations
 
 import re
 import shutil
+import sys
 from importlib import resources
 from pathlib import Path
 
@@ -53,7 +55,13 @@ def test_demo_reaches_instrument_and_approve_patches_the_script(tmp_path: Path) 
     original = script.read_bytes()
     expected = propose_file(script, project="demo-repo")
     assert expected.hunks, "the demo script should get a proposal"
+    editor = tmp_path / "editor.py"  # an $EDITOR that renames the logged loss key
+    editor.write_text(
+        "import sys\np = sys.argv[1]\nt = open(p).read()\n"
+        "open(p, 'w').write(t.replace('\"train/loss\"', '\"loss/train\"'))\n"
+    )
     env = {
+        "EDITOR": f"{sys.executable} {editor}",
         "RUNEXP_DEMO_DIR": str(tmp_path / "demo"),
         "RUNEXP_STATE_DIR": str(tmp_path / "state"),
         "WANDB_MODE": "offline",
@@ -75,12 +83,16 @@ def test_demo_reaches_instrument_and_approve_patches_the_script(tmp_path: Path) 
         screen = tm.wait_for("change(s) proposed", timeout=30)
         assert "TRAIN LOG" in screen or "INIT" in screen or "IMPORT" in screen
         assert script.read_bytes() == original  # showing the diff wrote nothing
+        tm.send("e")  # the app suspends, the editor runs, the app resumes with the edit
+        screen = tm.wait_for("Your edit is now the proposal", timeout=20)
+        assert "loss/train" in screen or "change(s)" in screen
         tm.send("a")
         tm.wait_for(lambda s: script.with_name("train.py.backup").exists(), timeout=20)
         for _ in range(50):
             if script.read_bytes() != original:
                 break
             tm.wait_for(lambda s: True, timeout=1)
-    assert script.read_bytes() == expected.encode()
+    edited = expected.render().replace('"train/loss"', '"loss/train"')
+    assert script.read_text() == edited
     assert "import wandb  # runexp-tui" in script.read_text()
     assert script.with_name("train.py.backup").read_bytes() == original

@@ -114,7 +114,8 @@ class InstrumentScreen(PhaseScreen):
         Binding("p", "prev_hunk", "Prev hunk"),
         Binding("space", "toggle_hunk", "Include/exclude"),
         Binding("a", "approve", "Approve"),
-        Binding("enter", "approve", "Approve", show=False),
+        # Enter only says how to approve: a stray Enter from the previous phase must not write
+        Binding("enter", "explain_approve", "Approve?", show=False),
         Binding("r", "reject", "Reject"),
         Binding("e", "edit", "Edit"),
         Binding("u", "undo", "Undo"),
@@ -164,6 +165,7 @@ class InstrumentScreen(PhaseScreen):
         self.busy = False
         self._pending_edit: str | None = None  # a refused edit, reopened by the next `e`
         self.status_text = ""
+        self._ui_ready = False  # keys can arrive before the body is composed (a quick Enter)
 
     # ----- layout ------------------------------------------------------------------------------
     def compose_body(self) -> ComposeResult:
@@ -196,7 +198,26 @@ class InstrumentScreen(PhaseScreen):
     def diff(self) -> DiffView:
         return self.query_one("#ins-diff", DiffView)
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """This screen's keys wait until its widgets exist (a key can beat the first frame)."""
+        return self._ui_ready or action not in self._OWN_ACTIONS
+
+    _OWN_ACTIONS = frozenset(
+        {
+            "next_hunk",
+            "prev_hunk",
+            "toggle_hunk",
+            "approve",
+            "explain_approve",
+            "reject",
+            "edit",
+            "undo",
+            "toggle_view",
+        }
+    )
+
     def on_mount(self) -> None:
+        self._ui_ready = True
         target = self._target()
         if target is None:
             self._show_failure(
@@ -503,6 +524,10 @@ class InstrumentScreen(PhaseScreen):
         self.busy = True
         self._set_status(f"Writing {self.loaded.display}…")
         self._write("apply", self.proposal, included, self.applied is not None)
+
+    def action_explain_approve(self) -> None:
+        name = self.loaded.display if self.loaded else "the script"
+        self._set_status(f"Press a to write the included changes to {name}, r to reject.", "warn")
 
     def action_reject(self) -> None:
         if not self._idle():
