@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
+from typing import NamedTuple
 
 from runexp_tui.core.logtail import strip_ansi
 
@@ -168,8 +169,7 @@ class MetricPoint:
     value: float
 
 
-@dataclass(frozen=True, slots=True)
-class _Parsed:
+class _Parsed(NamedTuple):  # a tuple: built once per metric line, so cheap construction counts
     pairs: list[tuple[str, float]]
     step: float | None
     epoch: float | None  # a 0-based epoch header ("Epoch 1/10" -> 0), for context only
@@ -202,7 +202,7 @@ def _json_pairs(s: str) -> list[tuple[str, str, float]] | None:
 
 
 # Roles of a line's number-bearing items in a template.
-_METRIC, _STEPKEY, _EPOCHKEY = 0, 1, 2
+_METRIC, _STEPKEY, _EPOCHKEY, _FRACTION = 0, 1, 2, 3
 # Step/epoch operations: set step, set epoch (minus a constant), step = epoch * total + n.
 _OP_STEP, _OP_EPOCH, _OP_LIN = 0, 1, 2
 
@@ -376,6 +376,8 @@ def _analyse(text: str) -> _Template | None:
         if " " in low and low.rsplit(" ", 1)[1] in _COUNTER_WORDS:
             continue  # "Train Epoch: 1": a counter named in a phrase, context not a metric
         role = _STEPKEY if low in _STEP_KEYS else _EPOCHKEY if low in _EPOCH_KEYS else _METRIC
+        if unit == "/":
+            role = _FRACTION
         literal = None if _HAS_DIGIT.search(key) else key
         if unit == "/":  # a fraction "9890/10000 (99%)": its span holds n/t, read by _number
             unit = ""
@@ -405,14 +407,10 @@ def _shift(span: tuple[int, int], by: int) -> tuple[int, int]:
     return span[0] + by, span[1] + by
 
 
-def _number(text: str | bytes, a: int, b: int) -> float:
-    """The value of ``text[a:b]``: a number, or ``n/t`` for a fraction."""
-    chunk = text[a:b]
-    try:
-        return float(chunk)
-    except ValueError:
-        n, _, t = chunk.partition(b"/" if isinstance(chunk, bytes) else "/")
-        return float(n) / float(t) if float(t) else math.nan
+def _fraction(chunk: str | bytes) -> float:
+    """The value of ``n/t``."""
+    n, _, t = chunk.partition(b"/" if isinstance(chunk, bytes) else "/")  # type: ignore[arg-type]
+    return float(n) / float(t) if float(t) else math.nan
 
 
 def _evaluate(t: _Template, text: str | bytes) -> _Parsed | None:
@@ -431,7 +429,7 @@ def _evaluate(t: _Template, text: str | bytes) -> _Parsed | None:
             step = epoch * float(text[c:d]) + float(text[a:b])  # type: ignore[operator]
     pairs: list[tuple[str, float]] = []
     for role, key, ka, kb, va, vb, keep, timed in t.items:
-        value = _number(text, va, vb)
+        value = float(text[va:vb]) if role != _FRACTION else _fraction(text[va:vb])
         if key is None:
             k = text[ka:kb]
             key = k.decode("utf-8", "replace") if isinstance(k, bytes) else k
@@ -579,6 +577,27 @@ class SeriesStore:
             old.extend(steps)
             self._values[key].extend(values)
             self._seen[key] += len(steps)
+            self._latest[key] = MetricPoint(steps[-1], key, values[-1])
+            return
+        if self._stride[key] == 1 and len(old) + len(steps) <= self.max_points:
+            # Fold equal consecutive steps (the last value wins, as add would leave it).
+            vals = self._values[key]
+            out_s: list[float] = []
+            out_v: list[float] = []
+            last = old[-1] if old else None
+            for s, v in zip(steps, values, strict=True):
+                if s == last:
+                    if out_v:
+                        out_v[-1] = v
+                    else:
+                        vals[-1] = v
+                else:
+                    out_s.append(s)
+                    out_v.append(v)
+                    last = s
+            old.extend(out_s)
+            vals.extend(out_v)
+            self._seen[key] += len(out_s)
             self._latest[key] = MetricPoint(steps[-1], key, values[-1])
             return
         add = self.add
@@ -736,39 +755,40 @@ def parse_file_history(
     return parser.store
 
 
-def _candidates(buf: bytes, limit: int) -> list[int]:
-    """Sorted start offsets of the segments (``\\n``/``\\r``-delimited) that may hold a metric."""
-    starts: set[int] = set()
+def _candidates(buf: bytes, limit: int) -> list[tuple[int, int]]:
+    """Sorted (start, end) of the segments (``\\n``/``\\r``-delimited) that may hold a metric."""
+    found: dict[int, int] = {}
     find = buf.find
     rfind = buf.rfind
-
-    def segment_end(i: int) -> int:
-        e = find(b"\n", i, limit)
-        if e < 0:
-            e = limit
-        cr = find(b"\r", i, e)
-        return cr if cr >= 0 else e
-
-    def add(i: int) -> None:
-        ls = rfind(b"\n", 0, i) + 1
-        starts.add(rfind(b"\r", ls, i) + 1 or ls)
-
-    for lit, confirm in ((b"=", _EQ_HIT.match), (b"{", None)):
-        i = find(lit, 0, limit)
+    for lit, confirm, search in (
+        (b"=", _EQ_HIT.match, None),
+        (b"{", None, None),
+        *((b"", None, pat.search) for pat in _SCANS),
+    ):
+        if search is None:
+            i = find(lit, 0, limit)
+        else:
+            m = search(buf, 0, limit)
+            i = m.start() if m is not None else -1
         while i >= 0:
             if confirm is not None and not confirm(buf, i):
                 i = find(lit, i + 1, limit)
                 continue
-            add(i)
-            i = find(lit, segment_end(i) + 1, limit)
-    for pat in _SCANS:
-        search = pat.search
-        m = search(buf, 0, limit)
-        while m is not None:
-            i = m.start()
-            add(i)
-            m = search(buf, segment_end(i) + 1, limit)
-    return sorted(starts)
+            ls = rfind(b"\n", 0, i) + 1
+            e = find(b"\n", i, limit)
+            if e < 0:
+                e = limit
+            cr = find(b"\r", i, e)
+            if cr >= 0:
+                e = cr
+            found[rfind(b"\r", ls, i) + 1 or ls] = e
+            # The rest of this segment is decided: go on after its end.
+            if search is None:
+                i = find(lit, e + 1, limit)
+            else:
+                m = search(buf, e + 1, limit)
+                i = m.start() if m is not None else -1
+    return sorted(found.items())
 
 
 def _parse_block(buf: bytes, limit: int, parser: MetricParser) -> None:
@@ -778,16 +798,11 @@ def _parse_block(buf: bytes, limit: int, parser: MetricParser) -> None:
     every further line of it costs a dict lookup and a few ``float`` calls. Points are gathered
     per key and appended to the store in bulk.
     """
-    find = buf.find
     shapes = _SHAPES
     step, epoch, count = parser.step, parser.epoch, parser._count
     pending: dict[str, tuple[list[float], list[float]]] = {}
-    for s in _candidates(buf, limit):
-        e = find(b"\n", s, limit)
-        if e < 0:
-            e = limit
-        cr = find(b"\r", s, e)
-        seg = buf[s : cr if cr >= 0 else e]
+    for s, e in _candidates(buf, limit):
+        seg = buf[s:e]
         plain = seg.isascii() and b"\x1b" not in seg
         if plain:
             text: str | bytes = seg

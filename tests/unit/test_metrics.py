@@ -227,3 +227,15 @@ def test_pending_progress_line_is_shown_and_not_counted_twice() -> None:
     p2.feed("train/loss: 0.2")
     assert list(zip(*p2.store.series("train/loss"), strict=True)) == [(0.0, 0.3), (1.0, 0.2)]
     assert p2.feed_pending(None) == [] and p2.feed_pending("") == []
+
+
+@pytest.mark.parametrize("max_points", [5, 1000])
+def test_bulk_extend_equals_point_by_point_add(max_points: int) -> None:
+    steps = [0.0, 0.0, 1.0, 2.0, 2.0, 2.0, 3.0, 5.0, 5.0, 6.0, 7.0, 8.0, 9.0]
+    one, bulk = SeriesStore(max_points), SeriesStore(max_points)
+    for chunk in (steps[:4], steps[4:], steps[2:9]):
+        for s in chunk:
+            one.add("k", s, s * 2 + len(chunk))
+        bulk._extend("k", chunk, [s * 2 + len(chunk) for s in chunk])
+    assert _as_dict(bulk) == _as_dict(one)
+    assert bulk.latest("k") == one.latest("k")
