@@ -158,8 +158,8 @@ async def test_screen_shows_status_chart_log_and_keys(app_factory, tmp_path: Pat
         log = screen.query_one("#mon-log", LogView)
         assert log.lines[0].startswith("training: 4096 examples")
         assert log.lines[-1].startswith("epoch 2 step 40 | loss 0.4000")
-        # the MonitorPane is hidden: this screen is the full monitor
-        assert not screen.query_one("MonitorPane").display
+        # no MonitorPane: this screen is the full monitor
+        assert not screen.query("MonitorPane")
         gpu_text = screen.query_one("#mon-gpu").text.plain
         assert "GPU 0" in gpu_text and "GPU 1" in gpu_text and "GPU 2" not in gpu_text
 
@@ -211,7 +211,12 @@ async def test_log_search_follow_and_error_jump(app_factory, tmp_path: Path) -> 
         await pilot.press("x")
         assert "FloatingPointError" in log.lines[log.current]
         await pilot.press("f")
-        assert log.follow and log.scroll_offset.y == log.max_scroll_y
+        assert log.follow and log.visible_lines()[-1].startswith("FloatingPointError")
+        await pilot.press("up")  # scrolling by key pauses on the lines in view, then scrolls
+        assert not log.follow
+        assert "FloatingPointError" in " ".join(log.visible_lines()[-2:])
+        await pilot.press("G")  # G ends at the bottom, paused
+        assert log.visible_lines()[-1].startswith("FloatingPointError")
         await pilot.press("slash", "z", "escape")
         assert not screen.query_one("#mon-search").has_class("visible")
         assert app.screen is screen  # Esc closed the search, not the screen

@@ -19,7 +19,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
-from textual.widgets import Input, Static
+from textual.widgets import Footer, Header, Input, Static
 
 from runexp_tui.tui.monitor_feed import FeedUpdate
 from runexp_tui.tui.screens.base import PhaseScreen
@@ -27,6 +27,7 @@ from runexp_tui.tui.widgets.diagnosis_panel import DiagnosisPanel
 from runexp_tui.tui.widgets.gpu_panel import GpuPanel
 from runexp_tui.tui.widgets.log_view import LogView
 from runexp_tui.tui.widgets.loss_chart import LossChart
+from runexp_tui.tui.widgets.phase_bar import PhaseBar
 from runexp_tui.tui.widgets.run_status import RunStatus
 
 STALL_AFTER_S = 600.0  # a live run silent this long, with flat GPUs, gets a stall warning
@@ -169,6 +170,15 @@ class MonitorScreen(PhaseScreen):
         self._last_feed: FeedUpdate | None = None
 
     # ----- layout -------------------------------------------------------------------------------
+    def compose(self) -> ComposeResult:
+        # PhaseScreen's frame without the MonitorPane: this screen is the full monitor, and a
+        # hidden pane would still re-render (and re-layout the screen) on every poll.
+        yield Header(show_clock=False, icon="▶")
+        yield PhaseBar(self.PHASE)
+        with Vertical(id="body"):
+            yield from self.compose_body()
+        yield Footer()
+
     def compose_body(self) -> ComposeResult:
         yield RunStatus(id="mon-status")
         yield Static(id="mon-tabs")

@@ -129,5 +129,5 @@ class GpuPanel(Static):
         self.text = render_gpu_panel(
             snapshot, history, width, selected=sel, run_pids=pids, compact=compact
         )
-        self.update(self.text)
+        self.update(self.text, layout=False)  # sized by CSS: repaint only this region
         return True

@@ -9,6 +9,7 @@ from collections.abc import Iterable
 
 from rich.segment import Segment
 from rich.style import Style
+from textual.events import MouseScrollUp
 from textual.geometry import Size
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
@@ -26,7 +27,7 @@ class LogView(ScrollView, can_focus=True):
     """Holds up to ``max_lines`` lines; `follow` keeps the newest line in view."""
 
     DEFAULT_CSS = """
-    LogView { height: 1fr; }
+    LogView { height: 1fr; scrollbar-gutter: stable; }
     LogView > .logview--match { background: $warning 60%; color: $text; }
     LogView > .logview--current { background: $accent 40%; }
     LogView > .logview--error { color: $error; }
@@ -77,14 +78,21 @@ class LogView(ScrollView, can_focus=True):
         self._resize()
         return True
 
+    @property
+    def rows(self) -> int:
+        """Lines to show: the complete ones and the live progress line."""
+        return len(self.lines) + (1 if self.pending is not None else 0)
+
     def _resize(self) -> None:
-        rows = len(self.lines) + (1 if self.pending is not None else 0)
-        self.virtual_size = Size(min(_MAX_WIDTH, self._width), rows)
-        if self.follow:
-            self.scroll_end(animate=False, immediate=False, x_axis=False)
+        """Size the virtual canvas. While following, its height is 0: rows are drawn from the
+        end (``_top_line``) and nothing scrolls, because in Textual each scroll costs a layout
+        pass and a full-screen render, which a log growing every second cannot afford."""
+        height = 0 if self.follow else self.rows
+        size = Size(min(_MAX_WIDTH, self._width), height)
+        if size != self.virtual_size:
+            self.virtual_size = size
         self.refresh()
 
-    # ----- search and jumps ---------------------------------------------------------------------
     def _hit(self, line: str) -> bool:
         return self.search_text.lower() in line.lower()
 
@@ -132,26 +140,57 @@ class LogView(ScrollView, can_focus=True):
     def go_to(self, index: int) -> int:
         """Put line ``index`` in the middle of the view and mark it; pauses following."""
         self.current = index
-        self.follow = False
-        self.scroll_to(y=max(0, index - self.size.height // 2), animate=False, immediate=True)
+        self.set_follow(False)
+        self.scroll_to(
+            y=max(0, index - self.size.height // 2), animate=False, immediate=True, force=True
+        )
         self.refresh()
         return index
 
     def top(self) -> None:
-        self.follow = False
-        self.scroll_home(animate=False, immediate=True)
+        self.set_follow(False)
+        self.scroll_to(y=0, animate=False, immediate=True, force=True)
 
     def bottom(self) -> None:
-        self.scroll_end(animate=False, immediate=True, x_axis=False)
+        if not self.follow:
+            self.scroll_end(animate=False, immediate=True, x_axis=False)
 
     def set_follow(self, follow: bool) -> None:
+        """Follow the end (tail mode), or pause on the lines now in view (scrollable)."""
+        if follow == self.follow:
+            return
+        top = self._top_line()
         self.follow = follow
         if follow:
             self.current = None
-            self.bottom()
-            self.refresh()
+            self.scroll_to(y=0, animate=False, immediate=True)
+        self._resize()
+        if not follow:
+            # force: the scrollbar (and so allow_vertical_scroll) only exists after a layout pass.
+            self.scroll_to(y=top, animate=False, immediate=True, force=True)
+
+    # Scrolling by key or wheel while following first pauses on the lines in view.
+    def _pause_then(self, name: str) -> None:
+        self.set_follow(False)
+        getattr(super(), name)()
+
+    def action_scroll_up(self) -> None:
+        self._pause_then("action_scroll_up") if self.follow else super().action_scroll_up()
+
+    def action_page_up(self) -> None:
+        self._pause_then("action_page_up") if self.follow else super().action_page_up()
+
+    def action_scroll_home(self) -> None:
+        self._pause_then("action_scroll_home") if self.follow else super().action_scroll_home()
+
+    def _on_mouse_scroll_up(self, event: MouseScrollUp) -> None:
+        if self.follow:
+            self.set_follow(False)
+        super()._on_mouse_scroll_up(event)
 
     def _top_line(self) -> int:
+        if self.follow:
+            return max(0, self.rows - self.scrollable_content_region.height)
         return int(self.scroll_offset.y)
 
     def visible_lines(self) -> list[str]:
@@ -174,8 +213,8 @@ class LogView(ScrollView, can_focus=True):
         return styles[name]
 
     def render_line(self, y: int) -> Strip:
-        scroll_x, scroll_y = self.scroll_offset
-        index = scroll_y + y
+        scroll_x = self.scroll_offset.x
+        index = self._top_line() + y
         width = self.size.width
         base = self.rich_style
         if index == len(self.lines) and self.pending is not None:

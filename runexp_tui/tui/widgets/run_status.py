@@ -120,5 +120,5 @@ class RunStatus(Static):
         if text.plain == self.text.plain and text.spans == self.text.spans:
             return False
         self.text = text
-        self.update(text)
+        self.update(text, layout=False)  # fixed height: no layout pass, only this region
         return True
