@@ -119,7 +119,7 @@ def run(args: argparse.Namespace) -> int:
         load_config,
         validate,
     )
-    from runexp_tui.core.launch import LaunchError, build_launch, launch_local, watch_start
+    from runexp_tui.core.launch import LaunchError, build_launch, watch_start
 
     repo = Path(args.repo).expanduser()
     if not repo.is_dir():
@@ -174,43 +174,30 @@ def run(args: argparse.Namespace) -> int:
 
     if args.systemd_scope and not systemd_scope_available():
         return _fail("--systemd-scope: systemd-run or the user's systemd bus is not available")
-    status_fn = None
+    from runexp_tui.core.backends import BackendError, RemoteOptions, start_run, status_function
+
+    options = RemoteOptions(
+        ssh_key=args.ssh_key,
+        ssh_opts=tuple(args.ssh_opt),
+        remote_dir=args.remote_dir,
+        partition=args.partition,
+        time=args.time,
+    )
     try:
-        if kind == "ssh":
-            from runexp_tui.core.remote_ssh import SshError, launch_ssh, ssh_status
-
-            try:
-                record = launch_ssh(
-                    spec,
-                    host,
-                    keyfile=args.ssh_key,
-                    ssh_opts=tuple(x for o in args.ssh_opt for x in ("-o", o)),
-                    remote_cwd=args.remote_dir,
-                    name=args.name,
-                )
-            except SshError as exc:
-                return _fail(str(exc))
-            status_fn = ssh_status
-        elif kind == "slurm":
-            from runexp_tui.core.slurm import SlurmError, launch_slurm, slurm_status
-
-            try:
-                record = launch_slurm(
-                    spec, name=args.name, partition=args.partition, time=args.time
-                )
-            except SlurmError as exc:
-                return _fail(str(exc))
-            status_fn = slurm_status
-        else:
-            record = launch_local(spec, name=args.name, systemd_scope=args.systemd_scope)
+        record = start_run(
+            spec, kind, host, name=args.name, options=options, systemd_scope=args.systemd_scope
+        )
+    except BackendError as exc:
+        return _fail(str(exc))
     except OSError as exc:
         return _fail(f"could not start the run: {exc}")
+    status_fn = status_function(record)
     for w in record.warnings:
         print(f"warning: {w}", file=sys.stderr)
     out = record.to_dict()
     code = 0
     if args.watch > 0:
-        result = watch_start(record, args.watch, **({"status_fn": status_fn} if status_fn else {}))
+        result = watch_start(record, args.watch, status_fn=status_fn)
         out["status"] = result.status.to_dict()
         out["watch"] = result.to_dict()
         if result.verdict == "failed_early":
