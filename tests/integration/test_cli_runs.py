@@ -135,8 +135,8 @@ def test_launch_failure_and_bad_input(repo: Path, groups) -> None:
     for bad in (
         ["--gpus", "zero"],
         ["--env", "pyenv:x"],
-        ["--backend", "slurm"],
-        ["--backend", "ssh:host"],
+        ["--backend", "ssh:host.invalid"],
+        ["--backend", "k8s"],
         ["--command", ""],
         ["--command", "python 'x"],
     ):
