@@ -16,10 +16,8 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[dev]'
 	@touch $(STAMP)
 
-sysdeps: ## system packages the tests drive for real (tmux); installs them when root and missing
-	@command -v tmux >/dev/null 2>&1 || { \
-	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq --no-install-recommends tmux >/dev/null; \
-	  else echo "tmux is missing: install it (sudo apt-get install tmux) for the terminal tests"; fi; }
+sysdeps: ## system packages the tests drive for real: tmux, sshd, Slurm + munge (installed when root)
+	@scripts/sysdeps.sh
 
 demo: $(STAMP) ## run the dashboard on the bundled example repo (simulated GPUs where none exist)
 	$(BIN)/runexp-tui --demo
