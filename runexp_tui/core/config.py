@@ -71,6 +71,8 @@ class ExperimentConfig:
     gpus: tuple[int, ...] = ()  # empty = CPU only
     backend: BackendKind = "local"
     host: str = ""  # ssh host for backend "ssh"
+    slurm_partition: str = ""  # backend "slurm": empty = the cluster's default partition
+    slurm_time: str = ""  # backend "slurm": sbatch --time ("30", "2:00:00"); empty = default
 
     def with_(self, **changes: Any) -> ExperimentConfig:
         return replace(self, **changes)
@@ -170,7 +172,10 @@ def from_toml(
     ):
         raise ConfigError("expected a list of GPU indices, e.g. [0, 1]", path=p, key="gpus")
     data["gpus"] = tuple(gpus)
-    for k in ("entry_point", "command", "backend", "host"):
+    top_keys = {
+        "entry_point", "command", "gpus", "backend", "host", "slurm_partition", "slurm_time",
+    }  # fmt: skip
+    for k in ("entry_point", "command", "backend", "host", "slurm_partition", "slurm_time"):
         if k in data and not isinstance(data[k], str):
             raise ConfigError("expected a string", path=p, key=k)
     try:
@@ -178,15 +183,11 @@ def from_toml(
             repo=str(repo),
             wandb=_build(WandbSettings, wandb, p, "wandb."),
             env=_build(EnvSettings, env, p, "env."),
-            **{
-                k: v
-                for k, v in data.items()
-                if k in {"entry_point", "command", "gpus", "backend", "host"}
-            },
+            **{k: v for k, v in data.items() if k in top_keys},
         )
     except TypeError as exc:
         raise ConfigError(str(exc), path=p) from None
-    unknown = sorted(set(data) - {"entry_point", "command", "gpus", "backend", "host"})
+    unknown = sorted(set(data) - top_keys)
     if unknown:
         raise ConfigError("unknown key", path=p, key=unknown[0])
     validate(cfg, path=p)

@@ -95,3 +95,32 @@ def test_save_refuses_invalid_config_and_writes_nothing(tmp_path: Path) -> None:
 )
 def test_env_name_validation(name: str, ok: bool) -> None:
     assert (validate_env_name(name) is None) is ok
+
+
+def test_remote_backend_fields_round_trip(tmp_path: Path) -> None:
+    ssh = default_config(tmp_path).with_(backend="ssh", host="alice@gpu-box:2222")
+    assert load_config(save_config(ssh).parent.parent) == ssh
+    slurm = default_config(tmp_path).with_(
+        backend="slurm", slurm_partition="gpu,debug", slurm_time="1-00:00:00"
+    )
+    text = to_toml(slurm)
+    assert 'slurm_partition = "gpu,debug"' in text and 'slurm_time = "1-00:00:00"' in text
+    save_config(slurm)
+    loaded = load_config(tmp_path)
+    assert loaded == slurm
+    assert loaded is not None and (loaded.slurm_partition, loaded.slurm_time) == (
+        "gpu,debug",
+        "1-00:00:00",
+    )
+
+
+def test_older_config_without_slurm_keys_loads_with_defaults(tmp_path: Path) -> None:
+    cfg = from_toml('backend = "slurm"\ncommand = "python t.py"\n', tmp_path)
+    assert (cfg.backend, cfg.slurm_partition, cfg.slurm_time) == ("slurm", "", "")
+
+
+@pytest.mark.parametrize("key", ["slurm_partition", "slurm_time"])
+def test_slurm_fields_must_be_strings(tmp_path: Path, key: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        from_toml(f"{key} = 30\n", tmp_path, path=repo_config_path(tmp_path))
+    assert err.value.key == key
