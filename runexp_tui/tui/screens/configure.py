@@ -1,7 +1,9 @@
-"""Phase 1, Configure: repo, command and flags, W&B, environment, GPUs; then a summary to confirm."""
+"""Phase 1, Configure: repo, command and flags, W&B, environment, GPUs, where to run; then a
+summary to confirm."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import re
@@ -36,12 +38,18 @@ ENV_CHOICES = [
     ("Current Python (no env)", "system"),
 ]
 WANDB_IDS = {"yes": "wandb-yes", "no": "wandb-no", "present": "wandb-present"}
+BACKEND_CHOICES = [
+    ("This machine", "local"),
+    ("ssh host", "ssh"),
+    ("Slurm cluster (sbatch)", "slurm"),
+]
 # Where each field's problem is written: the message line under that part of the form.
 MSG_FOR_FIELD = {
     "repo": "#repo-msg",
     "command": "#command-msg",
     "env": "#env-msg",
     "gpus": "#gpu-msg",
+    "backend": "#backend-msg",
 }
 
 
@@ -84,6 +92,33 @@ def _env_name_for(folder: str) -> str:
     return name[:64]
 
 
+def ssh_host_problem(text: str) -> str | None:
+    """Why ``text`` is not an ssh host the backend can reach, or None (core.remote_ssh parses)."""
+    from runexp_tui.core.remote_ssh import parse_host
+
+    if not text.strip():
+        return "an ssh host is required: user@host[:port] (or a Host alias from ~/.ssh/config)"
+    try:
+        parse_host(text)
+    except ValueError as exc:
+        return f"{exc}: expected user@host[:port]"
+    return None
+
+
+def slurm_problem(partition: str, time_limit: str) -> str | None:
+    """Why the partition or time limit would be refused, checked by the sbatch renderer itself."""
+    from runexp_tui.core.launch import LaunchSpec
+    from runexp_tui.core.slurm import SlurmError, render_sbatch
+
+    # The renderer owns the rules: a throwaway spec runs them without repeating them here.
+    probe = LaunchSpec(argv=("true",), env={}, cwd="/", display="true", masked_env={})
+    try:
+        render_sbatch(probe, job_name="check", partition=partition or None, time=time_limit or None)
+    except SlurmError as exc:
+        return str(exc)
+    return None
+
+
 def _section(title: str) -> Static:
     return Static(title, classes="section-title")
 
@@ -108,6 +143,7 @@ class ConfigureScreen(PhaseScreen):
         self._review_when_ready = False
         self._saved_existing_env = ""  # picked once the conda env list arrives
         self._shown: dict[str, tuple[str, bool]] = {}
+        self._slurm_ok: bool | None = None  # sbatch on PATH; looked up once, when first needed
 
     # ----- layout ------------------------------------------------------------------------------
     def compose_body(self) -> ComposeResult:
@@ -168,6 +204,22 @@ class ConfigureScreen(PhaseScreen):
             yield _section("GPUs")
             yield Label("", id="gpu-msg", classes="hint gpu-msg")
             yield GpuSelect(id="gpus")
+            yield _section("Where to run")
+            with Horizontal(classes="row"):
+                yield Label("Backend", classes="field-label")
+                yield Select(
+                    self._backend_choices(), id="backend", value="local", allow_blank=False
+                )
+            with Horizontal(classes="row backend-ssh"):
+                yield Label("ssh host", classes="field-label")
+                yield Input(id="ssh-host", placeholder="user@host[:port] or a ~/.ssh/config alias")
+            with Horizontal(classes="row backend-slurm"):
+                yield Label("Partition", classes="field-label")
+                yield Input(id="slurm-partition", placeholder="empty: the cluster's default")
+            with Horizontal(classes="row backend-slurm"):
+                yield Label("Time limit", classes="field-label")
+                yield Input(id="slurm-time", placeholder="e.g. 30, 2:00:00 or 1-00:00:00")
+            yield Label("", id="backend-msg", classes="msg")
             with Horizontal(id="confirm-row"):
                 yield Button("Review & confirm (ctrl+s)", id="review", variant="primary")
 
@@ -182,6 +234,7 @@ class ConfigureScreen(PhaseScreen):
             )
         self.query_one("#flags", DataTable).add_columns("Flag", "Default", "Value", "Help")
         self._show_env_fields("venv")
+        self._show_backend_fields("local")
         self.watch(self.app, "gpu_snapshot", self._on_gpus)
         self.watch(self.app, "narrow", self._compact)
         self._load_conda_envs()
@@ -315,7 +368,18 @@ class ConfigureScreen(PhaseScreen):
             self.show_errors(errors)
             return
         self.notify("Loaded this repo's saved config (.runexp/config.toml).", timeout=4)
-        self.call_after_refresh(self.action_review)
+        self._review_after_attach_offer()
+
+    @work(exclusive=True, group="auto-review")
+    async def _review_after_attach_offer(self) -> None:
+        """Offer the summary only once the app's "attach to the running run?" question is settled:
+        after a yes the user is watching that run, and a summary on top would be in the way."""
+        for worker in list(self.app.workers):
+            if worker.group == "attach-offer" and not worker.is_finished:
+                with contextlib.suppress(Exception):
+                    await worker.wait()
+        if self.rx.session.run_id is None and self.is_current:
+            self.action_review()
 
     @on(Select.Changed, "#entry")
     def _entry_changed(self, event: Select.Changed) -> None:
@@ -516,6 +580,65 @@ class ConfigureScreen(PhaseScreen):
             select.set_options([])
         self._show_env_fields(str(self.query_one("#env-kind", Select).value))
 
+    # ----- where to run -------------------------------------------------------------------------
+    @property
+    def slurm_ok(self) -> bool:
+        if self._slurm_ok is None:
+            from runexp_tui.core.slurm import slurm_available
+
+            self._slurm_ok = slurm_available()
+        return self._slurm_ok
+
+    def _backend_choices(self) -> list[tuple[str, str]]:
+        """The backend menu; Slurm says it is unavailable (and why) when sbatch is missing."""
+        if self.slurm_ok:
+            return list(BACKEND_CHOICES)
+        return [*BACKEND_CHOICES[:2], ("Slurm: unavailable (no sbatch on PATH)", "slurm")]
+
+    @on(Select.Changed, "#backend")
+    def _backend_changed(self, event: Select.Changed) -> None:
+        self._show_backend_fields(str(event.value))
+
+    @on(Input.Changed, "#ssh-host, #slurm-partition, #slurm-time")
+    def _backend_field_changed(self, event: Input.Changed) -> None:
+        if not self._loading:
+            self._show_backend_fields(str(self.query_one("#backend", Select).value))
+
+    def _show_backend_fields(self, kind: str) -> None:
+        """Only the chosen backend's fields are shown; its problem is written under them."""
+        for row in self.query(".row"):
+            classes = {c for c in row.classes if c.startswith("backend-")}
+            if classes:
+                row.display = f"backend-{kind}" in classes
+        error = self._backend_error(kind)
+        if error:
+            self._set_msg("#backend-msg", f"✗ {error}", error=True)
+        elif kind == "ssh":
+            self._set_msg(
+                "#backend-msg",
+                "✓ the run starts there detached, in the same repo path; keys from ~/.ssh/config",
+            )
+        elif kind == "slurm":
+            self._set_msg("#backend-msg", "✓ submitted with sbatch; its state read from Slurm")
+        else:
+            self._set_msg("#backend-msg", "")
+
+    def _backend_error(self, kind: str) -> str | None:
+        """What is wrong with the backend fields for this kind, or None."""
+        if kind == "ssh":
+            return ssh_host_problem(self.query_one("#ssh-host", Input).value)
+        if kind == "slurm":
+            if not self.slurm_ok:
+                return (
+                    "Slurm is unavailable here: sbatch is not on PATH (run on a login node, "
+                    "load the slurm module or install slurm-client)"
+                )
+            return slurm_problem(
+                self.query_one("#slurm-partition", Input).value.strip(),
+                self.query_one("#slurm-time", Input).value.strip(),
+            )
+        return None
+
     # ----- GPUs ---------------------------------------------------------------------------------
     def _on_gpus(self, snapshot: Any) -> None:
         table = self.query_one(GpuSelect)
@@ -579,8 +702,13 @@ class ConfigureScreen(PhaseScreen):
         self.query_one("#env-python", Input).value = cfg.env.python_version
         self.query_one("#env-path", Input).value = cfg.env.path or ".venv"
         self.query_one(GpuSelect).set_selection(set(cfg.gpus))
+        self.query_one("#backend", Select).value = cfg.backend
+        self.query_one("#ssh-host", Input).value = cfg.host
+        self.query_one("#slurm-partition", Input).value = cfg.slurm_partition
+        self.query_one("#slurm-time", Input).value = cfg.slurm_time
         self._loading = False
         self._show_env_fields(cfg.env.kind)
+        self._show_backend_fields(cfg.backend)
         if cfg.entry_point:
             self._analyze_entry(cfg.entry_point)
 
@@ -625,8 +753,25 @@ class ConfigureScreen(PhaseScreen):
             errors.append(
                 FieldError("gpus", f"✗ GPUs: GPU {which} does not exist on this machine.")
             )
+        backend = str(self.query_one("#backend", Select).value)
+        backend_error = self._backend_error(backend)
+        if backend_error:
+            errors.append(FieldError("backend", f"✗ Where to run: {backend_error}"))
+        host = self.query_one("#ssh-host", Input).value.strip()
         cfg = default_config(repo).with_(
-            entry_point=entry, command=command, wandb=wandb, env=env, gpus=gpus
+            entry_point=entry,
+            command=command,
+            wandb=wandb,
+            env=env,
+            gpus=gpus,
+            backend=backend,
+            host=host if backend == "ssh" else "",
+            slurm_partition=self.query_one("#slurm-partition", Input).value.strip()
+            if backend == "slurm"
+            else "",
+            slurm_time=self.query_one("#slurm-time", Input).value.strip()
+            if backend == "slurm"
+            else "",
         )
         return cfg, errors
 
