@@ -56,7 +56,14 @@ def summary_table(cfg: ExperimentConfig, scan: Any, gpu_names: dict[int, str]) -
         t.add_row("GPUs", ", ".join(f"{g} ({gpu_names.get(g, '?')})" for g in cfg.gpus))
     else:
         t.add_row("GPUs", "none: CPU only")
-    t.add_row("Backend", cfg.backend + (f" {cfg.host}" if cfg.host else ""))
+    if cfg.backend == "ssh":
+        t.add_row("Runs on", f"ssh host {cfg.host} (same repo path there)")
+    elif cfg.backend == "slurm":
+        partition = cfg.slurm_partition or "the cluster's default"
+        limit = cfg.slurm_time or "the partition's default"
+        t.add_row("Runs on", f"Slurm (sbatch) · partition {partition} · time limit {limit}")
+    else:
+        t.add_row("Runs on", "this machine (detached)")
     return t
 
 
