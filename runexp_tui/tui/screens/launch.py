@@ -1,10 +1,12 @@
 """Phase 4, Launch: shows the exact command and what it adds to the environment, starts the run
-detached on Enter, watches its first seconds, then hands over to Monitor or shows the diagnosis."""
+detached on Enter (here, on an ssh host or through sbatch), watches its first seconds, then hands
+over to Monitor or shows the diagnosis."""
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
+import os
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 
 from rich.text import Text
@@ -29,9 +31,53 @@ from runexp_tui.tui.widgets.launch_report import (
 DEFAULT_WATCH_S = 10.0
 # Services.extra key that changes the watchdog window (tests and impatient users).
 WATCH_KEY = "launch_watch_s"
+# How the ssh backend authenticates when ~/.ssh/config is not enough: Services.extra keys first
+# (tests), then these variables (a person, or the end-to-end test in tmux). The options are
+# values for `-o` ("StrictHostKeyChecking=no"), separated by spaces or commas.
+SSH_KEY_ENV = "RUNEXP_SSH_KEY"
+SSH_OPTS_ENV = "RUNEXP_SSH_OPTS"
+REMOTE_DIR_ENV = "RUNEXP_REMOTE_DIR"  # the repo's path on the ssh host (default: the same path)
+# A remote status probe costs an ssh handshake or an scontrol call: poll less often than locally.
+REMOTE_POLL_S = 1.0
 
 LaunchState = Literal["ready", "blocked", "launching", "watching", "running", "exited_ok", "failed"]
 _BUSY = ("launching", "watching")
+
+
+def _opts_list(value: Any) -> tuple[str, ...]:
+    """`-o` values from a string or a list; a literal "-o" between them is dropped."""
+    items = value.replace(",", " ").split() if isinstance(value, str) else list(value or ())
+    return tuple(str(x) for x in items if str(x) != "-o")
+
+
+def remote_options(
+    config: Any, extra: Mapping[str, Any], environ: Mapping[str, str] | None = None
+) -> Any:
+    """The RemoteOptions of a launch: Slurm fields from the config, ssh access from extra/env."""
+    from runexp_tui.core.backends import RemoteOptions
+
+    env = os.environ if environ is None else environ
+    return RemoteOptions(
+        ssh_key=extra.get("ssh_key") or env.get(SSH_KEY_ENV) or None,
+        ssh_opts=_opts_list(extra.get("ssh_opts") or env.get(SSH_OPTS_ENV, "")),
+        remote_dir=extra.get("remote_dir") or env.get(REMOTE_DIR_ENV) or None,
+        partition=getattr(config, "slurm_partition", "") or None,
+        time=getattr(config, "slurm_time", "") or None,
+    )
+
+
+def tolerant_status(probe: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """A status probe that reports "unreachable" instead of raising (a dropped link, a busy
+    controller): the watchdog keeps counting down instead of losing the run it started."""
+    from runexp_tui.core.runs import RunStatus
+
+    def status(record: Any) -> Any:
+        try:
+            return probe(record)
+        except Exception:
+            return RunStatus("unreachable")
+
+    return status
 
 
 class LaunchStarted(Message):
@@ -96,6 +142,7 @@ class LaunchScreen(PhaseScreen):
         self.logind_warning: str | None = None
         self.scope_offered = False
         self.use_scope = False
+        self._ui_ready = False  # keys wait for on_mount: the widgets they draw into exist then
 
     # ----- layout ------------------------------------------------------------------------------
     def compose_body(self) -> ComposeResult:
@@ -118,6 +165,8 @@ class LaunchScreen(PhaseScreen):
         self.use_scope = self.scope_offered
         self._prepare()
         self.query_one("#launch-scroll").focus()
+        self._ui_ready = True
+        self.refresh_bindings()
 
     def on_screen_resume(self) -> None:
         # Back from Monitor or a dialog: the config may have changed since (only when idle).
@@ -152,17 +201,27 @@ class LaunchScreen(PhaseScreen):
                 )
             except LaunchError as exc:
                 self.problem = f"The command cannot be run: {exc}. Press e to edit it."
-            if config.backend != "local":
-                self.problem = self.problem or (
-                    f"The {config.backend} backend is not available yet: only local launches "
-                    "work in this version. Press e and choose the local backend."
-                )
+            self.problem = self.problem or self._backend_problem(config)
         if self.state in ("ready", "blocked"):
             self.state = "blocked" if self.problem else "ready"
         self._draw_command()
         self._draw_status()
         self._draw_failure()
         self.refresh_bindings()
+
+    def _backend_problem(self, config: Any) -> str | None:
+        """Why the configured backend cannot take the run from here, or None."""
+        if config.backend == "ssh" and not config.host:
+            return "The ssh backend needs a host (user@host[:port]): press e to set it."
+        if config.backend == "slurm":
+            from runexp_tui.core.slurm import slurm_available
+
+            if not slurm_available():
+                return (
+                    "Slurm is unavailable here: sbatch is not on PATH (run on a login node or "
+                    "load the slurm module), or press e and choose another backend."
+                )
+        return None
 
     def _draw_command(self) -> None:
         config = self.rx.session.config
@@ -200,9 +259,28 @@ class LaunchScreen(PhaseScreen):
             out.append(" · detached in its own session: it keeps running after you quit the app")
             out.append(" or the terminal/SSH connection closes")
             return out
-        host = f" {config.host}" if config.host else ""
-        out.append(f"{config.backend}{host}", style="bold")
-        out.append(": not available yet", style="bold red")
+        out = Text()
+        out.append("Runs on: ", style="bold")
+        if config.backend == "ssh":
+            out.append(f"ssh host {config.host}", style="bold green")
+            out.append(" · started detached there; log and status read over ssh")
+            opts = remote_options(config, self.rx.services.extra)
+            repo = (self.spec.repo or self.spec.cwd) if self.spec is not None else config.repo
+            out.append("\nRemote repo: ", style="dim")
+            if opts.remote_dir:
+                out.append(opts.remote_dir)
+            else:
+                out.append(f"{repo} (same path as here)")
+            if opts.ssh_key:
+                out.append(f" · key {display_path(opts.ssh_key)}", style="dim")
+            return out
+        if config.backend == "slurm":
+            partition = config.slurm_partition or "default"
+            out.append(f"Slurm partition {partition}", style="bold green")
+            limit = config.slurm_time or "the partition's default"
+            out.append(f" · time limit {limit} · submitted with sbatch, state from scontrol")
+            return out
+        out.append(config.backend, style="bold red")
         return out
 
     def _warnings(self) -> Text:
@@ -276,7 +354,11 @@ class LaunchScreen(PhaseScreen):
         findings.display = tail.display = True
 
     # ----- actions -----------------------------------------------------------------------------
+    _OWN_ACTIONS = frozenset({"launch", "relaunch", "edit_config", "toggle_scope"})
+
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in self._OWN_ACTIONS and not self._ui_ready:
+            return False  # a key that beats on_mount would draw into widgets not there yet
         if action == "launch":
             return self.state in ("ready", "blocked")  # after a launch, R launches again
         if action == "relaunch":
@@ -287,6 +369,8 @@ class LaunchScreen(PhaseScreen):
 
     def action_launch(self) -> None:
         """Enter: launch once; a second Enter while launching or after a launch does nothing new."""
+        if not self._ui_ready:
+            return
         if self.state in _BUSY:
             self.notify("Already launching: watching its first seconds.", timeout=2)
             return
@@ -338,12 +422,34 @@ class LaunchScreen(PhaseScreen):
         self._draw_status(Text("◔ Starting the run…", style="bold cyan"))
         self.refresh_bindings()
         previous = self.record
-        self._launch_and_watch(self.spec, self.use_scope, self.watch_total, previous)
+        config = self.rx.session.config
+        if config is None:  # a spec exists only for a confirmed config; this keeps mypy sure
+            return
+        options = remote_options(config, self.rx.services.extra)
+        self._launch_and_watch(
+            self.spec,
+            self.use_scope,
+            self.watch_total,
+            previous,
+            config.backend,
+            config.host,
+            options,
+        )
 
     # ----- the worker (core calls only; results go back as messages) ---------------------------
     @work(thread=True, exclusive=True, group="launch", exit_on_error=False, description="launch")
-    def _launch_and_watch(self, spec: Any, scope: bool, seconds: float, previous: Any) -> None:
-        from runexp_tui.core.launch import launch_local, stop_run, watch_start
+    def _launch_and_watch(
+        self,
+        spec: Any,
+        scope: bool,
+        seconds: float,
+        previous: Any,
+        backend: str = "local",
+        host: str = "",
+        options: Any = None,
+    ) -> None:
+        from runexp_tui.core.backends import BackendError, start_run, status_function
+        from runexp_tui.core.launch import stop_run, watch_start
         from runexp_tui.core.runs import run_status
 
         if previous is not None:
@@ -352,8 +458,8 @@ class LaunchScreen(PhaseScreen):
                 if not run_status(previous).ended:
                     stop_run(previous, grace=(2.0, 2.0))
         try:
-            record = launch_local(spec, systemd_scope=scope)
-        except (OSError, ValueError) as exc:
+            record = start_run(spec, backend, host, options=options, systemd_scope=scope)
+        except (BackendError, OSError, ValueError) as exc:
             self.post_message(LaunchCrashed(str(exc)))
             return
         self.post_message(LaunchStarted(record))
@@ -361,7 +467,14 @@ class LaunchScreen(PhaseScreen):
         def on_tick(tick: Any) -> None:
             self.post_message(WatchTicked(tick))
 
-        result = watch_start(record, seconds, on_tick=on_tick)
+        remote = record.backend != "local"
+        result = watch_start(
+            record,
+            seconds,
+            on_tick=on_tick,
+            status_fn=tolerant_status(status_function(record)),
+            poll=REMOTE_POLL_S if remote else 0.2,
+        )
         findings: list[Any] = []
         if result.verdict == "failed_early":
             findings = self._diagnose(record, result)
@@ -399,14 +512,22 @@ class LaunchScreen(PhaseScreen):
         self.state = "watching"
         gpus = tuple((record.config or {}).get("gpus") or ())
         sampler = self.rx.sampler
-        if self.rx.gpus_simulated and sampler is not None and gpus:
+        local = record.backend == "local"
+        # Simulated load goes on this machine's GPUs only; a remote pid means nothing here.
+        if local and self.rx.gpus_simulated and sampler is not None and gpus:
             with contextlib.suppress(Exception):
                 sampler.track(record.pid, gpus)
         self.rx.follow_run(record.id)
         for w in record.warnings:
             if w != self.logind_warning:
                 self.notify(w, severity="warning", timeout=6)
-        self._draw_status(Text(f"◔ Run {record.id} started (pid {record.pid})…", style="cyan"))
+        if record.backend == "slurm":
+            where = f"Slurm job {record.job_id}"
+        elif record.backend == "ssh":
+            where = f"pid {record.pid} on {record.host}"
+        else:
+            where = f"pid {record.pid}"
+        self._draw_status(Text(f"◔ Run {record.id} started ({where})…", style="cyan"))
 
     @on(WatchTicked)
     def _ticked(self, message: WatchTicked) -> None:
@@ -439,7 +560,7 @@ class LaunchScreen(PhaseScreen):
         self.rx.poke_follower()
         if verdict == "failed_early":
             sampler = self.rx.sampler
-            if self.rx.gpus_simulated and sampler is not None:
+            if message.record.backend == "local" and self.rx.gpus_simulated and sampler is not None:
                 with contextlib.suppress(Exception):
                     sampler.untrack(message.record.pid)
             # The verdict and the diagnosis at the top of the view; the command is above.
