@@ -1,7 +1,10 @@
 """Follow one run: status, log tail, metric series and diagnosis, as one frozen view per poll.
 
-Used by the monitoring pane and the Monitor screen (from a worker thread). Each poll reads only
-what is new: the log from its last offset, the wandb file from its last record.
+The one reader of a run's log: the monitoring pane and the Monitor screen both render the
+`RunView`s it returns (polled from the app's worker thread). Each poll reads only what is new: the
+log from its last offset, the wandb file from its last record. The view carries the last lines
+with a monotonic line counter (so a log panel appends only what it has not shown), and the
+series of the key the chart asked for, downsampled to what a terminal can draw.
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import re
 import threading
 import time
 from collections import deque
@@ -17,13 +21,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-TAIL_KEEP = 400
+TAIL_KEEP = 5000  # lines a view carries: the log panel's search reaches this far back
+PANE_VALUES = 600  # loss values for the pane's sparkline
+CHART_POINTS = 2000  # a chart is at most ~300 columns of 2 dots: more points add nothing
 FULL_PARSE_LIMIT = 16 * 1024 * 1024  # larger histories are parsed in a background thread
+GROUP_SCAN_S = 5.0  # finding the run's processes walks every process: not on every poll
+DIAG_EVERY_S = 5.0  # a live run is re-diagnosed at most this often, and only when its log grew
+
+# wandb prints the run page when online: "View run <name> at: https://wandb.ai/<e>/<p>/runs/<id>"
+_WANDB_URL = re.compile(r"https?://\S*wandb\S*/runs/[\w-]+")
 
 
 @dataclass(frozen=True)
 class RunView:
-    """What the UI shows of a run at one moment."""
+    """What the UI shows of a run at one moment (the pane and the Monitor screen render it)."""
 
     run_id: str
     state: str = "unknown"  # running | exited | killed | stopped | lost | missing
@@ -38,16 +49,22 @@ class RunView:
     pids: tuple[int, ...] = ()
     cpu_pct: float | None = None
     rss_mib: float | None = None
-    tail: tuple[str, ...] = ()
+    tail: tuple[str, ...] = ()  # the last complete lines, up to TAIL_KEEP
+    lines_total: int = 0  # complete lines read since the follower opened: tail[-1] is this one
     pending: str | None = None  # a live `\r` progress line
     metric_keys: tuple[str, ...] = ()
     loss_key: str | None = None
-    loss_values: tuple[float, ...] = ()
+    loss_values: tuple[float, ...] = ()  # the loss key's last PANE_VALUES values
+    chart_key: str | None = None  # the key asked for (`poll(chart_key=)`), else the loss key
+    chart_steps: tuple[float, ...] = ()  # its series, downsampled to CHART_POINTS
+    chart_values: tuple[float, ...] = ()
+    chart_points: int = 0  # points in the full series (before downsampling)
     latest: dict[str, float] = field(default_factory=dict)
     steps_per_s: float | None = None
     findings: tuple[Any, ...] = ()
     wandb_dir: str | None = None
     wandb_offline: bool = True
+    wandb_url: str | None = None  # the run page, when the log printed it (online runs)
     log_grew_at: float | None = None
     error: str | None = None
 
@@ -72,6 +89,66 @@ def pick_loss_key(keys: list[str]) -> str | None:
     return keys[0]
 
 
+def downsample(
+    steps: Any, values: Any, limit: int = CHART_POINTS, bad: list[int] | None = None
+) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Every k-th point so that at most about ``limit`` remain, always keeping the last one.
+
+    A non-finite value inside a skipped stretch is kept too (its indices in ``bad`` when the
+    caller tracks them, else found here): a NaN must never vanish from a chart.
+    """
+    n = len(values)
+    if n <= limit:
+        return tuple(steps), tuple(values)
+    stride = math.ceil(n / limit)
+    if bad is None:
+        bad = [i for i in range(n) if not math.isfinite(values[i])]
+    if not bad:
+        # Slices of the arrays run in C: this is the path a long healthy run takes every poll.
+        s, v = steps[::stride], values[::stride]
+        if (n - 1) % stride:
+            s, v = s + steps[-1:], v + values[-1:]
+        return tuple(s), tuple(v)
+    idx = sorted(set(range(0, n, stride)) | set(bad[-limit // 10 :]))
+    if idx[-1] != n - 1:
+        idx.append(n - 1)
+    return tuple(steps[i] for i in idx), tuple(values[i] for i in idx)
+
+
+class _ChartCache:
+    """The downsampled series of one key, recomputed only when the series changed.
+
+    Non-finite indices are found incrementally (only the points added since the last call are
+    scanned), so a 200k-point series costs a slice per poll, not a Python loop over it.
+    """
+
+    def __init__(self) -> None:
+        self._arrays: tuple[int, int, str] | None = None  # ids of the arrays and the key
+        self._scanned = 0
+        self._bad: list[int] = []
+        self._sig: tuple[Any, ...] = ()
+        self.result: tuple[tuple[float, ...], tuple[float, ...]] = ((), ())
+
+    def get(self, key: str, steps: Any, values: Any) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        n = len(values)
+        arrays = (id(steps), id(values), key)
+        if arrays != self._arrays or n < self._scanned:
+            self._arrays, self._scanned, self._bad, self._sig = arrays, 0, [], ()
+        sig = (n, steps[-1] if n else None, values[-1] if n else None)
+        if sig == self._sig:
+            return self.result
+        # The last point may have been replaced in place (a progress bar at the same step).
+        start = max(0, self._scanned - 1)
+        while self._bad and self._bad[-1] >= start:
+            self._bad.pop()
+        isfinite = math.isfinite
+        self._bad.extend(i for i in range(start, n) if not isfinite(values[i]))
+        self._scanned = n
+        self._sig = sig
+        self.result = downsample(steps, values, CHART_POINTS, self._bad)
+        return self.result
+
+
 class RunFollower:
     """Incremental reader of one run's record, log, metrics and wandb file."""
 
@@ -82,15 +159,21 @@ class RunFollower:
         self.record = record
         self.clock = clock
         self.lines: deque[str] = deque(maxlen=TAIL_KEEP)
+        self.lines_total = 0
         self.store = SeriesStore()  # from the log
         self.wstore = SeriesStore()  # from wandb's local file: wins for the same key
         self.parser = MetricParser(self.store)
+        self.wandb_url: str | None = None
         self._wandb_reader: Any = None
         self._wandb_keys: set[str] = set()
-        self._last_size = -1
         self.log_grew_at: float | None = None
         self._findings: tuple[Any, ...] = ()
-        self._diag_at = 0.0
+        self._diag_at = -math.inf  # monotonic time of the last diagnosis
+        self._diag_lines = -1  # lines_total at the last diagnosis
+        self._diag_final = False  # the ended run was diagnosed: its findings are cached
+        self._ended = False  # the end was seen (and the record reloaded once)
+        self._pids: list[int] = []
+        self._group_at = -math.inf  # monotonic time of the last process-group scan
         self._procs: dict[int, Any] = {}
         self._context: tuple[tuple[Any, ...], str | None] | None = None
         self._history: SeriesStore | None = None  # a big log's history, parsed in a thread
@@ -98,6 +181,8 @@ class RunFollower:
         self._stop = threading.Event()
         self._ssh: Any = None
         self._remote_offset = 0
+        self._tail_cache: tuple[int, tuple[str, ...]] = (-1, ())
+        self._chart = _ChartCache()
         log = Path(record.log_path)
         if record.backend == "ssh":
             # The log lives on the host: mirror it locally, then follow the mirror like any log.
@@ -107,7 +192,12 @@ class RunFollower:
         start = 0
         with contextlib.suppress(OSError):
             size = log.stat().st_size
-            self.lines.extend(tail_lines(log, TAIL_KEEP))
+            lines = tail_lines(log, TAIL_KEEP)
+            if lines and size and not _ends_with_newline(log, size):
+                # The unfinished last line is the tailer's `pending` (a live progress bar).
+                lines = lines[:-1]
+                size = _last_newline(log, size)
+            self._add_lines(lines)
             if size <= FULL_PARSE_LIMIT:
                 self.store = parse_file_history(log, end=size)
                 self.parser = MetricParser(self.store)
@@ -122,7 +212,6 @@ class RunFollower:
                 )
                 self._history_thread.start()
             start = size
-            self._last_size = size
             self.log_grew_at = log.stat().st_mtime
         self.tailer = LogTailer(log, start_offset=start)
 
@@ -159,6 +248,17 @@ class RunFollower:
         return cls(record)
 
     # ---------------------------------------------------------------------------------------
+    def _add_lines(self, lines: list[str]) -> None:
+        self.lines.extend(lines)
+        self.lines_total += len(lines)
+        if self.wandb_url is None:
+            for line in lines:
+                if "wandb" in line:
+                    m = _WANDB_URL.search(line)
+                    if m:
+                        self.wandb_url = m.group(0).rstrip(".,;'\")")
+                        break
+
     def _reload_record(self) -> None:
         from runexp_tui.core.runs import load_record
 
@@ -229,17 +329,44 @@ class RunFollower:
                 self._procs.pop(pid, None)
         return (cpu, rss) if seen else (None, None)
 
-    def poll(self) -> RunView:
-        """Read what is new and return the current view (never raises for a broken run)."""
-        from runexp_tui.core.runs import group_members, run_status, sync_record
+    def _members(self, running: bool) -> list[int]:
+        """The run's pids: the process group scanned every GROUP_SCAN_S, dead ones dropped."""
+        from runexp_tui.core.runs import group_members
+
+        if not running or self.record.backend != "local":
+            self._pids = []
+            return []
+        now = time.monotonic()
+        if now - self._group_at >= GROUP_SCAN_S:
+            self._group_at = now
+            self._pids = group_members(self.record)
+        else:
+            self._pids = [p for p in self._pids if p in self._procs]
+        return self._pids
+
+    def poll(self, chart_key: str | None = None) -> RunView:
+        """Read what is new and return the current view (never raises for a broken run).
+
+        ``chart_key`` names the series the view's chart fields carry (the loss when None or
+        not parsed yet).
+        """
+        from runexp_tui.core.runs import run_status, sync_record
 
         rec = self.record
         now = self.clock()
         try:
             status = self._ssh.status() if self._ssh is not None else run_status(rec)
+            if status.ended and not self._ended:
+                # Read the record again once: a stop request written since the follower opened
+                # turns "killed (SIGTERM)" into "stopped", and the diagnosis must know of it.
+                self._ended = True
+                self._reload_record()
+                rec = self.record
+                if self._ssh is None:
+                    status = run_status(rec)
         except Exception as exc:  # an unreadable exit file or the like: show it, keep going
             return RunView(run_id=rec.id, state="unknown", error=str(exc))
-        if status.ended and rec.state != status.state:
+        if status.ended and (rec.state != status.state or rec.exit_code != status.exit_code):
             rec = self.record = sync_record(rec, status)
         if self._history is not None:  # history first, then what was followed live meanwhile
             history, self._history = self._history, None
@@ -251,21 +378,30 @@ class RunFollower:
         new = self.tailer.poll()
         if new:
             self.log_grew_at = now
-            self.lines.extend(new)
+            self._add_lines(new)
+            feed = self.parser.feed
             for line in new:
-                self.parser.feed(line)
+                feed(line)
+        pending = self.tailer.pending
+        self.parser.feed_pending(pending)  # a live tqdm bar moves the curve before its newline
         if status.state == "running" or not self._wandb_keys:
             self._wandb()
-        pids = group_members(rec) if status.state == "running" and rec.backend == "local" else []
+        pids = self._members(status.state == "running")
         cpu, rss = self._process_stats(pids)
-        if now - self._diag_at > 3 or status.ended:
-            self._diag_at = now
-            self._findings = self._diagnose(status)
+        self._maybe_diagnose(status)
         keys = self.keys()
         loss_key = pick_loss_key(keys)
         values: tuple[float, ...] = ()
         if loss_key:
-            values = tuple(self.series(loss_key)[1][-600:])
+            values = tuple(self.series(loss_key)[1][-PANE_VALUES:])
+        key = chart_key if chart_key in keys else loss_key
+        c_steps: tuple[float, ...] = ()
+        c_values: tuple[float, ...] = ()
+        c_points = 0
+        if key:
+            s, v = self.series(key)
+            c_points = len(v)
+            c_steps, c_values = self._chart.get(key, s, v)
         latest = {}
         for k in keys:
             point = (self.wstore if k in self.wstore else self.store).latest(k)
@@ -286,11 +422,16 @@ class RunFollower:
             pids=tuple(pids),
             cpu_pct=cpu,
             rss_mib=rss,
-            tail=tuple(self.lines)[-200:],
-            pending=self.tailer.pending,
+            tail=self._tail(),
+            lines_total=self.lines_total,
+            pending=pending,
             metric_keys=tuple(keys),
             loss_key=loss_key,
             loss_values=values,
+            chart_key=key,
+            chart_steps=c_steps,
+            chart_values=c_values,
+            chart_points=c_points,
             latest=latest,
             steps_per_s=self._rate(loss_key, status.elapsed),
             findings=self._findings,
@@ -298,8 +439,30 @@ class RunFollower:
             if self._wandb_reader is not None
             else rec.wandb_dir,
             wandb_offline=(rec.env or {}).get("WANDB_MODE", "offline") != "online",
+            wandb_url=self.wandb_url,
             log_grew_at=self.log_grew_at,
         )
+
+    def _tail(self) -> tuple[str, ...]:
+        """The lines as a tuple, rebuilt only when lines arrived (views then share it)."""
+        total, tail = self._tail_cache
+        if total != self.lines_total:
+            tail = tuple(self.lines)
+            self._tail_cache = (self.lines_total, tail)
+        return tail
+
+    def _maybe_diagnose(self, status: Any) -> None:
+        """Diagnose a live run when its log grew (at most every DIAG_EVERY_S); an ended run once."""
+        if self._diag_final:
+            return
+        now = time.monotonic()
+        if status.ended:
+            self._diag_final = True
+        elif self.lines_total == self._diag_lines or now - self._diag_at < DIAG_EVERY_S:
+            return
+        self._diag_at = now
+        self._diag_lines = self.lines_total
+        self._findings = self._diagnose(status)
 
     def keys(self) -> list[str]:
         """Metric keys: wandb's first, then the log's that wandb does not have."""
@@ -377,3 +540,19 @@ class RunFollower:
         if self._ssh is not None:
             with contextlib.suppress(Exception):
                 self._ssh.close()
+
+
+def _ends_with_newline(path: Path, size: int) -> bool:
+    with open(path, "rb") as fh:
+        fh.seek(size - 1)
+        return fh.read(1) == b"\n"
+
+
+def _last_newline(path: Path, size: int) -> int:
+    """The offset just after the last newline before ``size`` (0 when the last MiB has none)."""
+    with open(path, "rb") as fh:
+        back = min(size, 1 << 20)
+        fh.seek(size - back)
+        data = fh.read(back)
+    i = data.rfind(b"\n")
+    return size - back + i + 1 if i >= 0 else max(0, size - back)

@@ -50,7 +50,8 @@ class RunexpApp(App[None]):
     ]
 
     gpu_snapshot: reactive[Any] = reactive(None, always_update=True)
-    run_view: reactive[Any] = reactive(None, always_update=True)
+    # Views are frozen and compared by value: an unchanged one (an ended run) redraws nothing.
+    run_view: reactive[Any] = reactive(None)
     pane_collapsed: reactive[bool] = reactive(False)
     narrow: reactive[bool] = reactive(False)
 
@@ -65,6 +66,8 @@ class RunexpApp(App[None]):
         self.gpu_history: Any = None
         self._poller: Any = None
         self._follow_wake = threading.Event()
+        # The metric the Monitor's chart asks for; the follower thread reads it on each poll.
+        self.chart_key: str | None = None
         self._stopping = threading.Event()
 
     # ----- lifecycle -------------------------------------------------------------------------
@@ -144,6 +147,7 @@ class RunexpApp(App[None]):
     def follow_run(self, run_id: str | None) -> None:
         """Show ``run_id`` in the monitoring pane (and the Monitor screen)."""
         self.session.run_id = run_id
+        self.chart_key = None  # a new run starts on its loss
         if run_id is None:
             self.run_view = None
             return
@@ -160,11 +164,17 @@ class RunexpApp(App[None]):
 
         worker = get_current_worker()
         follower = RunFollower.open(run_id, repo=repo)
-        while not self._stopping.is_set() and not worker.is_cancelled:
-            view = follower.poll()
-            self.post_message(RunViewReady(view))
-            self._follow_wake.wait(self.services.run_poll_interval)
-            self._follow_wake.clear()
+        last = None
+        try:
+            while not self._stopping.is_set() and not worker.is_cancelled:
+                view = follower.poll(chart_key=self.chart_key)
+                if view != last:  # an ended run's views stop changing: nothing to post
+                    last = view
+                    self.post_message(RunViewReady(view))
+                self._follow_wake.wait(self.services.run_poll_interval)
+                self._follow_wake.clear()
+        finally:
+            follower.close()
 
     def poke_follower(self) -> None:
         self._follow_wake.set()

@@ -31,7 +31,7 @@ async def _settled(pilot: Any) -> None:
         if (
             isinstance(screen, MonitorScreen)
             and app.run_view is not None
-            and screen._last_feed is not None
+            and screen.shown is not None
             and (app.run_view.exit_code in (0, None) or screen.query_one("#mon-diag").findings)
         ):
             break

@@ -1,14 +1,14 @@
 """Phase 5, Monitor: GPUs, a chart of any metric, the log, the run's status and its diagnosis.
 
-Data flows one way: the app's follower posts `RunView`s and the GPU poller posts snapshots (both
-app reactives, watched here); this screen's own feed thread reads the full log lines and the
-chosen metric's series (`MonitorFeed`) and posts `FeedReady`. Each widget redraws only when its
-own inputs changed. Stop and relaunch run core calls in thread workers that post progress.
+Data flows one way: the app's follower (the one reader of the run's log) posts `RunView`s and the
+GPU poller posts snapshots, both app reactives watched here. A view carries the last lines with a
+line counter (the log panel appends only lines it has not shown) and the series of the metric
+this screen asks for through `app.chart_key`. Each widget redraws only when its own inputs
+changed. Stop and relaunch run core calls in thread workers that post progress.
 """
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Sequence
 from dataclasses import fields
 from typing import Any
@@ -21,7 +21,6 @@ from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.widgets import Footer, Header, Input, Static
 
-from runexp_tui.tui.monitor_feed import FeedUpdate
 from runexp_tui.tui.screens.base import PhaseScreen
 from runexp_tui.tui.widgets.diagnosis_panel import DiagnosisPanel
 from runexp_tui.tui.widgets.gpu_panel import GpuPanel
@@ -34,14 +33,6 @@ STALL_AFTER_S = 600.0  # a live run silent this long, with flat GPUs, gets a sta
 STOP_GRACE = (5.0, 5.0)  # seconds after SIGINT, then after SIGTERM, before escalating
 VIEWS = (("gpu", "GPUs"), ("loss", "Loss"), ("log", "Log"), ("diag", "Diagnosis"))
 _NEXT_SIGNAL = {"SIGINT": "SIGTERM in", "SIGTERM": "SIGKILL in", "SIGKILL": "waiting for exit"}
-
-
-class FeedReady(Message):
-    """New log lines and the chosen series, from the screen's feed thread."""
-
-    def __init__(self, update: FeedUpdate) -> None:
-        super().__init__()
-        self.update = update
 
 
 class StopProgress(Message):
@@ -154,6 +145,7 @@ class MonitorScreen(PhaseScreen):
         super().__init__()
         self.key: str | None = None  # the chart's metric; None: the follower's pick (a loss)
         self.keys: tuple[str, ...] = ()
+        self.shown: Any = None  # the last run view drawn (None until the first arrives)
         self.smooth = False
         self.view_name = "loss"  # what the narrow (80x24) layout shows
         self.wandb_url: str | None = None
@@ -164,10 +156,7 @@ class MonitorScreen(PhaseScreen):
         self.stall: Any = None
         self._run_id: str | None = None
         self._seen_findings = False
-        self._want: tuple[str, str, str | None, str | None] | None = None
-        self._feed_wake = threading.Event()
-        self._feed_stop = threading.Event()
-        self._last_feed: FeedUpdate | None = None
+        self._log_total = 0  # the view's line counter when the log panel was last filled
 
     # ----- layout -------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -198,12 +187,7 @@ class MonitorScreen(PhaseScreen):
         self.watch(self.app, "narrow", self._on_narrow)
         self.watch(self.app, "run_view", self._on_view)
         self.watch(self.app, "gpu_snapshot", self._on_gpu)
-        self._feed_loop()
         self.query_one("#mon-log", LogView).focus()
-
-    def on_unmount(self) -> None:
-        self._feed_stop.set()
-        self._feed_wake.set()
 
     @property
     def narrow(self) -> bool:
@@ -235,23 +219,35 @@ class MonitorScreen(PhaseScreen):
     # ----- the run view and GPU snapshots (app reactives) ----------------------------------------
     def _on_view(self, view: Any) -> None:
         if view is None:
-            self._want = None
+            self.shown = None
             self.query_one("#mon-status", RunStatus).show(None)
             return
-        if view.run_id != self._run_id:
+        new_run = view.run_id != self._run_id
+        if new_run:
             self._run_id = view.run_id
             self.key = None
-            self.keys = ()
-            self.wandb_url = None
             self._seen_findings = False
-            self._last_feed = None
+        self.keys = tuple(view.metric_keys)
+        self.wandb_url = getattr(view, "wandb_url", None)
         self.query_one("#mon-status", RunStatus).show(
             view, url=self.wandb_url, stopping=self.stopping
         )
         self._show_findings(view)
-        self._want = (view.run_id, view.log_path, view.wandb_dir, self.key)
-        self._feed_wake.set()
+        self._show_log(view, reset=new_run or self.shown is None)
+        self.shown = view
+        self._draw_chart()
         self._on_gpu(getattr(self.app, "gpu_snapshot", None))
+
+    def _show_log(self, view: Any, *, reset: bool) -> None:
+        """Append the lines the panel has not shown yet (all of them for a new run)."""
+        log = self.query_one("#mon-log", LogView)
+        tail = view.tail
+        fresh = view.lines_total - self._log_total
+        if reset or fresh < 0 or fresh > len(tail):
+            log.set_lines(tail, view.pending)  # a new run, or more arrived than the view holds
+        elif fresh or view.pending != log.pending:
+            log.append(tail[len(tail) - fresh :] if fresh else (), view.pending)
+        self._log_total = view.lines_total
 
     def _on_gpu(self, snapshot: Any) -> None:
         view = getattr(self.app, "run_view", None)
@@ -295,69 +291,26 @@ class MonitorScreen(PhaseScreen):
             if self.narrow:
                 self._set_view("diag")
 
-    # ----- the feed thread (full log lines and any series) ---------------------------------------
-    @work(thread=True, group="monitor-feed", exit_on_error=False, description="monitor feed")
-    def _feed_loop(self) -> None:
-        from runexp_tui.tui.monitor_feed import MonitorFeed
-
-        feed: MonitorFeed | None = None
-        last: tuple[object, ...] = ()
-        try:
-            while not self._feed_stop.is_set():
-                if not self._feed_wake.wait(1.0):
-                    continue
-                self._feed_wake.clear()
-                want = self._want
-                if want is None or self._feed_stop.is_set():
-                    continue
-                run_id, log_path, wandb_dir, key = want
-                if feed is None or feed.run_id != run_id:
-                    if feed is not None:
-                        feed.close()
-                    feed = MonitorFeed(run_id, log_path)
-                    last = ()
-                update = feed.poll(key, wandb_dir)
-                sig = (update.key, update.points, update.values[-1:], update.pending)
-                sig += (update.keys, tuple(update.latest.items()), update.wandb_url)
-                if update.new_lines or update.reset or sig != last:
-                    last = sig
-                    self.post_message(FeedReady(update))
-        finally:
-            if feed is not None:
-                feed.close()
-
-    @on(FeedReady)
-    def _on_feed(self, message: FeedReady) -> None:
-        u = message.update
-        if u.run_id != self._run_id:
-            return
-        self._last_feed = u
-        log = self.query_one("#mon-log", LogView)
-        if u.reset:
-            log.set_lines(u.new_lines, u.pending)
-        else:
-            log.append(u.new_lines, u.pending)
-        self.keys = u.keys
-        if u.wandb_url != self.wandb_url:
-            self.wandb_url = u.wandb_url
-            self.query_one("#mon-status", RunStatus).show(
-                getattr(self.app, "run_view", None), url=self.wandb_url, stopping=self.stopping
-            )
-        self._draw_chart()
-
     def _draw_chart(self) -> None:
-        u = self._last_feed
-        chart = self.query_one("#mon-chart", LossChart)
-        if u is None:
+        v = self.shown
+        if v is None:
             return
+        chart = self.query_one("#mon-chart", LossChart)
+        key = v.chart_key
         changed = chart.set_series(
-            u.key, u.steps, u.values, smooth=self.smooth, latest=u.latest, points=u.points
+            key,
+            v.chart_steps,
+            v.chart_values,
+            smooth=self.smooth,
+            latest=v.latest,
+            points=v.chart_points,
         )
         if changed:
             title = "Metrics"
-            if u.key:
-                pos = f" {u.keys.index(u.key) + 1}/{len(u.keys)}" if u.key in u.keys else ""
-                title = f"{u.key}{pos} · {u.points} pts" + (" · EMA" if self.smooth else "")
+            keys = tuple(v.metric_keys)
+            if key:
+                pos = f" {keys.index(key) + 1}/{len(keys)}" if key in keys else ""
+                title = f"{key}{pos} · {v.chart_points} pts" + (" · EMA" if self.smooth else "")
             chart.border_title = title
             chart.border_subtitle = "k: metric  S: smooth"
 
@@ -367,12 +320,11 @@ class MonitorScreen(PhaseScreen):
         if not keys:
             self.notify("No metric parsed from the log yet.", timeout=2)
             return
-        current = self.key or (self._last_feed.key if self._last_feed else None)
+        current = self.key or (self.shown.chart_key if self.shown is not None else None)
         i = keys.index(current) if current in keys else -1
         self.key = keys[(i + (1 if forward else -1)) % len(keys)]
-        if self._want is not None:
-            self._want = (*self._want[:3], self.key)
-        self._feed_wake.set()
+        self.rx.chart_key = self.key  # the follower reads it on its next poll
+        self.rx.poke_follower()
 
     def action_smooth(self) -> None:
         self.smooth = not self.smooth

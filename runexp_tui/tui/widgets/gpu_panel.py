@@ -107,7 +107,14 @@ class GpuPanel(Static):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._fingerprint: tuple[object, ...] = ()
+        self._inputs: tuple[Any, Any, dict[str, Any]] | None = None
         self.text = Text()
+
+    def on_resize(self) -> None:
+        # The text is laid out for a width: a new width (a view switch at 80x24) redraws it.
+        if self._inputs is not None:
+            snapshot, history, kwargs = self._inputs
+            self.show(snapshot, history, **kwargs)
 
     def show(
         self,
@@ -122,6 +129,7 @@ class GpuPanel(Static):
         width = max(30, self.content_size.width or 60)
         sel = tuple(selected)
         pids = frozenset(run_pids)
+        self._inputs = (snapshot, history, {"selected": sel, "run_pids": pids, "compact": compact})
         fp = (id(snapshot), getattr(snapshot, "taken_at", None), sel, pids, width, compact)
         if fp == self._fingerprint:
             return False
