@@ -240,3 +240,13 @@ def test_run_steps_stops_at_a_required_failure(tmp_path: Path) -> None:
     events = list(run_steps(plan_steps(config(repo), repo, wandb_wanted=True)))
     started = [e.step_id for e in events if isinstance(e, StepStarted)]
     assert started == ["create"]
+
+
+def test_create_step_reports_the_env_python_version(tmp_path: Path) -> None:
+    import platform
+
+    repo = repo_with(tmp_path, {})
+    done = finish(
+        step(plan_steps(config(repo, kind="system"), repo, wandb_wanted=False), "create").run()
+    )
+    assert done.ok and done.result["python"] == platform.python_version()

@@ -8,6 +8,7 @@ again is the retry.
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import threading
 from collections import deque
@@ -242,7 +243,9 @@ def _create_body(backend: EnvBackend) -> StepBody:
     def body(ctx: StepContext) -> Generator[Event, None, StepResult]:
         if isinstance(backend, SystemBackend):
             yield ctx.line(f"Using {backend.describe()}: nothing to create.")
-            return {"env": backend.describe(), "skipped": "system Python: nothing to create"}
+            return _with_python(
+                {"env": backend.describe(), "skipped": "system Python: nothing to create"}, backend
+            )
         yield Progress(ctx.step_id, None, "Checking the environment")
         try:
             state = backend.state()
@@ -260,7 +263,7 @@ def _create_body(backend: EnvBackend) -> StepBody:
             ) from None
         if state.status == "complete":
             yield ctx.line(f"Reusing {state.detail}.")
-            return {"env": backend.describe(), "reused": True}
+            return _with_python({"env": backend.describe(), "reused": True}, backend)
         if isinstance(backend, CondaBackend) and not backend.create:
             raise StepFailed(
                 Failure(
@@ -284,7 +287,9 @@ def _create_body(backend: EnvBackend) -> StepBody:
             if ok:
                 yield ctx.line(f"Note: {state.detail}; it works, so it is used as it is.")
                 backend.mark("complete")
-                return {"env": backend.describe(), "reused": True, "adopted": True}
+                return _with_python(
+                    {"env": backend.describe(), "reused": True, "adopted": True}, backend
+                )
             yield ctx.line(f"Note: {state.detail} and its python does not run: recreating it.")
             state = backend.state()
         if state.status in ("partial", "foreign"):
@@ -298,9 +303,36 @@ def _create_body(backend: EnvBackend) -> StepBody:
         yield from ctx.run(argv)
         backend.mark("complete")
         yield Progress(ctx.step_id, 1.0, "Created")
-        return {"env": backend.describe(), "reused": False}
+        return _with_python({"env": backend.describe(), "reused": False}, backend)
 
     return body
+
+
+def env_python_version(backend: EnvBackend, timeout: float = 30.0) -> str | None:
+    """The env interpreter's version ("3.11.7"), or None when it does not answer in time.
+
+    Not asked of conda envs: `conda run` costs seconds, and the torch check reports it anyway.
+    """
+    from runexp_tui.core.procs import run_capture
+
+    if isinstance(backend, CondaBackend):
+        return None
+
+    argv = backend.python_argv() + ["-c", "import platform; print(platform.python_version())"]
+    try:
+        res = run_capture(argv, timeout=timeout)
+    except OSError:
+        return None
+    out = res.stdout.strip().splitlines()
+    if res.exit_code != 0 or not out or not re.fullmatch(r"\d+\.\d+(\.\d+)?\S*", out[-1].strip()):
+        return None
+    return out[-1].strip()
+
+
+def _with_python(result: dict[str, Any], backend: EnvBackend) -> dict[str, Any]:
+    """A create step's result plus the env's Python version when it answers."""
+    version = env_python_version(backend)
+    return {**result, "python": version} if version else result
 
 
 def _python_runs(ctx: StepContext, backend: EnvBackend) -> Generator[Event, None, bool]:

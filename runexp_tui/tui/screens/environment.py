@@ -450,6 +450,9 @@ class EnvironmentScreen(PhaseScreen):
 
     def _python_hint(self) -> str | None:
         """The env's Python version where the config alone says it (before any check ran)."""
+        created = self.results.get("create") or {}
+        if created.get("python"):  # the env's own interpreter answered
+            return str(created["python"])
         cfg = self.config
         if cfg is None:
             return None
