@@ -96,6 +96,17 @@ FRAMEWORK_MODULES = {
 }
 _WS = re.compile(r"\s+")
 _EVAL_NAME = re.compile(r"(eval|valid|test|estimate)", re.I)
+# an averaged copy of the weights (`ema_unet.step(...)`, `swa_model`): updated after the real step
+_AVERAGED = re.compile(r"(^|[._])(ema|swa)([._]|$)|^(ema|swa)", re.I)
+# sklearn-style metric functions (`f1_score`, `mean_squared_error`, `accuracy`), and names that
+# merely end like one (`set_verbosity_error`, `make_scorer`)
+_METRIC_CALL = re.compile(r"(_score|_error|^score|^accuracy)$")
+_NOT_METRIC = re.compile(r"(make|set|get|raise|log|print|report|handle|on)_")
+# names a metric run may continue with (`loss = log_loss(...)` after `auc = roc_auc_score(...)`)
+_METRIC_NAME = re.compile(
+    r"(acc|loss|auc|f1|score|err|prec|recall|mse|mae|rmse|r2|ppl|perplex|bleu|rouge|metric|reward)",
+    re.I,
+)
 
 
 class AnalyzeError(Exception):
@@ -460,6 +471,8 @@ class _Analyzer:
                 jitted.add(ts.text(d.child_by_field_name("name")))
         for c in self.calls_named("jit", "pmap"):
             pos = _positional(c)
+            if pos and pos[0].type == "call" and _call_name(pos[0]) == "partial":
+                pos = _positional(pos[0])  # jax.pmap(functools.partial(train_step, lr_fn=...))
             if not pos or pos[0].type != "identifier":
                 continue
             fname = ts.text(pos[0])
@@ -479,6 +492,7 @@ class _Analyzer:
         self._prefetch_callers()
         loop, sites = self.training_loop()
         self.training_fns: set[int] = set()
+        self.train_chain: set[int] = set()  # the training loop and every loop running it
         for s in sites + self._direct_sites():
             fn = _scope(s.call)
             if fn is not None:
@@ -589,7 +603,11 @@ class _Analyzer:
         for c in self.calls_named("step", "apply_gradients", "apply_updates"):
             recv = ts.text(_receiver(c)).lower()
             if _call_name(c) == "step" and (
-                _receiver(c) is None or "sched" in recv or "env" in recv or "progress" in recv
+                _receiver(c) is None
+                or "sched" in recv
+                or "env" in recv
+                or "progress" in recv
+                or _AVERAGED.search(recv)
             ):
                 continue
             sites.append(_Site(c, "step"))
@@ -680,9 +698,11 @@ class _Analyzer:
     def outermost_loop(self, loop: Node) -> Node:
         """The top of the loop nest running the training loop, following callers of its function."""
         top = loop
+        self.train_chain.add(loop.id)
         for _ in range(4):
             for lp in _loops_up(top):
                 top = lp
+                self.train_chain.add(lp.id)
             fn = _scope(top)
             if fn is None:
                 break
@@ -693,6 +713,7 @@ class _Analyzer:
             if outer is None:
                 break
             top = outer
+            self.train_chain.add(top.id)
         return top
 
     def train_log(self, loop: Node, sites: list[_Site]) -> TrainLogPoint:
@@ -701,13 +722,66 @@ class _Analyzer:
         fns = [s for s in sites if s.kind == "stepfn"]
         step_fns = [s for s in fns if s.via == "step"]
         anchor = (steps or step_fns or backs or fns or sites)[-1 if steps or step_fns else 0].call
-        stmt = self.line_stmt(anchor)
+        stmt = self._settle(self.line_stmt(anchor), loop, sites)
         return TrainLogPoint(
             after_line=ts.end_line(stmt),
             loss_var=self.loss_var(loop, backs, fns, stmt),
             step_var=self.step_var(loop),
             indent=self.indent_of(stmt),
         )
+
+    def _settle(self, stmt: Node, loop: Node, sites: list[_Site]) -> Node:
+        """Move the train-log anchor to where one optimisation step is complete, once per step.
+
+        - a step written in both branches of an if/else: after the whole if;
+        - `with accelerator.accumulate(model):` followed by `if accelerator.sync_gradients:`:
+          inside that block (after its step counter), since the with body runs per micro-step;
+        - a following `if not need_update: continue` (accumulation skip): past it, and past
+          the step counter that comes right after.
+        """
+        body = loop.child_by_field_name("body")
+        cur = stmt
+        while True:
+            block = cur.parent
+            if block is None or block.type != "block" or block == body:
+                break
+            owner = block.parent
+            if owner is None:
+                break
+            ifst = owner if owner.type == "if_statement" else None
+            if owner.type in ("else_clause", "elif_clause"):
+                ifst = owner.parent
+            if ifst is None or ifst.type != "if_statement":
+                break
+            if not any(_contains(ifst, s.call) and not _contains(block, s.call) for s in sites):
+                break
+            cur = ifst
+        top = _ancestor_in(cur, body)
+        if top is None:
+            return cur
+        sib = top.next_named_sibling
+        while sib is not None:
+            cond = (
+                ts.text(sib.child_by_field_name("condition")) if sib.type == "if_statement" else ""
+            )
+            if "sync_gradients" in cond and not any(_contains(sib, s.call) for s in sites):
+                stmts = _body_stmts_of(sib.child_by_field_name("consequence"))
+                counter = next((st for st in stmts if _is_counter(st)), None)
+                return counter or (stmts[-1] if stmts else cur)
+            if (
+                sib.type == "if_statement"
+                and re.search(r"accum|update|sync|micro", cond, re.I)
+                and not any(_contains(sib, s.call) for s in sites)
+                and (stmts := _body_stmts_of(sib.child_by_field_name("consequence")))
+                and stmts[-1].type == "continue_statement"
+                and sib.child_by_field_name("alternative") is None
+            ):
+                nxt = sib.next_named_sibling
+                while nxt is not None and nxt.type == "comment":
+                    nxt = nxt.next_named_sibling
+                return nxt if nxt is not None and _is_counter(nxt) else sib
+            sib = sib.next_named_sibling
+        return cur
 
     def loss_var(self, loop: Node, backs: list[_Site], fns: list[_Site], stmt: Node) -> str | None:
         for s in backs:
@@ -732,6 +806,8 @@ class _Analyzer:
                 # scaler.scale(loss).backward() -> loss
                 if expr is not None and expr.type == "call" and _call_name(expr) == "scale":
                     expr = (_positional(expr) or [expr])[0]
+            if expr is not None and expr.type == "attribute":
+                return _norm(ts.text(expr))  # `self.loss.backward()`: the loss is `self.loss`
             names = _identifiers(expr)
             if names:
                 return next((n for n in names if "loss" in n.lower()), names[0])
@@ -756,27 +832,50 @@ class _Analyzer:
         return None
 
     def step_var(self, loop: Node) -> str | None:
+        """The training step's counter: an integer `x += 1` in the loop, else the loop's index.
+
+        The index counts only when the loop runs over `range(...)`, `enumerate(...)` or
+        `zip(range(...), ...)`: a plain `for batch in loader` or `for perm in perms` binds data
+        (a tensor, an array), never a step number.
+        """
         for aug in self.augs:
             if (
                 _contains(loop, aug)
                 and next(_loops_up(aug), None) == loop
                 and ts.text(aug.child_by_field_name("right")) == "1"
+                and ts.text(aug.child_by_field_name("operator")) == "+="
             ):
                 return ts.text(aug.child_by_field_name("left"))
-        if loop.type == "for_statement":
-            left = loop.child_by_field_name("left")
-            right = loop.child_by_field_name("right")
-            if left is not None and left.type == "identifier":
-                return ts.text(left)
+        if loop.type != "for_statement":
+            return None
+        left = loop.child_by_field_name("left")
+        right = loop.child_by_field_name("right")
+        while (
+            right is not None and right.type == "call" and _call_name(right) in ("tqdm", "trange")
+        ):
+            pos = _positional(right)  # tqdm(range(n)), tqdm(enumerate(loader))
+            if _call_name(right) == "trange":
+                break
+            right = pos[0] if pos else None
+        if left is None or right is None or right.type != "call":
+            return None
+        name = _call_name(right)
+        if name in ("range", "trange", "count") and left.type == "identifier":
+            return ts.text(left)
+        if left.type in ("pattern_list", "tuple_pattern") and left.named_children:
+            first = left.named_children[0]
+            pos = _positional(right)
+            if first.type != "identifier":
+                return None
+            if name == "enumerate":
+                return ts.text(first)
             if (
-                left is not None
-                and right is not None
-                and right.type == "call"
-                and _call_name(right) == "enumerate"
-                and left.named_children
-                and left.named_children[0].type == "identifier"
+                name == "zip"
+                and pos
+                and pos[0].type == "call"
+                and _call_name(pos[0]) in ("range", "count")
             ):
-                return ts.text(left.named_children[0])
+                return ts.text(first)
         return None
 
     # -- framework, distributed, wandb, shortcut
@@ -808,6 +907,8 @@ class _Analyzer:
             return "keras"
         if "jax" in fw:
             return "jax_flax"
+        if "keras" in fw and has_loop and "torch" not in fw:
+            return "keras"  # a tf.GradientTape loop: TensorFlow's family, without fit()
         if "torch" in fw and has_loop:
             return "vanilla_pytorch"
         if "sklearn" in fw:
@@ -1018,6 +1119,8 @@ class _Analyzer:
                     return c
             return None
         fits = [c for c in self.calls_named("fit") if _receiver(c) is not None]
+        if not fits and framework not in ("lightning", "keras"):
+            fits = [c for c in self.calls_named("learn") if _receiver(c) is not None]
         if not fits and framework == "lightning":
             fits = self.calls_named("LightningCLI")
         if not fits:
@@ -1051,7 +1154,7 @@ class _Analyzer:
     def eval_log(
         self, loop: Node | None, top: Node | None, train_call: Node | None
     ) -> EvalLogPoint | None:
-        sites: list[tuple[Node, Node | None]] = []  # (call, eval function or None)
+        sites: list[tuple[Node, Node | None]] = []  # (call or eval loop, eval function or None)
         for fn in self.eval_functions():
             for c in self.callers(fn):
                 sites.append((c, fn))
@@ -1064,32 +1167,126 @@ class _Analyzer:
         metric_calls = [
             c
             for c in self.calls
-            if re.search(r"(_score|_error|^score|^accuracy)$", _call_name(c))
-            and not _call_name(c).startswith("make_")
+            if _METRIC_CALL.search(_call_name(c))
+            and not _NOT_METRIC.match(_call_name(c))
+            and _type(c.parent) != "expression_statement"  # a metric's value is used
         ]
-        sites.extend((c, None) for c in metric_calls)
+        sites.extend((c, None) for c in metric_calls if not any(c == s for s, _ in sites))
+        sites.extend((lp, None) for lp in self._inline_eval_loops(loop))
         if not sites:
             return None
         sites.sort(key=lambda s: s[0].start_byte)
         if top is not None:
             inside = [s for s in sites if _contains(top, s[0])]
             after = [s for s in sites if s[0].start_byte >= top.end_byte]
-            pick = (inside or after or sites)[0]
+            ordered = inside + after + [s for s in sites if s not in inside and s not in after]
         elif train_call is not None:
             after = [s for s in sites if s[0].start_byte >= train_call.end_byte]
-            pick = (after or sites)[0]
+            ordered = after + [s for s in sites if s not in after]
         else:
-            pick = sites[0]
-        call, efn = pick
-        stmt: Node = _stmt(call)
+            ordered = sites
+        # the first site that yields metrics wins: a call whose value is dropped says nothing
+        for node, efn in ordered:
+            point = self._eval_point(node, efn, loop)
+            if point is not None and point.metric_vars:
+                return point
+        return None
+
+    def _inline_eval_loops(self, loop: Node | None) -> list[Node]:
+        """Evaluation loops written inline (`with torch.no_grad():` around or inside a loop)."""
+        out: list[Node] = []
+        for c in self.calls_named("no_grad", "inference_mode"):
+            if _type(c.parent) == "decorator":
+                continue
+            fn = _scope(c)
+            if fn is not None and fn.id not in self.training_fns:
+                continue  # inside an evaluation function: handled through its callers
+            ev = next(_loops_up(c), None)
+            if ev is None:
+                w = _stmt(c)
+                ev = next((n for n in _walk_statements(w) if n.type in LOOPS), None)
+            if ev is None or (loop is not None and (_contains(ev, loop) or _contains(loop, ev))):
+                continue
+            if ev not in out:
+                out.append(ev)
+        return out
+
+    def _eval_loop_of(self, call: Node, loop: Node | None) -> Node | None:
+        """The loop that repeats an evaluation call over batches (not the training loop)."""
+        ev = next(_loops_up(call), None)
+        if ev is None or loop is None or ev.id in self.train_chain:
+            return None  # in the epoch loop around training: the call runs once per epoch
+        return ev
+
+    def _eval_point(self, node: Node, efn: Node | None, loop: Node | None) -> EvalLogPoint | None:
+        if node.type in LOOPS:
+            return self._after_eval_loop(node)
+        ev = self._eval_loop_of(node, loop)
+        if ev is not None and efn is not None:
+            return self._after_eval_loop(ev)
+        stmt: Node = _stmt(node)
         a = _assignment(stmt)
-        if a is not None and _contains(a.child_by_field_name("right"), call):  # type: ignore[arg-type]
-            stmt, names = self._metric_run(self.line_stmt(call))
+        if a is not None and _contains(a.child_by_field_name("right"), node):  # type: ignore[arg-type]
+            stmt, names = self._metric_run(self.line_stmt(node))
             return EvalLogPoint(ts.end_line(stmt), tuple(names), self.indent_of(stmt))
         if efn is not None:
             return self._inside_eval_function(efn)
-        stmt = self.line_stmt(call)
-        return EvalLogPoint(ts.end_line(stmt), (), self.indent_of(stmt))
+        return None
+
+    def _after_eval_loop(self, ev: Node) -> EvalLogPoint | None:
+        """After an inline evaluation loop: the totals computed right after it.
+
+        Names the loop accumulates into (`losses.append(...)`, `total += ...`) are the raw
+        material; the assignments that follow the loop (`eval_loss = mean(losses)`,
+        `perplexity = exp(eval_loss)`, inside a try too) are the metrics.
+        """
+        accum: set[str] = set()
+        for st in _walk_statements(ev):
+            e = (
+                st.named_children[0]
+                if st.type == "expression_statement" and st.named_children
+                else None
+            )
+            if e is None:
+                continue
+            if e.type == "augmented_assignment":
+                accum.update(_target_names(e.child_by_field_name("left")))
+            elif e.type == "call" and _call_name(e) in ("append", "extend"):
+                accum.add(ts.text(_receiver(e)))
+        names: list[str] = []
+        anchor = None
+        cur = ev.next_named_sibling
+        while cur is not None:
+            if cur.type == "comment":
+                cur = cur.next_named_sibling
+                continue
+            simple = [
+                n
+                for n in _walk_statements(cur)
+                if n.type
+                not in ("block", "try_statement", "except_clause", "else_clause", "finally_clause")
+            ]
+            if cur.type not in ("expression_statement", "try_statement") or not all(
+                n.type == "pass_statement"
+                or (
+                    (a := _assignment(n)) is not None
+                    and _type(a.child_by_field_name("left")) in ("identifier", "pattern_list")
+                )
+                for n in simple
+            ):
+                break
+            for n in simple:
+                a = _assignment(n)
+                if a is not None:
+                    for t in _target_names(a.child_by_field_name("left")):
+                        if t.isidentifier() and t not in accum and t not in names:
+                            names.append(t)
+            anchor = cur
+            cur = cur.next_named_sibling
+        if anchor is None or not names:
+            return None
+        st = self.line_stmt(anchor)
+        return EvalLogPoint(ts.end_line(anchor), tuple(names), self.indent_of(st))
 
     def _metric_run(self, stmt: Node) -> tuple[Node, list[str]]:
         """Consecutive metric assignments (`acc = ...; f1 = ...`) from `stmt` on: last one, names."""
@@ -1115,7 +1312,17 @@ class _Analyzer:
                 )
                 for _ in [0]
             )
-            if not first and not is_metric:
+            if (
+                not first
+                and not is_metric
+                and not (
+                    _type(right) == "call"
+                    and all(
+                        _METRIC_NAME.search(n)
+                        for n in _target_names(a.child_by_field_name("left")) or ["-"]
+                    )
+                )
+            ):
                 break
             names.extend(n for n in _target_names(a.child_by_field_name("left")) if n not in names)
             last = cur
@@ -1179,16 +1386,58 @@ class _Analyzer:
             if _root_name(_receiver(c))
             in ("OmegaConf", "yaml", "oc", "omegaconf", "toml", "tomllib", "json")
         ]
-        for c in sorted(calls, key=lambda c: c.start_byte):
-            out.extend(self._resolve_config(c, 0))
+        calls.sort(key=lambda c: c.start_byte)
+        superseded: set[int] = set()
+        for i, c in enumerate(calls):
+            a = _assignment(_stmt(c))
+            if a is None:
+                continue
+            if _call_name(c) not in PARSE_CALLS:
+                # a file loaded before the arguments are parsed feeds the parser's defaults
+                if any(
+                    _call_name(later) in PARSE_CALLS and _scope(later) == _scope(c)
+                    for later in calls[i + 1 :]
+                ):
+                    superseded.add(c.id)
+                continue
+            bound = set(_target_names(a.child_by_field_name("left")))
+            for later in calls[i + 1 :]:
+                if (
+                    _call_name(later) in PARSE_CALLS
+                    and _scope(later) == _scope(c)
+                    and bound & set(_identifiers(later.child_by_field_name("arguments")))
+                ):
+                    superseded.add(c.id)  # a first pass whose leftovers the later parse reads
+        for c in calls:
+            if c.id not in superseded:
+                out.extend(self._resolve_config(c, 0))
         return out
 
-    def _resolve_config(self, call: Node, depth: int) -> list[tuple[Node, str | None]]:
+    @staticmethod
+    def _returned_at(fn: Node, var: str) -> int | None:
+        """Where `fn` returns `var`: -1 for `return var`, i for `return a, var` (position i)."""
+        for st in _body_stmts(fn):
+            if st.type != "return_statement" or not st.named_children:
+                continue
+            val = st.named_children[0]
+            if ts.text(val) == var:
+                return -1
+            if val.type in ("expression_list", "tuple"):
+                items = [ts.text(c) for c in val.named_children]
+                if var in items:
+                    return items.index(var)
+        return None
+
+    def _resolve_config(
+        self, call: Node, depth: int, pos: int = -1
+    ) -> list[tuple[Node, str | None]]:
         stmt = _stmt(call)
         a = _assignment(stmt)
         if a is not None and _contains(a.child_by_field_name("right"), call):  # type: ignore[arg-type]
             names = [n for n in _target_names(a.child_by_field_name("left"))]
             var = names[0] if names else None
+            if pos >= 0 and len(names) > pos:
+                return [(stmt, names[pos])]  # `args, args_text = _parse_args()`
             if (
                 len(names) > 1
                 and _call_name(call).startswith("parse_")
@@ -1198,16 +1447,11 @@ class _Analyzer:
                 var = next(n for n in names if "train" in n.lower())
             fn = _scope(stmt)
             # `args = parser.parse_args(); return args` inside a helper: follow its callers
-            if (
-                fn is not None
-                and var
-                and depth < 3
-                and any(
-                    st.type == "return_statement" and ts.text(st).split(None, 1)[-1] == var
-                    for st in _body_stmts(fn)
-                )
-            ):
-                res = [r for c in self.callers(fn) for r in self._resolve_config(c, depth + 1)]
+            ret_pos = self._returned_at(fn, var) if fn is not None and var else None
+            if fn is not None and var and depth < 3 and ret_pos is not None:
+                res = [
+                    r for c in self.callers(fn) for r in self._resolve_config(c, depth + 1, ret_pos)
+                ]
                 if res:
                     return res
             return [(stmt, var)]
@@ -1264,6 +1508,7 @@ class _Analyzer:
             and right is not None
             and right.type == "call"
             and _call_name(right) in local_classes
+            and re.search(r"conf|cfg|param|arg|setting|option|hparam", _call_name(right), re.I)
             and var in _identifiers(right)
         ):
             return nxt, ts.text(left)  # type: ignore[return-value]
@@ -1408,15 +1653,24 @@ class _Analyzer:
             cands = before or cands
         if cands:
             stmt, var = cands[-1] if len(cands) > 1 and self._same_var_branches(cands) else cands[0]
+            first_names = set(_target_names(_type_assign_left(stmt))) | ({var} if var else set())
             for later, lvar in cands[1:]:
                 a = _assignment(later)
-                if (
+                if later.type == "function_definition" or not lvar or a is None:
+                    continue
+                if _scope(later) != _scope(stmt) and var:
+                    continue
+                right_ids = set(_identifiers(a.child_by_field_name("right")))
+                # `cfg = yaml.safe_load(f)` inside `with open(args.config) as f:`
+                holder = self._lift(later)
+                if first_names & right_ids or (
                     var
-                    and lvar
-                    and a is not None
-                    and var in _identifiers(a.child_by_field_name("right"))
+                    and holder is not later
+                    and holder.parent == self._lift(stmt).parent
+                    and re.search(rf"\b{re.escape(var)}\b", ts.text(holder))
                 ):
                     stmt, var = later, lvar
+                    first_names = set(_target_names(a.child_by_field_name("left")))
             if stmt.type == "function_definition":
                 body_of = stmt
             else:
@@ -1629,6 +1883,26 @@ class _Analyzer:
 
 
 # ----------------------------------------------------------------------------- free helpers
+
+
+def _body_stmts_of(block: Node | None) -> list[Node]:
+    return [c for c in block.named_children if c.type != "comment"] if block is not None else []
+
+
+def _is_counter(st: Node) -> bool:
+    """`x += 1`: a step counter."""
+    e = st.named_children[0] if st.type == "expression_statement" and st.named_children else None
+    return (
+        e is not None
+        and e.type == "augmented_assignment"
+        and ts.text(e.child_by_field_name("operator")) == "+="
+        and ts.text(e.child_by_field_name("right")) == "1"
+    )
+
+
+def _type_assign_left(stmt: Node) -> Node | None:
+    a = _assignment(stmt)
+    return a.child_by_field_name("left") if a is not None else None
 
 
 def _type(node: Node | None) -> str:
