@@ -190,6 +190,8 @@ class Simple:
     pick: str = "last"  # which occurrence is the evidence: "first" or "last"
     exclude: re.Pattern[str] | None = None
     keyed_by: str | None = None  # a named group that splits findings (e.g. the package)
+    # Adjusts a hit from its match (case-specific cause and fixes); may return None to drop it.
+    refine: Callable[[Ctx, Hit, re.Match[str]], Hit | None] | None = None
 
     def __call__(self, ctx: Ctx) -> list[Hit]:
         found = [
@@ -207,20 +209,21 @@ class Simple:
         for k, occ in groups.items():
             i, m = occ[0] if self.pick == "first" else occ[-1]
             gd = m.groupdict()
-            hits.append(
-                Hit(
-                    self.id,
-                    fill(self.title, gd),
-                    self.severity,
-                    i,
-                    fill(self.cause, gd) + ctx.where(i),
-                    tuple(fill(f, gd) for f in self.fixes),
-                    fill(self.action, gd) if self.action else None,
-                    self.tier,
-                    key=f"{self.id}:{k}",
-                    claims=frozenset(j for j, _ in occ),
-                )
+            hit = Hit(
+                self.id,
+                fill(self.title, gd),
+                self.severity,
+                i,
+                fill(self.cause, gd) + ctx.where(i),
+                tuple(fill(f, gd) for f in self.fixes),
+                fill(self.action, gd) if self.action else None,
+                self.tier,
+                key=f"{self.id}:{k}",
+                claims=frozenset(j for j, _ in occ),
             )
+            refined = self.refine(ctx, hit, m) if self.refine is not None else hit
+            if refined is not None:
+                hits.append(refined)
         return hits
 
 

@@ -29,7 +29,8 @@ _ADVICE: dict[str, str] = {
     "RecursionError": "Infinite recursion: a function calls itself without end (or a property refers to itself).",
     "NotImplementedError": "A method the framework requires is not implemented in your subclass.",
     "SyntaxError": "The script does not parse: a typo, or syntax newer than this Python (e.g. match needs 3.10+).",
-    "IndentationError": "Mixed or wrong indentation in the script.",
+    "IndentationError": "Wrong indentation at that line: a block that does not line up with the one it belongs to (often mixed tabs and spaces).",
+    "TabError": "The file mixes tabs and spaces for indentation: convert the tabs to spaces (expand -t 4, or your editor's convert-indentation).",
     "NameError": "A name is used before it is defined (typo, or a missing import).",
     "UnicodeDecodeError": "A file is not in the expected encoding: open it with encoding='utf-8' (or the right one).",
     "JSONDecodeError": "A JSON file is empty or malformed.",
@@ -40,6 +41,20 @@ _ADVICE: dict[str, str] = {
     "OSError": "An operating-system call failed: read the message for the path or resource.",
 }
 
+# Message-specific advice, checked before the type's advice.
+_MESSAGE_ADVICE: tuple[tuple[re.Pattern[str], str], ...] = (
+    (
+        re.compile(r"Missing parentheses in call to '(?:print|exec)'|invalid syntax.*print "),
+        "This is Python 2 code: run it with a Python 2 interpreter, or port it (python -m lib2to3"
+        " -w <file> on Python <= 3.12, or the `future`/`pyupgrade` tools).",
+    ),
+    (
+        re.compile(r"maximum recursion depth exceeded"),
+        "Infinite recursion: the repeated frame calls itself without end (a __getattr__ or"
+        " property that reads an attribute not yet set is a classic); raising the limit"
+        " (sys.setrecursionlimit) only helps for legitimately deep recursion.",
+    ),
+)
 _DIGITS = re.compile(r"\d+")
 _SYNTAX = re.compile(r"^(?P<type>SyntaxError|IndentationError|TabError): (?P<msg>.+)$")
 _FILE_LINE = re.compile(r'^\s*File "(?P<file>[^"]+)", line (?P<line>\d+)')
@@ -66,7 +81,7 @@ def python_exceptions(ctx: Ctx, claimed: set[int]) -> list[Hit]:
         if earlier:
             cause += f" It happened while handling {earlier}."
         fixes = []
-        advice = _ADVICE.get(tb.short_type)
+        advice = _message_advice(tb.message) or _ADVICE.get(tb.short_type)
         if advice:
             fixes.append(advice)
         if user:
@@ -99,11 +114,18 @@ def python_exceptions(ctx: Ctx, claimed: set[int]) -> list[Hit]:
             hits[f"syntax:{i}"] = Hit(
                 "python_exception", f"{m['type']}: {m['msg'][:90]}", "error", i,
                 f"{where} does not parse: {m['msg']}.",
-                (_ADVICE.get(m["type"], _ADVICE["SyntaxError"]), f"Fix {where}."),
+                (_message_advice(m["msg"]) or _ADVICE.get(m["type"], _ADVICE["SyntaxError"]), f"Fix {where}."),
                 None, GENERIC, key=f"python_exception:syntax:{where}", claims=frozenset({i}),
             )  # fmt: skip
     newest = sorted(hits.values(), key=lambda h: -(h.idx or 0))
     return newest[:3]
+
+
+def _message_advice(message: str) -> str | None:
+    for rx, advice in _MESSAGE_ADVICE:
+        if rx.search(message):
+            return advice
+    return None
 
 
 def _chain_root(ctx: Ctx, start: int) -> str | None:

@@ -316,6 +316,7 @@ class LogView:
         stream = self.stream[start]
         pending: tuple[str, int, str, int] | None = None
         junk = 0
+        frame_indent = 0
         for j in self.same_stream_after(start, limit=400):
             body = self.body[j]
             fm = _FRAME.match(body)
@@ -323,10 +324,19 @@ class LogView:
                 if pending:
                     frames.append(Frame(pending[0], pending[1], pending[2], "", pending[3]))
                 pending = (fm["file"], int(fm["line"]), (fm["func"] or "").strip(), j)
+                frame_indent = len(body) - len(body.lstrip())
                 continue
             if not body.strip():
                 continue
-            if body[:1].isspace():  # source line, caret markers, "[Previous line repeated]"
+            # A traceback quoted inside another report (torchelastic's `traceback :` field) is
+            # indented as a whole: its exception line sits left of the frames, not at column 0.
+            nested_exc = (
+                body[:1].isspace()
+                and (frames or pending)
+                and len(body) - len(body.lstrip()) < frame_indent
+                and _EXC_LINE.match(body.strip())
+            )
+            if body[:1].isspace() and not nested_exc:  # source line, carets, "[Previous line...]"
                 if pending and any(c.isalnum() for c in body):
                     frames.append(
                         Frame(pending[0], pending[1], pending[2], body.strip(), pending[3])

@@ -21,6 +21,10 @@ _NCCL_ERR = re.compile(
     r"|DistBackendError)"
 )
 _NCCL_WARN = re.compile(r"NCCL WARN (?!.*(?:out of memory|/dev/shm))(?P<msg>.+)")
+_NCCL_LAST = re.compile(
+    r"(?:^(?:Last error:\s*)?|NCCL WARN\s+)(?P<msg>Cuda failure '[^']+'|(?:socket\w*|Net\w*|Call to \w+|connect\w*)\b.*(?:fail|error|refused|abort|reset)\w*.*)",
+    re.IGNORECASE,
+)
 
 
 def nccl(ctx: Ctx) -> list[Hit]:
@@ -66,6 +70,19 @@ def nccl(ctx: Ctx) -> list[Hit]:
     if errs:
         idx = errs[0]  # the first NCCL error is the cause; later ones are ranks aborting
         text = " ".join(log.body[i] for i in errs[:20]).lower()
+        # NCCL prints the underlying failure a few lines below ("Last error:" / "Cuda failure").
+        last = None
+        for j in range(idx + 1, min(len(log), idx + 8)):
+            lm = _NCCL_LAST.search(log.body[j])
+            if lm:
+                last = lm.group("msg").strip().rstrip(".")
+                break
+        if last is None:
+            w = next(
+                (_NCCL_LAST.search(log.body[i]) for i in warns if _NCCL_LAST.search(log.body[i])),
+                None,
+            )
+            last = w.group("msg").strip().rstrip(".") if w else None
         fixes = [
             "Rerun with NCCL_DEBUG=INFO (and TORCH_DISTRIBUTED_DEBUG=DETAIL) to see which rank,"
             " link and call failed.",
@@ -79,11 +96,20 @@ def nccl(ctx: Ctx) -> list[Hit]:
             title = "NCCL: two ranks on the same GPU"
         elif "unhandled cuda error" in text or "ncclunhandledcudaerror" in text:
             cause = "A CUDA call inside NCCL failed: often an earlier CUDA error (OOM, assert) on that rank, or a driver/P2P problem."
-            fixes.append(
-                "Look for a CUDA error on any rank just before; try NCCL_P2P_DISABLE=1 if GPUs cannot peer (consumer cards, some VMs)."
-            )
+            p2p = bool(last and re.search(r"(?i)peer access|p2p|peer mapping", last))
+            if last:
+                cause += f" NCCL's last error: {last}."
+            if p2p:
+                fixes.insert(
+                    0,
+                    "These GPUs cannot access each other's memory directly (consumer cards, VMs, IOMMU): NCCL_P2P_DISABLE=1.",
+                )
+            else:
+                fixes.append(
+                    "Look for a CUDA error on any rank just before; try NCCL_P2P_DISABLE=1 if GPUs cannot peer (consumer cards, some VMs)."
+                )
             title = "NCCL error: unhandled CUDA error"
-        elif "remote" in text:
+        elif "ncclremoteerror" in text or "remote process exit" in text or "remote error" in text:
             cause = "A remote rank or node failed or the network dropped: another rank probably died first."
             fixes.append(
                 "Find the first error of the other ranks/nodes; check the interconnect (NCCL_IB_DISABLE=1 to fall back to sockets)."
@@ -107,6 +133,8 @@ def nccl(ctx: Ctx) -> list[Hit]:
                 "In Docker, give NCCL shared memory: --ipc=host or --shm-size=16g.",
             ]
             title = "NCCL error" + (": unhandled system error" if "system error" in text else "")
+            if last:
+                cause += f" NCCL's last error: {last}."
         hits.append(
             Hit(
                 "nccl_error",
@@ -379,6 +407,10 @@ def hf_hub(ctx: Ctx) -> list[Hit]:
     assert m is not None
     mid = _MODEL_ID.search(ctx.log.body[i])
     name = mid.group(1) if mid else "the model"
+    offline = [(j, x) for j, x in found if x is not None and x.group("offline")]
+    if m.group("missing") and offline:
+        # transformers words a failed download as "Can't load ... for 'id'": the cause is the network.
+        i, m = offline[-1]
     if m.group("gated"):
         title, cause = (
             f"Hugging Face: gated repo {name}",
@@ -397,6 +429,7 @@ def hf_hub(ctx: Ctx) -> list[Hit]:
             "Check the model id (and its revision) on huggingface.co, or the local path.",
             "For private repos: huggingface-cli login (or HF_TOKEN).",
             "A local folder with the same name as the id shadows the Hub: rename it.",
+            "If this machine has no internet access: download it where there is (huggingface-cli download <id>), copy the cache (HF_HOME), and run with HF_HUB_OFFLINE=1.",
         )
         action = None
     else:

@@ -24,6 +24,12 @@ _HF_REQUIRES = re.compile(
     r"|No package metadata was found for (?P<meta>[\w\-.]+)"
     r"|The '(?P<dist>[\w\-.]+)(?:[<>=!~][^']*)?' distribution was not found)"
 )
+_RUN_MODULE = re.compile(r"^(?P<py>(?:\S*/)?python[\d.]*): No module named ")
+# "X requires `accelerate>=0.21.0`: Please run `pip install ...`" and similar library messages.
+_REQUIRES_PKG = re.compile(
+    r"requires (?:the )?[`'\"]?(?P<pkg>[A-Za-z][\w\-.]*?)(?P<ver>(?:[<>=!~]=?[\w.*]+,?)*)[`'\"]?"
+    r"(?: library| package| to be installed)?(?::|\.|,|;| but| and| -| \(| installed)"
+)
 _PIP_HINT = re.compile(
     r"(?:run|Run|install it with|Please run|please install it with|try)\W{0,3}`?(?P<cmd>pip install [^`'\n]+?)`?(?:[.'\n]|$)"
 )
@@ -39,7 +45,30 @@ def module_not_found(ctx: Ctx) -> list[Hit]:
         title = f"Missing Python module '{missing}'"
         fixes: list[str] = []
         action = None
-        if adv.kind == "system":
+        runner = _RUN_MODULE.match(log.body[i].strip())
+        if runner and missing == "pip":
+            cause = f"The interpreter {runner.group('py')} has no pip (a venv created without it, or a bare system Python)."
+            action = f"{runner.group('py')} -m ensurepip --upgrade"
+            fixes = [
+                f"Bootstrap pip: {action}",
+                "Or recreate the environment (the Environment phase installs pip).",
+            ]
+        elif runner and adv.kind != "system" and (adv.kind == "local" or not adv.renamed):
+            # `python -m train` printed by the interpreter itself: the module to run is missing.
+            cause = (
+                f"`python -m {missing}` found no module '{missing}' in the working directory or on"
+                " sys.path: the run started in another folder, or the name is not a module there."
+            )
+            fixes = [
+                "Launch from the repository root (the working directory), where the module lives, or set PYTHONPATH to it.",
+                f"Or run the file directly: python path/to/{missing.replace('.', '/')}.py.",
+            ]
+            if adv.kind == "pip":
+                fixes.append(
+                    f"If '{missing}' is a package's command module, install it: {pip_install_command(adv.pip_name or missing, ctx.env_hint)}"
+                )
+            action = "PYTHONPATH=."
+        elif adv.kind == "system":
             cause = f"'{adv.module}' is part of a Python built without it; pip cannot install it."
             fixes.append(f"Install the system package: {adv.system_step}.")
             action = adv.system_step
@@ -75,7 +104,7 @@ def module_not_found(ctx: Ctx) -> list[Hit]:
                 "If it is installed already, the run used another interpreter: launch with the"
                 " env's python (check `which python`)."
             )
-        if missing in ("numpy._core", "numpy._core.multiarray"):
+        if not runner and missing in ("numpy._core", "numpy._core.multiarray"):
             cause = "A pickle/checkpoint written with NumPy 2 is being read with NumPy 1."
             action = pip_install_command("numpy>=2", ctx.env_hint)
             fixes = [f"Upgrade NumPy in the run's env: {action}"]
@@ -86,6 +115,9 @@ def module_not_found(ctx: Ctx) -> list[Hit]:
         hits[key] = Hit(
             "module_not_found", title, "error", i, cause, tuple(fixes), action, ROOT, key, claims
         )
+    for hit in _requires_package(ctx):
+        if hit.key not in hits:
+            hits[hit.key] = hit
     for i, m in log.grep(
         ("not found in your environment", "no package metadata", "distribution was not found"),
         _HF_REQUIRES,
@@ -118,6 +150,50 @@ def module_not_found(ctx: Ctx) -> list[Hit]:
         )  # fmt: skip
     return list(hits.values())
 
+
+def _requires_package(ctx: Ctx) -> list[Hit]:
+    """Library errors that name a missing package and its pip command (HF `requires Accelerate`)."""
+    out: list[Hit] = []
+    log = ctx.log
+    for i in log.lines_with("requires"):
+        body = log.body[i]
+        if "pip install" not in body.lower() or not re.search(r"(?:Error|Exception)\b", body):
+            continue
+        m = _REQUIRES_PKG.search(body)
+        if m is None:
+            continue
+        pkg = m.group("pkg").lower().strip(".-")
+        ver = m.group("ver").rstrip(",")
+        hints = [h.group("cmd") for h in _PIP_HINT_ANY.finditer(body)]
+        if not any(pkg in h.lower() for h in hints):
+            continue  # the message's own pip command must install what it says is missing
+        req = pkg + ver
+        action = pip_install_command(req, ctx.env_hint)
+        if ver:
+            action = action.replace(" install ", " install -U ")
+        key = f"module_not_found:{pkg}"
+        out.append(
+            Hit(
+                "module_not_found",
+                f"Missing Python package {req}",
+                "error",
+                i,
+                f"The code needs {req}, which is not installed (or too old) in the run's environment."
+                + ctx.where(i),
+                (
+                    f"Install it: {action}",
+                    "Add it to requirements.txt so the next environment has it.",
+                ),
+                action,
+                ROOT,
+                key,
+                frozenset({i}),
+            )
+        )
+    return out
+
+
+_PIP_HINT_ANY = re.compile(r"`?(?P<cmd>pip install [^`'\n]+?)`?(?=[`'\n.]|\s+or\s|\s+and\s|$)")
 
 _IMPORT_NAME = re.compile(
     r"cannot import name ['\"](?P<name>\w+)['\"] from ['\"](?P<mod>[\w.]+)['\"](?P<rest>.*)"
@@ -185,7 +261,7 @@ _KILLED = re.compile(
     r"(?i)(?:^Killed\s*$|^\s*(?:/\S+: )?(?:line \d+: )?\s*\d+ Killed\b|Out of memory: Kill(?:ed)? process"
     r"|invoked oom-killer|\boom[-_]kill(?:er)?\b|oom_kill event|OOMKilled|Memory cgroup out of memory"
     r"|killed by signal: Killed|exitcode\s*:\s*-9\b|\(exitcode: -9\)|Signal 9 \(SIGKILL\)"
-    r"|<Signals\.SIGKILL: 9>|exit (?:status|code) 137\b|exited with code 137\b|exit status -9\b"
+    r"|<Signals\.SIGKILL: 9>|exit (?:status|code) 137\b|exited with code 137\b|exit status -9\b|return code = -9\b"
     r"|Exceeded job memory limit|got signal: 9\b)"
 )
 _KERNEL_OOM = re.compile(
@@ -462,6 +538,7 @@ _FNF_PATH = re.compile(
     r"|(?:Unable to find|Checkpoint at|file) ['\"]?(?P<c>[^'\"\s]+)['\"]? (?:not found|does not exist)"
     r"|['\"](?P<d>[^'\"]+)['\"]|(?P<e>(?:\.{0,2}/|~/)?[\w.\-]+(?:/[\w.\-]+)+))"
 )
+_SCRIPT_PATH = re.compile(r"can't open file ['\"](?P<b>[^'\"]+)['\"]")
 _CKPT = re.compile(
     r"(?i)(\.(pt|pth|ckpt|bin|safetensors|h5|keras|pkl|pickle|npz|msgpack)$|ckpt|checkpoint|weights)"
 )
@@ -497,9 +574,11 @@ def file_not_found(ctx: Ctx) -> list[Hit]:
         return []
     idx = found[-1]
     body = log.body[idx]
-    pm = _FNF_PATH.search(
-        body[body.find(":") + 1 :] if "Error" in body.split(":")[0] else body
-    ) or _FNF_PATH.search(body)
+    pm = (
+        _SCRIPT_PATH.search(body)
+        or _FNF_PATH.search(body[body.find(":") + 1 :] if "Error" in body.split(":")[0] else body)
+        or _FNF_PATH.search(body)
+    )
     path = None
     if pm:
         path = next((g for g in pm.groups() if g), None)
@@ -633,6 +712,66 @@ def bad_arguments(ctx: Ctx) -> list[Hit]:
         f"The command does not match the script's arguments: {what.strip()}.",
         tuple(fixes), None, ROOT, claims=frozenset(j for j, _ in found),
     )]  # fmt: skip
+
+
+_NO_INTERP = re.compile(
+    r"runexp-tui: cannot start ['\"](?P<a>[^'\"]+)['\"]: (?P<why>.+)"
+    r"|^(?:\S+: )?(?:line \d+: )?(?P<b>/\S+): No such file or directory\s*$"
+    r"|: (?P<c>/\S+): bad interpreter: No such file or directory"
+    r"|EnvironmentLocationNotFound: Not a conda environment: (?P<d>\S+)"
+)
+
+
+def interpreter_missing(ctx: Ctx) -> list[Hit]:
+    """The command's program (the env's python, a venv script) does not exist: no env yet."""
+    found = [
+        (i, m)
+        for i, m in ctx.log.grep(
+            (
+                "cannot start",
+                "no such file or directory",
+                "bad interpreter",
+                "not a conda environment",
+            ),
+            _NO_INTERP,
+        )
+    ]
+    if not found:
+        return []
+    i, m = found[-1]
+    assert m is not None
+    path = m.group("a") or m.group("b") or m.group("c") or m.group("d") or "?"
+    why = (m.group("why") or "No such file or directory").strip()
+    if "permission" in why.lower():
+        cause = f"'{path}' exists but cannot be executed ({why})."
+        fixes: tuple[str, ...] = (f"Make it executable or check the path: ls -l {path}",)
+    else:
+        moved = bool(m.group("c"))
+        cause = f"The program '{path}' does not exist" + (
+            ": a script in the environment points at an interpreter that was moved or deleted"
+            " (venvs cannot be moved)."
+            if moved
+            else ": the environment it belongs to was not created yet, was deleted, or the"
+            " path is wrong."
+        )
+        fixes = (
+            "Create the environment first: run the Environment phase (or recreate it if it was moved or deleted).",
+            "Or check the environment's path in the Configure screen (venv folder or conda env name).",
+            f"Check what is there: ls -l {os.path.dirname(path) or path}",
+        )
+    return [
+        Hit(
+            "interpreter_missing",
+            f"Cannot start {os.path.basename(path) or path}: not found",
+            "error",
+            i,
+            cause,
+            fixes,
+            None,
+            ROOT,
+            claims=frozenset(j for j, _ in found),
+        )
+    ]
 
 
 _CMD_NOT_FOUND = re.compile(

@@ -13,6 +13,7 @@ from runexp_tui.core.diagnosis.base import (
     Rule,
     Simple,
 )
+from runexp_tui.core.diagnosis.pipnames import advise_module, pip_install_command
 
 _TORCH_CHECK = 'python -c "import torch; print(torch.__version__, torch.version.cuda, torch.cuda.is_available(), torch.cuda.get_arch_list())"'
 
@@ -166,7 +167,87 @@ CUDA_ERROR = Simple(
     ),
     "CUDA_LAUNCH_BLOCKING=1",
     exclude=re.compile(r"(?i)out of memory|device-side assert|no kernel image|ALLOC_FAILED"),
+    refine=lambda ctx, hit, m: _refine_cuda_error(hit, m),
 )
+
+_BLOCKING = "Rerun with CUDA_LAUNCH_BLOCKING=1: CUDA reports errors asynchronously, so the failing operation may be earlier than the line shown."
+
+
+def _refine_cuda_error(hit: Hit, m: re.Match[str]) -> Hit:
+    """Cause and fixes for the particular CUDA/cuBLAS/cuDNN failure, instead of a catch-all."""
+    lib = (m.group("lib") or "").upper()
+    err = (m.group("err") or "").lower()
+    if lib.endswith(("NOT_SUPPORTED", "BAD_PARAM", "INVALID_VALUE", "ARCH_MISMATCH")):
+        hit.cause = (
+            f"{lib}: the library has no kernel for this input: a non-contiguous tensor, an"
+            " unusual dtype or shape, or a tensor too large for it (a very large batch or image)."
+        )
+        hit.fixes = (
+            "Make the input contiguous before the failing layer: x = x.contiguous().",
+            "Try a smaller batch: cuDNN kernels are limited to 2^31 elements per tensor.",
+            "Confirm cuDNN is at fault: torch.backends.cudnn.enabled = False (slower, same maths).",
+            _BLOCKING,
+        )
+    elif lib:
+        cudnn = lib.startswith("CUDNN")
+        hit.cause = (
+            f"{lib}: {'cuDNN' if cudnn else 'cuBLAS'} could not set up or run. Most often the GPU"
+            " had no memory left for the library's workspace (another process holds it, or this"
+            " run is at its limit); otherwise a torch build whose CUDA/cuDNN does not suit the"
+            " driver or GPU, or an earlier asynchronous error such as an out-of-range index."
+        )
+        fixes = [
+            "Check free memory and other processes on the GPU: nvidia-smi; choose a free GPU or a"
+            " smaller batch.",
+            _BLOCKING,
+        ]
+        if cudnn:
+            fixes.append(
+                "Confirm cuDNN is at fault: torch.backends.cudnn.enabled = False (or"
+                " torch.backends.cudnn.benchmark = False); if that works, install a torch build"
+                " matching the driver."
+            )
+        else:
+            fixes.append(
+                "Reinstall a torch build that matches the driver (nvidia-smi shows the highest"
+                " CUDA it supports), e.g. pip install torch --index-url"
+                " https://download.pytorch.org/whl/cu121."
+            )
+        hit.fixes = tuple(fixes)
+    elif err in ("initialization error", "cuda-capable device(s) is/are busy or unavailable"):
+        hit.cause = (
+            "CUDA could not initialise on this GPU: it is in exclusive-process mode and taken, or"
+            " CUDA was used in a forked child (DataLoader workers must not touch CUDA)."
+        )
+        hit.fixes = (
+            "See who holds the GPU and its compute mode: nvidia-smi -q -d COMPUTE; choose another"
+            " GPU (CUDA_VISIBLE_DEVICES).",
+            "Keep CUDA out of DataLoader workers, or use the 'spawn' start method"
+            " (torch.multiprocessing.set_start_method('spawn')).",
+        )
+    elif m.group("hw") or "ecc" in err:
+        hit.cause = "The GPU or its driver failed (Xid, ECC, or the GPU fell off the bus): a hardware or driver fault, not the script."
+        hit.fixes = (
+            "Check nvidia-smi -q (ECC errors, retired pages) and dmesg (Xid codes).",
+            "Move the run to another GPU or node and report the GPU to the admins; a reboot or"
+            " GPU reset often clears it.",
+        )
+    elif err:
+        hit.cause = (
+            f"A GPU kernel failed ({err}): usually an out-of-range index in an earlier operation,"
+            " a bug in a custom or compiled kernel (flash-attn, xformers, apex, torch.compile,"
+            " Triton), or, when it recurs at random places, a hardware fault. CUDA errors are"
+            " asynchronous, so the line shown may not be the culprit."
+        )
+        hit.fixes = (
+            _BLOCKING,
+            "Run one batch on the CPU: an out-of-range index then raises a readable error.",
+            "Disable custom kernels one at a time (HF: attn_implementation='eager'; no"
+            " torch.compile) and update the extensions to builds for the installed torch.",
+            "If it happens at random steps, check dmesg for Xid errors and try another GPU.",
+        )
+    return hit
+
 
 NATIVE_LIBRARY = Simple(
     "native_library",
@@ -190,7 +271,100 @@ NATIVE_LIBRARY = Simple(
         "GLIBCXX/GLIBC not found: the system C++ runtime is older than the wheel needs (conda install -c conda-forge libstdcxx-ng, or a newer OS image).",
     ),
     keyed_by=None,
+    # NCCL's plugin probe and TensorFlow's optional TensorRT probe are informational.
+    exclude=re.compile(r"NCCL INFO|dlerror=libnccl-net|libnvinfer|TF-TRT"),
+    refine=lambda ctx, hit, m: _refine_native(ctx, hit, m),
 )
+
+_CUDA_LIBS = re.compile(
+    r"^lib(?:cudnn\w*|cublas\w*|cudart|nvrtc\w*|cusparse\w*|cufft\w*|curand|cusolver\w*|nccl"
+    r"|nvJitLink|nvToolsExt|cupti|cuda)\.so"
+)
+_PKG_IN_PATH = re.compile(r"(?:site|dist)-packages/(?P<pkg>[A-Za-z_][\w]*)")
+
+
+def _refine_native(ctx: Ctx, hit: Hit, m: re.Match[str]) -> Hit:
+    """Advice for the one native-library problem found: which library, which package to fix."""
+    so = m.group("so") or m.group("lib")
+    if so:
+        so = so.strip("'\"")
+        major = re.search(r"\.so\.(\d+)", so)
+        if so.startswith("libcuda.so"):
+            hit.cause = f"{so} (the NVIDIA driver's library) is not visible: no driver on this host, or a container started without GPUs."
+            hit.fixes = (
+                "Check the driver: nvidia-smi; in Docker start the container with --gpus all.",
+            )
+        elif _CUDA_LIBS.match(so):
+            hit.cause = (
+                f"The CUDA library {so} is missing: the installed framework expects CUDA runtime"
+                " libraries that are not installed or not on LD_LIBRARY_PATH"
+                + (
+                    f" (the .so.{major.group(1)} suffix is the major version it was built for)"
+                    if major
+                    else ""
+                )
+                + "."
+            )
+            hit.fixes = (
+                "Install the framework's CUDA build, which ships these libraries (pip install torch"
+                " --index-url https://download.pytorch.org/whl/cu121; TensorFlow: pip install"
+                " 'tensorflow[and-cuda]'), or the matching nvidia-*-cu12 package (e.g."
+                " nvidia-cudnn-cu12).",
+                f"If it is installed elsewhere, add its folder to LD_LIBRARY_PATH (find / -name '{so}*' 2>/dev/null).",
+                "Mixing a pip torch with a system CUDA/cuDNN of another major version also causes this: use one source.",
+            )
+        elif so.startswith(
+            ("libGL.so", "libgthread", "libglib", "libSM.so", "libXext", "libXrender")
+        ):
+            hit.cause = f"{so} is a system graphics library OpenCV needs; servers and slim images do not have it."
+            hit.fixes = (
+                "pip install opencv-python-headless (instead of opencv-python), or sudo apt-get install libgl1 libglib2.0-0.",
+            )
+        else:
+            hit.cause = f"The shared library {so} is missing: a compiled package needs a system library that is not installed."
+            hit.fixes = (
+                f"Install the system package that provides {so} (apt-file search {so.split('.so')[0]}.so), or the conda-forge build of the package.",
+                "If it is installed elsewhere, add its folder to LD_LIBRARY_PATH.",
+            )
+        hit.cause += ctx.where(hit.idx)
+    elif m.group("sym"):
+        sym = m.group("sym")
+        body = ctx.log.body[hit.idx] if hit.idx is not None else ""
+        tb = ctx.log.traceback_at(hit.idx) if hit.idx is not None else None
+        pkg = None
+        for f in reversed(tb.frames if tb else ()):
+            pm = _PKG_IN_PATH.search(f.file)
+            if pm and pm.group("pkg") not in ("torch", "importlib"):
+                pkg = pm.group("pkg")
+                break
+        if pkg is None:
+            pm = _PKG_IN_PATH.search(body)
+            pkg = pm.group("pkg") if pm else None
+        pip = advise_module(pkg).pip_name if pkg else None
+        python_abi = re.match(r"_?Py[A-Z]", sym) is not None
+        hit.title = f"Compiled extension {pkg or ''} does not match the installed " + (
+            "Python" if python_abi else "torch"
+        )
+        hit.title = hit.title.replace("  ", " ")
+        hit.cause = (
+            f"{pkg or 'A compiled extension'} was built against "
+            + ("another Python version" if python_abi else "another version of torch/CUDA")
+            + f" than the one installed (undefined symbol {sym})."
+            + ctx.where(hit.idx)
+        )
+        target = pip or "<package>"
+        cmd = pip_install_command(target, ctx.env_hint).replace(
+            " install ", " install --force-reinstall --no-build-isolation --no-cache-dir "
+        )
+        hit.fixes = (
+            f"Rebuild {pkg or 'it'} against the installed torch: {cmd} (or take the prebuilt wheel made for your torch, CUDA and Python versions).",
+            "Or install the torch version it was built for (see its release notes); after upgrading torch, extensions always need a rebuild.",
+        )
+        hit.action = cmd if pip else None
+    elif m.group("ver"):
+        hit.fixes = (hit.fixes[3],)
+    return hit
+
 
 NUMPY_ABI = Simple(
     "numpy_abi",
@@ -213,19 +387,65 @@ NUMPY_ABI = Simple(
 
 SHM = Simple(
     "shm",
-    ("shared memory", "/dev/shm", "</torch_", "bus error", "too many open files"),
+    ("shared memory", "/dev/shm", "</torch_", "bus error"),
     re.compile(
-        r"(?i)(?P<shm>insufficient shared memory|/dev/shm|unable to (?:open|write to) (?:file|shared memory object) </torch_"
-        r"|killed by signal: Bus error|Bus error)|(?P<fds>Too many open files)"
+        r"(?i)insufficient shared memory|/dev/shm|unable to (?:open|write to) (?:file|shared memory object) </torch_"
+        r"|killed by signal: Bus error|Bus error"
     ),
     "DataLoader shared memory exhausted",
-    "DataLoader workers pass batches through shared memory (/dev/shm); it is too small (Docker's default is 64 MB) or the process ran out of file handles.",
+    "DataLoader workers pass batches through shared memory (/dev/shm); it is too small (Docker's default is 64 MB).",
     (
         "In Docker, enlarge it: --shm-size=16g (or --ipc=host); in Kubernetes mount an emptyDir with medium: Memory at /dev/shm.",
         "Use fewer DataLoader workers, or num_workers=0 to confirm.",
-        "'Too many open files': torch.multiprocessing.set_sharing_strategy('file_system'), or raise ulimit -n.",
+        "Check its size and use: df -h /dev/shm.",
     ),
     "df -h /dev/shm",
+    exclude=re.compile(r"NCCL (?:INFO|WARN)"),
+)
+
+TOO_MANY_FILES = Simple(
+    "too_many_open_files",
+    ("too many open files", "items of ancdata", "emfile"),
+    re.compile(r"(?i)Too many open files|received \d+ items of ancdata|\bEMFILE\b"),
+    "Too many open files",
+    "The process ran out of file descriptors: DataLoader workers share each batch's tensors through one file descriptor apiece, and the limit (ulimit -n, often 1024) was reached.",
+    (
+        "Share tensors through the file system instead: torch.multiprocessing.set_sharing_strategy('file_system') at the top of the script.",
+        "Raise the limit before launching: ulimit -n 65535 (or in the job script).",
+        "Use fewer DataLoader workers, and do not keep references to many batches.",
+    ),
+    "ulimit -n",
+)
+
+DDP_UNUSED = Simple(
+    "ddp_unused_parameters",
+    ("finished reduction in the prior iteration", "did not receive grad"),
+    re.compile(
+        r"Expected to have finished reduction in the prior iteration|Parameter indices which did not receive grad"
+    ),
+    "DDP: some parameters did not take part in the loss",
+    "DistributedDataParallel waits for a gradient for every parameter; some parameters were not used to compute the loss in this step (an unused head or branch, or a conditional path).",
+    (
+        "Pass find_unused_parameters=True to DistributedDataParallel (HF Trainer: --ddp_find_unused_parameters True; Lightning: strategy='ddp_find_unused_parameters_true'; accelerate: DistributedDataParallelKwargs(find_unused_parameters=True)).",
+        "Better, make every parameter contribute to the loss or freeze the unused ones (p.requires_grad_(False)); TORCH_DISTRIBUTED_DEBUG=DETAIL names them.",
+    ),
+    "TORCH_DISTRIBUTED_DEBUG=DETAIL",
+    pick="first",
+)
+
+DEEPSPEED_BATCH = Simple(
+    "deepspeed_batch",
+    ("train_batch_size is not equal",),
+    re.compile(
+        r"train_batch_size is not equal to micro_batch_per_gpu \* gradient_acc_step \* world_size"
+        r"(?:\s+(?P<t>\d+) != (?P<m>\d+) \* (?P<g>\d+) \* (?P<w>\d+))?"
+    ),
+    "DeepSpeed batch sizes do not add up",
+    "DeepSpeed requires train_batch_size = train_micro_batch_size_per_gpu x gradient_accumulation_steps x number of GPUs; the config's values ({t} != {m} * {g} * {w}) disagree, often because the GPU count changed.",
+    (
+        'Let DeepSpeed compute it: "train_batch_size": "auto" (with the HF Trainer also "train_micro_batch_size_per_gpu": "auto" and "gradient_accumulation_steps": "auto") in the DeepSpeed config.',
+        "Or make them consistent for this number of GPUs ({w}): train_batch_size = micro batch x gradient_accumulation_steps x {w}.",
+    ),
 )
 
 DEVICE_MISMATCH = Simple(
@@ -241,7 +461,26 @@ DEVICE_MISMATCH = Simple(
         "Move the model once (model.to(device)) and every batch and label inside the loop (x.to(device)).",
         "Tensors created in forward() need device=x.device; buffers must be registered with register_buffer.",
     ),
+    refine=lambda ctx, hit, m: _refine_devices(ctx, hit),
 )
+
+_TWO_DEVICES = re.compile(r"found at least two devices, (?P<a>[\w:]+) and (?P<b>[\w:]+)")
+_ARG = re.compile(r"for argument (?:#\d+ )?'?(?P<arg>\w+)'? in method")
+
+
+def _refine_devices(ctx: Ctx, hit: Hit) -> Hit:
+    body = ctx.log.body[hit.idx] if hit.idx is not None else ""
+    d = _TWO_DEVICES.search(body)
+    if d:
+        hit.title = f"Tensors on different devices: {d['a']} and {d['b']}"
+    arg = _ARG.search(body)
+    if arg and arg["arg"] in ("weight", "bias", "mat2") and d and "cpu" in (d["a"], d["b"]):
+        hit.fixes = (
+            f"The layer's {arg['arg']} and its input are on different devices: move the model with model.to(device) after building or loading it (and before creating the optimizer).",
+            *hit.fixes,
+        )
+    return hit
+
 
 DTYPE_MISMATCH = Simple(
     "dtype_mismatch",
@@ -284,7 +523,39 @@ SHAPE_MISMATCH = Simple(
         "Print the shapes just before the failing line; for 'mat1 and mat2', the Linear layer's in_features must equal mat1's second dimension.",
         "Check the data settings (image size, max length, number of features) against the model's configuration.",
     ),
+    refine=lambda ctx, hit, m: _refine_shapes(hit, m),
 )
+
+_KERAS_SHAPES = re.compile(r"Shapes \((?P<a>[^)]*)\) and \((?P<b>[^)]*)\) are incompatible")
+
+
+def _refine_shapes(hit: Hit, m: re.Match[str]) -> Hit:
+    if m.group("m1") and m.group("m2"):
+        rows, got = m.group("m1").split("x")
+        want, out = m.group("m2").split("x")
+        hit.title = f"Tensor shape mismatch: {m.group('m1')} input into a {want}->{out} layer"
+        hit.fixes = (
+            f"A Linear layer expects {want} input features (in_features={want}) but gets {got}: set in_features={got}, or fix the flatten/reshape before it (an input size that changed, e.g. image resolution).",
+            *hit.fixes[1:],
+        )
+        return hit
+    k = _KERAS_SHAPES.search(m.group(0))
+    if k:
+        dims = [x.strip().split(",")[-1].strip() for x in (k["a"], k["b"])]
+        if "1" in dims and any(x.isdigit() and int(x) > 1 for x in dims):
+            hit.title = "Labels and model output disagree (Keras)"
+            hit.cause = "The loss compares labels and predictions of different widths: integer class labels (width 1) with a categorical loss that expects one-hot labels, or the reverse."
+            hit.fixes = (
+                "Integer labels: use loss='sparse_categorical_crossentropy'; or one-hot the labels with keras.utils.to_categorical(y, num_classes).",
+                "Check that the last Dense layer has one unit per class.",
+            )
+        else:
+            hit.fixes = (
+                f"The model's output ({k['b']}) and the labels ({k['a']}) differ: set the last layer's units to the label width, or reshape the labels.",
+                *hit.fixes[1:],
+            )
+    return hit
+
 
 STATE_DICT = Simple(
     "state_dict_mismatch",
@@ -530,7 +801,7 @@ def _dataloader_worker(ctx: Ctx) -> list[Hit]:
 
 TABLE: tuple[Rule, ...] = (
     CUDA_ARCH, CUDA_DRIVER, CUDA_UNAVAILABLE, NO_GPUS, CUINIT, CUDA_ERROR, NATIVE_LIBRARY,
-    NUMPY_ABI, SHM, DEVICE_MISMATCH, DTYPE_MISMATCH, SHAPE_MISMATCH, STATE_DICT,
+    NUMPY_ABI, SHM, TOO_MANY_FILES, DDP_UNUSED, DEEPSPEED_BATCH, DEVICE_MISMATCH, DTYPE_MISMATCH, SHAPE_MISMATCH, STATE_DICT,
     PIP_NO_VERSION, PIP_BUILD, PIP_CONFLICT, EXTERNALLY_MANAGED, CONDA,
     _signal_rule, _dataloader_worker,
 )  # fmt: skip
