@@ -100,7 +100,7 @@ _EVAL_NAME = re.compile(r"(eval|valid|test|estimate)", re.I)
 _AVERAGED = re.compile(r"(^|[._])(ema|swa)([._]|$)|^(ema|swa)", re.I)
 # sklearn-style metric functions (`f1_score`, `mean_squared_error`, `accuracy`), and names that
 # merely end like one (`set_verbosity_error`, `make_scorer`)
-_METRIC_CALL = re.compile(r"(_score|_error|^score|^accuracy)$")
+_METRIC_CALL = re.compile(r"(_score|_error|^score|^accuracy|^evaluate_[a-z_]+)$")
 _NOT_METRIC = re.compile(r"(make|set|get|raise|log|print|report|handle|on)_")
 # names a metric run may continue with (`loss = log_loss(...)` after `auc = roc_auc_score(...)`)
 _METRIC_NAME = re.compile(
@@ -932,7 +932,15 @@ class _Analyzer:
         elif "Accelerator" in names:
             kind = "accelerate"
         elif (
-            names & {"init_process_group", "DistributedDataParallel", "DDP"}
+            names
+            & {
+                "init_process_group",
+                "DistributedDataParallel",
+                "DDP",
+                "init_distributed_device",
+                "init_distributed_mode",
+            }
+            or any("DistributedDataParallel" in ts.text(i) for i in self.imports)  # `as NativeDDP`
             or self.envstrs
             or any(
                 "mp" in ts.text(_receiver(c)) or "multiprocessing" in ts.text(_receiver(c))
@@ -948,7 +956,32 @@ class _Analyzer:
             kind = "ddp"
         elif "other_dist" in fw or "deepspeed" in fw:
             kind = "deepspeed" if "deepspeed" in fw else "other"
-        return Distributed(kind=kind, main_process=self.main_process(kind))  # type: ignore[arg-type]
+        elif self._worker_targets():
+            kind = "other"  # Hogwild-style `mp.Process(target=train)`: several training processes
+        main = self.main_process(kind)
+        if kind == "none" and "jax" in fw and main and "process_index" in main:
+            kind = "other"  # multi-host JAX: one process per host, each would start a run
+        return Distributed(kind=kind, main_process=main)  # type: ignore[arg-type]
+
+    def _worker_targets(self) -> list[tuple[Node, bool]]:
+        """Local functions run as worker processes: (definition, passed the index by spawn)."""
+        out: list[tuple[Node, bool]] = []
+        for c in self.calls_named("Process", "spawn"):
+            recv = ts.text(_receiver(c))
+            if _call_name(c) == "spawn" and ("mp" not in recv and "multiprocessing" not in recv):
+                continue
+            if "xmp" in recv:
+                continue
+            if _call_name(c) == "Process":
+                fn = _kwarg(c, "target")
+            else:
+                pos = _positional(c)
+                fn = pos[0] if pos else _kwarg(c, "fn")
+            if fn is None or fn.type != "identifier":
+                continue
+            for d in self.defs_by_name.get(ts.text(fn), ()):
+                out.append((d, _call_name(c) == "spawn"))
+        return out
 
     def _rank_vars(self) -> dict[str, Node]:
         out: dict[str, Node] = {}
@@ -1005,6 +1038,13 @@ class _Analyzer:
             return max(scores, key=lambda k: (scores[k][0], scores[k][1]))
         if rank_vars:
             return next(iter(rank_vars))
+        for fn, indexed in self._worker_targets():
+            params = _param_names(fn)
+            rank = next((p for p in params if "rank" in p.lower()), None)
+            if rank is None and indexed and params:
+                rank = params[0]  # mp.spawn passes the process index first
+            if rank is not None:
+                return f"{rank} == 0"
         if kind == "accelerate":
             for c in self.calls_named("Accelerator"):
                 a = _assignment(_stmt(c))
@@ -1024,6 +1064,8 @@ class _Analyzer:
         if node.type == "call" and _call_name(node) in (
             "is_world_process_zero",
             "is_master_ordinal",
+            "is_primary",
+            "is_main_process",
         ):
             return _norm(ts.text(node))
         if self._is_rank_test(node):
@@ -1628,6 +1670,16 @@ class _Analyzer:
                 best = (st, name)
         return best
 
+    def _config_parameter(self, target: Node | None) -> tuple[Node, str] | None:
+        """`def train_and_evaluate(config, workdir)`: the training function's config parameter."""
+        fn = _scope(target) if target is not None else None
+        if fn is None:
+            return None
+        for p in _param_names(fn):
+            if re.search(r"^(args|opts?|config|cfg|conf|hparams|hps|params|flags)$", p, re.I):
+                return fn, p
+        return None
+
     def _hydra(self) -> tuple[Node, str] | None:
         for d in self.defs:
             if any("hydra.main" in dec or dec.startswith("@main(") for dec in _decorators(d)):
@@ -1680,6 +1732,8 @@ class _Analyzer:
             body_of, var = h
         elif (g := self._globals_config()) is not None:
             anchor_after, var = g
+        elif (pc := self._config_parameter(target)) is not None:
+            body_of, var = pc
         elif (o := self._object_config()) is not None:
             anchor_after = self._complete(o[0], o[1])
             var = o[1]
@@ -1718,7 +1772,12 @@ class _Analyzer:
         fn = _scope(target)
         found = None
         for c in self.calls_named(
-            "init_process_group", "init_distributed", "initialize", "Accelerator"
+            "init_process_group",
+            "init_distributed",
+            "init_distributed_device",
+            "init_distributed_mode",
+            "initialize",
+            "Accelerator",
         ):
             if _call_name(c) == "initialize" and ts.text(_receiver(c)) != "deepspeed":
                 continue
@@ -1811,6 +1870,13 @@ class _Analyzer:
                 None,
             )
         )
+        setup = self._last_setup(target)
+        if setup is not None and _scope(setup) == fn:
+            lifted = _ancestor_in(setup, fn.child_by_field_name("body"))
+            if lifted is not None and (
+                local_def is None or lifted.start_byte > local_def.start_byte
+            ):
+                local_def = lifted  # `args.rank` is only final once the process group exists
         if local_def is not None:
             st = self.line_stmt(local_def)
             return InitPoint(ts.end_line(st), wvar, self.indent_of(st))
@@ -1823,6 +1889,15 @@ class _Analyzer:
     ) -> FinishPoint | None:
         if top is not None:
             st = self.line_stmt(top)
+            # `try: <epochs> except KeyboardInterrupt:` goes on after an interrupt: so does finish
+            while (
+                st.parent is not None
+                and st.parent.type == "block"
+                and _type(st.parent.parent) == "try_statement"
+                and st.parent.parent.child_by_field_name("body") == st.parent
+                and any(c.type == "except_clause" for c in st.parent.parent.named_children)
+            ):
+                st = st.parent.parent
             return FinishPoint(ts.end_line(st), self.indent_of(st))
         if train_call is None:
             return None

@@ -61,7 +61,11 @@ INTERESTING_CALLS = (
     "DistributedDataParallel",
     "DDP",
     "spawn",
+    "Process",
     "initialize",
+    "init_distributed_device",
+    "init_distributed_mode",
+    "learn",
     "WandbLogger",
     "WandbCallback",
     "WandbMetricsLogger",
@@ -69,6 +73,8 @@ INTERESTING_CALLS = (
     "WandbEvalCallback",
     "is_world_process_zero",
     "is_master_ordinal",
+    "is_primary",
+    "is_main_process",
     "get_rank",
     "no_grad",
     "inference_mode",
@@ -94,11 +100,12 @@ ANALYSIS_QUERY = (
     "(call function: [(identifier) @fn (attribute attribute: (identifier) @fn)]"
     " (#any-of? @fn " + " ".join(f'"{n}"' for n in INTERESTING_CALLS) + ")) @call\n"
     "(call function: [(identifier) @fn (attribute attribute: (identifier) @fn)]"
-    ' (#match? @fn "(TrainingArguments|Config|Trainer|_score|_error|^score|^accuracy)$")) @call\n'
+    ' (#match? @fn "(TrainingArguments|Config|Trainer|_score|_error|^score|^accuracy|^evaluate_[a-z_]+)$"))'
+    " @call\n"
     "(function_definition name: (identifier) @defname) @def\n"
     "(class_definition name: (identifier) @classname) @class\n"
     "(if_statement condition: (_) @cond"
-    ' (#match? @cond "rank|main_process|master|is_main|process_zero|global_zero|ordinal")) @if\n'
+    ' (#match? @cond "rank|main_process|master|is_main|is_primary|process_zero|global_zero|ordinal|process_index")) @if\n'
     "(assignment left: (_) right: [(comparison_operator) (boolean_operator)] @cmp"
     ' (#match? @cmp "rank|ordinal|process_index")) @rankassign\n'
     "[(import_statement) (import_from_statement)] @import\n"
