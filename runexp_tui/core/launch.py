@@ -33,10 +33,10 @@ from runexp_tui.core.runs import (
     STOP_MARKER,
     RunRecord,
     RunStatus,
-    add_to_global_index,
     group_members,
     new_run_id,
     process_create_time,
+    register_record,
     run_status,
     same_process,
     save_record,
@@ -394,7 +394,7 @@ def launch_local(
     record = RunRecord(
         id=rid,
         run_dir=str(run_dir),
-        name=name or _default_name(spec),
+        name=name or default_run_name(spec),
         created_at=utc_now_iso(),
         host=socket.gethostname(),
         backend="local",
@@ -411,16 +411,11 @@ def launch_local(
         display=spec.display,
         warnings=tuple(warnings),
     )
-    if record.pid_create_time is None and proc.poll() is not None:
-        # It already ended (and was reaped): the exit file tells the rest.
-        pass
-    save_record(record)
-    with contextlib.suppress(OSError):
-        add_to_global_index(record)
-    return record
+    return register_record(record)
 
 
-def _default_name(spec: LaunchSpec) -> str:
+def default_run_name(spec: LaunchSpec) -> str:
+    """A run's default name: the script's stem (`train`), else the program's name."""
     for a in spec.argv:
         if a.endswith(".py"):
             return Path(a).stem

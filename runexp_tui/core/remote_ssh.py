@@ -38,6 +38,7 @@ from runexp_tui.core.launch import (
     StopOutcome,
     StopResult,
     StopStep,
+    default_run_name,
     mask_argv,
     mask_env,
 )
@@ -49,8 +50,8 @@ from runexp_tui.core.runs import (
     RunRecord,
     RunState,
     RunStatus,
-    add_to_global_index,
     new_run_id,
+    register_record,
     save_record,
     utc_now_iso,
 )
@@ -388,7 +389,7 @@ def launch_ssh(
     record = RunRecord(
         id=rid,
         run_dir=str(run_dir),
-        name=name or _default_name(spec),
+        name=name or default_run_name(spec),
         created_at=utc_now_iso(),
         host=str(target),
         backend="ssh",
@@ -403,17 +404,7 @@ def launch_ssh(
         repo=spec.repo or spec.cwd,
         display=spec.display,
     )
-    save_record(record)
-    with contextlib.suppress(OSError):
-        add_to_global_index(record)
-    return record
-
-
-def _default_name(spec: LaunchSpec) -> str:
-    for a in spec.argv:
-        if a.endswith(".py"):
-            return Path(a).stem
-    return Path(spec.argv[0]).name if spec.argv else "run"
+    return register_record(record)
 
 
 # ---------------------------------------------------------------------------- a run's session

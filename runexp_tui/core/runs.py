@@ -340,6 +340,14 @@ def add_to_global_index(record: RunRecord) -> None:
         atomic_write_json(path, entries)
 
 
+def register_record(record: RunRecord) -> RunRecord:
+    """Write a new run's record and list it in the global index (every backend does this)."""
+    save_record(record)
+    with contextlib.suppress(OSError):
+        add_to_global_index(record)
+    return record
+
+
 # ---------------------------------------------------------------------------- registry
 
 

@@ -28,6 +28,7 @@ from runexp_tui.core.launch import (
     StopOutcome,
     StopResult,
     StopStep,
+    default_run_name,
     is_secret_name,
     mask_argv,
     mask_env,
@@ -40,9 +41,9 @@ from runexp_tui.core.runs import (
     RunRecord,
     RunState,
     RunStatus,
-    add_to_global_index,
     new_run_id,
     read_exit,
+    register_record,
     save_record,
     utc_now_iso,
 )
@@ -265,7 +266,7 @@ def launch_slurm(
     log_path = run_dir / LOG_FILE
     if gpus is None:
         gpus = len(spec.config.get("gpus") or ())
-    run_name = name or _default_name(spec)
+    run_name = name or default_run_name(spec)
     script = render_sbatch(
         spec,
         job_name=run_name,
@@ -307,17 +308,7 @@ def launch_slurm(
         repo=spec.repo or spec.cwd,
         display=spec.display,
     )
-    save_record(record)
-    with contextlib.suppress(OSError):
-        add_to_global_index(record)
-    return record
-
-
-def _default_name(spec: LaunchSpec) -> str:
-    for a in spec.argv:
-        if a.endswith(".py"):
-            return Path(a).stem
-    return Path(spec.argv[0]).name if spec.argv else "run"
+    return register_record(record)
 
 
 # ---------------------------------------------------------------------------- status
