@@ -49,9 +49,11 @@ class RunexpApp(App[None]):
         Binding("ctrl+c", "quit_app", "Quit", show=False, priority=True),
     ]
 
-    gpu_snapshot: reactive[Any] = reactive(None, always_update=True)
+    # repaint=False: a reactive on the App repaints the whole screen when it changes (a full
+    # render of every widget, every second); the widgets watching these redraw their own parts.
+    gpu_snapshot: reactive[Any] = reactive(None, always_update=True, repaint=False)
     # Views are frozen and compared by value: an unchanged one (an ended run) redraws nothing.
-    run_view: reactive[Any] = reactive(None)
+    run_view: reactive[Any] = reactive(None, repaint=False)
     pane_collapsed: reactive[bool] = reactive(False)
     narrow: reactive[bool] = reactive(False)
 
