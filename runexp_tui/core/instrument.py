@@ -616,6 +616,32 @@ class _Source:
     def error_nodes(self) -> list[Node]:
         return list(_errors(self.tree.root_node))
 
+    def module_level_bindings(self) -> set[str]:
+        """Names bound at module level (imports, assignments, definitions, loop targets)."""
+        if not hasattr(self, "_module_bindings"):
+            # names bound under `if __name__ == "__main__":` do not exist in a spawned worker
+            # (its __name__ is "__mp_main__"), nor do they mean the worker's own values
+            self._module_bindings = _bound_in(self, self.tree.root_node, skip_main_guard=True)
+        return self._module_bindings
+
+    def functions_around(self, line: int, indent: str) -> list[Node]:
+        """Functions whose body holds code inserted after 1-based ``line`` at ``indent``."""
+        if line <= 0:
+            return []
+        row = min(line - 1, len(self.lines) - 1)
+        col = len(self.indent_of_row(row).encode("utf-8"))
+        node = self.tree.root_node.descendant_for_point_range((row, col), (row, col))
+        out = []
+        width = len(indent.encode("utf-8"))
+        while node is not None:
+            if node.type == "function_definition":
+                body = node.child_by_field_name("body")
+                first = body.named_children[0] if body is not None and body.named_children else None
+                if first is not None and first.start_point.column <= width:
+                    out.append(node)
+            node = node.parent
+        return out
+
 
 def _errors(node: Node) -> Iterator[Node]:
     """ERROR and MISSING nodes, outermost first (children of an ERROR are not listed again)."""
@@ -925,7 +951,11 @@ def _manual_hunks(plan: _Plan, guard: str | None, keras: bool) -> None:
 
     if wants_train and pts.train_log is not None and pts.train_log.loss_var:
         tl = pts.train_log
-        items = [f'"train/loss": {_scalar(src, pts.train_log.loss_var)}']
+        losses = _losses_at(src, tl.after_line, tl.loss_var)
+        if len(losses) > 1:  # a GAN's errD and errG: each under its own name
+            items = [f'"train/{_key(v)}": {_scalar(src, v)}' for v in losses]
+        else:
+            items = [f'"train/loss": {_scalar(src, pts.train_log.loss_var)}']
         if tl.step_var and tl.step_var != "_":  # `_` is a throwaway name, not a counter
             items.append(f'"step": {tl.step_var}')
         plan.need.add("wandb")
@@ -934,7 +964,12 @@ def _manual_hunks(plan: _Plan, guard: str | None, keras: bool) -> None:
                 "train_log",
                 f"train log: {tl.loss_var}",
                 tl.after_line,
-                _block([f"wandb.log({{{', '.join(items)}}})"], tl.indent, guard, plan.unit),
+                _block(
+                    [f"wandb.log({{{', '.join(items)}}})"],
+                    tl.indent,
+                    _guard_at(src, guard, tl.after_line, tl.indent),
+                    plan.unit,
+                ),
                 tl.loss_var,
             )
         )
@@ -950,7 +985,12 @@ def _manual_hunks(plan: _Plan, guard: str | None, keras: bool) -> None:
                 "eval_log",
                 f"eval log: {', '.join(ev.metric_vars)}",
                 ev.after_line,
-                _block([f"wandb.log({{{', '.join(items)}}})"], ev.indent, guard, plan.unit),
+                _block(
+                    [f"wandb.log({{{', '.join(items)}}})"],
+                    ev.indent,
+                    _guard_at(src, guard, ev.after_line, ev.indent),
+                    plan.unit,
+                ),
                 ", ".join(ev.metric_vars),
             )
         )
@@ -967,9 +1007,162 @@ def _manual_hunks(plan: _Plan, guard: str | None, keras: bool) -> None:
                 "finish",
                 "finish: wandb.finish()",
                 fin.after_line,
-                _block(["wandb.finish()"], fin.indent, guard, plan.unit),
+                _block(
+                    ["wandb.finish()"],
+                    fin.indent,
+                    _guard_at(src, guard, fin.after_line, fin.indent),
+                    plan.unit,
+                ),
             )
         )
+
+
+RUN_GUARD = "wandb.run is not None"
+
+
+def _guard_at(src: _Source, guard: str | None, line: int, indent: str) -> str | None:
+    """The guard as it can be evaluated after ``line``: the script's predicate where its names
+    exist there, else ``wandb.run is not None``.
+
+    The predicate often lives in another function than the log (``args.rank % ngpus == 0`` in
+    ``main_worker``, the log in ``train()``); a name missing there would raise NameError. Only
+    the process that started the run has one, so the fallback picks the same process.
+    """
+    if guard is None or guard == DEFAULT_RANK_PREDICATE:
+        return guard
+    try:
+        tree = ast.parse(guard.strip(), mode="eval")
+    except SyntaxError:
+        return guard
+    needed = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)} - _BUILTINS
+    if not needed:
+        return guard
+    bound = set(src.module_level_bindings())
+    for fn in src.functions_around(line, indent):
+        bound |= _bindings(src, fn)
+    return guard if needed <= bound else RUN_GUARD
+
+
+_BUILTINS = set(dir(__import__("builtins")))
+
+
+def _bindings(src: _Source, scope: Node) -> set[str]:
+    """Names a function binds: parameters, assignment and loop targets, imports, with-as."""
+    out: set[str] = set()
+    params = scope.child_by_field_name("parameters")
+    for p in params.named_children if params is not None else ():
+        node = p if p.type == "identifier" else p.child_by_field_name("name")
+        if node is None and p.named_children:
+            node = p.named_children[0]
+        if node is not None and node.type == "identifier":
+            out.add(src.t(node))
+    body = scope.child_by_field_name("body")
+    if body is not None:
+        out |= _bound_in(src, body)
+    return out
+
+
+def _target_ids(src: _Source, node: Node | None) -> Iterator[str]:
+    if node is None:
+        return
+    if node.type == "identifier":
+        yield src.t(node)
+    elif node.type in (
+        "pattern_list",
+        "tuple_pattern",
+        "list_pattern",
+        "parenthesized_expression",
+        "as_pattern_target",
+        "list_splat_pattern",
+        "tuple",
+        "list",
+        "expression_list",
+    ):
+        for c in node.named_children:
+            yield from _target_ids(src, c)
+
+
+def _bound_in(src: _Source, root: Node, skip_main_guard: bool = False) -> set[str]:
+    """Names bound by the statements under ``root``, not entering nested scopes."""
+    out: set[str] = set()
+    stack = list(root.named_children)
+    while stack:
+        n = stack.pop()
+        t = n.type
+        if (
+            skip_main_guard
+            and t == "if_statement"
+            and "__name__" in src.t(n.child_by_field_name("condition"))
+        ):
+            continue
+        if t in ("function_definition", "class_definition"):
+            out.add(src.t(n.child_by_field_name("name")))
+            continue
+        if t in ("lambda", "list_comprehension", "dictionary_comprehension", "set_comprehension"):
+            continue
+        if t in ("assignment", "augmented_assignment", "for_statement"):
+            out.update(_target_ids(src, n.child_by_field_name("left")))
+        elif t == "as_pattern":
+            out.update(_target_ids(src, n.child_by_field_name("alias")))
+        elif t == "named_expression":
+            out.update(_target_ids(src, n.child_by_field_name("name")))
+        elif t in ("global_statement", "nonlocal_statement"):
+            out.update(src.t(c) for c in n.named_children if c.type == "identifier")
+        elif t in ("import_statement", "import_from_statement"):
+            module = n.child_by_field_name("module_name")
+            for c in n.named_children:
+                if module is not None and c.start_byte == module.start_byte:
+                    continue
+                if c.type == "aliased_import":
+                    out.add(src.t(c.child_by_field_name("alias")))
+                elif c.type == "dotted_name":
+                    parts = src.t(c).split(".")
+                    out.add(parts[-1] if t == "import_from_statement" else parts[0])
+            continue
+        stack.extend(n.named_children)
+    return out
+
+
+def _losses_at(src: _Source, line: int, primary: str) -> list[str]:
+    """Every loss backpropagated in the loop around ``line`` before it, when there are several.
+
+    Only backward calls at the loop body's own level (or inside ``with`` blocks) count: one in
+    an ``if`` branch may not have run, and its variable would be unbound or stale.
+    """
+    row = line - 1
+    if row < 0 or row >= len(src.lines):
+        return [primary]
+    col = len(src.indent_of_row(row).encode("utf-8"))
+    node = src.tree.root_node.descendant_for_point_range((row, col), (row, col))
+    loop = node
+    while loop is not None and loop.type not in ("for_statement", "while_statement"):
+        if loop.type in ("function_definition", "class_definition"):
+            return [primary]
+        loop = loop.parent
+    if loop is None:
+        return [primary]
+    body = loop.child_by_field_name("body")
+    out: list[str] = []
+    for call in src.nodes["call"]:
+        if call.start_byte < loop.start_byte or call.end_byte > loop.end_byte:
+            continue
+        if src.call_name(call) != "backward" or call.end_point.row > row:
+            continue
+        fn = call.child_by_field_name("function")
+        obj = fn.child_by_field_name("object") if fn is not None else None
+        if obj is None or obj.type not in ("identifier", "attribute"):
+            continue
+        p = call.parent
+        ok = True
+        while p is not None and p != body:
+            if p.type not in ("expression_statement", "block", "with_statement"):
+                ok = False
+                break
+            p = p.parent
+        name = src.t(obj)
+        if ok and p == body and name not in out:
+            out.append(name)
+    return out if primary in out and len(out) > 1 else [primary]
 
 
 def _scalar(src: _Source, var: str) -> str:

@@ -193,7 +193,7 @@ def test_crlf_stays_crlf() -> None:
 
 def test_tabs_stay_tabs_and_guard_body_uses_the_files_indent_unit() -> None:
     tabbed = VANILLA.replace("        ", "\t\t").replace("    ", "\t")
-    a = vanilla_analysis(kind="ddp", main_process="master_process")
+    a = vanilla_analysis(kind="ddp", main_process="args.rank == 0")
     pts = a.points
     a = AnalysisResult(
         path=a.path,
@@ -205,7 +205,7 @@ def test_tabs_stay_tabs_and_guard_body_uses_the_files_indent_unit() -> None:
         ),
     )
     out = build_proposal(tabbed, a).render()
-    assert "\t\tif master_process:  # runexp-tui\n\t\t\twandb.log(" in out
+    assert "\t\tif args.rank == 0:  # runexp-tui\n\t\t\twandb.log(" in out
     assert "    " not in out.replace("  # runexp-tui", "")
     ast.parse(out)
 
@@ -738,3 +738,77 @@ def test_points_past_the_end_are_dropped() -> None:
     p = build_proposal("x = 1\n", a)
     assert [h.kind for h in p.hunks] == ["import", "init"]
     assert any("past the end" in n for n in p.notes)
+
+
+WORKER = """\
+import argparse
+
+import torch
+import torch.multiprocessing as mp
+
+
+def train_epoch(model, loader, opt):
+    for i, (x, y) in enumerate(loader):
+        opt.zero_grad()
+        loss = model(x, y)
+        loss.backward()
+        opt.step()
+
+
+def worker(rank, args):
+    model, loader, opt = build(args)
+    for epoch in range(args.epochs):
+        train_epoch(model, loader, opt)
+
+
+if __name__ == "__main__":
+    args = argparse.ArgumentParser().parse_args()
+    for rank in range(2):
+        mp.Process(target=worker, args=(rank, args)).start()
+"""
+
+
+def test_a_predicate_unbound_where_it_goes_falls_back_to_the_run() -> None:
+    from runexp_tui.core.analyze import analyze_source
+
+    a = analyze_source(WORKER, "proj/train.py")
+    assert a.distributed.kind == "other" and a.distributed.main_process == "rank == 0"
+    out = build_proposal(WORKER, a).render()
+    ast.parse(out)
+    lines = out.splitlines()
+    init = next(i for i, ln in enumerate(lines) if "wandb.init(" in ln)
+    assert lines[init - 1].strip().startswith("if rank == 0:")  # in the worker, where rank exists
+    log = next(i for i, ln in enumerate(lines) if "wandb.log(" in ln)
+    # train_epoch has no `rank`; the module-level one lives under the __main__ guard
+    assert lines[log - 1].strip() == "if wandb.run is not None:  # runexp-tui"
+    assert '"step": i' in lines[log]
+
+
+GAN = """\
+import torch
+
+for epoch in range(3):
+    for i, data in enumerate(loader):
+        errD_real = crit(netD(data), ones)
+        errD_real.backward()
+        errD_fake = crit(netD(netG(z).detach()), zeros)
+        errD_fake.backward()
+        optD.step()
+        errG = crit(netD(netG(z)), ones)
+        errG.backward()
+        optG.step()
+        if i % 10 == 0:
+            extra = crit(a, b)
+            extra.backward()
+"""
+
+
+def test_every_loss_of_the_step_is_logged_under_its_own_name() -> None:
+    from runexp_tui.core.analyze import analyze_source
+
+    a = analyze_source(GAN, "proj/gan.py")
+    out = build_proposal(GAN, a).render()
+    log = next(ln for ln in out.splitlines() if "wandb.log(" in ln)
+    assert '"train/errD_real": float(errD_real)' in log and '"train/errG": float(errG)' in log
+    assert '"train/errD_fake"' in log and "extra" not in log  # a branch's loss may be unbound
+    assert '"step": i' in log
