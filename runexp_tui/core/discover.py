@@ -92,6 +92,7 @@ _LIB_TOKENS = frozenset(
 )
 _DECOY_TOKENS: dict[str, str] = {
     **dict.fromkeys(("infer", "inference", "predict", "prediction", "predictor"), "inference"),
+    **dict.fromkeys(("interactive", "chat", "txt2img", "img2img"), "inference"),
     **dict.fromkeys(("serve", "server", "deploy", "app", "api", "demo", "gradio"), "serving"),
     **dict.fromkeys(("sample", "sampling", "generate", "generation", "gen"), "sampling"),
     **dict.fromkeys(
@@ -121,6 +122,7 @@ _DECOY_DIR_TOKENS: dict[str, str] = {
     **dict.fromkeys(("eval", "evaluation", "benchmarks", "benchmark", "bench"), "evaluation"),
     **dict.fromkeys(("data", "datasets", "preprocessing", "notebooks"), "tooling"),
     **dict.fromkeys(("viz", "visualization", "analysis", "export"), "tooling"),
+    **dict.fromkeys(("converters", "convert", "conversion", "misc", "dataset_tools"), "tooling"),
 }
 _BONUS_NAMES: dict[str, int] = {"train.py": 20, "main.py": 10, "run.py": 8, "run_training.py": 16}
 
@@ -159,6 +161,8 @@ _CLI_RES: tuple[tuple[str, str, re.Pattern[str]], ...] = (
     ("LightningCLI", "LightningCLI", re.compile(r"\bLightningCLI\s*\(")),
     ("hydra", "hydra", re.compile(r"@\s*hydra\.main\b|^from\s+hydra\b|^import\s+hydra\b", re.M)),
     ("argparse", "ArgumentParser", re.compile(r"\bArgumentParser\s*\(")),
+    # a parser built by a library helper (`default_argument_parser().parse_args()`)
+    ("argparse", "parse_", re.compile(r"\bparse_(?:known_)?args\s*\(")),
     ("fire", "fire.Fire", re.compile(r"\bfire\.Fire\s*\(")),
     ("absl", "app.run", re.compile(r"\b(?:absl\.)?app\.run\s*\(\s*main")),
     ("click", "click", re.compile(r"@\s*click\.(?:command|group)\b")),
@@ -482,8 +486,8 @@ def _dotted(node: ast.AST) -> str:
 def _ast_train_signals(tree: ast.Module) -> tuple[str, ...]:
     """Distinct training calls in the file, strongest first."""
     found: dict[str, None] = {}  # ordered set
-    trainer_made = False
-    train_called = False
+    trainer_made = runner_made = False
+    train_called = runner_train = False
     for node in ast.walk(tree):
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name in (
             "train_step",
@@ -508,9 +512,13 @@ def _ast_train_signals(tree: ast.Module) -> tuple[str, ...]:
                 found["calls optimizer.step()"] = None
         elif last.endswith("trainer") and isinstance(func, (ast.Name, ast.Attribute)):
             trainer_made = True
+        elif any(p.endswith("runner") for p in name.split(".")) and last != "train":
+            # mmengine-style `Runner.from_cfg(cfg)` / `build_runner(cfg)`, then `runner.train()`
+            runner_made = True
         elif last == "train" and isinstance(func, ast.Attribute):
             # `model.train()` only switches mode; `trainer.train()` or `x.train(data)` trains
             train_called = train_called or bool(node.args or node.keywords) or "trainer" in name
+            runner_train = runner_train or "runner" in name
         elif last in ("fit", "fit_generator"):
             found["calls .fit()"] = None
         elif last in ("value_and_grad", "grad") and ("jax" in name or last == "value_and_grad"):
@@ -525,6 +533,8 @@ def _ast_train_signals(tree: ast.Module) -> tuple[str, ...]:
             found["calls optimizer.minimize()"] = None
     if trainer_made and train_called:
         found["calls Trainer(...).train()"] = None
+    if runner_made and runner_train:
+        found["calls runner.train()"] = None
     # `ast.walk` order is breadth first: report in one stable order instead
     return tuple(sorted(found))
 
@@ -649,6 +659,21 @@ def _borrowed_signals(
     return None
 
 
+_DOCSTRING_RE = re.compile(
+    r"\A(?:[ \t]*(?:#[^\n]*)?\n)*[ \t]*[rRuU]?(?:\"\"\"|''')(.*?)(?:\"\"\"|''')",
+    re.S,
+)
+_LEGACY_DOC_RE = re.compile(
+    r"(?i)\b(?:legacy|deprecated|obsolete|no longer (?:used|maintained|supported))\b"
+)
+
+
+def _module_docstring(text: str) -> str:
+    """The module docstring, read from the text (it sits in the first lines)."""
+    m = _DOCSTRING_RE.match(text[:4096])
+    return m.group(1) if m else ""
+
+
 def _score(f: _FileFacts, facts: dict[str, _FileFacts], signals: _SignalCache) -> EntryPoint | None:
     """Score one file, or None when it is not something one runs."""
     if not f.runs:
@@ -677,12 +702,51 @@ def _score(f: _FileFacts, facts: dict[str, _FileFacts], signals: _SignalCache) -
     if f.relative_imports:
         score -= 15
         reasons.append("uses relative imports (needs python -m)")
+    if _LEGACY_DOC_RE.search(_module_docstring(f.text)):
+        score -= 20
+        reasons.append("its docstring says it is legacy")
     name_score, name_reasons = _name_score(f.rel)
     return EntryPoint(path=f.rel, reasons=tuple(reasons + name_reasons), score=score + name_score)
 
 
+def _trains(ep: EntryPoint) -> bool:
+    return any(
+        r.startswith(("calls ", "uses ", "defines ", "imports training code")) for r in ep.reasons
+    )
+
+
+def _variants(eps: list[EntryPoint]) -> list[EntryPoint]:
+    """Rank `plain_train_net.py` or `run_glue_no_trainer.py` below the `train_net.py` or
+    `run_glue.py` beside it: a name that extends another trainer's name is a variant of it."""
+    by_dir: dict[str, list[tuple[list[str], EntryPoint]]] = {}
+    for ep in eps:
+        p = PurePosixPath(ep.path)
+        if _trains(ep):
+            by_dir.setdefault(str(p.parent), []).append((_tokens(p.stem), ep))
+    out = []
+    for ep in eps:
+        p = PurePosixPath(ep.path)
+        toks = _tokens(p.stem)
+        base = next(
+            (
+                other
+                for otoks, other in by_dir.get(str(p.parent), ())
+                if 0 < len(otoks) < len(toks)
+                and (toks[: len(otoks)] == otoks or toks[-len(otoks) :] == otoks)
+                and any(t in _TRAIN_TOKENS or t == "run" for t in otoks)
+            ),
+            None,
+        )
+        if base is not None and _trains(ep):
+            name = PurePosixPath(base.path).name
+            ep = EntryPoint(ep.path, (*ep.reasons, f"a variant of {name}"), ep.score - 10)
+        out.append(ep)
+    return out
+
+
 def _rank(facts: dict[str, _FileFacts], signals: _SignalCache) -> list[EntryPoint]:
     eps = [ep for f in facts.values() if (ep := _score(f, facts, signals)) is not None]
+    eps = _variants(eps)
     # ties: shallower, then alphabetical, so the order is stable
     eps.sort(key=lambda e: (-e.score, e.path.count("/"), e.path))
     return eps[:MAX_ENTRY_POINTS]
