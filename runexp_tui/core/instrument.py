@@ -1270,6 +1270,15 @@ _DICT_CALLS = {
     "vars",
 }
 _OMEGACONF_CALLS = {"compose", "structured"}
+_DICT_LOADERS = (
+    "json.load",
+    "json.loads",
+    "yaml.load",
+    "yaml.safe_load",
+    "yaml.full_load",
+    "toml.load",
+    "tomllib.load",
+)
 
 
 def _config_expr(plan: _Plan, var: str | None, before_line: int) -> str | None:
@@ -1289,6 +1298,9 @@ def _config_expr(plan: _Plan, var: str | None, before_line: int) -> str | None:
     if kind == "omegaconf":
         plan.need.add("OmegaConf")
         return f"OmegaConf.to_container({var}, resolve=True)"
+    if plan.src.imports_module("ml_collections"):
+        # a ConfigDict (flax examples): vars() would give its internals, to_dict() the values
+        return f'{var}.to_dict() if hasattr({var}, "to_dict") else vars({var})'
     # unknown origin: both common shapes work at run time
     return f"{var} if isinstance({var}, dict) else vars({var})"
 
@@ -1300,7 +1312,9 @@ def _config_kind(src: _Source, var: str, before_line: int) -> str:
         left, right = a.child_by_field_name("left"), a.child_by_field_name("right")
         if left is None or right is None:
             continue
-        targets = [src.t(left)] + [src.t(c) for c in left.named_children]
+        # `cfg = ...` or `a, cfg = ...`; not `cfg["lr"] = ...`, which keeps what cfg is
+        unpacked = left.type in ("pattern_list", "tuple_pattern", "list_pattern")
+        targets = [src.t(left)] + ([src.t(c) for c in left.named_children] if unpacked else [])
         if var in targets:
             candidates.append(right)
     if candidates:
@@ -1322,7 +1336,7 @@ def _classify_value(src: _Source, value: Node, depth: int = 0) -> str:
         return "namespace"
     if name in _DATACLASS_CALLS or name in src.dataclass_names():
         return "dataclass"
-    if name in _DICT_CALLS or callee in ("json.load", "json.loads", "yaml.load", "toml.load"):
+    if name in _DICT_CALLS or callee in _DICT_LOADERS:
         return "dict"
     if callee.startswith("OmegaConf.") or name in _OMEGACONF_CALLS:
         return "omegaconf"

@@ -176,3 +176,52 @@ def test_cli_unreadable_file_exits_2(tmp_path: Path) -> None:
         assert out.returncode == 2
         assert out.stdout == ""
         assert len(out.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("script", "step"),
+    [
+        ("flax_mnist.py", None),  # `for perm in perms`: an index array, never a step
+        ("flax_train_and_evaluate.py", "step"),  # zip(range(...), train_iter)
+        ("pt_imagenet.py", "i"),  # enumerate
+        ("hf_run_clm_no_trainer.py", "completed_steps"),  # the counter beats the loop index
+        ("mingpt_trainer.py", "self.iter_num"),
+        ("class_trainer.py", "self.step"),
+    ],
+)
+def test_step_var_is_a_counter_or_an_index(script: str, step: str | None) -> None:
+    tl = analyze_file(FIXTURES / script).points.train_log
+    assert tl is not None and tl.step_var == step
+
+
+def test_accumulate_context_logs_once_per_synced_step() -> None:
+    for name, counter in (
+        ("hf_run_clm_no_trainer.py", "completed_steps += 1"),
+        ("diffusers_text_to_image.py", "global_step += 1"),
+        ("accelerate_nlp.py", "completed_steps += 1"),
+    ):
+        lines = (FIXTURES / name).read_text().splitlines()
+        tl = analyze_file(FIXTURES / name).points.train_log
+        assert tl is not None and lines[tl.after_line - 1].strip() == counter, name
+
+
+def test_accumulation_skip_moves_the_log_past_continue() -> None:
+    lines = (FIXTURES / "timm_train.py").read_text().splitlines()
+    tl = analyze_file(FIXTURES / "timm_train.py").points.train_log
+    assert tl is not None and lines[tl.after_line - 1].strip() == "num_updates += 1"
+
+
+def test_worker_init_waits_for_the_process_group() -> None:
+    lines = (FIXTURES / "pt_imagenet.py").read_text().splitlines()
+    init = analyze_file(FIXTURES / "pt_imagenet.py").points.init
+    assert init is not None and "init_process_group" in "\n".join(lines[: init.after_line])
+    assert "world_size=args.world_size, rank=args.rank)" in lines[init.after_line - 1]
+
+
+def test_metric_named_like_a_setter_is_not_a_metric() -> None:
+    src = (
+        "import torch\nimport transformers\n"
+        "transformers.utils.logging.set_verbosity_error()\n"
+        "for x in data:\n    loss = f(x)\n    loss.backward()\n    opt.step()\n"
+    )
+    assert analyze_source(src).points.eval_log is None
