@@ -147,17 +147,25 @@ _NOISE = re.compile(
     r"warnings\.warn|\S+\.py:\d+: \w*Warning)"
 )
 _ENV_KEY = re.compile(r"^[A-Z][A-Z0-9]*_[A-Z0-9_]+$")
-# Pre-filter for history. A regex scan of a whole chunk costs about as much as one pass of
-# bytes.count, and only a literal-led pattern scans fast, so there are few of them: "=" and "{"
-# are found by bytes.find (memchr), the rest by three literal-led patterns checked in C. A bare
+# Pre-filter for history: triggers that every metric-bearing segment (a ``\n``/``\r``-delimited
+# piece of the log) contains. Each pattern consumes the rest of its segment, so one match names
+# one segment by its end. A regex pass costs about one byte per cycle whatever it finds, and only a
+# literal-led pattern scans that fast (a character class or an alternation at the front is ~20x
+# slower), so there are few passes: "=" and "{" are rare in most logs and first looked for by
+# bytes.find (memchr, much faster than a regex pass) until they turn out to be frequent. A bare
 # "key:value" without a space is only seen when the line has another trigger (a ":" scan would
 # stop at every timestamp).
-_EQ_HIT = re.compile(rb"=[ ]?(?:tensor\()?[-+.0-9nNiI]")
-_SCANS = (
-    re.compile(rb": +['\"]?(?:tensor\()?[-+.0-9nNiI]"),
-    re.compile(rb"te[rp][ ]*[:=]?[ ]*\[?[0-9]"),  # iter, step
-    re.compile(rb"ch(?<=poch|atch)[ ]*[:=]?[ ]*\[?[0-9]"),  # epoch, batch
+_REST = rb"[^\n\r]*"
+_TRIGGERS: tuple[tuple[bytes | None, re.Pattern[bytes]], ...] = (
+    (b"=", re.compile(rb"=[ ]?(?:tensor\()?[-+.0-9nNiI]" + _REST)),
+    (b"{", re.compile(rb"\{" + _REST)),
+    (None, re.compile(rb": +['\"]?(?:tensor\()?[-+.0-9nNiI]" + _REST)),
+    (None, re.compile(rb"te[rp][ ]*[:=]?[ ]*\[?[0-9]" + _REST)),  # iter, step
+    (None, re.compile(rb"ch(?<=poch|atch)[ ]*[:=]?[ ]*\[?[0-9]" + _REST)),  # epoch, batch
 )
+# A regex pass costs about as much as this many memchr hits handled in Python (per 2 KiB of
+# chunk, so about 4000 per 8 MiB): past that, one regex pass over the rest is cheaper.
+_MEMCHR_SHIFT = 11
 
 
 @dataclass(frozen=True, slots=True)
@@ -755,99 +763,309 @@ def parse_file_history(
     return parser.store
 
 
-def _candidates(buf: bytes, limit: int) -> list[tuple[int, int]]:
-    """Sorted (start, end) of the segments (``\\n``/``\\r``-delimited) that may hold a metric."""
-    found: dict[int, int] = {}
+def _segment_ends(buf: bytes, limit: int) -> list[int]:
+    """Sorted end offsets of the segments of ``buf[:limit]`` that may hold a metric."""
+    ends: set[int] = set()
     find = buf.find
-    rfind = buf.rfind
-    for lit, confirm, search in (
-        (b"=", _EQ_HIT.match, None),
-        (b"{", None, None),
-        *((b"", None, pat.search) for pat in _SCANS),
-    ):
-        if search is None:
+    for lit, pat in _TRIGGERS:
+        pos = 0
+        if lit is not None:
+            match = pat.match
+            hits = 0
+            most = limit >> _MEMCHR_SHIFT
             i = find(lit, 0, limit)
-        else:
-            m = search(buf, 0, limit)
-            i = m.start() if m is not None else -1
-        while i >= 0:
-            if confirm is not None and not confirm(buf, i):
-                i = find(lit, i + 1, limit)
+            while i >= 0 and hits < most:
+                hits += 1
+                m = match(buf, i, limit)
+                if m is None:
+                    pos = i + 1
+                else:
+                    pos = m.end()
+                    ends.add(pos)
+                i = find(lit, pos, limit)
+            if i < 0:
                 continue
-            ls = rfind(b"\n", 0, i) + 1
-            e = find(b"\n", i, limit)
-            if e < 0:
-                e = limit
-            cr = find(b"\r", i, e)
-            if cr >= 0:
-                e = cr
-            found[rfind(b"\r", ls, i) + 1 or ls] = e
-            # The rest of this segment is decided: go on after its end.
-            if search is None:
-                i = find(lit, e + 1, limit)
-            else:
-                m = search(buf, e + 1, limit)
-                i = m.start() if m is not None else -1
-    return sorted(found.items())
+            pos = i
+        ends.update([m.end() for m in pat.finditer(buf, pos, limit)])
+    return sorted(ends)
 
 
-def _parse_block(buf: bytes, limit: int, parser: MetricParser) -> None:
-    """Parse the candidate segments of ``buf[:limit]`` into the parser's store, in order.
+class _Plan(NamedTuple):
+    """How the history parse reads every line of one byte shape (built once per shape).
 
-    Each segment's digit-blind shape selects a cached template, so a shape is analysed once and
-    every further line of it costs a dict lookup and a few ``float`` calls. Points are gathered
-    per key and appended to the store in bulk.
+    ``fast`` plans read an ASCII line's numbers straight from the bytes: ``getter`` slices out
+    the kept values in one call, ``checks`` are the value tests that remain per line (a clock
+    under a time-like key, a non-finite epoch). Other plans go through ``_evaluate``. ``bulk``
+    plans also read a whole run of consecutive lines column by column (``columns``, ``step_of``).
     """
-    shapes = _SHAPES
-    step, epoch, count = parser.step, parser.epoch, parser._count
-    pending: dict[str, tuple[list[float], list[float]]] = {}
-    for s, e in _candidates(buf, limit):
-        seg = buf[s:e]
-        plain = seg.isascii() and b"\x1b" not in seg
-        if plain:
-            text: str | bytes = seg
+
+    fast: bool
+    ops: tuple[tuple[int, int, int, int, int], ...]
+    step_items: tuple[tuple[int, int], ...]
+    keys: tuple[str, ...]
+    getter: Callable[[bytes], tuple[bytes, ...]]
+    checks: tuple[tuple[int, bool], ...]  # (value index, drop unless finite / drop a clock)
+    zeros: tuple[int, ...]  # where a leading zero would make a dict line's JSON test differ
+    plain: bool  # ASCII without escape codes: the template's spans index the bytes
+    template: _Template
+    bulk: bool
+    columns: tuple[Callable[[bytes], bytes], ...]  # one slicer per value, for a run of lines
+    step_of: Callable[[bytes], bytes] | None  # the line's own step (counter or step key)
+    int_step: bool  # step_of is a short digit run (a counter), read faster by int()
+
+
+_PLANS: dict[bytes, _Plan | None] = {}
+# A run shorter than this is cheaper line by line than column by column.
+_MIN_RUN = 3
+
+
+def _no_values(seg: bytes) -> tuple[bytes, ...]:
+    return ()
+
+
+def _make_plan(shape: bytes, seg: bytes) -> _Plan | None:
+    """Analyse one segment (of a shape not seen before) into the plan for its shape."""
+    plain = shape.isascii() and b"\x1b" not in shape
+    if plain:
+        text = seg.decode()
+    else:
+        text = seg.decode("utf-8", "replace")
+        if "\x1b" in text:
+            text = strip_ansi(text)
+    t = _analyse(text)
+    if t is None:
+        return None
+    step_items: list[tuple[int, int]] = []
+    keys: list[str] = []
+    spans: list[slice] = []
+    checks: list[tuple[int, bool]] = []
+    fast = plain and not t.json
+    for role, key, _ka, _kb, va, vb, keep, timed in t.items:
+        if role == _FRACTION or key is None:
+            fast = False
+        elif role == _STEPKEY:
+            step_items.append((va, vb))
+        elif role == _EPOCHKEY or keep:
+            # _evaluate keeps an epoch value when finite, or like any metric when its key is kept.
+            if role == _EPOCHKEY and not keep:
+                checks.append((len(keys), True))
+            elif timed:
+                checks.append((len(keys), False))
+            keys.append(key)
+            spans.append(slice(va, vb))
+    getter: Callable[[bytes], tuple[bytes, ...]]
+    if len(spans) > 1:
+        getter = operator.itemgetter(*spans)
+    elif spans:
+        only = spans[0]
+        getter = lambda seg: (seg[only],)  # noqa: E731
+    else:
+        getter = _no_values
+    zeros = tuple(m.end() - 2 for m in _LEAD_ZERO.finditer(shape)) if t.dict_repr and plain else ()
+    # Column by column needs the line's step from at most one place (or from the context), and
+    # each key once per line, so that per-key columns keep the line-by-line order.
+    step_span = None
+    if len(t.ops) == 1 and t.ops[0][0] == _OP_STEP and not step_items:
+        step_span = slice(t.ops[0][1], t.ops[0][2])
+    elif not t.ops and len(step_items) == 1:
+        step_span = slice(*step_items[0])
+    bulk = (
+        fast
+        and bool(keys)
+        and len(set(keys)) == len(keys)
+        and (step_span is not None or not (t.ops or step_items))
+    )
+    return _Plan(
+        fast,
+        t.ops,
+        tuple(step_items),
+        tuple(keys),
+        getter,
+        tuple(checks),
+        zeros,
+        plain,
+        t,
+        bulk,
+        tuple(operator.itemgetter(sp) for sp in spans),
+        operator.itemgetter(step_span) if step_span is not None else None,
+        bool(t.ops) and t.ops[0][2] - t.ops[0][1] <= 15,
+    )
+
+
+_INF = math.inf
+_ABOVE_1E8 = (1e8).__lt__
+
+
+class _Block:
+    """The parse context of one history block: step/epoch/count and the points per key."""
+
+    __slots__ = ("step", "epoch", "count", "pending")
+
+    def __init__(self, parser: MetricParser) -> None:
+        self.step, self.epoch, self.count = parser.step, parser.epoch, parser._count
+        self.pending: dict[str, tuple[list[float], list[float]]] = {}
+
+    def line(self, plan: _Plan, seg: bytes) -> None:
+        """Record one segment (the same resolution as ``MetricParser._record``)."""
+        isfinite = math.isfinite
+        keys = plan.keys
+        zeros = plan.zeros
+        if plan.fast and not (zeros and any(seg[i] == 48 for i in zeros)):
+            lstep: float | None = None
+            lepoch: float | None = None
+            for op, a, b, c, d in plan.ops:
+                if op == _OP_STEP:
+                    lstep = float(seg[a:b])
+                elif op == _OP_EPOCH:
+                    lepoch = float(seg[a:b]) - c
+                else:
+                    lstep = lepoch * float(seg[c:d]) + float(seg[a:b])  # type: ignore[operator]
+            for a, b in plan.step_items:
+                v = float(seg[a:b])
+                if isfinite(v):
+                    lstep = v
+            values = list(map(float, plan.getter(seg)))
+            checks = plan.checks
+            if checks and any(
+                not isfinite(values[i]) if finite_only else 1e8 < values[i] < _INF
+                for i, finite_only in checks
+            ):
+                dropped = {
+                    i
+                    for i, finite_only in checks
+                    if (not isfinite(values[i]) if finite_only else 1e8 < values[i] < _INF)
+                }
+                keys = tuple(k for j, k in enumerate(keys) if j not in dropped)
+                values = [v for j, v in enumerate(values) if j not in dropped]
+            if not values and lstep is None and lepoch is None:
+                return
         else:
-            text = seg.decode("utf-8", "replace")
-            if "\x1b" in text:
-                text = strip_ansi(text)
-        shape = seg.translate(_ZERO_DIGITS)
-        t = shapes.get(shape, _MISS)
-        if t is _MISS:
-            t = _analyse(text.decode() if plain else text)  # type: ignore[union-attr,arg-type]
-            if len(shapes) >= _MAX_SHAPES:
-                shapes.clear()
-            shapes[shape] = t
-        if t is None:
-            continue
-        if t.dict_repr and _LEAD_ZERO.search(seg):  # type: ignore[union-attr]
-            parsed = _parse(text.decode() if plain else text)  # type: ignore[union-attr,arg-type]
+            if plan.plain:
+                text = seg.decode()
+            else:
+                text = seg.decode("utf-8", "replace")
+                if "\x1b" in text:
+                    text = strip_ansi(text)
+            t = plan.template
+            lead_zero = t.dict_repr and _LEAD_ZERO.search(seg)
+            parsed = _parse(text) if lead_zero else _evaluate(t, text)
+            if parsed is None:
+                return
+            keys = tuple(k for k, _ in parsed.pairs)
+            values = [v for _, v in parsed.pairs]
+            lstep, lepoch = parsed.step, parsed.epoch
+        if lepoch is not None:
+            self.epoch = lepoch
+        if not values:
+            if lstep is not None:
+                self.step = lstep
+            return
+        if lstep is not None:
+            at = self.step = lstep
+        elif self.step is not None:
+            at = self.step
+        elif self.epoch is not None and lepoch is None:
+            at = self.epoch
         else:
-            parsed = _evaluate(t, text)  # type: ignore[arg-type]
-        if parsed is None:
-            continue
-        # The same resolution as MetricParser._record, on local variables.
-        if parsed.epoch is not None:
-            epoch = parsed.epoch
-        if not parsed.pairs:
-            if parsed.step is not None:
-                step = parsed.step
-            continue
-        if parsed.step is not None:
-            at = step = parsed.step
-        elif step is not None:
-            at = step
-        elif epoch is not None and parsed.epoch is None:
-            at = epoch
-        else:
-            at = float(count)
-        count += 1
-        for key, value in parsed.pairs:
+            at = float(self.count)
+        self.count += 1
+        pending = self.pending
+        for key, value in zip(keys, values, strict=True):
             lists = pending.get(key)
             if lists is None:
                 lists = pending[key] = ([], [])
             lists[0].append(at)
             lists[1].append(value)
-    parser.step, parser.epoch, parser._count = step, epoch, count
+
+    def run(self, plan: _Plan, segs: list[bytes]) -> None:
+        """Record consecutive segments of one bulk plan, column by column.
+
+        Equal to ``line`` on each segment: a run whose values need a per-line decision (a
+        dropped clock or epoch, a non-finite step key, a dict line's leading zero) goes line
+        by line instead.
+        """
+        if len(segs) < _MIN_RUN:
+            for seg in segs:
+                self.line(plan, seg)
+            return
+        isfinite = math.isfinite
+        for i in plan.zeros:
+            if 48 in map(operator.itemgetter(i), segs):
+                for seg in segs:
+                    self.line(plan, seg)
+                return
+        cols = [list(map(float, map(get, segs))) for get in plan.columns]
+        for i, finite_only in plan.checks:
+            if not all(map(isfinite, cols[i])) if finite_only else any(map(_ABOVE_1E8, cols[i])):
+                for seg in segs:
+                    self.line(plan, seg)
+                return
+        n = len(segs)
+        if plan.int_step:
+            # A counter is digits only: int() reads it in half the time, to the same float.
+            ats = list(map(float, map(int, map(plan.step_of, segs))))
+            self.step = ats[-1]
+        elif plan.step_of is not None:
+            ats = list(map(float, map(plan.step_of, segs)))
+            if not all(map(isfinite, ats)):
+                for seg in segs:
+                    self.line(plan, seg)
+                return
+            self.step = ats[-1]
+        elif self.step is not None:
+            ats = [self.step] * n
+        elif self.epoch is not None:
+            ats = [self.epoch] * n
+        else:
+            ats = list(map(float, range(self.count, self.count + n)))
+        self.count += n
+        pending = self.pending
+        for key, col in zip(plan.keys, cols, strict=True):
+            lists = pending.get(key)
+            if lists is None:
+                lists = pending[key] = ([], [])
+            lists[0].extend(ats)
+            lists[1].extend(col)
+
+
+def _parse_block(buf: bytes, limit: int, parser: MetricParser) -> None:
+    """Parse the candidate segments of ``buf[:limit]`` into the parser's store, in order.
+
+    Each segment's digit-blind shape selects a cached plan, so a shape is analysed once; a run
+    of consecutive lines of one shape is read column by column (one ``map(float, ...)`` per
+    key), other lines one by one. Points are gathered per key and appended to the store in bulk.
+    """
+    plans = _PLANS
+    zero_digits = _ZERO_DIGITS
+    block = _Block(parser)
+    rfind = buf.rfind
+    run: list[bytes] = []
+    run_plan: _Plan | None = None
+    for e in _segment_ends(buf, limit):
+        s = rfind(b"\n", 0, e) + 1
+        seg = buf[rfind(b"\r", s, e) + 1 or s : e]
+        shape = seg.translate(zero_digits)
+        plan = plans.get(shape, _MISS)
+        if plan is _MISS:
+            plan = _make_plan(shape, seg)
+            if len(plans) >= _MAX_SHAPES:
+                plans.clear()
+            plans[shape] = plan
+        if plan is None:
+            continue
+        if plan is run_plan:
+            run.append(seg)
+            continue
+        if run:
+            block.run(run_plan, run)  # type: ignore[arg-type]
+        if plan.bulk:  # type: ignore[union-attr]
+            run_plan, run = plan, [seg]  # type: ignore[assignment]
+        else:
+            run_plan, run = None, []
+            block.line(plan, seg)  # type: ignore[arg-type]
+    if run:
+        block.run(run_plan, run)  # type: ignore[arg-type]
+    parser.step, parser.epoch, parser._count = block.step, block.epoch, block.count
     store = parser.store
-    for key, (steps, values) in pending.items():
-        store._extend(key, steps, values)
+    for key, (steps, vals) in block.pending.items():
+        store._extend(key, steps, vals)
