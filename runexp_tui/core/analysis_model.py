@@ -7,7 +7,7 @@ Field names mirror DESIGN.md's JSON schema; ``to_json`` is the one place that sh
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 Framework = Literal[
     "vanilla_pytorch",
@@ -19,6 +19,7 @@ Framework = Literal[
     "sklearn",
     "other",
 ]
+FRAMEWORKS: tuple[str, ...] = get_args(Framework)  # the one vocabulary (discover uses it too)
 DistKind = Literal["none", "ddp", "accelerate", "deepspeed", "other"]
 ShortcutKind = Literal["report_to", "logger", "callback"]
 

@@ -26,16 +26,7 @@ MAX_TOTAL_BYTES = 10 * 1024 * 1024  # bytes read over the whole scan
 MAX_PARSE_BYTES = 160 * 1024  # bigger files (generated code) get the text-only checks
 MAX_ENTRY_POINTS = 25  # candidates reported; the tail is noise to a person choosing one
 
-FRAMEWORKS = (
-    "vanilla_pytorch",
-    "hf_trainer",
-    "accelerate",
-    "lightning",
-    "keras",
-    "jax_flax",
-    "sklearn",
-    "other",
-)
+
 # When a file shows several, the most specific one names how it trains.
 _FRAMEWORK_PRIORITY = (
     "lightning",
