@@ -24,7 +24,15 @@ def _load(name: str) -> ModuleType | None:
 def build_parser() -> tuple[argparse.ArgumentParser, dict[str, ModuleType]]:
     parser = argparse.ArgumentParser(
         prog="runexp-tui",
-        description="Take a training experiment from a repo to a tracked, monitored run.",
+        usage="runexp-tui [REPO] [--demo] [--simulate-gpus]\n       runexp-tui COMMAND ...",
+        description=(
+            "Take a training experiment from a repo to a tracked, monitored run.\n\n"
+            "With no COMMAND: the dashboard on REPO (default: the current folder).\n"
+            "  --demo           the dashboard on a copy of the bundled example repo\n"
+            "                   (simulated GPUs where NVML has none, wandb offline)\n"
+            "  --simulate-gpus  show simulated GPUs even when NVML works"
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"runexp-tui {__version__}")
     commands: dict[str, ModuleType] = {}

@@ -36,7 +36,8 @@ def run_dashboard(
         os.environ.setdefault("WANDB_MODE", "offline")
         repo = str(prepare_demo_repo())
     if repo is not None and not Path(repo).is_dir():
-        print(f"runexp-tui: {repo} is not a folder", file=sys.stderr)
+        what = "is not a folder" if Path(repo).exists() else "does not exist"
+        print(f"runexp-tui: {repo} {what}", file=sys.stderr)
         return 2
     app = make_app(default_services(demo=demo, simulate_gpus=simulate_gpus), repo=repo, attach=attach)
     app.run()
