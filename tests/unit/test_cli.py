@@ -1,0 +1,37 @@
+"""The top-level command: help names the dashboard and every subcommand; bad repos are refused."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from runexp_tui.commands import COMMAND_MODULES
+
+
+def run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "runexp_tui", *args], capture_output=True, text=True, timeout=60
+    )
+
+
+def test_help_lists_the_dashboard_and_every_command() -> None:
+    out = run("--help")
+    assert out.returncode == 0
+    assert "runexp-tui [REPO] [--demo]" in out.stdout
+    for name in COMMAND_MODULES:
+        assert f"    {name}" in out.stdout
+
+
+def test_missing_repo_is_refused_before_the_dashboard_starts(tmp_path: Path) -> None:
+    out = run(str(tmp_path / "nope"))
+    assert out.returncode == 2 and "does not exist" in out.stderr
+    f = tmp_path / "file.py"
+    f.write_text("")
+    out = run(str(f))
+    assert out.returncode == 2 and "is not a folder" in out.stderr
+
+
+def test_unknown_option_is_an_error() -> None:
+    out = run("--frobnicate")
+    assert out.returncode == 2 and "unrecognized arguments" in out.stderr
