@@ -37,7 +37,11 @@ async def wait_until(pilot: Any, predicate: Callable[[], bool], timeout: float =
         if predicate():
             return
         await pilot.pause(0.05)
-    raise AssertionError(f"condition not met within {timeout}s")
+    screen = pilot.app.screen
+    seen = {
+        sel: text_of(screen, sel) for sel in ("#launch-status", "#pane-run") if screen.query(sel)
+    }
+    raise AssertionError(f"condition not met within {timeout}s; on screen: {seen}")
 
 
 def demo_config(repo: Path, **changes: Any) -> ExperimentConfig:
@@ -117,8 +121,9 @@ async def test_ssh_backend_launches_and_the_pane_follows(
         assert run_status(record).state == "running"
         assert [r.id for r in RunRegistry(repo).list()] == [record.id]
 
-        # The monitoring pane follows the remote run (its log mirrored over ssh).
-        await wait_until(pilot, lambda: record.id in text_of(screen, "#pane-run"))
+        # The monitoring pane follows the remote run (its log mirrored over ssh); generous
+        # timeout: every poll is an ssh round trip, slow on a loaded CI machine.
+        await wait_until(pilot, lambda: record.id in text_of(screen, "#pane-run"), timeout=45)
         assert app.session.run_id == record.id
 
     result = stop_run(record, grace=(2.0, 2.0), kill_wait=3.0)
