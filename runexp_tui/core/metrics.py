@@ -739,31 +739,42 @@ def parse_file_history(
     is called per chunk; setting ``stop_event`` returns what was parsed so far.
     """
     parser = parser or MetricParser()
-    fpath = Path(path)
-    with open(fpath, "rb") as fh:
+    chunk = max(1, chunk)
+    # One buffer for the whole parse (a fresh 8 MB bytes per read costs page faults and a
+    # copy). Each read starts at the first unfinished line, so no carry is concatenated.
+    window = bytearray(chunk + max(chunk, _LONG_LINE))
+    view = memoryview(window)
+    with open(Path(path), "rb", buffering=0) as fh:
         total = os.fstat(fh.fileno()).st_size if end is None else end
-        done = 0
-        carry = b""
-        while done < total:
-            if stop_event is not None and stop_event.is_set():
-                break
-            data = fh.read(min(chunk, total - done))
-            if not data:
-                break
-            done += len(data)
-            buf = carry + data if carry else data
-            last = buf.rfind(b"\n") + 1 if done < total else len(buf)
-            if last == 0:  # a single line longer than the chunk: keep only its recent tail
-                carry = buf[-65536:]
-                continue
-            _parse_block(buf, last, parser)
-            carry = buf[last:]
-            if on_progress is not None:
-                on_progress(done, total)
+        pos = 0  # file offset of window[0]
+        carry = 0  # bytes of an unfinished line at the front of this read
+        try:
+            while pos < total:
+                if stop_event is not None and stop_event.is_set():
+                    break
+                fh.seek(pos)
+                n = fh.readinto(view[: min(carry + chunk, total - pos)])
+                if not n:
+                    break
+                if pos + n < total:
+                    last = window.rfind(b"\n", 0, n) + 1
+                    if last == 0:  # a single line longer than the chunk: keep its recent tail
+                        carry = min(n, _LONG_LINE)
+                        pos += n - carry
+                        continue
+                else:
+                    last = n
+                _parse_block(window, last, parser)
+                carry = n - last
+                pos += last
+                if on_progress is not None:
+                    on_progress(pos + carry, total)
+        finally:
+            view.release()
     return parser.store
 
 
-def _segment_ends(buf: bytes, limit: int) -> list[int]:
+def _segment_ends(buf: bytes | bytearray, limit: int) -> list[int]:
     """Sorted end offsets of the segments of ``buf[:limit]`` that may hold a metric."""
     ends: set[int] = set()
     find = buf.find
@@ -790,7 +801,8 @@ def _segment_ends(buf: bytes, limit: int) -> list[int]:
     return sorted(ends)
 
 
-class _Plan(NamedTuple):
+@dataclass(frozen=True, slots=True, eq=False)  # hashed by identity: a cheap dict key
+class _Plan:
     """How the history parse reads every line of one byte shape (built once per shape).
 
     ``fast`` plans read an ASCII line's numbers straight from the bytes: ``getter`` slices out
@@ -815,8 +827,10 @@ class _Plan(NamedTuple):
 
 
 _PLANS: dict[bytes, _Plan | None] = {}
-# A run shorter than this is cheaper line by line than column by column.
-_MIN_RUN = 3
+# The most of one endless line that the history parse keeps (its recent tail).
+_LONG_LINE = 65536
+# A queue shorter than this is cheaper line by line than column by column.
+_MIN_QUEUE = 4
 
 
 def _no_values(seg: bytes) -> tuple[bytes, ...]:
@@ -899,11 +913,13 @@ _ABOVE_1E8 = (1e8).__lt__
 class _Block:
     """The parse context of one history block: step/epoch/count and the points per key."""
 
-    __slots__ = ("step", "epoch", "count", "pending")
+    __slots__ = ("step", "epoch", "count", "pending", "queue", "groups")
 
     def __init__(self, parser: MetricParser) -> None:
         self.step, self.epoch, self.count = parser.step, parser.epoch, parser._count
         self.pending: dict[str, tuple[list[float], list[float]]] = {}
+        self.queue: list[_Plan] = []  # the plan of each queued line, in order
+        self.groups: dict[_Plan, tuple[list[bytes], list[int]]] = {}  # its lines, positions
 
     def line(self, plan: _Plan, seg: bytes) -> None:
         """Record one segment (the same resolution as ``MetricParser._record``)."""
@@ -977,74 +993,102 @@ class _Block:
             lists[0].append(at)
             lists[1].append(value)
 
-    def run(self, plan: _Plan, segs: list[bytes]) -> None:
-        """Record consecutive segments of one bulk plan, column by column.
+    def flush(self) -> None:
+        """Record the queued segments: column by column per plan, then merged in line order.
 
-        Equal to ``line`` on each segment: a run whose values need a per-line decision (a
-        dropped clock or epoch, a non-finite step key, a dict line's leading zero) goes line
-        by line instead.
+        Equal to ``line`` on each segment in turn; when a value needs a per-line decision (a
+        dropped clock or epoch, a non-finite step key, a dict line's leading zero) the queue
+        goes line by line instead.
         """
-        if len(segs) < _MIN_RUN:
-            for seg in segs:
-                self.line(plan, seg)
-            return
+        queue, groups = self.queue, self.groups
+        if queue and (len(queue) < _MIN_QUEUE or not self._columns(queue, groups)):
+            segs = {p: iter(g[0]) for p, g in groups.items()}
+            for plan in queue:
+                self.line(plan, next(segs[plan]))
+        queue.clear()
+        groups.clear()
+
+    def _columns(self, queue: list[_Plan], groups: dict[_Plan, tuple[list, list]]) -> bool:
         isfinite = math.isfinite
-        for i in plan.zeros:
-            if 48 in map(operator.itemgetter(i), segs):
-                for seg in segs:
-                    self.line(plan, seg)
-                return
-        cols = [list(map(float, map(get, segs))) for get in plan.columns]
-        for i, finite_only in plan.checks:
-            if not all(map(isfinite, cols[i])) if finite_only else any(map(_ABOVE_1E8, cols[i])):
-                for seg in segs:
-                    self.line(plan, seg)
-                return
-        n = len(segs)
-        if plan.int_step:
-            # A counter is digits only: int() reads it in half the time, to the same float.
-            ats = list(map(float, map(int, map(plan.step_of, segs))))
-            self.step = ats[-1]
-        elif plan.step_of is not None:
-            ats = list(map(float, map(plan.step_of, segs)))
-            if not all(map(isfinite, ats)):
-                for seg in segs:
-                    self.line(plan, seg)
-                return
-            self.step = ats[-1]
-        elif self.step is not None:
-            ats = [self.step] * n
-        elif self.epoch is not None:
-            ats = [self.epoch] * n
-        else:
-            ats = list(map(float, range(self.count, self.count + n)))
-        self.count += n
+        n = len(queue)
+        at = [0.0] * n
+        cols: dict[_Plan, list[list[float]]] = {}
+        own = False
+        for plan, (segs, pos) in groups.items():
+            for i in plan.zeros:
+                if 48 in map(operator.itemgetter(i), segs):
+                    return False
+            c = cols[plan] = [list(map(float, map(get, segs))) for get in plan.columns]
+            for i, finite_only in plan.checks:
+                if not all(map(isfinite, c[i])) if finite_only else any(map(_ABOVE_1E8, c[i])):
+                    return False
+            if plan.step_of is None:
+                continue
+            if plan.int_step:  # a counter is digits only: int() reads it faster, to the same float
+                steps = list(map(float, map(int, map(plan.step_of, segs))))
+            else:
+                steps = list(map(float, map(plan.step_of, segs)))
+                if not all(map(isfinite, steps)):
+                    return False
+            list(map(at.__setitem__, pos, steps))
+            own = True
+        step, epoch, count = self.step, self.epoch, self.count
+        if own and len(groups) == sum(p.step_of is not None for p in groups):
+            step = at[-1]
+        else:  # lines without a step of their own take the context's, as _record does
+            for i, plan in enumerate(queue):
+                if plan.step_of is not None:
+                    step = at[i]
+                elif step is not None:
+                    at[i] = step
+                elif epoch is not None:
+                    at[i] = epoch
+                else:
+                    at[i] = float(count + i)
+        self.step, self.count = step, count + n
+        # Each key's points in line order: straight from one plan, or merged by position.
+        sources: dict[str, list[tuple[list[int], list[float]]]] = {}
+        for plan, (_segs, pos) in groups.items():
+            for key, col in zip(plan.keys, cols[plan], strict=True):
+                sources.setdefault(key, []).append((pos, col))
         pending = self.pending
-        for key, col in zip(plan.keys, cols, strict=True):
+        get_at = at.__getitem__
+        for key, parts in sources.items():
+            if len(parts) == 1:
+                pos, vals = parts[0]
+            else:
+                merged = [0.0] * n
+                for p, col in parts:
+                    list(map(merged.__setitem__, p, col))
+                pos = sorted([i for p, _ in parts for i in p])
+                vals = list(map(merged.__getitem__, pos))
             lists = pending.get(key)
             if lists is None:
                 lists = pending[key] = ([], [])
-            lists[0].extend(ats)
-            lists[1].extend(col)
+            lists[0].extend(map(get_at, pos))
+            lists[1].extend(vals)
+        return True
 
 
-def _parse_block(buf: bytes, limit: int, parser: MetricParser) -> None:
+def _parse_block(buf: bytes | bytearray, limit: int, parser: MetricParser) -> None:
     """Parse the candidate segments of ``buf[:limit]`` into the parser's store, in order.
 
-    Each segment's digit-blind shape selects a cached plan, so a shape is analysed once; a run
-    of consecutive lines of one shape is read column by column (one ``map(float, ...)`` per
-    key), other lines one by one. Points are gathered per key and appended to the store in bulk.
+    Each segment's digit-blind shape selects a cached plan, so a shape is analysed once. Lines
+    of bulk plans are queued and read column by column (one ``map(float, ...)`` per key and
+    shape), other lines one by one. Points are gathered per key and appended in bulk.
     """
     plans = _PLANS
     zero_digits = _ZERO_DIGITS
     block = _Block(parser)
+    queue, groups = block.queue, block.groups  # lines queued for flush(), which empties them
     rfind = buf.rfind
-    run: list[bytes] = []
-    run_plan: _Plan | None = None
+    prev = 0
     for e in _segment_ends(buf, limit):
-        s = rfind(b"\n", 0, e) + 1
-        seg = buf[rfind(b"\r", s, e) + 1 or s : e]
-        shape = seg.translate(zero_digits)
+        # The segment starts after the last separator since the previous candidate's end (a
+        # separator itself), so every byte is searched at most twice whatever the line lengths.
+        seg = buf[max(rfind(b"\n", prev, e), rfind(b"\r", prev, e)) + 1 : e]
+        prev = e
+        shape = bytes(seg.translate(zero_digits))
         plan = plans.get(shape, _MISS)
         if plan is _MISS:
             plan = _make_plan(shape, seg)
@@ -1053,18 +1097,17 @@ def _parse_block(buf: bytes, limit: int, parser: MetricParser) -> None:
             plans[shape] = plan
         if plan is None:
             continue
-        if plan is run_plan:
-            run.append(seg)
-            continue
-        if run:
-            block.run(run_plan, run)  # type: ignore[arg-type]
         if plan.bulk:  # type: ignore[union-attr]
-            run_plan, run = plan, [seg]  # type: ignore[assignment]
+            group = groups.get(plan)
+            if group is None:
+                group = groups[plan] = ([], [])
+            group[0].append(seg)
+            group[1].append(len(queue))
+            queue.append(plan)
         else:
-            run_plan, run = None, []
+            block.flush()
             block.line(plan, seg)  # type: ignore[arg-type]
-    if run:
-        block.run(run_plan, run)  # type: ignore[arg-type]
+    block.flush()
     parser.step, parser.epoch, parser._count = block.step, block.epoch, block.count
     store = parser.store
     for key, (steps, vals) in block.pending.items():
