@@ -568,7 +568,7 @@ class SeriesStore:
             self._stride[key] = stride * 2
 
     def _extend(self, key: str, steps: list[float], values: list[float]) -> None:
-        """``add`` for many points of one key: one ``extend`` when nothing replaces or thins."""
+        """``add`` for many points of one key, in bulk wherever the outcome is known."""
         old = self._steps.get(key)
         if old is None:
             self.add(key, steps[0], values[0])
@@ -576,41 +576,64 @@ class SeriesStore:
             old = self._steps[key]
             if not steps:
                 return
+        self._latest[key] = MetricPoint(steps[-1], key, values[-1])
+        vals = self._values[key]
+        stride = self._stride[key]
         if (
-            self._stride[key] == 1
+            stride == 1
             and len(old) + len(steps) <= self.max_points
-            and (not old or old[-1] != steps[0])
+            and old[-1] != steps[0]
             and not any(map(operator.eq, steps, islice(steps, 1, None)))
         ):
             old.extend(steps)
-            self._values[key].extend(values)
+            vals.extend(values)
             self._seen[key] += len(steps)
-            self._latest[key] = MetricPoint(steps[-1], key, values[-1])
             return
-        if self._stride[key] == 1 and len(old) + len(steps) <= self.max_points:
-            # Fold equal consecutive steps (the last value wins, as add would leave it).
-            vals = self._values[key]
-            out_s: list[float] = []
-            out_v: list[float] = []
-            last = old[-1] if old else None
-            for s, v in zip(steps, values, strict=True):
-                if s == last:
-                    if out_v:
-                        out_v[-1] = v
-                    else:
-                        vals[-1] = v
-                else:
-                    out_s.append(s)
-                    out_v.append(v)
-                    last = s
-            old.extend(out_s)
-            vals.extend(out_v)
-            self._seen[key] += len(out_s)
-            self._latest[key] = MetricPoint(steps[-1], key, values[-1])
+        if old[-1] < steps[0] and all(map(operator.lt, steps, islice(steps, 1, None))):
+            self._extend_rising(key, steps, values)
             return
-        add = self.add
+        # Any order: add's rules (replace at the same step, stride, thinning) on locals.
+        seen, cap = self._seen[key], self.max_points
+        last = old[-1]
         for s, v in zip(steps, values, strict=True):
-            add(key, s, v)
+            if s == last:
+                vals[-1] = v
+                continue
+            seen += 1
+            if (seen - 1) % stride:
+                continue
+            old.append(s)
+            vals.append(v)
+            last = s
+            if len(old) > cap:
+                old, vals, stride = old[::2], vals[::2], stride * 2
+                last = old[-1]
+        self._steps[key], self._values[key] = old, vals
+        self._stride[key], self._seen[key] = stride, seen
+
+    def _extend_rising(self, key: str, steps: list[float], values: list[float]) -> None:
+        """``_extend`` for strictly rising steps (nothing replaced): kept points by slicing."""
+        old, vals = self._steps[key], self._values[key]
+        stride, seen, cap = self._stride[key], self._seen[key], self.max_points
+        i, m = 0, len(steps)
+        while i < m:
+            # add keeps a point when its count of points seen before it is a multiple of stride.
+            first = i + (-seen) % stride
+            room = cap + 1 - len(old)  # the point that fills this slot halves the arrays
+            kept = len(range(first, m, stride))
+            if kept < room:
+                old.extend(steps[first:m:stride])
+                vals.extend(values[first:m:stride])
+                seen += m - i
+                break
+            stop = first + (room - 1) * stride + 1
+            old.extend(steps[first:stop:stride])
+            vals.extend(values[first:stop:stride])
+            seen += stop - i
+            i = stop
+            old, vals, stride = old[::2], vals[::2], stride * 2
+        self._steps[key], self._values[key] = old, vals
+        self._stride[key], self._seen[key] = stride, seen
 
     def update(self, other: SeriesStore) -> None:
         """Append every point of ``other`` after this store's points (history, then live)."""
