@@ -10,9 +10,9 @@ from collections.abc import Iterable
 from typing import Any
 
 from rich.text import Text
-from textual.widgets import Static
 
 from runexp_tui.tui.render import bar, fmt_mib, fmt_num, is_number, sparkline
+from runexp_tui.tui.widgets.log_view import TextLines
 
 
 def _history(history: Any, name: str, index: int) -> list[float]:
@@ -101,14 +101,13 @@ def render_gpu_panel(
     return out
 
 
-class GpuPanel(Static):
+class GpuPanel(TextLines):
     """Redraws only when the snapshot, the run's GPUs or pids, or the width changed."""
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._fingerprint: tuple[object, ...] = ()
         self._inputs: tuple[Any, Any, dict[str, Any]] | None = None
-        self.text = Text()
 
     def on_resize(self) -> None:
         # The text is laid out for a width: a new width (a view switch at 80x24) redraws it.
@@ -134,8 +133,7 @@ class GpuPanel(Static):
         if fp == self._fingerprint:
             return False
         self._fingerprint = fp
-        self.text = render_gpu_panel(
-            snapshot, history, width, selected=sel, run_pids=pids, compact=compact
-        )
-        self.update(self.text, layout=False)  # sized by CSS: repaint only this region
+        self.set_text(
+            render_gpu_panel(snapshot, history, width, selected=sel, run_pids=pids, compact=compact)
+        )  # sized by CSS: repaints only this region
         return True

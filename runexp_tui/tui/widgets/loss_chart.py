@@ -11,14 +11,15 @@ import math
 from collections.abc import Sequence
 
 from rich.text import Text
-from textual.widget import Widget
 
 from runexp_tui.tui.render import fmt_num
+from runexp_tui.tui.widgets.log_view import TextLines
 
 _BRAILLE = 0x2800
 # Dot bit of (column within the cell, row within the cell from the top).
 _DOTS = ((0x01, 0x02, 0x04, 0x40), (0x08, 0x10, 0x20, 0x80))
 LABEL_W = 9  # y-axis labels: "-1.23e+04" fits
+_CELLS = tuple(chr(_BRAILLE + bits) for bits in range(256))
 
 
 def ema(values: Sequence[float], alpha: float = 0.1) -> list[float]:
@@ -74,30 +75,30 @@ def braille_chart(
         y_lo, y_hi = y_lo - 0.5, y_hi + 0.5
     dots_w, dots_h = plot_w * 2, plot_h * 4
     grid = [[0] * plot_w for _ in range(plot_h)]
+    # The chart is redrawn on every new point: the scale factors are worked out once.
+    x_scale = (dots_w - 1) / (x_hi - x_lo) if x_hi != x_lo else 0.0
+    y_scale = (dots_h - 1) / (y_hi - y_lo)
+    max_x, max_y = dots_w - 1, dots_h - 1
 
     def dot_x(s: float) -> int:
-        if x_hi == x_lo:
-            return dots_w - 1
-        return min(dots_w - 1, max(0, round((s - x_lo) / (x_hi - x_lo) * (dots_w - 1))))
+        if not x_scale:
+            return max_x
+        return min(max_x, max(0, round((s - x_lo) * x_scale)))
 
-    def dot_y(v: float) -> int:  # 0 at the top
-        return min(dots_h - 1, max(0, round((y_hi - v) / (y_hi - y_lo) * (dots_h - 1))))
-
-    def plot(x: int, y: int) -> None:
-        grid[y // 4][x // 2] |= _DOTS[x % 2][y % 4]
-
-    prev: tuple[int, int] | None = None
+    prev_x = prev_y = -1
     for s, v in finite:
-        cur = (dot_x(s), dot_y(v))
-        if prev is None:
-            plot(*cur)
+        x = dot_x(s)
+        y = min(max_y, max(0, round((y_hi - v) * y_scale)))  # 0 at the top
+        if prev_x < 0 or (x == prev_x and y == prev_y):
+            grid[y >> 2][x >> 1] |= _DOTS[x & 1][y & 3]
         else:
             # Join consecutive points with a straight run of dots (no gaps on steep drops).
-            dx, dy = cur[0] - prev[0], cur[1] - prev[1]
-            n = max(abs(dx), abs(dy), 1)
+            dx, dy = x - prev_x, y - prev_y
+            n = max(abs(dx), abs(dy))
             for i in range(1, n + 1):
-                plot(prev[0] + round(dx * i / n), prev[1] + round(dy * i / n))
-        prev = cur
+                px, py = prev_x + round(dx * i / n), prev_y + round(dy * i / n)
+                grid[py >> 2][px >> 1] |= _DOTS[px & 1][py & 3]
+        prev_x, prev_y = x, y
     bad_cols = {dot_x(s) // 2 for s, v in points if not math.isfinite(v) and math.isfinite(s)}
 
     mid = (y_hi + y_lo) / 2
@@ -109,14 +110,17 @@ def braille_chart(
             out.append("\n")
         out.append(labels.get(row, "").rjust(LABEL_W), style="dim")
         out.append("┤" if row in labels else "│", style="dim")
-        out.append("".join(chr(_BRAILLE + c) for c in grid[row]), style=style)
+        out.append("".join(map(_CELLS.__getitem__, grid[row])), style=style)
     out.append("\n")
-    axis = ["─"] * plot_w
-    for c in bad_cols:
-        axis[c] = "×"
     out.append(" " * LABEL_W + "└", style="dim")
-    for ch in axis:
-        out.append(ch, style="bold red" if ch == "×" else "dim")
+    at = 0
+    for c in sorted(bad_cols):  # runs of axis, then each NaN mark: a few spans, not one a cell
+        if c > at:
+            out.append("─" * (c - at), style="dim")
+        out.append("×", style="bold red")
+        at = c + 1
+    if at < plot_w:
+        out.append("─" * (plot_w - at), style="dim")
     lo_txt, hi_txt = f"{x_lo:g}", f"{x_hi:g}"
     out.append("\n")
     gap = max(1, plot_w - len(lo_txt) - len(hi_txt))
@@ -141,7 +145,7 @@ def latest_line(latest: dict[str, float], width: int, current: str | None = None
     return out
 
 
-class LossChart(Widget):
+class LossChart(TextLines):
     """Draws one series; `set_series` redraws only when the data, the key or smoothing changed."""
 
     DEFAULT_CSS = """
@@ -177,7 +181,7 @@ class LossChart(Widget):
         self.key, self.steps, self.values, self.smooth = key, steps, values, smooth
         self.latest = dict(latest)
         self.points = len(values) if points is None else points
-        self.refresh()
+        self.invalidate()
         return True
 
     @property
@@ -185,9 +189,9 @@ class LossChart(Widget):
         """The values as drawn: smoothed when smoothing is on."""
         return ema(self.values) if self.smooth else list(self.values)
 
-    def render(self) -> Text:
-        width = max(20, self.content_size.width)
-        height = max(3, self.content_size.height)
+    def build_text(self, width: int, height: int) -> Text:
+        width = max(20, width)
+        height = max(3, height)
         if self.key is None:
             return Text("No metric parsed from the log yet.", style="dim")
         chart = braille_chart(self.steps, self.shown_values, width, height - 1)

@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Any
 
 from rich.text import Text
-from textual.widgets import Static
 
 from runexp_tui.tui.render import fmt_duration, fmt_mib, fmt_num
+from runexp_tui.tui.widgets.log_view import TextLines
 
 STATE_STYLE = {"running": "bold green", "exited": "bold cyan", "stopped": "bold yellow"}
 
@@ -108,17 +108,12 @@ def render_status(view: Any, *, url: str | None = None, stopping: str | None = N
     return out
 
 
-class RunStatus(Static):
+class RunStatus(TextLines):
     """Redraws only when the text changes (elapsed time moves once a second while running)."""
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.text = Text()
 
     def show(self, view: Any, *, url: str | None = None, stopping: str | None = None) -> bool:
         text = render_status(view, url=url, stopping=stopping)
         if text.plain == self.text.plain and text.spans == self.text.spans:
             return False
-        self.text = text
-        self.update(text, layout=False)  # fixed height: no layout pass, only this region
+        self.set_text(text)  # fixed height: no layout pass, only this region
         return True
