@@ -168,11 +168,10 @@ async def test_what_cannot_be_launched_says_why_and_launches_nothing(
     app_factory, demo_repo: Path
 ) -> None:
     app = app_factory(demo_repo)
-    config = demo_config(demo_repo, "python train.py", backend="ssh", host="gpu-box")
+    config = demo_config(demo_repo, "python train.py", backend="ssh", host="")
     async with app.run_test(size=(80, 24)) as pilot:
         screen = await open_launch(app, pilot, config, watch=1.0)
-        assert "not available yet" in text_of(screen, "#launch-backend")
-        assert "not available yet" in text_of(screen, "#launch-status")
+        assert "needs a host" in text_of(screen, "#launch-status")
         await pilot.press("enter")
         await pilot.pause(0.1)
         assert screen.state == "blocked" and screen.record is None
