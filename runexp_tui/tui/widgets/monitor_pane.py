@@ -111,16 +111,34 @@ def render_run(view: Any, width: int, max_lines: int) -> Text:
     if findings:
         out.append("\n")
         out.append(f"⚠ {findings[0].title}", style="bold red")
-    for line in list(getattr(view, "tail", ()) or ())[-max(0, max_lines - 1 - bool(findings)) :]:
+    keep = max(0, max_lines - 1 - bool(findings))
+    tail = tuple(getattr(view, "tail", ()) or ())  # up to thousands of lines: slice, not copy
+    for line in tail[max(0, len(tail) - keep) :] if keep else ():
         out.append("\n")
         out.append(line[: max(10, width)], style="dim")
     return out
 
 
+def _set(widget: Static, text: Text) -> None:
+    """Show ``text`` unless it is already shown; repaint only the widget (its size is CSS's).
+
+    A `Static.update` asks for a layout pass by default: once a second that re-arranges every
+    widget of the screen behind the pane (the Configure form has ~50).
+    """
+    shown = getattr(widget, "_pane_text", None)
+    if shown is not None and shown.plain == text.plain and shown.spans == text.spans:
+        return
+    widget._pane_text = text  # type: ignore[attr-defined]
+    widget.update(text, layout=False)
+
+
+def _title(widget: Static, title: str) -> None:
+    if widget.border_title != title:  # setting it repaints, even when it is the same
+        widget.border_title = title
+
+
 class MonitorPane(Widget):
     """Docked at the bottom of every phase screen; `m` collapses it to one line."""
-
-    _last_gpus: Text | None = None
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="pane-row"):
@@ -150,21 +168,22 @@ class MonitorPane(Widget):
 
     def _refresh_gpus(self, snapshot: Any) -> None:
         gpus = self.query_one("#pane-gpus", Static)
-        gpus.border_title = self._title()
+        _title(gpus, self._title())
         view = getattr(self.app, "run_view", None)
         pids = frozenset(getattr(view, "pids", ()) or ())
         width = max(20, gpus.content_size.width or (self.size.width // 2))
-        gpus.update(
-            render_gpus(snapshot, getattr(self.app, "gpu_history", None), width, run_pids=pids)
+        _set(
+            gpus,
+            render_gpus(snapshot, getattr(self.app, "gpu_history", None), width, run_pids=pids),
         )
         self._refresh_summary()
 
     def _refresh_run(self, view: Any) -> None:
         run = self.query_one("#pane-run", Static)
-        run.border_title = "Run"
+        _title(run, "Run")
         width = max(20, run.content_size.width or (self.size.width // 2))
         height = max(2, run.content_size.height or 4)
-        run.update(render_run(view, width, height))
+        _set(run, render_run(view, width, height))
         self._refresh_summary()
 
     def on_resize(self) -> None:
@@ -185,4 +204,4 @@ class MonitorPane(Widget):
             + Text(" ".join(parts) or "no GPU")
             + Text(f" · {run}", style="dim")
         )
-        self.query_one("#pane-summary", Static).update(text)
+        _set(self.query_one("#pane-summary", Static), text)
