@@ -147,6 +147,26 @@ def _dense_log() -> str:
     return "\n".join(out) + "\n"
 
 
+def _runs_log() -> str:
+    """Long runs of a few shapes (read column by column) broken by every per-line exception."""
+    out = [f"loss: {i / 3:.3f} - acc: 0.{i}" for i in range(1, 6)]  # steps by count
+    out.append("Epoch 2/10")  # then steps by epoch
+    out += [f"loss: {i / 3:.3f} - acc: 0.{i}" for i in range(1, 6)]
+    for i in range(1, 400):
+        out.append(f"iter {i}: loss {1 / i:.4f}, time {i % 90 + 1:.2f}ms, mfu 41.20%")
+        if i % 7 == 0:  # a dict line without a step: the step of the line before
+            epoch = "nan" if i == 161 else f"{i / 100:.2f}"
+            out.append(f"{{'loss': {i / 9:.4f}, 'learning_rate': 5e-05, 'epoch': {epoch}}}")
+        if i == 250:
+            out.append("{'loss': 0.5, 'epoch': 01}")  # a leading zero: not JSON, a dict repr
+        if i == 300:
+            out.append(f"iter {i}: loss 0.1000, time 1700000000.00ms, mfu 41.20%")  # a clock
+        if i % 50 == 0:
+            out.append(f"step={'nan' if i == 100 else i * 10} loss={i}.5 acc=0.{i}")
+            out.append(f"val_loss={i}.25 val_acc=0.{i}")  # no step: the step key's
+    return "\n".join(out) + "\n"
+
+
 def _slow(path: Path) -> dict[str, list[tuple[float, float]]]:
     """History through the precise per-line parse only (no candidate scan, no shape cache)."""
     from runexp_tui.core import metrics
@@ -161,18 +181,19 @@ def _slow(path: Path) -> dict[str, list[tuple[float, float]]]:
     return _as_dict(parser.store)
 
 
-@pytest.mark.parametrize("name", [*ALL_LOGS, "dense"])
+@pytest.mark.parametrize("name", [*ALL_LOGS, "dense", "runs"])
 def test_shape_cache_equals_the_full_parse(name: str, tmp_path: Path) -> None:
     from runexp_tui.core import metrics
 
     path = FIX / f"{name}.log"
-    if name == "dense":
-        path = tmp_path / "dense.log"
-        path.write_text(_dense_log())
+    if name in ("dense", "runs"):
+        path = tmp_path / f"{name}.log"
+        path.write_text(_dense_log() if name == "dense" else _runs_log())
     metrics._SHAPES.clear()
+    metrics._PLANS.clear()
     want = _slow(path)
-    for _ in range(2):  # the second pass runs entirely from cached shapes
-        _same(_as_dict(parse_file_history(path, chunk=4096)), want)
+    for chunk in (4096, 8 << 20):  # the second pass runs entirely from cached shapes
+        _same(_as_dict(parse_file_history(path, chunk=chunk)), want)
     live = MetricParser()
     for line in path.read_text().split("\n"):
         if "\r" not in line:
@@ -239,3 +260,69 @@ def test_bulk_extend_equals_point_by_point_add(max_points: int) -> None:
         bulk._extend("k", chunk, [s * 2 + len(chunk) for s in chunk])
     assert _as_dict(bulk) == _as_dict(one)
     assert bulk.latest("k") == one.latest("k")
+
+
+def test_runs_log_takes_every_per_line_exception(tmp_path: Path) -> None:
+    """The column-by-column reading falls back line by line exactly where values decide."""
+    path = tmp_path / "runs.log"
+    path.write_text(_runs_log())
+    got = _as_dict(parse_file_history(path))
+    # Steps by count, then by the "Epoch 2/10" header (0-based, one point per step).
+    assert got["loss"][:5] == [(0.0, 0.333), (1.0, 0.667), (2.0, 1.0), (3.0, 1.333), (4.0, 1.667)]
+    assert got["acc"][:6] == [
+        (0.0, 0.1),
+        (1.0, 0.2),
+        (2.0, 0.3),
+        (3.0, 0.4),
+        (4.0, 0.5),
+        (1.0, 0.5),
+    ]
+    assert all(math.isfinite(v) for _, v in got["epoch"]) and (7.0, 0.07) in got["epoch"]
+    assert (161.0, pytest.approx(161 / 9, abs=1e-4)) in got["loss"]  # its nan epoch dropped
+    assert (300.0, 0.1) in got["loss"] and (300.0, 31.0) in got["time"]  # the clock dropped
+    assert all(v < 1e8 for _, v in got["time"])
+    # "step=nan" is no step: that line and the next take the iteration's step.
+    assert (100.0, 100.5) in got["loss"] and (100.0, 100.25) in got["val_loss"]
+    assert (1500.0, 150.5) in got["loss"] and (1500.0, 150.25) in got["val_loss"]
+
+
+def test_extend_equals_add_on_random_batches() -> None:
+    import random
+
+    rng = random.Random(7)
+    for _ in range(400):
+        cap = rng.choice([1, 2, 3, 5, 8, 50])
+        one, bulk = SeriesStore(cap), SeriesStore(cap)
+        t = 0.0
+        for _ in range(rng.randint(1, 5)):
+            mode = rng.random()
+            steps = []
+            for _ in range(rng.randint(1, 40)):
+                if mode < 0.5:
+                    t += 1  # rising: thinned by slicing
+                elif mode < 0.8:
+                    t += rng.choice([0, 1, 2])  # repeats replace the last point
+                else:
+                    t = float(rng.randint(0, 30))  # any order
+                steps.append(t)
+            values = [rng.random() for _ in steps]
+            for s, v in zip(steps, values, strict=True):
+                one.add("k", s, v)
+            bulk._extend("k", steps, values)
+            assert _as_dict(bulk) == _as_dict(one)
+            assert bulk.latest("k") == one.latest("k")
+            assert bulk._stride == one._stride and bulk._seen == one._seen
+
+
+def test_history_across_chunks_and_a_line_longer_than_the_chunk(tmp_path: Path) -> None:
+    log = tmp_path / "long.log"
+    body = "".join(f"step {i} | loss {i / 10:.2f}\n" for i in range(300))
+    log.write_text(
+        body + "x" * 200_000 + " loss=7.5\n" + "step 300 | loss 1.25\r step 301 | loss 1.5"
+    )
+    for chunk in (1, 97, 4096, 1 << 20):
+        got = _as_dict(parse_file_history(log, chunk=chunk))
+        assert got["loss"][:299] == [(float(i), i / 10) for i in range(299)], chunk
+        # The long line's tail is kept (at the step before, so it replaces that point); the
+        # last line has no newline and two progress states.
+        assert got["loss"][299:] == [(299.0, 7.5), (300.0, 1.25), (301.0, 1.5)], chunk
