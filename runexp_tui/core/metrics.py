@@ -489,7 +489,6 @@ def _parse_json_line(s: str) -> _Parsed | None:
 # Shape -> template (or None); bounded, shared by every parser (templates are immutable).
 _SHAPES: dict[object, _Template | None] = {}
 _MAX_SHAPES = 20_000
-_MISS = object()
 _ZERO_DIGITS = bytes.maketrans(b"123456789", b"000000000")
 _ZERO_DIGITS_STR = str.maketrans("123456789", "000000000")
 # In a dict line, a number with a leading zero decides whether json.loads accepts it.
@@ -505,17 +504,19 @@ def _parse(line: str) -> _Parsed | None:
 def _parse_cached(text: str) -> _Parsed | None:
     """``_parse`` through the shape cache: the same result, most of the work skipped."""
     shape = text.translate(_ZERO_DIGITS_STR)
-    t = _SHAPES.get(shape, _MISS)
-    if t is _MISS:
+    try:
+        t = _SHAPES[shape]
+    except KeyError:
         t = _analyse(text)
         if t is not None and t.dict_repr and _LEAD_ZERO.search(text.encode()):
             return _evaluate(t, text)
         if len(_SHAPES) >= _MAX_SHAPES:
             _SHAPES.clear()
         _SHAPES[shape] = t
-    elif t is not None and t.dict_repr and _LEAD_ZERO.search(text.encode()):
-        return _parse(text)
-    return None if t is None else _evaluate(t, text)  # type: ignore[arg-type]
+    else:
+        if t is not None and t.dict_repr and _LEAD_ZERO.search(text.encode()):
+            return _parse(text)
+    return None if t is None else _evaluate(t, text)
 
 
 def extract(line: str) -> list[MetricPoint]:
@@ -797,7 +798,7 @@ def parse_file_history(
     return parser.store
 
 
-def _segment_ends(buf: bytes | bytearray, limit: int) -> list[int]:
+def _segment_ends(buf: _Buf, limit: int) -> list[int]:
     """Sorted end offsets of the segments of ``buf[:limit]`` that may hold a metric."""
     ends: set[int] = set()
     find = buf.find
@@ -824,6 +825,9 @@ def _segment_ends(buf: bytes | bytearray, limit: int) -> list[int]:
     return sorted(ends)
 
 
+_Buf = bytes | bytearray  # a segment: sliced from the history parse's reused read buffer
+
+
 @dataclass(frozen=True, slots=True, eq=False)  # hashed by identity: a cheap dict key
 class _Plan:
     """How the history parse reads every line of one byte shape (built once per shape).
@@ -838,14 +842,14 @@ class _Plan:
     ops: tuple[tuple[int, int, int, int, int], ...]
     step_items: tuple[tuple[int, int], ...]
     keys: tuple[str, ...]
-    getter: Callable[[bytes], tuple[bytes, ...]]
+    getter: Callable[[_Buf], tuple[_Buf, ...]]
     checks: tuple[tuple[int, bool], ...]  # (value index, drop unless finite / drop a clock)
     zeros: tuple[int, ...]  # where a leading zero would make a dict line's JSON test differ
     plain: bool  # ASCII without escape codes: the template's spans index the bytes
     template: _Template
     bulk: bool
-    columns: tuple[Callable[[bytes], bytes], ...]  # one slicer per value, for a run of lines
-    step_of: Callable[[bytes], bytes] | None  # the line's own step (counter or step key)
+    columns: tuple[Callable[[_Buf], _Buf], ...]  # one slicer per value, for a run of lines
+    step_of: Callable[[_Buf], _Buf] | None  # the line's own step (counter or step key)
     int_step: bool  # step_of is a short digit run (a counter), read faster by int()
 
 
@@ -856,11 +860,11 @@ _LONG_LINE = 65536
 _MIN_QUEUE = 4
 
 
-def _no_values(seg: bytes) -> tuple[bytes, ...]:
+def _no_values(seg: _Buf) -> tuple[_Buf, ...]:
     return ()
 
 
-def _make_plan(shape: bytes, seg: bytes) -> _Plan | None:
+def _make_plan(shape: bytes, seg: _Buf) -> _Plan | None:
     """Analyse one segment (of a shape not seen before) into the plan for its shape."""
     plain = shape.isascii() and b"\x1b" not in shape
     if plain:
@@ -890,7 +894,7 @@ def _make_plan(shape: bytes, seg: bytes) -> _Plan | None:
                 checks.append((len(keys), False))
             keys.append(key)
             spans.append(slice(va, vb))
-    getter: Callable[[bytes], tuple[bytes, ...]]
+    getter: Callable[[_Buf], tuple[_Buf, ...]]
     if len(spans) > 1:
         getter = operator.itemgetter(*spans)
     elif spans:
@@ -942,9 +946,9 @@ class _Block:
         self.step, self.epoch, self.count = parser.step, parser.epoch, parser._count
         self.pending: dict[str, tuple[list[float], list[float]]] = {}
         self.queue: list[_Plan] = []  # the plan of each queued line, in order
-        self.groups: dict[_Plan, tuple[list[bytes], list[int]]] = {}  # its lines, positions
+        self.groups: dict[_Plan, tuple[list[_Buf], list[int]]] = {}  # its lines, positions
 
-    def line(self, plan: _Plan, seg: bytes) -> None:
+    def line(self, plan: _Plan, seg: _Buf) -> None:
         """Record one segment (the same resolution as ``MetricParser._record``)."""
         isfinite = math.isfinite
         keys = plan.keys
@@ -1093,7 +1097,7 @@ class _Block:
         return True
 
 
-def _parse_block(buf: bytes | bytearray, limit: int, parser: MetricParser) -> None:
+def _parse_block(buf: _Buf, limit: int, parser: MetricParser) -> None:
     """Parse the candidate segments of ``buf[:limit]`` into the parser's store, in order.
 
     Each segment's digit-blind shape selects a cached plan, so a shape is analysed once. Lines
@@ -1112,15 +1116,16 @@ def _parse_block(buf: bytes | bytearray, limit: int, parser: MetricParser) -> No
         seg = buf[max(rfind(b"\n", prev, e), rfind(b"\r", prev, e)) + 1 : e]
         prev = e
         shape = bytes(seg.translate(zero_digits))
-        plan = plans.get(shape, _MISS)
-        if plan is _MISS:
+        try:
+            plan = plans[shape]
+        except KeyError:
             plan = _make_plan(shape, seg)
             if len(plans) >= _MAX_SHAPES:
                 plans.clear()
             plans[shape] = plan
         if plan is None:
             continue
-        if plan.bulk:  # type: ignore[union-attr]
+        if plan.bulk:
             group = groups.get(plan)
             if group is None:
                 group = groups[plan] = ([], [])
@@ -1129,7 +1134,7 @@ def _parse_block(buf: bytes | bytearray, limit: int, parser: MetricParser) -> No
             queue.append(plan)
         else:
             block.flush()
-            block.line(plan, seg)  # type: ignore[arg-type]
+            block.line(plan, seg)
     block.flush()
     parser.step, parser.epoch, parser._count = block.step, block.epoch, block.count
     store = parser.store
