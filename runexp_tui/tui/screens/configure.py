@@ -14,7 +14,9 @@ from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, VerticalScroll
+from textual.containers import Horizontal, VerticalGroup, VerticalScroll
+from textual.lazy import Lazy
+from textual.message import Message
 from textual.widgets import Button, DataTable, Input, Label, RadioButton, RadioSet, Select, Static
 
 from runexp_tui.core import cmdline
@@ -123,6 +125,20 @@ def _section(title: str) -> Static:
     return Static(title, classes="section-title")
 
 
+class _BelowTheFold(VerticalGroup):
+    """The form's sections under Repository and Command, mounted after the first frame (`Lazy`).
+
+    Styling and laying out ~40 more widgets before anything is drawn was most of the time to
+    the first frame; they are off screen at first, so they arrive one frame later.
+    """
+
+    class Mounted(Message):
+        """The deferred sections exist now (the screen finishes setting them up)."""
+
+    def on_mount(self) -> None:
+        self.post_message(self.Mounted())
+
+
 class ConfigureScreen(PhaseScreen):
     """Every setting of the experiment on one scrolling form; ctrl+s opens the summary."""
 
@@ -163,83 +179,92 @@ class ConfigureScreen(PhaseScreen):
             yield Label("", id="command-msg", classes="msg")
             yield Label("Flags of the script (Enter on a row to set a value):", classes="hint")
             yield DataTable(id="flags", cursor_type="row")
-            yield _section("Weights & Biases")
-            with RadioSet(id="wandb-choice"):
-                yield RadioButton("Yes: instrument the script", id="wandb-yes", value=True)
-                yield RadioButton("No W&B", id="wandb-no")
-                yield RadioButton("Already in the script", id="wandb-present")
-            with Horizontal(classes="row wandb-field"):
-                yield Label("Project", classes="field-label")
-                yield Input(id="wandb-project")
-            with Horizontal(classes="row wandb-field"):
-                yield Label("Mode", classes="field-label")
-                yield Select(
-                    [("offline (no network needed)", "offline"), ("online", "online")],
-                    id="wandb-mode",
-                    value="offline",
-                    allow_blank=False,
-                )
-            with Horizontal(classes="row wandb-field"):
-                yield Label("Entity", classes="field-label")
-                yield Input(id="wandb-entity", placeholder="optional: team or user")
-            yield _section("Python environment")
-            with Horizontal(classes="row"):
-                yield Label("Kind", classes="field-label")
-                yield Select(ENV_CHOICES, id="env-kind", value="venv", allow_blank=False)
-            with Horizontal(classes="row env-conda-new"):
-                yield Label("Env name", classes="field-label")
-                yield Input(id="env-name")
-            with Horizontal(classes="row env-conda-new env-uv"):
-                yield Label("Python", classes="field-label")
-                yield Input(
-                    id="env-python", placeholder=platform.python_version().rsplit(".", 1)[0]
-                )
-            with Horizontal(classes="row env-conda-existing"):
-                yield Label("Conda env", classes="field-label")
-                yield Select([], id="env-existing", prompt="looking for conda envs…")
-            with Horizontal(classes="row env-venv env-uv"):
-                yield Label("Folder", classes="field-label")
-                yield Input(id="env-path", value=".venv")
-            yield Label("", id="env-msg", classes="msg")
-            yield _section("GPUs")
-            yield Label("", id="gpu-msg", classes="hint gpu-msg")
-            yield GpuSelect(id="gpus")
-            yield _section("Where to run")
-            with Horizontal(classes="row"):
-                yield Label("Backend", classes="field-label")
-                yield Select(
-                    self._backend_choices(), id="backend", value="local", allow_blank=False
-                )
-            with Horizontal(classes="row backend-ssh"):
-                yield Label("ssh host", classes="field-label")
-                yield Input(id="ssh-host", placeholder="user@host[:port] or a ~/.ssh/config alias")
-            with Horizontal(classes="row backend-slurm"):
-                yield Label("Partition", classes="field-label")
-                yield Input(id="slurm-partition", placeholder="empty: the cluster's default")
-            with Horizontal(classes="row backend-slurm"):
-                yield Label("Time limit", classes="field-label")
-                yield Input(id="slurm-time", placeholder="e.g. 30, 2:00:00 or 1-00:00:00")
-            yield Label("", id="backend-msg", classes="msg")
-            with Horizontal(id="confirm-row"):
-                yield Button("Review & confirm (ctrl+s)", id="review", variant="primary")
+            with Lazy(_BelowTheFold(id="form-rest")):
+                yield from self._compose_below_the_fold()
+
+    def _compose_below_the_fold(self) -> ComposeResult:
+        """W&B, environment, GPUs, where to run and the confirm button (mounted lazily)."""
+        yield _section("Weights & Biases")
+        with RadioSet(id="wandb-choice"):
+            yield RadioButton("Yes: instrument the script", id="wandb-yes", value=True)
+            yield RadioButton("No W&B", id="wandb-no")
+            yield RadioButton("Already in the script", id="wandb-present")
+        with Horizontal(classes="row wandb-field"):
+            yield Label("Project", classes="field-label")
+            yield Input(id="wandb-project")
+        with Horizontal(classes="row wandb-field"):
+            yield Label("Mode", classes="field-label")
+            yield Select(
+                [("offline (no network needed)", "offline"), ("online", "online")],
+                id="wandb-mode",
+                value="offline",
+                allow_blank=False,
+            )
+        with Horizontal(classes="row wandb-field"):
+            yield Label("Entity", classes="field-label")
+            yield Input(id="wandb-entity", placeholder="optional: team or user")
+        yield _section("Python environment")
+        with Horizontal(classes="row"):
+            yield Label("Kind", classes="field-label")
+            yield Select(ENV_CHOICES, id="env-kind", value="venv", allow_blank=False)
+        with Horizontal(classes="row env-conda-new"):
+            yield Label("Env name", classes="field-label")
+            yield Input(id="env-name")
+        with Horizontal(classes="row env-conda-new env-uv"):
+            yield Label("Python", classes="field-label")
+            yield Input(id="env-python", placeholder=platform.python_version().rsplit(".", 1)[0])
+        with Horizontal(classes="row env-conda-existing"):
+            yield Label("Conda env", classes="field-label")
+            yield Select([], id="env-existing", prompt="looking for conda envs…")
+        with Horizontal(classes="row env-venv env-uv"):
+            yield Label("Folder", classes="field-label")
+            yield Input(id="env-path", value=".venv")
+        yield Label("", id="env-msg", classes="msg")
+        yield _section("GPUs")
+        yield Label("", id="gpu-msg", classes="hint gpu-msg")
+        yield GpuSelect(id="gpus")
+        yield _section("Where to run")
+        with Horizontal(classes="row"):
+            yield Label("Backend", classes="field-label")
+            yield Select(self._backend_choices(), id="backend", value="local", allow_blank=False)
+        with Horizontal(classes="row backend-ssh"):
+            yield Label("ssh host", classes="field-label")
+            yield Input(id="ssh-host", placeholder="user@host[:port] or a ~/.ssh/config alias")
+        with Horizontal(classes="row backend-slurm"):
+            yield Label("Partition", classes="field-label")
+            yield Input(id="slurm-partition", placeholder="empty: the cluster's default")
+        with Horizontal(classes="row backend-slurm"):
+            yield Label("Time limit", classes="field-label")
+            yield Input(id="slurm-time", placeholder="e.g. 30, 2:00:00 or 1-00:00:00")
+        yield Label("", id="backend-msg", classes="msg")
+        with Horizontal(id="confirm-row"):
+            yield Button("Review & confirm (ctrl+s)", id="review", variant="primary")
 
     def on_mount(self) -> None:
         repo = self.rx.session.repo or Path.cwd()
         self.query_one("#repo", Input).value = display_path(repo)
-        for msg in self.query(".msg"):
-            msg.display = False
-        for field in self.query(Input):
-            field.cursor_blink = (
-                False  # a steady cursor: no redraw (and no bytes over SSH) twice a second
-            )
+        self._steady(self)
         self.query_one("#flags", DataTable).add_columns("Flag", "Default", "Value", "Help")
+        self.query_one("#repo", Input).focus()
+
+    @on(_BelowTheFold.Mounted)
+    def _below_the_fold_mounted(self) -> None:
+        """The rest of the form exists: set it up, then start what fills it (scan, envs, GPUs)."""
+        self._steady(self.query_one("#form-rest"))
         self._show_env_fields("venv")
         self._show_backend_fields("local")
         self.watch(self.app, "gpu_snapshot", self._on_gpus)
         self.watch(self.app, "narrow", self._compact)
         self._load_conda_envs()
-        self.scan_repo(str(repo), load_saved=True)
-        self.query_one("#repo", Input).focus()
+        self.scan_repo(str(self.rx.session.repo or Path.cwd()), load_saved=True)
+
+    @staticmethod
+    def _steady(root: Any) -> None:
+        """Messages start hidden; inputs get a steady cursor (no redraw twice a second)."""
+        for msg in root.query(".msg"):
+            msg.display = False
+        for field in root.query(Input):
+            field.cursor_blink = False
 
     def _compact(self, narrow: bool) -> None:
         """At 80x24 the fields lose their borders (one line each) so the form fits by keys."""
