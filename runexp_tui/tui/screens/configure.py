@@ -7,6 +7,7 @@ import contextlib
 import os
 import platform
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -15,7 +16,6 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalGroup, VerticalScroll
-from textual.lazy import Lazy
 from textual.message import Message
 from textual.widgets import Button, DataTable, Input, Label, RadioButton, RadioSet, Select, Static
 
@@ -125,15 +125,26 @@ def _section(title: str) -> Static:
     return Static(title, classes="section-title")
 
 
-class _BelowTheFold(VerticalGroup):
-    """The form's sections under Repository and Command, mounted after the first frame (`Lazy`).
+FOLD_DELAY_S = 0.08  # after the first frame, the rest of the form is mounted this much later
 
-    Styling and laying out ~40 more widgets before anything is drawn was most of the time to
-    the first frame; they are off screen at first, so they arrive one frame later.
+
+class _BelowTheFold(VerticalGroup):
+    """The form's sections under Repository and Command, mounted after the first frame.
+
+    Building, styling and laying out ~40 more widgets before anything is drawn was most of the
+    time to the first frame; they are off screen at first, so they arrive one frame later
+    (built by ``compose_rows`` only then).
     """
 
     class Mounted(Message):
         """The deferred sections exist now (the screen finishes setting them up)."""
+
+    def __init__(self, compose_rows: Callable[[], ComposeResult], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._compose_rows = compose_rows
+
+    def compose(self) -> ComposeResult:
+        yield from self._compose_rows()
 
     def on_mount(self) -> None:
         self.post_message(self.Mounted())
@@ -143,6 +154,9 @@ class ConfigureScreen(PhaseScreen):
     """Every setting of the experiment on one scrolling form; ctrl+s opens the summary."""
 
     PHASE = "configure"
+    # Focus the path at once: focusing the form first and then the path restyled the whole form
+    # twice (focus-within) before the first frame.
+    AUTO_FOCUS = "#repo"
     BINDINGS = [
         Binding("ctrl+s", "review", "Review & confirm"),
         Binding("escape", "back", "Back", show=False),
@@ -179,8 +193,6 @@ class ConfigureScreen(PhaseScreen):
             yield Label("", id="command-msg", classes="msg")
             yield Label("Flags of the script (Enter on a row to set a value):", classes="hint")
             yield DataTable(id="flags", cursor_type="row")
-            with Lazy(_BelowTheFold(id="form-rest")):
-                yield from self._compose_below_the_fold()
 
     def _compose_below_the_fold(self) -> ComposeResult:
         """W&B, environment, GPUs, where to run and the confirm button (mounted lazily)."""
@@ -245,7 +257,24 @@ class ConfigureScreen(PhaseScreen):
         self.query_one("#repo", Input).value = display_path(repo)
         self._steady(self)
         self.query_one("#flags", DataTable).add_columns("Flag", "Default", "Value", "Help")
-        self.query_one("#repo", Input).focus()
+        path = self.query_one("#repo", Input)
+        path.focus()
+        if path.has_focus and path.select_on_focus:
+            path.select_all()  # focused (AUTO_FOCUS) before it had its value: select it as focus would
+        # After the first frame, and a little later still: mounting at once holds the GIL while
+        # the writer thread is still sending that frame to the terminal (+0.25 s to see it).
+        # Headless (tests) there is no terminal to wait for.
+        if self.app.is_headless:
+            self.call_after_refresh(self._mount_below_the_fold)
+        else:
+            self.call_after_refresh(self.set_timer, FOLD_DELAY_S, self._mount_below_the_fold)
+
+    async def _mount_below_the_fold(self) -> None:
+        # Not textual's Lazy: that one raises when the screen is gone before the first refresh.
+        form = self.query("#form").first() if self.is_attached else None
+        if form is None or not form.is_attached or self._closing or self._pruning:
+            return
+        await form.mount(_BelowTheFold(self._compose_below_the_fold, id="form-rest"))
 
     @on(_BelowTheFold.Mounted)
     def _below_the_fold_mounted(self) -> None:
@@ -458,6 +487,9 @@ class ConfigureScreen(PhaseScreen):
             table.add_row("—", "", "", "no argparse flags found", key="none")
         if table.row_count:
             table.move_cursor(row=min(max(cursor, 0), table.row_count - 1))
+        # DataTable widens its columns on idle but keeps lines it drew before at the old widths
+        # (header and first row misaligned); drop its line caches once that has happened.
+        table.call_after_refresh(table.notify_style_update)
 
     # ----- command ------------------------------------------------------------------------------
     def _set_command(self, text: str) -> None:
