@@ -108,6 +108,7 @@ def main() -> int:
         f"  [target <= 3 %; toolong: 24 %]"
     )
     print(f"last log line on screen: {steps[-1].strip(' │') if steps else '(none)'}")
+    print("load average " + " ".join(f"{x:.2f}" for x in os.getloadavg()))
     return 0
 
 

@@ -163,6 +163,8 @@ def main() -> int:
         dash_busy = cpu_percent([python, str(dashboard), "1"], "Repository", env, s)
 
     ratio = dash_ff / mini_ff
+    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    print(f"load average {load} (other work on the machine slows both programs alike)")
     print(f"first frame (median of {args.runs}, process start -> text on screen, tmux 160x48)")
     print(f"  minimal app (Header, DataTable, Footer) {mini_ff:6.3f} s")
     print(
