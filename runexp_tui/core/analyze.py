@@ -1505,11 +1505,11 @@ class _Analyzer:
         p = call.parent
         if p is not None and p.type == "argument_list" and p.parent is not None:
             outer = p.parent
-            pos = _positional(outer)
-            if call in pos:
+            args = _positional(outer)
+            if call in args:
                 for fn in self.defs_by_name.get(_call_name(outer), ()):
                     params = _param_names(fn)
-                    idx = pos.index(call)
+                    idx = args.index(call)
                     if idx < len(params):
                         return [(fn, params[idx])]
         return []
@@ -1890,14 +1890,19 @@ class _Analyzer:
         if top is not None:
             st = self.line_stmt(top)
             # `try: <epochs> except KeyboardInterrupt:` goes on after an interrupt: so does finish
-            while (
-                st.parent is not None
-                and st.parent.type == "block"
-                and _type(st.parent.parent) == "try_statement"
-                and st.parent.parent.child_by_field_name("body") == st.parent
-                and any(c.type == "except_clause" for c in st.parent.parent.named_children)
-            ):
-                st = st.parent.parent
+            while True:
+                block = st.parent
+                trystmt = block.parent if block is not None else None
+                if (
+                    block is None
+                    or trystmt is None
+                    or block.type != "block"
+                    or trystmt.type != "try_statement"
+                    or trystmt.child_by_field_name("body") != block
+                    or not any(c.type == "except_clause" for c in trystmt.named_children)
+                ):
+                    break
+                st = trystmt
             return FinishPoint(ts.end_line(st), self.indent_of(st))
         if train_call is None:
             return None

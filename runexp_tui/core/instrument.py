@@ -951,7 +951,7 @@ def _manual_hunks(plan: _Plan, guard: str | None, keras: bool) -> None:
 
     if wants_train and pts.train_log is not None and pts.train_log.loss_var:
         tl = pts.train_log
-        losses = _losses_at(src, tl.after_line, tl.loss_var)
+        losses = _losses_at(src, tl.after_line, tl.loss_var or "")
         if len(losses) > 1:  # a GAN's errD and errG: each under its own name
             items = [f'"train/{_key(v)}": {_scalar(src, v)}' for v in losses]
         else:

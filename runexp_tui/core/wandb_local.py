@@ -94,7 +94,7 @@ def find_run_dir(base: str | os.PathLike[str], log_text: str | None = None) -> P
 def _record_class() -> Any:
     from wandb.proto import wandb_internal_pb2  # lazy: importing wandb costs ~0.3 s
 
-    return wandb_internal_pb2.Record
+    return wandb_internal_pb2.Record  # type: ignore[attr-defined]
 
 
 def _item_key(item: Any) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Iterable
 from pathlib import Path
@@ -97,10 +98,9 @@ class RunexpApp(App[None]):
         if self._poller is not None:
             self._poller.stop()
         if self.sampler is not None:
-            try:
+            # Closing a broken NVML handle must not crash the exit.
+            with contextlib.suppress(Exception):
                 self.sampler.close()
-            except Exception:  # closing a broken NVML handle must not crash the exit
-                pass
 
     def on_resize(self, event: Any) -> None:
         self.narrow = event.size.width < 120 or event.size.height < 32
@@ -253,8 +253,7 @@ class RunexpApp(App[None]):
                     f"Phase {index_of(p.key) + 1}",
                     lambda p=p: self._jump(p.key),
                 )
-        for cmd in getattr(screen, "palette_commands", lambda: [])():
-            yield cmd
+        yield from getattr(screen, "palette_commands", lambda: [])()
 
     def _jump(self, key: str) -> None:
         reason = None

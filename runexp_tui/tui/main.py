@@ -18,7 +18,9 @@ def prepare_demo_repo() -> Path:
         src = resources.files("runexp_tui") / "assets" / "demo_repo"
         target.parent.mkdir(parents=True, exist_ok=True)
         with resources.as_file(src) as src_path:
-            shutil.copytree(src_path, target, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__"))
+            shutil.copytree(
+                src_path, target, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__")
+            )
     return target
 
 
@@ -39,6 +41,8 @@ def run_dashboard(
         what = "is not a folder" if Path(repo).exists() else "does not exist"
         print(f"runexp-tui: {repo} {what}", file=sys.stderr)
         return 2
-    app = make_app(default_services(demo=demo, simulate_gpus=simulate_gpus), repo=repo, attach=attach)
+    app = make_app(
+        default_services(demo=demo, simulate_gpus=simulate_gpus), repo=repo, attach=attach
+    )
     app.run()
     return 0

@@ -59,7 +59,9 @@ def sim_services(clock: FakeClock | None = None, *, count: int = 4, poll: float 
 def app_factory(clock: FakeClock):
     """Build the app the way the CLI does, with simulated GPUs and a frozen clock."""
 
-    def factory(repo: Path | None = None, *, attach: str | None = None, count: int = 4) -> RunexpApp:
+    def factory(
+        repo: Path | None = None, *, attach: str | None = None, count: int = 4
+    ) -> RunexpApp:
         return make_app(sim_services(clock, count=count), repo=repo, attach=attach)
 
     return factory

@@ -47,4 +47,8 @@ class PhaseScreen(Screen[Any]):
         for binding in self._bindings.key_to_bindings.values():
             for b in binding:
                 if b.show and b.description:
-                    yield SystemCommand(b.description, f"{self.PHASE or 'screen'}: key {b.key_display or b.key}", lambda a=b.action: self.run_action(a))
+                    yield SystemCommand(
+                        b.description,
+                        f"{self.PHASE or 'screen'}: key {b.key_display or b.key}",
+                        lambda a=b.action: self.run_action(a),
+                    )

@@ -12,7 +12,7 @@ from typing import Any
 from rich.text import Text
 
 from runexp_tui.tui.render import bar, fmt_mib, fmt_num, is_number, sparkline
-from runexp_tui.tui.widgets.log_view import TextLines
+from runexp_tui.tui.widgets.text_lines import TextLines
 
 
 def _history(history: Any, name: str, index: int) -> list[float]:

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from rich.text import Text
 
 from runexp_tui.tui.render import fmt_num
-from runexp_tui.tui.widgets.log_view import TextLines
+from runexp_tui.tui.widgets.text_lines import TextLines
 
 _BRAILLE = 0x2800
 # Dot bit of (column within the cell, row within the cell from the top).

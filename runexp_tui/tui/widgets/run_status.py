@@ -9,7 +9,7 @@ from typing import Any
 from rich.text import Text
 
 from runexp_tui.tui.render import fmt_duration, fmt_mib, fmt_num
-from runexp_tui.tui.widgets.log_view import TextLines
+from runexp_tui.tui.widgets.text_lines import TextLines
 
 STATE_STYLE = {"running": "bold green", "exited": "bold cyan", "stopped": "bold yellow"}
 
