@@ -27,14 +27,13 @@ from pathlib import Path
 from typing import Any, Literal
 
 from runexp_tui.core.config import EnvSettings, ExperimentConfig
-from runexp_tui.core.paths import repo_runs_dir
 from runexp_tui.core.runs import (
     LOG_FILE,
     STOP_MARKER,
     RunRecord,
     RunStatus,
     group_members,
-    new_run_id,
+    make_run_dir,
     process_create_time,
     register_record,
     run_status,
@@ -355,13 +354,8 @@ def launch_local(
     is written atomically before this returns, and added to the global index. Warnings (logind
     kills user processes at logout) are in `record.warnings`.
     """
-    runs = Path(runs_dir) if runs_dir is not None else repo_runs_dir(spec.repo or spec.cwd)
-    runs.mkdir(parents=True, exist_ok=True)
-    rid = run_id or new_run_id()
-    while (runs / rid).exists() and run_id is None:
-        rid = new_run_id()
-    run_dir = runs / rid
-    run_dir.mkdir()
+    run_dir = make_run_dir(spec.repo or spec.cwd, runs_dir, run_id)
+    rid = run_dir.name
     log_path = run_dir / LOG_FILE
     exit_path = run_dir / "exit.json"
 

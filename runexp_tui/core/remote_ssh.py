@@ -42,7 +42,6 @@ from runexp_tui.core.launch import (
     mask_argv,
     mask_env,
 )
-from runexp_tui.core.paths import repo_runs_dir
 from runexp_tui.core.runs import (
     EXIT_FILE,
     LOG_FILE,
@@ -50,7 +49,7 @@ from runexp_tui.core.runs import (
     RunRecord,
     RunState,
     RunStatus,
-    new_run_id,
+    make_run_dir,
     register_record,
     save_record,
     utc_now_iso,
@@ -366,14 +365,9 @@ def launch_ssh(
     target = parse_host(host, user=user, port=port)
     link = SshLink(target, keyfile, tuple(ssh_opts))
     rcwd = (remote_cwd or spec.cwd).rstrip("/") or "/"
-    runs = Path(runs_dir) if runs_dir is not None else repo_runs_dir(spec.repo or spec.cwd)
     with SshConnection(link) as conn:  # connect first: no run folder for an unreachable host
-        runs.mkdir(parents=True, exist_ok=True)
-        rid = run_id or new_run_id()
-        while (runs / rid).exists() and run_id is None:
-            rid = new_run_id()
-        run_dir = runs / rid
-        run_dir.mkdir()
+        run_dir = make_run_dir(spec.repo or spec.cwd, runs_dir, run_id)
+        rid = run_dir.name
         rdir = posixpath.join(remote_dir or posixpath.join(rcwd, ".runexp", "runs"), rid)
         res = conn.sh(launch_script(spec, remote_run_dir=rdir, remote_cwd=rcwd))
     got = _fields(res.out)

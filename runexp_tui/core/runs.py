@@ -340,6 +340,25 @@ def add_to_global_index(record: RunRecord) -> None:
         atomic_write_json(path, entries)
 
 
+def make_run_dir(
+    repo_or_cwd: str | os.PathLike[str],
+    runs_dir: str | os.PathLike[str] | None = None,
+    run_id: str | None = None,
+) -> Path:
+    """Create a new, empty run folder (`<repo>/.runexp/runs/<id>` by default) and return it.
+
+    A given `run_id` must be free (FileExistsError otherwise); a generated one never collides.
+    """
+    runs = Path(runs_dir) if runs_dir is not None else repo_runs_dir(repo_or_cwd)
+    runs.mkdir(parents=True, exist_ok=True)
+    rid = run_id or new_run_id()
+    while (runs / rid).exists() and run_id is None:
+        rid = new_run_id()
+    run_dir = runs / rid
+    run_dir.mkdir()
+    return run_dir
+
+
 def register_record(record: RunRecord) -> RunRecord:
     """Write a new run's record and list it in the global index (every backend does this)."""
     save_record(record)

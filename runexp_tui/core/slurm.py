@@ -33,7 +33,6 @@ from runexp_tui.core.launch import (
     mask_argv,
     mask_env,
 )
-from runexp_tui.core.paths import repo_runs_dir
 from runexp_tui.core.runs import (
     EXIT_FILE,
     LOG_FILE,
@@ -41,7 +40,7 @@ from runexp_tui.core.runs import (
     RunRecord,
     RunState,
     RunStatus,
-    new_run_id,
+    make_run_dir,
     read_exit,
     register_record,
     save_record,
@@ -256,13 +255,8 @@ def launch_slurm(
     must be on a file system the compute nodes share, as home folders are on clusters).
     """
     _tool("sbatch")  # fail before creating the run folder
-    runs = Path(runs_dir) if runs_dir is not None else repo_runs_dir(spec.repo or spec.cwd)
-    runs.mkdir(parents=True, exist_ok=True)
-    rid = run_id or new_run_id()
-    while (runs / rid).exists() and run_id is None:
-        rid = new_run_id()
-    run_dir = runs / rid
-    run_dir.mkdir()
+    run_dir = make_run_dir(spec.repo or spec.cwd, runs_dir, run_id)
+    rid = run_dir.name
     log_path = run_dir / LOG_FILE
     if gpus is None:
         gpus = len(spec.config.get("gpus") or ())
