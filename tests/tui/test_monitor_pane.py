@@ -84,3 +84,11 @@ def test_small_helpers() -> None:
     assert short_gpu_name("NVIDIA GeForce RTX 4090") == "RTX 4090"
     assert sparkline([], 4) == "    "
     assert display_path("/somewhere/else") == "/somewhere/else"
+
+
+def test_gpu_names_shrink_by_dropping_the_form_factor_not_the_memory() -> None:
+    assert short_gpu_name("NVIDIA A100-SXM4-80GB") == "A100-SXM4-80GB"
+    assert short_gpu_name("NVIDIA A100-SXM4-80GB", 11) == "A100-80GB"
+    assert short_gpu_name("NVIDIA H100 80GB HBM3", 11) == "H100-80GB"
+    assert short_gpu_name("Tesla V100-PCIE-32GB", 6) == "V100-…"
+    assert short_gpu_name("NVIDIA H200", 11) == "H200"

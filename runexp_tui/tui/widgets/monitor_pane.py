@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from rich.text import Text
@@ -25,10 +26,25 @@ def _gpu_history(history: Any, index: int) -> list[float]:
 _VENDOR_WORDS = ("NVIDIA", "GeForce", "Tesla", "Quadro")
 
 
-def short_gpu_name(name: object) -> str:
-    """`NVIDIA A100-SXM4-80GB` -> `A100-SXM4-80GB`: the vendor words say nothing in a narrow pane."""
+_FORM_FACTOR = re.compile(r"^(SXM\d*|PCIE|NVL|NVLINK|HBM\d*E?|MIG)$", re.IGNORECASE)
+
+
+def short_gpu_name(name: object, width: int | None = None) -> str:
+    """`NVIDIA A100-SXM4-80GB` -> `A100-SXM4-80GB`: the vendor words say nothing in a narrow pane.
+
+    When ``width`` is given and the name is still longer, the form factor goes first
+    (`A100-80GB`: the model and the memory are what tell GPUs apart), then the end is cut with
+    an ellipsis rather than mid-number.
+    """
     words = [w for w in str(name).split() if w not in _VENDOR_WORDS]
-    return " ".join(words) or str(name)
+    short = " ".join(words) or str(name)
+    if width is None or len(short) <= width:
+        return short
+    parts = [p for p in re.split(r"[-\s]+", short) if p and not _FORM_FACTOR.match(p)]
+    compact = "-".join(parts)
+    if len(compact) <= width:
+        return compact
+    return compact[: max(1, width - 1)] + "…"
 
 
 def render_gpus(
@@ -70,7 +86,7 @@ def render_gpus(
         out.append(f"{g.index}", style="bold")
         out.append("*" if mine else " ", style="bold magenta")
         if name_w:
-            out.append(f"{short_gpu_name(g.name)[:name_w]:<{name_w}} ", style="dim")
+            out.append(f"{short_gpu_name(g.name, name_w):<{name_w}} ", style="dim")
         out.append(bar(util / 100 if is_number(util) else None, bar_w))
         out.append(f" {fmt_num(util, '{:>3.0f}', '%'):>4} ")
         out.append(bar(mem_frac, bar_w, style="cyan"))
