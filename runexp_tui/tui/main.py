@@ -10,18 +10,45 @@ from pathlib import Path
 
 from runexp_tui.core.paths import demo_scratch_dir
 
+# Kept between demos: the environment (a minute to build, the same every time) and the saved
+# config and run history (so a second demo shows the one-keypress confirm and past runs).
+_DEMO_KEEP = frozenset({".venv", ".runexp"})
+
 
 def prepare_demo_repo() -> Path:
-    """Copy the bundled example repo to a scratch folder (once) and return its path."""
+    """A fresh copy of the bundled example repo in the scratch folder; return its path.
+
+    Each demo starts from the pristine script (not the one an earlier demo instrumented), keeping
+    only the built `.venv` and `.runexp` (saved config, past runs). A copy with a run still going is left as it is, so the dashboard
+    can offer to attach to that run.
+    """
     target = demo_scratch_dir() / "demo-repo"
-    if not (target / "train.py").exists():
-        src = resources.files("runexp_tui") / "assets" / "demo_repo"
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with resources.as_file(src) as src_path:
-            shutil.copytree(
-                src_path, target, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__")
-            )
+    if (target / "train.py").exists():
+        if _has_running_run(target):
+            return target
+        for child in target.iterdir():
+            if child.name in _DEMO_KEEP:
+                continue
+            if child.is_dir() and not child.is_symlink():
+                shutil.rmtree(child, ignore_errors=True)
+            else:
+                child.unlink(missing_ok=True)
+    src = resources.files("runexp_tui") / "assets" / "demo_repo"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with resources.as_file(src) as src_path:
+        shutil.copytree(
+            src_path, target, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__")
+        )
     return target
+
+
+def _has_running_run(repo: Path) -> bool:
+    from runexp_tui.core.runs import RunRegistry, run_status
+
+    try:
+        return any(run_status(r).state == "running" for r in RunRegistry(repo).list())
+    except OSError:
+        return False
 
 
 def run_dashboard(
