@@ -24,6 +24,7 @@ from runexp_tui.core.envs import (
     make_backend,
     plan_steps,
 )
+from tests.services._common import unavailable
 
 pytestmark = pytest.mark.slow
 
@@ -72,7 +73,7 @@ def shared_venv(tmp_path_factory: pytest.TempPathFactory) -> dict:
 def env_for(kind: str, tmp_path: Path, shared: dict | None) -> Path:
     if kind == "uv":
         if find_uv() is None:
-            pytest.skip("uv is not installed (it comes with the dev extras)")
+            unavailable("uv is not installed (it comes with the dev extras)")
         return tmp_path / "env"
     assert shared is not None
     return shared["env"]

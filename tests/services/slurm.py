@@ -26,6 +26,7 @@ from tests.services._common import (
     free_port,
     read_pid,
     stop_pids,
+    unavailable,
     which,
 )
 
@@ -201,7 +202,7 @@ def slurm_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SlurmSer
     try:
         service = start_slurm(tmp_path_factory.mktemp("slurm"))
     except (ServiceUnavailable, OSError, subprocess.SubprocessError) as exc:
-        pytest.skip(f"no Slurm for the slurm backend tests: {exc}")
+        unavailable(f"no Slurm for the slurm backend tests: {exc}")
     old = os.environ.get("SLURM_CONF")
     os.environ["SLURM_CONF"] = str(service.conf)
     try:

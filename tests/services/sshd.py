@@ -18,7 +18,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.services._common import ServiceUnavailable, ensure_installed, free_port, stop_pids, which
+from tests.services._common import (
+    ServiceUnavailable,
+    ensure_installed,
+    free_port,
+    stop_pids,
+    unavailable,
+    which,
+)
 
 SSH_OPTS = (
     "-o",
@@ -144,7 +151,7 @@ def sshd_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SshdServi
     try:
         service = start_sshd(tmp_path_factory.mktemp("sshd"))
     except (ServiceUnavailable, OSError, subprocess.SubprocessError) as exc:
-        pytest.skip(f"no sshd for the ssh backend tests: {exc}")
+        unavailable(f"no sshd for the ssh backend tests: {exc}")
     try:
         yield service
     finally:
