@@ -329,6 +329,8 @@ class _Analyzer:
     def __init__(self, source: bytes, path: str) -> None:
         if source.startswith(b"\xef\xbb\xbf"):
             source = b"   " + source[3:]  # keep byte offsets; a BOM is not code
+        if b"\r" in source:  # a lone CR ends a line (as for Python): read it as LF, same offsets
+            source = ts.lone_cr_as_lf(source)
         self.src = source
         self.path = path
         self.smap = ts.SourceMap(source)

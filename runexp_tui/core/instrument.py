@@ -203,26 +203,40 @@ class RevertResult:
     changed: bool  # False when the file already equalled the backup
 
 
+_LINE_END = re.compile(r"\r\n|\r|\n")
+_LONE_CR = re.compile(r"\r(?!\n)")
+
+
 def split_lines(text: str) -> list[tuple[str, str]]:
-    """Split on LF only (as Python and tree-sitter count lines), keeping each line's ending."""
+    """Split where Python ends a line (LF, CRLF or a lone CR), keeping each line's ending.
+
+    ``ts.parse`` counts rows the same way, so line numbers agree with the analysis.
+    """
     if not text:
         return []
-    pieces = text.split("\n")
-    lines: list[tuple[str, str]] = []
-    for piece in pieces[:-1]:
-        if piece.endswith("\r"):
-            lines.append((piece[:-1], "\r\n"))
-        else:
-            lines.append((piece, "\n"))
-    if pieces[-1]:
-        lines.append((pieces[-1], ""))
+    if "\r" not in text:  # the common case, without the regex
+        pieces = text.split("\n")
+        lines = [(piece, "\n") for piece in pieces[:-1]]
+        if pieces[-1]:
+            lines.append((pieces[-1], ""))
+        return lines
+    lines = []
+    pos = 0
+    for m in _LINE_END.finditer(text):
+        lines.append((text[pos : m.start()], m.group()))
+        pos = m.end()
+    if pos < len(text):
+        lines.append((text[pos:], ""))
     return lines
 
 
 def detect_newline(text: str) -> str:
-    """The file's dominant line ending: CRLF when most lines use it, else LF."""
+    """The file's dominant line ending: CRLF, a lone CR or LF, whichever most lines use."""
     crlf = text.count("\r\n")
     lf = text.count("\n") - crlf
+    cr = text.count("\r") - crlf
+    if cr > lf and cr > crlf:
+        return "\r"
     return "\r\n" if crlf > lf else "\n"
 
 
@@ -528,6 +542,17 @@ class _Source:
     def unmarked_wandb_log(self) -> bool:
         return any(not self.line_has_marker(c.start_point.row) for c in self.wandb_calls("log"))
 
+    def backward_called_on(self, var: str) -> bool:
+        """Whether ``var.backward()`` itself occurs (``var`` is then a torch tensor)."""
+        for call in self.nodes["call"]:
+            if self.call_name(call) != "backward":
+                continue
+            fn = call.child_by_field_name("function")
+            obj = fn.child_by_field_name("object") if fn is not None else None
+            if obj is not None and self.t(obj) == var:
+                return True
+        return False
+
     def is_backpropagated(self, var: str) -> bool:
         """Whether ``var.backward()`` (or ``x.backward(var)``, ``scale(var).backward()``) occurs."""
         for call in self.nodes["call"]:
@@ -741,7 +766,8 @@ def build_proposal(
     bom = text.startswith(_BOM)
     if bom:
         text = text[1:]
-    src = _Source(text)
+    # lone CRs read as LF (same length, same lines): byte offsets and rows match the file
+    src = _Source(_LONE_CR.sub("\n", text) if "\r" in text else text)
     newline = detect_newline(text)
     proj = project or default_project(analysis.path)
     plan = _Plan(
@@ -847,7 +873,7 @@ def _check_placed(proposal: Proposal, included: set[int] | None) -> None:
     if not rows:
         return
     tree = ts.parse(patched.encode("utf-8"))
-    lines = patched.split("\n")
+    lines = [c for c, _ in split_lines(patched)]
     for row in rows:
         line = lines[row]
         col = len(line[: len(line) - len(line.lstrip(" \t"))].encode("utf-8"))
@@ -1166,13 +1192,21 @@ def _losses_at(src: _Source, line: int, primary: str) -> list[str]:
 
 
 def _scalar(src: _Source, var: str) -> str:
-    """``float(var)`` when ``var`` is surely a scalar (it is backpropagated), else ``var`` as is.
+    """The value to log for ``var``: a Python float when ``var`` is surely a scalar, else as is.
 
-    ``float`` works for torch tensors, numpy and Python numbers, but raises on a dict of metrics,
-    a per-device array (pmap) or Keras' ``[loss, acc]`` list, which would crash the training;
-    wandb.log itself converts tensors, arrays and nested dicts, so those go through unchanged.
+    A loss that is backpropagated (``var.backward()``) is a torch tensor that still requires
+    grad: ``var.item()`` gives its value (``float(var)`` warns about the grad and is the same
+    sync). Other backpropagated forms (``scaler.scale(var).backward()``) get ``float``, which
+    also takes numpy and Python numbers. Anything else goes through unchanged: ``float`` raises
+    on a dict of metrics, a per-device array (pmap) or Keras' ``[loss, acc]`` list, which
+    would crash the training, and wandb.log converts tensors, arrays and nested dicts itself.
     """
+    if src.backward_called_on(var):
+        return f"{var}.item()" if _DOTTED.fullmatch(var) else f"({var}).item()"
     return f"float({var})" if src.is_backpropagated(var) else var
+
+
+_DOTTED = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
 
 
 def _label(kind: str, var: str | None) -> str:

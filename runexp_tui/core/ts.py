@@ -6,6 +6,8 @@ non-ASCII text (where byte and character columns differ) is handled in exactly o
 
 from __future__ import annotations
 
+import re
+
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cache
@@ -142,10 +144,25 @@ def query(source: str) -> Query:
     return Query(language(), source)
 
 
+_LONE_CR = re.compile(rb"\r(?!\n)")
+
+
+def lone_cr_as_lf(source: bytes) -> bytes:
+    """Each CR not followed by LF turned into LF: the same bytes count, lines as Python sees them."""
+    return _LONE_CR.sub(b"\n", source)
+
+
 def parse(source: bytes) -> Tree:
-    """Parse Python source; never raises (errors become ERROR/MISSING nodes)."""
+    """Parse Python source; never raises (errors become ERROR/MISSING nodes).
+
+    A lone CR ends a line for Python (old Mac files, CR-only editors) but not for tree-sitter,
+    which would read the whole file as one line: it is parsed as LF, byte for byte the same
+    length, so every offset and row matches the file as Python reads it.
+    """
     from tree_sitter import Parser
 
+    if b"\r" in source:
+        source = lone_cr_as_lf(source)
     return Parser(language()).parse(source)
 
 

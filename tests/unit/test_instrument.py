@@ -809,6 +809,34 @@ def test_every_loss_of_the_step_is_logged_under_its_own_name() -> None:
     a = analyze_source(GAN, "proj/gan.py")
     out = build_proposal(GAN, a).render()
     log = next(ln for ln in out.splitlines() if "wandb.log(" in ln)
-    assert '"train/errD_real": float(errD_real)' in log and '"train/errG": float(errG)' in log
+    assert '"train/errD_real": errD_real.item()' in log and '"train/errG": errG.item()' in log
     assert '"train/errD_fake"' in log and "extra" not in log  # a branch's loss may be unbound
     assert '"step": i' in log
+
+
+CR_ONLY = (
+    "import argparse\r\r\rdef main():\r    p = argparse.ArgumentParser()\r"
+    '    p.add_argument("--lr", type=float, default=0.1)\r    args = p.parse_args([])\r'
+    "    for step in range(3):\r        loss = Tensorish(step)\r        loss.backward()\r"
+    '\r\rif __name__ == "__main__":\r    main()\r'
+)
+
+
+def test_cr_only_line_endings_place_code_where_python_reads_the_lines() -> None:
+    """A lone CR ends a line for Python: import after the imports, init and log in main()."""
+    from runexp_tui.core.analyze import analyze_source
+
+    a = analyze_source(CR_ONLY, "proj/cr.py")
+    assert a.points.import_.after_line == 1
+    p = build_proposal(CR_ONLY, a)
+    out = p.render()
+    assert p.newline == "\r" and "\n" not in out  # every line, added ones too, ends in CR
+    lines = out.split("\r")
+    assert lines[0] == "import argparse" and lines[1].startswith("import os")
+    init = next(i for i, ln in enumerate(lines) if "wandb.init(" in ln)
+    log = next(i for i, ln in enumerate(lines) if "wandb.log(" in ln)
+    assert lines[init].startswith("    ") and lines[log].startswith("        ")
+    assert '"train/loss": loss.item()' in lines[log]
+    tree = ast.parse(out)  # and Python agrees: the calls are inside main(), not at module level
+    top = [type(n).__name__ for n in tree.body]
+    assert top == ["Import", "Import", "Import", "FunctionDef", "If"]
