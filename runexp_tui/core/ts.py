@@ -7,7 +7,6 @@ non-ASCII text (where byte and character columns differ) is handled in exactly o
 from __future__ import annotations
 
 import re
-
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cache
