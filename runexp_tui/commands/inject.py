@@ -32,6 +32,8 @@ def run(args: argparse.Namespace) -> int:
             return 0
         sys.stdout.write(unified_diff(proposal))
         sys.stdout.flush()
+        for note in proposal.notes:  # what the net changed or excluded, and why
+            print(f"note: {note}", file=sys.stderr)
         if args.dry_run:
             return 0
         result = apply_proposal(proposal)

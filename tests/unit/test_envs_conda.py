@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import importlib.util
 import json
 import os
 import sys
@@ -151,9 +152,17 @@ def test_new_conda_env_with_environment_yml_runs_the_exact_commands_in_order(
     assert got[4][: len(run)] == run and "\n" not in got[4][-1]
     assert "RUNEXP_VERIFY" in base64.b64decode(got[4][-1].split("'")[1]).decode()
     assert len(got) == 5  # wandb is present in the env's python: no install
-    # The env's python has no torch: a result, then a diagnosis, not a crash.
-    assert done["verify-torch"].result is not None and done["verify-torch"].result["torch"] is None
-    assert done["verify-torch"].failure.kind == "no_torch"
+    # The fake env runs this interpreter: without torch a result, then a diagnosis, not a
+    # crash; with the CPU torch the test extras install, its version and no CUDA.
+    result = done["verify-torch"].result
+    assert result is not None
+    if importlib.util.find_spec("torch") is None:
+        assert result["torch"] is None
+        assert done["verify-torch"].failure.kind == "no_torch"
+    else:
+        import torch
+
+        assert result["torch"] == torch.__version__ and result["cuda_available"] is False
     assert done["wandb-login"].ok and done["wandb-login"].result["suggest_offline"] is True
 
 

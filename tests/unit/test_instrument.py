@@ -346,6 +346,7 @@ def test_float_only_for_backpropagated_loss_and_no_throwaway_step() -> None:
         path="t.py", points=Points(ImportPoint(1), None, TrainLogPoint(4, "loss", "_", "    "))
     )
     assert 'wandb.log({"train/loss": float(loss)})' in build_proposal(text, a).render()
+    text = "import torch\nfor i in range(3):\n    metrics = step()\n"
     a = AnalysisResult(
         path="t.py", points=Points(ImportPoint(1), None, TrainLogPoint(3, "metrics", "i", "    "))
     )
