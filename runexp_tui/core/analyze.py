@@ -725,12 +725,53 @@ class _Analyzer:
         step_fns = [s for s in fns if s.via == "step"]
         anchor = (steps or step_fns or backs or fns or sites)[-1 if steps or step_fns else 0].call
         stmt = self._settle(self.line_stmt(anchor), loop, sites)
-        return TrainLogPoint(
+        point = TrainLogPoint(
             after_line=ts.end_line(stmt),
             loss_var=self.loss_var(loop, backs, fns, stmt),
             step_var=self.step_var(loop),
             indent=self.indent_of(stmt),
         )
+        if point.loss_var is None:
+            # the loss lives in a helper the loop calls (`self._run_batch(x, y)`, an
+            # `update()` closure) and never comes back to the loop: log it there, once per
+            # step, in the process that trains
+            return self._helper_train_log(loop) or point
+        return point
+
+    def _helper_train_log(self, loop: Node) -> TrainLogPoint | None:
+        """A train log inside the function, called from ``loop``, that backpropagates the loss."""
+        by_fn: dict[int, tuple[Node, list[_Site]]] = {}
+        for site in self._direct_sites():
+            fn = _scope(site.call)
+            if fn is None or fn == _scope(loop) or next(_loops_up(site.call), None) is not None:
+                continue
+            if self._called_from(fn, loop, depth=3):
+                by_fn.setdefault(fn.id, (fn, []))[1].append(site)
+        for fn, fsites in sorted(by_fn.values(), key=lambda item: item[0].start_byte):
+            steps = [s for s in fsites if s.kind == "step"]
+            backs = [s for s in fsites if s.kind == "backward"]
+            if not backs:
+                continue
+            anchor = (steps[-1] if steps else backs[0]).call
+            body = fn.child_by_field_name("body")
+            stmt = _ancestor_in(self.line_stmt(anchor), body) or self.line_stmt(anchor)
+            loss = self.loss_var(fn, backs, [], stmt)
+            if loss is None:
+                continue
+            return TrainLogPoint(
+                after_line=ts.end_line(stmt), loss_var=loss, indent=self.indent_of(stmt)
+            )
+        return None
+
+    def _called_from(self, fn: Node, loop: Node, depth: int) -> bool:
+        """Whether ``fn`` is called inside ``loop``, directly or through up to ``depth`` calls."""
+        for c in self.callers(fn):
+            if _contains(loop, c):
+                return True
+            outer = _scope(c)
+            if depth > 1 and outer is not None and self._called_from(outer, loop, depth - 1):
+                return True
+        return False
 
     def _settle(self, stmt: Node, loop: Node, sites: list[_Site]) -> Node:
         """Move the train-log anchor to where one optimisation step is complete, once per step.
@@ -848,6 +889,19 @@ class _Analyzer:
                 and ts.text(aug.child_by_field_name("operator")) == "+="
             ):
                 return ts.text(aug.child_by_field_name("left"))
+        index = self._loop_index(loop)
+        fn = _scope(loop)
+        if index is not None and (
+            next(_loops_up(loop), None) is not None
+            or (fn is not None and any(next(_loops_up(c), None) for c in self.callers(fn)))
+        ):
+            # the index of a loop inside another (batches inside epochs) starts again at 0 each
+            # time round: not a step; wandb's own step counter is monotonic
+            return None
+        return index
+
+    def _loop_index(self, loop: Node) -> str | None:
+        """The counter a `for` loop binds itself (`for i in range(n)`, `enumerate`), if any."""
         if loop.type != "for_statement":
             return None
         left = loop.child_by_field_name("left")
@@ -1905,6 +1959,7 @@ class _Analyzer:
                 ):
                     break
                 st = trystmt
+            st = self._end_of_run(st)
             return FinishPoint(ts.end_line(st), self.indent_of(st))
         if train_call is None:
             return None
@@ -1920,6 +1975,46 @@ class _Analyzer:
                 if ev is not None:
                     last = ev
         return FinishPoint(ts.end_line(last), self.indent_of(last))
+
+    def _end_of_run(self, st: Node) -> Node:
+        """The last statement of the block the training loop is in, before a final return.
+
+        What follows the loop in its function (a final test evaluation, saving, a summary
+        print) is still part of the run: finishing right after the loop would drop what
+        those log. At module level the loop's own end stays (the module goes on to defs).
+        """
+        block = st.parent
+        if block is None or block.type != "block":
+            return st
+        stmts = [c for c in block.named_children if c.type != "comment"]
+        while stmts and (
+            stmts[-1].type in ("return_statement", "raise_statement") or self._teardown(stmts[-1])
+        ):
+            stmts.pop()
+        if not stmts or stmts[-1].end_byte <= st.end_byte:
+            return st
+        last = stmts[-1]
+        if last.type in ("if_statement", "try_statement") and _leaves(last):
+            return st  # it may leave the block: stay before it
+        return last
+
+    def _teardown(self, st: Node, depth: int = 0) -> bool:
+        """A statement that tears the process group down (a rank predicate fails after it)."""
+        if st.type != "expression_statement" or not st.named_children:
+            return False
+        call = st.named_children[0]
+        if call.type != "call":
+            return False
+        name = _call_name(call)
+        if name in _TEARDOWN:
+            return True
+        if depth > 1:
+            return False
+        for fn in self.defs_by_name.get(name, []):
+            body = fn.child_by_field_name("body")
+            if body is not None and any(self._teardown(c, depth + 1) for c in body.named_children):
+                return True
+        return False
 
     def _lift_to_function_level(self, stmt: Node) -> Node:
         while True:
@@ -1965,6 +2060,22 @@ class _Analyzer:
 
 
 # ----------------------------------------------------------------------------- free helpers
+
+
+_TEARDOWN = {"destroy_process_group", "end_training", "shutdown"}
+
+
+def _leaves(st: Node) -> bool:
+    """Whether a compound statement contains a return/raise/break/continue at its own level."""
+    stack = list(st.named_children)
+    while stack:
+        n = stack.pop()
+        if n.type in ("return_statement", "raise_statement"):
+            return True
+        if n.type in ("function_definition", "class_definition", "lambda"):
+            continue
+        stack.extend(n.named_children)
+    return False
 
 
 def _body_stmts_of(block: Node | None) -> list[Node]:

@@ -213,7 +213,12 @@ def _bound_anywhere(body: Iterable[ast.stmt]) -> Iterator[str]:
                 for a in n.names:
                     if a.name != "*":
                         yield a.asname or a.name.split(".")[0]
-            elif isinstance(n, ast.ExceptHandler) and n.name or isinstance(n, (ast.MatchAs, ast.MatchStar)) and n.name:
+            elif (
+                isinstance(n, ast.ExceptHandler)
+                and n.name
+                or isinstance(n, (ast.MatchAs, ast.MatchStar))
+                and n.name
+            ):
                 yield n.name
         # the defining statement itself (walk above skips scope nodes below the root only)
         if isinstance(st, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):

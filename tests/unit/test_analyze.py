@@ -183,7 +183,7 @@ def test_cli_unreadable_file_exits_2(tmp_path: Path) -> None:
     [
         ("flax_mnist.py", None),  # `for perm in perms`: an index array, never a step
         ("flax_train_and_evaluate.py", "step"),  # zip(range(...), train_iter)
-        ("pt_imagenet.py", "i"),  # enumerate
+        ("pt_imagenet.py", None),  # enumerate, but train() runs once per epoch: i restarts
         ("hf_run_clm_no_trainer.py", "completed_steps"),  # the counter beats the loop index
         ("mingpt_trainer.py", "self.iter_num"),
         ("class_trainer.py", "self.step"),
