@@ -30,6 +30,11 @@ class WandbUse:
     # how it is used: "init" (direct wandb.init), "report_to", "logger", "callback"; None when absent
     how: str | None = None
     lines: tuple[int, ...] = ()  # 1-based lines of existing wandb calls (not in the JSON contract)
+    # The script's own wandb behind a switch that is off by default (`wandb_log = False`,
+    # `--track`): the command-line tokens that turn it on, or None (not in the JSON contract).
+    switch: tuple[str, ...] | None = None
+    switch_name: str | None = None  # "wandb_log", "args.track"
+    project_arg: tuple[str, ...] | None = None  # tokens setting its project: ("--wandb_project=",)
 
 
 @dataclass(frozen=True)
@@ -98,6 +103,7 @@ class CliFlag:
     # not in the JSON contract
     dest: str | None = None
     type: str | None = None
+    equals: bool = False  # set as `--key=value` (configurator-style overrides), not `--key value`
 
 
 @dataclass(frozen=True)

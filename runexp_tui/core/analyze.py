@@ -1156,7 +1156,15 @@ class _Analyzer:
                 lines.add(ts.start_line(c))
         order = ["init", "report_to", "logger", "callback"]
         how = min(hows, key=order.index) if hows else None
-        return WandbUse(present=bool(hows), how=how, lines=tuple(sorted(lines)))
+        name, switch, project = self.wandb_switch() if "init" in hows else (None, None, None)
+        return WandbUse(
+            present=bool(hows),
+            how=how,
+            lines=tuple(sorted(lines)),
+            switch=switch,
+            switch_name=name,
+            project_arg=project,
+        )
 
     def shortcut(self, framework: str) -> Shortcut | None:
         cand: Node | None = None
@@ -2057,12 +2065,105 @@ class _Analyzer:
             dest = _string_value(_kwarg(c, "dest")) or flag.lstrip("-").replace("-", "_")
             tnode = _kwarg(c, "type")
             yield CliFlag(flag, default, help_, dest, ts.text(tnode) if tnode is not None else None)
+        yield from self._configurator_flags()
+
+    def _configurator_exec(self) -> Node | None:
+        """A module-level `exec(open(...).read())` that overrides globals from the command line."""
+        for c in self.calls_named("exec"):
+            if _scope(c) is None and "open(" in ts.text(c) and ".read()" in ts.text(c):
+                return c
+        return None
+
+    def _configurator_flags(self) -> Iterator[CliFlag]:
+        """Globals of literal value assigned before the configurator runs: each is `--key=value`."""
+        ex = self._configurator_exec()
+        if ex is None:
+            return
+        for st in self.root.named_children:
+            if st.start_byte >= ex.start_byte:
+                break
+            a = _assignment(st) if st.type == "expression_statement" else None
+            if a is None or a.type != "assignment":
+                continue
+            left, right = a.child_by_field_name("left"), a.child_by_field_name("right")
+            if left is None or left.type != "identifier" or right is None:
+                continue
+            name = ts.text(left)
+            if name.startswith("_") or not _is_literal(right):
+                continue
+            value = _string_value(right) if right.type == "string" else _norm(ts.text(right))
+            comment = st.next_sibling
+            help_ = None
+            if (
+                comment is not None
+                and comment.type == "comment"
+                and comment.start_point.row == st.end_point.row
+            ):
+                help_ = ts.text(comment).lstrip("#").strip() or None
+            kind = {"true": "bool", "false": "bool", "integer": "int", "float": "float"}
+            yield CliFlag(f"--{name}", value, help_, name, kind.get(right.type), equals=True)
+
+    def wandb_switch(self) -> tuple[str | None, tuple[str, ...] | None, tuple[str, ...] | None]:
+        """The script's own wandb.init behind an off-by-default switch: name, tokens, project.
+
+        `if wandb_log and master_process: wandb.init(...)` with `wandb_log = False` set before
+        a configurator; `if args.track:` with `--track` a store_true flag (or a bool defaulting
+        to False): the run logs nothing unless the command turns the switch on.
+        """
+        flags = {f.dest: f for f in self.cli_flags() if f.dest}
+        for c in self.wcalls:
+            if ts.text(_callee(c)) != "wandb.init":
+                continue
+            n = c.parent
+            while n is not None and n.type != "module":
+                if n.type == "if_statement" and not _contains(
+                    n.child_by_field_name("condition") or n, c
+                ):
+                    cons = n.child_by_field_name("consequence")
+                    if cons is not None and _contains(cons, c):
+                        for op in _and_operands(n.child_by_field_name("condition")):
+                            hit = self._switch_of(op, flags)
+                            if hit is not None:
+                                return hit
+                n = n.parent
+        return None, None, None
+
+    def _switch_of(
+        self, op: Node, flags: dict[str, CliFlag]
+    ) -> tuple[str, tuple[str, ...], tuple[str, ...] | None] | None:
+        name = ts.text(op)
+        key = name.rsplit(".", 1)[-1] if op.type == "attribute" else name
+        if op.type not in ("identifier", "attribute") or key not in flags:
+            return None
+        f = flags[key]
+        if (f.default or "").strip().lower() not in ("false", "0", "none", ""):
+            return None
+        if f.default is None and f.type is None and not f.equals:
+            return None
+        proj = next(
+            (g for d, g in flags.items() if "wandb" in d.lower() and "project" in d.lower()), None
+        )
+        project = None
+        if proj is not None:
+            project = (f"{proj.flag}=",) if proj.equals else (proj.flag,)
+        if f.equals:
+            return name, (f"{f.flag}=True",), project
+        store_true = f.type is None and f.default == "False"
+        return name, ((f.flag,) if store_true else (f.flag, "True")), project
 
 
 # ----------------------------------------------------------------------------- free helpers
 
 
 _TEARDOWN = {"destroy_process_group", "end_training", "shutdown"}
+
+
+def _is_literal(node: Node) -> bool:
+    """A number, string, bool or None (possibly negated): a value a configurator can override."""
+    if node.type == "unary_operator":
+        arg = node.child_by_field_name("argument")
+        return arg is not None and arg.type in ("integer", "float")
+    return node.type in ("integer", "float", "string", "true", "false", "none")
 
 
 def _leaves(st: Node) -> bool:

@@ -40,10 +40,13 @@ def flag_values(command: str) -> dict[str, str | None]:
     return out
 
 
-def set_flag(command: str, flag: str, value: str | None, *, remove: bool = False) -> str:
+def set_flag(
+    command: str, flag: str, value: str | None, *, remove: bool = False, equals: bool = False
+) -> str:
     """Set ``flag`` to ``value`` in ``command`` (append when absent); ``remove`` drops it.
 
-    ``value=None`` writes a bare switch (`--amp`).
+    ``value=None`` writes a bare switch (`--amp`); ``equals`` writes one token, `--key=value`
+    (configurator-style scripts read only that form).
     """
     toks = split(command)
     out: list[str] = []
@@ -58,19 +61,49 @@ def set_flag(command: str, flag: str, value: str | None, *, remove: bool = False
             )
             skip = 1 if "=" in t or not has_value else 2
             if not remove and not done:
-                out.append(flag)
-                if value is not None:
-                    out.append(value)
+                out.extend(_flag_tokens(flag, value, equals))
                 done = True
             i += skip
             continue
         out.append(t)
         i += 1
     if not done and not remove:
-        out.append(flag)
-        if value is not None:
-            out.append(value)
+        out.extend(_flag_tokens(flag, value, equals))
     return shlex.join(out)
+
+
+def _flag_tokens(flag: str, value: str | None, equals: bool) -> list[str]:
+    if value is None:
+        return [flag]
+    return [f"{flag}={value}"] if equals else [flag, value]
+
+
+def with_wandb_switch(
+    command: str,
+    switch: tuple[str, ...] | None,
+    project_arg: tuple[str, ...] | None = None,
+    project: str | None = None,
+) -> str:
+    """``command`` with the script's own off-by-default wandb switch turned on.
+
+    ``switch`` is what the analysis found (``("--wandb_log=True",)``, ``("--track",)``,
+    ``("--wandb", "True")``); ``project_arg`` the script's own project option, set to
+    ``project`` so the project the user chose wins over the one written in the script.
+    """
+    if not switch:
+        return command
+    first = switch[0]
+    if "=" in first:
+        flag, value = first.split("=", 1)
+        command = set_flag(command, flag, value, equals=True)
+    else:
+        command = set_flag(command, first, switch[1] if len(switch) > 1 else None)
+    if project and project_arg:
+        if project_arg[0].endswith("="):
+            command = set_flag(command, project_arg[0][:-1], project, equals=True)
+        else:
+            command = set_flag(command, project_arg[0], project)
+    return command
 
 
 def _is_number(tok: str) -> bool:

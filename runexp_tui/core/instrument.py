@@ -1089,7 +1089,20 @@ def _existing_integration(src: _Source, analysis: AnalysisResult) -> str | None:
     """
     own_init = [c for c in src.wandb_calls("init") if not src.line_has_marker(c.start_point.row)]
     if own_init:
-        return f"wandb is already set up by the script (wandb.init at line {ts.start_line(own_init[0])})"
+        where = f"wandb.init at line {ts.start_line(own_init[0])}"
+        wb = analysis.wandb
+        if wb.switch:
+            project = (
+                f"; its project with {wb.project_arg[0]}"
+                f"{'' if wb.project_arg[0].endswith('=') else ' '}<project>"
+                if wb.project_arg
+                else "; its project is written in the script"
+            )
+            return (
+                f"wandb is already set up by the script ({where}) but off by default "
+                f"(`{wb.switch_name}`): launch with {' '.join(wb.switch)} to log{project}"
+            )
+        return f"wandb is already set up by the script ({where})"
     if src.report_to_wandb():
         return 'wandb is already integrated through the framework (report_to includes "wandb")'
     hooks = ("WandbLogger", "WandbMetricsLogger", "WandbCallback", "WandbEvalCallback")

@@ -322,3 +322,22 @@ async def test_compact_form_completes_by_keys_at_80x24(app_factory, demo_repo: P
         await pilot.press("enter")
         await wait_until(pilot, lambda: app.session.config is not None)
     assert load_config(demo_repo) is not None
+
+
+async def test_a_script_wandb_switch_is_turned_on_in_the_command(app_factory, tmp_path) -> None:
+    """nanoGPT-style `wandb_log = False` + configurator: with W&B chosen the command turns it
+    on and sets the chosen project; the configurator's globals are `--key=value` flags."""
+    repo = tmp_path / "gptrepo"
+    repo.mkdir()
+    fixture = Path(__file__).resolve().parents[1] / "fixtures" / "scripts" / "nanogpt_train.py"
+    (repo / "train.py").write_text(fixture.read_text())
+    app = app_factory(repo)
+    recording_advance(app)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await wait_until(pilot, flags_loaded(app))
+        screen = configure(app)
+        command = screen.query_one("#command", Input)
+        await wait_until(pilot, lambda: "--wandb_log=True" in command.value)
+        assert command.value == "python train.py --wandb_log=True --wandb_project=gptrepo"
+        assert "off by default" in msg(app, "#command-msg")
+        assert any(f.flag == "--batch_size" and f.equals for f in screen.flags)

@@ -225,3 +225,25 @@ def test_metric_named_like_a_setter_is_not_a_metric() -> None:
         "for x in data:\n    loss = f(x)\n    loss.backward()\n    opt.step()\n"
     )
     assert analyze_source(src).points.eval_log is None
+
+
+def test_configurator_globals_are_key_value_flags_and_the_wandb_switch_is_found() -> None:
+    """nanoGPT-style: globals overridden by `exec(open('configurator.py').read())`."""
+    a = analyze_file(FIXTURES / "nanogpt_train.py")
+    flags = {f.flag: f for f in a.cli_flags}
+    assert flags["--batch_size"].default == "12" and flags["--batch_size"].equals
+    assert flags["--learning_rate"].default == "6e-4" and flags["--wandb_log"].default == "False"
+    assert a.wandb.switch == ("--wandb_log=True",) and a.wandb.switch_name == "wandb_log"
+    assert a.wandb.project_arg == ("--wandb_project=",)
+    assert "switch" not in a.to_json()["wandb"]  # the JSON contract is unchanged
+
+
+def test_an_off_by_default_track_flag_is_the_switch() -> None:
+    a = analyze_file(FIXTURES / "track_flag.py")
+    assert a.wandb.switch == ("--track",) and a.wandb.project_arg == ("--wandb-project-name",)
+    assert not any(f.equals for f in a.cli_flags)  # plain argparse: `--flag value`
+
+
+def test_wandb_on_by_default_has_no_switch() -> None:
+    src = "import wandb\nuse = True\nif use:\n    wandb.init()\n"
+    assert analyze_source(src, "x.py").wandb.switch is None

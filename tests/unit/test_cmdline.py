@@ -33,3 +33,21 @@ def test_unbalanced_quotes_are_reported() -> None:
 def test_default_command_quotes_paths() -> None:
     assert default_command("my scripts/train.py") == "python 'my scripts/train.py'"
     assert default_command("") == ""
+
+
+def test_key_value_flags_and_the_wandb_switch() -> None:
+    from runexp_tui.core.cmdline import set_flag, with_wandb_switch
+
+    assert set_flag("python train.py", "--batch_size", "4", equals=True) == (
+        "python train.py --batch_size=4"
+    )
+    assert set_flag("python train.py --batch_size=12", "--batch_size", "4", equals=True) == (
+        "python train.py --batch_size=4"
+    )
+    cmd = with_wandb_switch("python train.py", ("--wandb_log=True",), ("--wandb_project=",), "p1")
+    assert cmd == "python train.py --wandb_log=True --wandb_project=p1"
+    assert with_wandb_switch(cmd, ("--wandb_log=True",), ("--wandb_project=",), "p1") == cmd
+    assert with_wandb_switch("python ppo.py", ("--track",), ("--wandb-project-name",), "p") == (
+        "python ppo.py --track --wandb-project-name p"
+    )
+    assert with_wandb_switch("python x.py", None) == "python x.py"

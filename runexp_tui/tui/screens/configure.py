@@ -471,6 +471,30 @@ class ConfigureScreen(PhaseScreen):
             )
         else:
             self._check_command(self.query_one("#command", Input).value)
+        self._turn_on_script_wandb(analysis)
+
+    def _turn_on_script_wandb(self, analysis: Any) -> None:
+        """The script logs to wandb only behind its own switch (`wandb_log`, `--track`): with
+        W&B chosen, the command turns it on, and sets the chosen project where it can."""
+        wb = getattr(analysis, "wandb", None)
+        switch = getattr(wb, "switch", None)
+        pressed = self.query_one("#wandb-choice", RadioSet).pressed_button
+        if not switch or (pressed is not None and pressed.id == WANDB_IDS["no"]):
+            return
+        field = self.query_one("#command", Input)
+        project = self.query_one("#wandb-project", Input).value.strip() or None
+        try:
+            new = cmdline.with_wandb_switch(field.value, switch, wb.project_arg, project)
+        except ValueError:
+            return
+        if new != field.value:
+            self._set_command(new)
+            where = "" if wb.project_arg else " (its project is set in the script)"
+            self._set_msg(
+                "#command-msg",
+                f"✓ the script's own wandb is off by default: turned on with "
+                f"{' '.join(switch)}{where}",
+            )
 
     def _redraw_flags(self) -> None:
         table = self.query_one("#flags", DataTable)
@@ -544,7 +568,7 @@ class ConfigureScreen(PhaseScreen):
         if value is None:
             return
         try:
-            new = cmdline.set_flag(command, flag, value, remove=(value == ""))
+            new = cmdline.set_flag(command, flag, value, remove=(value == ""), equals=spec.equals)
         except ValueError as exc:
             self._set_msg("#command-msg", f"✗ {exc}", error=True)
             return
