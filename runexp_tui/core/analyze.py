@@ -1203,6 +1203,9 @@ class _Analyzer:
             kind = "callback"
             cand = next((c for c in self.calls_named("fit") if _receiver(c) is not None), None)
         if cand is None:
+            cand = self._boosting_train()
+            kind = "callback"
+        if cand is None:
             return None
         return Shortcut(
             line=ts.start_line(cand),
@@ -1210,6 +1213,31 @@ class _Analyzer:
             call=_call_name(cand),
             end_line=ts.end_line(cand),
         )
+
+    def _boosting_train(self) -> Node | None:
+        """`lgb.train(..., valid_sets=...)` / `xgb.train(..., evals=...)`: the library's own
+        per-round evaluation, which a wandb callback logs (and the parameters as config)."""
+        libs = {"lightgbm": "valid_sets", "xgboost": "evals"}
+        for c in self.calls_named("train", "cv"):
+            recv = _receiver(c)
+            if recv is None or recv.type != "identifier":
+                continue
+            for lib, kw in libs.items():
+                if self._alias_of(ts.text(recv), lib) and (
+                    _kwarg(c, kw) is not None or _call_name(c) == "cv"
+                ):
+                    return c
+        return None
+
+    def _alias_of(self, name: str, module: str) -> bool:
+        """Whether `import module as name` (or `import module`) binds ``name`` in this file."""
+        for imp in self.imports:
+            text = ts.text(imp)
+            if re.search(rf"\bimport\s+{re.escape(module)}\s+as\s+{re.escape(name)}\b", text):
+                return True
+            if name == module and re.search(rf"\bimport\s+{re.escape(module)}\b", text):
+                return True
+        return False
 
     def framework_train_call(self, framework: str) -> Node | None:
         """The call that trains when a framework owns the loop: `.fit(...)`, `trainer.train()`."""
@@ -1229,6 +1257,8 @@ class _Analyzer:
             fits = [c for c in self.calls_named("learn") if _receiver(c) is not None]
         if not fits and framework == "lightning":
             fits = self.calls_named("LightningCLI")
+        if not fits and (boost := self._boosting_train()) is not None:
+            fits = [boost]
         if not fits:
             return None
         return fits[0] if framework in ("lightning", "keras") else fits[-1]

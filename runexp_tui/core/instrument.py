@@ -1677,11 +1677,22 @@ def _shortcut_hunks(plan: _Plan, sc: Shortcut) -> None:
             plan.notes.append("WandbLogger is already used")
             return
         _lightning_logger(plan, sc)
+    elif sc.kind == "callback" and sc.call in ("train", "cv"):
+        if src.names_called("wandb_callback", "WandbCallback"):
+            plan.notes.append("a wandb boosting callback is already used")
+            return
+        if src.imports_module("lightgbm"):
+            plan.extra_imports.append("from wandb.integration.lightgbm import wandb_callback")
+            _add_callback(plan, sc, "wandb_callback()", "shortcut: lightgbm wandb_callback")
+        else:
+            plan.extra_imports.append("from wandb.integration.xgboost import WandbCallback")
+            _add_callback(plan, sc, "WandbCallback()", "shortcut: xgboost WandbCallback")
     elif sc.kind == "callback":
         if src.names_called("WandbMetricsLogger", "WandbCallback"):
             plan.notes.append("a wandb Keras callback is already used")
             return
-        _keras_callback(plan, sc)
+        plan.extra_imports.append("from wandb.integration.keras import WandbMetricsLogger")
+        _add_callback(plan, sc, "WandbMetricsLogger()", "shortcut: WandbMetricsLogger")
 
 
 def _env_default_line(plan: _Plan) -> str:
@@ -1859,14 +1870,13 @@ def _lightning_logger(plan: _Plan, sc: Shortcut) -> None:
     plan.hunks.append(_edit_hunk(src, call, edits, "shortcut: WandbLogger", "logger"))
 
 
-def _keras_callback(plan: _Plan, sc: Shortcut) -> None:
+def _add_callback(plan: _Plan, sc: Shortcut, cb: str, label: str) -> None:
+    """Add ``cb`` to the ``callbacks=`` of the shortcut's call (Keras fit, lgb/xgb train)."""
     src = plan.src
     call = src.find_call(sc.line, [sc.call or "fit", "fit"]) or src.find_call(sc.line)
     if call is None:
-        plan.notes.append(f"no .fit( call found at line {sc.line}")
+        plan.notes.append(f"no {sc.call or 'fit'}( call found at line {sc.line}")
         return
-    cb = "WandbMetricsLogger()"
-    plan.extra_imports.append("from wandb.integration.keras import WandbMetricsLogger")
     existing = src.kwarg(call, "callbacks")
     value = existing.child_by_field_name("value") if existing is not None else None
     if value is None:
@@ -1877,7 +1887,7 @@ def _keras_callback(plan: _Plan, sc: Shortcut) -> None:
         edits = [_append_item(src, value, cb)]
     else:
         edits = [_replace(src, value, f"[*{src.t(value)}, {cb}]")]
-    plan.hunks.append(_edit_hunk(src, call, edits, "shortcut: WandbMetricsLogger", "callbacks"))
+    plan.hunks.append(_edit_hunk(src, call, edits, label, "callbacks"))
 
 
 def _before_statement(plan: _Plan, sc: Shortcut) -> tuple[int, str]:
