@@ -17,7 +17,7 @@ from runexp_tui.core.diagnosis.base import Ctx, ExitInfo, FlagBook, Hit, Rule
 from runexp_tui.core.diagnosis.generic import python_exceptions, unexplained_exit
 from runexp_tui.core.diagnosis.logtext import LogView
 from runexp_tui.core.diagnosis.model import Finding, Severity
-from runexp_tui.core.diagnosis.rules_code import config_key
+from runexp_tui.core.diagnosis.rules_code import config_key, inserted_code
 from runexp_tui.core.diagnosis.rules_dist import hf_hub, launcher, nccl, network, wandb_problems
 from runexp_tui.core.diagnosis.rules_gpu import cuda_oom, device_assert, nan_loss
 from runexp_tui.core.diagnosis.rules_proc import (
@@ -50,7 +50,7 @@ _NON_FATAL_ON_SUCCESS = frozenset(
 )
 
 RULES: tuple[Rule, ...] = (
-    cuda_oom, nan_loss, device_assert, module_not_found, import_error, killed, signals,
+    inserted_code, cuda_oom, nan_loss, device_assert, module_not_found, import_error, killed, signals,
     disk_full, port_in_use, file_not_found, bad_arguments, command_not_found, interpreter_missing,
     config_key,
     nccl, launcher, wandb_problems, hf_hub, network, *TABLE,

@@ -367,3 +367,28 @@ def test_cli_names_the_scripts_own_batch_size_flag(tmp_path):
         check=True,
     ).stdout
     assert "--bs 24" in out
+
+
+def test_a_traceback_through_inserted_code_blames_the_instrumentation(tmp_path: Path) -> None:
+    """The frame's source line carries the injector's marker: revert is the fix, first."""
+    script = tmp_path / "train.py"
+    script.write_text(
+        "import wandb  # runexp-tui\n"
+        "def main():\n"
+        "    loss = 0.5\n"
+        '    wandb.log({"train/loss": loss.item()})  # runexp-tui\n'
+        "main()\n"
+    )
+    (tmp_path / "wandb.py").write_text("def log(d):\n    print(d)\n")  # stands in for wandb
+    import subprocess
+    import sys
+
+    proc = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, cwd=tmp_path
+    )
+    assert proc.returncode == 1 and "# runexp-tui" in proc.stderr  # Python prints the marker
+    findings = diagnose_text(proc.stderr, exit_code=1)
+    first = findings[0]
+    assert first.id == "inserted_code" and "AttributeError" in first.title
+    assert first.action is not None and first.action.startswith("runexp-tui revert ")
+    assert not any(f.id == "python_exception" for f in findings)  # explained, not repeated

@@ -134,3 +134,45 @@ def _env_hit(ctx: Ctx, idx: int, end: int, var: str) -> Hit:
         key=f"env_var_missing:{var}",
         claims=frozenset(range(idx, end + 1)),
     )
+
+
+# The marker the injector puts on every line it adds (kept literal here: core/diagnosis does not
+# import the injector).
+_INSERTED = "# runexp-tui"
+
+
+def inserted_code(ctx: Ctx) -> list[Hit]:
+    """A traceback passes through a line runexp-tui inserted: our code broke the run.
+
+    Python prints each frame's source line with its comment, so the marker shows in the
+    traceback itself; the fix is to revert (the original is kept byte for byte) and launch again.
+    """
+    hits: list[Hit] = []
+    for tb in ctx.log.tracebacks:
+        frame = next((f for f in reversed(tb.frames) if _INSERTED in f.code), None)
+        if frame is None:
+            continue
+        code = frame.code.split(_INSERTED)[0].strip()
+        name = frame.file.rsplit("/", 1)[-1]
+        hits.append(
+            Hit(
+                "inserted_code",
+                f"The wandb code runexp-tui inserted raised {tb.short_type} ({name}:{frame.line})",
+                "error",
+                tb.exc_idx,
+                f"The line `{code}` at {frame.file}:{frame.line} was added by runexp-tui's"
+                f" instrumentation, and the run failed inside it: {tb.exc_type}: {tb.message}."
+                " The training code itself did not cause this.",
+                (
+                    f"Revert the instrumentation (restores the original exactly): runexp-tui"
+                    f" revert {frame.file}",
+                    "Or edit that line in the Instrument phase (e) and launch again; please"
+                    " report the script's shape so the analyzer learns it.",
+                ),
+                f"runexp-tui revert {frame.file}",
+                tier=ROOT,
+                key=f"inserted:{frame.file}:{frame.line}",
+                claims=frozenset(range(tb.start, tb.end + 1)),
+            )
+        )
+    return hits
