@@ -109,6 +109,9 @@ _METRIC_NAME = re.compile(
 )
 
 
+MAX_SCRIPT_BYTES = 64 * 2**20  # a generated 50,000-line script is ~2 MiB
+
+
 class AnalyzeError(Exception):
     """The script cannot be analysed at all (missing, unreadable, a directory, not UTF-8)."""
 
@@ -118,7 +121,13 @@ def analyze_file(path: str | Path) -> AnalysisResult:
     p = Path(path)
     if p.is_dir():
         raise AnalyzeError(f"{path}: is a directory, not a Python script")
+    if p.exists() and not p.is_file():  # a FIFO would block, /dev/zero never ends
+        raise AnalyzeError(f"{path}: not a regular file")
     try:
+        if p.stat().st_size > MAX_SCRIPT_BYTES:
+            raise AnalyzeError(
+                f"{path}: {p.stat().st_size // 2**20} MiB is too large for a training script"
+            )
         data = p.read_bytes()
     except FileNotFoundError:
         raise AnalyzeError(f"{path}: no such file") from None

@@ -8,8 +8,10 @@ trigger on other ranks, newest first within a tier, generic Python exceptions la
 
 from __future__ import annotations
 
+import errno
 import math
 import os
+import stat
 from collections.abc import Sequence
 
 from runexp_tui.core.analysis_model import CliFlag
@@ -120,6 +122,18 @@ def _order(log: LogView, hits: list[Hit]) -> list[Finding]:
     return out
 
 
+def _regular_only(path: str, flags: int) -> int:
+    """``open``'s opener: refuses (OSError) anything but a regular file, without blocking."""
+    fd = os.open(path, flags | os.O_NONBLOCK)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file")
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
 def read_tail(
     path: str | os.PathLike[str], max_bytes: int = DEFAULT_TAIL_BYTES
 ) -> tuple[str, int | None]:
@@ -128,7 +142,8 @@ def read_tail(
     Decodes invalid UTF-8 with replacement; a partial first line (cut by the seek) is dropped.
     The line number is None when the file was not read from its start.
     """
-    with open(path, "rb") as fh:
+    # a FIFO would block forever and /dev/zero never ends: only regular files are logs
+    with open(path, "rb", opener=_regular_only) as fh:
         fh.seek(0, os.SEEK_END)
         size = fh.tell()
         start = max(0, size - max_bytes)

@@ -368,6 +368,8 @@ def read_script(path: str | os.PathLike[str]) -> ScriptText:
     if not p.is_file():
         raise InjectError(f"not a regular file: {p}")
     try:
+        if p.stat().st_size > 64 * 2**20:
+            raise InjectError(f"{p.stat().st_size // 2**20} MiB is too large for a script: {p}")
         data = p.read_bytes()
     except PermissionError:
         raise InjectError(f"cannot read {p}: permission denied") from None

@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from runexp_tui.commands import COMMAND_MODULES
 
 
@@ -35,3 +37,24 @@ def test_missing_repo_is_refused_before_the_dashboard_starts(tmp_path: Path) -> 
 def test_unknown_option_is_an_error() -> None:
     out = run("--frobnicate")
     assert out.returncode == 2 and "unrecognized arguments" in out.stderr
+
+
+@pytest.mark.parametrize("command", ["analyze", "diagnose", "inject"])
+@pytest.mark.timeout(60)
+def test_a_fifo_or_an_endless_device_is_refused_not_read(command: str, tmp_path) -> None:
+    """A FIFO would block forever and /dev/zero never ends: one line, exit 2, nothing read."""
+    import os
+    import subprocess
+    import sys
+
+    fifo = tmp_path / "pipe.py"
+    os.mkfifo(fifo)
+    for target in (str(fifo), "/dev/zero"):
+        out = subprocess.run(
+            [sys.executable, "-m", "runexp_tui", command, target],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert out.returncode == 2, out
+        assert "not a regular file" in out.stderr and len(out.stderr.strip().splitlines()) == 1
