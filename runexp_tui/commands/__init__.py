@@ -15,4 +15,5 @@ COMMAND_MODULES = (
     "stop",
     "attach",
     "diagnose",
+    "metrics",
 )
