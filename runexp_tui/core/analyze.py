@@ -1675,6 +1675,20 @@ class _Analyzer:
             cur = cur.next_named_sibling
         return last
 
+    def _complete_until(self, stmt: Node, var: str, target: Node) -> Node:
+        """Past the last later statement, before training starts, that still fills the config.
+
+        `args.world_size = dist.get_world_size()` a few lines after the rank, a seed fixed
+        after the model is built: the run's config must hold the values training uses.
+        """
+        last = stmt
+        cur = stmt.next_named_sibling
+        while cur is not None and not _contains(cur, target) and cur.start_byte < target.start_byte:
+            if cur.type != "comment" and self._mutates(cur, var):
+                last = cur
+            cur = cur.next_named_sibling
+        return last
+
     def _mutates(self, st: Node, var: str) -> bool:
         simple = [
             n
@@ -1861,6 +1875,8 @@ class _Analyzer:
                     if lifted2 is not None and lifted2.start_byte > anchor_after.start_byte:
                         anchor_after = lifted2
         if anchor_after is not None:
+            if var and target is not None:
+                anchor_after = self._complete_until(anchor_after, var, target)
             st = self.line_stmt(anchor_after)
             return InitPoint(ts.end_line(st), var, self.indent_of(st))
         if body_of is not None:

@@ -1,0 +1,127 @@
+"""The shapes real scripts have, each placed where a careful engineer would put the code.
+
+The single-process shapes are also run after injection, with torch on the CPU and a stand-in
+``wandb`` module that records every call: the log must run once per optimizer step, on the
+default path, with a monotonic step, and finish after the last evaluation.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from runexp_tui.core.instrument import apply_proposal, propose_file
+
+SCRIPTS = Path(__file__).resolve().parents[1] / "fixtures" / "scripts"
+HAS_TORCH = importlib.util.find_spec("torch") is not None
+
+# Records calls as JSON lines; the same surface the injected code uses.
+RECORDER = """\
+import json, os
+run = None
+_out = open(os.environ["WANDB_RECORD"], "a")
+class _Run:
+    pass
+def init(**kw):
+    global run
+    run = _Run()
+    _out.write(json.dumps({"call": "init", "config": sorted((kw.get("config") or {}))}) + "\\n")
+    return run
+def log(d, **kw):
+    assert run is not None, "wandb.log before wandb.init"
+    _out.write(json.dumps({"call": "log", "data": d}) + "\\n")
+def finish():
+    _out.write(json.dumps({"call": "finish"}) + "\\n")
+"""
+
+
+def _inject(name: str, tmp_path: Path) -> tuple[Path, str]:
+    script = tmp_path / name
+    shutil.copy(SCRIPTS / name, script)
+    proposal = propose_file(script, project="t")
+    assert proposal.hunks, proposal.notes
+    apply_proposal(proposal)
+    return script, script.read_text()
+
+
+def _run(script: Path, tmp_path: Path) -> list[dict]:
+    (tmp_path / "wandb.py").write_text(RECORDER)
+    record = tmp_path / "calls.jsonl"
+    env = {"PATH": "/usr/bin:/bin", "WANDB_RECORD": str(record), "PYTHONPATH": str(tmp_path)}
+    proc = subprocess.run(
+        [sys.executable, str(script)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return [json.loads(line) for line in record.read_text().splitlines()]
+
+
+def test_loss_in_a_helper_method_is_logged_inside_it(tmp_path: Path) -> None:
+    script, text = _inject("shape_helper_loss.py", tmp_path)
+    lines = text.splitlines()
+    log = next(i for i, ln in enumerate(lines) if "wandb.log(" in ln)
+    assert lines[log - 1].strip() == "self.opt.step()"  # in _run_batch, after the update
+    assert '"train/loss": loss.item()' in lines[log]
+    if HAS_TORCH:
+        calls = _run(script, tmp_path)
+        logs = [c for c in calls if c["call"] == "log"]
+        assert [c["call"] for c in calls][0] == "init" and calls[-1]["call"] == "finish"
+        assert len(logs) == 2 * 4  # epochs x batches: every optimizer step
+
+
+def test_finish_goes_after_the_final_test_and_the_batch_index_is_no_step(tmp_path: Path) -> None:
+    script, text = _inject("shape_finish_test.py", tmp_path)
+    lines = text.splitlines()
+    fin = next(i for i, ln in enumerate(lines) if "wandb.finish()" in ln)
+    assert "test_loss = evaluate(model)" in "\n".join(lines[:fin])
+    assert "except KeyboardInterrupt" not in lines[fin - 1]
+    assert '"step": batch_idx' not in text  # restarts every epoch
+    if HAS_TORCH:
+        calls = _run(script, tmp_path)
+        assert calls[-1]["call"] == "finish"
+        assert sum("train/loss" in c.get("data", {}) for c in calls) == 3 * 4
+
+
+@pytest.mark.parametrize("name", ["shape_branch_nostep.py", "shape_fp16_branch.py"])
+def test_the_train_log_is_after_the_if_else_not_in_one_branch(name: str, tmp_path: Path) -> None:
+    script, text = _inject(name, tmp_path)
+    log = next(ln for ln in text.splitlines() if "wandb.log(" in ln)
+    update = next(
+        ln
+        for ln in text.splitlines()
+        if ln.strip().startswith("if args.manual") or ln.strip() == "if fp16:"
+    )
+    assert len(log) - len(log.lstrip()) == len(update) - len(update.lstrip())
+    if HAS_TORCH:
+        logs = [c for c in _run(script, tmp_path) if c["call"] == "log"]
+        assert len(logs) == 10  # the default branch logs every step
+
+
+def test_a_rank_known_only_later_moves_init_after_it_and_after_the_config_is_complete(
+    tmp_path: Path,
+) -> None:
+    _, text = _inject("shape_rank_later.py", tmp_path)
+    lines = text.splitlines()
+    init = next(i for i, ln in enumerate(lines) if "wandb.init(" in ln)
+    before = "\n".join(lines[:init])
+    assert "rank = dist.get_rank()" in before and "args.world = " in before
+    assert lines[init - 1].strip().startswith("if rank == 0:")
+
+
+def test_init_under_mp_spawn_runs_in_the_worker(tmp_path: Path) -> None:
+    _, text = _inject("shape_spawn_parent.py", tmp_path)
+    lines = text.splitlines()
+    init = next(i for i, ln in enumerate(lines) if "wandb.init(" in ln)
+    worker = next(i for i, ln in enumerate(lines) if ln.startswith("def train("))
+    main = next(i for i, ln in enumerate(lines) if ln.startswith("def main("))
+    assert worker < init < main
