@@ -65,6 +65,10 @@ class RunView:
     wandb_dir: str | None = None
     wandb_offline: bool = True
     wandb_url: str | None = None  # the run page, when the log printed it (online runs)
+    # closing the loop on the instrumentation: was wandb asked for (WANDB_MODE/PROJECT set at
+    # launch), and has the first train metric reached the run's local .wandb file?
+    wandb_expected: bool = False
+    wandb_train_key: str | None = None
     log_grew_at: float | None = None
     error: str | None = None
 
@@ -166,6 +170,7 @@ class RunFollower:
         self.wandb_url: str | None = None
         self._wandb_reader: Any = None
         self._wandb_keys: set[str] = set()
+        self.wandb_train_key: str | None = None  # the first train/ metric read from .wandb
         self.log_grew_at: float | None = None
         self._findings: tuple[Any, ...] = ()
         self._diag_at = -math.inf  # monotonic time of the last diagnosis
@@ -300,6 +305,8 @@ class RunFollower:
                 if k.startswith("_") or not isinstance(v, (int, float)) or isinstance(v, bool):
                     continue
                 self._wandb_keys.add(k)
+                if self.wandb_train_key is None and k.lower().startswith("train"):
+                    self.wandb_train_key = k
                 at = (
                     float(step)
                     if isinstance(step, (int, float))
@@ -440,6 +447,9 @@ class RunFollower:
             else rec.wandb_dir,
             wandb_offline=(rec.env or {}).get("WANDB_MODE", "offline") != "online",
             wandb_url=self.wandb_url,
+            wandb_expected=bool({"WANDB_MODE", "WANDB_PROJECT"} & set(rec.env or {})),
+            wandb_train_key=self.wandb_train_key
+            or next((k for k in sorted(self._wandb_keys) if "loss" in k.lower()), None),
             log_grew_at=self.log_grew_at,
         )
 

@@ -92,3 +92,21 @@ def test_gpu_names_shrink_by_dropping_the_form_factor_not_the_memory() -> None:
     assert short_gpu_name("NVIDIA H100 80GB HBM3", 11) == "H100-80GB"
     assert short_gpu_name("Tesla V100-PCIE-32GB", 6) == "V100-…"
     assert short_gpu_name("NVIDIA H200", 11) == "H200"
+
+
+def test_the_status_says_whether_the_instrumentation_logs() -> None:
+    """Closing the loop: a train metric in the .wandb file, or after a minute what is missing."""
+    from types import SimpleNamespace
+
+    from runexp_tui.tui.widgets.run_status import instrumentation_text
+
+    base = dict(wandb_expected=True, alive=True, wandb_dir=None, wandb_train_key=None)
+    assert instrumentation_text(SimpleNamespace(**base, elapsed_s=5.0)).plain == ""  # too early
+    late = SimpleNamespace(**base, elapsed_s=90.0)
+    assert "no wandb run started" in instrumentation_text(late).plain
+    started = SimpleNamespace(**{**base, "wandb_dir": "/r/wandb/offline-run-x"}, elapsed_s=90.0)
+    assert "no train metric" in instrumentation_text(started).plain
+    ok = SimpleNamespace(**{**base, "wandb_train_key": "train/loss"}, elapsed_s=3.0)
+    assert "✓ train/loss logged" in instrumentation_text(ok).plain
+    off = SimpleNamespace(**{**base, "wandb_expected": False}, elapsed_s=90.0)
+    assert instrumentation_text(off).plain == ""  # W&B not chosen: nothing to check

@@ -42,7 +42,37 @@ def short_path(path: str, base: str | None) -> str:
     return path
 
 
+INSTRUMENT_GRACE_S = 60.0  # how long a run may take to start wandb and log a first train metric
+
+
+def instrumentation_text(view: Any) -> Text:
+    """Whether the instrumentation works: a train metric reached wandb, or what is missing."""
+    out = Text()
+    if not getattr(view, "wandb_expected", False):
+        return out
+    key = getattr(view, "wandb_train_key", None)
+    if key:
+        out.append("  ✓ ", style="green")
+        out.append(f"{key} logged", style="green")
+        return out
+    elapsed = getattr(view, "elapsed_s", None) or 0.0
+    if elapsed < INSTRUMENT_GRACE_S and getattr(view, "alive", False):
+        return out
+    if getattr(view, "wandb_dir", None):
+        out.append("  ! no train metric in the wandb run yet", style="yellow")
+    else:
+        out.append("  ! no wandb run started", style="yellow")
+    return out
+
+
 def wandb_text(view: Any, url: str | None) -> Text:
+    """Where the run's wandb data is, and whether its train metrics arrive."""
+    out = _wandb_where(view, url)
+    out.append_text(instrumentation_text(view))
+    return out
+
+
+def _wandb_where(view: Any, url: str | None) -> Text:
     """Where the run's wandb data is: the URL online, or the offline folder and how to sync it."""
     out = Text()
     wdir = getattr(view, "wandb_dir", None)
