@@ -1797,6 +1797,51 @@ class _Analyzer:
                 return fn, p
         return None
 
+    def _self_config(self, target: Node | None) -> tuple[Node, str] | None:
+        """A trainer method reading `self.cfg.epochs`, `self.cfg` set from an `__init__` parameter.
+
+        The config object the training reads, held on the instance: `config=` gets that object,
+        and wandb.init goes at the start of the method that trains (not into `save()` or another
+        method that merely mentions it).
+        """
+        fn = _scope(target) if target is not None else None
+        cls = fn.parent.parent if fn is not None and fn.parent is not None else None
+        if fn is None or cls is None or cls.type != "class_definition":
+            return None
+        me = "self"
+        used = re.findall(rf"\b{re.escape(me)}\.(\w+)\.\w+", ts.text(target))
+        if not used:
+            return None
+        init = next(
+            (
+                d
+                for d in self.defs
+                if ts.text(d.child_by_field_name("name")) == "__init__"
+                and d.parent is not None
+                and d.parent.parent == cls
+            ),
+            None,
+        )
+        if init is None:
+            return None
+        init_params = set(_param_names(init))
+        for st in _walk_statements(init):
+            a = _assignment(st)
+            if a is None:
+                continue
+            left, right = a.child_by_field_name("left"), a.child_by_field_name("right")
+            if left is None or right is None or left.type != "attribute":
+                continue
+            attr = ts.text(left.child_by_field_name("attribute"))
+            if (
+                attr in used
+                and right.type == "identifier"
+                and ts.text(right) in init_params
+                and ts.text(left.child_by_field_name("object")) == me
+            ):
+                return fn, f"{me}.{attr}"
+        return None
+
     def _hydra(self) -> tuple[Node, str] | None:
         for d in self.defs:
             if any("hydra.main" in dec or dec.startswith("@main(") for dec in _decorators(d)):
@@ -1851,6 +1896,8 @@ class _Analyzer:
             anchor_after, var = g
         elif (pc := self._config_parameter(target)) is not None:
             body_of, var = pc
+        elif (sc := self._self_config(target)) is not None:
+            body_of, var = sc
         elif (o := self._object_config()) is not None:
             anchor_after = self._complete(o[0], o[1])
             var = o[1]

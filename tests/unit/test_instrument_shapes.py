@@ -125,3 +125,14 @@ def test_init_under_mp_spawn_runs_in_the_worker(tmp_path: Path) -> None:
     worker = next(i for i, ln in enumerate(lines) if ln.startswith("def train("))
     main = next(i for i, ln in enumerate(lines) if ln.startswith("def main("))
     assert worker < init < main
+
+
+def test_a_trainer_config_held_on_self_is_the_config(tmp_path: Path) -> None:
+    script, text = _inject("shape_self_config.py", tmp_path)
+    init = next(ln for ln in text.splitlines() if "wandb.init(" in ln)
+    assert "config=self.cfg if isinstance(self.cfg, dict) else vars(self.cfg)" in init
+    assert "def save" not in text.split("wandb.init(")[0].splitlines()[-1]
+    if HAS_TORCH:
+        calls = _run(script, tmp_path)
+        assert calls[0] == {"call": "init", "config": ["epochs", "lr", "out"]}
+        assert sum(c["call"] == "log" for c in calls) == 2 * 4
