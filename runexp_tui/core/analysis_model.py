@@ -93,6 +93,9 @@ class Points:
     eval_log: EvalLogPoint | None = None
     finish: FinishPoint | None = None
     shortcut: Shortcut | None = None
+    # a final evaluation after training (`test_loss = evaluate(...)` after the epoch loop),
+    # logged once under test/ (not in the JSON contract)
+    test_log: EvalLogPoint | None = None
 
 
 @dataclass(frozen=True)

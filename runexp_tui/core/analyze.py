@@ -520,8 +520,11 @@ class _Analyzer:
                 fn = _scope(fn)
         train_call = None if loop is not None else self.framework_train_call(framework)
         eval_log = self.eval_log(loop, top_loop, train_call)
+        test_log = self.test_log(loop, top_loop, train_call, eval_log)
         init = self.init_point(top_loop, train_call, dist)
         finish = self.finish_point(top_loop, train_call, eval_log)
+        if finish is not None and test_log is not None and test_log.after_line > finish.after_line:
+            test_log = None  # past the end of the run: a later phase, not this training's test
         return AnalysisResult(
             path=self.path,
             framework=framework,
@@ -534,6 +537,7 @@ class _Analyzer:
                 eval_log=eval_log,
                 finish=finish,
                 shortcut=shortcut,
+                test_log=test_log,
             ),
             cli_flags=tuple(self.cli_flags()),
             syntax_errors=tuple(self.syntax_errors()),
@@ -622,6 +626,9 @@ class _Analyzer:
             ):
                 continue
             sites.append(_Site(c, "step"))
+        for c in self.calls_named("partial_fit"):  # sklearn's incremental step
+            if _receiver(c) is not None and next(_loops_up(c), None) is not None:
+                sites.append(_Site(c, "step"))
         for c in self.calls_named("value_and_grad", "grad"):
             if _receiver(c) is not None and ts.text(_receiver(c)) in ("jax", "nn", "flax"):
                 sites.append(_Site(c, "backward"))
@@ -740,12 +747,37 @@ class _Analyzer:
             step_var=self.step_var(loop),
             indent=self.indent_of(stmt),
         )
+        if point.loss_var is not None and "." not in point.loss_var:
+            later = self._assigned_after(stmt, point.loss_var)
+            if later is not None:  # `clf.partial_fit(x, y)` then `loss = log_loss(...)`
+                point = TrainLogPoint(
+                    ts.end_line(later), point.loss_var, point.step_var, self.indent_of(later)
+                )
         if point.loss_var is None:
             # the loss lives in a helper the loop calls (`self._run_batch(x, y)`, an
             # `update()` closure) and never comes back to the loop: log it there, once per
             # step, in the process that trains
             return self._helper_train_log(loop) or point
         return point
+
+    def _assigned_after(self, stmt: Node, var: str) -> Node | None:
+        """A later statement of ``stmt``'s block assigning ``var``, when none assigns it before.
+
+        The step comes first and the loss is computed after it: the log waits for the value.
+        """
+        block = stmt.parent
+        if block is None:
+            return None
+        before = after = None
+        for st in block.named_children:
+            a = _assignment(st) if st.type == "expression_statement" else None
+            if a is None or var not in _target_names(a.child_by_field_name("left")):
+                continue
+            if st.end_byte <= stmt.start_byte:
+                before = st
+            elif st.start_byte >= stmt.end_byte and after is None:
+                after = st
+        return after if before is None else None
 
     def _helper_train_log(self, loop: Node) -> TrainLogPoint | None:
         """A train log inside the function, called from ``loop``, that backpropagates the loss."""
@@ -1295,6 +1327,50 @@ class _Analyzer:
             if d.id in no_grad or _EVAL_NAME.search(name):
                 out.append(d)
         return out
+
+    def test_log(
+        self,
+        loop: Node | None,
+        top: Node | None,
+        train_call: Node | None,
+        eval_log: EvalLogPoint | None,
+    ) -> EvalLogPoint | None:
+        """The final evaluation after training ends (a test set), when the eval log is not it.
+
+        A call of an evaluation function, a metric call, or a metric-named value computed in
+        the statements that follow the training loop (or the framework's train call) in its
+        block: logged once, so the run holds the number a paper would quote.
+        """
+        anchor = top if top is not None else train_call
+        if anchor is None:
+            return None
+        stmt = self._lift_to_function_level(_stmt(anchor) if top is None else self.line_stmt(top))
+        end_line = ts.end_line(stmt)
+        if eval_log is not None and eval_log.after_line > end_line:
+            return None  # the one eval log already comes after training
+        cur = stmt.next_named_sibling
+        while cur is not None:
+            a = _assignment(cur) if cur.type == "expression_statement" else None
+            right = a.child_by_field_name("right") if a is not None else None
+            names = _target_names(a.child_by_field_name("left")) if a is not None else []
+            if right is not None and right.type == "call" and names:
+                callee = _call_name(right)
+                is_eval = (
+                    callee
+                    in {ts.text(f.child_by_field_name("name")) for f in self.eval_functions()}
+                    or _METRIC_CALL.search(callee)
+                    or _EVAL_NAME.search(callee)
+                    or all(_METRIC_NAME.search(n) for n in names)
+                )
+                if is_eval and not _NOT_METRIC.match(callee):
+                    last, metric_names = self._metric_run(cur)
+                    metric_names = [n for n in metric_names if n != "_"]
+                    if metric_names:
+                        return EvalLogPoint(
+                            ts.end_line(last), tuple(metric_names), self.indent_of(last)
+                        )
+            cur = cur.next_named_sibling
+        return None
 
     def eval_log(
         self, loop: Node | None, top: Node | None, train_call: Node | None
@@ -2074,6 +2150,8 @@ class _Analyzer:
         if train_call is None:
             return None
         st = self._lift_to_function_level(_stmt(train_call))
+        if st.parent is not None and st.parent.type == "block" and _scope(st) is not None:
+            st = self._end_of_run(st)  # the test evaluation after fit/train is part of the run
         last = st
         if eval_log is not None and eval_log.after_line > ts.end_line(st):
             line_node = self.root.descendant_for_point_range(

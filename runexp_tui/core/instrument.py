@@ -1232,6 +1232,25 @@ def _manual_hunks(plan: _Plan, guard: str | None, keras: bool) -> None:
     elif pts.eval_log is not None and has_eval:
         plan.notes.append("evaluation metrics are already logged with wandb.log")
 
+    tl_ = pts.test_log
+    if tl_ is not None and tl_.metric_vars and not has_eval and not src.marked_log_with("test/"):
+        items = [f'"test/{_test_key(m)}": {_scalar(src, m)}' for m in tl_.metric_vars]
+        plan.need.add("wandb")
+        plan.hunks.append(
+            _insertion(
+                "eval_log",
+                f"test log: {', '.join(tl_.metric_vars)}",
+                tl_.after_line,
+                _block(
+                    [f"wandb.log({{{', '.join(items)}}})"],
+                    tl_.indent,
+                    _guard_at(src, guard, tl_.after_line, tl_.indent),
+                    plan.unit,
+                ),
+                ", ".join(tl_.metric_vars),
+            )
+        )
+
     if pts.finish is not None and has_finish:
         plan.notes.append("wandb.finish is already there")
     elif pts.finish is not None and (plan.hunks or has_init):
@@ -1416,6 +1435,15 @@ def _scalar(src: _Source, var: str) -> str:
 
 
 _DOTTED = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
+
+
+def _test_key(var: str) -> str:
+    """`test_loss` -> `loss` under the test/ prefix (no `test/test_loss`)."""
+    key = _key(var)
+    for prefix in ("test_", "test"):
+        if key.lower().startswith(prefix) and len(key) > len(prefix):
+            return key[len(prefix) :]
+    return key
 
 
 def _label(kind: str, var: str | None) -> str:

@@ -21,6 +21,8 @@ if TYPE_CHECKING:  # only for annotations: importing the binding is deferred to 
 INTERESTING_CALLS = (
     # training signals
     "backward",
+    "partial_fit",
+    "cv",
     "step",
     "apply_gradients",
     "apply_updates",
