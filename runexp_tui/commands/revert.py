@@ -6,7 +6,7 @@ import argparse
 import sys
 
 NAME = "revert"
-HELP = "restore a script from its newest backup, byte for byte (the backup is kept)"
+HELP = "restore a script from the backup inject made, byte for byte (the backup is kept)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -21,6 +21,8 @@ def run(args: argparse.Namespace) -> int:
     except InjectError as exc:
         print(f"runexp-tui revert: {exc}", file=sys.stderr)
         return 2
+    if result.kept_edits:
+        print(f"your edits made after inject are kept in {result.kept_edits}")
     if result.changed:
         print(f"restored {result.path} from {result.backup_path}")
     else:

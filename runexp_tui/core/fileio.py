@@ -16,9 +16,14 @@ def atomic_write_bytes(
 ) -> None:
     """Replace ``path`` with ``data`` so that readers see the old file or the new one, never half.
 
-    The file's permission bits are kept when it exists (or set to ``mode`` when given).
+    The file's permission bits are kept when it exists (or set to ``mode`` when given), and so
+    are its owner and group (a root process editing a user's script must not take it over).
     """
     target = Path(path)
+    owner: tuple[int, int] | None = None
+    with contextlib.suppress(OSError):
+        st = target.stat()
+        owner = (st.st_uid, st.st_gid)
     if mode is None:
         try:
             mode = stat.S_IMODE(target.stat().st_mode)
@@ -32,6 +37,11 @@ def atomic_write_bytes(
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
+        if owner is not None and hasattr(os, "chown"):
+            with contextlib.suppress(PermissionError):  # only root may give a file away
+                st_tmp = os.stat(tmp)
+                if (st_tmp.st_uid, st_tmp.st_gid) != owner:
+                    os.chown(tmp, *owner)
         os.chmod(tmp, mode)
         os.replace(tmp, target)
     except BaseException:

@@ -18,10 +18,12 @@ from __future__ import annotations
 
 import ast
 import difflib
+import hashlib
 import json
 import os
 import re
 import stat
+import time
 import warnings
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
@@ -29,7 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from runexp_tui.core import bindcheck, ts
-from runexp_tui.core.fileio import atomic_write_bytes
+from runexp_tui.core.fileio import atomic_write_bytes, atomic_write_json
 
 if TYPE_CHECKING:
     from tree_sitter import Node, Tree
@@ -213,6 +215,7 @@ class RevertResult:
     path: str
     backup_path: str
     changed: bool  # False when the file already equalled the backup
+    kept_edits: str | None = None  # where the user's edits made after inject were saved
 
 
 _LINE_END = re.compile(r"\r\n|\r|\n")
@@ -2194,7 +2197,11 @@ def _write_backup(path: Path, data: bytes, mode: int) -> Path:
 def _resolve(path: str | os.PathLike[str]) -> Path:
     """The real file behind a symlink, so that the link itself is kept."""
     p = Path(path)
-    return p.resolve() if p.is_symlink() else p
+    try:
+        return p.resolve(strict=True) if p.is_symlink() else p
+    except (OSError, RuntimeError) as exc:  # a symlink loop (RuntimeError before 3.13), dangling
+        reason = getattr(exc, "strerror", None) or "a symlink loop or a dangling link"
+        raise InjectError(f"cannot follow the link {p}: {reason}") from None
 
 
 def apply_proposal(proposal: Proposal, included: Iterable[int] | None = None) -> ApplyResult:
@@ -2214,42 +2221,138 @@ def apply_proposal(proposal: Proposal, included: Iterable[int] | None = None) ->
     check_parses(proposal.original_text, patched)
     _writable(target)
     mode = stat.S_IMODE(target.stat().st_mode)
+    data = proposal.encode(chosen)
     try:
         backup = _write_backup(target, current.data, mode)
-        atomic_write_bytes(target, proposal.encode(chosen), mode=mode)
+        _record_injection(target, backup, current.data, data)
+        atomic_write_bytes(target, data, mode=mode)
     except OSError as exc:
         raise InjectError(f"cannot write {target}: {exc.strerror or exc}") from None
     return ApplyResult(str(target), str(backup), chosen, True)
 
 
+# inject's own record, beside the script: which backup it wrote and what it wrote, so that
+# revert restores that backup (never the user's own `train.py.backup`) and sees later edits
+RECORD_NAME = ".runexp-inject.json"
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _load_records(folder: Path) -> dict[str, dict[str, str]]:
+    try:
+        doc = json.loads((folder / RECORD_NAME).read_text(encoding="utf-8"))
+    except (OSError, ValueError, UnicodeDecodeError):
+        return {}
+    if not isinstance(doc, dict):
+        return {}
+    return {
+        k: v
+        for k, v in doc.items()
+        if isinstance(k, str)
+        and isinstance(v, dict)
+        and all(isinstance(x, str) for x in v.values())
+    }
+
+
+def _record_injection(target: Path, backup: Path, original: bytes, patched: bytes) -> None:
+    records = _load_records(target.parent)
+    records[target.name] = {
+        "backup": backup.name,
+        "original_sha256": _sha(original),
+        "patched_sha256": _sha(patched),
+    }
+    atomic_write_json(target.parent / RECORD_NAME, records)
+
+
+def _recorded_backup(target: Path) -> tuple[Path | None, dict[str, str] | None]:
+    """The backup inject recorded for ``target`` (checked against its content), and the record."""
+    rec = _load_records(target.parent).get(target.name)
+    if rec is None or "/" in rec.get("backup", "/"):
+        return None, None
+    backup = target.parent / rec["backup"]
+    try:
+        if backup.is_file() and _sha(backup.read_bytes()) == rec.get("original_sha256"):
+            return backup, rec
+    except OSError:
+        pass
+    return None, rec
+
+
 def revert_file(path: str | os.PathLike[str]) -> RevertResult:
-    """Restore the newest backup byte for byte; the backup is kept (the original is never lost)."""
+    """Restore the backup inject made, byte for byte; the backup is kept (never lost).
+
+    Only inject's own backup is restored: the one its record names (a `train.py.backup` the
+    user made is left alone). Without a record (a backup from an older version), the newest
+    backup, and only while the script still carries the marker. Edits made to the script
+    after inject are not thrown away: that version is kept as `SCRIPT.edited-<time>` first.
+    """
     target = _resolve(path)
-    if target.is_dir():
-        raise InjectError(f"is a directory, not a script: {target}")
-    backups = existing_backups(target)
-    if not backups:
-        raise InjectError(f"no backup found for {target} (expected {target.name}{BACKUP_SUFFIX})")
-    backup = backups[0]
+    try:
+        if target.is_dir():
+            raise InjectError(f"is a directory, not a script: {target}")
+        if target.exists() and not target.is_file():
+            raise InjectError(f"not a regular file: {target}")
+    except OSError as exc:  # a symlink loop, a path too long
+        raise InjectError(f"cannot revert {path}: {exc.strerror or exc}") from None
+    backup, rec = _recorded_backup(target)
+    current: bytes | None = None
+    if target.exists():
+        try:
+            current = target.read_bytes()
+        except OSError as exc:
+            raise InjectError(f"cannot read {target}: {exc.strerror or exc}") from None
+    if backup is None:
+        if rec is not None:
+            raise InjectError(
+                f"the backup inject made for {target} ({rec.get('backup')}) is missing or was"
+                " changed; nothing restored"
+            )
+        backups = existing_backups(target)
+        if not backups:
+            raise InjectError(
+                f"no backup found for {target} (expected {target.name}{BACKUP_SUFFIX})"
+            )
+        if current is not None and MARKER.encode() not in current:
+            raise InjectError(
+                f"{target} carries no runexp-tui change and inject recorded no backup for it:"
+                f" {backups[0].name} may be your own; restore it by hand if it is"
+            )
+        backup = backups[0]
     try:
         data = backup.read_bytes()
     except OSError as exc:
         raise InjectError(f"cannot read the backup {backup}: {exc.strerror or exc}") from None
-    if target.exists():
-        try:
-            if target.read_bytes() == data:
-                return RevertResult(str(target), str(backup), False)
-        except OSError:
-            pass
+    if current is not None and current == data:
+        return RevertResult(str(target), str(backup), False)
+    kept: Path | None = None
+    if current is not None:
         _writable(target)
         mode = stat.S_IMODE(target.stat().st_mode)
+        edited = rec is not None and _sha(current) != rec.get("patched_sha256")
+        if rec is None and MARKER.encode() not in current:
+            edited = True
+        if edited:
+            stamp = time.strftime("%Y%m%d-%H%M%S")
+            kept = target.with_name(f"{target.name}.edited-{stamp}")
+            n = 1
+            while kept.exists():
+                kept = target.with_name(f"{target.name}.edited-{stamp}.{n}")
+                n += 1
+            try:
+                atomic_write_bytes(kept, current, mode=mode)
+            except OSError as exc:
+                raise InjectError(
+                    f"cannot keep your edits to {target} ({exc.strerror or exc}); nothing restored"
+                ) from None
     else:
         mode = stat.S_IMODE(backup.stat().st_mode)
     try:
         atomic_write_bytes(target, data, mode=mode)
     except OSError as exc:
         raise InjectError(f"cannot write {target}: {exc.strerror or exc}") from None
-    return RevertResult(str(target), str(backup), True)
+    return RevertResult(str(target), str(backup), True, str(kept) if kept else None)
 
 
 def propose_file(

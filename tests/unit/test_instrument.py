@@ -842,3 +842,68 @@ def test_cr_only_line_endings_place_code_where_python_reads_the_lines() -> None:
     tree = ast.parse(out)  # and Python agrees: the calls are inside main(), not at module level
     top = [type(n).__name__ for n in tree.body]
     assert top == ["Import", "Import", "Import", "FunctionDef", "If"]
+
+
+def _injected(tmp_path: Path) -> Path:
+    script = tmp_path / "train.py"
+    script.write_text(VANILLA)
+    from runexp_tui.core.instrument import propose_file
+
+    assert apply_proposal(propose_file(script)).changed
+    return script
+
+
+def test_revert_restores_injects_own_backup_not_a_newer_user_backup(tmp_path: Path) -> None:
+    script = tmp_path / "train.py"
+    (tmp_path / "train.py.backup").write_text("# the user's own older copy\n")
+    script.write_text(VANILLA)
+    from runexp_tui.core.instrument import propose_file
+
+    result = apply_proposal(propose_file(script))
+    assert Path(result.backup_path).name == "train.py.backup.1"
+    os.utime(tmp_path / "train.py.backup")  # now the newest by mtime
+    r = revert_file(script)
+    assert script.read_text() == VANILLA and Path(r.backup_path).name == "train.py.backup.1"
+    assert (tmp_path / "train.py.backup").read_text() == "# the user's own older copy\n"
+
+
+def test_revert_keeps_edits_made_after_inject(tmp_path: Path) -> None:
+    script = _injected(tmp_path)
+    edited = script.read_text() + "# my own change after inject\n"
+    script.write_text(edited)
+    r = revert_file(script)
+    assert script.read_text() == VANILLA
+    assert r.kept_edits is not None and Path(r.kept_edits).read_text() == edited
+    assert Path(r.kept_edits).name.startswith("train.py.edited-")
+
+
+def test_revert_without_a_record_refuses_a_script_inject_never_touched(tmp_path: Path) -> None:
+    script = tmp_path / "train.py"
+    script.write_text(VANILLA)
+    (tmp_path / "train.py.backup").write_text("# the user's own\n")
+    with pytest.raises(InjectError, match="may be your own"):
+        revert_file(script)
+    assert script.read_text() == VANILLA
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root can give a file to another user")
+def test_inject_and_revert_keep_the_scripts_owner(tmp_path: Path) -> None:
+    script = tmp_path / "train.py"
+    script.write_text(VANILLA)
+    os.chown(script, 1234, 4321)
+    os.chmod(script, 0o640)
+    from runexp_tui.core.instrument import propose_file
+
+    apply_proposal(propose_file(script))
+    st = script.stat()
+    assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (1234, 4321, 0o640)
+    revert_file(script)
+    st = script.stat()
+    assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (1234, 4321, 0o640)
+
+
+def test_revert_on_a_symlink_loop_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "a.py").symlink_to(tmp_path / "b.py")
+    (tmp_path / "b.py").symlink_to(tmp_path / "a.py")
+    with pytest.raises(InjectError, match="cannot follow the link"):
+        revert_file(tmp_path / "a.py")
