@@ -747,6 +747,13 @@ class _Analyzer:
             step_var=self.step_var(loop),
             indent=self.indent_of(stmt),
         )
+        if point.step_var and "." not in point.step_var:
+            later = self._assigned_after(stmt, point.step_var)
+            if later is not None:  # `batches_done = epoch * len(loader) + i` after the step
+                stmt = later
+                point = TrainLogPoint(
+                    ts.end_line(later), point.loss_var, point.step_var, self.indent_of(later)
+                )
         if point.loss_var is not None and "." not in point.loss_var:
             later = self._assigned_after(stmt, point.loss_var)
             if later is not None:  # `clf.partial_fit(x, y)` then `loss = log_loss(...)`
@@ -932,12 +939,28 @@ class _Analyzer:
                 return ts.text(aug.child_by_field_name("left"))
         index = self._loop_index(loop)
         fn = _scope(loop)
+        outer = next(_loops_up(loop), None)
         if index is not None and (
-            next(_loops_up(loop), None) is not None
+            outer is not None
             or (fn is not None and any(next(_loops_up(c), None) for c in self.callers(fn)))
         ):
             # the index of a loop inside another (batches inside epochs) starts again at 0 each
-            # time round: not a step; wandb's own step counter is monotonic
+            # time round: not a step, unless the script computes a global one from it
+            # (`batches_done = epoch * len(loader) + i`); else wandb's own step is monotonic
+            outer_index = self._loop_index(outer) if outer is not None else None
+            if outer_index is not None:
+                for st in _body_stmts_of(loop.child_by_field_name("body")):
+                    a = _assignment(st) if st.type == "expression_statement" else None
+                    if a is None or a.type != "assignment":
+                        continue
+                    left = a.child_by_field_name("left")
+                    ids = set(_identifiers(a.child_by_field_name("right")))
+                    if (
+                        left is not None
+                        and left.type == "identifier"
+                        and {index, outer_index} <= ids
+                    ):
+                        return ts.text(left)
             return None
         return index
 
@@ -2172,9 +2195,23 @@ class _Analyzer:
         those log. At module level the loop's own end stays (the module goes on to defs).
         """
         block = st.parent
-        if block is None or block.type != "block":
+        if block is None or block.type not in ("block", "module"):
             return st
         stmts = [c for c in block.named_children if c.type != "comment"]
+        if block.type == "module":
+            # a script run top to bottom: up to its last statement before defs or the guard
+            after = []
+            for c in stmts:
+                if c.start_byte < st.end_byte:
+                    continue
+                if c.type in (
+                    "function_definition",
+                    "class_definition",
+                    "decorated_definition",
+                ) or _is_main_guard(c):
+                    break
+                after.append(c)
+            stmts = [c for c in stmts if c.start_byte < st.end_byte] + after
         while stmts and (
             stmts[-1].type in ("return_statement", "raise_statement") or self._teardown(stmts[-1])
         ):
@@ -2188,6 +2225,9 @@ class _Analyzer:
 
     def _teardown(self, st: Node, depth: int = 0) -> bool:
         """A statement that tears the process group down (a rank predicate fails after it)."""
+        if st.type == "if_statement" and st.child_by_field_name("alternative") is None:
+            body = _body_stmts_of(st.child_by_field_name("consequence"))
+            return bool(body) and all(self._teardown(b, depth) for b in body)
         if st.type != "expression_statement" or not st.named_children:
             return False
         call = st.named_children[0]

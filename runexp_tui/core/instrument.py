@@ -803,10 +803,20 @@ def build_proposal(
     elif shortcut is not None and shortcut.kind in ("report_to", "logger"):
         guard = None  # HF Trainer and Lightning log from rank zero themselves
         _shortcut_hunks(plan, shortcut)
+    elif _library_module(src) and shortcut is None:
+        # imported by the script that runs: the run is started there; here only logs, and only
+        # while a run is active (wandb.log before wandb.init raises)
+        plan.notes.append(
+            "a module without an entry point (no __main__ guard, no top-level code): no"
+            " wandb.init or finish here, logs only while a run is active; instrument the"
+            " script that imports it to start the run"
+        )
+        _manual_hunks(plan, RUN_GUARD, keras=False, library=True)
     else:
         if shortcut is not None:  # Keras callback: plus a manual init/finish
             _shortcut_hunks(plan, shortcut)
         _manual_hunks(plan, guard, keras=shortcut is not None)
+        _logs_after_init(plan)
 
     if plan.hunks:
         imports = _import_hunk(plan)
@@ -1108,6 +1118,10 @@ def _existing_integration(src: _Source, analysis: AnalysisResult) -> str | None:
                 f"(`{wb.switch_name}`): launch with {' '.join(wb.switch)} to log{project}"
             )
         return f"wandb is already set up by the script ({where})"
+    if src.names_called("init_trackers") and re.search(
+        r"log_with\s*=\s*[^,)]*(wandb|\"all\"|'all'|all)", src.text
+    ):
+        return "wandb is already integrated through Accelerate (log_with + init_trackers)"
     if src.report_to_wandb():
         return 'wandb is already integrated through the framework (report_to includes "wandb")'
     hooks = ("WandbLogger", "WandbMetricsLogger", "WandbCallback", "WandbEvalCallback")
@@ -1142,7 +1156,71 @@ def _init_call(plan: _Plan, config_expr: str | None) -> str:
     return f"wandb.init({', '.join(args)})"
 
 
-def _manual_hunks(plan: _Plan, guard: str | None, keras: bool) -> None:
+def _library_module(src: _Source) -> bool:
+    """Definitions, imports and assignments at module level only, and no `__main__` guard."""
+    defines = False
+    for st in src.tree.root_node.named_children:
+        t = st.type
+        if t in ("import_statement", "import_from_statement", "future_import_statement"):
+            continue
+        if t in ("function_definition", "class_definition", "decorated_definition"):
+            defines = True
+            continue
+        if t == "comment":
+            continue
+        if t == "if_statement":
+            if "__name__" in src.t(st.child_by_field_name("condition")):
+                return False
+            continue  # `if torch.cuda.is_available(): ...` set-up
+        if t == "expression_statement" and st.named_children:
+            first = st.named_children[0]
+            if first.type == "string":  # the docstring
+                continue
+            if first.type in ("assignment", "augmented_assignment"):
+                right = first.child_by_field_name("right")
+                if right is None or right.type != "call" or _declarative(src, right):
+                    continue
+        return False  # a loop, a call, a try: code that runs when the file runs
+    if not defines:
+        return False
+    # an entry point run some other way (`python -m`, a console script, hydra/fire/typer)
+    entry = re.search(
+        r"^\s*def main\s*\(|@\w*\.?main\b|\bparse_args\s*\(|\bparse_known_args\s*\(|"
+        r"\bArgumentParser\s*\(|\bfire\.Fire\b|\btyro\.cli\b|\btyper\.",
+        src.text,
+        re.M,
+    )
+    return entry is None
+
+
+_DECLARATIVE_CALLS = frozenset(
+    {"getLogger", "get_logger", "namedtuple", "TypeVar", "compile", "NewType", "field", "Path"}
+)
+
+
+def _declarative(src: _Source, call: Node) -> bool:
+    """A module-level call that only declares (a logger, a regex, a type), running nothing."""
+    return src.call_name(call) in _DECLARATIVE_CALLS
+
+
+def _logs_after_init(plan: _Plan) -> None:
+    """A module-level log placed above the module-level wandb.init would raise: drop it."""
+    init = next((h for h in plan.hunks if h.kind == "init"), None)
+    if init is None or not init.new_lines or init.new_lines[0][:1] in (" ", "\t"):
+        return
+    kept = []
+    for h in plan.hunks:
+        top_level = bool(h.new_lines) and h.new_lines[0][:1] not in (" ", "\t")
+        if h.kind in ("train_log", "eval_log") and top_level and h.anchor_line < init.anchor_line:
+            plan.notes.append(
+                f"excluded {h.label}: it would run before wandb.init (line {init.anchor_line + 1})"
+            )
+            continue
+        kept.append(h)
+    plan.hunks[:] = kept
+
+
+def _manual_hunks(plan: _Plan, guard: str | None, keras: bool, library: bool = False) -> None:
     """init / train log / eval log / finish, each skipped when the script already does it."""
     src, pts = plan.src, plan.analysis.points
     if guard == DEFAULT_RANK_PREDICATE:
@@ -1155,10 +1233,29 @@ def _manual_hunks(plan: _Plan, guard: str | None, keras: bool) -> None:
 
     wants_train = pts.train_log is not None and bool(pts.train_log.loss_var) and not has_train
     wants_eval = pts.eval_log is not None and bool(pts.eval_log.metric_vars) and not has_eval
-    if not (wants_train or wants_eval or keras or pts.init is not None):
+    if library and not wants_train:
+        return  # a helper module that does not train: its numbers are not this run's metrics
+    wants_test = pts.test_log is not None and bool(pts.test_log.metric_vars) and not has_eval
+    if not (wants_train or wants_eval or wants_test or keras or pts.init is not None):
         return
+    if not (wants_train or wants_eval or wants_test or keras) and pts.init is not None:
+        # nothing would be logged: a run is worth starting only for the experiment's settings
+        # (parsed arguments, a Hydra/OmegaConf or dataclass config), never for data a helper
+        # loads (`jdict = json.load(f)` in a JSON reader)
+        var = pts.init.config_var
+        if not var or _config_kind(src, var, pts.init.after_line + 1) not in (
+            "namespace",
+            "omegaconf",
+            "dataclass",
+        ):
+            plan.notes.append(
+                "no training loop, evaluation or framework hook found: not starting an empty run"
+            )
+            return
 
-    if has_init:
+    if library:
+        pass
+    elif has_init:
         plan.notes.append("wandb.init is already there: not adding another")
     else:
         init = pts.init
@@ -1254,7 +1351,9 @@ def _manual_hunks(plan: _Plan, guard: str | None, keras: bool) -> None:
             )
         )
 
-    if pts.finish is not None and has_finish:
+    if library:
+        pass
+    elif pts.finish is not None and has_finish:
         plan.notes.append("wandb.finish is already there")
     elif pts.finish is not None and (plan.hunks or has_init):
         fin = pts.finish

@@ -284,7 +284,17 @@ def test_existing_os_import_is_not_repeated() -> None:
 
 
 def _init_line(text: str, var: str | None, after: int, indent: str = "") -> str:
-    a = AnalysisResult(path="t.py", points=Points(ImportPoint(0), InitPoint(after, var, indent)))
+    # a loop that logs, so that the run is not an empty one (which is never proposed)
+    n = text.count("\n")
+    text += "for step in range(3):\n    loss = float(step)\n"
+    a = AnalysisResult(
+        path="t.py",
+        points=Points(
+            ImportPoint(0),
+            InitPoint(after, var, indent),
+            TrainLogPoint(n + 2, "loss", None, "    "),
+        ),
+    )
     out = build_proposal(text, a).render()
     ast.parse(out)
     return next(ln for ln in out.splitlines() if "wandb.init(" in ln)
@@ -313,6 +323,17 @@ def test_config_expression_follows_the_config_type() -> None:
     unknown = "cfg = load_config()\n"
     assert "config=cfg if isinstance(cfg, dict) else vars(cfg)" in _init_line(unknown, "cfg", 1)
     assert "config=" not in _init_line("x = 1\n", None, 1)
+
+
+def test_no_empty_run_for_data_a_helper_loads() -> None:
+    """Nothing to log and the only 'config' is data read from JSON: no run is started."""
+    text = (
+        "import json\n\ndef jload(f):\n    jdict = json.load(f)\n    return jdict\n\n"
+        'if __name__ == "__main__":\n    print(jload(open("d.json")))\n'
+    )
+    a = AnalysisResult(path="t.py", points=Points(ImportPoint(1), InitPoint(4, "jdict", "    ")))
+    p = build_proposal(text, a)
+    assert p.hunks == () and any("empty run" in n for n in p.notes)
 
 
 # ---- existing wandb use --------------------------------------------------------------------
@@ -734,10 +755,16 @@ def test_no_init_place_means_no_proposal_at_all() -> None:
 
 def test_points_past_the_end_are_dropped() -> None:
     a = AnalysisResult(
-        path="t.py", points=Points(ImportPoint(0), InitPoint(1, None), finish=FinishPoint(99))
+        path="t.py",
+        points=Points(
+            ImportPoint(0),
+            InitPoint(1, None),
+            TrainLogPoint(3, "loss", None, "    "),
+            finish=FinishPoint(99),
+        ),
     )
-    p = build_proposal("x = 1\n", a)
-    assert [h.kind for h in p.hunks] == ["import", "init"]
+    p = build_proposal("x = 1\nfor i in range(2):\n    loss = float(i)\n", a)
+    assert [h.kind for h in p.hunks] == ["import", "init", "train_log"]
     assert any("past the end" in n for n in p.notes)
 
 

@@ -136,3 +136,59 @@ def test_a_trainer_config_held_on_self_is_the_config(tmp_path: Path) -> None:
         calls = _run(script, tmp_path)
         assert calls[0] == {"call": "init", "config": ["epochs", "lr", "out"]}
         assert sum(c["call"] == "log" for c in calls) == 2 * 4
+
+
+LIBRARY = '''\
+"""A trainer module another script imports."""
+import torch
+
+
+class Trainer:
+    def __init__(self, model, opt):
+        self.model, self.opt, self.iter_num = model, opt, 0
+
+    def run(self, batches):
+        for x in batches:
+            loss = self.model(x).pow(2).mean()
+            self.opt.zero_grad()
+            loss.backward()
+            self.opt.step()
+            self.iter_num += 1
+'''
+
+
+def test_a_library_module_gets_guarded_logs_and_no_run_of_its_own(tmp_path: Path) -> None:
+    script = tmp_path / "trainer.py"
+    script.write_text(LIBRARY)
+    p = propose_file(script)
+    out = p.render()
+    assert "wandb.init(" not in out and "wandb.finish()" not in out
+    lines = out.splitlines()
+    log = next(i for i, ln in enumerate(lines) if "wandb.log(" in ln)
+    assert lines[log - 1].strip() == "if wandb.run is not None:  # runexp-tui"
+    assert any("module without an entry point" in n for n in p.notes)
+
+
+SCRIPT_ORDER = """\
+import numpy as np
+from sklearn.linear_model import Ridge
+from sklearn.metrics import mean_squared_error
+
+x, y = np.random.rand(50, 3), np.random.rand(50)
+first = Ridge().fit(x, y)
+rmse_first = mean_squared_error(y, first.predict(x)) ** 0.5
+print(rmse_first)
+params = {"alpha": 0.5}
+final = Ridge(**params).fit(x, y)
+print(final.score(x, y))
+"""
+
+
+def test_a_module_level_log_never_runs_before_the_init(tmp_path: Path) -> None:
+    script = tmp_path / "fit.py"
+    script.write_text(SCRIPT_ORDER)
+    p = propose_file(script)
+    lines = p.render().splitlines()
+    init = next((i for i, ln in enumerate(lines) if "wandb.init(" in ln), None)
+    logs = [i for i, ln in enumerate(lines) if "wandb.log(" in ln]
+    assert init is None or all(i > init for i in logs), "\n".join(lines)
