@@ -53,6 +53,9 @@ class InitPoint:
     after_line: int
     config_var: str | None = None  # "args", "config", "cfg", ... None when the script has no config
     indent: str = ""  # indentation of the block the new code goes into (not in the JSON contract)
+    # not in the JSON contract: inside a spawned worker, its own rank test and its parameters
+    guard: str | None = None  # "rank == 0"
+    config_expr: str | None = None  # '{"world_size": world_size, "batch_size": batch_size}'
 
 
 @dataclass(frozen=True)

@@ -844,8 +844,15 @@ class _Analyzer:
                 ifst = owner.parent
             if ifst is None or ifst.type != "if_statement":
                 break
-            if not any(_contains(ifst, s.call) and not _contains(block, s.call) for s in sites):
+            other_path = ifst.child_by_field_name("alternative") is not None or any(
+                c.type in ("else_clause", "elif_clause") for c in ifst.named_children
+            )
+            if not other_path and not any(
+                _contains(ifst, s.call) and not _contains(block, s.call) for s in sites
+            ):
                 break
+            # an if/else of update paths (optimizer or by hand, fp16 or fp32): each run of the
+            # loop takes one, so after the whole if the log runs once per step on every path
             cur = ifst
         top = _ancestor_in(cur, body)
         if top is None:
@@ -1287,8 +1294,9 @@ class _Analyzer:
             if recv is None or recv.type != "identifier":
                 continue
             for lib, kw in libs.items():
+                cv_ok = _call_name(c) == "cv" and lib == "lightgbm"  # xgb.cv breaks wandb's
                 if self._alias_of(ts.text(recv), lib) and (
-                    _kwarg(c, kw) is not None or _call_name(c) == "cv"
+                    (_call_name(c) == "train" and _kwarg(c, kw) is not None) or cv_ok
                 ):
                     return c
         return None
@@ -2000,6 +2008,11 @@ class _Analyzer:
         elif (o := self._object_config()) is not None:
             anchor_after = self._complete(o[0], o[1])
             var = o[1]
+        # a launcher parent (`mp.spawn(worker, ...)`) does not train: the run starts in the worker
+        if target is not None:
+            spawned = self._init_in_spawned(target, anchor_after or body_of, var)
+            if spawned is not None:
+                return spawned
         # distributed: the predicate's variable must exist where wandb.init runs
         if dist.main_process and dist.kind != "none" and target is not None:
             moved = self._init_in_worker(target, dist.main_process, var, anchor_after, body_of)
@@ -2094,6 +2107,80 @@ class _Analyzer:
         ):
             return d
         return anchor
+
+    def _spawned_workers(self) -> list[tuple[Node, Node, bool]]:
+        """(spawn call, local worker function, rank is its first parameter) for each launch."""
+        out: list[tuple[Node, Node, bool]] = []
+        for c in self.calls_named("spawn", "start_processes", "Process"):
+            fn_node: Node | None
+            if _call_name(c) == "Process":
+                fn_node = _kwarg(c, "target")
+                first_is_rank = False
+                args = _kwarg(c, "args")
+                if args is not None and args.type == "tuple" and args.named_children:
+                    loop = next(_loops_up(c), None)
+                    index = self._loop_index(loop) if loop is not None else None
+                    first_is_rank = index is not None and ts.text(args.named_children[0]) == index
+            else:
+                pos = _positional(c)
+                fn_node = pos[0] if pos else _kwarg(c, "fn")
+                first_is_rank = True  # spawn passes the process index first
+            if fn_node is None or fn_node.type != "identifier":
+                continue
+            for d in self.defs_by_name.get(ts.text(fn_node), []):
+                out.append((c, d, first_is_rank))
+        return out
+
+    def _init_in_spawned(
+        self, target: Node, where: Node | None, var: str | None
+    ) -> InitPoint | None:
+        """wandb.init at the start of the spawned worker that trains, guarded by its rank."""
+        for call, worker, first_is_rank in self._spawned_workers():
+            trains = _contains(worker, target) or (
+                _scope(target) is not None and self._called_from_fn(_scope(target), worker, 3)
+            )
+            if not trains:
+                continue
+            if where is not None and (where == worker or _contains(worker, where)):
+                return None  # already in the worker
+            params = _param_names(worker)
+            if not params:
+                return None
+            rank = params[0] if first_is_rank else None
+            rest = [p for p in params if p != rank]
+            cfg = next(
+                (p for p in rest if re.search(r"^(args|opts?|config|cfg|conf|hparams)$", p)),
+                None,
+            )
+            expr = None
+            if cfg is None and rest:
+                expr = "{" + ", ".join(f'"{p}": {p}' for p in rest) + "}"
+            body = worker.child_by_field_name("body")
+            anchor: Node | None = None
+            for st in _body_stmts(worker):
+                if re.search(r"init_process_group|setup\s*\(", ts.text(st)) and not _contains(
+                    st, target
+                ):
+                    anchor = st  # after the process group exists
+            guard = f"{rank} == 0" if rank else None
+            if anchor is not None and body is not None:
+                st = self.line_stmt(anchor)
+                return InitPoint(ts.end_line(st), cfg, self.indent_of(st), guard, expr)
+            start = self._body_start(worker, cfg)
+            if start is None:
+                return None
+            return InitPoint(start.after_line, cfg, start.indent, guard, expr)
+        return None
+
+    def _called_from_fn(self, fn: Node, outer: Node, depth: int) -> bool:
+        """Whether ``fn`` is called inside ``outer`` (a function), directly or through calls."""
+        for c in self.callers(fn):
+            if _contains(outer, c):
+                return True
+            up = _scope(c)
+            if depth > 1 and up is not None and self._called_from_fn(up, outer, depth - 1):
+                return True
+        return False
 
     def _init_in_worker(
         self,
@@ -2226,8 +2313,8 @@ class _Analyzer:
     def _teardown(self, st: Node, depth: int = 0) -> bool:
         """A statement that tears the process group down (a rank predicate fails after it)."""
         if st.type == "if_statement" and st.child_by_field_name("alternative") is None:
-            body = _body_stmts_of(st.child_by_field_name("consequence"))
-            return bool(body) and all(self._teardown(b, depth) for b in body)
+            inner = _body_stmts_of(st.child_by_field_name("consequence"))
+            return bool(inner) and all(self._teardown(b, depth) for b in inner)
         if st.type != "expression_statement" or not st.named_children:
             return False
         call = st.named_children[0]

@@ -1261,8 +1261,12 @@ def _manual_hunks(plan: _Plan, guard: str | None, keras: bool, library: bool = F
         init = pts.init
         config_var = init.config_var if init is not None else None
         expr = _config_expr(plan, config_var, init.after_line if init else len(src.lines))
+        if init is not None and init.config_expr and not expr:
+            expr = init.config_expr  # a spawned worker's own parameters
         call = _init_call(plan, expr)
         init_guard = guard
+        if init is not None and init.guard:
+            init_guard = init.guard  # the spawned worker's rank
         if init is not None:
             anchor, indent = init.after_line, init.indent
         elif keras and pts.shortcut is not None:

@@ -192,3 +192,18 @@ def test_a_module_level_log_never_runs_before_the_init(tmp_path: Path) -> None:
     init = next((i for i, ln in enumerate(lines) if "wandb.init(" in ln), None)
     logs = [i for i, ln in enumerate(lines) if "wandb.log(" in ln]
     assert init is None or all(i > init for i in logs), "\n".join(lines)
+
+
+def test_under_mp_spawn_the_run_starts_in_the_worker_that_trains(tmp_path: Path) -> None:
+    """Not in the parent (which never trains): one run, on rank 0, with the worker's settings."""
+    script, text = _inject("shape_spawn_trainer.py", tmp_path)
+    lines = text.splitlines()
+    init = next(i for i, ln in enumerate(lines) if "wandb.init(" in ln)
+    assert lines[init - 1].strip() == "if rank == 0:  # runexp-tui"
+    assert lines[init - 2].strip() == "setup(rank, world_size)"
+    assert '"epochs": epochs, "lr": lr' in lines[init]
+    if HAS_TORCH:
+        calls = _run(script, tmp_path)
+        assert [c["call"] for c in calls].count("init") == 1
+        assert calls[0]["config"] == ["epochs", "lr", "world_size"]
+        assert sum(c["call"] == "log" for c in calls) == 2 * 3  # rank 0's steps only
