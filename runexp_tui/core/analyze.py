@@ -2135,7 +2135,7 @@ class _Analyzer:
         self, target: Node, where: Node | None, var: str | None
     ) -> InitPoint | None:
         """wandb.init at the start of the spawned worker that trains, guarded by its rank."""
-        for call, worker, first_is_rank in self._spawned_workers():
+        for _call, worker, first_is_rank in self._spawned_workers():
             trains = _contains(worker, target) or (
                 _scope(target) is not None and self._called_from_fn(_scope(target), worker, 3)
             )
