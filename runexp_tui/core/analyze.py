@@ -2136,8 +2136,9 @@ class _Analyzer:
     ) -> InitPoint | None:
         """wandb.init at the start of the spawned worker that trains, guarded by its rank."""
         for _call, worker, first_is_rank in self._spawned_workers():
+            tfn = _scope(target)
             trains = _contains(worker, target) or (
-                _scope(target) is not None and self._called_from_fn(_scope(target), worker, 3)
+                tfn is not None and self._called_from_fn(tfn, worker, 3)
             )
             if not trains:
                 continue
