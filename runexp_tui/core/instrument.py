@@ -1968,7 +1968,8 @@ def _lightning_logger(plan: _Plan, sc: Shortcut) -> None:
         plan.notes.append(f"no Trainer call found at line {sc.line}")
         return
     if src.call_name(call) == "LightningCLI":
-        init_args = {"project": plan.project}
+        # trainer_defaults is a Python dict evaluated at run time: WANDB_PROJECT still wins
+        init_args = {"project": _project_expr(plan)}
         if plan.entity:
             init_args["entity"] = _pystr(plan.entity)
         inner = ", ".join(f'"{k}": {v}' for k, v in init_args.items())
