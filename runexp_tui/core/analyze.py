@@ -739,6 +739,11 @@ class _Analyzer:
         backs = [s for s in sites if s.kind == "backward" and _scope(s.call) == _scope(loop)]
         fns = [s for s in sites if s.kind == "stepfn"]
         step_fns = [s for s in fns if s.via == "step"]
+        # a step every iteration beats one under a bare `if` (a generator updated every
+        # n_critic steps, an accumulation boundary): the log then runs on every step
+        every = [s for s in steps if not self._conditional_in(s.call, loop)]
+        if every and len(every) < len(steps):
+            steps = every
         anchor = (steps or step_fns or backs or fns or sites)[-1 if steps or step_fns else 0].call
         stmt = self._settle(self.line_stmt(anchor), loop, sites)
         point = TrainLogPoint(
@@ -766,6 +771,20 @@ class _Analyzer:
             # step, in the process that trains
             return self._helper_train_log(loop) or point
         return point
+
+    def _conditional_in(self, node: Node, loop: Node) -> bool:
+        """Whether ``node`` sits under an `if` without `else` inside ``loop``'s body."""
+        body = loop.child_by_field_name("body")
+        n = node.parent
+        while n is not None and n != body and n != loop:
+            if (
+                n.type == "if_statement"
+                and n.child_by_field_name("alternative") is None
+                and not any(c.type in ("else_clause", "elif_clause") for c in n.named_children)
+            ):
+                return True
+            n = n.parent
+        return False
 
     def _assigned_after(self, stmt: Node, var: str) -> Node | None:
         """A later statement of ``stmt``'s block assigning ``var``, when none assigns it before.
