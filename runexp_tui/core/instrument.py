@@ -560,7 +560,8 @@ class _Source:
         return any(not self.line_has_marker(c.start_point.row) for c in self.wandb_calls("log"))
 
     def backward_called_on(self, var: str) -> bool:
-        """Whether ``var.backward()`` itself occurs (``var`` is then a torch tensor)."""
+        """Whether ``var`` is a torch loss: ``var.backward()``, ``scaler.scale(var).backward()``
+        or ``accelerator.backward(var)`` / ``fabric.backward(var)`` (not TF's tape.gradient)."""
         for call in self.nodes["call"]:
             if self.call_name(call) != "backward":
                 continue
@@ -568,6 +569,14 @@ class _Source:
             obj = fn.child_by_field_name("object") if fn is not None else None
             if obj is not None and self.t(obj) == var:
                 return True
+            args = call.child_by_field_name("arguments")
+            first = args.named_children[0] if args is not None and args.named_children else None
+            if first is not None and first.type != "keyword_argument" and self.t(first) == var:
+                return True
+            if obj is not None and obj.type == "call":  # scaler.scale(loss).backward()
+                inner = obj.child_by_field_name("arguments")
+                if inner is not None and any(self.t(a) == var for a in inner.named_children):
+                    return True
         return False
 
     def is_backpropagated(self, var: str) -> bool:

@@ -366,7 +366,8 @@ def test_float_only_for_backpropagated_loss_and_no_throwaway_step() -> None:
     a = AnalysisResult(
         path="t.py", points=Points(ImportPoint(1), None, TrainLogPoint(4, "loss", "_", "    "))
     )
-    assert 'wandb.log({"train/loss": float(loss)})' in build_proposal(text, a).render()
+    # a torch loss (scaled by AMP here): its value without the grad, .item()
+    assert 'wandb.log({"train/loss": loss.item()})' in build_proposal(text, a).render()
     text = "import torch\nfor i in range(3):\n    metrics = step()\n"
     a = AnalysisResult(
         path="t.py", points=Points(ImportPoint(1), None, TrainLogPoint(3, "metrics", "i", "    "))
