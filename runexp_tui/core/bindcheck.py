@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import ast
 import builtins
+import re
 import warnings
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ _BUILTINS = frozenset(dir(builtins)) | {"__file__", "__name__", "__doc__", "__sp
 _SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)
 _FUNCS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)
 _TERMINAL = (ast.Return, ast.Raise, ast.Continue, ast.Break)
+_GLOBAL_STMT = re.compile(r"^[ \t]*global[ \t]", re.M)
 
 
 @dataclass(frozen=True)
@@ -67,27 +69,46 @@ def parse(text: str) -> ast.Module | None:
 
 
 class Index:
-    """Parent links and statement lookup for one parsed module."""
+    """Statement lookup by line, and the parent links along the way, for one parsed module.
 
-    def __init__(self, tree: ast.Module) -> None:
+    Only the paths down to the statements asked about are followed (a descent through the
+    blocks whose line span holds the line), so a 50,000-line file costs its parse, not a walk.
+    """
+
+    def __init__(self, tree: ast.Module, text: str = "") -> None:
         self.tree = tree
+        self.text = text
         self.parent: dict[ast.AST, ast.AST] = {}
-        self.by_line: dict[int, ast.stmt] = {}
-        for node in ast.walk(tree):
-            for child in ast.iter_child_nodes(node):
-                self.parent[child] = node
-            if isinstance(node, ast.stmt):
-                line = node.lineno
-                # the outermost statement starting on a line (an `if` header, not its body)
-                if line not in self.by_line or _depth_key(self, node) < _depth_key(
-                    self, self.by_line[line]
-                ):
-                    self.by_line[line] = node
         self._globals: frozenset[str] | None = None
-        self._star = any(
-            isinstance(n, ast.ImportFrom) and any(a.name == "*" for a in n.names)
-            for n in ast.walk(tree)
+        self._star = "*" in text and bool(
+            any(
+                isinstance(n, ast.ImportFrom) and any(a.name == "*" for a in n.names)
+                for n in tree.body
+            )
         )
+
+    def statement_at(self, line: int) -> ast.stmt | None:
+        """The outermost statement starting on ``line`` (an `if` header, not its body)."""
+        node: ast.AST = self.tree
+        while True:
+            found: ast.AST | None = None
+            for field in ("body", "orelse", "finalbody", "handlers", "cases"):
+                block = getattr(node, field, None)
+                if not isinstance(block, list):
+                    continue
+                for child in block:
+                    first, last = _span(child)
+                    if first <= line <= last:
+                        found = child
+                        break
+                if found is not None:
+                    break
+            if found is None:
+                return None
+            self.parent[found] = node
+            if isinstance(found, ast.stmt) and found.lineno == line:
+                return found
+            node = found
 
     def scope_of(self, node: ast.AST) -> ast.AST:
         p = self.parent.get(node)
@@ -99,12 +120,12 @@ class Index:
         """Every name bound anywhere at module level, or declared global and bound in a function."""
         if self._globals is None:
             names = set(_bound_anywhere(self.tree.body))
-            for fn in ast.walk(self.tree):
-                if isinstance(fn, _FUNCS[:2]):
-                    declared = {
-                        n for st in ast.walk(fn) if isinstance(st, ast.Global) for n in st.names
-                    }
-                    names |= declared & set(_bound_anywhere(fn.body))
+            if _GLOBAL_STMT.search(self.text):  # `global step` in a function that assigns it
+                for fn in ast.walk(self.tree):
+                    if isinstance(fn, _FUNCS[:2]):
+                        declared = _declared(fn, ast.Global)
+                        if declared:
+                            names |= declared & set(_bound_anywhere(fn.body))
             self._globals = frozenset(names)
         return self._globals
 
@@ -148,13 +169,17 @@ class Index:
         return False
 
 
-def _depth_key(index: Index, node: ast.AST) -> int:
-    d = 0
-    p = index.parent.get(node)
-    while p is not None:
-        d += 1
-        p = index.parent.get(p)
-    return d
+def _span(node: ast.AST) -> tuple[int, int]:
+    """First and last line of a statement, handler or match case."""
+    if isinstance(node, ast.match_case):
+        first = node.pattern.lineno
+        last = max((getattr(b, "end_lineno", None) or b.lineno for b in node.body), default=first)
+        return first, last
+    first = getattr(node, "lineno", 0)
+    decorators = getattr(node, "decorator_list", None) or []
+    if decorators:
+        first = min([first] + [d.lineno for d in decorators])
+    return first, getattr(node, "end_lineno", None) or first
 
 
 def _scope_name(scope: ast.AST) -> str:
@@ -204,6 +229,9 @@ def _targets(node: ast.AST | None) -> Iterator[str]:
 def _bound_anywhere(body: Iterable[ast.stmt]) -> Iterator[str]:
     """Every name the statements bind, in any branch, not entering nested scopes."""
     for st in body:
+        if isinstance(st, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            yield st.name  # its body is another scope
+            continue
         for n in _walk_no_scopes(st):
             if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
                 yield n.name
@@ -220,9 +248,6 @@ def _bound_anywhere(body: Iterable[ast.stmt]) -> Iterator[str]:
                 and n.name
             ):
                 yield n.name
-        # the defining statement itself (walk above skips scope nodes below the root only)
-        if isinstance(st, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            yield st.name
 
 
 def _locals_of(fn: ast.AST) -> set[str]:
@@ -248,6 +273,8 @@ def _declared(scope: ast.AST, kind: type[ast.Global] | type[ast.Nonlocal]) -> se
         return set()
     out: set[str] = set()
     for st in body:
+        if isinstance(st, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            continue  # its body is another scope
         for n in _walk_no_scopes(st):
             if isinstance(n, (ast.Global, ast.Nonlocal)) and isinstance(n, kind):
                 out.update(n.names)
@@ -412,15 +439,16 @@ def unbound_at_lines(text: str, lines: Iterable[int]) -> dict[int, list[Unbound]
     tree = parse(text)
     if tree is None:
         return None
-    index = Index(tree)
+    index = Index(tree, text)
     out: dict[int, list[Unbound]] = {}
     for line in lines:
-        stmt = index.by_line.get(line)
+        stmt = index.statement_at(line)
         if stmt is None:
             continue
         if isinstance(stmt, ast.If):  # a guard we wrote: its test, and the calls under it
             probs = index.unbound_in(stmt, stmt.test)
             for st in stmt.body:
+                index.parent[st] = stmt
                 probs += [u for u in index.unbound_in(st) if u not in probs]
         else:
             probs = index.unbound_in(stmt)
