@@ -509,7 +509,7 @@ class _Analyzer:
             if fn is not None:
                 self.training_fns.add(fn.id)
         framework = self.framework(loop is not None)
-        dist = self.distributed()
+        dist = self._none_rank(self.distributed())
         shortcut = self.shortcut(framework)
         train_log = self.train_log(loop, sites) if loop is not None else None
         top_loop = self.outermost_loop(loop) if loop is not None else None
@@ -1313,9 +1313,8 @@ class _Analyzer:
             if recv is None or recv.type != "identifier":
                 continue
             for lib, kw in libs.items():
-                cv_ok = _call_name(c) == "cv" and lib == "lightgbm"  # xgb.cv breaks wandb's
                 if self._alias_of(ts.text(recv), lib) and (
-                    (_call_name(c) == "train" and _kwarg(c, kw) is not None) or cv_ok
+                    _call_name(c) == "cv" or _kwarg(c, kw) is not None
                 ):
                     return c
         return None
@@ -2127,6 +2126,24 @@ class _Analyzer:
             return d
         return anchor
 
+    def _none_rank(self, dist: Distributed) -> Distributed:
+        """`gpu == 0` where `gpu` is a parameter some call passes as None (the single-process
+        path of a script that can also spawn): there it is the only process, so it counts."""
+        m = re.fullmatch(r"(\w+) == 0", dist.main_process or "")
+        if m is None:
+            return dist
+        name = m.group(1)
+        for d in self.defs:
+            params = _param_names(d)
+            if name not in params:
+                continue
+            at = params.index(name)
+            for c in self.callers(d):
+                pos = _positional(c)
+                if at < len(pos) and pos[at].type == "none":
+                    return Distributed(dist.kind, f"{name} is None or {name} == 0")
+        return dist
+
     def _spawned_workers(self) -> list[tuple[Node, Node, bool]]:
         """(spawn call, local worker function, rank is its first parameter) for each launch."""
         out: list[tuple[Node, Node, bool]] = []
@@ -2163,6 +2180,10 @@ class _Analyzer:
                 continue
             if where is not None and (where == worker or _contains(worker, where)):
                 return None  # already in the worker
+            if self.callers(worker):
+                # also called directly (`main_worker(args.gpu, ...)` without spawn): its first
+                # parameter is not always a rank (None there); the script's own test decides
+                return None
             params = _param_names(worker)
             if not params:
                 return None

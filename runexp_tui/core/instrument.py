@@ -1829,6 +1829,11 @@ def _shortcut_hunks(plan: _Plan, sc: Shortcut) -> None:
         if src.imports_module("lightgbm"):
             plan.extra_imports.append("from wandb.integration.lightgbm import wandb_callback")
             _add_callback(plan, sc, "wandb_callback()", "shortcut: lightgbm wandb_callback")
+        elif sc.call == "cv":
+            # wandb's xgboost callback needs a Booster; xgb.cv hands it a packed one and fails
+            plan.notes.append(
+                "xgb.cv: no wandb callback (it breaks under cv); the run records the parameters"
+            )
         else:
             plan.extra_imports.append("from wandb.integration.xgboost import WandbCallback")
             _add_callback(plan, sc, "WandbCallback()", "shortcut: xgboost WandbCallback")

@@ -207,3 +207,49 @@ def test_under_mp_spawn_the_run_starts_in_the_worker_that_trains(tmp_path: Path)
         assert [c["call"] for c in calls].count("init") == 1
         assert calls[0]["config"] == ["epochs", "lr", "world_size"]
         assert sum(c["call"] == "log" for c in calls) == 2 * 3  # rank 0's steps only
+
+
+WORKER_OR_DIRECT = """\
+import argparse
+
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+
+def main_worker(gpu, ngpus, args):
+    if args.distributed:
+        dist.init_process_group("gloo", rank=gpu, world_size=ngpus)
+    model = torch.nn.Linear(4, 1)
+    opt = torch.optim.SGD(model.parameters(), lr=args.lr)
+    for step in range(3):
+        loss = model(torch.randn(8, 4)).pow(2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+
+if __name__ == "__main__":
+    p = argparse.ArgumentParser()
+    p.add_argument("--lr", type=float, default=0.1)
+    p.add_argument("--distributed", action="store_true")
+    args = p.parse_args()
+    if args.distributed:
+        mp.spawn(main_worker, nprocs=2, args=(2, args))
+    else:
+        main_worker(None, 1, args)
+"""
+
+
+def test_a_worker_also_called_directly_is_not_guarded_by_its_first_parameter(
+    tmp_path: Path,
+) -> None:
+    """`main_worker(None, 1, args)` without spawn: `gpu == 0` would start no run (and crash)."""
+    script = tmp_path / "train.py"
+    script.write_text(WORKER_OR_DIRECT)
+    apply_proposal(propose_file(script))
+    assert "if gpu == 0:" not in script.read_text()
+    if HAS_TORCH:
+        calls = _run(script, tmp_path)  # the default, single-process path
+        assert [c["call"] for c in calls].count("init") == 1
+        assert sum(c["call"] == "log" for c in calls) == 3
