@@ -1303,7 +1303,7 @@ def _manual_hunks(plan: _Plan, guard: str | None, keras: bool, library: bool = F
         if len(losses) > 1:  # a GAN's errD and errG: each under its own name
             items = [f'"train/{_key(v)}": {_scalar(src, v)}' for v in losses]
         else:
-            items = [f'"train/loss": {_scalar(src, pts.train_log.loss_var)}']
+            items = [f'"train/{_train_key(tl.loss_var or "")}": {_scalar(src, tl.loss_var or "")}']
         if tl.step_var and tl.step_var != "_":  # `_` is a throwaway name, not a counter
             items.append(f'"step": {tl.step_var}')
         plan.need.add("wandb")
@@ -1550,6 +1550,14 @@ def _scalar(src: _Source, var: str) -> str:
 
 
 _DOTTED = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
+
+
+def _train_key(var: str) -> str:
+    """`loss`, `train_loss`, `self.loss` -> `loss`; a named one keeps its name (`d_loss`)."""
+    key = _key(var)
+    if key.lower() in ("loss", "train_loss", "losses", "tr_loss") or "loss" not in key.lower():
+        return "loss"
+    return key
 
 
 def _test_key(var: str) -> str:

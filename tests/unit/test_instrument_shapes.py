@@ -50,10 +50,23 @@ def _inject(name: str, tmp_path: Path) -> tuple[Path, str]:
     return script, script.read_text()
 
 
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 def _run(script: Path, tmp_path: Path) -> list[dict]:
     (tmp_path / "wandb.py").write_text(RECORDER)
     record = tmp_path / "calls.jsonl"
-    env = {"PATH": "/usr/bin:/bin", "WANDB_RECORD": str(record), "PYTHONPATH": str(tmp_path)}
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "WANDB_RECORD": str(record),
+        "PYTHONPATH": str(tmp_path),
+        "MASTER_PORT": str(_free_port()),  # the spawn shapes take it from here
+    }
     proc = subprocess.run(
         [sys.executable, str(script)],
         cwd=tmp_path,
