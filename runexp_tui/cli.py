@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import difflib
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 from types import ModuleType
@@ -69,6 +71,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args_list and args_list[0] in ("-h", "--help", "--version"):
         parser.parse_args(args_list)
         return 0
+    if args_list and not args_list[0].startswith("-") and not os.path.exists(args_list[0]):
+        # `runexp-tui lunch`: a mistyped command, not a repository that does not exist
+        close = difflib.get_close_matches(args_list[0], list(commands), n=1, cutoff=0.6)
+        if close and "/" not in args_list[0]:
+            print(
+                f"runexp-tui: unknown command {args_list[0]!r} (did you mean {close[0]!r}?"
+                " `runexp-tui --help` lists them)",
+                file=sys.stderr,
+            )
+            return 2
     known, rest = _dashboard_parser().parse_known_args(args_list)
     if rest:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")

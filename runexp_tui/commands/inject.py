@@ -17,6 +17,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from runexp_tui.core.analyze import AnalyzeError, analyze_file
     from runexp_tui.core.instrument import (
         InjectError,
         apply_proposal,
@@ -24,6 +25,20 @@ def run(args: argparse.Namespace) -> int:
         unified_diff,
     )
 
+    if not args.dry_run:
+        # as the dashboard does: a script that does not parse is not written to
+        try:
+            errors = analyze_file(args.script).syntax_errors
+        except AnalyzeError:
+            errors = ()  # propose_file says why in its own words
+        if errors:
+            e = errors[0]
+            print(
+                f"runexp-tui inject: {args.script} has a syntax error at line {e.line}"
+                f" ({e.message}); fix it first, nothing written (--dry-run shows the diff)",
+                file=sys.stderr,
+            )
+            return 2
     try:
         proposal = propose_file(args.script, project=args.project, entity=args.entity)
         if not proposal.hunks:

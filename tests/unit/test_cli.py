@@ -58,3 +58,21 @@ def test_a_fifo_or_an_endless_device_is_refused_not_read(command: str, tmp_path)
         )
         assert out.returncode == 2, out
         assert "not a regular file" in out.stderr and len(out.stderr.strip().splitlines()) == 1
+
+
+def test_a_mistyped_command_suggests_the_right_one() -> None:
+    out = run("lunch")
+    assert out.returncode == 2
+    assert "did you mean 'launch'" in out.stderr and len(out.stderr.strip().splitlines()) == 1
+
+
+def test_inject_refuses_a_script_with_a_syntax_error_as_the_dashboard_does(tmp_path) -> None:
+    fixture = (
+        Path(__file__).resolve().parents[1] / "fixtures" / "scripts" / "syntax_error_elsewhere.py"
+    )
+    script = tmp_path / "train.py"
+    script.write_bytes(fixture.read_bytes())
+    out = run("inject", str(script))
+    assert out.returncode == 2 and "syntax error at line" in out.stderr
+    assert script.read_bytes() == fixture.read_bytes() and not list(tmp_path.glob("*.backup*"))
+    assert run("inject", str(script), "--dry-run").returncode == 0  # showing is harmless
