@@ -36,7 +36,7 @@ from runexp_tui.core.fileio import atomic_write_bytes, atomic_write_json
 if TYPE_CHECKING:
     from tree_sitter import Node, Tree
 
-    from runexp_tui.core.analysis_model import AnalysisResult, Shortcut
+    from runexp_tui.core.analysis_model import AnalysisResult, EvalLogPoint, Shortcut, TrainLogPoint
 
 MARKER = "# runexp-tui"
 BACKUP_SUFFIX = ".backup"
@@ -1306,63 +1306,23 @@ def _manual_hunks(plan: _Plan, guard: str | None, keras: bool, library: bool = F
             items = [f'"train/{_train_key(tl.loss_var or "")}": {_scalar(src, tl.loss_var or "")}']
         if tl.step_var and tl.step_var != "_":  # `_` is a throwaway name, not a counter
             items.append(f'"step": {tl.step_var}')
-        plan.need.add("wandb")
-        plan.hunks.append(
-            _insertion(
-                "train_log",
-                f"train log: {tl.loss_var}",
-                tl.after_line,
-                _block(
-                    [f"wandb.log({{{', '.join(items)}}})"],
-                    tl.indent,
-                    _guard_at(src, guard, tl.after_line, tl.indent),
-                    plan.unit,
-                ),
-                tl.loss_var,
-            )
-        )
+        _log_hunk(plan, "train_log", f"train log: {tl.loss_var}", tl, items, guard, tl.loss_var)
     elif pts.train_log is not None and has_train:
         plan.notes.append("training metrics are already logged with wandb.log")
 
     if wants_eval and pts.eval_log is not None:
         ev = pts.eval_log
         items = [f'"eval/{_key(m)}": {_scalar(src, m)}' for m in ev.metric_vars]
-        plan.need.add("wandb")
-        plan.hunks.append(
-            _insertion(
-                "eval_log",
-                f"eval log: {', '.join(ev.metric_vars)}",
-                ev.after_line,
-                _block(
-                    [f"wandb.log({{{', '.join(items)}}})"],
-                    ev.indent,
-                    _guard_at(src, guard, ev.after_line, ev.indent),
-                    plan.unit,
-                ),
-                ", ".join(ev.metric_vars),
-            )
-        )
+        names = ", ".join(ev.metric_vars)
+        _log_hunk(plan, "eval_log", f"eval log: {names}", ev, items, guard, names)
     elif pts.eval_log is not None and has_eval:
         plan.notes.append("evaluation metrics are already logged with wandb.log")
 
     tl_ = pts.test_log
     if tl_ is not None and tl_.metric_vars and not has_eval and not src.marked_log_with("test/"):
         items = [f'"test/{_test_key(m)}": {_scalar(src, m)}' for m in tl_.metric_vars]
-        plan.need.add("wandb")
-        plan.hunks.append(
-            _insertion(
-                "eval_log",
-                f"test log: {', '.join(tl_.metric_vars)}",
-                tl_.after_line,
-                _block(
-                    [f"wandb.log({{{', '.join(items)}}})"],
-                    tl_.indent,
-                    _guard_at(src, guard, tl_.after_line, tl_.indent),
-                    plan.unit,
-                ),
-                ", ".join(tl_.metric_vars),
-            )
-        )
+        names = ", ".join(tl_.metric_vars)
+        _log_hunk(plan, "eval_log", f"test log: {names}", tl_, items, guard, names)
 
     if library:
         pass
@@ -1387,6 +1347,27 @@ def _manual_hunks(plan: _Plan, guard: str | None, keras: bool, library: bool = F
 
 
 RUN_GUARD = "wandb.run is not None"
+
+
+def _log_hunk(
+    plan: _Plan,
+    kind: HunkKind,
+    label: str,
+    point: TrainLogPoint | EvalLogPoint,
+    items: list[str],
+    guard: str | None,
+    var: str | None,
+) -> None:
+    """One `wandb.log({...})` after ``point``, under the guard valid there."""
+    plan.need.add("wandb")
+    line, indent = point.after_line, point.indent
+    body = _block(
+        [f"wandb.log({{{', '.join(items)}}})"],
+        indent,
+        _guard_at(plan.src, guard, line, indent),
+        plan.unit,
+    )
+    plan.hunks.append(_insertion(kind, label, line, body, var))
 
 
 def _guard_at(src: _Source, guard: str | None, line: int, indent: str) -> str | None:
