@@ -366,6 +366,7 @@ class _Analyzer:
         self.modules = self._imported_modules()
         self._local_calls: dict[str, list[Node]] = {}
         self.jitted, self.aliases = self._jitted_functions()
+        self._flags: tuple[CliFlag, ...] | None = None
 
     # -- small utilities
 
@@ -539,7 +540,7 @@ class _Analyzer:
                 shortcut=shortcut,
                 test_log=test_log,
             ),
-            cli_flags=tuple(self.cli_flags()),
+            cli_flags=self.flags(),
             syntax_errors=tuple(self.syntax_errors()),
         )
 
@@ -830,13 +831,14 @@ class _Analyzer:
             )
         return None
 
-    def _called_from(self, fn: Node, loop: Node, depth: int) -> bool:
-        """Whether ``fn`` is called inside ``loop``, directly or through up to ``depth`` calls."""
+    def _called_from(self, fn: Node, where: Node, depth: int) -> bool:
+        """Whether ``fn`` is called inside ``where`` (a loop, a function), directly or through
+        up to ``depth`` calls."""
         for c in self.callers(fn):
-            if _contains(loop, c):
+            if _contains(where, c):
                 return True
             outer = _scope(c)
-            if depth > 1 and outer is not None and self._called_from(outer, loop, depth - 1):
+            if depth > 1 and outer is not None and self._called_from(outer, where, depth - 1):
                 return True
         return False
 
@@ -2174,7 +2176,7 @@ class _Analyzer:
         for _call, worker, first_is_rank in self._spawned_workers():
             tfn = _scope(target)
             trains = _contains(worker, target) or (
-                tfn is not None and self._called_from_fn(tfn, worker, 3)
+                tfn is not None and self._called_from(tfn, worker, 3)
             )
             if not trains:
                 continue
@@ -2212,16 +2214,6 @@ class _Analyzer:
                 return None
             return InitPoint(start.after_line, cfg, start.indent, guard, expr)
         return None
-
-    def _called_from_fn(self, fn: Node, outer: Node, depth: int) -> bool:
-        """Whether ``fn`` is called inside ``outer`` (a function), directly or through calls."""
-        for c in self.callers(fn):
-            if _contains(outer, c):
-                return True
-            up = _scope(c)
-            if depth > 1 and up is not None and self._called_from_fn(up, outer, depth - 1):
-                return True
-        return False
 
     def _init_in_worker(
         self,
@@ -2385,6 +2377,12 @@ class _Analyzer:
 
     # -- cli flags
 
+    def flags(self) -> tuple[CliFlag, ...]:
+        """The script's flags, found once (the wandb switch and the result both need them)."""
+        if self._flags is None:
+            self._flags = tuple(self.cli_flags())
+        return self._flags
+
     def cli_flags(self) -> Iterator[CliFlag]:
         for c in self.calls_named("add_argument"):
             opts = [_string_value(a) for a in _positional(c) if a.type == "string"]
@@ -2458,7 +2456,7 @@ class _Analyzer:
         a configurator; `if args.track:` with `--track` a store_true flag (or a bool defaulting
         to False): the run logs nothing unless the command turns the switch on.
         """
-        flags = {f.dest: f for f in self.cli_flags() if f.dest}
+        flags = {f.dest: f for f in self.flags() if f.dest}
         for c in self.wcalls:
             if ts.text(_callee(c)) != "wandb.init":
                 continue

@@ -8,10 +8,8 @@ trigger on other ranks, newest first within a tier, generic Python exceptions la
 
 from __future__ import annotations
 
-import errno
 import math
 import os
-import stat
 from collections.abc import Sequence
 
 from runexp_tui.core.analysis_model import CliFlag
@@ -35,6 +33,7 @@ from runexp_tui.core.diagnosis.rules_proc import (
     signals,
 )
 from runexp_tui.core.diagnosis.rules_table import TABLE
+from runexp_tui.core.fileio import regular_file_opener
 
 __all__ = [
     "Finding",
@@ -122,18 +121,6 @@ def _order(log: LogView, hits: list[Hit]) -> list[Finding]:
     return out
 
 
-def _regular_only(path: str, flags: int) -> int:
-    """``open``'s opener: refuses (OSError) anything but a regular file, without blocking."""
-    fd = os.open(path, flags | os.O_NONBLOCK)
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise OSError(errno.EINVAL, "not a regular file")
-    except BaseException:
-        os.close(fd)
-        raise
-    return fd
-
-
 def read_tail(
     path: str | os.PathLike[str], max_bytes: int = DEFAULT_TAIL_BYTES
 ) -> tuple[str, int | None]:
@@ -143,7 +130,7 @@ def read_tail(
     The line number is None when the file was not read from its start.
     """
     # a FIFO would block forever and /dev/zero never ends: only regular files are logs
-    with open(path, "rb", opener=_regular_only) as fh:
+    with open(path, "rb", opener=regular_file_opener) as fh:
         fh.seek(0, os.SEEK_END)
         size = fh.tell()
         start = max(0, size - max_bytes)

@@ -3,12 +3,26 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import stat
 import tempfile
 from pathlib import Path
 from typing import Any
+
+
+def regular_file_opener(path: str, flags: int) -> int:
+    """An ``open(..., opener=)`` that refuses (OSError EINVAL) anything but a regular file,
+    without blocking: a FIFO would wait forever for a writer, /dev/zero never ends."""
+    fd = os.open(path, flags | os.O_NONBLOCK)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file")
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
 
 
 def atomic_write_bytes(

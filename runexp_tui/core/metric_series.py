@@ -10,12 +10,11 @@ null when the log has none. A point at the same step as its key's previous point
 
 from __future__ import annotations
 
-import errno
 import os
-import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from runexp_tui.core.fileio import regular_file_opener
 from runexp_tui.core.metrics import _last_state, _parse_cached
 
 MAX_LINE_BYTES = 1 << 20  # a longer "line" (binary junk, an endless bar) is cut to its tail
@@ -75,17 +74,11 @@ def series_of_lines(lines: list[str] | tuple[str, ...]) -> list[Series]:
 
 def series_of_file(path: str | os.PathLike[str]) -> list[Series]:
     """``series_of_lines`` over a log file; OSError when it is not a readable regular file."""
-    fd = os.open(Path(path), os.O_RDONLY | os.O_NONBLOCK)
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise OSError(errno.EINVAL, "not a regular file")
-        with os.fdopen(fd, "rb", closefd=False) as fh:
-            lines = [
-                (line[-MAX_LINE_BYTES:] if len(line) > MAX_LINE_BYTES else line)
-                .rstrip(b"\n")
-                .decode("utf-8", errors="replace")
-                for line in fh
-            ]
-    finally:
-        os.close(fd)
+    with open(Path(path), "rb", opener=regular_file_opener) as fh:
+        lines = [
+            (line[-MAX_LINE_BYTES:] if len(line) > MAX_LINE_BYTES else line)
+            .rstrip(b"\n")
+            .decode("utf-8", errors="replace")
+            for line in fh
+        ]
     return series_of_lines(lines)
