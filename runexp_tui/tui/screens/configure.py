@@ -167,6 +167,7 @@ class ConfigureScreen(PhaseScreen):
         self.scan: Any = None
         self.flags: list[Any] = []
         self.command_touched = False
+        self._switch_note: tuple[str, str] = ("", "")  # (message, token it is about)
         self._loading = False
         self._conda_envs: list[Any] | None = None
         self._defaults: dict[str, str] = {}  # values the form filled in itself (not the user)
@@ -488,13 +489,14 @@ class ConfigureScreen(PhaseScreen):
         except ValueError:
             return
         if new != field.value:
-            self._set_command(new)
             where = "" if wb.project_arg else " (its project is set in the script)"
-            self._set_msg(
-                "#command-msg",
+            self._switch_note = (
                 f"✓ the script's own wandb is off by default: turned on with "
                 f"{' '.join(switch)}{where}",
+                switch[0],
             )
+            self._set_command(new)
+            self._check_command(new)
 
     def _redraw_flags(self) -> None:
         table = self.query_one("#flags", DataTable)
@@ -535,7 +537,9 @@ class ConfigureScreen(PhaseScreen):
         except ValueError as exc:
             self._set_msg("#command-msg", f"✗ {exc}", error=True)
             return False
-        self._set_msg("#command-msg", "")
+        # the note on the script's own wandb switch stays while the command still turns it on
+        note, token = self._switch_note
+        self._set_msg("#command-msg", note if token and token in text else "")
         return True
 
     @on(Input.Changed, "#command")
