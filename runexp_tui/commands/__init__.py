@@ -16,4 +16,7 @@ COMMAND_MODULES = (
     "attach",
     "diagnose",
     "metrics",
+    "compare",
+    "resume",
+    "queue",
 )

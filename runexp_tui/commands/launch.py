@@ -7,6 +7,8 @@ import json
 import sys
 from pathlib import Path
 
+from runexp_tui.core.launch_options import distributed_kind, parse_gpus
+
 NAME = "launch"
 HELP = "launch a run detached from the terminal and print its record as JSON"
 
@@ -52,74 +54,10 @@ def _fail(msg: str) -> int:
     return 2
 
 
-def parse_gpus(text: str) -> tuple[int, ...]:
-    """'0,1' -> (0, 1); '', 'cpu' or 'none' -> () (CPU only); ValueError otherwise."""
-    t = text.strip().lower()
-    if t in ("", "cpu", "none"):
-        return ()
-    out: list[int] = []
-    for part in t.split(","):
-        part = part.strip()
-        if not part.isdigit():
-            raise ValueError(f"bad GPU index {part!r} (expected e.g. 0,1)")
-        if int(part) not in out:
-            out.append(int(part))
-    return tuple(out)
-
-
-def parse_env(text: str):  # -> EnvSettings
-    """'system', 'venv:PATH', 'uv:PATH' or 'conda:NAME' -> EnvSettings; ValueError otherwise."""
-    from runexp_tui.core.config import EnvSettings, validate_env_name
-
-    kind, _, rest = text.partition(":")
-    if kind == "system" and not rest:
-        return EnvSettings(kind="system")
-    if kind in ("venv", "uv"):
-        return EnvSettings(kind=kind, path=rest or ".venv")
-    if kind == "conda":
-        err = validate_env_name(rest)
-        if err:
-            raise ValueError(f"conda env name: {err}")
-        return EnvSettings(kind="conda_existing", name=rest)
-    raise ValueError(f"bad --env {text!r} (expected system, venv:PATH, uv:PATH or conda:NAME)")
-
-
-def _distributed_kind(config) -> str | None:
-    """The analyzer's verdict on the entry script (only asked when several GPUs are chosen)."""
-    import shlex
-    import subprocess
-
-    try:
-        toks = shlex.split(config.command)
-    except ValueError:
-        return None
-    script = next((t for t in toks if t.endswith(".py")), config.entry_point or None)
-    if not script:
-        return None
-    path = Path(config.repo) / script
-    if not path.is_file():
-        return None
-    try:
-        out = subprocess.run(
-            [sys.executable, "-m", "runexp_tui", "analyze", str(path), "--json"],
-            capture_output=True,
-            text=True,
-            timeout=30,
-        )
-        return json.loads(out.stdout)["distributed"]["kind"]
-    except (OSError, subprocess.SubprocessError, ValueError, KeyError, TypeError):
-        return None
-
-
 def run(args: argparse.Namespace) -> int:
-    from runexp_tui.core.config import (
-        ConfigError,
-        WandbSettings,
-        default_config,
-        load_config,
-        validate,
-    )
-    from runexp_tui.core.launch import LaunchError, build_launch, watch_start
+    from runexp_tui.core.config import ConfigError
+    from runexp_tui.core.launch import LaunchError, build_launch
+    from runexp_tui.core.launch_options import LaunchOptions, apply_options, repo_config
 
     repo = Path(args.repo).expanduser()
     if not repo.is_dir():
@@ -129,40 +67,24 @@ def run(args: argparse.Namespace) -> int:
     kind, _, host = backend.partition(":")
     if kind not in ("local", "ssh", "slurm") or (kind == "ssh") != bool(host):
         return _fail(f"bad --backend {backend!r} (expected local, ssh:HOST or slurm)")
+    config = repo_config(repo, warn_prefix="runexp-tui launch")
     try:
-        config = load_config(repo) or default_config(repo)
-    except ConfigError as exc:
-        print(f"runexp-tui launch: ignoring the saved config: {exc}", file=sys.stderr)
-        config = default_config(repo)
-    config = config.with_(repo=str(repo), backend=kind, host=host)
-    try:
-        if args.user_command is not None:
-            config = config.with_(command=args.user_command)
-        if args.gpus is not None:
-            config = config.with_(gpus=parse_gpus(args.gpus))
-        if args.env is not None:
-            config = config.with_(env=parse_env(args.env))
-        elif load_config_missing(repo):
-            # No saved config and no --env: the repo's .venv when it has one, else this Python.
-            has_venv = (repo / ".venv" / "bin" / "python").exists()
-            config = config.with_(env=parse_env("venv:.venv" if has_venv else "system"))
-        wb = config.wandb
-        if args.wandb == "off":
-            wb = WandbSettings(choice="no", project=wb.project, mode=wb.mode, entity=wb.entity)
-        elif args.wandb in ("offline", "online"):
-            choice = wb.choice if wb.choice != "no" else "yes"
-            wb = WandbSettings(choice=choice, project=wb.project, mode=args.wandb, entity=wb.entity)
-        if args.project:
-            wb = WandbSettings(wb.choice, args.project, wb.mode, wb.entity)
-        if args.entity is not None:
-            wb = WandbSettings(wb.choice, wb.project, wb.mode, args.entity)
-        config = config.with_(wandb=wb)
-        validate(config)
+        opts = LaunchOptions(
+            command=args.user_command,
+            gpus=None if args.gpus is None else parse_gpus(args.gpus),
+            env=args.env,
+            wandb=args.wandb,
+            project=args.project,
+            entity=args.entity,
+            backend=kind,
+            host=host,
+        )
+        config = apply_options(config, opts, repo=repo)
         if not config.command.strip():
             return _fail("no command: pass --command 'python train.py ...'")
         if args.watch < 0:
             return _fail("--watch must be >= 0")
-        dist = _distributed_kind(config) if len(config.gpus) > 1 else None
+        dist = distributed_kind(config) if len(config.gpus) > 1 else None
         spec = build_launch(config, analysis_distributed=dist, simulated_gpus=args.simulate_gpus)
     except (ValueError, ConfigError, LaunchError) as exc:
         return _fail(str(exc))
@@ -174,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.systemd_scope and not systemd_scope_available():
         return _fail("--systemd-scope: systemd-run or the user's systemd bus is not available")
-    from runexp_tui.core.backends import BackendError, RemoteOptions, start_run, status_function
+    from runexp_tui.core.backends import RemoteOptions
 
     options = RemoteOptions(
         ssh_key=args.ssh_key,
@@ -183,21 +105,61 @@ def run(args: argparse.Namespace) -> int:
         partition=args.partition,
         time=args.time,
     )
+    return start_and_watch(
+        spec,
+        kind,
+        host,
+        name=args.name,
+        options=options,
+        systemd_scope=args.systemd_scope,
+        watch=args.watch,
+    )
+
+
+def start_and_watch(
+    spec,  # LaunchSpec
+    kind: str,
+    host: str,
+    *,
+    name: str = "",
+    options=None,  # RemoteOptions
+    systemd_scope: bool = False,
+    watch: float = 10.0,
+    resumes: str | None = None,
+    extra: dict | None = None,
+    prog: str = "launch",
+) -> int:
+    """Start `spec` on its backend, watch its first seconds, print the record as JSON.
+
+    Shared by `launch`, `resume` and the queue runner's CLI: 0 when the run is up, 1 when it
+    failed early, 2 when it could not start. `resumes` names the run a resume continues;
+    `extra` adds keys to the printed document.
+    """
+    from runexp_tui.core.backends import BackendError, start_run, status_function
+    from runexp_tui.core.launch import watch_start
+    from runexp_tui.core.runs import run_status, save_record
+
     try:
         record = start_run(
-            spec, kind, host, name=args.name, options=options, systemd_scope=args.systemd_scope
+            spec, kind, host, name=name, options=options, systemd_scope=systemd_scope
         )
     except BackendError as exc:
-        return _fail(str(exc))
+        print(f"runexp-tui {prog}: {exc}", file=sys.stderr)
+        return 2
     except OSError as exc:
-        return _fail(f"could not start the run: {exc}")
+        print(f"runexp-tui {prog}: could not start the run: {exc}", file=sys.stderr)
+        return 2
+    if resumes is not None:
+        record = record.with_(resumes=resumes)
+        save_record(record)
     status_fn = status_function(record)
     for w in record.warnings:
         print(f"warning: {w}", file=sys.stderr)
     out = record.to_dict()
+    out.update(extra or {})
     code = 0
-    if args.watch > 0:
-        result = watch_start(record, args.watch, status_fn=status_fn)
+    if watch > 0:
+        result = watch_start(record, watch, status_fn=status_fn)
         out["status"] = result.status.to_dict()
         out["watch"] = result.to_dict()
         if result.verdict == "failed_early":
@@ -206,14 +168,6 @@ def run(args: argparse.Namespace) -> int:
             for line in result.tail[-15:]:
                 print(f"  | {line}", file=sys.stderr)
     else:
-        from runexp_tui.core.runs import run_status
-
         out["status"] = run_status(record).to_dict()
     print(json.dumps(out, indent=2))
     return code
-
-
-def load_config_missing(repo: Path) -> bool:
-    from runexp_tui.core.paths import repo_config_path
-
-    return not repo_config_path(repo).is_file()

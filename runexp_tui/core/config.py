@@ -82,6 +82,43 @@ class ExperimentConfig:
         d["gpus"] = list(self.gpus)
         return d
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ExperimentConfig:
+        """The inverse of `to_dict` (a run record's copy); unknown keys are ignored, wrong
+        types raise ConfigError."""
+        if not isinstance(data, dict) or not isinstance(data.get("repo"), str):
+            raise ConfigError("not a config: expected a table with a repo")
+
+        def part(kind: type, value: Any, key: str) -> Any:
+            if value is None:
+                return kind()
+            if not isinstance(value, dict):
+                raise ConfigError("expected a table", key=key)
+            known = {f.name for f in fields(kind)}
+            kw = {k: v for k, v in value.items() if k in known}
+            if not all(isinstance(v, str) for v in kw.values()):
+                raise ConfigError("expected strings", key=key)
+            return kind(**kw)
+
+        known = {f.name for f in fields(cls)} - {"wandb", "env", "gpus", "repo"}
+        kw = {k: v for k, v in data.items() if k in known}
+        if not all(isinstance(v, str) for v in kw.values()):
+            raise ConfigError("expected strings in the config")
+        gpus = data.get("gpus") or []
+        if not isinstance(gpus, list) or not all(
+            isinstance(g, int) and not isinstance(g, bool) for g in gpus
+        ):
+            raise ConfigError("expected a list of GPU indices", key="gpus")
+        cfg = cls(
+            repo=data["repo"],
+            wandb=part(WandbSettings, data.get("wandb"), "wandb"),
+            env=part(EnvSettings, data.get("env"), "env"),
+            gpus=tuple(gpus),
+            **kw,
+        )
+        validate(cfg)
+        return cfg
+
 
 def validate_env_name(name: str) -> str | None:
     """Return an error message for a bad conda env name, None when it is fine."""

@@ -72,9 +72,12 @@ def series_of_lines(lines: list[str] | tuple[str, ...]) -> list[Series]:
     return list(out.values())
 
 
-def series_of_file(path: str | os.PathLike[str]) -> list[Series]:
-    """``series_of_lines`` over a log file; OSError when it is not a readable regular file."""
+def series_of_file(path: str | os.PathLike[str], *, offset: int = 0) -> list[Series]:
+    """``series_of_lines`` over a log file from byte ``offset`` (a run's part of an appended
+    log); OSError when it is not a readable regular file."""
     with open(Path(path), "rb", opener=regular_file_opener) as fh:
+        if 0 < offset <= os.fstat(fh.fileno()).st_size:  # a shorter log was rewritten: all
+            fh.seek(offset)
         lines = [
             (line[-MAX_LINE_BYTES:] if len(line) > MAX_LINE_BYTES else line)
             .rstrip(b"\n")

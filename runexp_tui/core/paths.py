@@ -34,6 +34,11 @@ def global_run_index_path() -> Path:
     return user_state_dir() / "runs-index.json"
 
 
+def queue_dir() -> Path:
+    """The run queue: one JSON file per item, the runner's pid file, the pause mark."""
+    return user_state_dir() / "queue"
+
+
 def demo_scratch_dir() -> Path:
     """Where `--demo` copies the bundled example repo."""
     override = os.environ.get("RUNEXP_DEMO_DIR")

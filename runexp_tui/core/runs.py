@@ -74,6 +74,7 @@ class RunRecord:
     stop_requested_at: str | None = None
     stopped_at: str | None = None
     warnings: tuple[str, ...] = ()
+    resumes: str | None = None  # the id of the run this one continues (`runexp-tui resume`)
 
     @property
     def path(self) -> Path:
