@@ -29,6 +29,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backend", default=None, help="local | ssh:HOST | slurm")
     parser.add_argument("--name", default="", help="a name for the run (default: the script's)")
     parser.add_argument(
+        "--notify-cmd",
+        default=None,
+        metavar="CMD",
+        help="shell command run when the run ends (RUNEXP_RUN_ID, RUNEXP_RUN_STATUS,"
+        " RUNEXP_EXIT_CODE in its env); default: notify_cmd in .runexp/config.toml",
+    )
+    parser.add_argument(
         "--watch", type=float, default=10.0, metavar="SECONDS", help="watchdog time (0: skip)"
     )
     parser.add_argument(
@@ -78,6 +85,7 @@ def run(args: argparse.Namespace) -> int:
             entity=args.entity,
             backend=kind,
             host=host,
+            notify_cmd=args.notify_cmd,
         )
         config = apply_options(config, opts, repo=repo)
         if not config.command.strip():

@@ -73,6 +73,7 @@ class ExperimentConfig:
     host: str = ""  # ssh host for backend "ssh"
     slurm_partition: str = ""  # backend "slurm": empty = the cluster's default partition
     slurm_time: str = ""  # backend "slurm": sbatch --time ("30", "2:00:00"); empty = default
+    notify_cmd: str = ""  # a shell command run when a run ends (its id and status in its env)
 
     def with_(self, **changes: Any) -> ExperimentConfig:
         return replace(self, **changes)
@@ -211,8 +212,11 @@ def from_toml(
     data["gpus"] = tuple(gpus)
     top_keys = {
         "entry_point", "command", "gpus", "backend", "host", "slurm_partition", "slurm_time",
+        "notify_cmd",
     }  # fmt: skip
-    for k in ("entry_point", "command", "backend", "host", "slurm_partition", "slurm_time"):
+    for k in (
+        "entry_point", "command", "backend", "host", "slurm_partition", "slurm_time", "notify_cmd",
+    ):  # fmt: skip
         if k in data and not isinstance(data[k], str):
             raise ConfigError("expected a string", path=p, key=k)
     try:

@@ -43,7 +43,8 @@ from runexp_tui.core.runs import (
 )
 
 MASK = "********"
-_SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL", re.IGNORECASE)
+# NOTIFY_CMD: a notify command often carries a webhook URL with its token in it
+_SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|NOTIFY_CMD", re.IGNORECASE)
 # Flags whose value is a secret: --api-key X, --hf_token=X, --password X (not every "--key").
 _SECRET_FLAG = re.compile(
     r"^--?[\w-]*(token|secret|password|passwd|api[-_]?key|access[-_]?key)[\w-]*$", re.IGNORECASE
@@ -212,6 +213,8 @@ def build_launch(
         env["WANDB_MODE"] = mode
         env["WANDB_X_TRANSACTION_LOG_FLUSH_INTERVAL"] = "1"
 
+    if config.notify_cmd.strip():
+        env["RUNEXP_NOTIFY_CMD"] = config.notify_cmd  # the run's wrapper calls it at the end
     argv = _command_argv(tokens, config, repo, env)
     if len(gpus) > 1:
         if simulated_gpus:

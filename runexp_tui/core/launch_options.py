@@ -65,6 +65,7 @@ class LaunchOptions:
     entity: str | None = None
     backend: str = "local"
     host: str = ""
+    notify_cmd: str | None = None
 
 
 def distributed_kind(config: ExperimentConfig) -> str | None:
@@ -106,6 +107,8 @@ def apply_options(config: ExperimentConfig, opts: LaunchOptions, *, repo: Path) 
     config = config.with_(repo=str(repo), backend=opts.backend, host=opts.host)
     if opts.command is not None:
         config = config.with_(command=opts.command)
+    if opts.notify_cmd is not None:
+        config = config.with_(notify_cmd=opts.notify_cmd)
     if opts.gpus is not None:
         config = config.with_(gpus=opts.gpus)
     if opts.env is not None:

@@ -18,6 +18,8 @@ import sys
 import time
 
 FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+NOTIFY_ENV = "RUNEXP_NOTIFY_CMD"  # a shell command run when the command ends (`--notify-cmd`)
+NOTIFY_TIMEOUT = 30.0
 STOP_MARKER = "stop-requested"  # same name as runs.STOP_MARKER (not imported: keep this light)
 
 
@@ -29,6 +31,37 @@ def _write_exit(path: str, code: int | None, sig: int | None) -> None:
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)
+
+
+def notify(exit_file: str, code: int | None, sig: int | None, stopped: bool) -> None:
+    """Run the user's notify command, if any, with how the run ended in its environment.
+
+    The command is the user's own (a config key or `--notify-cmd`), run by `/bin/sh -c` with
+    RUNEXP_RUN_ID, RUNEXP_RUN_STATUS (exited | killed | stopped), RUNEXP_EXIT_CODE, RUNEXP_SIGNAL,
+    RUNEXP_RUN_DIR and RUNEXP_LOG set. Its output goes to the run's log; it never changes the
+    run's exit status, and it is given NOTIFY_TIMEOUT seconds.
+    """
+    cmd = os.environ.get(NOTIFY_ENV, "").strip()
+    if not cmd:
+        return
+    run_dir = os.path.dirname(os.path.abspath(exit_file))
+    status = "stopped" if stopped else ("killed" if sig is not None else "exited")
+    env = dict(os.environ)
+    env.pop(NOTIFY_ENV, None)
+    env.update(
+        RUNEXP_RUN_ID=os.path.basename(run_dir),
+        RUNEXP_RUN_STATUS=status,
+        RUNEXP_EXIT_CODE="" if code is None else str(code),
+        RUNEXP_SIGNAL="" if sig is None else str(sig),
+        RUNEXP_RUN_DIR=run_dir,
+        RUNEXP_LOG=os.path.join(run_dir, "output.log"),
+    )
+    try:
+        subprocess.run(
+            ["/bin/sh", "-c", cmd], env=env, stdin=subprocess.DEVNULL, timeout=NOTIFY_TIMEOUT
+        )
+    except (OSError, subprocess.SubprocessError) as exc:
+        print(f"runexp-tui: the notify command failed: {exc}", file=sys.stderr)
 
 
 def main(argv: list[str]) -> int:
@@ -63,11 +96,11 @@ def main(argv: list[str]) -> int:
         _write_exit(exit_file, 127 if isinstance(exc, FileNotFoundError) else 126, None)
         return 127
     rc = child.wait()
-    if rc < 0:
-        _write_exit(exit_file, None, -rc)
-        return 128 - rc
-    _write_exit(exit_file, rc, None)
-    return rc
+    code, sig = (None, -rc) if rc < 0 else (rc, None)
+    _write_exit(exit_file, code, sig)
+    sys.stdout.flush()
+    notify(exit_file, code, sig, os.path.exists(marker))
+    return 128 - rc if rc < 0 else rc
 
 
 def _group_signalled(pid: int, signum: int) -> bool:

@@ -273,3 +273,32 @@ def test_queue_on_slurm_is_one_array_job(
         log = (repo / ".runexp" / "runs" / item["run"] / "output.log").read_text()
         first = 1 / (1 + float(lr))
         assert f"epoch 0 loss {first:.6f}" in log and "done" in log
+
+
+# ---------------------------------------------------------------------------- notify
+
+
+def test_notify_cmd_runs_when_the_run_ends_with_its_status(repo: Path, tmp_path: Path) -> None:
+    out = tmp_path / "notified.txt"
+    notify = f'echo "$RUNEXP_RUN_ID $RUNEXP_RUN_STATUS $RUNEXP_EXIT_CODE" >> {out}'
+    run = launch(
+        repo, "python train.py --epochs 5 --crash-at 1", "--wandb", "off", "--notify-cmd", notify
+    )
+    assert run["env"]["RUNEXP_NOTIFY_CMD"] == "********"  # may hold a webhook token
+    assert notify not in run["display"]
+    text = wait_for(lambda: out.exists() and out.read_text(), what="the notify command")
+    assert text.split() == [run["id"], "exited", "1"]
+    # stopped by the user: the status says so (the app need not be open)
+    (repo / ".runexp").mkdir(exist_ok=True)
+    (repo / ".runexp" / "config.toml").write_text(
+        f"command = 'python train.py'\nnotify_cmd = '{notify}'\n[env]\nkind = 'system'\n"
+        "[wandb]\nchoice = 'no'\n"
+    )
+    run = launch(repo, "python train.py --epochs 1000 --sleep 0.05")
+    wait_for(lambda: "epoch 2 loss" in Path(run["log_path"]).read_text(), what="training")
+    assert cli("stop", run["id"]).returncode == 0
+    lines = wait_for(
+        lambda: len(out.read_text().splitlines()) == 2 and out.read_text().splitlines(),
+        what="the second notification",
+    )
+    assert lines[1].split()[:2] == [run["id"], "stopped"]

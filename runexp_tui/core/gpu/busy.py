@@ -29,7 +29,8 @@ def busy_reason(gpu: GpuInfo) -> str | None:
         return f"{n} process{'es' if n > 1 else ''}: {shown}{more}"
     used, total = gpu.memory_used_mib, gpu.memory_total_mib
     if isinstance(used, int) and used >= BUSY_MEMORY_MIB:
-        if not isinstance(total, int) or not total or used / total >= BUSY_MEMORY_SHARE:
+        share = used / total if isinstance(total, int) and total else 1.0
+        if share >= BUSY_MEMORY_SHARE:
             return f"{used} MiB of memory in use"
     util = gpu.utilization_pct
     if isinstance(util, (int, float)) and util >= BUSY_UTILIZATION_PCT:
