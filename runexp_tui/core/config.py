@@ -184,9 +184,20 @@ def _build(cls: type, data: dict[str, Any], path: Path, prefix: str) -> Any:
     for k, v in data.items():
         if isinstance(v, dict):
             raise ConfigError("unexpected table", path=path, key=f"{prefix}{k}")
-        if not isinstance(v, (str, bool, int, list)):
-            raise ConfigError(f"unsupported value {v!r}", path=path, key=f"{prefix}{k}")
+        _check_text(v, path, f"{prefix}{k}")
     return cls(**data)
+
+
+def _check_text(value: Any, path: Path | None, key: str) -> None:
+    """Every config value but `gpus` is text: a number, a list or a NUL is a clear error."""
+    if not isinstance(value, str):
+        if isinstance(value, (bool, int, float)):
+            shown = f"{str(value).lower() if isinstance(value, bool) else value} (quote it)"
+        else:
+            shown = f"a {'list' if isinstance(value, list) else type(value).__name__}"
+        raise ConfigError(f"expected a string, not {shown}", path=path, key=key)
+    if "\x00" in value:
+        raise ConfigError("contains a NUL character", path=path, key=key)
 
 
 def from_toml(
@@ -217,8 +228,8 @@ def from_toml(
     for k in (
         "entry_point", "command", "backend", "host", "slurm_partition", "slurm_time", "notify_cmd",
     ):  # fmt: skip
-        if k in data and not isinstance(data[k], str):
-            raise ConfigError("expected a string", path=p, key=k)
+        if k in data:
+            _check_text(data[k], p, k)
     try:
         cfg = ExperimentConfig(
             repo=str(repo),

@@ -9,6 +9,7 @@ import pytest
 from runexp_tui.core.config import (
     ConfigError,
     EnvSettings,
+    ExperimentConfig,
     WandbSettings,
     default_config,
     from_toml,
@@ -124,3 +125,25 @@ def test_slurm_fields_must_be_strings(tmp_path: Path, key: str) -> None:
     with pytest.raises(ConfigError) as err:
         from_toml(f"{key} = 30\n", tmp_path, path=repo_config_path(tmp_path))
     assert err.value.key == key
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[wandb]\nproject = 5\n", "[wandb.project] expected a string, not 5 (quote it)"),
+        ('[wandb]\nentity = ["a", "b"]\n', "[wandb.entity] expected a string, not a list"),
+        ('[wandb]\nproject = "a\\u0000b"\n', "[wandb.project] contains a NUL character"),
+        ("[env]\nname = true\n", "[env.name] expected a string, not true (quote it)"),
+        ('notify_cmd = ["x"]\n', "[notify_cmd] expected a string, not a list"),
+    ],
+)
+def test_wrongly_typed_values_are_one_clear_error(tmp_path, text: str, message: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        from_toml(text, tmp_path)
+    assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_notify_cmd_round_trips(tmp_path) -> None:
+    cfg = ExperimentConfig(repo=str(tmp_path), notify_cmd="notify-send done")
+    assert from_toml(to_toml(cfg), tmp_path).notify_cmd == "notify-send done"
+    assert ExperimentConfig.from_dict(cfg.to_dict()) == cfg
