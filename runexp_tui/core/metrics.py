@@ -37,7 +37,7 @@ _END = r"(?=$|[\s;|)\]}]|,(?!\d))"
 _KEY = r"[A-Za-z_][\w./@-]*"
 _EQ_PAIR = re.compile(rf"(?<![\w./@-])(?P<k>{_KEY})\s?=\s?(?:tensor\()?(?P<v>{_NUM}){_UNIT}{_END}")
 _COLON_PAIR = re.compile(
-    rf"(?<![\w./@-])(?P<k>{_KEY}(?: [A-Za-z_][\w./@-]*)?)\s?:\s*(?:tensor\()?(?P<v>{_NUM}){_UNIT}{_END}"
+    rf"(?<![\w./@-])(?P<k>{_KEY}(?:'s)?(?: [A-Za-z_][\w./@-]*)?)\s?:\s*(?:tensor\()?(?P<v>{_NUM}){_UNIT}{_END}"
 )
 _SPACE_PAIR = re.compile(rf"^\s*(?P<k>{_KEY}(?: [A-Za-z_][\w./@-]*)?)\s+(?P<v>{_NUM}){_UNIT}\s*$")
 _DICT_ITEM = re.compile(
@@ -53,6 +53,25 @@ _COUNTER = re.compile(
     r"(?<![\w-])(?P<w>[Ii]ter(?:ation)?|[Ss]tep|[Ee]poch|[Bb]atch)\s*[:=]?\s*\[?(?P<n>\d+)\s*/\s*(?P<t>\d+)\]?"
 )
 _TQDM = re.compile(r"\|\s*(?P<n>\d+)/(?P<t>\d+)\s*\[")
+# "[10]\tvalid_0's l2: 0.41" (LightGBM), "[0]\tvalidation_0-logloss:0.63" (XGBoost): the
+# boosting round in brackets, then tab-separated evaluations.
+_ROUND = re.compile(r"^\[(?P<n>\d+)\]\t")
+# "Train: 3 [ 150/1251 ( 12%)]" (timm-style): the epoch after a phase word, then the batch.
+_PHASE_EPOCH = re.compile(
+    r"^(?i:train|training)\s*:\s*(?P<e>\d+)\s*\[\s*(?P<n>\d+)\s*/\s*(?P<t>\d+)"
+)
+# "Train Epoch: 1 [640/60000 (1%)]" (PyTorch examples): progress in brackets after the epoch.
+_BRACKET_PROGRESS = re.compile(r"\s*\[\s*(?P<n>\d+)\s*/\s*(?P<t>\d+)")
+# "200/ 2983 batches" in a pipe-separated progress table (word_language_model-style).
+_UNIT_COUNTER = re.compile(
+    r"(?<![\w.])(?P<n>\d+)\s*/\s*(?P<t>\d+)\s+(?:batches|steps|iters|iterations|samples)\b"
+)
+_TABLE_EPOCH = re.compile(r"(?<![\w-])(?i:epoch)\s+(?P<n>\d+)\b")
+# Configuration echoed into the log, not measured: a Python assignment on its own line
+# (`batch_size = 64`, a config file printed by a configurator) or an indented lone
+# `key: value` (a YAML/OmegaConf/argument dump under its section header).
+_ASSIGNMENT_ECHO = re.compile(rf"^{_KEY}\s+=\s+\S+\s*(?:#.*)?$")
+_INDENTED_ECHO = re.compile(rf"^\s{{2,}}{_KEY}\s*:\s+\S+\s*(?:#.*)?$")
 _TQDM_EPOCH = re.compile(r"^\s*Epoch\s+(?P<e>\d+)\s*:")
 # Log record prefixes: ISO/space timestamps, bracketed clocks, level names, "[rank0]:" tags.
 _PREFIX = re.compile(
@@ -159,10 +178,18 @@ _REST = rb"[^\n\r]*"
 _TRIGGERS: tuple[tuple[bytes | None, re.Pattern[bytes]], ...] = (
     (b"=", re.compile(rb"=[ ]?(?:tensor\()?[-+.0-9nNiI]" + _REST)),
     (b"{", re.compile(rb"\{" + _REST)),
+    # boosting rounds, "[10]\tvalid_0-l2:0.41": a tab is rare in logs, so memchr finds it fast
+    (b"\t", re.compile(rb"\t" + _REST)),
+    # a table row, "| test loss  5.71 |", found by its line start (a bare "|" is in every bar)
     (None, re.compile(rb": +['\"]?(?:tensor\()?[-+.0-9nNiI]" + _REST)),
     (None, re.compile(rb"te[rp][ ]*[:=]?[ ]*\[?[0-9]" + _REST)),  # iter, step
     (None, re.compile(rb"ch(?<=poch|atch)[ ]*[:=]?[ ]*\[?[0-9]" + _REST)),  # epoch, batch
 )
+# A pipe-separated table row, "| test loss  5.71 |". A bare "|" is in every progress bar, so
+# this trigger runs only in logs that have shown a table row through another trigger (an
+# "epoch 1" cell); from then on, for the rest of the parse.
+_TABLE_TRIGGER = (b"|", re.compile(rb"\| +[A-Za-z][^\n\r|]*? [-+.0-9]" + _REST))
+_TABLE_START = re.compile(rb"\|[^\n\r]*?[A-Za-z] +[-+.0-9]" + _REST)
 # A regex pass costs about as much as this many memchr hits handled in Python (per 2 KiB of
 # chunk, so about 4000 per 8 MiB): past that, one regex pass over the rest is cheaper.
 _MEMCHR_SHIFT = 11
@@ -257,13 +284,20 @@ def _segments(text: str, start: int, end: int) -> Iterator[tuple[int, int]]:
 def _analyse(text: str) -> _Template | None:
     """Parse one line's structure into a template (None: this shape never holds metrics)."""
     s = text.strip()
-    if not s or _NOISE.match(s):
+    if not s or _NOISE.match(s) or _INDENTED_ECHO.match(text):
         return None
     base = len(text) - len(text.lstrip())
     m = _PREFIX.match(s)
     if m:
         rest0 = s[m.end() :]
         base += m.end() + len(rest0) - len(rest0.lstrip())
+        s = rest0.strip()
+    if _ASSIGNMENT_ECHO.match(s):
+        return None
+    table = s.startswith("|") and s.count("|") >= 3
+    if table:  # "| epoch 1 | 200/ 2983 batches | lr 20.00 | loss 7.63 |": read its cells
+        rest0 = s.lstrip("|")
+        base += len(s) - len(rest0) + len(rest0) - len(rest0.lstrip())
         s = rest0.strip()
     ops: list[tuple[int, int, int, int, int]] = []
     # (role, key, key span, unit, value span) in the order the parse meets them
@@ -281,16 +315,42 @@ def _analyse(text: str) -> _Template | None:
     else:
         anchor = _ANCHOR.match(s)
         rest = 0
+        pre_spans: list[tuple[int, int]] = []  # a counter read as a step, never as a pair
         if anchor:
             word = anchor["w"].lower()
             a, b = anchor.span("n")
             if word == "epoch":
                 ops.append((_OP_EPOCH, a, b, 1 if anchor["t"] else 0, 0))
                 has_epoch = True
+                prog = None if anchor["t"] else _BRACKET_PROGRESS.match(s, anchor.end())
+                if prog is not None:
+                    ops.append((_OP_LIN, *prog.span("n"), *prog.span("t")))
+                    has_step = True
             else:
                 ops.append((_OP_STEP, a, b, 0, 0))
                 has_step = True
             rest = anchor.end()
+        elif (rnd := _ROUND.match(s)) is not None:
+            ops.append((_OP_STEP, *rnd.span("n"), 0, 0))
+            has_step = True
+        elif (ph := _PHASE_EPOCH.match(s)) is not None:
+            ops.append((_OP_EPOCH, *ph.span("e"), 0, 0))
+            ops.append((_OP_LIN, *ph.span("n"), *ph.span("t")))
+            has_epoch = has_step = True
+            pre_spans.append(ph.span())
+        if table:
+            if not has_epoch and (te := _TABLE_EPOCH.search(s)) is not None:
+                ops.append((_OP_EPOCH, *te.span("n"), 0, 0))
+                has_epoch = True
+                pre_spans.append(te.span())
+            uc = None if has_step else _UNIT_COUNTER.search(s)
+            if uc is not None:
+                if has_epoch:
+                    ops.append((_OP_LIN, *uc.span("n"), *uc.span("t")))
+                else:
+                    ops.append((_OP_STEP, *uc.span("n"), 0, 0))
+                has_step = True
+                pre_spans.append(uc.span())
         for c in _COUNTER.finditer(s) if "/" in s else ():
             word = c["w"].lower()
             if word == "epoch":
@@ -312,7 +372,7 @@ def _analyse(text: str) -> _Template | None:
             else:
                 ops.append((_OP_STEP, *tq.span("n"), 0, 0))
             has_step = True
-        spans: list[tuple[int, int]] = []
+        spans: list[tuple[int, int]] = list(pre_spans)
         found: list[tuple[str, int, int, str, int, int]] = []
         fractions: list[tuple[str, int, int, str, int, int]] = []
         if ":" in s and "/" in s:
@@ -349,12 +409,12 @@ def _analyse(text: str) -> _Template | None:
             )
             if anchor and cuts[0][0] >= anchor.end():
                 residual = " " + residual[anchor.end() :]
-            if len(_WORD.findall(residual)) > _MAX_PROSE_WORDS:
-                raw = []
-        if anchor:
+            if not table and len(_WORD.findall(residual)) > _MAX_PROSE_WORDS:
+                raw = []  # (a table's cells are separate: words in one are not prose)
+        if anchor or table:
             for a, b in _segments(s, rest, len(s)):
                 seg = s[a:b]
-                if "=" in seg or ":" in seg:
+                if "=" in seg or ":" in seg or any(x < b and a < y for x, y in pre_spans):
                     continue
                 sp = _SPACE_PAIR.match(seg)
                 if sp:
@@ -683,6 +743,7 @@ class MetricParser:
         self.epoch: float | None = None
         self._count = 0
         self._pending: str | None = None
+        self.tables = False  # the history parse has met a pipe-separated table row
 
     def feed(self, line: str) -> list[MetricPoint]:
         """Parse one complete line; returns the points recorded (with their resolved step)."""
@@ -798,11 +859,36 @@ def parse_file_history(
     return parser.store
 
 
-def _segment_ends(buf: _Buf, limit: int) -> list[int]:
-    """Sorted end offsets of the segments of ``buf[:limit]`` that may hold a metric."""
+def _segment_ends(buf: _Buf, limit: int, parser: MetricParser | None = None) -> list[int]:
+    """Sorted end offsets of the segments of ``buf[:limit]`` that may hold a metric.
+
+    With a ``parser``, table rows are looked for once it has seen one (``parser.tables``).
+    """
+    ends = _trigger_ends(buf, limit, _TRIGGERS)
+    if parser is None:
+        return sorted(ends)
+    if not parser.tables:
+        rfind = buf.rfind
+        for e in sorted(ends)[:64]:
+            start = max(rfind(b"\n", 0, e), rfind(b"\r", 0, e)) + 1
+            if buf[start : start + 1] == b"|":
+                parser.tables = True
+                break
+    if parser.tables:
+        ends |= _trigger_ends(buf, limit, (_TABLE_TRIGGER,))
+        if buf[:1] == b"|":  # the block's first line has no "\n" before it
+            first = _TABLE_START.match(buf, 0, limit)
+            if first is not None:
+                ends.add(first.end())
+    return sorted(ends)
+
+
+def _trigger_ends(
+    buf: _Buf, limit: int, triggers: tuple[tuple[bytes | None, re.Pattern[bytes]], ...]
+) -> set[int]:
     ends: set[int] = set()
     find = buf.find
-    for lit, pat in _TRIGGERS:
+    for lit, pat in triggers:
         pos = 0
         if lit is not None:
             match = pat.match
@@ -822,7 +908,7 @@ def _segment_ends(buf: _Buf, limit: int) -> list[int]:
                 continue
             pos = i
         ends.update([m.end() for m in pat.finditer(buf, pos, limit)])
-    return sorted(ends)
+    return ends
 
 
 _Buf = bytes | bytearray  # a segment: sliced from the history parse's reused read buffer
@@ -1110,7 +1196,7 @@ def _parse_block(buf: _Buf, limit: int, parser: MetricParser) -> None:
     queue, groups = block.queue, block.groups  # lines queued for flush(), which empties them
     rfind = buf.rfind
     prev = 0
-    for e in _segment_ends(buf, limit):
+    for e in _segment_ends(buf, limit, parser):
         # The segment starts after the last separator since the previous candidate's end (a
         # separator itself), so every byte is searched at most twice whatever the line lengths.
         seg = buf[max(rfind(b"\n", prev, e), rfind(b"\r", prev, e)) + 1 : e]

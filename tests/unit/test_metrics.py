@@ -18,7 +18,12 @@ from runexp_tui.core.metrics import (
 )
 
 FIX = Path(__file__).resolve().parent.parent / "fixtures" / "logs" / "metrics"
-FORMATS = ["hf_trainer", "lightning", "keras", "nanogpt", "pipes", "jsonl", "kv"]
+FORMATS = [
+    "hf_trainer", "lightning", "keras", "nanogpt", "pipes", "jsonl", "kv",
+    # reference scripts and libraries: a pipe-separated table (word_language_model-style),
+    # boosting rounds, timm-style epochs, sklearn verbose; config echoed before training
+    "word_lm_table", "xgboost", "lightgbm", "timm", "sklearn_verbose", "config_echo",
+]  # fmt: skip
 
 
 def _expected(name: str) -> dict[str, list[tuple[float, float]]]:
