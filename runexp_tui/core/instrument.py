@@ -36,7 +36,7 @@ from runexp_tui.core.fileio import atomic_write_bytes, atomic_write_json
 if TYPE_CHECKING:
     from tree_sitter import Node, Tree
 
-    from runexp_tui.core.analysis_model import AnalysisResult, EvalLogPoint, Shortcut, TrainLogPoint
+    from runexp_tui.core.analysis.model import AnalysisResult, EvalLogPoint, Shortcut, TrainLogPoint
 
 MARKER = "# runexp-tui"
 BACKUP_SUFFIX = ".backup"
@@ -2466,7 +2466,7 @@ def propose_file(
     path: str | os.PathLike[str], project: str | None = None, entity: str | None = None
 ) -> Proposal:
     """Read, analyze and build the proposal for a script (what ``inject`` and the UI use)."""
-    from runexp_tui.core.analyze import analyze_source
+    from runexp_tui.core.analysis import analyze_source
 
     script = read_script(path)
     analysis = analyze_source(script.text, str(path))

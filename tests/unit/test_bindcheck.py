@@ -5,7 +5,7 @@ from __future__ import annotations
 import ast
 import textwrap
 
-from runexp_tui.core.analysis_model import (
+from runexp_tui.core.analysis.model import (
     AnalysisResult,
     Distributed,
     FinishPoint,
