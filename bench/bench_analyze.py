@@ -11,7 +11,7 @@ import statistics
 import time
 
 from runexp_tui.core import ts
-from runexp_tui.core.analyze import analyze_source
+from runexp_tui.core.analysis import analyze_source
 from runexp_tui.core.instrument import build_proposal
 
 HEADER = '''"""Generated training script for the analyzer benchmark."""

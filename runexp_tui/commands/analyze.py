@@ -16,7 +16,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from runexp_tui.core.analyze import AnalyzeError, analyze_file
+    from runexp_tui.core.analysis import AnalyzeError, analyze_file
 
     try:
         result = analyze_file(args.script)

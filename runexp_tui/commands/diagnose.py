@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
 
     flags: tuple = ()
     if args.script:
-        from runexp_tui.core.analyze import AnalyzeError, analyze_file
+        from runexp_tui.core.analysis import AnalyzeError, analyze_file
 
         try:
             flags = analyze_file(args.script).cli_flags

@@ -12,7 +12,7 @@ import math
 import os
 from collections.abc import Sequence
 
-from runexp_tui.core.analysis_model import CliFlag
+from runexp_tui.core.analysis.model import CliFlag
 from runexp_tui.core.diagnosis.base import Ctx, ExitInfo, FlagBook, Hit, Rule
 from runexp_tui.core.diagnosis.generic import python_exceptions, unexplained_exit
 from runexp_tui.core.diagnosis.logtext import LogView

@@ -504,7 +504,7 @@ class RunFollower:
                 repo = self.record.cwd or repo
             if entry and repo:
                 with contextlib.suppress(Exception):  # unreadable or broken script: no flags
-                    from runexp_tui.core.analyze import analyze_file
+                    from runexp_tui.core.analysis import analyze_file
 
                     flags = analyze_file(Path(repo) / entry).cli_flags
             env = cfg.get("env") or {}

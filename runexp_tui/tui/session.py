@@ -16,7 +16,7 @@ class Session:
     repo: Path | None = None
     config: ExperimentConfig | None = None
     scan: Any = None  # core.discover.RepoScan
-    analysis: Any = None  # core.analysis_model.AnalysisResult of the entry point
+    analysis: Any = None  # core.analysis.model.AnalysisResult of the entry point
     wandb_offline: bool | None = None  # decided by the Environment phase (no credentials -> True)
     env_ready: bool = False
     run_id: str | None = None  # the run shown in the monitoring pane

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from runexp_tui.core.analyze import AnalyzeError, analyze_file, analyze_source
+from runexp_tui.core.analysis import AnalyzeError, analyze_file, analyze_source
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "scripts"
 SCRIPTS = sorted(FIXTURES.glob("*.py"))

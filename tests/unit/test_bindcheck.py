@@ -5,7 +5,7 @@ from __future__ import annotations
 import ast
 import textwrap
 
-from runexp_tui.core.analysis_model import (
+from runexp_tui.core.analysis.model import (
     AnalysisResult,
     Distributed,
     FinishPoint,
@@ -14,8 +14,8 @@ from runexp_tui.core.analysis_model import (
     Points,
     TrainLogPoint,
 )
-from runexp_tui.core.bindcheck import unbound_at_lines
 from runexp_tui.core.instrument import DEFAULT_RANK_PREDICATE, MARKER, RUN_GUARD, build_proposal
+from runexp_tui.core.instrument.bindcheck import unbound_at_lines
 
 
 def _line(src: str, marker: str) -> int:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from runexp_tui.cli import main
-from runexp_tui.core.analysis_model import CliFlag
+from runexp_tui.core.analysis.model import CliFlag
 from runexp_tui.core.diagnose import Finding, detect_stall, diagnose_file, diagnose_text
 from runexp_tui.core.diagnosis.pipnames import advise_module, pip_install_command
 

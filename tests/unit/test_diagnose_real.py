@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from runexp_tui.core.analysis_model import CliFlag
+from runexp_tui.core.analysis.model import CliFlag
 from runexp_tui.core.diagnose import Finding, diagnose_file, diagnose_text
 
 FAIL = Path(__file__).parent.parent / "fixtures" / "logs" / "failures"

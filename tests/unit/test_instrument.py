@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from runexp_tui.core import instrument as ins
-from runexp_tui.core.analysis_model import (
+from runexp_tui.core.analysis.model import (
     AnalysisResult,
     Distributed,
     EvalLogPoint,
@@ -798,7 +798,7 @@ if __name__ == "__main__":
 
 
 def test_a_predicate_unbound_where_it_goes_falls_back_to_the_run() -> None:
-    from runexp_tui.core.analyze import analyze_source
+    from runexp_tui.core.analysis import analyze_source
 
     a = analyze_source(WORKER, "proj/train.py")
     assert a.distributed.kind == "other" and a.distributed.main_process == "rank == 0"
@@ -834,7 +834,7 @@ for epoch in range(3):
 
 
 def test_every_loss_of_the_step_is_logged_under_its_own_name() -> None:
-    from runexp_tui.core.analyze import analyze_source
+    from runexp_tui.core.analysis import analyze_source
 
     a = analyze_source(GAN, "proj/gan.py")
     out = build_proposal(GAN, a).render()
@@ -854,7 +854,7 @@ CR_ONLY = (
 
 def test_cr_only_line_endings_place_code_where_python_reads_the_lines() -> None:
     """A lone CR ends a line for Python: import after the imports, init and log in main()."""
-    from runexp_tui.core.analyze import analyze_source
+    from runexp_tui.core.analysis import analyze_source
 
     a = analyze_source(CR_ONLY, "proj/cr.py")
     assert a.points.import_.after_line == 1

@@ -6,7 +6,7 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
-from runexp_tui.core.analysis_model import CliFlag
+from runexp_tui.core.analysis.model import CliFlag
 from runexp_tui.core.diagnosis.logtext import LogView
 from runexp_tui.core.diagnosis.model import Severity
 

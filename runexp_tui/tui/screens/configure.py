@@ -448,7 +448,7 @@ class ConfigureScreen(PhaseScreen):
         if not entry or self.rx.session.repo is None:
             self.app.call_from_thread(self._show_flags, None, ())
             return
-        from runexp_tui.core.analyze import analyze_file
+        from runexp_tui.core.analysis import analyze_file
 
         try:
             analysis = analyze_file(self.rx.session.repo / entry)

@@ -29,7 +29,7 @@ from runexp_tui.tui.widgets.diff_view import DiffView, Highlighted, hunk_title
 from runexp_tui.tui.widgets.hunk_list import HunkList
 
 if TYPE_CHECKING:
-    from runexp_tui.core.analysis_model import AnalysisResult
+    from runexp_tui.core.analysis.model import AnalysisResult
     from runexp_tui.core.instrument import ApplyResult, Proposal, RevertResult
 
 FRAMEWORKS = {
@@ -254,7 +254,7 @@ class InstrumentScreen(PhaseScreen):
         thread=True, exclusive=True, exit_on_error=False, group="instrument", description="analyze"
     )
     def _load(self, target: Path) -> None:
-        from runexp_tui.core.analyze import analyze_source
+        from runexp_tui.core.analysis import analyze_source
         from runexp_tui.core.instrument import (
             MARKER,
             InjectError,

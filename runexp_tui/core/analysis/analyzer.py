@@ -1,0 +1,135 @@
+"""Static analysis of a training script with tree-sitter: where wandb calls belong, and why.
+
+The top of the analysis: the script is parsed once into a `ScriptIndex`, and each question
+(one module each: the training loop, its loss and step, the framework and its shortcut,
+distributed training and the main-process predicate, the configuration object and where
+`wandb.init` goes, evaluation, the end of training, the flags, existing wandb use) is asked
+against that one index. Every heuristic works on the tree's structure (a loop that contains a
+backward/optimizer step, a function called from an epoch loop, an assignment from
+`parse_args()`), using names only as tie-breakers. Files with syntax errors elsewhere still get
+an analysis; the errors are reported with 1-based line and character column.
+
+The golden fixtures under tests/fixtures/scripts/ pin the choices down.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from runexp_tui.core import ts
+from runexp_tui.core.analysis.config import PARSE_CALLS
+from runexp_tui.core.analysis.distributed import distributed, none_rank
+from runexp_tui.core.analysis.end import finish_point
+from runexp_tui.core.analysis.evaluation import EVAL_NAME, eval_log, test_log
+from runexp_tui.core.analysis.flags import script_flags
+from runexp_tui.core.analysis.framework import framework, framework_train_call, shortcut
+from runexp_tui.core.analysis.imports import import_point
+from runexp_tui.core.analysis.index import ScriptIndex
+from runexp_tui.core.analysis.init_point import init_point
+from runexp_tui.core.analysis.loop import direct_sites, outermost_loop, training_loop
+from runexp_tui.core.analysis.loss import train_log
+from runexp_tui.core.analysis.model import AnalysisResult, Points
+from runexp_tui.core.analysis.nodes import scope
+from runexp_tui.core.analysis.wandb_use import wandb_use
+
+MAX_SCRIPT_BYTES = 64 * 2**20  # a generated 50,000-line script is ~2 MiB
+
+
+class AnalyzeError(Exception):
+    """The script cannot be analysed at all (missing, unreadable, a directory, not UTF-8)."""
+
+
+def analyze_file(path: str | Path) -> AnalysisResult:
+    """Read and analyse a script; raises AnalyzeError with a one-line reason when it cannot."""
+    p = Path(path)
+    if p.is_dir():
+        raise AnalyzeError(f"{path}: is a directory, not a Python script")
+    if p.exists() and not p.is_file():  # a FIFO would block, /dev/zero never ends
+        raise AnalyzeError(f"{path}: not a regular file")
+    try:
+        if p.stat().st_size > MAX_SCRIPT_BYTES:
+            raise AnalyzeError(
+                f"{path}: {p.stat().st_size // 2**20} MiB is too large for a training script"
+            )
+        data = p.read_bytes()
+    except FileNotFoundError:
+        raise AnalyzeError(f"{path}: no such file") from None
+    except OSError as exc:
+        raise AnalyzeError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise AnalyzeError(f"{path}: not UTF-8 text (invalid byte at offset {exc.start})") from None
+    return analyze(ScriptIndex(data, str(path)))
+
+
+def analyze_source(text: str, path: str = "<string>") -> AnalysisResult:
+    """Analyse Python source text (line endings and indentation are kept as they are)."""
+    return analyze(ScriptIndex(text.encode("utf-8"), path))
+
+
+def analyze(ix: ScriptIndex) -> AnalysisResult:
+    """Ask every question of the analysis against the one index of the script."""
+    prefetch_callers(ix)
+    loop, sites = training_loop(ix)
+    for s in sites + direct_sites(ix):
+        fn = scope(s.call)
+        if fn is not None:
+            ix.training_fns.add(fn.id)
+    fw = framework(ix, loop is not None)
+    dist = none_rank(ix, distributed(ix))
+    short = shortcut(ix, fw)
+    train = train_log(ix, loop, sites) if loop is not None else None
+    top_loop = outermost_loop(ix, loop) if loop is not None else None
+    for lp in (loop, top_loop):
+        fn = scope(lp) if lp is not None else None
+        while fn is not None:
+            ix.training_fns.add(fn.id)
+            fn = scope(fn)
+    train_call = None if loop is not None else framework_train_call(ix, fw)
+    evaluation = eval_log(ix, loop, top_loop, train_call)
+    test = test_log(ix, loop, top_loop, train_call, evaluation)
+    init = init_point(ix, top_loop, train_call, dist)
+    finish = finish_point(ix, top_loop, train_call, evaluation)
+    if finish is not None and test is not None and test.after_line > finish.after_line:
+        test = None  # past the end of the run: a later phase, not this training's test
+    return AnalysisResult(
+        path=ix.path,
+        framework=fw,
+        wandb=wandb_use(ix),
+        distributed=dist,
+        points=Points(
+            import_=import_point(ix),
+            init=init,
+            train_log=train,
+            eval_log=evaluation,
+            finish=finish,
+            shortcut=short,
+            test_log=test,
+        ),
+        cli_flags=script_flags(ix),
+        syntax_errors=tuple(ix.syntax_errors()),
+    )
+
+
+def prefetch_callers(ix: ScriptIndex) -> None:
+    """Batch the caller look-ups the analysis will make into one query over the tree."""
+    fns: set[str] = set()
+    for c in [s.call for s in direct_sites(ix)] + ix.calls_named(*PARSE_CALLS):
+        fn = scope(c)
+        while fn is not None:
+            fns.add(ts.text(fn.child_by_field_name("name")))
+            fn = scope(fn)
+    for c in ix.calls_named("no_grad", "inference_mode", "eval"):
+        fn = scope(c) if c.parent is None or c.parent.type != "decorator" else None
+        if fn is not None:
+            fns.add(ts.text(fn.child_by_field_name("name")))
+        elif c.parent is not None and c.parent.parent is not None:
+            d = c.parent.parent.child_by_field_name("definition")
+            if d is not None:
+                fns.add(ts.text(d.child_by_field_name("name")))
+    fns |= {n for n in ix.defs_by_name if EVAL_NAME.search(n)}
+    names = set(fns)
+    for f in fns:
+        names |= ix.aliases.get(f, set())
+    ix.local_calls(names)

@@ -1,0 +1,409 @@
+"""The configuration object: the variable holding the finished configuration, and where.
+
+`config_var` is the target of `parse_args()` (the first target of `parse_known_args()`), the
+`*training*` dataclass of an HfArgumentParser tuple, an OmegaConf/yaml load, a config dict or
+dataclass instance, or the dict built from `globals()` in nanoGPT-style scripts. Scripts
+configured only by module-level constants get `config_var: null` (there is no single object to
+pass to `wandb.init`).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING
+
+from runexp_tui.core import ts
+from runexp_tui.core.analysis.index import ScriptIndex
+from runexp_tui.core.analysis.nodes import (
+    assignment,
+    body_stmts,
+    call_args,
+    call_name,
+    contains,
+    decorators,
+    identifiers,
+    param_names,
+    positional,
+    receiver,
+    root_name,
+    scope,
+    statements_of_interest,
+    stmt_of,
+    target_names,
+    type_of,
+    walk_statements,
+)
+
+if TYPE_CHECKING:
+    from tree_sitter import Node
+
+# Parse-like calls whose result is the run's configuration.
+PARSE_CALLS = frozenset(
+    {
+        "parse_args",
+        "parse_known_args",
+        "parse_args_into_dataclasses",
+        "parse_json_file",
+        "parse_yaml_file",
+        "parse_dict",
+        "cli",
+    }
+)
+
+
+CONFIG_LOADS = frozenset({"load", "safe_load", "merge", "create", "structured", "from_cli"})
+
+
+def config_candidates(ix: ScriptIndex) -> list[tuple[Node, str | None]]:
+    """(statement, config var) for each parse-like call, resolved through helper functions."""
+    out: list[tuple[Node, str | None]] = []
+    calls = ix.calls_named(*PARSE_CALLS)
+    calls += [
+        c
+        for c in ix.calls_named(*CONFIG_LOADS)
+        if root_name(receiver(c))
+        in ("OmegaConf", "yaml", "oc", "omegaconf", "toml", "tomllib", "json")
+    ]
+    calls.sort(key=lambda c: c.start_byte)
+    superseded: set[int] = set()
+    for i, c in enumerate(calls):
+        a = assignment(stmt_of(c))
+        if a is None:
+            continue
+        if call_name(c) not in PARSE_CALLS:
+            # a file loaded before the arguments are parsed feeds the parser's defaults
+            if any(
+                call_name(later) in PARSE_CALLS and scope(later) == scope(c)
+                for later in calls[i + 1 :]
+            ):
+                superseded.add(c.id)
+            continue
+        bound = set(target_names(a.child_by_field_name("left")))
+        for later in calls[i + 1 :]:
+            if (
+                call_name(later) in PARSE_CALLS
+                and scope(later) == scope(c)
+                and bound & set(identifiers(later.child_by_field_name("arguments")))
+            ):
+                superseded.add(c.id)  # a first pass whose leftovers the later parse reads
+    for c in calls:
+        if c.id not in superseded:
+            out.extend(_resolve_config(ix, c, 0))
+    return out
+
+
+def _returned_at(fn: Node, var: str) -> int | None:
+    """Where `fn` returns `var`: -1 for `return var`, i for `return a, var` (position i)."""
+    for st in body_stmts(fn):
+        if st.type != "return_statement" or not st.named_children:
+            continue
+        val = st.named_children[0]
+        if ts.text(val) == var:
+            return -1
+        if val.type in ("expression_list", "tuple"):
+            items = [ts.text(c) for c in val.named_children]
+            if var in items:
+                return items.index(var)
+    return None
+
+
+def _resolve_config(
+    ix: ScriptIndex, call: Node, depth: int, pos: int = -1
+) -> list[tuple[Node, str | None]]:
+    stmt = stmt_of(call)
+    a = assignment(stmt)
+    if a is not None and contains(a.child_by_field_name("right"), call):  # type: ignore[arg-type]
+        names = [n for n in target_names(a.child_by_field_name("left"))]
+        var = names[0] if names else None
+        if pos >= 0 and len(names) > pos:
+            return [(stmt, names[pos])]  # `args, args_text = _parse_args()`
+        if (
+            len(names) > 1
+            and call_name(call).startswith("parse_")
+            and any("train" in n.lower() for n in names)
+            and call_name(call) != "parse_known_args"
+        ):
+            var = next(n for n in names if "train" in n.lower())
+        fn = scope(stmt)
+        # `args = parser.parse_args(); return args` inside a helper: follow its callers
+        ret_pos = _returned_at(fn, var) if fn is not None and var else None
+        if fn is not None and var and depth < 3 and ret_pos is not None:
+            res = [r for c in ix.callers(fn) for r in _resolve_config(ix, c, depth + 1, ret_pos)]
+            if res:
+                return res
+        return [(stmt, var)]
+    if stmt.type == "return_statement" and depth < 3:
+        fn = scope(stmt)
+        if fn is not None:
+            return [r for c in ix.callers(fn) for r in _resolve_config(ix, c, depth + 1)]
+    # main(parser.parse_args()): the config is main's parameter at that position
+    p = call.parent
+    if p is not None and p.type == "argument_list" and p.parent is not None:
+        outer = p.parent
+        args = positional(outer)
+        if call in args:
+            for fn in ix.defs_by_name.get(call_name(outer), ()):
+                params = param_names(fn)
+                idx = args.index(call)
+                if idx < len(params):
+                    return [(fn, params[idx])]
+    return []
+
+
+def lift(stmt: Node) -> Node:
+    """Out of `with`/`try` blocks and if/else branches, to where the config is complete."""
+    while True:
+        block = stmt.parent
+        if block is None or block.type != "block":
+            return stmt
+        owner = block.parent
+        if owner is None:
+            return stmt
+        if owner.type in ("with_statement", "try_statement"):
+            stmt = owner
+        elif owner.type in ("else_clause", "elif_clause", "except_clause", "finally_clause"):
+            stmt = owner.parent if owner.parent is not None else stmt
+            if stmt.type != "if_statement" and stmt.type != "try_statement":
+                return stmt
+        elif owner.type == "if_statement" and owner.child_by_field_name("alternative"):
+            stmt = owner
+        else:
+            return stmt
+
+
+def promote(ix: ScriptIndex, stmt: Node, var: str | None) -> tuple[Node, str | None]:
+    """`ns = parse_args(); cfg = TrainConfig(lr=ns.lr)`: the config object is `cfg`."""
+    nxt = stmt.next_named_sibling
+    while nxt is not None and nxt.type == "comment":
+        nxt = nxt.next_named_sibling
+    a = assignment(nxt) if nxt is not None and var else None
+    if a is None:
+        return stmt, var
+    left, right = a.child_by_field_name("left"), a.child_by_field_name("right")
+    local_classes = {ts.text(c.child_by_field_name("name")) for c in ix.classes}
+    if (
+        left is not None
+        and left.type == "identifier"
+        and right is not None
+        and right.type == "call"
+        and call_name(right) in local_classes
+        and re.search(r"conf|cfg|param|arg|setting|option|hparam", call_name(right), re.I)
+        and var in identifiers(right)
+    ):
+        return nxt, ts.text(left)  # type: ignore[return-value]
+    return stmt, var
+
+
+def complete(stmt: Node, var: str | None) -> Node:
+    """Extend past statements that keep filling the config (`args.x = ...`, `cfg.update()`)."""
+    if not var:
+        return stmt
+    cur = stmt.next_named_sibling
+    last = stmt
+    while cur is not None:
+        if cur.type == "comment":
+            cur = cur.next_named_sibling
+            continue
+        if not _mutates(cur, var):
+            break
+        last = cur
+        cur = cur.next_named_sibling
+    return last
+
+
+def complete_until(stmt: Node, var: str, target: Node) -> Node:
+    """Past the last later statement, before training starts, that still fills the config.
+
+    `args.world_size = dist.get_world_size()` a few lines after the rank, a seed fixed
+    after the model is built: the run's config must hold the values training uses.
+    """
+    last = stmt
+    cur = stmt.next_named_sibling
+    while cur is not None and not contains(cur, target) and cur.start_byte < target.start_byte:
+        if cur.type != "comment" and _mutates(cur, var):
+            last = cur
+        cur = cur.next_named_sibling
+    return last
+
+
+def _mutates(st: Node, var: str) -> bool:
+    simple = [
+        n
+        for n in walk_statements(st)
+        if n.type not in ("if_statement", "block", "else_clause", "elif_clause", "comment")
+    ]
+    if not simple or st.type not in ("expression_statement", "if_statement"):
+        return False
+    for n in simple:
+        if n.type != "expression_statement" or not n.named_children:
+            return False
+        e = n.named_children[0]
+        if e.type in ("assignment", "augmented_assignment"):
+            left = e.child_by_field_name("left")
+            if (
+                left is None
+                or left.type not in ("attribute", "subscript")
+                or (root_name(left) != var)
+            ):
+                return False
+        elif e.type == "call":
+            if root_name(receiver(e)) != var or call_name(e) in ("train", "fit", "run"):
+                return False
+        else:
+            return False
+    return True
+
+
+def globals_config(ix: ScriptIndex) -> tuple[Node, str | None] | None:
+    """nanoGPT style: a run of module-level constants, maybe an exec() of a configurator."""
+    best: tuple[int, Node | None, str | None] = (0, None, None)
+    run_consts = 0
+    run_last: Node | None = None
+    run_var: str | None = None
+    for st in ix.root.named_children:
+        if st.type == "comment":
+            continue
+        a = assignment(st)
+        is_exec = (
+            st.type == "expression_statement"
+            and st.named_children[0].type == "call"
+            and (call_name(st.named_children[0]) == "exec")
+        )
+        uses_globals = "globals()" in ts.text(st) if a is not None else False
+        if a is not None or is_exec:
+            if a is not None and _is_constant(a.child_by_field_name("right")):
+                left = a.child_by_field_name("left")
+                if left is not None and left.type == "identifier":
+                    run_consts += 1
+                    run_last = st
+            elif is_exec or uses_globals:
+                run_last = st
+                if (
+                    uses_globals
+                    and a is not None
+                    and type_of(a.child_by_field_name("right"))
+                    in ("dictionary_comprehension", "dictionary", "call")
+                ):
+                    run_var = ts.text(a.child_by_field_name("left"))
+            continue
+        if run_consts > best[0]:
+            best = (run_consts, run_last, run_var)
+        run_consts, run_last, run_var = 0, None, None
+    if run_consts > best[0]:
+        best = (run_consts, run_last, run_var)
+    if best[0] >= 5 and best[1] is not None:
+        return best[1], best[2]
+    return None
+
+
+def object_config(ix: ScriptIndex) -> tuple[Node, str] | None:
+    """A config dict literal / dict(...) / instance of a local dataclass assigned to a name."""
+    local_classes = {ts.text(c.child_by_field_name("name")) for c in ix.classes}
+    best = None
+    for st in statements_of_interest(ix.root, ix.defs):
+        a = assignment(st)
+        if a is None:
+            continue
+        left, right = a.child_by_field_name("left"), a.child_by_field_name("right")
+        if left is None or right is None or left.type != "identifier":
+            continue
+        name = ts.text(left)
+        ok = False
+        if right.type == "dictionary" and len(right.named_children) >= 3:
+            ok = True
+        elif right.type == "call":
+            cn = call_name(right)
+            if (
+                cn == "dict"
+                and len(call_args(right)) >= 3
+                or cn in local_classes
+                and re.search(r"conf|cfg|param|arg|setting", cn, re.I)
+            ):
+                ok = True
+        if ok and re.search(r"conf|cfg|param|setting|hp", name, re.I):
+            return st, name
+        if ok and best is None:
+            best = (st, name)
+    return best
+
+
+def config_parameter(target: Node | None) -> tuple[Node, str] | None:
+    """`def train_and_evaluate(config, workdir)`: the training function's config parameter."""
+    fn = scope(target) if target is not None else None
+    if fn is None:
+        return None
+    for p in param_names(fn):
+        if re.search(r"^(args|opts?|config|cfg|conf|hparams|hps|params|flags)$", p, re.I):
+            return fn, p
+    return None
+
+
+def self_config(ix: ScriptIndex, target: Node | None) -> tuple[Node, str] | None:
+    """A trainer method reading `self.cfg.epochs`, `self.cfg` set from an `__init__` parameter.
+
+    The config object the training reads, held on the instance: `config=` gets that object,
+    and wandb.init goes at the start of the method that trains (not into `save()` or another
+    method that merely mentions it).
+    """
+    fn = scope(target) if target is not None else None
+    cls = fn.parent.parent if fn is not None and fn.parent is not None else None
+    if fn is None or cls is None or cls.type != "class_definition":
+        return None
+    me = "self"
+    used = re.findall(rf"\b{re.escape(me)}\.(\w+)\.\w+", ts.text(target))
+    if not used:
+        return None
+    init = next(
+        (
+            d
+            for d in ix.defs
+            if ts.text(d.child_by_field_name("name")) == "__init__"
+            and d.parent is not None
+            and d.parent.parent == cls
+        ),
+        None,
+    )
+    if init is None:
+        return None
+    init_params = set(param_names(init))
+    for st in walk_statements(init):
+        a = assignment(st)
+        if a is None:
+            continue
+        left, right = a.child_by_field_name("left"), a.child_by_field_name("right")
+        if left is None or right is None or left.type != "attribute":
+            continue
+        attr = ts.text(left.child_by_field_name("attribute"))
+        if (
+            attr in used
+            and right.type == "identifier"
+            and ts.text(right) in init_params
+            and ts.text(left.child_by_field_name("object")) == me
+        ):
+            return fn, f"{me}.{attr}"
+    return None
+
+
+def hydra_config(ix: ScriptIndex) -> tuple[Node, str] | None:
+    for d in ix.defs:
+        if any("hydra.main" in dec or dec.startswith("@main(") for dec in decorators(d)):
+            params = param_names(d)
+            if params:
+                return d, params[0]
+    return None
+
+
+def _is_constant(node: Node | None) -> bool:
+    if node is None:
+        return False
+    if node.type in ("integer", "float", "string", "true", "false", "none", "concatenated_string"):
+        return not any(c.type == "interpolation" for c in node.named_children)
+    if node.type == "unary_operator":
+        return _is_constant(node.child_by_field_name("argument"))
+    if node.type == "binary_operator":
+        return _is_constant(node.child_by_field_name("left")) and _is_constant(
+            node.child_by_field_name("right")
+        )
+    if node.type in ("list", "tuple", "parenthesized_expression"):
+        return all(_is_constant(c) for c in node.named_children)
+    return False

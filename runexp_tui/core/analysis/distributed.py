@@ -1,0 +1,226 @@
+"""Distributed training: its kind, and the script's own main-process predicate."""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING
+
+from runexp_tui.core import ts
+from runexp_tui.core.analysis.framework import fw_modules
+from runexp_tui.core.analysis.index import ScriptIndex
+from runexp_tui.core.analysis.model import Distributed
+from runexp_tui.core.analysis.nodes import (
+    and_operands,
+    assignment,
+    call_name,
+    kwarg,
+    loop_index,
+    loops_up,
+    norm,
+    param_names,
+    positional,
+    receiver,
+    stmt_of,
+)
+
+if TYPE_CHECKING:
+    from tree_sitter import Node
+
+
+def distributed(ix: ScriptIndex) -> Distributed:
+    names = set(ix.by_name)
+    fw = fw_modules(ix)
+    kind = "none"
+    if "initialize" in names and any(
+        ts.text(receiver(c)) == "deepspeed" for c in ix.by_name["initialize"]
+    ):
+        kind = "deepspeed"
+    elif "Accelerator" in names:
+        kind = "accelerate"
+    elif (
+        names
+        & {
+            "init_process_group",
+            "DistributedDataParallel",
+            "DDP",
+            "init_distributed_device",
+            "init_distributed_mode",
+        }
+        or any("DistributedDataParallel" in ts.text(i) for i in ix.imports)  # `as NativeDDP`
+        or ix.envstrs
+        or any(
+            "mp" in ts.text(receiver(c)) or "multiprocessing" in ts.text(receiver(c))
+            for c in ix.by_name.get("spawn", ())
+            if "xmp" not in ts.text(receiver(c))
+        )
+        or any(
+            ts.text(k.child_by_field_name("name")) == "strategy"
+            and "ddp" in ts.text(k.child_by_field_name("value"))
+            for k in ix.kwargs
+        )
+    ):
+        kind = "ddp"
+    elif "other_dist" in fw or "deepspeed" in fw:
+        kind = "deepspeed" if "deepspeed" in fw else "other"
+    elif _worker_targets(ix):
+        kind = "other"  # Hogwild-style `mp.Process(target=train)`: several training processes
+    main = main_process(ix, kind)
+    if kind == "none" and "jax" in fw and main and "process_index" in main:
+        kind = "other"  # multi-host JAX: one process per host, each would start a run
+    return Distributed(kind=kind, main_process=main)  # type: ignore[arg-type]
+
+
+def _worker_targets(ix: ScriptIndex) -> list[tuple[Node, bool]]:
+    """Local functions run as worker processes: (definition, passed the index by spawn)."""
+    out: list[tuple[Node, bool]] = []
+    for c in ix.calls_named("Process", "spawn"):
+        recv = ts.text(receiver(c))
+        if call_name(c) == "spawn" and ("mp" not in recv and "multiprocessing" not in recv):
+            continue
+        if "xmp" in recv:
+            continue
+        if call_name(c) == "Process":
+            fn = kwarg(c, "target")
+        else:
+            pos = positional(c)
+            fn = pos[0] if pos else kwarg(c, "fn")
+        if fn is None or fn.type != "identifier":
+            continue
+        for d in ix.defs_by_name.get(ts.text(fn), ()):
+            out.append((d, call_name(c) == "spawn"))
+    return out
+
+
+def _rank_vars(ix: ScriptIndex) -> dict[str, Node]:
+    out: dict[str, Node] = {}
+    for a in ix.rank_assigns:
+        left, right = a.child_by_field_name("left"), a.child_by_field_name("right")
+        if left is not None and left.type == "identifier" and _is_rank_test(right):
+            out.setdefault(ts.text(left), a)
+    for at in ix.attrs:
+        p = at.parent
+        if p is not None and p.type == "assignment" and p.child_by_field_name("right") == at:
+            left = p.child_by_field_name("left")
+            if left is not None and left.type == "identifier":
+                out.setdefault(ts.text(left), p)
+    return out
+
+
+def _is_rank_test(expr: Node | None) -> bool:
+    """`rank == 0`, `local_rank in (-1, 0)`, `get_rank() == 0`, `a and b` of those."""
+    if expr is None:
+        return False
+    if expr.type == "parenthesized_expression" and expr.named_children:
+        return _is_rank_test(expr.named_children[0])
+    if expr.type == "boolean_operator":
+        return any(
+            _is_rank_test(c)
+            for c in (expr.child_by_field_name("left"), expr.child_by_field_name("right"))
+        )
+    if expr.type != "comparison_operator":
+        return False
+    src = ts.text(expr)
+    if not re.search(r"rank|ordinal|process_index", src):
+        return False
+    ops = [ts.text(c) for c in expr.children if not c.is_named]
+    if ops in (["=="], ["<="]):
+        return any(ts.text(c) == "0" for c in expr.named_children)
+    if ops == ["in"]:
+        return bool(re.search(r"[(\[{]\s*(-1\s*,\s*)?0\s*[,)\]}]", src))
+    return False
+
+
+def main_process(ix: ScriptIndex, kind: str) -> str | None:
+    rank_vars = _rank_vars(ix)
+    scores: dict[str, list[int]] = {}
+    for n, iff in enumerate(ix.ifs):
+        cond = iff.child_by_field_name("condition")
+        for operand in and_operands(cond):
+            cand = _predicate(operand, rank_vars)
+            if cand is None:
+                continue
+            body = ts.text(iff.child_by_field_name("consequence"))
+            guards_output = bool(re.search(r"\b(print|save|log|info|write|dump)\w*\(", body))
+            s = scores.setdefault(cand, [0, -n])
+            s[0] += 2 if guards_output else 1
+    if scores:
+        return max(scores, key=lambda k: (scores[k][0], scores[k][1]))
+    if rank_vars:
+        return next(iter(rank_vars))
+    for fn, indexed in _worker_targets(ix):
+        params = param_names(fn)
+        rank = next((p for p in params if "rank" in p.lower()), None)
+        if rank is None and indexed and params:
+            rank = params[0]  # mp.spawn passes the process index first
+        if rank is not None:
+            return f"{rank} == 0"
+    if kind == "accelerate":
+        for c in ix.calls_named("Accelerator"):
+            a = assignment(stmt_of(c))
+            if a is not None and a.child_by_field_name("left").type == "identifier":  # type: ignore[union-attr]
+                return f"{ts.text(a.child_by_field_name('left'))}.is_main_process"
+    return None
+
+
+def _predicate(node: Node, rank_vars: dict[str, Node]) -> str | None:
+    if node.type == "identifier" and ts.text(node) in rank_vars:
+        return ts.text(node)
+    if node.type == "attribute" and ts.text(node.child_by_field_name("attribute")) in (
+        "is_main_process",
+        "is_local_main_process",
+        "is_global_zero",
+    ):
+        return norm(ts.text(node))
+    if node.type == "call" and call_name(node) in (
+        "is_world_process_zero",
+        "is_master_ordinal",
+        "is_primary",
+        "is_main_process",
+    ):
+        return norm(ts.text(node))
+    if _is_rank_test(node):
+        return norm(ts.text(node))
+    return None
+
+
+def none_rank(ix: ScriptIndex, dist: Distributed) -> Distributed:
+    """`gpu == 0` where `gpu` is a parameter some call passes as None (the single-process
+    path of a script that can also spawn): there it is the only process, so it counts."""
+    m = re.fullmatch(r"(\w+) == 0", dist.main_process or "")
+    if m is None:
+        return dist
+    name = m.group(1)
+    for d in ix.defs:
+        params = param_names(d)
+        if name not in params:
+            continue
+        at = params.index(name)
+        for c in ix.callers(d):
+            pos = positional(c)
+            if at < len(pos) and pos[at].type == "none":
+                return Distributed(dist.kind, f"{name} is None or {name} == 0")
+    return dist
+
+
+def spawned_workers(ix: ScriptIndex) -> list[tuple[Node, Node, bool]]:
+    """(spawn call, local worker function, rank is its first parameter) for each launch."""
+    out: list[tuple[Node, Node, bool]] = []
+    for c in ix.calls_named("spawn", "start_processes", "Process"):
+        fn_node: Node | None
+        if call_name(c) == "Process":
+            fn_node = kwarg(c, "target")
+            first_is_rank = False
+            args = kwarg(c, "args")
+            if args is not None and args.type == "tuple" and args.named_children:
+                loop = next(loops_up(c), None)
+                index = loop_index(loop) if loop is not None else None
+                first_is_rank = index is not None and ts.text(args.named_children[0]) == index
+        else:
+            pos = positional(c)
+            fn_node = pos[0] if pos else kwarg(c, "fn")
+            first_is_rank = True  # spawn passes the process index first
+        if fn_node is None or fn_node.type != "identifier":
+            continue
+        for d in ix.defs_by_name.get(ts.text(fn_node), []):
+            out.append((c, d, first_is_rank))
+    return out

@@ -1,0 +1,134 @@
+"""The end of training: where `wandb.finish()` goes."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from runexp_tui.core import ts
+from runexp_tui.core.analysis.index import ScriptIndex
+from runexp_tui.core.analysis.model import EvalLogPoint, FinishPoint
+from runexp_tui.core.analysis.nodes import (
+    ancestor_in,
+    body_stmts_of,
+    call_name,
+    is_main_guard,
+    lift_to_function_level,
+    scope,
+    stmt_of,
+)
+
+if TYPE_CHECKING:
+    from tree_sitter import Node
+
+_TEARDOWN = {"destroy_process_group", "end_training", "shutdown"}
+
+
+def finish_point(
+    ix: ScriptIndex, top: Node | None, train_call: Node | None, eval_log: EvalLogPoint | None
+) -> FinishPoint | None:
+    if top is not None:
+        st = ix.line_stmt(top)
+        # `try: <epochs> except KeyboardInterrupt:` goes on after an interrupt: so does finish
+        while True:
+            block = st.parent
+            trystmt = block.parent if block is not None else None
+            if (
+                block is None
+                or trystmt is None
+                or block.type != "block"
+                or trystmt.type != "try_statement"
+                or trystmt.child_by_field_name("body") != block
+                or not any(c.type == "except_clause" for c in trystmt.named_children)
+            ):
+                break
+            st = trystmt
+        st = _end_of_run(ix, st)
+        return FinishPoint(ts.end_line(st), ix.indent_of(st))
+    if train_call is None:
+        return None
+    st = lift_to_function_level(stmt_of(train_call))
+    if st.parent is not None and st.parent.type == "block" and scope(st) is not None:
+        st = _end_of_run(ix, st)  # the test evaluation after fit/train is part of the run
+    last = st
+    if eval_log is not None and eval_log.after_line > ts.end_line(st):
+        line_node = ix.root.descendant_for_point_range(
+            (eval_log.after_line - 1, len(ix.smap.line_bytes(eval_log.after_line)) - 1),
+            (eval_log.after_line - 1, len(ix.smap.line_bytes(eval_log.after_line)) - 1),
+        )
+        if line_node is not None and scope(line_node) == scope(st):
+            ev = ancestor_in(line_node, st.parent)
+            if ev is not None:
+                last = ev
+    return FinishPoint(ts.end_line(last), ix.indent_of(last))
+
+
+def _end_of_run(ix: ScriptIndex, st: Node) -> Node:
+    """The last statement of the block the training loop is in, before a final return.
+
+    What follows the loop in its function (a final test evaluation, saving, a summary
+    print) is still part of the run: finishing right after the loop would drop what
+    those log. At module level the loop's own end stays (the module goes on to defs).
+    """
+    block = st.parent
+    if block is None or block.type not in ("block", "module"):
+        return st
+    stmts = [c for c in block.named_children if c.type != "comment"]
+    if block.type == "module":
+        # a script run top to bottom: up to its last statement before defs or the guard
+        after = []
+        for c in stmts:
+            if c.start_byte < st.end_byte:
+                continue
+            if c.type in (
+                "function_definition",
+                "class_definition",
+                "decorated_definition",
+            ) or is_main_guard(c):
+                break
+            after.append(c)
+        stmts = [c for c in stmts if c.start_byte < st.end_byte] + after
+    while stmts and (
+        stmts[-1].type in ("return_statement", "raise_statement") or _teardown(ix, stmts[-1])
+    ):
+        stmts.pop()
+    if not stmts or stmts[-1].end_byte <= st.end_byte:
+        return st
+    last = stmts[-1]
+    if last.type in ("if_statement", "try_statement") and _leaves(last):
+        return st  # it may leave the block: stay before it
+    return last
+
+
+def _teardown(ix: ScriptIndex, st: Node, depth: int = 0) -> bool:
+    """A statement that tears the process group down (a rank predicate fails after it)."""
+    if st.type == "if_statement" and st.child_by_field_name("alternative") is None:
+        inner = body_stmts_of(st.child_by_field_name("consequence"))
+        return bool(inner) and all(_teardown(ix, b, depth) for b in inner)
+    if st.type != "expression_statement" or not st.named_children:
+        return False
+    call = st.named_children[0]
+    if call.type != "call":
+        return False
+    name = call_name(call)
+    if name in _TEARDOWN:
+        return True
+    if depth > 1:
+        return False
+    for fn in ix.defs_by_name.get(name, []):
+        body = fn.child_by_field_name("body")
+        if body is not None and any(_teardown(ix, c, depth + 1) for c in body.named_children):
+            return True
+    return False
+
+
+def _leaves(st: Node) -> bool:
+    """Whether a compound statement contains a return/raise/break/continue at its own level."""
+    stack = list(st.named_children)
+    while stack:
+        n = stack.pop()
+        if n.type in ("return_statement", "raise_statement"):
+            return True
+        if n.type in ("function_definition", "class_definition", "lambda"):
+            continue
+        stack.extend(n.named_children)
+    return False

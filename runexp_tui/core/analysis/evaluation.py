@@ -1,0 +1,338 @@
+"""The evaluation metrics: where `eval_log` goes, and the final `test_log` after training."""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING
+
+from runexp_tui.core import ts
+from runexp_tui.core.analysis.index import ScriptIndex
+from runexp_tui.core.analysis.model import EvalLogPoint
+from runexp_tui.core.analysis.nodes import (
+    LOOPS,
+    assignment,
+    body_stmts,
+    call_name,
+    contains,
+    lift_to_function_level,
+    loops_up,
+    receiver,
+    scope,
+    stmt_of,
+    target_names,
+    type_of,
+    walk_statements,
+)
+
+if TYPE_CHECKING:
+    from tree_sitter import Node
+
+EVAL_NAME = re.compile(r"(eval|valid|test|estimate)", re.I)
+
+
+# sklearn-style metric functions (`f1_score`, `mean_squared_error`, `accuracy`), and names that
+# merely end like one (`set_verbosity_error`, `make_scorer`)
+_METRIC_CALL = re.compile(r"(_score|_error|^score|^accuracy|^evaluate_[a-z_]+)$")
+
+
+_NOT_METRIC = re.compile(r"(make|set|get|raise|log|print|report|handle|on)_")
+
+
+# names a metric run may continue with (`loss = log_loss(...)` after `auc = roc_auc_score(...)`)
+_METRIC_NAME = re.compile(
+    r"(acc|loss|auc|f1|score|err|prec|recall|mse|mae|rmse|r2|ppl|perplex|bleu|rouge|metric|reward)",
+    re.I,
+)
+
+
+def eval_functions(ix: ScriptIndex) -> list[Node]:
+    trainers = set(ix.training_fns)
+    no_grad = {
+        scope(c).id  # type: ignore[union-attr]
+        for c in ix.calls_named("no_grad", "inference_mode", "eval")
+        if scope(c) is not None
+    }
+    for c in ix.calls_named("no_grad", "inference_mode"):
+        if c.parent is not None and c.parent.type == "decorator":
+            d = c.parent.parent
+            fn = d.child_by_field_name("definition") if d is not None else None
+            if fn is not None:
+                no_grad.add(fn.id)
+    out = []
+    for d in ix.defs:
+        if d.id in trainers:
+            continue
+        name = ts.text(d.child_by_field_name("name"))
+        if d.id in no_grad or EVAL_NAME.search(name):
+            out.append(d)
+    return out
+
+
+def test_log(
+    ix: ScriptIndex,
+    loop: Node | None,
+    top: Node | None,
+    train_call: Node | None,
+    eval_log: EvalLogPoint | None,
+) -> EvalLogPoint | None:
+    """The final evaluation after training ends (a test set), when the eval log is not it.
+
+    A call of an evaluation function, a metric call, or a metric-named value computed in
+    the statements that follow the training loop (or the framework's train call) in its
+    block: logged once, so the run holds the number a paper would quote.
+    """
+    anchor = top if top is not None else train_call
+    if anchor is None:
+        return None
+    stmt = lift_to_function_level(stmt_of(anchor) if top is None else ix.line_stmt(top))
+    end_line = ts.end_line(stmt)
+    if eval_log is not None and eval_log.after_line > end_line:
+        return None  # the one eval log already comes after training
+    cur = stmt.next_named_sibling
+    while cur is not None:
+        a = assignment(cur) if cur.type == "expression_statement" else None
+        right = a.child_by_field_name("right") if a is not None else None
+        names = target_names(a.child_by_field_name("left")) if a is not None else []
+        if right is not None and right.type == "call" and names:
+            callee = call_name(right)
+            is_eval = (
+                callee in {ts.text(f.child_by_field_name("name")) for f in eval_functions(ix)}
+                or _METRIC_CALL.search(callee)
+                or EVAL_NAME.search(callee)
+                or all(_METRIC_NAME.search(n) for n in names)
+            )
+            if is_eval and not _NOT_METRIC.match(callee):
+                last, metric_names = _metric_run(cur)
+                metric_names = [n for n in metric_names if n != "_"]
+                if metric_names:
+                    return EvalLogPoint(ts.end_line(last), tuple(metric_names), ix.indent_of(last))
+        cur = cur.next_named_sibling
+    return None
+
+
+def eval_log(
+    ix: ScriptIndex, loop: Node | None, top: Node | None, train_call: Node | None
+) -> EvalLogPoint | None:
+    sites: list[tuple[Node, Node | None]] = []  # (call or eval loop, eval function or None)
+    for fn in eval_functions(ix):
+        for c in ix.callers(fn):
+            sites.append((c, fn))
+    for c in ix.calls_named("evaluate", "compute"):
+        if receiver(c) is None or any(c == s for s, _ in sites):
+            continue
+        if call_name(c) == "compute" and "metric" not in ts.text(receiver(c)).lower():
+            continue
+        sites.append((c, None))
+    metric_calls = [
+        c
+        for c in ix.calls
+        if _METRIC_CALL.search(call_name(c))
+        and not _NOT_METRIC.match(call_name(c))
+        and type_of(c.parent) != "expression_statement"  # a metric's value is used
+    ]
+    sites.extend((c, None) for c in metric_calls if not any(c == s for s, _ in sites))
+    sites.extend((lp, None) for lp in _inline_eval_loops(ix, loop))
+    if not sites:
+        return None
+    sites.sort(key=lambda s: s[0].start_byte)
+    if top is not None:
+        inside = [s for s in sites if contains(top, s[0])]
+        after = [s for s in sites if s[0].start_byte >= top.end_byte]
+        ordered = inside + after + [s for s in sites if s not in inside and s not in after]
+    elif train_call is not None:
+        after = [s for s in sites if s[0].start_byte >= train_call.end_byte]
+        ordered = after + [s for s in sites if s not in after]
+    else:
+        ordered = sites
+    # the first site that yields metrics wins: a call whose value is dropped says nothing
+    for node, efn in ordered:
+        point = _eval_point(ix, node, efn, loop)
+        if point is not None and point.metric_vars:
+            return point
+    return None
+
+
+def _inline_eval_loops(ix: ScriptIndex, loop: Node | None) -> list[Node]:
+    """Evaluation loops written inline (`with torch.no_grad():` around or inside a loop)."""
+    out: list[Node] = []
+    for c in ix.calls_named("no_grad", "inference_mode"):
+        if type_of(c.parent) == "decorator":
+            continue
+        fn = scope(c)
+        if fn is not None and fn.id not in ix.training_fns:
+            continue  # inside an evaluation function: handled through its callers
+        ev = next(loops_up(c), None)
+        if ev is None:
+            w = stmt_of(c)
+            ev = next((n for n in walk_statements(w) if n.type in LOOPS), None)
+        if ev is None or (loop is not None and (contains(ev, loop) or contains(loop, ev))):
+            continue
+        if ev not in out:
+            out.append(ev)
+    return out
+
+
+def _eval_loop_of(ix: ScriptIndex, call: Node, loop: Node | None) -> Node | None:
+    """The loop that repeats an evaluation call over batches (not the training loop)."""
+    ev = next(loops_up(call), None)
+    if ev is None or loop is None or ev.id in ix.train_chain:
+        return None  # in the epoch loop around training: the call runs once per epoch
+    return ev
+
+
+def _eval_point(
+    ix: ScriptIndex, node: Node, efn: Node | None, loop: Node | None
+) -> EvalLogPoint | None:
+    if node.type in LOOPS:
+        return _after_eval_loop(ix, node)
+    ev = _eval_loop_of(ix, node, loop)
+    if ev is not None and efn is not None:
+        return _after_eval_loop(ix, ev)
+    stmt: Node = stmt_of(node)
+    a = assignment(stmt)
+    if a is not None and contains(a.child_by_field_name("right"), node):  # type: ignore[arg-type]
+        stmt, names = _metric_run(ix.line_stmt(node))
+        return EvalLogPoint(ts.end_line(stmt), tuple(names), ix.indent_of(stmt))
+    if efn is not None:
+        return _inside_eval_function(ix, efn)
+    return None
+
+
+def _after_eval_loop(ix: ScriptIndex, ev: Node) -> EvalLogPoint | None:
+    """After an inline evaluation loop: the totals computed right after it.
+
+    Names the loop accumulates into (`losses.append(...)`, `total += ...`) are the raw
+    material; the assignments that follow the loop (`eval_loss = mean(losses)`,
+    `perplexity = exp(eval_loss)`, inside a try too) are the metrics.
+    """
+    accum: set[str] = set()
+    for st in walk_statements(ev):
+        e = (
+            st.named_children[0]
+            if st.type == "expression_statement" and st.named_children
+            else None
+        )
+        if e is None:
+            continue
+        if e.type == "augmented_assignment":
+            accum.update(target_names(e.child_by_field_name("left")))
+        elif e.type == "call" and call_name(e) in ("append", "extend"):
+            accum.add(ts.text(receiver(e)))
+    names: list[str] = []
+    anchor = None
+    cur = ev.next_named_sibling
+    while cur is not None:
+        if cur.type == "comment":
+            cur = cur.next_named_sibling
+            continue
+        simple = [
+            n
+            for n in walk_statements(cur)
+            if n.type
+            not in ("block", "try_statement", "except_clause", "else_clause", "finally_clause")
+        ]
+        if cur.type not in ("expression_statement", "try_statement") or not all(
+            n.type == "pass_statement"
+            or (
+                (a := assignment(n)) is not None
+                and type_of(a.child_by_field_name("left")) in ("identifier", "pattern_list")
+            )
+            for n in simple
+        ):
+            break
+        for n in simple:
+            a = assignment(n)
+            if a is not None:
+                for t in target_names(a.child_by_field_name("left")):
+                    if t.isidentifier() and t not in accum and t not in names:
+                        names.append(t)
+        anchor = cur
+        cur = cur.next_named_sibling
+    if anchor is None or not names:
+        return None
+    st = ix.line_stmt(anchor)
+    return EvalLogPoint(ts.end_line(anchor), tuple(names), ix.indent_of(st))
+
+
+def _metric_run(stmt: Node) -> tuple[Node, list[str]]:
+    """Consecutive metric assignments (`acc = ...; f1 = ...`) from `stmt` on: last one, names."""
+    names: list[str] = []
+    last = stmt
+    cur: Node | None = stmt
+    first = True
+    while cur is not None:
+        if cur.type == "comment":
+            cur = cur.next_named_sibling
+            continue
+        a = assignment(cur)
+        if a is None:
+            break
+        right = a.child_by_field_name("right")
+        is_metric = right is not None and any(
+            right.type == "call"
+            and (
+                re.search(r"(_score|_error|^score|^accuracy|evaluate|compute)$", call_name(right))
+                or EVAL_NAME.search(call_name(right))
+            )
+            for _ in [0]
+        )
+        if (
+            not first
+            and not is_metric
+            and not (
+                type_of(right) == "call"
+                and all(
+                    _METRIC_NAME.search(n)
+                    for n in target_names(a.child_by_field_name("left")) or ["-"]
+                )
+            )
+        ):
+            break
+        names.extend(n for n in target_names(a.child_by_field_name("left")) if n not in names)
+        last = cur
+        first = False
+        cur = cur.next_named_sibling
+    return last, names
+
+
+def _inside_eval_function(ix: ScriptIndex, fn: Node) -> EvalLogPoint | None:
+    """Inside an evaluation function whose result is not used: after its totals are final."""
+    body = body_stmts(fn)
+    loop_idx = max(
+        (
+            i
+            for i, st in enumerate(body)
+            if st.type in LOOPS or any(n.type in LOOPS for n in walk_statements(st))
+        ),
+        default=-1,
+    )
+    if loop_idx < 0:
+        return None
+    looped = body[loop_idx]
+    inits: list[str] = []
+    for st in body[:loop_idx]:
+        a = assignment(st)
+        if a is not None:
+            inits.extend(n for n in target_names(a.child_by_field_name("left")) if n.isidentifier())
+    accum = []
+    for st in walk_statements(looped):
+        if (
+            st.type == "expression_statement"
+            and st.named_children
+            and (st.named_children[0].type == "augmented_assignment")
+        ):
+            n = ts.text(st.named_children[0].child_by_field_name("left"))
+            if n in inits and n not in accum:
+                accum.append(n)
+    anchor = looped
+    for st in body[loop_idx + 1 :]:
+        a = assignment(st)
+        node = st.named_children[0] if st.type == "expression_statement" else None
+        if a is None and (node is None or node.type != "augmented_assignment"):
+            break
+        target = (a or node).child_by_field_name("left")  # type: ignore[union-attr]
+        for n in target_names(target):
+            if n.isidentifier() and n not in accum:
+                accum.append(n)
+        anchor = st
+    return EvalLogPoint(ts.end_line(anchor), tuple(accum), ix.indent_of(anchor))

@@ -1,0 +1,198 @@
+"""The framework a script trains with, its wandb shortcut, and the call that trains when the
+framework owns the loop.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING
+
+from runexp_tui.core import ts
+from runexp_tui.core.analysis.index import ScriptIndex
+from runexp_tui.core.analysis.model import Framework, Shortcut
+from runexp_tui.core.analysis.nodes import (
+    assignment,
+    call_name,
+    kwarg,
+    receiver,
+    root_name,
+    stmt_of,
+    target_names,
+)
+
+if TYPE_CHECKING:
+    from tree_sitter import Node
+
+HF_ARG_CLASSES = ("TrainingArguments",)
+
+
+TRL_CONFIGS = frozenset(
+    {"SFTConfig", "DPOConfig", "GRPOConfig", "PPOConfig", "RewardConfig", "ORPOConfig", "KTOConfig"}
+)
+
+
+FRAMEWORK_MODULES = {
+    "transformers": "transformers",
+    "trl": "transformers",
+    "pytorch_lightning": "lightning",
+    "lightning": "lightning",
+    "accelerate": "accelerate",
+    "keras": "keras",
+    "tensorflow": "keras",
+    "tf_keras": "keras",
+    "jax": "jax",
+    "flax": "jax",
+    "optax": "jax",
+    "torch": "torch",
+    "sklearn": "sklearn",
+    "xgboost": "sklearn",
+    "lightgbm": "sklearn",
+    "catboost": "sklearn",
+    "deepspeed": "deepspeed",
+    "horovod": "other_dist",
+    "torch_xla": "other_dist",
+}
+
+
+def fw_modules(ix: ScriptIndex) -> set[str]:
+    return {FRAMEWORK_MODULES[m] for m in ix.modules if m in FRAMEWORK_MODULES}
+
+
+def framework(ix: ScriptIndex, has_loop: bool) -> Framework:
+    fw = fw_modules(ix)
+    names = set(ix.by_name)
+    trainer_calls = {n for n in names if n.endswith("Trainer")}
+    if (
+        "transformers" in fw
+        and (
+            trainer_calls - {"Trainer"}
+            or "Trainer" in trainer_calls
+            and "lightning" not in fw
+            or any(n.endswith("TrainingArguments") or n in TRL_CONFIGS for n in names)
+            or "HfArgumentParser" in names
+        )
+        and not (has_loop and "Accelerator" in names)
+    ):
+        return "hf_trainer"
+    if "lightning" in fw and ("Trainer" in names or "LightningCLI" in names):
+        return "lightning"
+    if "Accelerator" in names:
+        return "accelerate"
+    if "keras" in fw and "fit" in names and not has_loop:
+        return "keras"
+    if "jax" in fw:
+        return "jax_flax"
+    if "keras" in fw and has_loop and "torch" not in fw:
+        return "keras"  # a tf.GradientTape loop: TensorFlow's family, without fit()
+    if "torch" in fw and has_loop:
+        return "vanilla_pytorch"
+    if "sklearn" in fw:
+        return "sklearn"
+    if "torch" in fw:
+        return "vanilla_pytorch"
+    if "lightning" in fw:
+        return "lightning"
+    if "keras" in fw and "fit" in names:
+        return "keras"
+    return "other"
+
+
+def shortcut(ix: ScriptIndex, framework: str) -> Shortcut | None:
+    cand: Node | None = None
+    kind = ""
+    if framework == "hf_trainer":
+        kind = "report_to"
+        cand = next(
+            (
+                c
+                for c in ix.calls
+                if call_name(c).endswith("TrainingArguments") or call_name(c) in TRL_CONFIGS
+            ),
+            None,
+        )
+        if cand is None:
+            cand = next(
+                (
+                    c
+                    for c in ix.calls_named(
+                        "parse_args_into_dataclasses",
+                        "parse_args",
+                        "parse_json_file",
+                        "parse_yaml_file",
+                        "parse_dict",
+                    )
+                ),
+                None,
+            )
+            if cand is not None and call_name(cand) != "parse_args_into_dataclasses":
+                pref = ix.calls_named("parse_args_into_dataclasses")
+                cand = pref[0] if pref else cand
+    elif framework == "lightning":
+        kind = "logger"
+        cand = next(iter(ix.calls_named("Trainer", "LightningCLI")), None)
+    elif framework == "keras":
+        kind = "callback"
+        cand = next((c for c in ix.calls_named("fit") if receiver(c) is not None), None)
+    if cand is None:
+        cand = _boosting_train(ix)
+        kind = "callback"
+    if cand is None:
+        return None
+    return Shortcut(
+        line=ts.start_line(cand),
+        kind=kind,  # type: ignore[arg-type]
+        call=call_name(cand),
+        end_line=ts.end_line(cand),
+    )
+
+
+def _boosting_train(ix: ScriptIndex) -> Node | None:
+    """`lgb.train(..., valid_sets=...)` / `xgb.train(..., evals=...)`: the library's own
+    per-round evaluation, which a wandb callback logs (and the parameters as config)."""
+    libs = {"lightgbm": "valid_sets", "xgboost": "evals"}
+    for c in ix.calls_named("train", "cv"):
+        recv = receiver(c)
+        if recv is None or recv.type != "identifier":
+            continue
+        for lib, kw in libs.items():
+            if _alias_of(ix, ts.text(recv), lib) and (
+                call_name(c) == "cv" or kwarg(c, kw) is not None
+            ):
+                return c
+    return None
+
+
+def _alias_of(ix: ScriptIndex, name: str, module: str) -> bool:
+    """Whether `import module as name` (or `import module`) binds ``name`` in this file."""
+    for imp in ix.imports:
+        text = ts.text(imp)
+        if re.search(rf"\bimport\s+{re.escape(module)}\s+as\s+{re.escape(name)}\b", text):
+            return True
+        if name == module and re.search(rf"\bimport\s+{re.escape(module)}\b", text):
+            return True
+    return False
+
+
+def framework_train_call(ix: ScriptIndex, framework: str) -> Node | None:
+    """The call that trains when a framework owns the loop: `.fit(...)`, `trainer.train()`."""
+    if framework == "hf_trainer":
+        owners = set()
+        for c in ix.calls:
+            if call_name(c).endswith("Trainer"):
+                a = assignment(stmt_of(c))
+                if a is not None:
+                    owners.update(target_names(a.child_by_field_name("left")))
+        for c in ix.calls_named("train"):
+            if root_name(receiver(c)) in owners:
+                return c
+        return None
+    fits = [c for c in ix.calls_named("fit") if receiver(c) is not None]
+    if not fits and framework not in ("lightning", "keras"):
+        fits = [c for c in ix.calls_named("learn") if receiver(c) is not None]
+    if not fits and framework == "lightning":
+        fits = ix.calls_named("LightningCLI")
+    if not fits and (boost := _boosting_train(ix)) is not None:
+        fits = [boost]
+    if not fits:
+        return None
+    return fits[0] if framework in ("lightning", "keras") else fits[-1]

@@ -1,0 +1,292 @@
+"""Where `wandb.init` goes: after the configuration is complete, where the main-process
+predicate exists (inside a spawned worker, after the process group is set up).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING
+
+from runexp_tui.core import ts
+from runexp_tui.core.analysis.config import (
+    complete,
+    complete_until,
+    config_candidates,
+    config_parameter,
+    globals_config,
+    hydra_config,
+    lift,
+    object_config,
+    promote,
+    self_config,
+)
+from runexp_tui.core.analysis.distributed import spawned_workers
+from runexp_tui.core.analysis.index import ScriptIndex
+from runexp_tui.core.analysis.model import Distributed, InitPoint
+from runexp_tui.core.analysis.nodes import (
+    LOOPS,
+    ancestor_in,
+    assignment,
+    body_stmts,
+    call_name,
+    contains,
+    identifiers,
+    param_names,
+    predicate_root,
+    receiver,
+    scope,
+    target_names,
+    type_assign_left,
+    walk_statements,
+)
+
+if TYPE_CHECKING:
+    from tree_sitter import Node
+
+
+def init_point(
+    ix: ScriptIndex, top: Node | None, train_call: Node | None, dist: Distributed
+) -> InitPoint | None:
+    anchor_after: Node | None = None  # insert after this statement
+    body_of: Node | None = None  # or at the start of this function's body
+    var: str | None = None
+    target = top or train_call
+    cands = config_candidates(ix)
+    if target is not None and cands:
+        before = [
+            c
+            for c in cands
+            if c[0].start_byte < target.start_byte or c[0].type == "function_definition"
+        ]
+        cands = before or cands
+    if cands:
+        stmt, var = cands[-1] if len(cands) > 1 and _same_var_branches(cands) else cands[0]
+        first_names = set(target_names(type_assign_left(stmt))) | ({var} if var else set())
+        for later, lvar in cands[1:]:
+            a = assignment(later)
+            if later.type == "function_definition" or not lvar or a is None:
+                continue
+            if scope(later) != scope(stmt) and var:
+                continue
+            right_ids = set(identifiers(a.child_by_field_name("right")))
+            # `cfg = yaml.safe_load(f)` inside `with open(args.config) as f:`
+            holder = lift(later)
+            if first_names & right_ids or (
+                var
+                and holder is not later
+                and holder.parent == lift(stmt).parent
+                and re.search(rf"\b{re.escape(var)}\b", ts.text(holder))
+            ):
+                stmt, var = later, lvar
+                first_names = set(target_names(a.child_by_field_name("left")))
+        if stmt.type == "function_definition":
+            body_of = stmt
+        else:
+            lifted, var = promote(ix, lift(stmt), var)
+            anchor_after = complete(lifted, var)
+    elif (h := hydra_config(ix)) is not None:
+        body_of, var = h
+    elif (g := globals_config(ix)) is not None:
+        anchor_after, var = g
+    elif (pc := config_parameter(target)) is not None:
+        body_of, var = pc
+    elif (sc := self_config(ix, target)) is not None:
+        body_of, var = sc
+    elif (o := object_config(ix)) is not None:
+        anchor_after = complete(o[0], o[1])
+        var = o[1]
+    # a launcher parent (`mp.spawn(worker, ...)`) does not train: the run starts in the worker
+    if target is not None:
+        spawned = _init_in_spawned(ix, target, anchor_after or body_of, var)
+        if spawned is not None:
+            return spawned
+    # distributed: the predicate's variable must exist where wandb.init runs
+    if dist.main_process and dist.kind != "none" and target is not None:
+        moved = _init_in_worker(ix, target, dist.main_process, var, anchor_after, body_of)
+        if moved is not None:
+            return moved
+        if anchor_after is not None:
+            anchor_after = _after_definition(anchor_after, dist.main_process, target)
+    if dist.kind != "none" and target is not None:
+        # the predicate (`dist.get_rank() == 0`) only works once the process group exists
+        setup = _last_setup(ix, target)
+        if setup is not None:
+            if body_of is not None and scope(setup) == body_of:
+                anchor_after, body_of = (
+                    ancestor_in(setup, body_of.child_by_field_name("body")),
+                    None,
+                )
+            elif anchor_after is not None and anchor_after.parent is not None:
+                lifted2 = ancestor_in(setup, anchor_after.parent)
+                if lifted2 is not None and lifted2.start_byte > anchor_after.start_byte:
+                    anchor_after = lifted2
+    if anchor_after is not None:
+        if var and target is not None:
+            anchor_after = complete_until(anchor_after, var, target)
+        st = ix.line_stmt(anchor_after)
+        return InitPoint(ts.end_line(st), var, ix.indent_of(st))
+    if body_of is not None:
+        return _body_start(ix, body_of, var)
+    if target is not None:  # no config at all: just before training starts
+        st = ix.line_stmt(target)
+        return InitPoint(ts.start_line(st) - 1, None, ix.indent_of(st))
+    return None
+
+
+def _last_setup(ix: ScriptIndex, target: Node) -> Node | None:
+    """The last distributed-setup call before training starts, in training's function."""
+    fn = scope(target)
+    found = None
+    for c in ix.calls_named(
+        "init_process_group",
+        "init_distributed",
+        "init_distributed_device",
+        "init_distributed_mode",
+        "initialize",
+        "Accelerator",
+    ):
+        if call_name(c) == "initialize" and ts.text(receiver(c)) != "deepspeed":
+            continue
+        if c.start_byte < target.start_byte and (scope(c) == fn or scope(c) is None):
+            found = c
+    return found
+
+
+def _same_var_branches(cands: list[tuple[Node, str | None]]) -> bool:
+    return len({v for _, v in cands[:2]}) == 1 and cands[0][0].parent != cands[1][0].parent
+
+
+def _body_start(ix: ScriptIndex, fn: Node, var: str | None) -> InitPoint | None:
+    body = body_stmts(fn)
+    if not body:
+        return None
+    first = body[0]
+    if first.type == "expression_statement" and first.named_children[0].type == "string":
+        return InitPoint(ts.end_line(first), var, ix.indent_of(first))
+    return InitPoint(ts.start_line(first) - 1, var, ix.indent_of(first))
+
+
+def _definitions_in_block(block_stmt: Node, name: str) -> Node | None:
+    """The last statement among `block_stmt`'s siblings that binds `name` (lifted)."""
+    parent = block_stmt.parent
+    if parent is None:
+        return None
+    last = None
+    for st in parent.named_children:
+        if st.type in ("function_definition", "class_definition", "decorated_definition"):
+            continue
+        if st.type in LOOPS or st.type == "comment":
+            continue
+        for s in walk_statements(st):
+            a = assignment(s)
+            if a is not None and name in target_names(a.child_by_field_name("left")):
+                last = st
+                break
+    return last
+
+
+def _after_definition(anchor: Node, predicate: str, target: Node) -> Node:
+    name = predicate_root(predicate)
+    if not name:
+        return anchor
+    d = _definitions_in_block(anchor, name)
+    limit = ancestor_in(target, anchor.parent)
+    if (
+        d is not None
+        and d.start_byte > anchor.start_byte
+        and (limit is None or d.start_byte < limit.start_byte)
+    ):
+        return d
+    return anchor
+
+
+def _init_in_spawned(
+    ix: ScriptIndex, target: Node, where: Node | None, var: str | None
+) -> InitPoint | None:
+    """wandb.init at the start of the spawned worker that trains, guarded by its rank."""
+    for _call, worker, first_is_rank in spawned_workers(ix):
+        tfn = scope(target)
+        trains = contains(worker, target) or (tfn is not None and ix.called_from(tfn, worker, 3))
+        if not trains:
+            continue
+        if where is not None and (where == worker or contains(worker, where)):
+            return None  # already in the worker
+        if ix.callers(worker):
+            # also called directly (`main_worker(args.gpu, ...)` without spawn): its first
+            # parameter is not always a rank (None there); the script's own test decides
+            return None
+        params = param_names(worker)
+        if not params:
+            return None
+        rank = params[0] if first_is_rank else None
+        rest = [p for p in params if p != rank]
+        cfg = next(
+            (p for p in rest if re.search(r"^(args|opts?|config|cfg|conf|hparams)$", p)),
+            None,
+        )
+        expr = None
+        if cfg is None and rest:
+            expr = "{" + ", ".join(f'"{p}": {p}' for p in rest) + "}"
+        body = worker.child_by_field_name("body")
+        anchor: Node | None = None
+        for st in body_stmts(worker):
+            if re.search(r"init_process_group|setup\s*\(", ts.text(st)) and not contains(
+                st, target
+            ):
+                anchor = st  # after the process group exists
+        guard = f"{rank} == 0" if rank else None
+        if anchor is not None and body is not None:
+            st = ix.line_stmt(anchor)
+            return InitPoint(ts.end_line(st), cfg, ix.indent_of(st), guard, expr)
+        start = _body_start(ix, worker, cfg)
+        if start is None:
+            return None
+        return InitPoint(start.after_line, cfg, start.indent, guard, expr)
+    return None
+
+
+def _init_in_worker(
+    ix: ScriptIndex,
+    target: Node,
+    predicate: str,
+    var: str | None,
+    anchor: Node | None,
+    body_of: Node | None,
+) -> InitPoint | None:
+    """When the predicate is local to the training function, wandb.init goes in there."""
+    fn = scope(target)
+    name = predicate_root(predicate)
+    if fn is None or not name:
+        return None
+    where = anchor or body_of
+    if where is not None and scope(where) == fn or where is not None and where == fn:
+        return None
+    params = param_names(fn)
+    body = body_stmts(fn)
+    local_def = None
+    for st in body:
+        if st.start_byte >= target.start_byte:
+            break
+        for s in walk_statements(st):
+            a = assignment(s)
+            if a is not None and name in target_names(a.child_by_field_name("left")):
+                local_def = st
+    if local_def is None and name not in params:
+        return None
+    wvar = (
+        var
+        if var in params
+        else next(
+            (p for p in params if re.search(r"^(args|opts?|config|cfg|conf|hparams|params)$", p)),
+            None,
+        )
+    )
+    setup = _last_setup(ix, target)
+    if setup is not None and scope(setup) == fn:
+        lifted = ancestor_in(setup, fn.child_by_field_name("body"))
+        if lifted is not None and (local_def is None or lifted.start_byte > local_def.start_byte):
+            local_def = lifted  # `args.rank` is only final once the process group exists
+    if local_def is not None:
+        st = ix.line_stmt(local_def)
+        return InitPoint(ts.end_line(st), wvar, ix.indent_of(st))
+    return _body_start(ix, fn, wvar)

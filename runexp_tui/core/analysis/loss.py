@@ -1,0 +1,282 @@
+"""Where `train_log` goes in the training loop, and the loss and step it logs.
+
+`loss_var` is the receiver of `.backward()` (or the argument of `accelerator.backward(loss)`,
+`scaler.scale(loss).backward()`, `tape.gradient(loss, ...)`); for step functions (JAX), the
+target of the call whose name holds "loss", else "metric", else the last target. `train_log`
+goes after the optimizer step (else the backward, else the step-function call), at that
+statement's indentation.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING
+
+from runexp_tui.core import ts
+from runexp_tui.core.analysis.index import ScriptIndex
+from runexp_tui.core.analysis.loop import Site, direct_sites
+from runexp_tui.core.analysis.model import TrainLogPoint
+from runexp_tui.core.analysis.nodes import (
+    ancestor_in,
+    assignment,
+    body_stmts_of,
+    call_name,
+    contains,
+    identifiers,
+    is_counter,
+    loop_index,
+    loops_up,
+    norm,
+    positional,
+    receiver,
+    scope,
+    stmt_of,
+    target_names,
+    walk_statements,
+)
+
+if TYPE_CHECKING:
+    from tree_sitter import Node
+
+
+def train_log(ix: ScriptIndex, loop: Node, sites: list[Site]) -> TrainLogPoint:
+    steps = [s for s in sites if s.kind == "step" and scope(s.call) == scope(loop)]
+    backs = [s for s in sites if s.kind == "backward" and scope(s.call) == scope(loop)]
+    fns = [s for s in sites if s.kind == "stepfn"]
+    step_fns = [s for s in fns if s.via == "step"]
+    # a step every iteration beats one under a bare `if` (a generator updated every
+    # n_critic steps, an accumulation boundary): the log then runs on every step
+    every = [s for s in steps if not _conditional_in(s.call, loop)]
+    if every and len(every) < len(steps):
+        steps = every
+    anchor = (steps or step_fns or backs or fns or sites)[-1 if steps or step_fns else 0].call
+    stmt = _settle(ix.line_stmt(anchor), loop, sites)
+    point = TrainLogPoint(
+        after_line=ts.end_line(stmt),
+        loss_var=loss_var(loop, backs, fns, stmt),
+        step_var=step_var(ix, loop),
+        indent=ix.indent_of(stmt),
+    )
+    if point.step_var and "." not in point.step_var:
+        later = _assigned_after(stmt, point.step_var)
+        if later is not None:  # `batches_done = epoch * len(loader) + i` after the step
+            stmt = later
+            point = TrainLogPoint(
+                ts.end_line(later), point.loss_var, point.step_var, ix.indent_of(later)
+            )
+    if point.loss_var is not None and "." not in point.loss_var:
+        later = _assigned_after(stmt, point.loss_var)
+        if later is not None:  # `clf.partial_fit(x, y)` then `loss = log_loss(...)`
+            point = TrainLogPoint(
+                ts.end_line(later), point.loss_var, point.step_var, ix.indent_of(later)
+            )
+    if point.loss_var is None:
+        # the loss lives in a helper the loop calls (`self._run_batch(x, y)`, an
+        # `update()` closure) and never comes back to the loop: log it there, once per
+        # step, in the process that trains
+        return _helper_train_log(ix, loop) or point
+    return point
+
+
+def _conditional_in(node: Node, loop: Node) -> bool:
+    """Whether ``node`` sits under an `if` without `else` inside ``loop``'s body."""
+    body = loop.child_by_field_name("body")
+    n = node.parent
+    while n is not None and n != body and n != loop:
+        if (
+            n.type == "if_statement"
+            and n.child_by_field_name("alternative") is None
+            and not any(c.type in ("else_clause", "elif_clause") for c in n.named_children)
+        ):
+            return True
+        n = n.parent
+    return False
+
+
+def _assigned_after(stmt: Node, var: str) -> Node | None:
+    """A later statement of ``stmt``'s block assigning ``var``, when none assigns it before.
+
+    The step comes first and the loss is computed after it: the log waits for the value.
+    """
+    block = stmt.parent
+    if block is None:
+        return None
+    before = after = None
+    for st in block.named_children:
+        a = assignment(st) if st.type == "expression_statement" else None
+        if a is None or var not in target_names(a.child_by_field_name("left")):
+            continue
+        if st.end_byte <= stmt.start_byte:
+            before = st
+        elif st.start_byte >= stmt.end_byte and after is None:
+            after = st
+    return after if before is None else None
+
+
+def _helper_train_log(ix: ScriptIndex, loop: Node) -> TrainLogPoint | None:
+    """A train log inside the function, called from ``loop``, that backpropagates the loss."""
+    by_fn: dict[int, tuple[Node, list[Site]]] = {}
+    for site in direct_sites(ix):
+        fn = scope(site.call)
+        if fn is None or fn == scope(loop) or next(loops_up(site.call), None) is not None:
+            continue
+        if ix.called_from(fn, loop, depth=3):
+            by_fn.setdefault(fn.id, (fn, []))[1].append(site)
+    for fn, fsites in sorted(by_fn.values(), key=lambda item: item[0].start_byte):
+        steps = [s for s in fsites if s.kind == "step"]
+        backs = [s for s in fsites if s.kind == "backward"]
+        if not backs:
+            continue
+        anchor = (steps[-1] if steps else backs[0]).call
+        body = fn.child_by_field_name("body")
+        stmt = ancestor_in(ix.line_stmt(anchor), body) or ix.line_stmt(anchor)
+        loss = loss_var(fn, backs, [], stmt)
+        if loss is None:
+            continue
+        return TrainLogPoint(after_line=ts.end_line(stmt), loss_var=loss, indent=ix.indent_of(stmt))
+    return None
+
+
+def _settle(stmt: Node, loop: Node, sites: list[Site]) -> Node:
+    """Move the train-log anchor to where one optimisation step is complete, once per step.
+
+    - a step written in both branches of an if/else: after the whole if;
+    - `with accelerator.accumulate(model):` followed by `if accelerator.sync_gradients:`:
+      inside that block (after its step counter), since the with body runs per micro-step;
+    - a following `if not need_update: continue` (accumulation skip): past it, and past
+      the step counter that comes right after.
+    """
+    body = loop.child_by_field_name("body")
+    cur = stmt
+    while True:
+        block = cur.parent
+        if block is None or block.type != "block" or block == body:
+            break
+        owner = block.parent
+        if owner is None:
+            break
+        ifst = owner if owner.type == "if_statement" else None
+        if owner.type in ("else_clause", "elif_clause"):
+            ifst = owner.parent
+        if ifst is None or ifst.type != "if_statement":
+            break
+        other_path = ifst.child_by_field_name("alternative") is not None or any(
+            c.type in ("else_clause", "elif_clause") for c in ifst.named_children
+        )
+        if not other_path and not any(
+            contains(ifst, s.call) and not contains(block, s.call) for s in sites
+        ):
+            break
+        # an if/else of update paths (optimizer or by hand, fp16 or fp32): each run of the
+        # loop takes one, so after the whole if the log runs once per step on every path
+        cur = ifst
+    top = ancestor_in(cur, body)
+    if top is None:
+        return cur
+    sib = top.next_named_sibling
+    while sib is not None:
+        cond = ts.text(sib.child_by_field_name("condition")) if sib.type == "if_statement" else ""
+        if "sync_gradients" in cond and not any(contains(sib, s.call) for s in sites):
+            stmts = body_stmts_of(sib.child_by_field_name("consequence"))
+            counter = next((st for st in stmts if is_counter(st)), None)
+            return counter or (stmts[-1] if stmts else cur)
+        if (
+            sib.type == "if_statement"
+            and re.search(r"accum|update|sync|micro", cond, re.I)
+            and not any(contains(sib, s.call) for s in sites)
+            and (stmts := body_stmts_of(sib.child_by_field_name("consequence")))
+            and stmts[-1].type == "continue_statement"
+            and sib.child_by_field_name("alternative") is None
+        ):
+            nxt = sib.next_named_sibling
+            while nxt is not None and nxt.type == "comment":
+                nxt = nxt.next_named_sibling
+            return nxt if nxt is not None and is_counter(nxt) else sib
+        sib = sib.next_named_sibling
+    return cur
+
+
+def loss_var(loop: Node, backs: list[Site], fns: list[Site], stmt: Node) -> str | None:
+    for s in backs:
+        call = s.call
+        if call.type == "assignment":
+            names = [
+                n for n in target_names(call.child_by_field_name("left")) if "loss" in n.lower()
+            ]
+            if names:
+                return names[0]
+            continue
+        recv = receiver(call)
+        pos = positional(call)
+        if call_name(call) == "gradient" or (
+            pos and recv is not None and call_name(call) == "backward"
+        ):
+            expr: Node | None = pos[0] if pos else None  # accelerator.backward(loss)
+        else:
+            expr = recv
+            # scaler.scale(loss).backward() -> loss
+            if expr is not None and expr.type == "call" and call_name(expr) == "scale":
+                expr = (positional(expr) or [expr])[0]
+        if expr is not None and expr.type == "attribute":
+            return norm(ts.text(expr))  # `self.loss.backward()`: the loss is `self.loss`
+        names = identifiers(expr)
+        if names:
+            return next((n for n in names if "loss" in n.lower()), names[0])
+    for s in fns:
+        a = assignment(stmt_of(s.call))
+        if a is None:
+            continue
+        names = [n for n in target_names(a.child_by_field_name("left")) if n.isidentifier()]
+        for key in ("loss", "metric"):
+            hit = next((n for n in names if key in n.lower()), None)
+            if hit:
+                return hit
+        if names:
+            return names[-1]
+    # a criterion call assigned inside the loop: `loss = criterion(out, y)`
+    for st in walk_statements(loop):
+        a = assignment(st)
+        if a is not None:
+            for n in target_names(a.child_by_field_name("left")):
+                if "loss" in n.lower() and n.isidentifier():
+                    return n
+    return None
+
+
+def step_var(ix: ScriptIndex, loop: Node) -> str | None:
+    """The training step's counter: an integer `x += 1` in the loop, else the loop's index.
+
+    The index counts only when the loop runs over `range(...)`, `enumerate(...)` or
+    `zip(range(...), ...)`: a plain `for batch in loader` or `for perm in perms` binds data
+    (a tensor, an array), never a step number.
+    """
+    for aug in ix.augs:
+        if (
+            contains(loop, aug)
+            and next(loops_up(aug), None) == loop
+            and ts.text(aug.child_by_field_name("right")) == "1"
+            and ts.text(aug.child_by_field_name("operator")) == "+="
+        ):
+            return ts.text(aug.child_by_field_name("left"))
+    index = loop_index(loop)
+    fn = scope(loop)
+    outer = next(loops_up(loop), None)
+    if index is not None and (
+        outer is not None
+        or (fn is not None and any(next(loops_up(c), None) for c in ix.callers(fn)))
+    ):
+        # the index of a loop inside another (batches inside epochs) starts again at 0 each
+        # time round: not a step, unless the script computes a global one from it
+        # (`batches_done = epoch * len(loader) + i`); else wandb's own step is monotonic
+        outer_index = loop_index(outer) if outer is not None else None
+        if outer_index is not None:
+            for st in body_stmts_of(loop.child_by_field_name("body")):
+                a = assignment(st) if st.type == "expression_statement" else None
+                if a is None or a.type != "assignment":
+                    continue
+                left = a.child_by_field_name("left")
+                ids = set(identifiers(a.child_by_field_name("right")))
+                if left is not None and left.type == "identifier" and {index, outer_index} <= ids:
+                    return ts.text(left)
+        return None
+    return index

@@ -1,0 +1,105 @@
+"""The script's existing wandb use, and its own off-by-default wandb switch."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from runexp_tui.core import ts
+from runexp_tui.core.analysis.flags import script_flags
+from runexp_tui.core.analysis.index import ScriptIndex
+from runexp_tui.core.analysis.model import CliFlag, WandbUse
+from runexp_tui.core.analysis.nodes import and_operands, callee_of, contains, kwarg
+
+if TYPE_CHECKING:
+    from tree_sitter import Node
+
+
+def wandb_use(ix: ScriptIndex) -> WandbUse:
+    hows: list[str] = []
+    lines: set[int] = set()
+    for c in ix.wcalls:
+        lines.add(ts.start_line(c))
+        if ts.text(callee_of(c)) == "wandb.init":
+            hows.append("init")
+    for k in ix.kwargs:
+        if ts.text(k.child_by_field_name("name")) in ("report_to", "log_with") and (
+            "wandb" in ts.text(k.child_by_field_name("value"))
+        ):
+            hows.append("report_to")
+            lines.add(ts.start_line(k))
+    for c in ix.calls_named("WandbLogger"):
+        hows.append("logger")
+        lines.add(ts.start_line(c))
+    for c in ix.calls_named(
+        "WandbCallback", "WandbMetricsLogger", "WandbModelCheckpoint", "WandbEvalCallback"
+    ):
+        hows.append("callback")
+        lines.add(ts.start_line(c))
+    for c in ix.calls_named("add_argument"):  # `--report_to wandb` as a flag default
+        d = kwarg(c, "default")
+        if d is not None and "wandb" in ts.text(d) and "report_to" in ts.text(c):
+            hows.append("report_to")
+            lines.add(ts.start_line(c))
+    order = ["init", "report_to", "logger", "callback"]
+    how = min(hows, key=order.index) if hows else None
+    name, switch, project = wandb_switch(ix) if "init" in hows else (None, None, None)
+    return WandbUse(
+        present=bool(hows),
+        how=how,
+        lines=tuple(sorted(lines)),
+        switch=switch,
+        switch_name=name,
+        project_arg=project,
+    )
+
+
+def wandb_switch(
+    ix: ScriptIndex,
+) -> tuple[str | None, tuple[str, ...] | None, tuple[str, ...] | None]:
+    """The script's own wandb.init behind an off-by-default switch: name, tokens, project.
+
+    `if wandb_log and master_process: wandb.init(...)` with `wandb_log = False` set before
+    a configurator; `if args.track:` with `--track` a store_true flag (or a bool defaulting
+    to False): the run logs nothing unless the command turns the switch on.
+    """
+    flags = {f.dest: f for f in script_flags(ix) if f.dest}
+    for c in ix.wcalls:
+        if ts.text(callee_of(c)) != "wandb.init":
+            continue
+        n = c.parent
+        while n is not None and n.type != "module":
+            if n.type == "if_statement" and not contains(
+                n.child_by_field_name("condition") or n, c
+            ):
+                cons = n.child_by_field_name("consequence")
+                if cons is not None and contains(cons, c):
+                    for op in and_operands(n.child_by_field_name("condition")):
+                        hit = _switch_of(op, flags)
+                        if hit is not None:
+                            return hit
+            n = n.parent
+    return None, None, None
+
+
+def _switch_of(
+    op: Node, flags: dict[str, CliFlag]
+) -> tuple[str, tuple[str, ...], tuple[str, ...] | None] | None:
+    name = ts.text(op)
+    key = name.rsplit(".", 1)[-1] if op.type == "attribute" else name
+    if op.type not in ("identifier", "attribute") or key not in flags:
+        return None
+    f = flags[key]
+    if (f.default or "").strip().lower() not in ("false", "0", "none", ""):
+        return None
+    if f.default is None and f.type is None and not f.equals:
+        return None
+    proj = next(
+        (g for d, g in flags.items() if "wandb" in d.lower() and "project" in d.lower()), None
+    )
+    project = None
+    if proj is not None:
+        project = (f"{proj.flag}=",) if proj.equals else (proj.flag,)
+    if f.equals:
+        return name, (f"{f.flag}=True",), project
+    store_true = f.type is None and f.default == "False"
+    return name, ((f.flag,) if store_true else (f.flag, "True")), project

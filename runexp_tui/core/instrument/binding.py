@@ -1,0 +1,201 @@
+"""The correctness net: every name an inserted hunk reads is bound where it runs (bindcheck),
+else the hunk falls back to a form valid there, or is excluded with the reason.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from dataclasses import replace
+
+from runexp_tui.core.instrument import bindcheck
+from runexp_tui.core.instrument.diff import side_by_side
+from runexp_tui.core.instrument.hunks import (
+    DEFAULT_RANK_PREDICATE,
+    MARKER,
+    RUN_GUARD,
+    Hunk,
+    Proposal,
+)
+
+
+def with_bound_names(proposal: Proposal) -> Proposal:
+    """The correctness net: every name each inserted hunk reads is bound where it runs.
+
+    A hunk that would read a name not bound there on every path (``if rank == 0:`` above the
+    line that makes ``rank``, ``self`` at module level, a ``step`` assigned in one branch)
+    would raise NameError in the user's run. It falls back to a form valid there: its guard
+    becomes the ``RANK`` environment predicate (``wandb.init``) or ``wandb.run is not None``
+    (the calls after it); a logged item that reads the name is dropped; ``config=`` is left
+    out. What still cannot run is excluded, with the reason in the notes.
+    """
+    if not proposal.hunks:
+        return proposal
+    notes = list(proposal.notes)
+    hunks = list(proposal.hunks)
+    for _ in range(3):  # each round fixes what the last found; a fixed hunk is checked again
+        problems = _unbound_by_hunk(proposal._replace_hunks(hunks, notes, renumber=False))
+        if problems is None or not problems:
+            break
+        new: list[Hunk] = []
+        current = proposal._replace_hunks(hunks, notes, renumber=False)
+        for h in hunks:
+            probs = problems.get(h.id)
+            if not probs:
+                new.append(h)
+                continue
+            fixed, why = _fallback(h, probs, current)
+            if fixed is not None:
+                notes.append(f"{h.label}: {why}")
+                new.append(fixed)
+            else:
+                notes.append(f"excluded {h.label}: {why}")
+        hunks = new
+    else:  # still unbound after three rounds: exclude what is left over
+        problems = _unbound_by_hunk(proposal._replace_hunks(hunks, notes, renumber=False)) or {}
+        for h in [h for h in hunks if h.id in problems]:
+            notes.append(f"excluded {h.label}: {_describe(problems[h.id], proposal)}")
+        hunks = [h for h in hunks if h.id not in problems]
+    kinds = {h.kind for h in hunks}
+    if (
+        hunks
+        and not ({"init", "shortcut", "edit"} & kinds)
+        and any(h.kind == "init" for h in proposal.hunks)
+    ):
+        notes.append("nothing proposed: wandb.init cannot run where it would go")
+        hunks = []
+    if hunks and kinds <= {"import"}:
+        hunks = []
+    return proposal._replace_hunks(hunks, notes)
+
+
+def _unbound_by_hunk(proposal: Proposal) -> dict[int, list[bindcheck.Unbound]] | None:
+    """Per inserted hunk: names its lines read that may be unbound there (None: cannot judge)."""
+    starts: dict[int, int] = {}  # patched line -> hunk id
+    for r in side_by_side(proposal):
+        if r.kind == "insert" and r.right_no is not None and r.hunk_id is not None:
+            h = proposal.hunk(r.hunk_id)
+            if h.kind != "import" and MARKER in r.right_text:
+                starts[r.right_no] = r.hunk_id
+    if not starts:
+        return {}
+    found = bindcheck.unbound_at_lines(proposal.render(), starts)
+    if found is None:
+        return None
+    out: dict[int, list[bindcheck.Unbound]] = {}
+    for line, probs in found.items():
+        bucket = out.setdefault(starts[line], [])
+        bucket.extend(u for u in probs if u not in bucket)
+    return out
+
+
+def _describe(probs: list[bindcheck.Unbound], proposal: Proposal | None = None) -> str:
+    """The reasons, with lines of the patched text given as the original's."""
+    to_original: dict[int, int] = {}
+    if proposal is not None:
+        to_original = {
+            r.right_no: r.left_no
+            for r in side_by_side(proposal)
+            if r.right_no is not None and r.left_no is not None
+        }
+    return "; ".join(u.describe(lambda n: to_original.get(n, n)) for u in probs)
+
+
+_GUARD_LINE = re.compile(r"^(?P<indent>[ \t]*)if (?P<guard>.+):  " + re.escape(MARKER) + "$")
+
+
+def _fallback(
+    h: Hunk, probs: list[bindcheck.Unbound], proposal: Proposal
+) -> tuple[Hunk | None, str]:
+    """A form of ``h`` that reads none of the unbound names, and what changed; or (None, why)."""
+    names = {u.name for u in probs}
+    lines = list(h.new_lines)
+    why = _describe(probs, proposal)
+    m = _GUARD_LINE.match(lines[0]) if lines else None
+    if m is not None and _reads_any(m.group("guard"), names):
+        new_guard = DEFAULT_RANK_PREDICATE if h.kind == "init" else RUN_GUARD
+        lines[0] = f"{m.group('indent')}if {new_guard}:  {MARKER}"
+        if not any(_reads_any(_code(ln), names) for ln in lines[1:]):
+            return replace(h, new_lines=tuple(lines)), f"{why}: guarded by `{new_guard}` instead"
+    body_at = 1 if m is not None else 0
+    changed: list[str] = []
+    for i in range(body_at, len(lines)):
+        code = _code(lines[i])
+        if not _reads_any(code, names):
+            continue
+        if h.kind in ("train_log", "eval_log"):
+            kept, dropped = _log_items_without(code, names)
+            if kept is None:
+                return None, why
+            lines[i] = lines[i].replace(code, kept, 1)
+            changed.append(f"left out {', '.join(dropped)}")
+        elif h.kind == "init":
+            kept = _init_without_config(code, names)
+            if kept is None:
+                return None, why
+            lines[i] = lines[i].replace(code, kept, 1)
+            changed.append("started without config=")
+        else:
+            return None, why
+    if not changed:
+        return None, why
+    return replace(h, new_lines=tuple(lines)), f"{why}: {'; '.join(changed)}"
+
+
+def _code(line: str) -> str:
+    """The statement on one of our lines, without indentation and marker."""
+    return line.split(f"  {MARKER}")[0].strip()
+
+
+def _reads_any(code: str, names: set[str]) -> bool:
+    try:
+        tree = ast.parse(code.rstrip(":") if code.startswith("if ") else code, mode="exec")
+    except SyntaxError:
+        try:
+            tree = ast.parse(code[3:].rstrip(":"), mode="eval")  # type: ignore[assignment]
+        except SyntaxError:
+            return True
+    return any(isinstance(n, ast.Name) and n.id in names for n in ast.walk(tree))
+
+
+def _log_items_without(code: str, names: set[str]) -> tuple[str | None, list[str]]:
+    """``wandb.log({...})`` without the items reading ``names``; None when no metric is left."""
+    try:
+        call = ast.parse(code, mode="eval").body
+    except SyntaxError:
+        return None, []
+    if not (isinstance(call, ast.Call) and call.args and isinstance(call.args[0], ast.Dict)):
+        return None, []
+    d = call.args[0]
+    kept, dropped = [], []
+    for k, v in zip(d.keys, d.values, strict=True):
+        key = ast.get_source_segment(code, k) if k is not None else None
+        val = ast.get_source_segment(code, v) or ""
+        if key is None:
+            return None, []
+        if any(isinstance(n, ast.Name) and n.id in names for n in ast.walk(v)):
+            dropped.append(key)
+        else:
+            kept.append(f"{key}: {val}")
+    if not any(not k.startswith('"step"') for k in kept):
+        return None, dropped
+    return f"wandb.log({{{', '.join(kept)}}})", dropped
+
+
+def _init_without_config(code: str, names: set[str]) -> str | None:
+    try:
+        call = ast.parse(code, mode="eval").body
+    except SyntaxError:
+        return None
+    if not isinstance(call, ast.Call):
+        return None
+    parts = []
+    for kw in call.keywords:
+        seg = ast.get_source_segment(code, kw) or ""
+        if any(isinstance(n, ast.Name) and n.id in names for n in ast.walk(kw.value)):
+            if kw.arg != "config":
+                return None
+            continue
+        parts.append(seg)
+    func = ast.get_source_segment(code, call.func) or "wandb.init"
+    return f"{func}({', '.join(parts)})"

@@ -1,0 +1,292 @@
+"""Placement of the manual hunks at the analysis points: wandb.init, the train / eval / test
+logs and wandb.finish, each under the guard valid where it runs.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from typing import TYPE_CHECKING
+
+from runexp_tui.core.instrument.config_expr import config_dict_expr, config_kind
+from runexp_tui.core.instrument.hunks import DEFAULT_RANK_PREDICATE, RUN_GUARD, HunkKind
+from runexp_tui.core.instrument.plan import (
+    Plan,
+    guarded_block,
+    hunk_label,
+    import_anchor,
+    init_call,
+    insertion,
+    metric_key,
+)
+from runexp_tui.core.instrument.shortcuts import before_statement
+from runexp_tui.core.instrument.source import Source, bindings
+
+if TYPE_CHECKING:
+    from runexp_tui.core.analysis.model import AnalysisResult, EvalLogPoint, TrainLogPoint
+
+
+def main_guard(analysis: AnalysisResult) -> str | None:
+    """The predicate guarding wandb calls: the script's own under distributed, else a safe one."""
+    dist = analysis.distributed
+    if dist.kind == "none":
+        return None
+    return dist.main_process or DEFAULT_RANK_PREDICATE
+
+
+def logs_after_init(plan: Plan) -> None:
+    """A module-level log placed above the module-level wandb.init would raise: drop it."""
+    init = next((h for h in plan.hunks if h.kind == "init"), None)
+    if init is None or not init.new_lines or init.new_lines[0][:1] in (" ", "\t"):
+        return
+    kept = []
+    for h in plan.hunks:
+        top_level = bool(h.new_lines) and h.new_lines[0][:1] not in (" ", "\t")
+        if h.kind in ("train_log", "eval_log") and top_level and h.anchor_line < init.anchor_line:
+            plan.notes.append(
+                f"excluded {h.label}: it would run before wandb.init (line {init.anchor_line + 1})"
+            )
+            continue
+        kept.append(h)
+    plan.hunks[:] = kept
+
+
+def manual_hunks(plan: Plan, guard: str | None, keras: bool, library: bool = False) -> None:
+    """init / train log / eval log / finish, each skipped when the script already does it."""
+    src, pts = plan.src, plan.analysis.points
+    if guard == DEFAULT_RANK_PREDICATE:
+        plan.need.add("os")
+    has_init = bool(src.wandb_calls("init"))
+    user_logs = src.unmarked_wandb_log()
+    has_train = user_logs or src.marked_log_with("train/")
+    has_eval = user_logs or src.marked_log_with("eval/")
+    has_finish = bool(src.wandb_calls("finish"))
+
+    wants_train = pts.train_log is not None and bool(pts.train_log.loss_var) and not has_train
+    wants_eval = pts.eval_log is not None and bool(pts.eval_log.metric_vars) and not has_eval
+    if library and not wants_train:
+        return  # a helper module that does not train: its numbers are not this run's metrics
+    wants_test = pts.test_log is not None and bool(pts.test_log.metric_vars) and not has_eval
+    if not (wants_train or wants_eval or wants_test or keras or pts.init is not None):
+        return
+    if not (wants_train or wants_eval or wants_test or keras) and pts.init is not None:
+        # nothing would be logged: a run is worth starting only for the experiment's settings
+        # (parsed arguments, a Hydra/OmegaConf or dataclass config), never for data a helper
+        # loads (`jdict = json.load(f)` in a JSON reader)
+        var = pts.init.config_var
+        if not var or config_kind(src, var, pts.init.after_line + 1) not in (
+            "namespace",
+            "omegaconf",
+            "dataclass",
+        ):
+            plan.notes.append(
+                "no training loop, evaluation or framework hook found: not starting an empty run"
+            )
+            return
+
+    if library:
+        pass
+    elif has_init:
+        plan.notes.append("wandb.init is already there: not adding another")
+    else:
+        init = pts.init
+        config_var = init.config_var if init is not None else None
+        expr = config_dict_expr(plan, config_var, init.after_line if init else len(src.lines))
+        if init is not None and init.config_expr and not expr:
+            expr = init.config_expr  # a spawned worker's own parameters
+        call = init_call(plan, expr)
+        init_guard = guard
+        if init is not None and init.guard:
+            init_guard = init.guard  # the spawned worker's rank
+        if init is not None:
+            anchor, indent = init.after_line, init.indent
+        elif keras and pts.shortcut is not None:
+            anchor, indent = before_statement(plan, pts.shortcut)
+        else:
+            # no configuration step found: start the run right after the imports, where the
+            # script's own main-process predicate does not exist yet
+            anchor, indent = import_anchor(plan), ""
+            if guard is not None:
+                init_guard = DEFAULT_RANK_PREDICATE
+                plan.need.add("os")
+        plan.hunks.append(
+            insertion(
+                "init",
+                hunk_label("init", config_var),
+                anchor,
+                guarded_block([call], indent, init_guard, plan.unit),
+                config_var,
+            )
+        )
+
+    if wants_train and pts.train_log is not None and pts.train_log.loss_var:
+        tl = pts.train_log
+        losses = _losses_at(src, tl.after_line, tl.loss_var or "")
+        if len(losses) > 1:  # a GAN's errD and errG: each under its own name
+            items = [f'"train/{metric_key(v)}": {_scalar(src, v)}' for v in losses]
+        else:
+            items = [f'"train/{_train_key(tl.loss_var or "")}": {_scalar(src, tl.loss_var or "")}']
+        if tl.step_var and tl.step_var != "_":  # `_` is a throwaway name, not a counter
+            items.append(f'"step": {tl.step_var}')
+        _log_hunk(plan, "train_log", f"train log: {tl.loss_var}", tl, items, guard, tl.loss_var)
+    elif pts.train_log is not None and has_train:
+        plan.notes.append("training metrics are already logged with wandb.log")
+
+    if wants_eval and pts.eval_log is not None:
+        ev = pts.eval_log
+        items = [f'"eval/{metric_key(m)}": {_scalar(src, m)}' for m in ev.metric_vars]
+        names = ", ".join(ev.metric_vars)
+        _log_hunk(plan, "eval_log", f"eval log: {names}", ev, items, guard, names)
+    elif pts.eval_log is not None and has_eval:
+        plan.notes.append("evaluation metrics are already logged with wandb.log")
+
+    tl_ = pts.test_log
+    if tl_ is not None and tl_.metric_vars and not has_eval and not src.marked_log_with("test/"):
+        items = [f'"test/{_test_key(m)}": {_scalar(src, m)}' for m in tl_.metric_vars]
+        names = ", ".join(tl_.metric_vars)
+        _log_hunk(plan, "eval_log", f"test log: {names}", tl_, items, guard, names)
+
+    if library:
+        pass
+    elif pts.finish is not None and has_finish:
+        plan.notes.append("wandb.finish is already there")
+    elif pts.finish is not None and (plan.hunks or has_init):
+        fin = pts.finish
+        plan.need.add("wandb")
+        plan.hunks.append(
+            insertion(
+                "finish",
+                "finish: wandb.finish()",
+                fin.after_line,
+                guarded_block(
+                    ["wandb.finish()"],
+                    fin.indent,
+                    _guard_at(src, guard, fin.after_line, fin.indent),
+                    plan.unit,
+                ),
+            )
+        )
+
+
+def _log_hunk(
+    plan: Plan,
+    kind: HunkKind,
+    label: str,
+    point: TrainLogPoint | EvalLogPoint,
+    items: list[str],
+    guard: str | None,
+    var: str | None,
+) -> None:
+    """One `wandb.log({...})` after ``point``, under the guard valid there."""
+    plan.need.add("wandb")
+    line, indent = point.after_line, point.indent
+    body = guarded_block(
+        [f"wandb.log({{{', '.join(items)}}})"],
+        indent,
+        _guard_at(plan.src, guard, line, indent),
+        plan.unit,
+    )
+    plan.hunks.append(insertion(kind, label, line, body, var))
+
+
+def _guard_at(src: Source, guard: str | None, line: int, indent: str) -> str | None:
+    """The guard as it can be evaluated after ``line``: the script's predicate where its names
+    exist there, else ``wandb.run is not None``.
+
+    The predicate often lives in another function than the log (``args.rank % ngpus == 0`` in
+    ``main_worker``, the log in ``train()``); a name missing there would raise NameError. Only
+    the process that started the run has one, so the fallback picks the same process.
+    """
+    if guard is None or guard == DEFAULT_RANK_PREDICATE:
+        return guard
+    try:
+        tree = ast.parse(guard.strip(), mode="eval")
+    except SyntaxError:
+        return guard
+    needed = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)} - _BUILTINS
+    if not needed:
+        return guard
+    bound = set(src.module_level_bindings())
+    for fn in src.functions_around(line, indent):
+        bound |= bindings(src, fn)
+    return guard if needed <= bound else RUN_GUARD
+
+
+_BUILTINS = set(dir(__import__("builtins")))
+
+
+def _losses_at(src: Source, line: int, primary: str) -> list[str]:
+    """Every loss backpropagated in the loop around ``line`` before it, when there are several.
+
+    Only backward calls at the loop body's own level (or inside ``with`` blocks) count: one in
+    an ``if`` branch may not have run, and its variable would be unbound or stale.
+    """
+    row = line - 1
+    if row < 0 or row >= len(src.lines):
+        return [primary]
+    col = len(src.indent_of_row(row).encode("utf-8"))
+    node = src.tree.root_node.descendant_for_point_range((row, col), (row, col))
+    loop = node
+    while loop is not None and loop.type not in ("for_statement", "while_statement"):
+        if loop.type in ("function_definition", "class_definition"):
+            return [primary]
+        loop = loop.parent
+    if loop is None:
+        return [primary]
+    body = loop.child_by_field_name("body")
+    out: list[str] = []
+    for call in src.nodes["call"]:
+        if call.start_byte < loop.start_byte or call.end_byte > loop.end_byte:
+            continue
+        if src.call_name(call) != "backward" or call.end_point.row > row:
+            continue
+        fn = call.child_by_field_name("function")
+        obj = fn.child_by_field_name("object") if fn is not None else None
+        if obj is None or obj.type not in ("identifier", "attribute"):
+            continue
+        p = call.parent
+        ok = True
+        while p is not None and p != body:
+            if p.type not in ("expression_statement", "block", "with_statement"):
+                ok = False
+                break
+            p = p.parent
+        name = src.t(obj)
+        if ok and p == body and name not in out:
+            out.append(name)
+    return out if primary in out and len(out) > 1 else [primary]
+
+
+def _scalar(src: Source, var: str) -> str:
+    """The value to log for ``var``: a Python float when ``var`` is surely a scalar, else as is.
+
+    A loss that is backpropagated (``var.backward()``) is a torch tensor that still requires
+    grad: ``var.item()`` gives its value (``float(var)`` warns about the grad and is the same
+    sync). Other backpropagated forms (``scaler.scale(var).backward()``) get ``float``, which
+    also takes numpy and Python numbers. Anything else goes through unchanged: ``float`` raises
+    on a dict of metrics, a per-device array (pmap) or Keras' ``[loss, acc]`` list, which
+    would crash the training, and wandb.log converts tensors, arrays and nested dicts itself.
+    """
+    if src.backward_called_on(var):
+        return f"{var}.item()" if _DOTTED.fullmatch(var) else f"({var}).item()"
+    return f"float({var})" if src.is_backpropagated(var) else var
+
+
+_DOTTED = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
+
+
+def _train_key(var: str) -> str:
+    """`loss`, `train_loss`, `self.loss` -> `loss`; a named one keeps its name (`d_loss`)."""
+    key = metric_key(var)
+    if key.lower() in ("loss", "train_loss", "losses", "tr_loss") or "loss" not in key.lower():
+        return "loss"
+    return key
+
+
+def _test_key(var: str) -> str:
+    """`test_loss` -> `loss` under the test/ prefix (no `test/test_loss`)."""
+    key = metric_key(var)
+    for prefix in ("test_", "test"):
+        if key.lower().startswith(prefix) and len(key) > len(prefix):
+            return key[len(prefix) :]
+    return key

@@ -1,0 +1,277 @@
+"""The framework shortcuts: HF Trainer `report_to="wandb"`, Lightning `WandbLogger`, the Keras
+and boosting-library callbacks.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING
+
+from runexp_tui.core import ts
+from runexp_tui.core.instrument.config_expr import DATACLASS_CALLS
+from runexp_tui.core.instrument.edits import add_kwarg, append_item, edit_hunk, replace_node
+from runexp_tui.core.instrument.plan import (
+    Plan,
+    import_anchor,
+    insertion,
+    mark_lines,
+    project_expr,
+    pystr,
+)
+from runexp_tui.core.instrument.source import Source
+
+if TYPE_CHECKING:
+    from tree_sitter import Node
+
+    from runexp_tui.core.analysis.model import Shortcut
+
+
+def shortcut_hunks(plan: Plan, sc: Shortcut) -> None:
+    src = plan.src
+    if sc.kind == "report_to":
+        if src.report_to_wandb():
+            plan.notes.append('report_to already includes "wandb"')
+            return
+        _report_to(plan, sc)
+        if "WANDB_PROJECT" not in src.text:
+            plan.need.add("os")
+            plan.hunks.append(
+                insertion(
+                    "shortcut",
+                    "shortcut: WANDB_PROJECT",
+                    import_anchor(plan),
+                    mark_lines([_env_default_line(plan)]),
+                )
+            )
+    elif sc.kind == "logger":
+        if src.names_called("WandbLogger") or "WandbLogger" in src.text:
+            plan.notes.append("WandbLogger is already used")
+            return
+        _lightning_logger(plan, sc)
+    elif sc.kind == "callback" and sc.call in ("train", "cv"):
+        if src.names_called("wandb_callback", "WandbCallback"):
+            plan.notes.append("a wandb boosting callback is already used")
+            return
+        if src.imports_module("lightgbm"):
+            plan.extra_imports.append("from wandb.integration.lightgbm import wandb_callback")
+            _add_callback(plan, sc, "wandb_callback()", "shortcut: lightgbm wandb_callback")
+        elif sc.call == "cv":
+            # wandb's xgboost callback needs a Booster; xgb.cv hands it a packed one and fails
+            plan.notes.append(
+                "xgb.cv: no wandb callback (it breaks under cv); the run records the parameters"
+            )
+        else:
+            plan.extra_imports.append("from wandb.integration.xgboost import WandbCallback")
+            _add_callback(plan, sc, "WandbCallback()", "shortcut: xgboost WandbCallback")
+    elif sc.kind == "callback":
+        if src.names_called("WandbMetricsLogger", "WandbCallback"):
+            plan.notes.append("a wandb Keras callback is already used")
+            return
+        plan.extra_imports.append("from wandb.integration.keras import WandbMetricsLogger")
+        _add_callback(plan, sc, "WandbMetricsLogger()", "shortcut: WandbMetricsLogger")
+
+
+def _env_default_line(plan: Plan) -> str:
+    plan.need.add("os")
+    line = f'os.environ.setdefault("WANDB_PROJECT", {plan.project})'
+    if plan.entity:
+        line += f'; os.environ.setdefault("WANDB_ENTITY", {pystr(plan.entity)})'
+    return line
+
+
+_PARSE_CALLS = DATACLASS_CALLS | {"parse_args", "parse_known_args"}
+
+
+def _report_to(plan: Plan, sc: Shortcut) -> None:
+    src = plan.src
+    call = src.find_call(sc.line, [sc.call]) if sc.call else None
+    call = call or src.find_call(sc.line)
+    if call is None:
+        plan.notes.append(f"no call found at line {sc.line} for report_to")
+        return
+    name = src.call_name(call)
+    if name in _PARSE_CALLS:
+        # HfArgumentParser: set the field on the parsed training arguments after parsing
+        stmt = src.statement_of(call)
+        target = _training_args_target(src, stmt)
+        if target is None:
+            plan.notes.append("could not tell which parsed value holds the TrainingArguments")
+            return
+        after = _after_branches(stmt)
+        plan.hunks.append(
+            insertion(
+                "shortcut",
+                'shortcut: report_to="wandb"',
+                ts.end_line(after),
+                mark_lines(
+                    [f'{src.indent_of_row(after.start_point.row)}{target}.report_to = ["wandb"]']
+                ),
+                target,
+            )
+        )
+        return
+    existing = src.kwarg(call, "report_to")
+    args_kw = src.kwarg(call, "args")
+    if existing is None and args_kw is not None:
+        value = args_kw.child_by_field_name("value")
+        if value is not None and value.type == "call":
+            call, existing = value, src.kwarg(value, "report_to")
+        elif value is not None:
+            stmt = src.statement_of(call)
+            plan.hunks.append(
+                insertion(
+                    "shortcut",
+                    'shortcut: report_to="wandb"',
+                    stmt.start_point.row,
+                    mark_lines(
+                        [
+                            f'{src.indent_of_row(stmt.start_point.row)}{src.t(value)}.report_to = ["wandb"]'
+                        ]
+                    ),
+                    src.t(value),
+                )
+            )
+            return
+    if existing is not None:
+        edit = (existing.child_by_field_name("value"), '"wandb"')
+        plan.hunks.append(
+            edit_hunk(src, call, [replace_node(src, *edit)], 'shortcut: report_to="wandb"')
+        )
+    else:
+        plan.hunks.append(
+            edit_hunk(
+                src, call, add_kwarg(src, call, 'report_to="wandb"'), 'shortcut: report_to="wandb"'
+            )
+        )
+
+
+def _after_branches(stmt: Node) -> Node:
+    """The ``if``/``else`` holding ``stmt`` when both branches exist (each parses differently)."""
+    block = stmt.parent
+    owner = block.parent if block is not None and block.type == "block" else None
+    if owner is not None and owner.type in ("else_clause", "elif_clause"):
+        owner = owner.parent
+    if (
+        owner is not None
+        and owner.type == "if_statement"
+        and any(c.type == "else_clause" for c in owner.children)
+    ):
+        return owner
+    return stmt
+
+
+def _training_args_target(src: Source, stmt: Node) -> str | None:
+    """Which target of ``a, b, c = parser.parse_args_into_dataclasses()`` is TrainingArguments."""
+    node = stmt.named_children[0] if stmt.named_children else None
+    if node is None or node.type != "assignment":
+        return None
+    left = node.child_by_field_name("left")
+    if left is None:
+        return None
+    targets = [src.t(c) for c in left.named_children] if left.named_child_count else [src.t(left)]
+    if len(targets) == 1:
+        return targets[0]
+    for call in src.nodes["call"]:
+        if src.call_name(call) == "HfArgumentParser":
+            args = call.child_by_field_name("arguments")
+            first = args.named_children[0] if args is not None and args.named_children else None
+            if first is not None and first.type in ("tuple", "list"):
+                classes = [src.t(c) for c in first.named_children]
+                # the script defines its own model/data argument classes; the training
+                # arguments class is the imported one (TrainingArguments, SFTConfig, ...)
+                local = src.class_names()
+                for prefer_imported in (True, False):
+                    for i, cls in enumerate(classes):
+                        if prefer_imported and cls.split(".")[-1] in local:
+                            continue
+                        if re.search(r"(TrainingArguments|Config)$", cls) and i < len(targets):
+                            return targets[i]
+    for t in targets:
+        if "train" in t.lower():
+            return t
+    return None
+
+
+def _lightning_module(src: Source) -> str:
+    if src.imports_module("lightning"):
+        return "lightning.pytorch"
+    if src.imports_module("pytorch_lightning"):
+        return "pytorch_lightning"
+    return "lightning.pytorch"
+
+
+def _lightning_logger(plan: Plan, sc: Shortcut) -> None:
+    src = plan.src
+    module = _lightning_module(src)
+    call = src.find_call(sc.line, ["Trainer", "LightningCLI"]) or src.find_call(sc.line)
+    if call is None:
+        plan.notes.append(f"no Trainer call found at line {sc.line}")
+        return
+    if src.call_name(call) == "LightningCLI":
+        # trainer_defaults is a Python dict evaluated at run time: WANDB_PROJECT still wins
+        init_args = {"project": project_expr(plan)}
+        if plan.entity:
+            init_args["entity"] = pystr(plan.entity)
+        inner = ", ".join(f'"{k}": {v}' for k, v in init_args.items())
+        entry = (
+            f'"logger": {{"class_path": "{module}.loggers.WandbLogger", "init_args": {{{inner}}}}}'
+        )
+        existing = src.kwarg(call, "trainer_defaults")
+        value = existing.child_by_field_name("value") if existing is not None else None
+        if value is None:
+            edits = add_kwarg(src, call, f"trainer_defaults={{{entry}}}")
+        elif value.type == "dictionary":
+            if '"logger"' in src.t(value) or "'logger'" in src.t(value):
+                plan.notes.append("LightningCLI already sets a logger in trainer_defaults")
+                return
+            edits = [append_item(src, value, entry)]
+        else:
+            edits = [replace_node(src, value, f"{{**{src.t(value)}, {entry}}}")]
+        plan.hunks.append(edit_hunk(src, call, edits, "shortcut: WandbLogger"))
+        return
+    kwargs = [f"project={project_expr(plan)}"]
+    if plan.entity:
+        kwargs.append(f"entity={pystr(plan.entity)}")
+    logger = f"WandbLogger({', '.join(kwargs)})"
+    plan.extra_imports.append(f"from {module}.loggers import WandbLogger")
+    existing = src.kwarg(call, "logger")
+    value = existing.child_by_field_name("value") if existing is not None else None
+    if value is None:
+        edits = add_kwarg(src, call, f"logger={logger}")
+    elif src.t(value) in ("True", "False", "None"):
+        edits = [replace_node(src, value, logger)]
+    elif value.type == "list":
+        edits = [append_item(src, value, logger)]
+    else:
+        edits = [replace_node(src, value, f"[{src.t(value)}, {logger}]")]
+    plan.hunks.append(edit_hunk(src, call, edits, "shortcut: WandbLogger", "logger"))
+
+
+def _add_callback(plan: Plan, sc: Shortcut, cb: str, label: str) -> None:
+    """Add ``cb`` to the ``callbacks=`` of the shortcut's call (Keras fit, lgb/xgb train)."""
+    src = plan.src
+    call = src.find_call(sc.line, [sc.call or "fit", "fit"]) or src.find_call(sc.line)
+    if call is None:
+        plan.notes.append(f"no {sc.call or 'fit'}( call found at line {sc.line}")
+        return
+    existing = src.kwarg(call, "callbacks")
+    value = existing.child_by_field_name("value") if existing is not None else None
+    if value is None:
+        edits = add_kwarg(src, call, f"callbacks=[{cb}]")
+    elif src.t(value) == "None":
+        edits = [replace_node(src, value, f"[{cb}]")]
+    elif value.type == "list":
+        edits = [append_item(src, value, cb)]
+    else:
+        edits = [replace_node(src, value, f"[*{src.t(value)}, {cb}]")]
+    plan.hunks.append(edit_hunk(src, call, edits, label, "callbacks"))
+
+
+def before_statement(plan: Plan, sc: Shortcut) -> tuple[int, str]:
+    """Anchor and indent just before the statement holding the shortcut's call."""
+    src = plan.src
+    call = src.find_call(sc.line)
+    if call is None:
+        return sc.line - 1, src.indent_of_row(sc.line - 1)
+    stmt = src.statement_of(call)
+    return stmt.start_point.row, src.indent_of_row(stmt.start_point.row)
