@@ -172,7 +172,7 @@ def _equals_flags(repo: Path, args: argparse.Namespace) -> frozenset[str]:
     if script is None:
         return frozenset()
     try:
-        from runexp_tui.core.analyze import analyze_file
+        from runexp_tui.core.analysis import analyze_file
 
         return frozenset(f.flag for f in analyze_file(script).cli_flags if f.equals)
     except (OSError, ValueError, RecursionError):

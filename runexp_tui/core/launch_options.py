@@ -85,7 +85,7 @@ def distributed_kind(config: ExperimentConfig) -> str | None:
     path = Path(config.repo) / script
     if not path.is_file():
         return None
-    from runexp_tui.core.analyze import analyze_file
+    from runexp_tui.core.analysis import analyze_file
 
     try:
         return analyze_file(path).distributed.kind

@@ -124,7 +124,7 @@ _HF_ARGS = re.compile(r"\bHfArgumentParser\s*\((?s:.{0,300}?)\bTrainingArguments
 
 def resume_option(script: str | os.PathLike[str], command: str = "") -> ResumeOption | None:
     """The resume option of `script` as run by `command`, from its analysis and its parsers."""
-    from runexp_tui.core.analyze import analyze_file
+    from runexp_tui.core.analysis import analyze_file
 
     path = Path(script)
     try:
