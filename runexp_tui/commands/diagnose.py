@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 NAME = "diagnose"
@@ -56,6 +57,9 @@ def run(args: argparse.Namespace) -> int:
     from runexp_tui.core.diagnose import diagnose_file
 
     flags: tuple = ()
+    workdir = _run_workdir(args.log)
+    if args.script and workdir is None:
+        workdir = os.path.dirname(os.path.abspath(args.script))
     if args.script:
         from runexp_tui.core.analysis import AnalyzeError, analyze_file
 
@@ -65,7 +69,11 @@ def run(args: argparse.Namespace) -> int:
             print(f"runexp-tui diagnose: ignoring --script: {exc}", file=sys.stderr)
     try:
         findings = diagnose_file(
-            args.log, exit_code=args.exit_code, cli_flags=flags, env_hint=args.env
+            args.log,
+            exit_code=args.exit_code,
+            cli_flags=flags,
+            env_hint=args.env,
+            workdir=workdir,
         )
     except (OSError, ValueError) as exc:
         reason = getattr(exc, "strerror", None) or str(exc)
@@ -77,3 +85,14 @@ def run(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(_render_text(args.log, findings))
     return 0
+
+
+def _run_workdir(log: str) -> str | None:
+    """The working directory of the run whose folder holds `log` (its run.json), if any."""
+    from runexp_tui.core.runs import load_record
+
+    try:
+        record = load_record(os.path.dirname(os.path.abspath(log)))
+    except (OSError, ValueError, TypeError, KeyError):
+        return None
+    return record.cwd or record.repo or None

@@ -67,16 +67,23 @@ def diagnose_text(
     cli_flags: Sequence[CliFlag] = (),
     env_hint: str | None = None,
     first_line_no: int | None = 1,
+    workdir: str | None = None,
 ) -> list[Finding]:
     """Findings for a log text and how the process ended, most specific root cause first.
 
     Args:
         first_line_no: the log line number of the text's first line (None when unknown, as
             for a tail read from the middle of a large file).
+        workdir: the run's working directory (the repo): where a missing relative path was
+            looked for, and where the repo's own data-preparation scripts are found.
     """
     log = LogView(text, first_line_no)
     ctx = Ctx(
-        log, ExitInfo(exit_code, signal, stop_requested), FlagBook(tuple(cli_flags)), env_hint
+        log,
+        ExitInfo(exit_code, signal, stop_requested),
+        FlagBook(tuple(cli_flags)),
+        env_hint,
+        workdir,
     )
     hits: list[Hit] = []
     for rule in RULES:
@@ -153,6 +160,7 @@ def diagnose_file(
     cli_flags: Sequence[CliFlag] = (),
     env_hint: str | None = None,
     max_bytes: int = DEFAULT_TAIL_BYTES,
+    workdir: str | None = None,
 ) -> list[Finding]:
     """`diagnose_text` on the last ``max_bytes`` of a log file (logs can be many GB).
 
@@ -167,6 +175,7 @@ def diagnose_file(
         cli_flags=cli_flags,
         env_hint=env_hint,
         first_line_no=first,
+        workdir=workdir,
     )
 
 

@@ -534,6 +534,7 @@ class RunFollower:
                     stop_requested=bool(self.record.stop_requested),
                     cli_flags=flags,
                     env_hint=hint,
+                    workdir=self.record.cwd or self.record.repo or None,
                 )
             )
         except Exception:  # a diagnosis bug must never take the monitor down

@@ -149,6 +149,7 @@ class Ctx:
     exit: ExitInfo = field(default_factory=ExitInfo)
     flags: FlagBook = field(default_factory=FlagBook)
     env_hint: str | None = None
+    workdir: str | None = None  # where the run ran: relative paths in the log resolve here
 
     def where(self, idx: int | None) -> str:
         """` (raised at train.py:42 in load)` when the line ends a traceback, else ``""``."""

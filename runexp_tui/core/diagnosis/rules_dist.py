@@ -465,6 +465,11 @@ _NET = re.compile(
 _HOST = re.compile(r"host='([^']+)'|https?://([^/\s:'\"]+)")
 
 
+_FOLLOWS_NET = re.compile(
+    r"(?i)download|connect|fetch|resolv|urlopen|https?://|timed? ?out|unreachable"
+)
+
+
 def network(ctx: Ctx) -> list[Hit]:
     log = ctx.log
     found = [
@@ -480,6 +485,16 @@ def network(ctx: Ctx) -> list[Hit]:
         bool(re.search(r"(?:Error|Exception)\b.*:|^ERROR|Could not fetch URL", log.raw[idx]))
         and "Retrying" not in log.raw[idx]
     )
+    claims = set(found)
+    # The error the run died of is often the library's own after the connection failed
+    # ("RuntimeError: Error downloading ..."): that error is this one, not an unknown cause.
+    for j in range(idx + 1, min(len(log), idx + 80)):
+        body = log.body[j]
+        if _FOLLOWS_NET.search(body) and re.match(r"^\s*[\w.]*(?:Error|Exception)\b", body):
+            fatal = True
+            claims.add(j)
+            idx = j
+            break
     fixes = [
         "Check that this machine can reach "
         + (host or "the server")
@@ -498,5 +513,5 @@ def network(ctx: Ctx) -> list[Hit]:
     return [Hit(
         "network", "Network unreachable" + (f": {host}" if host else ""), "error" if fatal else "warning",
         idx, "A connection failed (DNS, proxy, firewall, or no internet on this node)." + ctx.where(idx),
-        tuple(fixes), None, ROOT, claims=frozenset(found),
+        tuple(fixes), None, ROOT, claims=frozenset(claims),
     )]  # fmt: skip

@@ -545,6 +545,54 @@ _CKPT = re.compile(
 _CFG = re.compile(r"(?i)\.(ya?ml|json|toml|cfg|ini)$")
 
 
+# A data file, not a checkpoint: under a data folder, or named for a split ("train.bin").
+_DATA_DIR = re.compile(r"(?i)(^|/)(data|datasets?|corpus|corpora|raw|processed|shards?)(/|$)")
+_SPLIT_NAME = re.compile(r"(?i)^(train|val|valid|validation|test|dev|eval)([._-]|$)")
+# Scripts that make a repo's data, by the words of their names (prepare.py, download_data.py).
+_PREPARE_WORDS = {
+    "prepare", "preprocess", "preprocessing", "download", "fetch", "tokenize", "build",
+    "make", "create", "generate", "get", "setup", "convert",
+}  # fmt: skip
+
+
+def _is_data_path(target: str) -> bool:
+    return bool(_DATA_DIR.search(target) or _SPLIT_NAME.match(os.path.basename(target)))
+
+
+def _prepare_scripts(workdir: str | None, target: str) -> list[str]:
+    """The repo's data-preparation scripts nearest to a missing relative path, repo-relative.
+
+    Looks in the missing file's folder and each folder above it up to the repo root, nearest
+    first: `data/shakespeare_char/train.bin` finds `data/shakespeare_char/prepare.py`.
+    """
+    if not workdir or os.path.isabs(target) or target.startswith("~"):
+        return []
+    root = os.path.realpath(workdir)
+    parts = [p for p in os.path.dirname(target).split("/") if p not in ("", ".")]
+    if ".." in parts:
+        return []
+    found: list[str] = []
+    for depth in range(len(parts), -1, -1):
+        rel = "/".join(parts[:depth])
+        folder = os.path.join(root, rel) if rel else root
+        try:
+            names = sorted(os.listdir(folder))
+        except OSError:
+            continue
+        for name in names:
+            stem, ext = os.path.splitext(name)
+            words = set(re.split(r"[_\-.]+", stem.lower()))
+            if (
+                ext == ".py"
+                and words & _PREPARE_WORDS
+                and (depth > 0 or words & {"data", "dataset"})
+            ):
+                found.append(f"{rel}/{name}" if rel else name)
+        if found:
+            return found
+    return found
+
+
 def _norm_path(p: str) -> str:
     p = p.strip()
     while p.startswith("./"):
@@ -636,16 +684,27 @@ def file_not_found(ctx: Ctx) -> list[Hit]:
             fixes.insert(
                 0, "Check the command's script path and the working directory (the repo root)."
             )
-        elif _CKPT.search(target):
+        elif _CKPT.search(target) and not _is_data_path(target):
             what = f"The checkpoint/weights file '{path}' does not exist (a resume or init path)."
             fixes.append(
                 "Train from scratch (drop the resume option) or download/copy the checkpoint first."
             )
         else:
             what = f"The script opened '{path}', which does not exist."
-            fixes.append(
-                "Download or generate the data first (see the repo's README), or fix the path."
-            )
+            prepare = _prepare_scripts(ctx.workdir, target)
+            if prepare:
+                what = (
+                    f"The data file '{path}' does not exist yet: the repo prepares it with its own"
+                    f" script ({prepare[0]}), which has not been run."
+                )
+                fixes.insert(
+                    0, f"Prepare the data first: python {prepare[0]} (from the repo root)."
+                )
+                action = f"python {prepare[0]}"
+            else:
+                fixes.append(
+                    "Download or generate the data first (see the repo's README), or fix the path."
+                )
         title = f"File not found: {path}"
     else:
         what = "A file the script needs does not exist."

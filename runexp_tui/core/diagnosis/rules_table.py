@@ -12,6 +12,7 @@ from runexp_tui.core.diagnosis.base import (
     Hit,
     Rule,
     Simple,
+    norm_flag,
 )
 from runexp_tui.core.diagnosis.pipnames import advise_module, pip_install_command
 
@@ -97,7 +98,46 @@ CUDA_UNAVAILABLE = Simple(
         "Loading a GPU checkpoint on a CPU machine: torch.load(path, map_location='cpu').",
     ),
     _TORCH_CHECK,
+    refine=lambda ctx, hit, m: _refine_unavailable(ctx, hit, m),
 )
+
+
+def _cpu_device_fix(ctx: Ctx) -> tuple[str, str] | None:
+    """The script's own device option set to the CPU (`--device=cpu`), when it has one whose
+    default is a GPU: the fix that needs no reinstall on a machine without a usable GPU."""
+    for f in ctx.flags.flags:
+        name = norm_flag(f.flag)
+        default = (f.default or "").lower().strip("'\" ")
+        if " if " in default:
+            continue  # `'cuda' if torch.cuda.is_available() else 'cpu'` already adapts
+        if re.fullmatch(r"(device|devices|accelerator|dev|use_device)", name) and re.match(
+            r"(cuda|gpu|mps)", default
+        ):
+            action = f"{f.flag}=cpu" if f.equals else f"{f.flag} cpu"
+            return (
+                action,
+                f"Run on the CPU with the script's own option: {action} (its default is '{f.default}').",
+            )
+    return None
+
+
+def _refine_unavailable(ctx: Ctx, hit: Hit, m: re.Match[str]) -> Hit:
+    cpu = _cpu_device_fix(ctx)
+    fixes = list(hit.fixes)
+    if not (m.group("cpu") or m.group("jax") or m.group("load")):
+        # "Found no NVIDIA driver": the build is a CUDA one; the machine shows no GPU.
+        hit.cause = (
+            "The installed PyTorch is a CUDA build, but this machine shows no NVIDIA driver: no GPU"
+            " here, or a container started without GPUs." + ctx.where(hit.idx)
+        )
+        fixes = [f for f in fixes if not f.startswith("Install the CUDA build")]
+    if cpu is not None:
+        action, text = cpu
+        fixes.insert(0, text)
+        hit.action = action
+    hit.fixes = tuple(fixes)
+    return hit
+
 
 NO_GPUS = Simple(
     "no_gpus",

@@ -495,6 +495,7 @@ class LaunchScreen(PhaseScreen):
                     exit_code=status.exit_code,
                     signal=status.signal,
                     cli_flags=flags,
+                    workdir=record.cwd or record.repo or None,
                 )
             )
         except Exception:  # a diagnosis bug must not hide the log tail and the verdict
