@@ -50,8 +50,13 @@ def test_configure_phase_in_tmux(tmp_path: Path) -> None:
         later = tm.wait_for(lambda s: len(gpu_rows(s)) == 4 and gpu_rows(s) != rows, timeout=15)
         assert gpu_rows(later) != rows
 
-        # Keys only: Tab to the entry point, the command, the flags table; edit --batch-size.
-        tm.send("tab", "tab", "tab", "down", "enter")
+        # `?` and `q` are the app's keys at first (no field has focus): `?` opens the help.
+        tm.send("?")
+        tm.wait_for("leave it (the keys above work again)")
+        tm.send("escape")
+        tm.wait_for(lambda s: "leave it (the keys" not in s and "--batch-size" in s)
+        # Keys only: Tab into the path, then the entry point, the command, the flags table.
+        tm.send("tab", "tab", "tab", "tab", "down", "enter")
         tm.wait_for("empty: remove the flag")
         time.sleep(0.5)  # the modal is drawn a moment before its field takes the focus
         tm.type("32")

@@ -17,6 +17,7 @@ from runexp_tui.core.config import (
     save_config,
 )
 from runexp_tui.tui.app import RunexpApp, make_app
+from runexp_tui.tui.render import display_path
 from runexp_tui.tui.screens import configure as configure_mod
 from runexp_tui.tui.screens.configure import ConfigureScreen
 from runexp_tui.tui.screens.edit_value import EditValueScreen
@@ -71,8 +72,20 @@ async def test_configure_by_keys_writes_the_config(app_factory, demo_repo: Path)
         assert screen.query_one("#command", Input).value == "python train.py"
         assert "✓" in msg(app, "#repo-msg")
 
-        # Enter in the path field moves on (to the entry point), Tab to the command, Tab to flags.
+        # No field has focus at first (global keys work); Tab enters the form at the path.
+        assert not isinstance(app.focused, Input)
+        await pilot.press("question_mark")  # the help, not a "?" typed into the path
+        await wait_until(pilot, lambda: not isinstance(app.screen, ConfigureScreen))
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: isinstance(app.screen, ConfigureScreen))
+        assert screen.query_one("#repo", Input).value == display_path(demo_repo)
+        await pilot.press("tab")
         assert app.focused is screen.query_one("#repo", Input)
+        await pilot.press("escape")  # Esc leaves the field; Tab comes back to it
+        assert not isinstance(app.focused, Input) and isinstance(app.screen, ConfigureScreen)
+        await pilot.press("tab")
+        assert app.focused is screen.query_one("#repo", Input)
+        # Enter in the path field moves on (to the entry point), Tab to the command, Tab to flags.
         await pilot.press("enter")
         await wait_until(pilot, lambda: app.focused is screen.query_one("#entry", Select))
         await pilot.press("tab", "tab")

@@ -40,6 +40,13 @@ class PhaseScreen(Screen[Any]):
         yield from ()
 
     def action_back(self) -> None:
+        """Esc: leave the text field being edited first (its keys then work again), else go
+        back a phase."""
+        from textual.widgets import Input, TextArea
+
+        if isinstance(self.focused, (Input, TextArea)):
+            self.set_focus(None)
+            return
         self.rx.go_back()
 
     def palette_commands(self) -> Iterable[SystemCommand]:

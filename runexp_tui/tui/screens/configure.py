@@ -154,11 +154,12 @@ class ConfigureScreen(PhaseScreen):
     """Every setting of the experiment on one scrolling form; ctrl+s opens the summary."""
 
     PHASE = "configure"
-    # Focus the path at once: focusing the form first and then the path restyled the whole form
-    # twice (focus-within) before the first frame.
-    AUTO_FOCUS = "#repo"
+    # No field has focus at first, so the global keys (`?`, `q`, `m`) work as in lazygit or
+    # k9s; Tab enters the form at the path, Esc leaves a field again.
+    AUTO_FOCUS = ""  # None would mean the app's "*" (the first field)
     BINDINGS = [
         Binding("ctrl+s", "review", "Review & confirm"),
+        Binding("tab", "app.focus_next", "Fields", show=True),
         Binding("escape", "back", "Back", show=False),
     ]
 
@@ -178,7 +179,8 @@ class ConfigureScreen(PhaseScreen):
 
     # ----- layout ------------------------------------------------------------------------------
     def compose_body(self) -> ComposeResult:
-        with VerticalScroll(id="form"):
+        # Not focusable itself: Tab goes straight into the fields (it scrolls to each of them).
+        with VerticalScroll(id="form", can_focus=False):
             yield _section("Repository")
             with Horizontal(classes="row"):
                 yield Label("Path", classes="field-label")
@@ -258,10 +260,6 @@ class ConfigureScreen(PhaseScreen):
         self.query_one("#repo", Input).value = display_path(repo)
         self._steady(self)
         self.query_one("#flags", DataTable).add_columns("Flag", "Default", "Value", "Help")
-        path = self.query_one("#repo", Input)
-        path.focus()
-        if path.has_focus and path.select_on_focus:
-            path.select_all()  # focused (AUTO_FOCUS) before it had its value: select it as focus would
         # After the first frame, and a little later still: mounting at once holds the GIL while
         # the writer thread is still sending that frame to the terminal (+0.25 s to see it).
         # Headless (tests) there is no terminal to wait for.

@@ -23,6 +23,7 @@ PHASE_HELP = {
 FORM_KEYS = (
     ("tab / shift+tab", "next / previous field"),
     ("enter", "in a field: next field; on a table row: edit or choose it"),
+    ("esc", "in a text field: leave it (the keys above work again); else back a phase"),
 )
 
 
