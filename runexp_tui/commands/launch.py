@@ -113,6 +113,7 @@ def run(args: argparse.Namespace) -> int:
         partition=args.partition,
         time=args.time,
     )
+    warnings = _gpu_warnings(config.gpus, args.simulate_gpus) if kind == "local" else []
     return start_and_watch(
         spec,
         kind,
@@ -121,7 +122,26 @@ def run(args: argparse.Namespace) -> int:
         options=options,
         systemd_scope=args.systemd_scope,
         watch=args.watch,
+        warnings=warnings,
     )
+
+
+def _gpu_warnings(gpus: tuple[int, ...], simulated: bool) -> list[str]:
+    """Warnings about the chosen GPUs on this machine: missing ones, busy ones."""
+    if not gpus:
+        return []
+    from runexp_tui.core.gpu.busy import chosen_gpu_warnings
+    from runexp_tui.core.gpu.factory import make_sampler
+    from runexp_tui.core.gpu.model import GpuUnavailable
+
+    try:
+        sampler = make_sampler("simulated" if simulated else "nvml")
+    except GpuUnavailable:
+        return chosen_gpu_warnings(gpus, None)
+    try:
+        return chosen_gpu_warnings(gpus, sampler.sample())
+    finally:
+        sampler.close()
 
 
 def start_and_watch(
@@ -136,6 +156,7 @@ def start_and_watch(
     resumes: str | None = None,
     extra: dict | None = None,
     prog: str = "launch",
+    warnings: list[str] | None = None,
 ) -> int:
     """Start `spec` on its backend, watch its first seconds, print the record as JSON.
 
@@ -159,6 +180,9 @@ def start_and_watch(
         return 2
     if resumes is not None:
         record = record.with_(resumes=resumes)
+        save_record(record)
+    if warnings:
+        record = record.with_(warnings=(*record.warnings, *warnings))
         save_record(record)
     status_fn = status_function(record)
     for w in record.warnings:

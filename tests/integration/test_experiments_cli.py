@@ -302,3 +302,26 @@ def test_notify_cmd_runs_when_the_run_ends_with_its_status(repo: Path, tmp_path:
         what="the second notification",
     )
     assert lines[1].split()[:2] == [run["id"], "stopped"]
+
+
+# ---------------------------------------------------------------------------- busy GPUs
+
+
+def test_launch_warns_about_missing_and_busy_gpus(repo: Path) -> None:
+    first = launch(
+        repo, "python train.py --epochs 100000 --sleep 0.05", "--gpus", "1", "--simulate-gpus",
+        "--wandb", "off",
+    )  # fmt: skip
+    try:
+        assert first["warnings"] == []
+        second = launch(
+            repo, "python train.py --epochs 1", "--gpus", "1,9", "--simulate-gpus",
+            "--wandb", "off",
+        )  # fmt: skip
+        warnings = second["warnings"]
+        assert any("GPU 9 does not exist" in w and "it has: 0, 1, 2, 3" in w for w in warnings)
+        assert any(w.startswith("GPU 1 is already in use (1 process:") for w in warnings)
+        stored = json.loads((Path(second["run_dir"]) / "run.json").read_text())
+        assert stored["warnings"] == warnings
+    finally:
+        cli("stop", first["id"])

@@ -278,3 +278,16 @@ def test_store_skips_foreign_and_broken_files(tmp_path: Path) -> None:
     assert store.next_seq() == 2
     with pytest.raises(QueueError, match="no queue item"):
         store.find("q7")
+
+
+def test_chosen_gpu_warnings() -> None:
+    from runexp_tui.core.gpu.busy import chosen_gpu_warnings
+
+    busy = _gpu(1, memory_used_mib=50000)
+    snap = GpuSnapshot(taken_at=0.0, gpus=(_gpu(0), busy))
+    assert chosen_gpu_warnings([0], snap) == []
+    assert chosen_gpu_warnings([], None) == []
+    got = chosen_gpu_warnings([0, 1, 4], snap)
+    assert got[0].startswith("GPU 4 does not exist on this machine (it has: 0, 1)")
+    assert got[1] == "GPU 1 is already in use (50000 MiB of memory in use): the runs will share it"
+    assert "(it has: none)" in chosen_gpu_warnings([0], None)[0]

@@ -44,4 +44,26 @@ def free_gpus(snapshot: GpuSnapshot, reserved: Iterable[int] = ()) -> list[int]:
     return [g.index for g in snapshot.gpus if g.index not in taken and busy_reason(g) is None]
 
 
-__all__ = ["busy_reason", "free_gpus"]
+def chosen_gpu_warnings(chosen: Iterable[int], snapshot: GpuSnapshot | None) -> list[str]:
+    """What a launch onto `chosen` should be warned about: GPUs this machine does not have,
+    and GPUs already in use by something else (`snapshot` None: no GPU could be read)."""
+    chosen = list(chosen)
+    if not chosen:
+        return []
+    gpus = {g.index: g for g in snapshot.gpus} if snapshot is not None else {}
+    missing = [i for i in chosen if i not in gpus]
+    out: list[str] = []
+    if missing:
+        have = ", ".join(str(i) for i in sorted(gpus)) or "none"
+        out.append(
+            f"GPU {', '.join(map(str, missing))} does not exist on this machine (it has: {have});"
+            " the run sees no such device"
+        )
+    for i in chosen:
+        why = busy_reason(gpus[i]) if i in gpus else None
+        if why is not None:
+            out.append(f"GPU {i} is already in use ({why}): the runs will share it")
+    return out
+
+
+__all__ = ["busy_reason", "chosen_gpu_warnings", "free_gpus"]
