@@ -46,8 +46,18 @@ MASK = "********"
 # NOTIFY_CMD: a notify command often carries a webhook URL with its token in it
 _SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|NOTIFY_CMD", re.IGNORECASE)
 # Flags whose value is a secret: --api-key X, --hf_token=X, --password X (not every "--key").
-_SECRET_FLAG = re.compile(
-    r"^--?[\w-]*(token|secret|password|passwd|api[-_]?key|access[-_]?key)[\w-]*$", re.IGNORECASE
+_SECRET_WORDS = (
+    r"(token|secret|password|passwd|(?:api|access|secret|private|auth|wandb|hf|openai|aws|gh"
+    r"|github|service)[-_]?key)"
+)
+_SECRET_FLAG = re.compile(rf"^--?[\w-]*{_SECRET_WORDS}[\w-]*$", re.IGNORECASE)
+# Inside one word that holds a shell snippet (`bash -c 'WANDB_API_KEY=x python t.py'`):
+_INNER_ASSIGN = re.compile(
+    r"(?<![\w-])(?P<n>[A-Za-z_][A-Za-z0-9_]*)=(?P<v>'[^']*'|\"[^\"]*\"|[^\s'\";]+)"
+)
+_INNER_FLAG = re.compile(
+    rf"(?P<f>(?<![\w-])--?[\w-]*{_SECRET_WORDS}[\w-]*)(?P<sep>=|\s+)(?P<v>'[^']*'|\"[^\"]*\"|[^\s'\";]+)",
+    re.IGNORECASE,
 )
 _ASSIGNMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
 _PYTHON = re.compile(r"^python(\d+(\.\d+)?)?$")
@@ -86,11 +96,17 @@ def mask_argv(argv: Sequence[str]) -> tuple[str, ...]:
                 out.append(a)
                 hide_next = True
             continue
-        if _ASSIGNMENT.match(a) and is_secret_name(flag):
+        if _ASSIGNMENT.match(a) and is_secret_name(flag) and not any(c.isspace() for c in a):
             out.append(f"{flag}={MASK}")
             continue
-        out.append(a)
+        out.append(mask_text(a) if any(c.isspace() for c in a) else a)
     return tuple(out)
+
+
+def mask_text(text: str) -> str:
+    """Secrets inside a shell snippet: `KEY=value` of secret names, values of secret flags."""
+    text = _INNER_ASSIGN.sub(lambda m: f"{m['n']}={MASK}" if is_secret_name(m["n"]) else m[0], text)
+    return _INNER_FLAG.sub(lambda m: f"{m['f']}{m['sep']}{MASK}", text)
 
 
 # ---------------------------------------------------------------------------- command building
@@ -413,9 +429,10 @@ def launch_local(
 
 def default_run_name(spec: LaunchSpec) -> str:
     """A run's default name: the script's stem (`train`), else the program's name."""
-    for a in spec.argv:
-        if a.endswith(".py"):
-            return Path(a).stem
+    for a in mask_argv(spec.argv):  # never a secret in a name (`bash -c 'KEY=x python t.py'`)
+        for word in a.split():
+            if word.endswith(".py"):
+                return Path(word).stem
     return Path(spec.argv[0]).name if spec.argv else "run"
 
 

@@ -325,3 +325,21 @@ def test_launch_warns_about_missing_and_busy_gpus(repo: Path) -> None:
         assert stored["warnings"] == warnings
     finally:
         cli("stop", first["id"])
+
+
+# ---------------------------------------------------------------------------- secrets
+
+
+def test_secrets_in_a_shell_snippet_never_reach_the_record(repo: Path) -> None:
+    run = launch(
+        repo,
+        "bash -c 'WANDB_API_KEY=hunter2 python train.py --epochs 1 --out out' --wandb-key hunter3",
+        "--wandb", "off",
+    )  # fmt: skip
+    wait_for(lambda: ended(run["id"]), what="the run to end")
+    stored = (Path(run["run_dir"]) / "run.json").read_text()
+    listed = cli("runs", "--json").stdout
+    for text in (json.dumps(run), stored, listed):
+        assert "hunter2" not in text and "hunter3" not in text
+    assert run["name"] == "train"
+    assert "WANDB_API_KEY=********" in run["display"]
