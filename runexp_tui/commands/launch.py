@@ -112,6 +112,7 @@ def _distributed_kind(config) -> str | None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from runexp_tui.core.backends import BackendError, RemoteOptions, for_spec
     from runexp_tui.core.config import (
         ConfigError,
         WandbSettings,
@@ -119,22 +120,30 @@ def run(args: argparse.Namespace) -> int:
         load_config,
         validate,
     )
-    from runexp_tui.core.launch import LaunchError, build_launch, watch_start
+    from runexp_tui.core.launch import LaunchError, build_launch
+    from runexp_tui.core.watch import watch_start
 
     repo = Path(args.repo).expanduser()
     if not repo.is_dir():
         return _fail(f"not a folder: {args.repo}")
     repo = repo.resolve()
-    backend = args.backend or "local"
-    kind, _, host = backend.partition(":")
-    if kind not in ("local", "ssh", "slurm") or (kind == "ssh") != bool(host):
-        return _fail(f"bad --backend {backend!r} (expected local, ssh:HOST or slurm)")
+    options = RemoteOptions(
+        ssh_key=args.ssh_key,
+        ssh_opts=tuple(args.ssh_opt),
+        remote_dir=args.remote_dir,
+        partition=args.partition,
+        time=args.time,
+    )
+    try:
+        backend = for_spec(args.backend or "local", options)
+    except BackendError as exc:
+        return _fail(str(exc))
     try:
         config = load_config(repo) or default_config(repo)
     except ConfigError as exc:
         print(f"runexp-tui launch: ignoring the saved config: {exc}", file=sys.stderr)
         config = default_config(repo)
-    config = config.with_(repo=str(repo), backend=kind, host=host)
+    config = config.with_(repo=str(repo), backend=backend.kind, host=backend.host)
     try:
         if args.user_command is not None:
             config = config.with_(command=args.user_command)
@@ -170,34 +179,22 @@ def run(args: argparse.Namespace) -> int:
     for note in spec.notes:
         print(f"note: {note}", file=sys.stderr)
     print(f"launching: {spec.display}", file=sys.stderr)
-    from runexp_tui.core.launch import systemd_scope_available
+    from runexp_tui.core.backends.local import systemd_scope_available
 
     if args.systemd_scope and not systemd_scope_available():
         return _fail("--systemd-scope: systemd-run or the user's systemd bus is not available")
-    from runexp_tui.core.backends import BackendError, RemoteOptions, start_run, status_function
-
-    options = RemoteOptions(
-        ssh_key=args.ssh_key,
-        ssh_opts=tuple(args.ssh_opt),
-        remote_dir=args.remote_dir,
-        partition=args.partition,
-        time=args.time,
-    )
     try:
-        record = start_run(
-            spec, kind, host, name=args.name, options=options, systemd_scope=args.systemd_scope
-        )
+        record = backend.start(spec, name=args.name, systemd_scope=args.systemd_scope)
     except BackendError as exc:
         return _fail(str(exc))
     except OSError as exc:
         return _fail(f"could not start the run: {exc}")
-    status_fn = status_function(record)
     for w in record.warnings:
         print(f"warning: {w}", file=sys.stderr)
     out = record.to_dict()
     code = 0
     if args.watch > 0:
-        result = watch_start(record, args.watch, status_fn=status_fn)
+        result = watch_start(record, args.watch, status_fn=backend.status)
         out["status"] = result.status.to_dict()
         out["watch"] = result.to_dict()
         if result.verdict == "failed_early":
@@ -206,9 +203,7 @@ def run(args: argparse.Namespace) -> int:
             for line in result.tail[-15:]:
                 print(f"  | {line}", file=sys.stderr)
     else:
-        from runexp_tui.core.runs import run_status
-
-        out["status"] = run_status(record).to_dict()
+        out["status"] = backend.status(record).to_dict()
     print(json.dumps(out, indent=2))
     return code
 

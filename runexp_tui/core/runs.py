@@ -2,8 +2,9 @@
 
 A run lives in `<repo>/.runexp/runs/<run-id>/` as `run.json` (written by the app), `output.log`
 (the run's stdout and stderr) and `exit.json` (written by the run's wrapper when the command ends).
-Status is derived on read, so it stays truthful after the app that launched the run is gone: a
-pid only counts as the run while its psutil create time matches the one recorded at launch.
+The live status is derived on read by the run's backend (`core.backends.run_status`); this
+module only knows records, their files, and where runs are listed (per repo, and the per-user
+global index). It never imports a backend.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ import json
 import os
 import secrets
 import signal as _signal
-import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import datetime, timezone
@@ -32,9 +32,6 @@ LOG_FILE = "output.log"
 EXIT_FILE = "exit.json"
 # Written by stop_run before it signals, so the wrapper knows the group already got the signal.
 STOP_MARKER = "stop-requested"
-
-# psutil derives create_time from clock ticks since boot: equal for one process, but floats.
-_CREATE_TIME_TOLERANCE = 0.05
 
 
 class RunNotFoundError(LookupError):
@@ -162,7 +159,7 @@ def utc_now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def _iso_to_epoch(value: str | None) -> float | None:
+def iso_to_epoch(value: str | None) -> float | None:
     if not value:
         return None
     try:
@@ -194,111 +191,8 @@ def read_exit(record: RunRecord) -> ExitInfo | None:
     return ExitInfo(code=data.get("code"), signal=data.get("signal"), ended_at=data.get("ended_at"))
 
 
-# ---------------------------------------------------------------------------- processes
-
-
-def process_create_time(pid: int) -> float | None:
-    """psutil's create time of a live (non-zombie) process, None when there is none."""
-    import psutil
-
-    try:
-        p = psutil.Process(pid)
-        if p.status() == psutil.STATUS_ZOMBIE:
-            return None
-        return p.create_time()
-    except (psutil.NoSuchProcess, psutil.AccessDenied, ValueError):
-        return None
-
-
-def same_process(pid: int | None, create_time: float | None) -> bool:
-    """True when `pid` is alive and is the very process that had this create time."""
-    if pid is None or create_time is None:
-        return False
-    ct = process_create_time(pid)
-    return ct is not None and abs(ct - create_time) < _CREATE_TIME_TOLERANCE
-
-
-def group_members(record: RunRecord) -> list[int]:
-    """Live pids of the run's process group that started no earlier than the run.
-
-    The kernel does not hand out a number as a new pid while a process group of that number
-    still exists, so members found here belong to the run even after its leader has gone.
-    Returns [] when the leader's pid now belongs to another process (pid reuse).
-    """
-    import psutil
-
-    if record.pgid is None or record.pid_create_time is None:
-        return []
-    if record.pid is not None:
-        ct = process_create_time(record.pid)
-        if ct is not None and abs(ct - record.pid_create_time) >= _CREATE_TIME_TOLERANCE:
-            return []  # the leader's pid was reused: nothing here is ours
-    try:
-        os.killpg(record.pgid, 0)
-    except ProcessLookupError:
-        return []
-    except PermissionError:
-        pass
-    members: list[int] = []
-    for p in psutil.process_iter(["pid"]):
-        try:
-            if os.getpgid(p.pid) != record.pgid:
-                continue
-            if p.status() == psutil.STATUS_ZOMBIE:
-                continue
-            if p.create_time() + _CREATE_TIME_TOLERANCE < record.pid_create_time:
-                continue
-        except (psutil.NoSuchProcess, psutil.AccessDenied, ProcessLookupError):
-            continue
-        members.append(p.pid)
-    return members
-
-
-def run_status(record: RunRecord, *, now: float | None = None) -> RunStatus:
-    """Derive the live state: running, exited, killed, stopped (after a stop request) or lost.
-
-    ssh and slurm runs ask their backend (the remote host, the Slurm controller).
-    """
-    if record.backend == "ssh":
-        from runexp_tui.core.remote_ssh import SshError, ssh_status
-
-        try:
-            return ssh_status(record)
-        except (SshError, OSError):
-            return RunStatus("unreachable")
-    if record.backend == "slurm":
-        from runexp_tui.core.slurm import SlurmError, slurm_status
-
-        try:
-            return slurm_status(record)
-        except (SlurmError, OSError):
-            return RunStatus("unreachable")
-    now = time.time() if now is None else now
-    started = record.pid_create_time or _iso_to_epoch(record.created_at)
-    info = read_exit(record)
-    if info is not None:
-        end = info.ended_at or now
-        elapsed = None if started is None else max(0.0, end - started)
-        if record.stop_requested:
-            state: RunState = "stopped"
-        elif info.signal is not None:
-            state = "killed"
-        else:
-            state = "exited"
-        return RunStatus(state, exit_code=info.code, signal=info.signal, elapsed=elapsed)
-    if same_process(record.pid, record.pid_create_time) or (
-        record.pid is not None and group_members(record)
-    ):
-        return RunStatus("running", elapsed=None if started is None else max(0.0, now - started))
-    stopped = _iso_to_epoch(record.stopped_at)
-    elapsed = None if started is None or stopped is None else max(0.0, stopped - started)
-    # No exit file and no process: ended without the wrapper noticing (SIGKILL of the group).
-    return RunStatus("stopped" if record.stop_requested else "lost", elapsed=elapsed)
-
-
-def sync_record(record: RunRecord, status: RunStatus | None = None) -> RunRecord:
+def sync_record(record: RunRecord, status: RunStatus) -> RunRecord:
     """Store the final state and exit code in `run.json` once the run has ended; return it."""
-    status = status or run_status(record)
     if status.ended and (record.state != status.state or record.exit_code != status.exit_code):
         record = record.with_(state=status.state, exit_code=status.exit_code)
         with contextlib.suppress(OSError):
