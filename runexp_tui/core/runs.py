@@ -13,6 +13,7 @@ import contextlib
 import fcntl
 import json
 import os
+import re
 import secrets
 import signal as _signal
 from collections.abc import Iterator
@@ -21,8 +22,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
 
-from runexp_tui.core.fileio import atomic_write_json
-from runexp_tui.core.paths import global_run_index_path, repo_runs_dir
+from runexp_tui.core.fileio import atomic_write_json, atomic_write_text
+from runexp_tui.core.paths import (
+    global_run_index_backup_path,
+    global_run_index_damaged_path,
+    global_run_index_path,
+    repo_runs_dir,
+)
 
 # "unreachable": the ssh host or the Slurm controller did not answer (not an end state)
 RunState = Literal["running", "exited", "killed", "stopped", "lost", "unreachable"]
@@ -214,22 +220,122 @@ def _locked(path: Path) -> Iterator[None]:
             fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
 
-def read_global_index() -> list[dict[str, str]]:
-    """Entries `{id, repo, run_dir}` of every run launched by this user, oldest first."""
+def _valid_entry(e: object) -> bool:
+    """An index entry a reader can use: a dict with string `id` and `run_dir` (and `repo`)."""
+    return (
+        isinstance(e, dict)
+        and isinstance(e.get("id"), str)
+        and isinstance(e.get("run_dir"), str)
+        and isinstance(e.get("repo", ""), str)
+    )
+
+
+def _parse_index(text: str) -> list[Any] | None:
+    """The index's list, or None when the text is not a JSON list (corrupt or truncated)."""
     try:
-        data = json.loads(global_run_index_path().read_text(encoding="utf-8"))
-    except (FileNotFoundError, ValueError, OSError):
+        data = json.loads(text)
+    except ValueError:
+        return None
+    return data if isinstance(data, list) else None
+
+
+# Paths named in a damaged index ("repo": "...", "run_dir": "..."): where to look for runs.
+_NAMED_PATH = re.compile(r'"(repo|run_dir)"\s*:\s*"((?:[^"\\]|\\.)*)"')
+
+
+def _salvaged_paths(text: str) -> tuple[set[str], set[str]]:
+    """The repos and run folders a damaged index still names."""
+    repos: set[str] = set()
+    run_dirs: set[str] = set()
+    for key, raw in _NAMED_PATH.findall(text):
+        try:
+            value = json.loads(f'"{raw}"')
+        except ValueError:
+            continue
+        (repos if key == "repo" else run_dirs).add(value)
+    return repos, run_dirs
+
+
+def _scan_runs_dir(runs_dir: Path) -> list[dict[str, str]]:
+    """An index entry for each run folder (one with a readable run.json) in `runs_dir`."""
+    out: list[dict[str, str]] = []
+    try:
+        children = sorted(runs_dir.iterdir())
+    except OSError:
+        return out
+    for d in children:
+        with contextlib.suppress(OSError, ValueError, TypeError):
+            rec = load_record(d)
+            out.append({"id": rec.id, "repo": rec.repo, "run_dir": str(d)})
+    return out
+
+
+def _rebuild_index(damaged: str | None) -> list[dict[str, str]]:
+    """The index rebuilt from the run folders: those the damaged text and the backup name, and
+    every run beside them in their runs folders. Never fewer runs than either source lists."""
+    repos, run_dirs = _salvaged_paths(damaged or "")
+    entries: list[dict[str, str]] = []
+    with contextlib.suppress(OSError):
+        backup = _parse_index(global_run_index_backup_path().read_text(encoding="utf-8"))
+        entries = [e for e in backup or [] if _valid_entry(e)]
+    for e in entries:
+        run_dirs.add(e["run_dir"])
+        if e.get("repo"):
+            repos.add(e["repo"])
+    folders = {Path(d).parent for d in run_dirs} | {repo_runs_dir(r) for r in repos if r}
+    seen = {e["run_dir"] for e in entries}
+    for folder in sorted(folders):
+        for e in _scan_runs_dir(folder):
+            if e["run_dir"] not in seen:
+                seen.add(e["run_dir"])
+                entries.append(e)
+    return sorted(entries, key=lambda e: e["id"])
+
+
+def read_global_index() -> list[dict[str, str]]:
+    """Entries `{id, repo, run_dir}` of every run launched by this user, oldest first.
+
+    A damaged index is read as rebuilt from the run folders (nothing is written here);
+    entries of the wrong shape are skipped.
+    """
+    try:
+        text = global_run_index_path().read_text(encoding="utf-8", errors="replace")
+    except FileNotFoundError:
         return []
-    if not isinstance(data, list):
-        return []
-    return [e for e in data if isinstance(e, dict) and {"id", "run_dir"} <= set(e)]
+    except OSError:
+        return _rebuild_index(None)
+    data = _parse_index(text)
+    if data is None:
+        return _rebuild_index(text)
+    return [e for e in data if _valid_entry(e)]
 
 
 def add_to_global_index(record: RunRecord) -> None:
-    """Append a run to the per-user index, under a file lock so concurrent launches both land."""
+    """Append a run to the per-user index, under a file lock so concurrent launches both land.
+
+    The previous index is kept as its backup first. A damaged index is never shrunk: it is
+    rebuilt from the run folders, and the damaged file is kept beside it for inspection.
+    """
     path = global_run_index_path()
     with _locked(path):
-        entries = [e for e in read_global_index() if e.get("id") != record.id]
+        try:
+            text: str | None = path.read_text(encoding="utf-8", errors="replace")
+        except FileNotFoundError:
+            text = None
+        except OSError:
+            text = ""
+        data = _parse_index(text) if text is not None else None
+        entries: list[Any]
+        if data is not None:
+            entries = data  # entries of an odd shape are kept as they are, only skipped
+            with contextlib.suppress(OSError):
+                atomic_write_text(global_run_index_backup_path(), text or "[]")
+        else:
+            if text:
+                with contextlib.suppress(OSError):
+                    atomic_write_text(global_run_index_damaged_path(), text)
+            entries = list(_rebuild_index(text))
+        entries = [e for e in entries if not (_valid_entry(e) and e["id"] == record.id)]
         entries.append({"id": record.id, "repo": record.repo, "run_dir": record.run_dir})
         atomic_write_json(path, entries)
 
