@@ -141,6 +141,11 @@ class RunStatus:
             return f"exited (code {self.exit_code})"
         if self.state == "killed":
             return f"killed ({self.signal_name})"
+        if self.state == "running" and (self.signal is not None or self.exit_code is not None):
+            # The main command ended but processes of its group live on (workers of a trainer
+            # that the OOM killer took): the run is over only when they are gone.
+            how = f"killed by {self.signal_name}" if self.signal else f"exited ({self.exit_code})"
+            return f"running (main process {how}; its children still run)"
         return self.state
 
     def to_dict(self) -> dict[str, Any]:

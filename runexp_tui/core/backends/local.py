@@ -3,7 +3,9 @@
 The run is `runwrap.py` (which records the exit status) leading a new session; its status is
 derived on read, so it stays truthful after the app that launched it is gone. A pid only counts
 as the run while its psutil create time matches the one recorded at launch, and a group member
-only while it started no earlier than the run.
+only while it started no earlier than the run. A run is over only when its process group is
+empty: children left behind by a SIGKILLed training process keep the run "running", and a stop
+ends them.
 """
 
 from __future__ import annotations
@@ -85,12 +87,15 @@ def group_members(record: RunRecord) -> list[int]:
 
     The kernel does not hand out a number as a new pid while a process group of that number
     still exists, so members found here belong to the run even after its leader has gone.
-    Returns [] when the leader's pid now belongs to another process (pid reuse).
+    Returns [] when the leader's pid now belongs to another process (pid reuse), and for a
+    pgid that cannot be the run's (1 or below, or this process's own group).
     """
     import psutil
 
     pgid = record.pgid
     if pgid is None or record.pid_create_time is None:
+        return []
+    if pgid <= 1 or pgid == os.getpgrp():
         return []
     if record.pid is not None:
         ct = process_create_time(record.pid)
@@ -118,10 +123,22 @@ def group_members(record: RunRecord) -> list[int]:
 
 
 def local_status(record: RunRecord, *, now: float | None = None) -> RunStatus:
-    """Derive the live state: running, exited, killed, stopped (after a stop request) or lost."""
+    """Derive the live state: running, exited, killed, stopped (after a stop request) or lost.
+
+    While any member of the run's group lives the run is "running", even when the wrapper has
+    already recorded how the main command ended (the OOM killer SIGKILLs the trainer, its
+    workers go on): the status then carries that code or signal.
+    """
     now = time.time() if now is None else now
     started = record.pid_create_time or iso_to_epoch(record.created_at)
     info = read_exit(record)
+    if same_process(record.pid, record.pid_create_time) or (
+        record.pid is not None and group_members(record)
+    ):
+        elapsed = None if started is None else max(0.0, now - started)
+        if info is None:
+            return RunStatus("running", elapsed=elapsed)
+        return RunStatus("running", exit_code=info.code, signal=info.signal, elapsed=elapsed)
     if info is not None:
         end = info.ended_at or now
         elapsed = None if started is None else max(0.0, end - started)
@@ -132,10 +149,6 @@ def local_status(record: RunRecord, *, now: float | None = None) -> RunStatus:
         else:
             state = "exited"
         return RunStatus(state, exit_code=info.code, signal=info.signal, elapsed=elapsed)
-    if same_process(record.pid, record.pid_create_time) or (
-        record.pid is not None and group_members(record)
-    ):
-        return RunStatus("running", elapsed=None if started is None else max(0.0, now - started))
     stopped = iso_to_epoch(record.stopped_at)
     elapsed = None if started is None or stopped is None else max(0.0, stopped - started)
     # No exit file and no process: ended without the wrapper noticing (SIGKILL of the group).
@@ -148,7 +161,7 @@ def signal_group(record: RunRecord, sig: signal.Signals) -> bool:
     With the leader gone, each member checked by `group_members` is signalled on its own, so a
     group number taken over by a foreign process is never signalled. True when anything was.
     """
-    if record.pgid is None:
+    if record.pgid is None or record.pgid <= 1 or record.pgid == os.getpgrp():
         return False
     if same_process(record.pid, record.pid_create_time):
         with contextlib.suppress(ProcessLookupError):

@@ -471,17 +471,23 @@ class SshRun:
         r = self.record
         started = iso_to_epoch(r.created_at)
         now = time.time()
+        code = sig = ended = None
+        ended_known = False
         if "exit" in vals:
-            with contextlib.suppress(ValueError):
+            with contextlib.suppress(ValueError, AttributeError):
                 data = json.loads(vals["exit"])
                 code, sig, ended = data.get("code"), data.get("signal"), data.get("ended_at")
-                elapsed = None if started is None else max(0.0, (ended or now) - started)
-                state: RunState = (
-                    "stopped" if r.stop_requested else ("killed" if sig is not None else "exited")
-                )
-                return RunStatus(state, exit_code=code, signal=sig, elapsed=elapsed)
+                ended_known = True
         if vals.get("alive", "0") in ("1", "2"):
-            return RunStatus("running", elapsed=None if started is None else now - started)
+            # Over only when the group is empty: children of a killed trainer keep it running.
+            elapsed = None if started is None else now - started
+            return RunStatus("running", exit_code=code, signal=sig, elapsed=elapsed)
+        if ended_known:
+            elapsed = None if started is None else max(0.0, (ended or now) - started)
+            state: RunState = (
+                "stopped" if r.stop_requested else ("killed" if sig is not None else "exited")
+            )
+            return RunStatus(state, exit_code=code, signal=sig, elapsed=elapsed)
         stopped = iso_to_epoch(r.stopped_at)
         elapsed = None if started is None or stopped is None else max(0.0, stopped - started)
         return RunStatus("stopped" if r.stop_requested else "lost", elapsed=elapsed)
