@@ -44,7 +44,8 @@ def main() -> int:
 
     import psutil
 
-    from runexp_tui.core.launch import LaunchSpec, launch_local
+    from runexp_tui.core.backends.local import launch_local
+    from runexp_tui.core.launch import LaunchSpec
     from tests.e2e.tmuxlib import TmuxSession, runexp_command, tmux_available
 
     if not tmux_available():

@@ -62,6 +62,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser, commands = build_parser()
     if args_list and args_list[0] in commands:
         args = parser.parse_args(args_list)
+        args.open_dashboard = _open_dashboard
         try:
             return int(commands[args.command].run(args) or 0)
         except KeyboardInterrupt:
@@ -85,6 +86,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if rest:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     return _run_dashboard(known)
+
+
+def _open_dashboard(*, repo: str, attach: str) -> int:
+    """The dashboard on `repo` with the monitor on run `attach` (for `runexp-tui attach`)."""
+    from runexp_tui.tui.main import run_dashboard
+
+    return int(run_dashboard(repo=repo, attach=attach) or 0)
 
 
 def _run_dashboard(args: argparse.Namespace) -> int:

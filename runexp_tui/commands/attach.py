@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import inspect
 import sys
 from pathlib import Path
 
@@ -16,7 +15,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from runexp_tui.core.runs import AmbiguousRunError, RunNotFoundError, find_run, run_status
+    from runexp_tui.core.backends import run_status
+    from runexp_tui.core.runs import AmbiguousRunError, RunNotFoundError, find_run
 
     try:
         record = find_run(args.run)
@@ -24,17 +24,12 @@ def run(args: argparse.Namespace) -> int:
         print(f"runexp-tui attach: {exc}", file=sys.stderr)
         return 2
     repo = record.repo or str(Path(record.run_dir).parents[2])
-    try:
-        from runexp_tui.tui.main import run_dashboard
-    except ModuleNotFoundError as exc:
-        if not (exc.name or "").startswith("runexp_tui.tui"):
-            raise
-        run_dashboard = None
-    if run_dashboard is not None and "attach" in inspect.signature(run_dashboard).parameters:
-        return int(run_dashboard(repo=repo, attach=record.id) or 0)
+    # The entry point hands the dashboard in (commands sit below the UI and never import it).
+    open_dashboard = getattr(args, "open_dashboard", None)
+    if open_dashboard is not None:
+        return int(open_dashboard(repo=repo, attach=record.id) or 0)
     status = run_status(record)
     print(f"run {record.id}: {status.describe()}")
     print(f"log: {record.log_path}")
     print(f"follow it with: tail -f {record.log_path}")
-    print("the dashboard is not built yet: cannot open the monitor", file=sys.stderr)
     return 0

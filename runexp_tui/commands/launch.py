@@ -62,6 +62,7 @@ def _fail(msg: str) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    from runexp_tui.core.backends import BackendError, RemoteOptions, for_spec
     from runexp_tui.core.config import ConfigError
     from runexp_tui.core.launch import LaunchError, build_launch
     from runexp_tui.core.launch_options import LaunchOptions, apply_options, repo_config
@@ -70,10 +71,17 @@ def run(args: argparse.Namespace) -> int:
     if not repo.is_dir():
         return _fail(f"not a folder: {args.repo}")
     repo = repo.resolve()
-    backend = args.backend or "local"
-    kind, _, host = backend.partition(":")
-    if kind not in ("local", "ssh", "slurm") or (kind == "ssh") != bool(host):
-        return _fail(f"bad --backend {backend!r} (expected local, ssh:HOST or slurm)")
+    options = RemoteOptions(
+        ssh_key=args.ssh_key,
+        ssh_opts=tuple(args.ssh_opt),
+        remote_dir=args.remote_dir,
+        partition=args.partition,
+        time=args.time,
+    )
+    try:
+        backend = for_spec(args.backend or "local", options)
+    except BackendError as exc:
+        return _fail(str(exc))
     config = repo_config(repo, warn_prefix="runexp-tui launch")
     try:
         opts = LaunchOptions(
@@ -83,8 +91,8 @@ def run(args: argparse.Namespace) -> int:
             wandb=args.wandb,
             project=args.project,
             entity=args.entity,
-            backend=kind,
-            host=host,
+            backend=backend.kind,
+            host=backend.host,
             notify_cmd=args.notify_cmd,
         )
         config = apply_options(config, opts, repo=repo)
@@ -100,26 +108,15 @@ def run(args: argparse.Namespace) -> int:
     for note in spec.notes:
         print(f"note: {note}", file=sys.stderr)
     print(f"launching: {spec.display}", file=sys.stderr)
-    from runexp_tui.core.launch import systemd_scope_available
+    from runexp_tui.core.backends.local import systemd_scope_available
 
     if args.systemd_scope and not systemd_scope_available():
         return _fail("--systemd-scope: systemd-run or the user's systemd bus is not available")
-    from runexp_tui.core.backends import RemoteOptions
-
-    options = RemoteOptions(
-        ssh_key=args.ssh_key,
-        ssh_opts=tuple(args.ssh_opt),
-        remote_dir=args.remote_dir,
-        partition=args.partition,
-        time=args.time,
-    )
-    warnings = _gpu_warnings(config.gpus, args.simulate_gpus) if kind == "local" else []
+    warnings = _gpu_warnings(config.gpus, args.simulate_gpus) if backend.kind == "local" else []
     return start_and_watch(
         spec,
-        kind,
-        host,
+        backend,
         name=args.name,
-        options=options,
         systemd_scope=args.systemd_scope,
         watch=args.watch,
         warnings=warnings,
@@ -146,11 +143,9 @@ def _gpu_warnings(gpus: tuple[int, ...], simulated: bool) -> list[str]:
 
 def start_and_watch(
     spec,  # LaunchSpec
-    kind: str,
-    host: str,
+    backend,  # Backend
     *,
     name: str = "",
-    options=None,  # RemoteOptions
     systemd_scope: bool = False,
     watch: float = 10.0,
     resumes: str | None = None,
@@ -158,40 +153,34 @@ def start_and_watch(
     prog: str = "launch",
     warnings: list[str] | None = None,
 ) -> int:
-    """Start `spec` on its backend, watch its first seconds, print the record as JSON.
+    """Start `spec` on `backend`, watch its first seconds, print the record as JSON.
 
-    Shared by `launch`, `resume` and the queue runner's CLI: 0 when the run is up, 1 when it
-    failed early, 2 when it could not start. `resumes` names the run a resume continues;
-    `extra` adds keys to the printed document.
+    Shared by `launch` and `resume`: 0 when the run is up, 1 when it failed early, 2 when it
+    could not start. `resumes` names the run a resume continues; `extra` adds keys to the
+    printed document; `warnings` are added to the record's own.
     """
-    from runexp_tui.core.backends import BackendError, start_run, status_function
-    from runexp_tui.core.launch import watch_start
-    from runexp_tui.core.runs import run_status, save_record
+    from runexp_tui.core.backends import BackendError
+    from runexp_tui.core.runs import save_record
+    from runexp_tui.core.watch import watch_start
 
     try:
-        record = start_run(
-            spec, kind, host, name=name, options=options, systemd_scope=systemd_scope
-        )
+        record = backend.start(spec, name=name, systemd_scope=systemd_scope)
     except BackendError as exc:
         print(f"runexp-tui {prog}: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:
         print(f"runexp-tui {prog}: could not start the run: {exc}", file=sys.stderr)
         return 2
-    if resumes is not None:
-        record = record.with_(resumes=resumes)
+    if resumes is not None or warnings:
+        record = record.with_(resumes=resumes, warnings=(*record.warnings, *(warnings or ())))
         save_record(record)
-    if warnings:
-        record = record.with_(warnings=(*record.warnings, *warnings))
-        save_record(record)
-    status_fn = status_function(record)
     for w in record.warnings:
         print(f"warning: {w}", file=sys.stderr)
     out = record.to_dict()
     out.update(extra or {})
     code = 0
     if watch > 0:
-        result = watch_start(record, watch, status_fn=status_fn)
+        result = watch_start(record, watch, status_fn=backend.status)
         out["status"] = result.status.to_dict()
         out["watch"] = result.to_dict()
         if result.verdict == "failed_early":
@@ -200,6 +189,6 @@ def start_and_watch(
             for line in result.tail[-15:]:
                 print(f"  | {line}", file=sys.stderr)
     else:
-        out["status"] = run_status(record).to_dict()
+        out["status"] = backend.status(record).to_dict()
     print(json.dumps(out, indent=2))
     return code

@@ -139,8 +139,8 @@ def _add(args: argparse.Namespace, store) -> int:
         for item in items:
             store.save(item)
     if args.backend == "slurm":
+        from runexp_tui.core.backends.slurm import SlurmError
         from runexp_tui.core.queue_slurm import submit_array
-        from runexp_tui.core.slurm import SlurmError
 
         try:
             items = submit_array(store, items, partition=args.partition, time=args.time)
@@ -221,7 +221,7 @@ def _ls(args: argparse.Namespace, store) -> int:
 
 
 def _rm(args: argparse.Namespace, store) -> int:
-    from runexp_tui.core.launch import stop_run
+    from runexp_tui.core.backends import stop_run
     from runexp_tui.core.runs import load_record
 
     with store.lock():

@@ -28,10 +28,11 @@ def _fail(msg: str) -> int:
 
 def run(args: argparse.Namespace) -> int:
     from runexp_tui.commands.launch import start_and_watch
+    from runexp_tui.core.backends import for_config, run_status
     from runexp_tui.core.config import ConfigError, ExperimentConfig
     from runexp_tui.core.launch import LaunchError, build_launch
     from runexp_tui.core.resume import ResumeError, plan_resume
-    from runexp_tui.core.runs import AmbiguousRunError, RunNotFoundError, find_run, run_status
+    from runexp_tui.core.runs import AmbiguousRunError, RunNotFoundError, find_run
 
     try:
         record = find_run(args.run)
@@ -67,8 +68,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"launching: {spec.display}", file=sys.stderr)
     return start_and_watch(
         spec,
-        config.backend,
-        config.host,
+        for_config(config),
         name=record.name,
         watch=args.watch,
         resumes=record.id,

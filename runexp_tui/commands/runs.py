@@ -26,7 +26,8 @@ def _elapsed(seconds: float | None) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from runexp_tui.core.runs import RunRegistry, all_runs, run_status, sync_record
+    from runexp_tui.core.backends import run_status
+    from runexp_tui.core.runs import RunRegistry, all_runs, sync_record
 
     if args.repo is not None:
         repo = Path(args.repo).expanduser()

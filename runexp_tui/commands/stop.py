@@ -17,7 +17,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from runexp_tui.core.launch import stop_run
+    from runexp_tui.core.backends import BackendError, for_record
     from runexp_tui.core.runs import AmbiguousRunError, RunNotFoundError, find_run
 
     try:
@@ -32,7 +32,11 @@ def run(args: argparse.Namespace) -> int:
             last.append(step)
             print(f"{step} sent to the process group of run {record.id}", file=sys.stderr)
 
-    result = stop_run(record, grace=(args.grace, args.grace), on_step=on_step)
+    try:
+        result = for_record(record).stop(record, (args.grace, args.grace), on_step)
+    except BackendError as exc:
+        print(f"runexp-tui stop: run {record.id}: {exc}", file=sys.stderr)
+        return 2
     if result.outcome == "lost":
         print(
             f"run {record.id}: lost (its process is gone or its pid now belongs to another "

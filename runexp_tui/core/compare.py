@@ -21,8 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from runexp_tui.core import cmdline
+from runexp_tui.core.backends import run_status
 from runexp_tui.core.metric_series import Series, series_of_file
-from runexp_tui.core.runs import RunRecord, RunStatus, read_exit, run_status
+from runexp_tui.core.runs import RunRecord, RunStatus, read_exit
 
 # wandb's own history columns, never a metric of the user's
 _WANDB_INTERNAL = ("_step", "_runtime", "_timestamp", "_wandb")

@@ -157,10 +157,15 @@ class RunFollower:
     """Incremental reader of one run's record, log, metrics and wandb file."""
 
     def __init__(self, record: Any, *, clock: Callable[[], float] = time.time) -> None:
+        from runexp_tui.core.backends import BackendError, for_record
         from runexp_tui.core.logtail import LogTailer, tail_lines
         from runexp_tui.core.metrics import MetricParser, SeriesStore, parse_file_history
 
         self.record = record
+        try:
+            self.backend: Any = for_record(record)
+        except BackendError:
+            self.backend = None  # an unknown backend: its status reads "lost", its log as a file
         self.clock = clock
         self.lines: deque[str] = deque(maxlen=TAIL_KEEP)
         self.lines_total = 0
@@ -184,12 +189,12 @@ class RunFollower:
         self._history: SeriesStore | None = None  # a big log's history, parsed in a thread
         self._history_thread: threading.Thread | None = None
         self._stop = threading.Event()
-        self._ssh: Any = None
+        self._source: Any = None  # a remote log's connection (ssh), reused for the status
         self._remote_offset = 0
         self._tail_cache: tuple[int, tuple[str, ...]] = (-1, ())
         self._chart = _ChartCache()
         log = Path(record.log_path)
-        if record.backend == "ssh":
+        if self.backend is not None and not self.backend.local_log:
             # The log lives on the host: mirror it locally, then follow the mirror like any log.
             log = Path(record.run_dir) / "remote-output.log"
             log.touch()
@@ -222,14 +227,14 @@ class RunFollower:
 
     def _mirror(self, mirror: Path) -> None:
         """Append what the host's log gained since the last call to the local mirror."""
-        from runexp_tui.core.remote_ssh import SshError, SshRun
+        from runexp_tui.core.backends import BackendError
 
         try:
-            if self._ssh is None:
-                self._ssh = SshRun(self.record)
-            data, size = self._ssh.read_log(self._remote_offset)
-        except (SshError, OSError):
-            self._ssh = None  # reconnect on the next poll
+            if self._source is None:
+                self._source = self.backend.log_source(self.record)
+            data, size = self._source.read_log(self._remote_offset)
+        except (BackendError, OSError):
+            self._source = None  # reconnect on the next poll
             return
         if size < self._remote_offset:  # truncated on the host: start the mirror again
             self._remote_offset = 0
@@ -338,15 +343,13 @@ class RunFollower:
 
     def _members(self, running: bool) -> list[int]:
         """The run's pids: the process group scanned every GROUP_SCAN_S, dead ones dropped."""
-        from runexp_tui.core.runs import group_members
-
-        if not running or self.record.backend != "local":
+        if not running or self.backend is None or not self.backend.local_processes:
             self._pids = []
             return []
         now = time.monotonic()
         if now - self._group_at >= GROUP_SCAN_S:
             self._group_at = now
-            self._pids = group_members(self.record)
+            self._pids = self.backend.members(self.record)
         else:
             self._pids = [p for p in self._pids if p in self._procs]
         return self._pids
@@ -357,19 +360,20 @@ class RunFollower:
         ``chart_key`` names the series the view's chart fields carry (the loss when None or
         not parsed yet).
         """
-        from runexp_tui.core.runs import run_status, sync_record
+        from runexp_tui.core.backends import run_status
+        from runexp_tui.core.runs import sync_record
 
         rec = self.record
         now = self.clock()
         try:
-            status = self._ssh.status() if self._ssh is not None else run_status(rec)
+            status = self._source.status() if self._source is not None else run_status(rec)
             if status.ended and not self._ended:
                 # Read the record again once: a stop request written since the follower opened
                 # turns "killed (SIGTERM)" into "stopped", and the diagnosis must know of it.
                 self._ended = True
                 self._reload_record()
                 rec = self.record
-                if self._ssh is None:
+                if self._source is None:
                     status = run_status(rec)
         except Exception as exc:  # an unreadable exit file or the like: show it, keep going
             return RunView(run_id=rec.id, state="unknown", error=str(exc))
@@ -380,7 +384,7 @@ class RunFollower:
             history.update(self.store)
             self.store = history
             self.parser.store = history
-        if self._ssh is not None or rec.backend == "ssh":
+        if self.backend is not None and not self.backend.local_log:
             self._mirror(self.tailer.path)
         new = self.tailer.poll()
         if new:
@@ -548,9 +552,9 @@ class RunFollower:
     def close(self) -> None:
         self._stop.set()
         self.tailer.close()
-        if self._ssh is not None:
+        if self._source is not None:
             with contextlib.suppress(Exception):
-                self._ssh.close()
+                self._source.close()
 
 
 def _ends_with_newline(path: Path, size: int) -> bool:

@@ -39,6 +39,16 @@ def queue_dir() -> Path:
     return user_state_dir() / "queue"
 
 
+def global_run_index_backup_path() -> Path:
+    """The index as it was before its last rewrite."""
+    return user_state_dir() / "runs-index.json.bak"
+
+
+def global_run_index_damaged_path() -> Path:
+    """A damaged index, kept as found when it was rebuilt from the run folders."""
+    return user_state_dir() / "runs-index.json.damaged"
+
+
 def demo_scratch_dir() -> Path:
     """Where `--demo` copies the bundled example repo."""
     override = os.environ.get("RUNEXP_DEMO_DIR")

@@ -28,18 +28,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 from runexp_tui.core import cmdline
+from runexp_tui.core.backends.local import process_create_time, same_process
 from runexp_tui.core.fileio import atomic_write_json
 from runexp_tui.core.gpu.busy import busy_reason, free_gpus
 from runexp_tui.core.gpu.model import GpuSnapshot
 from runexp_tui.core.paths import queue_dir
-from runexp_tui.core.runs import (
-    RunRecord,
-    RunStatus,
-    load_record,
-    process_create_time,
-    same_process,
-    utc_now_iso,
-)
+from runexp_tui.core.runs import RunRecord, RunStatus, load_record, utc_now_iso
 
 QueueState = Literal["waiting", "running", "done", "failed", "cancelled"]
 STATES: tuple[str, ...] = ("waiting", "running", "done", "failed", "cancelled")
@@ -264,10 +258,9 @@ def refresh(
 ) -> list[QueueItem]:
     """Bring started items up to date with their runs (call under the lock); return all."""
     if status_of is None:
-        from runexp_tui.core.backends import status_function
+        from runexp_tui.core.backends import run_status
 
-        def status_of(record: RunRecord) -> RunStatus:
-            return status_function(record)(record)
+        status_of = run_status
 
     out: list[QueueItem] = []
     for item in store.items():
@@ -337,7 +330,7 @@ def plan_starts(
 
 def start_item(item: QueueItem, gpus: tuple[int, ...]) -> RunRecord:
     """Launch a local item on `gpus` as `runexp-tui launch` would; its record."""
-    from runexp_tui.core.backends import start_run
+    from runexp_tui.core.backends import for_kind
     from runexp_tui.core.launch import build_launch
     from runexp_tui.core.launch_options import (
         LaunchOptions,
@@ -354,7 +347,7 @@ def start_item(item: QueueItem, gpus: tuple[int, ...]) -> RunRecord:
     dist = distributed_kind(config) if len(gpus) > 1 else None
     spec = build_launch(config, analysis_distributed=dist, simulated_gpus=item.simulate_gpus)
     name = "-".join(f"{k.lstrip('-')}={v}" for k, v in item.grid.items())
-    return start_run(spec, "local", name=name[:80])
+    return for_kind("local").start(spec, name=name[:80])
 
 
 # ---------------------------------------------------------------------------- the runner

@@ -15,6 +15,15 @@ import socket
 from collections.abc import Sequence
 from pathlib import Path
 
+from runexp_tui.core.backends.slurm import (
+    _JOB_ID,
+    SCRIPT_FILE,
+    SlurmError,
+    _run,
+    _tool,
+    job_name_for,
+    render_sbatch,
+)
 from runexp_tui.core.launch import build_launch, default_run_name, mask_argv, mask_env
 from runexp_tui.core.launch_options import LaunchOptions, apply_options, repo_config
 from runexp_tui.core.queue import QueueItem, QueueStore
@@ -25,15 +34,6 @@ from runexp_tui.core.runs import (
     make_run_dir,
     register_record,
     utc_now_iso,
-)
-from runexp_tui.core.slurm import (
-    _JOB_ID,
-    SCRIPT_FILE,
-    SlurmError,
-    _run,
-    _tool,
-    job_name_for,
-    render_sbatch,
 )
 
 ARRAY_SCRIPT = "array-{first}.sbatch"

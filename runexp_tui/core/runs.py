@@ -2,8 +2,9 @@
 
 A run lives in `<repo>/.runexp/runs/<run-id>/` as `run.json` (written by the app), `output.log`
 (the run's stdout and stderr) and `exit.json` (written by the run's wrapper when the command ends).
-Status is derived on read, so it stays truthful after the app that launched the run is gone: a
-pid only counts as the run while its psutil create time matches the one recorded at launch.
+The live status is derived on read by the run's backend (`core.backends.run_status`); this
+module only knows records, their files, and where runs are listed (per repo, and the per-user
+global index). It never imports a backend.
 """
 
 from __future__ import annotations
@@ -12,17 +13,22 @@ import contextlib
 import fcntl
 import json
 import os
+import re
 import secrets
 import signal as _signal
-import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
 
-from runexp_tui.core.fileio import atomic_write_json
-from runexp_tui.core.paths import global_run_index_path, repo_runs_dir
+from runexp_tui.core.fileio import atomic_write_json, atomic_write_text
+from runexp_tui.core.paths import (
+    global_run_index_backup_path,
+    global_run_index_damaged_path,
+    global_run_index_path,
+    repo_runs_dir,
+)
 
 # "unreachable": the ssh host or the Slurm controller did not answer (not an end state)
 RunState = Literal["running", "exited", "killed", "stopped", "lost", "unreachable"]
@@ -32,9 +38,6 @@ LOG_FILE = "output.log"
 EXIT_FILE = "exit.json"
 # Written by stop_run before it signals, so the wrapper knows the group already got the signal.
 STOP_MARKER = "stop-requested"
-
-# psutil derives create_time from clock ticks since boot: equal for one process, but floats.
-_CREATE_TIME_TOLERANCE = 0.05
 
 
 class RunNotFoundError(LookupError):
@@ -139,6 +142,11 @@ class RunStatus:
             return f"exited (code {self.exit_code})"
         if self.state == "killed":
             return f"killed ({self.signal_name})"
+        if self.state == "running" and (self.signal is not None or self.exit_code is not None):
+            # The main command ended but processes of its group live on (workers of a trainer
+            # that the OOM killer took): the run is over only when they are gone.
+            how = f"killed by {self.signal_name}" if self.signal else f"exited ({self.exit_code})"
+            return f"running (main process {how}; its children still run)"
         return self.state
 
     def to_dict(self) -> dict[str, Any]:
@@ -163,7 +171,7 @@ def utc_now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def _iso_to_epoch(value: str | None) -> float | None:
+def iso_to_epoch(value: str | None) -> float | None:
     if not value:
         return None
     try:
@@ -195,111 +203,8 @@ def read_exit(record: RunRecord) -> ExitInfo | None:
     return ExitInfo(code=data.get("code"), signal=data.get("signal"), ended_at=data.get("ended_at"))
 
 
-# ---------------------------------------------------------------------------- processes
-
-
-def process_create_time(pid: int) -> float | None:
-    """psutil's create time of a live (non-zombie) process, None when there is none."""
-    import psutil
-
-    try:
-        p = psutil.Process(pid)
-        if p.status() == psutil.STATUS_ZOMBIE:
-            return None
-        return p.create_time()
-    except (psutil.NoSuchProcess, psutil.AccessDenied, ValueError):
-        return None
-
-
-def same_process(pid: int | None, create_time: float | None) -> bool:
-    """True when `pid` is alive and is the very process that had this create time."""
-    if pid is None or create_time is None:
-        return False
-    ct = process_create_time(pid)
-    return ct is not None and abs(ct - create_time) < _CREATE_TIME_TOLERANCE
-
-
-def group_members(record: RunRecord) -> list[int]:
-    """Live pids of the run's process group that started no earlier than the run.
-
-    The kernel does not hand out a number as a new pid while a process group of that number
-    still exists, so members found here belong to the run even after its leader has gone.
-    Returns [] when the leader's pid now belongs to another process (pid reuse).
-    """
-    import psutil
-
-    if record.pgid is None or record.pid_create_time is None:
-        return []
-    if record.pid is not None:
-        ct = process_create_time(record.pid)
-        if ct is not None and abs(ct - record.pid_create_time) >= _CREATE_TIME_TOLERANCE:
-            return []  # the leader's pid was reused: nothing here is ours
-    try:
-        os.killpg(record.pgid, 0)
-    except ProcessLookupError:
-        return []
-    except PermissionError:
-        pass
-    members: list[int] = []
-    for p in psutil.process_iter(["pid"]):
-        try:
-            if os.getpgid(p.pid) != record.pgid:
-                continue
-            if p.status() == psutil.STATUS_ZOMBIE:
-                continue
-            if p.create_time() + _CREATE_TIME_TOLERANCE < record.pid_create_time:
-                continue
-        except (psutil.NoSuchProcess, psutil.AccessDenied, ProcessLookupError):
-            continue
-        members.append(p.pid)
-    return members
-
-
-def run_status(record: RunRecord, *, now: float | None = None) -> RunStatus:
-    """Derive the live state: running, exited, killed, stopped (after a stop request) or lost.
-
-    ssh and slurm runs ask their backend (the remote host, the Slurm controller).
-    """
-    if record.backend == "ssh":
-        from runexp_tui.core.remote_ssh import SshError, ssh_status
-
-        try:
-            return ssh_status(record)
-        except (SshError, OSError):
-            return RunStatus("unreachable")
-    if record.backend == "slurm":
-        from runexp_tui.core.slurm import SlurmError, slurm_status
-
-        try:
-            return slurm_status(record)
-        except (SlurmError, OSError):
-            return RunStatus("unreachable")
-    now = time.time() if now is None else now
-    started = record.pid_create_time or _iso_to_epoch(record.created_at)
-    info = read_exit(record)
-    if info is not None:
-        end = info.ended_at or now
-        elapsed = None if started is None else max(0.0, end - started)
-        if record.stop_requested:
-            state: RunState = "stopped"
-        elif info.signal is not None:
-            state = "killed"
-        else:
-            state = "exited"
-        return RunStatus(state, exit_code=info.code, signal=info.signal, elapsed=elapsed)
-    if same_process(record.pid, record.pid_create_time) or (
-        record.pid is not None and group_members(record)
-    ):
-        return RunStatus("running", elapsed=None if started is None else max(0.0, now - started))
-    stopped = _iso_to_epoch(record.stopped_at)
-    elapsed = None if started is None or stopped is None else max(0.0, stopped - started)
-    # No exit file and no process: ended without the wrapper noticing (SIGKILL of the group).
-    return RunStatus("stopped" if record.stop_requested else "lost", elapsed=elapsed)
-
-
-def sync_record(record: RunRecord, status: RunStatus | None = None) -> RunRecord:
+def sync_record(record: RunRecord, status: RunStatus) -> RunRecord:
     """Store the final state and exit code in `run.json` once the run has ended; return it."""
-    status = status or run_status(record)
     if status.ended and (record.state != status.state or record.exit_code != status.exit_code):
         record = record.with_(state=status.state, exit_code=status.exit_code)
         with contextlib.suppress(OSError):
@@ -321,22 +226,122 @@ def _locked(path: Path) -> Iterator[None]:
             fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
 
-def read_global_index() -> list[dict[str, str]]:
-    """Entries `{id, repo, run_dir}` of every run launched by this user, oldest first."""
+def _valid_entry(e: object) -> bool:
+    """An index entry a reader can use: a dict with string `id` and `run_dir` (and `repo`)."""
+    return (
+        isinstance(e, dict)
+        and isinstance(e.get("id"), str)
+        and isinstance(e.get("run_dir"), str)
+        and isinstance(e.get("repo", ""), str)
+    )
+
+
+def _parse_index(text: str) -> list[Any] | None:
+    """The index's list, or None when the text is not a JSON list (corrupt or truncated)."""
     try:
-        data = json.loads(global_run_index_path().read_text(encoding="utf-8"))
-    except (FileNotFoundError, ValueError, OSError):
+        data = json.loads(text)
+    except ValueError:
+        return None
+    return data if isinstance(data, list) else None
+
+
+# Paths named in a damaged index ("repo": "...", "run_dir": "..."): where to look for runs.
+_NAMED_PATH = re.compile(r'"(repo|run_dir)"\s*:\s*"((?:[^"\\]|\\.)*)"')
+
+
+def _salvaged_paths(text: str) -> tuple[set[str], set[str]]:
+    """The repos and run folders a damaged index still names."""
+    repos: set[str] = set()
+    run_dirs: set[str] = set()
+    for key, raw in _NAMED_PATH.findall(text):
+        try:
+            value = json.loads(f'"{raw}"')
+        except ValueError:
+            continue
+        (repos if key == "repo" else run_dirs).add(value)
+    return repos, run_dirs
+
+
+def _scan_runs_dir(runs_dir: Path) -> list[dict[str, str]]:
+    """An index entry for each run folder (one with a readable run.json) in `runs_dir`."""
+    out: list[dict[str, str]] = []
+    try:
+        children = sorted(runs_dir.iterdir())
+    except OSError:
+        return out
+    for d in children:
+        with contextlib.suppress(OSError, ValueError, TypeError):
+            rec = load_record(d)
+            out.append({"id": rec.id, "repo": rec.repo, "run_dir": str(d)})
+    return out
+
+
+def _rebuild_index(damaged: str | None) -> list[dict[str, str]]:
+    """The index rebuilt from the run folders: those the damaged text and the backup name, and
+    every run beside them in their runs folders. Never fewer runs than either source lists."""
+    repos, run_dirs = _salvaged_paths(damaged or "")
+    entries: list[dict[str, str]] = []
+    with contextlib.suppress(OSError):
+        backup = _parse_index(global_run_index_backup_path().read_text(encoding="utf-8"))
+        entries = [e for e in backup or [] if _valid_entry(e)]
+    for e in entries:
+        run_dirs.add(e["run_dir"])
+        if e.get("repo"):
+            repos.add(e["repo"])
+    folders = {Path(d).parent for d in run_dirs} | {repo_runs_dir(r) for r in repos if r}
+    seen = {e["run_dir"] for e in entries}
+    for folder in sorted(folders):
+        for e in _scan_runs_dir(folder):
+            if e["run_dir"] not in seen:
+                seen.add(e["run_dir"])
+                entries.append(e)
+    return sorted(entries, key=lambda e: e["id"])
+
+
+def read_global_index() -> list[dict[str, str]]:
+    """Entries `{id, repo, run_dir}` of every run launched by this user, oldest first.
+
+    A damaged index is read as rebuilt from the run folders (nothing is written here);
+    entries of the wrong shape are skipped.
+    """
+    try:
+        text = global_run_index_path().read_text(encoding="utf-8", errors="replace")
+    except FileNotFoundError:
         return []
-    if not isinstance(data, list):
-        return []
-    return [e for e in data if isinstance(e, dict) and {"id", "run_dir"} <= set(e)]
+    except OSError:
+        return _rebuild_index(None)
+    data = _parse_index(text)
+    if data is None:
+        return _rebuild_index(text)
+    return [e for e in data if _valid_entry(e)]
 
 
 def add_to_global_index(record: RunRecord) -> None:
-    """Append a run to the per-user index, under a file lock so concurrent launches both land."""
+    """Append a run to the per-user index, under a file lock so concurrent launches both land.
+
+    The previous index is kept as its backup first. A damaged index is never shrunk: it is
+    rebuilt from the run folders, and the damaged file is kept beside it for inspection.
+    """
     path = global_run_index_path()
     with _locked(path):
-        entries = [e for e in read_global_index() if e.get("id") != record.id]
+        try:
+            text: str | None = path.read_text(encoding="utf-8", errors="replace")
+        except FileNotFoundError:
+            text = None
+        except OSError:
+            text = ""
+        data = _parse_index(text) if text is not None else None
+        entries: list[Any]
+        if data is not None:
+            entries = data  # entries of an odd shape are kept as they are, only skipped
+            with contextlib.suppress(OSError):
+                atomic_write_text(global_run_index_backup_path(), text or "[]")
+        else:
+            if text:
+                with contextlib.suppress(OSError):
+                    atomic_write_text(global_run_index_damaged_path(), text)
+            entries = list(_rebuild_index(text))
+        entries = [e for e in entries if not (_valid_entry(e) and e["id"] == record.id)]
         entries.append({"id": record.id, "repo": record.repo, "run_dir": record.run_dir})
         atomic_write_json(path, entries)
 

@@ -14,7 +14,8 @@ _FINAL_STATES = frozenset({"exited", "killed", "stopped", "lost"})
 
 def running_runs(repo: str | os.PathLike[str]) -> list[Any]:
     """The repo's runs whose process is alive (and is theirs), oldest first; blocking (psutil)."""
-    from runexp_tui.core.runs import RunRegistry, run_status
+    from runexp_tui.core.backends import run_status
+    from runexp_tui.core.runs import RunRegistry
 
     out = []
     for record in RunRegistry(repo).list():

@@ -43,7 +43,8 @@ def prepare_demo_repo() -> Path:
 
 
 def _has_running_run(repo: Path) -> bool:
-    from runexp_tui.core.runs import RunRegistry, run_status
+    from runexp_tui.core.backends import run_status
+    from runexp_tui.core.runs import RunRegistry
 
     try:
         return any(run_status(r).state == "running" for r in RunRegistry(repo).list())

@@ -103,7 +103,7 @@ def demo_dir(tmp_path: Path) -> Iterator[Path]:
     """Where `--demo` copies the example repo; every run started there is stopped at the end."""
     folder = tmp_path / "demo"
     yield folder
-    from runexp_tui.core.launch import stop_run
+    from runexp_tui.core.backends import stop_run
     from runexp_tui.core.runs import RunRegistry
 
     for repo in folder.glob("*"):

@@ -16,8 +16,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from runexp_tui.core.launch import stop_run
-from runexp_tui.core.runs import load_record, run_status
+from runexp_tui.core.backends import run_status, stop_run
+from runexp_tui.core.runs import load_record
 
 pytestmark = pytest.mark.slow
 
@@ -27,7 +27,8 @@ FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "runs"
 LAUNCHER = """
 import sys, time
 from runexp_tui.core.config import EnvSettings, ExperimentConfig, WandbSettings
-from runexp_tui.core.launch import build_launch, launch_local
+from runexp_tui.core.backends.local import launch_local
+from runexp_tui.core.launch import build_launch
 cfg = ExperimentConfig(repo=sys.argv[1], command=sys.argv[2], env=EnvSettings(kind="system"),
                        wandb=WandbSettings(choice="no"))
 rec = launch_local(build_launch(cfg))

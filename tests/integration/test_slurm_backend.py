@@ -10,10 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from runexp_tui.core.config import EnvSettings, ExperimentConfig, WandbSettings
-from runexp_tui.core.launch import LaunchSpec, build_launch
-from runexp_tui.core.runs import load_record, read_exit
-from runexp_tui.core.slurm import (
+from runexp_tui.core.backends.slurm import (
     SlurmError,
     launch_slurm,
     parse_scontrol,
@@ -22,6 +19,9 @@ from runexp_tui.core.slurm import (
     slurm_stop,
     status_from_job,
 )
+from runexp_tui.core.config import EnvSettings, ExperimentConfig, WandbSettings
+from runexp_tui.core.launch import LaunchSpec, build_launch
+from runexp_tui.core.runs import load_record, read_exit
 from tests.services.slurm import SlurmService, slurm_service  # noqa: F401  (fixture)
 
 

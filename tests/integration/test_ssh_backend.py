@@ -16,21 +16,20 @@ from pathlib import Path
 import psutil
 import pytest
 
-from runexp_tui.core.config import EnvSettings, ExperimentConfig, WandbSettings
-from runexp_tui.core.gpu import NA, GpuUnavailable
-from runexp_tui.core.launch import build_launch
-from runexp_tui.core.remote_ssh import (
+from runexp_tui.core.backends.ssh import (
     SshError,
     SshRun,
     launch_ssh,
     load_ssh_info,
     parse_host,
-    parse_nvidia_smi,
-    ssh_gpu_query,
     ssh_status,
     ssh_stop,
     ssh_tail,
 )
+from runexp_tui.core.config import EnvSettings, ExperimentConfig, WandbSettings
+from runexp_tui.core.gpu import NA, GpuUnavailable
+from runexp_tui.core.gpu.ssh import parse_nvidia_smi, ssh_gpu_query
+from runexp_tui.core.launch import build_launch
 from runexp_tui.core.runs import load_record
 from tests.services.sshd import SshdService, sshd_service  # noqa: F401  (fixture)
 
@@ -234,8 +233,8 @@ def test_launch_script_without_python_on_the_host_records_the_exit(tmp_path: Pat
     import shutil
     import subprocess
 
+    from runexp_tui.core.backends.ssh import launch_script
     from runexp_tui.core.launch import LaunchSpec
-    from runexp_tui.core.remote_ssh import launch_script
 
     bin_dir = tmp_path / "bin"  # a PATH with the usual tools and no python
     bin_dir.mkdir()

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from runexp_tui.core import launch as core_launch
+from runexp_tui.core.backends import local as core_local
 from runexp_tui.core.config import EnvSettings, ExperimentConfig, WandbSettings
 from runexp_tui.tui.app import make_app
 from runexp_tui.tui.screens.launch import LaunchScreen
@@ -25,7 +25,7 @@ def demo_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         shutil.copytree(p, dst, ignore=shutil.ignore_patterns("__pycache__", "outputs"))
     monkeypatch.setenv("HOME", str(tmp_path))
     # The host's logind settings would otherwise decide whether a warning is on screen.
-    monkeypatch.setattr(core_launch, "logind_kill_warning", lambda **_: None)
+    monkeypatch.setattr(core_local, "logind_kill_warning", lambda **_: None)
     return dst
 
 

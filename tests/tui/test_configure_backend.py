@@ -139,7 +139,7 @@ async def test_slurm_fields_validated_and_saved(
 async def test_slurm_unavailable_without_sbatch(
     app_factory, demo_repo: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("runexp_tui.core.slurm.slurm_available", lambda: False)
+    monkeypatch.setattr("runexp_tui.core.backends.slurm.slurm_available", lambda: False)
     app = app_factory(demo_repo)
     async with app.run_test(size=(160, 48)) as pilot:
         await wait_until(pilot, flags_loaded(app))

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from textual.widgets import Static
 
-from runexp_tui.core import launch as core_launch
+from runexp_tui.core.backends import local as core_local
+from runexp_tui.core.backends import stop_run
 from runexp_tui.core.config import EnvSettings, ExperimentConfig, WandbSettings
-from runexp_tui.core.launch import stop_run
 from runexp_tui.core.runs import RunRegistry
 from runexp_tui.tui.app import RunexpApp
 from runexp_tui.tui.screens.launch import LaunchScreen
@@ -65,7 +65,7 @@ def runs_to_stop(demo_repo: Path) -> Iterator[Path]:
 @pytest.fixture(autouse=True)
 def _no_logind(monkeypatch: pytest.MonkeyPatch) -> None:
     """The host's logind settings must not change what these tests see."""
-    monkeypatch.setattr(core_launch, "logind_kill_warning", lambda **_: None)
+    monkeypatch.setattr(core_local, "logind_kill_warning", lambda **_: None)
 
 
 async def open_launch(
@@ -188,8 +188,8 @@ async def test_logind_warning_and_masked_secrets(
     app_factory, demo_repo: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     warning = "this host's logind has KillUserProcesses=yes and no linger for me"
-    monkeypatch.setattr(core_launch, "logind_kill_warning", lambda **_: warning)
-    monkeypatch.setattr(core_launch, "systemd_scope_available", lambda: True)
+    monkeypatch.setattr(core_local, "logind_kill_warning", lambda **_: warning)
+    monkeypatch.setattr(core_local, "systemd_scope_available", lambda: True)
     app = app_factory(demo_repo)
     config = demo_config(demo_repo, "HF_TOKEN=hf_abc123 python train.py --api-key sk-999")
     async with app.run_test(size=(160, 48)) as pilot:

@@ -9,9 +9,12 @@ from typing import Any
 
 import pytest
 
+from runexp_tui.core.backends import stop_run
+from runexp_tui.core.backends.local import launch_local
 from runexp_tui.core.config import EnvSettings, ExperimentConfig, WandbSettings
-from runexp_tui.core.launch import build_launch, launch_local, stop_run, watch_start
+from runexp_tui.core.launch import build_launch
 from runexp_tui.core.runs import RunRecord, RunRegistry, save_record
+from runexp_tui.core.watch import watch_start
 from runexp_tui.tui.attach_offer import run_command, running_runs
 from runexp_tui.tui.screens.confirm import ConfirmScreen
 

@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 from textual.widgets import Static
 
-from runexp_tui.core import launch as core_launch
+from runexp_tui.core.backends import local as core_local
+from runexp_tui.core.backends import run_status, stop_run
 from runexp_tui.core.config import EnvSettings, ExperimentConfig, WandbSettings
-from runexp_tui.core.launch import stop_run
-from runexp_tui.core.runs import RunRegistry, run_status
+from runexp_tui.core.runs import RunRegistry
 from runexp_tui.tui.app import RunexpApp
 from runexp_tui.tui.screens.launch import (
     SSH_KEY_ENV,
@@ -72,7 +72,7 @@ def runs_to_stop(demo_repo: Path) -> Iterator[Path]:
 
 @pytest.fixture(autouse=True)
 def _no_logind(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(core_launch, "logind_kill_warning", lambda **_: None)
+    monkeypatch.setattr(core_local, "logind_kill_warning", lambda **_: None)
 
 
 async def open_launch(
@@ -173,7 +173,7 @@ async def test_remote_backend_problems_block_the_launch(
         await pilot.pause(0.1)
         assert screen.state == "blocked" and screen.record is None
 
-        monkeypatch.setattr("runexp_tui.core.slurm.slurm_available", lambda: False)
+        monkeypatch.setattr("runexp_tui.core.backends.slurm.slurm_available", lambda: False)
         app.pop_screen()
         await pilot.pause()
         screen = await open_launch(app, pilot, demo_config(demo_repo, backend="slurm"), 1.0)

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from runexp_tui.core.diagnosis.model import Finding
-from runexp_tui.core.launch import WatchResult, WatchTick
 from runexp_tui.core.runs import RunStatus
+from runexp_tui.core.watch import WatchResult, WatchTick
 from runexp_tui.tui.widgets.launch_report import (
     render_countdown,
     render_findings,

@@ -15,8 +15,9 @@ from typing import Any
 import pytest
 from textual.widgets import Input
 
-from runexp_tui.core.launch import LaunchSpec, launch_local
-from runexp_tui.core.runs import run_status
+from runexp_tui.core.backends import run_status
+from runexp_tui.core.backends.local import launch_local
+from runexp_tui.core.launch import LaunchSpec
 from runexp_tui.tui.app import RunexpApp
 from runexp_tui.tui.screens.monitor import MonitorScreen, mean_utilization, relaunch_spec
 from runexp_tui.tui.screens.monitor_commands import CommandsScreen, useful_commands

@@ -105,7 +105,8 @@ def make_run(
 
 
 def test_simulated_run_reads_back_as_an_ended_run(tmp_path: Path) -> None:
-    from runexp_tui.core.runs import RunRegistry, run_status
+    from runexp_tui.core.backends import run_status
+    from runexp_tui.core.runs import RunRegistry
 
     record = make_run(tmp_path, training_lines(10), exit_code=1)
     again = RunRegistry(tmp_path).get(RUN_ID)

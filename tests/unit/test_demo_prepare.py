@@ -7,8 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from runexp_tui.core.backends import stop_run
+from runexp_tui.core.backends.local import launch_local
 from runexp_tui.core.config import EnvSettings, ExperimentConfig, WandbSettings
-from runexp_tui.core.launch import build_launch, launch_local, stop_run
+from runexp_tui.core.launch import build_launch
 from runexp_tui.tui.main import prepare_demo_repo
 
 

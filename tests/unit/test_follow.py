@@ -6,8 +6,9 @@ import sys
 import time
 from pathlib import Path
 
+from runexp_tui.core.backends.local import launch_local
 from runexp_tui.core.follow import RunFollower, pick_loss_key
-from runexp_tui.core.launch import LaunchSpec, launch_local
+from runexp_tui.core.launch import LaunchSpec
 
 SCRIPT = """
 import sys, time
@@ -248,12 +249,12 @@ def test_stopped_run_reads_stopped_after_the_record_is_reloaded(tmp_path: Path) 
 def test_diagnosis_runs_once_after_the_end_and_group_scans_are_spaced(
     tmp_path: Path, monkeypatch
 ) -> None:
+    import runexp_tui.core.backends.local as local
     import runexp_tui.core.follow as follow
-    import runexp_tui.core.runs as runs
 
     scans: list[int] = []
-    real_members = runs.group_members
-    monkeypatch.setattr(runs, "group_members", lambda r: scans.append(1) or real_members(r))
+    real_members = local.group_members
+    monkeypatch.setattr(local, "group_members", lambda r: scans.append(1) or real_members(r))
     diagnosed: list[int] = []
     real_diagnose = follow.RunFollower._diagnose
 

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
+from runexp_tui.core.backends.local import logind_kill_warning
 from runexp_tui.core.config import EnvSettings, ExperimentConfig, WandbSettings
 from runexp_tui.core.launch import (
     MASK,
     LaunchError,
     build_launch,
     interpreter_argv,
-    logind_kill_warning,
     mask_argv,
     mask_env,
     wandb_credentials_present,

@@ -15,15 +15,12 @@ from pathlib import Path
 import psutil
 import pytest
 
+from runexp_tui.core.backends import run_status, stop_run
+from runexp_tui.core.backends.local import launch_local, wrapper_argv
 from runexp_tui.core.config import EnvSettings, ExperimentConfig, WandbSettings
-from runexp_tui.core.launch import (
-    build_launch,
-    launch_local,
-    stop_run,
-    watch_start,
-    wrapper_argv,
-)
-from runexp_tui.core.runs import RunRecord, RunStatus, load_record, run_status
+from runexp_tui.core.launch import build_launch
+from runexp_tui.core.runs import RunRecord, RunStatus, load_record
+from runexp_tui.core.watch import watch_start
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "runs"
 

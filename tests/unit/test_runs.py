@@ -15,7 +15,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from runexp_tui.core.launch import stop_run
+from runexp_tui.core.backends import run_status, stop_run
 from runexp_tui.core.paths import global_run_index_path, repo_runs_dir
 from runexp_tui.core.runs import (
     AmbiguousRunError,
@@ -28,7 +28,6 @@ from runexp_tui.core.runs import (
     load_record,
     new_run_id,
     read_global_index,
-    run_status,
     save_record,
     sync_record,
 )
@@ -155,7 +154,7 @@ def test_status_from_exit_file(tmp_path: Path) -> None:
     assert run_status(rec3).state == "stopped"
     rec4 = make_record(tmp_path, "20260101-000000-0004", **dead)
     assert run_status(rec4).state == "lost"  # no process, no exit file
-    synced = sync_record(rec)
+    synced = sync_record(rec, run_status(rec))
     assert load_record(rec.run_dir).state == "exited" and synced.exit_code == 3
 
 

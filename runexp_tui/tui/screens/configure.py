@@ -20,6 +20,7 @@ from textual.message import Message
 from textual.widgets import Button, DataTable, Input, Label, RadioButton, RadioSet, Select, Static
 
 from runexp_tui.core import cmdline
+from runexp_tui.core.backends import CONFIG_KEYS
 from runexp_tui.core.config import (
     EnvSettings,
     ExperimentConfig,
@@ -95,8 +96,8 @@ def _env_name_for(folder: str) -> str:
 
 
 def ssh_host_problem(text: str) -> str | None:
-    """Why ``text`` is not an ssh host the backend can reach, or None (core.remote_ssh parses)."""
-    from runexp_tui.core.remote_ssh import parse_host
+    """Why ``text`` is not an ssh host the backend can reach, or None (the ssh backend parses)."""
+    from runexp_tui.core.backends.ssh import parse_host
 
     if not text.strip():
         return "an ssh host is required: user@host[:port] (or a Host alias from ~/.ssh/config)"
@@ -109,8 +110,8 @@ def ssh_host_problem(text: str) -> str | None:
 
 def slurm_problem(partition: str, time_limit: str) -> str | None:
     """Why the partition or time limit would be refused, checked by the sbatch renderer itself."""
+    from runexp_tui.core.backends.slurm import SlurmError, render_sbatch
     from runexp_tui.core.launch import LaunchSpec
-    from runexp_tui.core.slurm import SlurmError, render_sbatch
 
     # The renderer owns the rules: a throwaway spec runs them without repeating them here.
     probe = LaunchSpec(argv=("true",), env={}, cwd="/", display="true", masked_env={})
@@ -667,9 +668,9 @@ class ConfigureScreen(PhaseScreen):
     @property
     def slurm_ok(self) -> bool:
         if self._slurm_ok is None:
-            from runexp_tui.core.slurm import slurm_available
+            from runexp_tui.core.backends import slurm
 
-            self._slurm_ok = slurm_available()
+            self._slurm_ok = slurm.slurm_available()
         return self._slurm_ok
 
     def _backend_choices(self) -> list[tuple[str, str]]:
@@ -840,7 +841,13 @@ class ConfigureScreen(PhaseScreen):
         backend_error = self._backend_error(backend)
         if backend_error:
             errors.append(FieldError("backend", f"✗ Where to run: {backend_error}"))
-        host = self.query_one("#ssh-host", Input).value.strip()
+        # Only the chosen backend's fields are kept; the others' go back to their defaults.
+        keys = CONFIG_KEYS.get(backend, ())
+        fields = {
+            "host": self.query_one("#ssh-host", Input).value.strip(),
+            "slurm_partition": self.query_one("#slurm-partition", Input).value.strip(),
+            "slurm_time": self.query_one("#slurm-time", Input).value.strip(),
+        }
         cfg = default_config(repo).with_(
             entry_point=entry,
             command=command,
@@ -848,13 +855,7 @@ class ConfigureScreen(PhaseScreen):
             env=env,
             gpus=gpus,
             backend=backend,
-            host=host if backend == "ssh" else "",
-            slurm_partition=self.query_one("#slurm-partition", Input).value.strip()
-            if backend == "slurm"
-            else "",
-            slurm_time=self.query_one("#slurm-time", Input).value.strip()
-            if backend == "slurm"
-            else "",
+            **{k: (v if k in keys else "") for k, v in fields.items()},
         )
         return cfg, errors
 

@@ -37,8 +37,6 @@ WATCH_KEY = "launch_watch_s"
 SSH_KEY_ENV = "RUNEXP_SSH_KEY"
 SSH_OPTS_ENV = "RUNEXP_SSH_OPTS"
 REMOTE_DIR_ENV = "RUNEXP_REMOTE_DIR"  # the repo's path on the ssh host (default: the same path)
-# A remote status probe costs an ssh handshake or an scontrol call: poll less often than locally.
-REMOTE_POLL_S = 1.0
 
 LaunchState = Literal["ready", "blocked", "launching", "watching", "running", "exited_ok", "failed"]
 _BUSY = ("launching", "watching")
@@ -64,6 +62,16 @@ def remote_options(
         partition=getattr(config, "slurm_partition", "") or None,
         time=getattr(config, "slurm_time", "") or None,
     )
+
+
+def _record_backend(record: Any) -> Any:
+    """The backend a run record names (core.backends.Backend), None for an unknown one."""
+    from runexp_tui.core.backends import BackendError, for_record
+
+    try:
+        return for_record(record)
+    except BackendError:
+        return None
 
 
 def tolerant_status(probe: Callable[[Any], Any]) -> Callable[[Any], Any]:
@@ -157,11 +165,11 @@ class LaunchScreen(PhaseScreen):
             yield Static(id="launch-tail")
 
     def on_mount(self) -> None:
-        from runexp_tui.core import launch as core_launch
+        from runexp_tui.core.backends import local as core_local
 
         # Both read a couple of small system files; cheap enough for the UI thread.
-        self.logind_warning = core_launch.logind_kill_warning()
-        self.scope_offered = bool(self.logind_warning) and core_launch.systemd_scope_available()
+        self.logind_warning = core_local.logind_kill_warning()
+        self.scope_offered = bool(self.logind_warning) and core_local.systemd_scope_available()
         self.use_scope = self.scope_offered
         self._prepare()
         self.query_one("#launch-scroll").focus()
@@ -209,19 +217,24 @@ class LaunchScreen(PhaseScreen):
         self._draw_failure()
         self.refresh_bindings()
 
+    def _backend(self, config: Any) -> Any:
+        """The configured backend (core.backends.Backend), None when the config names none."""
+        from runexp_tui.core.backends import BackendError, for_config
+
+        try:
+            return for_config(config, remote_options(config, self.rx.services.extra))
+        except BackendError:
+            return None
+
     def _backend_problem(self, config: Any) -> str | None:
         """Why the configured backend cannot take the run from here, or None."""
-        if config.backend == "ssh" and not config.host:
-            return "The ssh backend needs a host (user@host[:port]): press e to set it."
-        if config.backend == "slurm":
-            from runexp_tui.core.slurm import slurm_available
-
-            if not slurm_available():
-                return (
-                    "Slurm is unavailable here: sbatch is not on PATH (run on a login node or "
-                    "load the slurm module), or press e and choose another backend."
-                )
-        return None
+        backend = self._backend(config)
+        if backend is None:
+            return f"Unknown backend {config.backend!r}: press e to choose another one."
+        problem = backend.problem()
+        if problem is None:
+            return None
+        return f"{problem[:1].upper()}{problem[1:]}: press e to change it."
 
     def _draw_command(self) -> None:
         config = self.rx.session.config
@@ -251,36 +264,24 @@ class LaunchScreen(PhaseScreen):
     def _backend_text(self) -> Text:
         config = self.rx.session.config
         out = Text()
-        out.append("Backend: ", style="bold")
         if config is None:
+            out.append("Backend: ", style="bold")
             return out + Text("—")
-        if config.backend == "local":
-            out.append("local", style="bold green")
-            out.append(" · detached in its own session: it keeps running after you quit the app")
-            out.append(" or the terminal/SSH connection closes")
+        backend = self._backend(config)
+        if backend is None:
+            out.append("Backend: ", style="bold")
+            out.append(config.backend, style="bold red")
             return out
-        out = Text()
-        out.append("Runs on: ", style="bold")
-        if config.backend == "ssh":
-            out.append(f"ssh host {config.host}", style="bold green")
-            out.append(" · started detached there; log and status read over ssh")
-            opts = remote_options(config, self.rx.services.extra)
-            repo = (self.spec.repo or self.spec.cwd) if self.spec is not None else config.repo
-            out.append("\nRemote repo: ", style="dim")
-            if opts.remote_dir:
-                out.append(opts.remote_dir)
+        repo = (self.spec.repo or self.spec.cwd) if self.spec is not None else config.repo
+        about = backend.describe(repo)
+        out.append(about.heading, style="bold")
+        out.append(about.place, style="bold green")
+        for piece in about.detail:
+            text = piece.text + (display_path(piece.path) if piece.path else "")
+            if piece.dim:
+                out.append(text, style="dim")
             else:
-                out.append(f"{repo} (same path as here)")
-            if opts.ssh_key:
-                out.append(f" · key {display_path(opts.ssh_key)}", style="dim")
-            return out
-        if config.backend == "slurm":
-            partition = config.slurm_partition or "default"
-            out.append(f"Slurm partition {partition}", style="bold green")
-            limit = config.slurm_time or "the partition's default"
-            out.append(f" · time limit {limit} · submitted with sbatch, state from scontrol")
-            return out
-        out.append(config.backend, style="bold red")
+                out.append(text)
         return out
 
     def _warnings(self) -> Text:
@@ -425,16 +426,10 @@ class LaunchScreen(PhaseScreen):
         config = self.rx.session.config
         if config is None:  # a spec exists only for a confirmed config; this keeps mypy sure
             return
-        options = remote_options(config, self.rx.services.extra)
-        self._launch_and_watch(
-            self.spec,
-            self.use_scope,
-            self.watch_total,
-            previous,
-            config.backend,
-            config.host,
-            options,
-        )
+        backend = self._backend(config)
+        if backend is None:
+            return
+        self._launch_and_watch(self.spec, self.use_scope, self.watch_total, previous, backend)
 
     # ----- the worker (core calls only; results go back as messages) ---------------------------
     @work(thread=True, exclusive=True, group="launch", exit_on_error=False, description="launch")
@@ -444,21 +439,19 @@ class LaunchScreen(PhaseScreen):
         scope: bool,
         seconds: float,
         previous: Any,
-        backend: str = "local",
-        host: str = "",
-        options: Any = None,
+        backend: Any,
     ) -> None:
-        from runexp_tui.core.backends import BackendError, start_run, status_function
-        from runexp_tui.core.launch import stop_run, watch_start
-        from runexp_tui.core.runs import run_status
+        from runexp_tui.core.backends import BackendError, for_record
+        from runexp_tui.core.watch import watch_start
 
         if previous is not None:
             # A relaunch after an error seen while the process lived: never leave two runs.
             with contextlib.suppress(Exception):
-                if not run_status(previous).ended:
-                    stop_run(previous, grace=(2.0, 2.0))
+                before = for_record(previous)
+                if not before.status(previous).ended:
+                    before.stop(previous, grace=(2.0, 2.0))
         try:
-            record = start_run(spec, backend, host, options=options, systemd_scope=scope)
+            record = backend.start(spec, systemd_scope=scope)
         except (BackendError, OSError, ValueError) as exc:
             self.post_message(LaunchCrashed(str(exc)))
             return
@@ -467,13 +460,12 @@ class LaunchScreen(PhaseScreen):
         def on_tick(tick: Any) -> None:
             self.post_message(WatchTicked(tick))
 
-        remote = record.backend != "local"
         result = watch_start(
             record,
             seconds,
             on_tick=on_tick,
-            status_fn=tolerant_status(status_function(record)),
-            poll=REMOTE_POLL_S if remote else 0.2,
+            status_fn=tolerant_status(backend.status),
+            poll=backend.poll_s,
         )
         findings: list[Any] = []
         if result.verdict == "failed_early":
@@ -513,8 +505,9 @@ class LaunchScreen(PhaseScreen):
         self.state = "watching"
         gpus = tuple((record.config or {}).get("gpus") or ())
         sampler = self.rx.sampler
-        local = record.backend == "local"
+        backend = _record_backend(record)
         # Simulated load goes on this machine's GPUs only; a remote pid means nothing here.
+        local = backend is not None and backend.local_processes
         if local and self.rx.gpus_simulated and sampler is not None and gpus:
             with contextlib.suppress(Exception):
                 sampler.track(record.pid, gpus)
@@ -522,12 +515,7 @@ class LaunchScreen(PhaseScreen):
         for w in record.warnings:
             if w != self.logind_warning:
                 self.notify(w, severity="warning", timeout=6)
-        if record.backend == "slurm":
-            where = f"Slurm job {record.job_id}"
-        elif record.backend == "ssh":
-            where = f"pid {record.pid} on {record.host}"
-        else:
-            where = f"pid {record.pid}"
+        where = backend.where(record) if backend is not None else f"pid {record.pid}"
         self._draw_status(Text(f"◔ Run {record.id} started ({where})…", style="cyan"))
 
     @on(WatchTicked)
@@ -561,7 +549,9 @@ class LaunchScreen(PhaseScreen):
         self.rx.poke_follower()
         if verdict == "failed_early":
             sampler = self.rx.sampler
-            if message.record.backend == "local" and self.rx.gpus_simulated and sampler is not None:
+            backend = _record_backend(message.record)
+            local = backend is not None and backend.local_processes
+            if local and self.rx.gpus_simulated and sampler is not None:
                 with contextlib.suppress(Exception):
                     sampler.untrack(message.record.pid)
             # The verdict and the diagnosis at the top of the view; the command is above.

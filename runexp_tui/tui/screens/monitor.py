@@ -436,7 +436,7 @@ class MonitorScreen(PhaseScreen):
 
     @work(thread=True, group="monitor-stop", exit_on_error=False, description="stop run")
     def _stop_worker(self, run_dir: str, run_id: str) -> None:
-        from runexp_tui.core.launch import stop_run
+        from runexp_tui.core.backends import stop_run
         from runexp_tui.core.runs import load_record
 
         last = [""]
@@ -497,14 +497,15 @@ class MonitorScreen(PhaseScreen):
 
     @work(thread=True, group="monitor-relaunch", exit_on_error=False, description="relaunch")
     def _relaunch_worker(self, run_dir: str) -> None:
-        from runexp_tui.core.launch import LaunchError, launch_local
+        from runexp_tui.core.backends import BackendError, for_record
+        from runexp_tui.core.launch import LaunchError
         from runexp_tui.core.runs import load_record
 
         try:
             record = load_record(run_dir)
             spec = relaunch_spec(record, simulated_gpus=self.rx.gpus_simulated)
-            new = launch_local(spec, name=record.name)
-        except (LaunchError, OSError, ValueError) as exc:
+            new = for_record(record).start(spec, name=record.name)
+        except (BackendError, LaunchError, OSError, ValueError) as exc:
             self.post_message(Relaunched(error=str(exc)))
             return
         self.post_message(Relaunched(record=new))

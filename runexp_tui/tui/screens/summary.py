@@ -11,6 +11,7 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Static
 
+from runexp_tui.core.backends import BackendError, for_config
 from runexp_tui.core.config import ExperimentConfig
 from runexp_tui.tui.render import display_path
 
@@ -56,14 +57,11 @@ def summary_table(cfg: ExperimentConfig, scan: Any, gpu_names: dict[int, str]) -
         t.add_row("GPUs", ", ".join(f"{g} ({gpu_names.get(g, '?')})" for g in cfg.gpus))
     else:
         t.add_row("GPUs", "none: CPU only")
-    if cfg.backend == "ssh":
-        t.add_row("Runs on", f"ssh host {cfg.host} (same repo path there)")
-    elif cfg.backend == "slurm":
-        partition = cfg.slurm_partition or "the cluster's default"
-        limit = cfg.slurm_time or "the partition's default"
-        t.add_row("Runs on", f"Slurm (sbatch) · partition {partition} · time limit {limit}")
-    else:
-        t.add_row("Runs on", "this machine (detached)")
+    try:
+        where = for_config(cfg).label
+    except BackendError:
+        where = f"unknown backend {cfg.backend!r}"
+    t.add_row("Runs on", where)
     return t
 
 

@@ -1,4 +1,4 @@
-"""The ssh backend: the same detached launch on another host, its status, log, stop and GPUs.
+"""The ssh backend: the same detached launch on another host, its status, log and stop.
 
 Every remote action is a small POSIX `sh` script sent over one plumbum `SshMachine` session,
 base64-encoded on the session's stdin (`printf %s B64 | base64 -d | sh -s`), so values such as
@@ -25,23 +25,24 @@ import shlex
 import signal
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from runexp_tui.core.fileio import atomic_write_json
-from runexp_tui.core.gpu.model import GpuInfo, GpuProcess, GpuSnapshot, GpuUnavailable
-from runexp_tui.core.gpu.na import NA
-from runexp_tui.core.launch import (
-    LaunchSpec,
-    StopOutcome,
+from runexp_tui.core.backends.base import (
+    BackendError,
+    Description,
+    OnStep,
+    Piece,
+    RemoteOptions,
     StopResult,
     StopStep,
-    default_run_name,
-    mask_argv,
-    mask_env,
+    escalating_stop,
 )
+from runexp_tui.core.backends.local import runwrap_path
+from runexp_tui.core.fileio import atomic_write_json
+from runexp_tui.core.launch import LaunchSpec, default_run_name, mask_argv, mask_env
 from runexp_tui.core.runs import (
     EXIT_FILE,
     LOG_FILE,
@@ -49,9 +50,9 @@ from runexp_tui.core.runs import (
     RunRecord,
     RunState,
     RunStatus,
+    iso_to_epoch,
     make_run_dir,
     register_record,
-    save_record,
     utc_now_iso,
 )
 
@@ -66,14 +67,16 @@ DEFAULT_SSH_OPTS: tuple[str, ...] = (
     "-o", "ServerAliveCountMax=3",
 )  # fmt: skip
 _HEREDOC_END = "__RUNEXP_RUNWRAP_EOF__"
-GPU_QUERY_FIELDS = (
-    "index", "name", "uuid", "utilization.gpu", "memory.used", "memory.total",
-    "temperature.gpu", "power.draw", "power.limit", "fan.speed",
-)  # fmt: skip
-APP_QUERY_FIELDS = ("gpu_uuid", "pid", "used_memory", "process_name")
 
 
-class SshError(RuntimeError):
+_SIGNALS: dict[StopStep, signal.Signals] = {
+    "SIGINT": signal.SIGINT,
+    "SIGTERM": signal.SIGTERM,
+    "SIGKILL": signal.SIGKILL,
+}
+
+
+class SshError(BackendError):
     """The host cannot be reached, or a remote step failed; the message says which and why."""
 
 
@@ -269,7 +272,7 @@ def launch_script(
         runwrap_source: the exit-recording wrapper copied to the host (default: ours).
     """
     if runwrap_source is None:
-        runwrap_source = Path(__file__).with_name("runwrap.py").read_text(encoding="utf-8")
+        runwrap_source = runwrap_path().read_text(encoding="utf-8")
     if _HEREDOC_END in runwrap_source:
         raise SshError("the wrapper source contains the heredoc marker")
     local_repo = spec.cwd.rstrip("/") or "/"
@@ -404,15 +407,6 @@ def launch_ssh(
 # ---------------------------------------------------------------------------- a run's session
 
 
-def _epoch(iso: str) -> float | None:
-    from datetime import datetime
-
-    try:
-        return datetime.fromisoformat(iso).timestamp() if iso else None
-    except ValueError:
-        return None
-
-
 class SshRun:
     """An open connection to an ssh run's host: status, log and signals over one session.
 
@@ -475,20 +469,26 @@ class SshRun:
             if "=" in line and not line[:1].isspace()
         )
         r = self.record
-        started = _epoch(r.created_at)
+        started = iso_to_epoch(r.created_at)
         now = time.time()
+        code = sig = ended = None
+        ended_known = False
         if "exit" in vals:
-            with contextlib.suppress(ValueError):
+            with contextlib.suppress(ValueError, AttributeError):
                 data = json.loads(vals["exit"])
                 code, sig, ended = data.get("code"), data.get("signal"), data.get("ended_at")
-                elapsed = None if started is None else max(0.0, (ended or now) - started)
-                state: RunState = (
-                    "stopped" if r.stop_requested else ("killed" if sig is not None else "exited")
-                )
-                return RunStatus(state, exit_code=code, signal=sig, elapsed=elapsed)
+                ended_known = True
         if vals.get("alive", "0") in ("1", "2"):
-            return RunStatus("running", elapsed=None if started is None else now - started)
-        stopped = _epoch(r.stopped_at or "")
+            # Over only when the group is empty: children of a killed trainer keep it running.
+            elapsed = None if started is None else now - started
+            return RunStatus("running", exit_code=code, signal=sig, elapsed=elapsed)
+        if ended_known:
+            elapsed = None if started is None else max(0.0, (ended or now) - started)
+            state: RunState = (
+                "stopped" if r.stop_requested else ("killed" if sig is not None else "exited")
+            )
+            return RunStatus(state, exit_code=code, signal=sig, elapsed=elapsed)
+        stopped = iso_to_epoch(r.stopped_at)
         elapsed = None if started is None or stopped is None else max(0.0, stopped - started)
         return RunStatus("stopped" if r.stop_requested else "lost", elapsed=elapsed)
 
@@ -542,201 +542,35 @@ def ssh_tail(record: RunRecord, offset: int = 0, max_bytes: int = 1 << 20) -> by
 def ssh_stop(
     record: RunRecord,
     grace: tuple[float, float] = (5.0, 5.0),
-    on_step: Callable[[StopStep, float], None] | None = None,
+    on_step: OnStep | None = None,
     *,
-    clock: Callable[[], float] = time.monotonic,
-    sleep: Callable[[float], None] = time.sleep,
     poll: float = 0.3,
     kill_wait: float = 5.0,
 ) -> StopResult:
     """Stop an ssh run: SIGINT, SIGTERM, then SIGKILL to its remote process group.
 
-    Same contract as `launch.stop_run` (countdown through `on_step`, idempotent, a reused pid
-    is never signalled), over one connection for the whole sequence.
+    The shared escalation (`backends.base.escalating_stop`) over one connection for the whole
+    sequence; a reused pid is never signalled (the probe compares the leader's start time).
     """
     with SshRun(record) as run:
-        status = run.status()
-        if status.state == "lost":
-            return StopResult("lost", (), status, record)
-        if status.ended:
-            return StopResult("already_ended", (), status, record)
-        run.mark_stop()
-        if not record.stop_requested:
-            record = record.with_(stop_requested=True, stop_requested_at=utc_now_iso())
-            with contextlib.suppress(OSError):
-                save_record(record)
-        run.record = record
-        sent: list[str] = []
-        steps: list[tuple[StopStep, signal.Signals, float]] = [
-            ("SIGINT", signal.SIGINT, grace[0]),
-            ("SIGTERM", signal.SIGTERM, grace[1]),
-            ("SIGKILL", signal.SIGKILL, kill_wait),
-        ]
-        for step, sig, wait in steps:
-            if not run.signal(sig):
-                break
-            sent.append(step)
-            end = clock() + wait
-            while True:
-                left = max(0.0, end - clock())
-                if on_step is not None:
-                    on_step(step, left)
-                status = run.status()
-                if status.ended or left <= 0:
-                    break
-                sleep(min(poll, left))
-            if status.ended:
-                break
-        status = run.status()
-    outcome: StopOutcome = "stopped" if status.ended else "unkillable"
-    if status.ended:
-        record = record.with_(stopped_at=utc_now_iso(), state=status.state)
-        record = record.with_(exit_code=status.exit_code)
-        with contextlib.suppress(OSError):
-            save_record(record)
-    return StopResult(outcome, tuple(sent), status, record)
 
+        def status(rec: RunRecord) -> RunStatus:
+            run.record = rec
+            return run.status()
 
-# ---------------------------------------------------------------------------- GPUs
+        def send(rec: RunRecord, step: StopStep) -> bool:
+            run.record = rec
+            return run.signal(_SIGNALS[step])
 
-
-def _num(text: str) -> float | None:
-    t = text.strip()
-    try:
-        return float(t)
-    except ValueError:
-        return None  # "[N/A]", "[Not Supported]", "N/A", ""
-
-
-def _na(v: float | None) -> Any:
-    return NA if v is None else v
-
-
-def _na_int(v: float | None) -> Any:
-    return NA if v is None else int(v)
-
-
-def parse_nvidia_smi(gpu_csv: str, apps_csv: str = "") -> tuple[GpuInfo, ...]:
-    """GpuInfo per line of `nvidia-smi --query-gpu=<GPU_QUERY_FIELDS> --format=csv,noheader,
-    nounits`, with processes from `--query-compute-apps=<APP_QUERY_FIELDS>`; unknowns are NA."""
-    procs: dict[str, list[GpuProcess]] = {}
-    for line in apps_csv.splitlines():
-        parts = [p.strip() for p in line.split(",", 3)]
-        if len(parts) < 3 or not parts[1].isdigit():
-            continue
-        mem = _num(parts[2])
-        procs.setdefault(parts[0], []).append(
-            GpuProcess(
-                pid=int(parts[1]),
-                used_memory_mib=NA if mem is None else int(mem),
-                name=parts[3] if len(parts) > 3 and parts[3] else NA,
-            )
+        return escalating_stop(
+            record,
+            status=status,
+            send=send,
+            steps=(("SIGINT", grace[0]), ("SIGTERM", grace[1]), ("SIGKILL", kill_wait)),
+            on_step=on_step,
+            before=lambda _rec: run.mark_stop(),
+            poll=poll,
         )
-    gpus: list[GpuInfo] = []
-    n = len(GPU_QUERY_FIELDS)
-    for line in gpu_csv.splitlines():
-        parts = [p.strip() for p in line.split(", ")]
-        if len(parts) > n:  # a comma inside the name: the name is the only free text
-            extra = len(parts) - n
-            parts = [parts[0], ", ".join(parts[1 : 2 + extra]), *parts[2 + extra :]]
-        if len(parts) != n or not parts[0].isdigit():
-            continue
-        vals = dict(zip(GPU_QUERY_FIELDS, parts, strict=True))
-        nums = {k: _num(v) for k, v in vals.items()}
-
-        name = vals["name"] if vals["name"] and not vals["name"].startswith("[") else NA
-        uuid = vals["uuid"] if vals["uuid"] and not vals["uuid"].startswith("[") else NA
-        gpus.append(
-            GpuInfo(
-                index=int(vals["index"]),
-                name=name,
-                uuid=uuid,
-                utilization_pct=_na(nums["utilization.gpu"]),
-                memory_used_mib=_na_int(nums["memory.used"]),
-                memory_total_mib=_na_int(nums["memory.total"]),
-                temperature_c=_na(nums["temperature.gpu"]),
-                power_w=_na(nums["power.draw"]),
-                power_limit_w=_na(nums["power.limit"]),
-                fan_pct=_na(nums["fan.speed"]),
-                processes=tuple(procs.get(vals["uuid"], ())),
-            )
-        )
-    return tuple(gpus)
-
-
-def gpu_query_script(nvidia_smi: str = "nvidia-smi") -> str:
-    """The sh script that prints both nvidia-smi tables, or `runexp-nosmi` when it is absent."""
-    smi = shlex.quote(nvidia_smi)
-    return (
-        f"if ! command -v {smi} >/dev/null 2>&1; then echo runexp-nosmi; exit 0; fi\n"
-        f"{smi} --query-gpu={','.join(GPU_QUERY_FIELDS)} --format=csv,noheader,nounits 2>&1 "
-        "|| { echo runexp-smifail; exit 0; }\n"
-        "echo runexp-apps\n"
-        f"{smi} --query-compute-apps={','.join(APP_QUERY_FIELDS)} --format=csv,noheader,nounits "
-        "2>/dev/null\n"
-    )
-
-
-def _gpus_from(conn: SshConnection, nvidia_smi: str) -> tuple[GpuInfo, ...]:
-    target = conn.link.target
-    res = conn.sh(gpu_query_script(nvidia_smi))
-    out = res.out
-    if "runexp-nosmi" in out.splitlines():
-        raise GpuUnavailable(f"no GPU on {target.host}: nvidia-smi is not installed there")
-    if "runexp-smifail" in out:
-        msg = " ".join(out.replace("runexp-smifail", "").split())[:300]
-        raise GpuUnavailable(f"nvidia-smi failed on {target.host}: {msg or 'no output'}")
-    gpu_part, _, apps_part = out.partition("runexp-apps")
-    return parse_nvidia_smi(gpu_part, apps_part)
-
-
-def ssh_gpu_query(
-    host: str,
-    *,
-    port: int | None = None,
-    user: str | None = None,
-    keyfile: str | None = None,
-    ssh_opts: Sequence[str] = (),
-    nvidia_smi: str = "nvidia-smi",
-) -> tuple[GpuInfo, ...]:
-    """The host's GPUs from `nvidia-smi` over ssh; GpuUnavailable ("no GPU on HOST") if none."""
-    link = SshLink(parse_host(host, user=user, port=port), keyfile, tuple(ssh_opts))
-    with SshConnection(link) as conn:
-        return _gpus_from(conn, nvidia_smi)
-
-
-@dataclass
-class SshGpuSampler:
-    """A GpuSampler for a remote host: nvidia-smi over one kept-open ssh connection.
-
-    Errors (no nvidia-smi, a dropped link) come back in `GpuSnapshot.error`, never raised;
-    a dropped link is reopened on the next sample.
-    """
-
-    link: SshLink
-    nvidia_smi: str = "nvidia-smi"
-    clock: Callable[[], float] = time.monotonic
-    source: str = "nvml"
-    simulated: bool = False
-    fallback_reason: str | None = None
-    _conn: SshConnection | None = field(default=None, repr=False)
-
-    def sample(self) -> GpuSnapshot:
-        try:
-            if self._conn is None:
-                self._conn = SshConnection(self.link)
-            gpus = _gpus_from(self._conn, self.nvidia_smi)
-        except GpuUnavailable as exc:
-            return GpuSnapshot(taken_at=self.clock(), source="none", error=exc.reason)
-        except SshError as exc:
-            self.close()
-            return GpuSnapshot(taken_at=self.clock(), source="none", error=str(exc))
-        return GpuSnapshot(taken_at=self.clock(), gpus=gpus, source="nvml")
-
-    def close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
 
 
 @contextlib.contextmanager
@@ -749,12 +583,90 @@ def ssh_run(record: RunRecord) -> Iterator[SshRun]:
         run.close()
 
 
+class SshBackend:
+    """Another host over ssh (plumbum): the same detached launch, read and signalled remotely."""
+
+    kind = "ssh"
+    local_processes = False
+    local_log = False
+    poll_s = 1.0
+
+    def __init__(self, host: str, options: RemoteOptions | None = None) -> None:
+        self.host = host
+        self.options = options or RemoteOptions()
+
+    @property
+    def label(self) -> str:
+        return f"ssh host {self.host} (same repo path there)"
+
+    def describe(self, repo: str) -> Description:
+        opts = self.options
+        detail = [
+            Piece(" · started detached there; log and status read over ssh"),
+            Piece("\nRemote repo: ", dim=True),
+            Piece(opts.remote_dir or f"{repo} (same path as here)"),
+        ]
+        if opts.ssh_key:
+            detail.append(Piece(" · key ", dim=True, path=opts.ssh_key))
+        return Description("Runs on: ", f"ssh host {self.host}", tuple(detail))
+
+    def problem(self) -> str | None:
+        if not self.host:
+            return "the ssh backend needs a host (user@host[:port])"
+        try:
+            parse_host(self.host)
+        except ValueError as exc:
+            return f"{exc}: expected user@host[:port]"
+        return None
+
+    def start(self, spec: LaunchSpec, *, name: str = "", systemd_scope: bool = False) -> RunRecord:
+        if not self.host:
+            raise BackendError("the ssh backend needs a host (user@host[:port])")
+        opts = self.options
+        try:
+            return launch_ssh(
+                spec,
+                self.host,
+                keyfile=opts.ssh_key,
+                ssh_opts=tuple(x for o in opts.ssh_opts for x in ("-o", o)),
+                remote_cwd=opts.remote_dir,
+                name=name,
+            )
+        except (SshError, ValueError) as exc:
+            raise BackendError(str(exc)) from None
+
+    def where(self, record: RunRecord) -> str:
+        return f"pid {record.pid} on {record.host}"
+
+    def status(self, record: RunRecord) -> RunStatus:
+        try:
+            return ssh_status(record)
+        except (SshError, OSError):
+            return RunStatus("unreachable")
+
+    def stop(
+        self,
+        record: RunRecord,
+        grace: tuple[float, float] = (5.0, 5.0),
+        on_step: OnStep | None = None,
+        *,
+        kill_wait: float | None = None,
+    ) -> StopResult:
+        return ssh_stop(record, grace, on_step, kill_wait=5.0 if kill_wait is None else kill_wait)
+
+    def log_source(self, record: RunRecord) -> SshRun:
+        return SshRun(record)
+
+    def members(self, record: RunRecord) -> list[int]:
+        return []  # its pids are the host's
+
+
 __all__ = [
     "DEFAULT_SSH_OPTS",
     "ShellResult",
+    "SshBackend",
     "SshConnection",
     "SshError",
-    "SshGpuSampler",
     "SshLink",
     "SshRun",
     "SshRunInfo",
@@ -763,8 +675,6 @@ __all__ = [
     "launch_ssh",
     "load_ssh_info",
     "parse_host",
-    "parse_nvidia_smi",
-    "ssh_gpu_query",
     "ssh_run",
     "ssh_status",
     "ssh_stop",

@@ -10,7 +10,6 @@ from the exit file the script writes into the run folder.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import shlex
@@ -21,13 +20,20 @@ import subprocess
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
-from runexp_tui.core.launch import (
-    LaunchSpec,
-    StopOutcome,
+from runexp_tui.core.backends.base import (
+    BackendError,
+    Description,
+    LogSource,
+    OnStep,
+    Piece,
+    RemoteOptions,
     StopResult,
     StopStep,
+    escalating_stop,
+)
+from runexp_tui.core.launch import (
+    LaunchSpec,
     default_run_name,
     is_secret_name,
     mask_argv,
@@ -36,14 +42,12 @@ from runexp_tui.core.launch import (
 from runexp_tui.core.runs import (
     EXIT_FILE,
     LOG_FILE,
-    STOP_MARKER,
     RunRecord,
     RunState,
     RunStatus,
     make_run_dir,
     read_exit,
     register_record,
-    save_record,
     utc_now_iso,
 )
 
@@ -67,7 +71,7 @@ ACTIVE_STATES = frozenset(
 )  # fmt: skip
 
 
-class SlurmError(RuntimeError):
+class SlurmError(BackendError):
     """A Slurm command is missing or failed; the message says which and why."""
 
 
@@ -406,20 +410,10 @@ def slurm_status(record: RunRecord) -> SlurmStatus:
 # ---------------------------------------------------------------------------- stop
 
 
-def _mark_stop(record: RunRecord) -> RunRecord:
-    with contextlib.suppress(OSError):
-        Path(record.run_dir, STOP_MARKER).write_text(utc_now_iso() + "\n", encoding="utf-8")
-    if not record.stop_requested:
-        record = record.with_(stop_requested=True, stop_requested_at=utc_now_iso())
-        with contextlib.suppress(OSError):
-            save_record(record)
-    return record
-
-
 def slurm_stop(
     record: RunRecord,
     grace: float = 10.0,
-    on_step: Callable[[StopStep, float], None] | None = None,
+    on_step: OnStep | None = None,
     *,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
@@ -431,45 +425,106 @@ def slurm_stop(
 
     A pending job is cancelled at once. `on_step(step, seconds_left)` is called on each poll.
     """
-    status = slurm_status(record)
-    if status.state == "lost" and status.job_state == "":
-        return StopResult("lost", (), status, record)
-    if status.ended:
-        return StopResult("already_ended", (), status, record)
-    record = _mark_stop(record)
     jid = record.job_id or ""
-    sent: list[str] = []
-    steps: list[tuple[StopStep, list[str], float]] = [
-        ("SIGINT", ["--signal=INT", "--full", jid], grace),
-        ("SIGTERM", [jid], kill_wait),
-    ]
-    if status.pending:
+    args: dict[StopStep, list[str]] = {"SIGINT": ["--signal=INT", "--full", jid], "SIGTERM": [jid]}
+    steps: list[tuple[StopStep, float]] = [("SIGINT", grace), ("SIGTERM", kill_wait)]
+    first = slurm_status(record)
+    if first.pending:
         steps = steps[1:]  # nothing runs yet: nothing to interrupt
-    for step, args, wait in steps:
-        res = _run("scancel", args)
+
+    def send(_rec: RunRecord, step: StopStep) -> bool:
+        res = _run("scancel", args[step])
         if res.returncode != 0:
             err = (res.stderr or res.stdout).strip()
             if "already completing or completed" not in err and "Invalid job id" not in err:
                 raise SlurmError(f"scancel failed: {err}")
-        sent.append(step)
-        end = clock() + wait
-        while True:
-            left = max(0.0, end - clock())
-            if on_step is not None:
-                on_step(step, left)
-            status = slurm_status(record)
-            if status.ended or left <= 0:
-                break
-            sleep(min(poll, left))
-        if status.ended:
-            break
-    outcome: StopOutcome = "stopped" if status.ended else "unkillable"
-    record = record.with_(stopped_at=utc_now_iso(), state=status.state, exit_code=status.exit_code)
-    with contextlib.suppress(OSError):
-        save_record(record)
-    return StopResult(outcome, tuple(sent), status, record)
+        return True
+
+    return escalating_stop(
+        record,
+        status=slurm_status,
+        send=send,
+        steps=steps,
+        on_step=on_step,
+        # No job id: nothing Slurm could be asked to stop.
+        is_lost=lambda s: s.state == "lost" and getattr(s, "job_state", "") == "",
+        clock=clock,
+        sleep=sleep,
+        poll=poll,
+    )
 
 
 def slurm_available() -> bool:
     """True when sbatch is on PATH (the slurm backend can be offered)."""
     return shutil.which("sbatch") is not None
+
+
+class SlurmBackend:
+    """A Slurm cluster: the run is an sbatch job; state from scontrol, log the job's output."""
+
+    kind = "slurm"
+    host = ""
+    local_processes = False
+    local_log = True
+    poll_s = 1.0
+
+    def __init__(self, options: RemoteOptions | None = None) -> None:
+        self.options = options or RemoteOptions()
+
+    @property
+    def label(self) -> str:
+        partition = self.options.partition or "the cluster's default"
+        limit = self.options.time or "the partition's default"
+        return f"Slurm (sbatch) · partition {partition} · time limit {limit}"
+
+    def describe(self, repo: str) -> Description:
+        partition = self.options.partition or "default"
+        limit = self.options.time or "the partition's default"
+        return Description(
+            "Runs on: ",
+            f"Slurm partition {partition}",
+            (Piece(f" · time limit {limit} · submitted with sbatch, state from scontrol"),),
+        )
+
+    def problem(self) -> str | None:
+        if not slurm_available():
+            return (
+                "Slurm is unavailable here: sbatch is not on PATH (run on a login node, "
+                "load the slurm module or install slurm-client)"
+            )
+        return None
+
+    def start(self, spec: LaunchSpec, *, name: str = "", systemd_scope: bool = False) -> RunRecord:
+        try:
+            return launch_slurm(
+                spec, name=name, partition=self.options.partition, time=self.options.time
+            )
+        except (SlurmError, ValueError) as exc:
+            raise BackendError(str(exc)) from None
+
+    def where(self, record: RunRecord) -> str:
+        return f"Slurm job {record.job_id}"
+
+    def status(self, record: RunRecord) -> RunStatus:
+        try:
+            return slurm_status(record)
+        except (SlurmError, OSError):
+            return RunStatus("unreachable")
+
+    def stop(
+        self,
+        record: RunRecord,
+        grace: tuple[float, float] = (5.0, 5.0),
+        on_step: OnStep | None = None,
+        *,
+        kill_wait: float | None = None,
+    ) -> StopResult:
+        return slurm_stop(
+            record, grace[0] + grace[1], on_step, kill_wait=60.0 if kill_wait is None else kill_wait
+        )
+
+    def log_source(self, record: RunRecord) -> LogSource | None:
+        return None  # the job's output file, on a file system shared with the nodes
+
+    def members(self, record: RunRecord) -> list[int]:
+        return []  # its pids are the compute node's
