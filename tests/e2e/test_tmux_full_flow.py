@@ -140,9 +140,10 @@ def _walk(tm: TmuxSession, demo_dir: Path, cap: Captures) -> None:
     assert "train.py" in screen and "Repository" in screen
     repo = next(demo_dir.glob("*/train.py")).parent
     original = (repo / "train.py").read_bytes()
-    # One flag changed through the flags table (path, entry point, command, then the table):
-    # --epochs, the third row, so that the run outlives the checks below.
-    tm.send("tab", "tab", "tab", "down", "down", "enter")
+    # One flag changed through the flags table (no field has focus at first: Tab to the path,
+    # the entry point, the command, then the table): --epochs, the third row, so that the run
+    # outlives the checks below.
+    tm.send("tab", "tab", "tab", "tab", "down", "down", "enter")
     cap.save("edit-epochs", tm.wait_for("empty: remove the flag", timeout=20))
     for _ in range(5):  # keys that beat the field's focus are dropped: type again until shown
         tm.type(EPOCHS)
