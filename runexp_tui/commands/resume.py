@@ -28,10 +28,9 @@ def _fail(msg: str) -> int:
 
 def run(args: argparse.Namespace) -> int:
     from runexp_tui.commands.launch import start_and_watch
-    from runexp_tui.core.backends import for_config, run_status
-    from runexp_tui.core.config import ConfigError, ExperimentConfig
-    from runexp_tui.core.launch import LaunchError, build_launch
-    from runexp_tui.core.resume import ResumeError, plan_resume
+    from runexp_tui.core.backends import BackendError, for_record, run_status
+    from runexp_tui.core.launch import LaunchError
+    from runexp_tui.core.resume import ResumeError, plan_resume, relaunch_spec
     from runexp_tui.core.runs import AmbiguousRunError, RunNotFoundError, find_run
 
     try:
@@ -46,29 +45,26 @@ def run(args: argparse.Namespace) -> int:
         )
     try:
         plan = plan_resume(record)
-        config = ExperimentConfig.from_dict(record.config).with_(command=plan.command)
-    except (ResumeError, ConfigError) as exc:
+        backend = for_record(record)
+    except (ResumeError, BackendError) as exc:
         return _fail(str(exc))
     print(f"resuming run {record.id} from {plan.checkpoint}", file=sys.stderr)
-    if not plan.wandb_run_id and config.wandb.choice != "no":
+    if not plan.wandb_run_id and (record.config.get("wandb") or {}).get("choice") != "no":
         print("note: no wandb run id found for it: wandb starts a new run", file=sys.stderr)
     if args.dry_run:
         doc = plan.to_json()
         print(json.dumps(doc, indent=2) if args.json else plan.command)
         return 0
     try:
-        from runexp_tui.core.launch_options import distributed_kind
-
-        dist = distributed_kind(config) if len(config.gpus) > 1 else None
-        spec = build_launch(config, analysis_distributed=dist, extra_env=plan.env)
-    except (ValueError, ConfigError, LaunchError) as exc:
+        spec = relaunch_spec(record, command=plan.command, extra_env=plan.env)
+    except LaunchError as exc:
         return _fail(str(exc))
     for note in spec.notes:
         print(f"note: {note}", file=sys.stderr)
     print(f"launching: {spec.display}", file=sys.stderr)
     return start_and_watch(
         spec,
-        for_config(config),
+        backend,
         name=record.name,
         watch=args.watch,
         resumes=record.id,

@@ -349,12 +349,49 @@ def plan_resume(record: RunRecord) -> ResumePlan:
     return ResumePlan(record, option, ckpt, new, wandb_run_id(record))
 
 
+def relaunch_spec(
+    record: RunRecord,
+    *,
+    command: str | None = None,
+    extra_env: dict[str, str] | None = None,
+    simulated_gpus: bool = False,
+) -> Any:
+    """The launch spec of a new run with `record`'s config (`command` replacing its command):
+    the relaunch and the resume of a run. LaunchError when the record cannot give one."""
+    from runexp_tui.core.config import ConfigError, ExperimentConfig
+    from runexp_tui.core.launch import MASK, LaunchError, build_launch
+
+    data = dict(record.config or {}) if isinstance(record.config, dict) else {}
+    if not str(data.get("command") or "").strip():
+        raise LaunchError("the run record holds no config to relaunch from")
+    if MASK in str(data["command"]):
+        raise LaunchError("the command had secret values (masked in the record): launch it again")
+    data.setdefault("repo", record.repo or record.cwd)
+    try:
+        config = ExperimentConfig.from_dict(data)
+    except ConfigError as exc:
+        raise LaunchError(f"the run record's config: {exc}") from None
+    if command is not None:
+        config = config.with_(command=command)
+    argv = [str(a) for a in record.argv or ()]
+    ddp = any(a.endswith("torchrun") or a == "torch.distributed.run" for a in argv)
+    offline = (record.env or {}).get("WANDB_MODE") == "offline"
+    return build_launch(
+        config,
+        analysis_distributed="ddp" if ddp else None,
+        wandb_offline=True if offline else None,
+        extra_env=extra_env or None,
+        simulated_gpus=simulated_gpus,
+    )
+
+
 __all__ = [
     "ResumeError",
     "ResumeOption",
     "ResumePlan",
     "find_checkpoints",
     "plan_resume",
+    "relaunch_spec",
     "resume_command",
     "resume_option",
     "resume_option_from_flags",

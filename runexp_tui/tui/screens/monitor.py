@@ -10,7 +10,6 @@ changed. Stop and relaunch run core calls in thread workers that post progress.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import fields
 from typing import Any
 
 from rich.text import Text
@@ -61,39 +60,17 @@ def stop_countdown_text(run_id: str, step: str, seconds_left: float) -> str:
 
 
 def relaunch_spec(record: Any, *, simulated_gpus: bool = False) -> Any:
-    """The launch spec of a new run with ``record``'s config (raises LaunchError when it cannot)."""
-    from runexp_tui.core.config import EnvSettings, ExperimentConfig, WandbSettings
-    from runexp_tui.core.launch import MASK, LaunchError, build_launch
+    """The launch spec of a new run with ``record``'s config (raises LaunchError when it cannot).
 
-    data = dict(getattr(record, "config", None) or {})
-    if not str(data.get("command") or "").strip():
-        raise LaunchError("the run record holds no config to relaunch from")
-    if MASK in str(data["command"]):
-        raise LaunchError("the command had secret values (masked in the record): launch it again")
-    if data.get("backend", "local") != "local":
-        raise LaunchError(f"relaunch of {data['backend']} runs goes through the Launch phase")
+    Runs on ssh or Slurm are relaunched through the Launch phase (it has their options).
+    """
+    from runexp_tui.core.launch import LaunchError
+    from runexp_tui.core.resume import relaunch_spec as core_relaunch_spec
 
-    def build(cls: type, raw: Any) -> Any:
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in dict(raw or {}).items() if k in known})
-
-    top = {f.name for f in fields(ExperimentConfig)} - {"wandb", "env", "gpus", "repo"}
-    config = ExperimentConfig(
-        repo=str(data.get("repo") or record.repo or record.cwd),
-        wandb=build(WandbSettings, data.get("wandb")),
-        env=build(EnvSettings, data.get("env")),
-        gpus=tuple(int(g) for g in data.get("gpus") or ()),
-        **{k: v for k, v in data.items() if k in top},
-    )
-    argv = [str(a) for a in getattr(record, "argv", ()) or ()]
-    ddp = any(a.endswith("torchrun") or a == "torch.distributed.run" for a in argv)
-    offline = (getattr(record, "env", {}) or {}).get("WANDB_MODE") == "offline"
-    return build_launch(
-        config,
-        analysis_distributed="ddp" if ddp else None,
-        wandb_offline=True if offline else None,
-        simulated_gpus=simulated_gpus,
-    )
+    backend = (getattr(record, "config", None) or {}).get("backend", "local")
+    if backend != "local":
+        raise LaunchError(f"relaunch of {backend} runs goes through the Launch phase")
+    return core_relaunch_spec(record, simulated_gpus=simulated_gpus)
 
 
 def mean_utilization(history: Any, indices: Sequence[int]) -> list[float]:
