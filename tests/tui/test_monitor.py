@@ -354,3 +354,52 @@ def test_useful_commands_include_wandb_resume_and_sync() -> None:
     assert (
         cmds["Upload an offline run"] == "wandb sync /x/wandb/offline-run-20251128_133000-ab12cd34"
     )
+
+
+async def test_resume_key_relaunches_from_the_newest_checkpoint(
+    app_factory, tmp_path: Path
+) -> None:
+    import os
+
+    from tests.tui.test_monitor_sim import CREATED_EPOCH
+
+    (tmp_path / "train.py").write_text(
+        "import argparse\n"
+        "p = argparse.ArgumentParser()\n"
+        "p.add_argument('--step-time', type=float, default=0.1)\n"
+        "p.add_argument('--resume', default='', help='checkpoint to resume from')\n"
+        "a = p.parse_args()\n"
+        "print('resumed from', a.resume, flush=True)\n"
+    )
+    ckpt = tmp_path / "ckpt" / "last.pt"
+    ckpt.parent.mkdir()
+    ckpt.write_text("x")
+    os.utime(ckpt, (CREATED_EPOCH + 100, CREATED_EPOCH + 100))  # written while the run ran
+    make_run(tmp_path, training_lines(10), exit_code=1, gpus=())
+    app = app_factory(tmp_path, attach=RUN_ID)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await wait_until(pilot, fed(app))
+        screen = monitor(app)
+        await pilot.press("u")
+        await wait_until(pilot, lambda: app.screen is not screen)
+        assert "ckpt/last.pt" in app.screen.detail and "--resume ckpt/last.pt" in app.screen.detail
+        await pilot.press("y")
+        await wait_until(pilot, lambda: screen.relaunched is not None)
+        new = screen.relaunched
+        assert new.resumes == RUN_ID
+        assert new.config["command"] == "python train.py --step-time 0.05 --resume ckpt/last.pt"
+        await wait_until(pilot, lambda: app.run_view is not None and app.run_view.run_id == new.id)
+
+
+async def test_resume_key_says_what_is_missing(app_factory, tmp_path: Path) -> None:
+    (tmp_path / "train.py").write_text("print('no options', flush=True)\n")
+    make_run(tmp_path, training_lines(10), exit_code=1)
+    app = app_factory(tmp_path, attach=RUN_ID)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await wait_until(pilot, fed(app))
+        screen = monitor(app)
+        await pilot.press("u")
+        await wait_until(
+            pilot, lambda: any("has no resume option" in str(n.message) for n in app._notifications)
+        )
+        assert app.screen is screen and screen.relaunched is None

@@ -44,13 +44,25 @@ class StopProgress(Message):
         self.error = error
 
 
+class ResumePlanned(Message):
+    """The resume of the followed run worked out: its plan, or what is missing."""
+
+    def __init__(self, plan: Any = None, error: str | None = None) -> None:
+        super().__init__()
+        self.plan = plan
+        self.error = error
+
+
 class Relaunched(Message):
     """A relaunch finished: the new run's record, or why it could not start."""
 
-    def __init__(self, record: Any = None, error: str | None = None) -> None:
+    def __init__(
+        self, record: Any = None, error: str | None = None, what: str = "Relaunched"
+    ) -> None:
         super().__init__()
         self.record = record
         self.error = error
+        self.what = what  # "Relaunched" or "Resumed"
 
 
 def stop_countdown_text(run_id: str, step: str, seconds_left: float) -> str:
@@ -101,6 +113,7 @@ class MonitorScreen(PhaseScreen):
         Binding("escape", "back", "Back"),
         Binding("s", "stop", "Stop"),
         Binding("R", "relaunch", "Relaunch", key_display="R"),
+        Binding("u", "resume", "Resume"),
         Binding("c", "commands", "Commands"),
         Binding("k", "next_key", "Metric"),
         Binding("K", "next_key(False)", "Previous metric", show=False),
@@ -490,8 +503,76 @@ class MonitorScreen(PhaseScreen):
     @on(Relaunched)
     def _on_relaunched(self, message: Relaunched) -> None:
         if message.error:
-            self.notify(f"Cannot relaunch: {message.error}", severity="error", timeout=6)
+            verb = "resume" if message.what == "Resumed" else "relaunch"
+            self.notify(f"Cannot {verb}: {message.error}", severity="error", timeout=6)
             return
         self.relaunched = message.record
-        self.notify(f"Relaunched as {message.record.id}.", timeout=4)
+        self.notify(f"{message.what} as {message.record.id}.", timeout=4)
         self.rx.follow_run(message.record.id)
+
+    # ----- resume from the newest checkpoint ------------------------------------------------------
+    def action_resume(self) -> None:
+        view = self.rx.run_view
+        if view is None:
+            self.notify("No run to resume.", timeout=3)
+            return
+        if view.alive:
+            self.notify(f"{view.run_id} is still running: stop it first (s).", timeout=4)
+            return
+        self._plan_resume_worker(view.run_dir)
+
+    @work(thread=True, group="monitor-resume", exit_on_error=False, description="resume plan")
+    def _plan_resume_worker(self, run_dir: str) -> None:
+        from runexp_tui.core.resume import ResumeError, plan_resume
+        from runexp_tui.core.runs import load_record
+
+        try:
+            plan = plan_resume(load_record(run_dir))  # scans the repo for checkpoints
+        except (ResumeError, OSError, ValueError) as exc:
+            self.post_message(ResumePlanned(error=str(exc)))
+            return
+        self.post_message(ResumePlanned(plan=plan))
+
+    @on(ResumePlanned)
+    async def _on_resume_planned(self, message: ResumePlanned) -> None:
+        if message.error or message.plan is None:
+            self.notify(message.error or "Cannot resume.", severity="warning", timeout=8)
+            return
+        self._confirm_resume(message.plan)
+
+    @work(group="monitor-resume-confirm", exclusive=True)
+    async def _confirm_resume(self, plan: Any) -> None:
+        from runexp_tui.tui.screens.confirm import ConfirmScreen
+
+        same = (
+            f" in the same W&B run ({plan.wandb_run_id})"
+            if plan.wandb_run_id
+            else " (no W&B run id found: W&B starts a new run)"
+        )
+        detail = f"From {plan.checkpoint}{same}:\n{plan.command}"
+        ok = await self.app.push_screen_wait(ConfirmScreen(f"Resume {plan.source.id}?", detail))
+        if ok:
+            self._resume_worker(plan)
+
+    @work(thread=True, group="monitor-resume", exit_on_error=False, description="resume")
+    def _resume_worker(self, plan: Any) -> None:
+        from runexp_tui.core.backends import BackendError, for_record
+        from runexp_tui.core.launch import LaunchError
+        from runexp_tui.core.resume import relaunch_spec
+        from runexp_tui.core.runs import save_record
+
+        record = plan.source
+        try:
+            spec = relaunch_spec(
+                record,
+                command=plan.command,
+                extra_env=plan.env,
+                simulated_gpus=self.rx.gpus_simulated,
+            )
+            new = for_record(record).start(spec, name=record.name)
+            new = new.with_(resumes=record.id)
+            save_record(new)
+        except (BackendError, LaunchError, OSError, ValueError) as exc:
+            self.post_message(Relaunched(error=str(exc), what="Resumed"))
+            return
+        self.post_message(Relaunched(record=new, what="Resumed"))
