@@ -72,6 +72,7 @@ class RunexpApp(App[None]):
         # The metric the Monitor's chart asks for; the follower thread reads it on each poll.
         self.chart_key: str | None = None
         self._stopping = threading.Event()
+        self.alerts: list[Any] = []  # the run events told to the user, in order
 
     # ----- lifecycle -------------------------------------------------------------------------
     def on_mount(self) -> None:
@@ -183,7 +184,25 @@ class RunexpApp(App[None]):
 
     @on(RunViewReady)
     def _on_run_view(self, message: RunViewReady) -> None:
+        from runexp_tui.tui.notify import ended_event
+
+        event = ended_event(self.run_view, message.view)
         self.run_view = message.view
+        if event is not None:
+            self.alert(event)
+
+    def alert(self, event: Any) -> None:
+        """Tell the user a followed run ended, failed or stalled: a toast, the terminal's bell
+        and a desktop notification (OSC 9 / OSC 777) that travels over SSH."""
+        from runexp_tui.tui.notify import desktop_notification
+
+        self.notify(f"{event.title}: {event.body}", severity=event.severity, timeout=10)
+        self.alerts.append(event)
+        if self.services.extra.get("notify", True):
+            self.bell()
+            driver = self._driver
+            if driver is not None and not self.is_headless:
+                driver.write(desktop_notification(event.title, event.body))
 
     # ----- phases ------------------------------------------------------------------------------
     def current_phase_key(self) -> str | None:

@@ -403,3 +403,40 @@ async def test_resume_key_says_what_is_missing(app_factory, tmp_path: Path) -> N
             pilot, lambda: any("has no resume option" in str(n.message) for n in app._notifications)
         )
         assert app.screen is screen and screen.relaunched is None
+
+
+async def test_a_followed_run_that_fails_rings_and_notifies(app_factory, tmp_path: Path) -> None:
+    (tmp_path / "gate.py").write_text(
+        "import os, sys, time\nprint('step 1 | loss 1.0', flush=True)\n"
+        "while not os.path.exists('go'):\n    time.sleep(0.05)\nsys.exit(3)\n"
+    )
+    spec = LaunchSpec(
+        (sys.executable, "gate.py"), {}, str(tmp_path), "python gate.py", {}, repo=str(tmp_path)
+    )
+    record = launch_local(spec)
+    app = app_factory(tmp_path, attach=record.id)
+    try:
+        async with app.run_test(size=(160, 48)) as pilot:
+            await wait_until(pilot, lambda: app.run_view is not None and app.run_view.alive)
+            assert app.alerts == []
+            (tmp_path / "go").write_text("")  # the run ends only now, while it is followed
+            await wait_until(pilot, lambda: bool(app.alerts))
+            event = app.alerts[0]
+            assert event.kind == "failed" and event.title == f"Run {record.id} exited with code 3"
+            assert any(event.title in str(n.message) for n in app._notifications)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(record.pgid, 9)
+
+
+def test_notification_escapes() -> None:
+    from runexp_tui.tui.notify import desktop_notification
+
+    plain = desktop_notification("Run r1 finished", "exit code 0; after 3m", environ={})
+    assert plain == (
+        "\x1b]9;Run r1 finished: exit code 0, after 3m\x07"
+        "\x1b]777;notify;Run r1 finished;exit code 0, after 3m\x07"
+    )
+    wrapped = desktop_notification("a\x1b[31m", "b\n", environ={"TMUX": "/tmp/tmux-0/default,1,0"})
+    assert wrapped.startswith("\x1bPtmux;\x1b\x1b]9;a [31m: b \x07\x1b\\")
+    assert wrapped.count("\x1bPtmux;") == 2

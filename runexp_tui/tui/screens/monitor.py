@@ -250,6 +250,10 @@ class MonitorScreen(PhaseScreen):
         )
         stall = self._stall(view)
         if stall != self.stall:
+            if stall is not None and self.stall is None:
+                from runexp_tui.tui.notify import stalled_event
+
+                self.rx.alert(stalled_event(view, stall))
             self.stall = stall
             self._show_findings(view)
 
