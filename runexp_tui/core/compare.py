@@ -191,6 +191,30 @@ def _flat(prefix: str, value: Any, out: dict[str, Any]) -> None:
     out[prefix] = value
 
 
+def run_series(
+    record: RunRecord, wb: Any = None
+) -> dict[str, tuple[list[float | None], list[float]]]:
+    """Every metric series of a run, `{key: (steps, values)}`: its log's, then its wandb
+    history's (a key in both keeps the wandb values: exact, where the log's are printed)."""
+    out: dict[str, tuple[list[float | None], list[float]]] = {}
+    for s in _log_series(record):
+        out[s.key] = ([st for st, _ in s.points], [v for _, v in s.points])
+    if wb is None:
+        wb = wandb_data(record)
+    if wb is not None:
+        columns: dict[str, tuple[list[float | None], list[float]]] = {}
+        for row in wb.history:
+            step = row.get("_step")
+            for k, v in row.items():
+                if k in _WANDB_INTERNAL or isinstance(v, bool) or not isinstance(v, (int, float)):
+                    continue
+                steps, values = columns.setdefault(k, ([], []))
+                steps.append(float(step) if isinstance(step, (int, float)) else None)
+                values.append(float(v))
+        out.update(columns)
+    return out
+
+
 def summarize_run(
     record: RunRecord, *, status_fn: Callable[[RunRecord], RunStatus] = run_status
 ) -> RunSummary:
@@ -205,21 +229,10 @@ def summarize_run(
     if record.backend != "local":
         config["backend"] = record.backend + (f":{record.host}" if record.host else "")
     wb = wandb_data(record)
-    metrics: dict[str, MetricSummary] = {}
-    for s in _log_series(record):
-        metrics[s.key] = summarize([v for _, v in s.points])
     if wb is not None:
         for k, v in (wb.config or {}).items():
             _flat(str(k), v, config)
-        columns: dict[str, list[float]] = {}
-        for row in wb.history:
-            for k, v in row.items():
-                if k in _WANDB_INTERNAL or isinstance(v, bool):
-                    continue
-                if isinstance(v, (int, float)):
-                    columns.setdefault(k, []).append(float(v))
-        for k, vals in columns.items():
-            metrics[k] = summarize(vals)
+    metrics = {k: summarize(values) for k, (_, values) in run_series(record, wb).items()}
     return RunSummary(record, status_fn(record), config, metrics)
 
 
@@ -261,6 +274,7 @@ __all__ = [
     "MetricSummary",
     "RunSummary",
     "command_config",
+    "run_series",
     "compare",
     "config_diff",
     "summarize",

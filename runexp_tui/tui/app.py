@@ -46,6 +46,7 @@ class RunexpApp(App[None]):
         Binding("question_mark", "help", "Help", key_display="?"),
         Binding("f1", "help", "Help", show=False),  # works while a text field has focus
         Binding("m", "toggle_pane", "Pane"),
+        Binding("ctrl+r", "runs", "Runs", key_display="^r", show=False),  # help + palette
         Binding("q", "quit_app", "Quit"),
         Binding("ctrl+c", "quit_app", "Quit", show=False, priority=True),
     ]
@@ -238,6 +239,22 @@ class RunexpApp(App[None]):
     def action_toggle_pane(self) -> None:
         self.pane_collapsed = not self.pane_collapsed
 
+    def action_runs(self) -> None:
+        """Every run of the repo (ctrl+r from any screen)."""
+        from runexp_tui.tui.screens.runs import RunsScreen
+
+        if not isinstance(self.screen, RunsScreen):
+            self.push_screen(RunsScreen())
+
+    def open_monitor(self) -> None:
+        """Show the Monitor on the followed run (from the Runs view: no config needed)."""
+        for i, s in enumerate(self.screen_stack):
+            if getattr(s, "PHASE", None) == "monitor":
+                while len(self.screen_stack) > i + 1:
+                    self.pop_screen()
+                return
+        self.push_screen(phase("monitor").make())
+
     def action_help(self) -> None:
         from runexp_tui.tui.screens.help import HelpScreen
 
@@ -265,6 +282,7 @@ class RunexpApp(App[None]):
         yield SystemCommand(
             "Toggle monitoring pane", "Collapse or expand the pane", self.action_toggle_pane
         )
+        yield SystemCommand("Runs", "Every run of the repo; overlay their curves", self.action_runs)
         for p in PHASES:
             if p.available:
                 yield SystemCommand(

@@ -128,6 +128,69 @@ def braille_chart(
     return out
 
 
+OVERLAY_STYLES = ("magenta", "cyan", "yellow", "green", "bright_red", "bright_blue", "white")
+
+
+def braille_overlay(
+    series: Sequence[tuple[Sequence[float], Sequence[float], str]], width: int, height: int
+) -> Text:
+    """Several series on shared axes, each in its own style (a cell two share shows the later
+    one's colour); the same axes and labels as `braille_chart`."""
+    plot_w = max(1, width - LABEL_W - 1)
+    plot_h = max(1, height - 2)
+    pts = [
+        [(float(s), float(v)) for s, v in zip(st, vs, strict=False)
+         if math.isfinite(float(s)) and math.isfinite(float(v))]
+        for st, vs, _ in series
+    ]  # fmt: skip
+    allp = [p for ps in pts for p in ps]
+    if not allp:
+        return Text("\n" * (plot_h // 2) + "no points yet".center(width), style="dim")
+    x_lo, x_hi = min(s for s, _ in allp), max(s for s, _ in allp)
+    y_lo, y_hi = min(v for _, v in allp), max(v for _, v in allp)
+    if y_hi == y_lo:
+        y_lo, y_hi = y_lo - 0.5, y_hi + 0.5
+    dots_w, dots_h = plot_w * 2, plot_h * 4
+    x_scale = (dots_w - 1) / (x_hi - x_lo) if x_hi != x_lo else 0.0
+    y_scale = (dots_h - 1) / (y_hi - y_lo)
+    bits = [[0] * plot_w for _ in range(plot_h)]
+    owner = [[-1] * plot_w for _ in range(plot_h)]
+    for n, ps in enumerate(pts):
+        prev: tuple[int, int] | None = None
+        for s, v in ps:
+            x = dots_w - 1 if not x_scale else min(dots_w - 1, max(0, round((s - x_lo) * x_scale)))
+            y = min(dots_h - 1, max(0, round((y_hi - v) * y_scale)))
+            steps = [(x, y)]
+            if prev is not None and (x, y) != prev:
+                dx, dy = x - prev[0], y - prev[1]
+                k = max(abs(dx), abs(dy))
+                steps = [
+                    (prev[0] + round(dx * i / k), prev[1] + round(dy * i / k))
+                    for i in range(1, k + 1)
+                ]
+            for px, py in steps:
+                bits[py >> 2][px >> 1] |= _DOTS[px & 1][py & 3]
+                owner[py >> 2][px >> 1] = n
+            prev = (x, y)
+    out = Text(no_wrap=True, overflow="crop")
+    labels = {0: _label(y_hi), plot_h - 1: _label(y_lo)}
+    if plot_h >= 5:
+        labels[(plot_h - 1) // 2] = _label((y_hi + y_lo) / 2)
+    for row in range(plot_h):
+        if row:
+            out.append("\n")
+        out.append(labels.get(row, "").rjust(LABEL_W), style="dim")
+        out.append("┤" if row in labels else "│", style="dim")
+        for col in range(plot_w):
+            who = owner[row][col]
+            out.append(_CELLS[bits[row][col]], style=series[who][2] if who >= 0 else "")
+    out.append("\n" + " " * LABEL_W + "└" + "─" * plot_w, style="dim")
+    lo_txt, hi_txt = f"{x_lo:g}", f"{x_hi:g}"
+    gap = max(1, plot_w - len(lo_txt) - len(hi_txt))
+    out.append("\n" + " " * (LABEL_W + 1) + lo_txt + " " * gap + hi_txt, style="dim")
+    return out
+
+
 def latest_line(latest: dict[str, float], width: int, current: str | None = None) -> Text:
     """`key value` pairs of the newest point of every series, fitted to ``width``."""
     out = Text(no_wrap=True, overflow="ellipsis")

@@ -1,0 +1,239 @@
+"""The Runs view (ctrl+r from any screen): every run of the repo, one metric, curves overlaid.
+
+A table of the repo's runs, newest first: status, duration, where it ran, the chosen metric's
+last and best values, and what each run changed from the one before it. Space marks runs whose
+curves the chart below overlays, each in its own colour, the legend naming what differs
+(`lr=0.0003`); Enter follows a run in the Monitor. The rows are read in a worker (logs and
+`.wandb` files can be large) and tagged with their repo, so a late answer never lands on
+another repo's view.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Static
+
+from runexp_tui.tui.render import fmt_num
+from runexp_tui.tui.widgets.loss_chart import OVERLAY_STYLES, braille_overlay
+
+if TYPE_CHECKING:
+    from runexp_tui.tui.app import RunexpApp
+
+
+class RowsLoaded(Message):
+    def __init__(self, repo: str, rows: list[Any], error: str | None = None) -> None:
+        super().__init__()
+        self.repo = repo
+        self.rows = rows
+        self.error = error
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    s = int(seconds)
+    h, m = divmod(s // 60, 60)
+    return f"{h}h{m:02d}m" if h else f"{m}m{s % 60:02d}s"
+
+
+class RunsScreen(Screen[None]):
+    """Every run of the repo; overlay several runs' curves of one metric."""
+
+    DEFAULT_CSS = """
+    RunsScreen #runs-table { height: 1fr; min-height: 5; }
+    RunsScreen #runs-chart { height: 1fr; min-height: 6; border: round $primary; }
+    RunsScreen #runs-legend { height: auto; }
+    RunsScreen #runs-msg { height: auto; color: $text-muted; }
+    """
+    BINDINGS = [
+        Binding("escape", "close", "Back"),
+        Binding("space", "mark", "Mark"),
+        Binding("enter", "open_run", "Follow", priority=True),
+        Binding("k", "next_key", "Metric"),
+        Binding("K", "next_key(False)", "Previous metric", show=False),
+        Binding("ctrl+r", "reload", "Reload", show=False),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rows: list[Any] = []
+        self.keys: list[str] = []
+        self.key: str | None = None
+        self.marked: list[str] = []  # run ids, in the order marked
+        self.loaded = False
+
+    @property
+    def rx(self) -> RunexpApp:
+        return self.app  # type: ignore[return-value]
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Static("Reading the repo's runs…", id="runs-msg")
+            yield DataTable(id="runs-table", cursor_type="row", zebra_stripes=True)
+            yield Static(id="runs-chart")
+            yield Static(id="runs-legend")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#runs-chart").border_title = "Metric"
+        table = self.query_one("#runs-table", DataTable)
+        table.add_columns("", "Run", "Status", "Took", "Where", "Last", "Best", "Changed")
+        table.focus()
+        self.action_reload()
+
+    def action_reload(self) -> None:
+        repo = self.rx.session.repo
+        if repo is None:
+            self.query_one("#runs-msg", Static).update("No repository chosen yet.")
+            return
+        self._load(str(repo))
+
+    @work(thread=True, exclusive=True, group="runs-view", exit_on_error=False)
+    def _load(self, repo: str) -> None:
+        from runexp_tui.core.runs_table import repo_rows
+
+        try:
+            rows = repo_rows(repo)
+        except (OSError, ValueError) as exc:
+            self.post_message(RowsLoaded(repo, [], str(exc)))
+            return
+        self.post_message(RowsLoaded(repo, rows))
+
+    @on(RowsLoaded)
+    def _on_rows(self, message: RowsLoaded) -> None:
+        if str(self.rx.session.repo) != message.repo:
+            return  # an answer for a repo the app has left
+        from runexp_tui.core.runs_table import metric_keys
+
+        self.rows = message.rows
+        self.keys = metric_keys(self.rows)
+        if self.key not in self.keys:
+            self.key = self.keys[0] if self.keys else None
+        self.loaded = True
+        name = Path(message.repo).name
+        if message.error:
+            text = f"Cannot read the runs of {name}: {message.error}"
+        elif not self.rows:
+            text = f"{name} has no runs yet."
+        else:
+            text = (
+                f"{len(self.rows)} run(s) of {name} · metric {self.key or '-'} (k: next)"
+                " · space marks runs to overlay · Enter follows one"
+            )
+        self.query_one("#runs-msg", Static).update(text)
+        self._fill()
+        self._chart()
+
+    def _fill(self) -> None:
+        table = self.query_one("#runs-table", DataTable)
+        cursor = table.cursor_row
+        table.clear()
+        key = self.key or ""
+        for row in self.rows:
+            mark = str(self.marked.index(row.id) + 1) if row.id in self.marked else ""
+            style = OVERLAY_STYLES[(int(mark) - 1) % len(OVERLAY_STYLES)] if mark else ""
+            status = Text(row.status, style="green" if not row.ended else "")
+            changed = Text(
+                " ".join(row.changed) or "-", style="bold yellow" if row.changed else "dim"
+            )
+            table.add_row(
+                Text(mark, style=f"bold {style}"),
+                Text(row.id, style=style),
+                status,
+                _duration(row.duration_s),
+                row.where,
+                fmt_num(row.last(key), "{:.4g}") if key else "-",
+                fmt_num(row.best(key), "{:.4g}") if key else "-",
+                changed,
+                key=row.id,
+            )
+        if self.rows:
+            table.move_cursor(row=min(cursor, len(self.rows) - 1))
+
+    def _shown(self) -> list[Any]:
+        """The runs the chart draws: the marked ones, else the one under the cursor."""
+        by_id = {r.id: r for r in self.rows}
+        picked = [by_id[i] for i in self.marked if i in by_id]
+        if picked:
+            return picked
+        table = self.query_one("#runs-table", DataTable)
+        if self.rows and 0 <= table.cursor_row < len(self.rows):
+            return [self.rows[table.cursor_row]]
+        return []
+
+    def _chart(self) -> None:
+        chart = self.query_one("#runs-chart", Static)
+        legend = self.query_one("#runs-legend", Static)
+        chart.border_title = f"Metric: {self.key}" if self.key else "Metric"
+        runs = self._shown()
+        if not self.key or not runs:
+            chart.update(Text("no metric in these runs' logs" if self.loaded else "", style="dim"))
+            legend.update("")
+            return
+        series = []
+        text = Text()
+        for n, row in enumerate(runs):
+            style = OVERLAY_STYLES[n % len(OVERLAY_STYLES)]
+            steps, values = row.series.get(self.key, ([], []))
+            xs = [float(i) if s is None else float(s) for i, s in enumerate(steps)]
+            series.append((xs, values, style))
+            if n:
+                text.append("   ")
+            text.append("━━ ", style=style)
+            text.append(row.id, style=f"bold {style}")
+            label = " ".join(row.changed[:3])
+            if label:
+                text.append(f" {label}", style=style)
+        width = max(20, (chart.size.width or 80) - 2)
+        height = max(4, (chart.size.height or 10) - 2)
+        chart.update(braille_overlay(series, width, height))
+        legend.update(text)
+
+    def on_resize(self) -> None:
+        self._chart()
+
+    @on(DataTable.RowHighlighted)
+    def _on_highlight(self) -> None:
+        if not self.marked:
+            self._chart()
+
+    def action_mark(self) -> None:
+        table = self.query_one("#runs-table", DataTable)
+        if not self.rows:
+            return
+        rid = self.rows[table.cursor_row].id
+        if rid in self.marked:
+            self.marked.remove(rid)
+        else:
+            self.marked.append(rid)
+        self._fill()
+        self._chart()
+
+    def action_next_key(self, forward: bool = True) -> None:
+        if not self.keys:
+            return
+        i = self.keys.index(self.key) if self.key in self.keys else -1
+        self.key = self.keys[(i + (1 if forward else -1)) % len(self.keys)]
+        self._fill()
+        self._chart()
+
+    def action_open_run(self) -> None:
+        if not self.rows:
+            return
+        table = self.query_one("#runs-table", DataTable)
+        rid = self.rows[table.cursor_row].id
+        self.rx.follow_run(rid)
+        self.dismiss()
+        self.rx.open_monitor()
+
+    def action_close(self) -> None:
+        self.dismiss()

@@ -1,0 +1,70 @@
+"""The Runs view: every run of the repo, what each changed, overlaid curves, Enter follows."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from textual.widgets import DataTable
+
+from runexp_tui.core.runs import RunRecord, save_record
+from runexp_tui.core.runs_table import build_rows, changed_keys
+from runexp_tui.tui.screens.monitor import MonitorScreen
+from runexp_tui.tui.screens.runs import RunsScreen
+from tests.tui.test_monitor import wait_until
+
+
+def _run(repo: Path, rid: str, lr: str, losses: list[float], created: str) -> RunRecord:
+    run_dir = repo / ".runexp" / "runs" / rid
+    run_dir.mkdir(parents=True)
+    log = run_dir / "output.log"
+    log.write_text("".join(f"step {i} | loss {v}\n" for i, v in enumerate(losses)))
+    (run_dir / "exit.json").write_text(json.dumps({"code": 0, "signal": None, "ended_at": 1e9}))
+    record = RunRecord(
+        id=rid,
+        run_dir=str(run_dir),
+        name="train",
+        created_at=created,
+        cwd=str(repo),
+        repo=str(repo),
+        log_path=str(log),
+        config={"repo": str(repo), "command": f"python train.py --lr {lr} --epochs 3", "gpus": []},
+        state="exited",
+        exit_code=0,
+    )
+    save_record(record)
+    return record
+
+
+def test_rows_compare_each_run_with_the_one_before(tmp_path: Path) -> None:
+    a = _run(tmp_path, "20261201-100000-aaaa", "0.1", [2.0, 1.0, 0.5], "2026-12-01T10:00:00+00:00")
+    b = _run(tmp_path, "20261201-110000-bbbb", "0.3", [2.0, 1.5, 1.2], "2026-12-01T11:00:00+00:00")
+    rows = build_rows([a, b])
+    assert [r.id for r in rows] == [b.id, a.id]  # newest first
+    assert rows[0].changed == ("lr=0.3",) and rows[1].changed == ()
+    assert rows[0].last("loss") == 1.2 and rows[1].best("loss") == 0.5
+    assert changed_keys({"lr": 0.1, "amp": True}, {"lr": 0.1}) == ("amp=-",)
+
+
+async def test_runs_view_overlays_marked_runs_and_follows_one(app_factory, tmp_path: Path) -> None:
+    (tmp_path / "train.py").write_text("print('hi')\n")
+    _run(tmp_path, "20261201-100000-aaaa", "0.1", [2.0, 1.0, 0.5], "2026-12-01T10:00:00+00:00")
+    _run(tmp_path, "20261201-110000-bbbb", "0.3", [2.0, 1.5, 1.2], "2026-12-01T11:00:00+00:00")
+    app = app_factory(tmp_path)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.press("escape")  # out of any field
+        await pilot.press("ctrl+r")
+        await wait_until(pilot, lambda: isinstance(app.screen, RunsScreen) and app.screen.loaded)
+        screen = app.screen
+        table = screen.query_one("#runs-table", DataTable)
+        assert table.row_count == 2
+        assert str(table.get_row_at(0)[-1]) == "lr=0.3"
+        await pilot.press("space", "down", "space")
+        assert screen.marked == ["20261201-110000-bbbb", "20261201-100000-aaaa"]
+        legend = str(screen.query_one("#runs-legend").render())
+        assert "20261201-110000-bbbb lr=0.3" in legend and "20261201-100000-aaaa" in legend
+        chart = str(screen.query_one("#runs-chart").render())
+        assert "0.5" in chart and "2" in chart  # the shared y range spans both runs
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, MonitorScreen))
+        await wait_until(pilot, lambda: app.session.run_id == "20261201-100000-aaaa")
