@@ -82,8 +82,8 @@ def run(args: argparse.Namespace) -> int:
         backend = for_spec(args.backend or "local", options)
     except BackendError as exc:
         return _fail(str(exc))
-    config = repo_config(repo, warn_prefix="runexp-tui launch")
     try:
+        config = repo_config(repo)
         opts = LaunchOptions(
             command=args.user_command,
             gpus=None if args.gpus is None else parse_gpus(args.gpus),

@@ -27,21 +27,26 @@ def _elapsed(seconds: float | None) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from runexp_tui.core.backends import run_status
-    from runexp_tui.core.runs import RunRegistry, all_runs, sync_record
+    from runexp_tui.core.runs import RunRegistry, all_runs, find_repo_root
 
+    broken: list[tuple[str, str]] = []
     if args.repo is not None:
         repo = Path(args.repo).expanduser()
         if not repo.is_dir():
             print(f"runexp-tui runs: not a folder: {args.repo}", file=sys.stderr)
             return 2
-        records = RunRegistry(repo).list()
+        registry = RunRegistry(repo)
+        records = registry.list()
+        broken = registry.broken()
     else:
         records = all_runs()
-    rows = []
-    for rec in records:
-        status = run_status(rec)
-        rec = sync_record(rec, status)
-        rows.append((rec, status))
+        here = find_repo_root(Path.cwd())
+        if here is not None:
+            broken = RunRegistry(here).broken()
+    # A reader: the live status is derived, never written back (run.json is the writers').
+    rows = [(rec, run_status(rec)) for rec in records]
+    for folder, why in broken:
+        print(f"runexp-tui runs: unreadable run {folder}: {why}", file=sys.stderr)
     if args.json:
         out = []
         for rec, status in rows:
@@ -51,7 +56,10 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(out, indent=2))
         return 0
     if not rows:
-        print("no runs yet" + (f" in {args.repo}" if args.repo else ""))
+        if broken:
+            print(f"no readable runs ({len(broken)} unreadable, listed above)")
+        else:
+            print("no runs yet" + (f" in {args.repo}" if args.repo else ""))
         return 0
     header = ("ID", "STATE", "ELAPSED", "NAME", "REPO")
     table = [header]

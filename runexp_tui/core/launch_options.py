@@ -3,12 +3,10 @@ repo's saved config: one place for `launch`, `resume` and the queue, so they agr
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from runexp_tui.core.config import (
-    ConfigError,
     EnvSettings,
     ExperimentConfig,
     WandbMode,
@@ -93,13 +91,11 @@ def distributed_kind(config: ExperimentConfig) -> str | None:
         return None
 
 
-def repo_config(repo: Path, *, warn_prefix: str = "runexp-tui") -> ExperimentConfig:
-    """The repo's saved config, or the defaults (a broken file is reported, then ignored)."""
-    try:
-        return load_config(repo) or default_config(repo)
-    except ConfigError as exc:
-        print(f"{warn_prefix}: ignoring the saved config: {exc}", file=sys.stderr)
-        return default_config(repo)
+def repo_config(repo: Path) -> ExperimentConfig:
+    """The repo's saved config, or the defaults when it has none. A broken file is an error
+    (ConfigError naming the file and the key), never silently replaced by defaults: a launch
+    on the CPU instead of the saved GPUs would look like it worked."""
+    return load_config(repo) or default_config(repo)
 
 
 def apply_options(config: ExperimentConfig, opts: LaunchOptions, *, repo: Path) -> ExperimentConfig:

@@ -343,7 +343,7 @@ def start_item(item: QueueItem, gpus: tuple[int, ...]) -> RunRecord:
     opts = LaunchOptions(
         command=item.command, gpus=gpus, env=item.env, wandb=item.wandb, project=item.project
     )
-    config = apply_options(repo_config(repo, warn_prefix="runexp-tui queue"), opts, repo=repo)
+    config = apply_options(repo_config(repo), opts, repo=repo)
     dist = distributed_kind(config) if len(gpus) > 1 else None
     spec = build_launch(config, analysis_distributed=dist, simulated_gpus=item.simulate_gpus)
     name = "-".join(f"{k.lstrip('-')}={v}" for k, v in item.grid.items())

@@ -72,7 +72,7 @@ def submit_array(
     if not items:
         return []
     repo = Path(items[0].repo)
-    base = repo_config(repo, warn_prefix="runexp-tui queue")
+    base = repo_config(repo)
     specs = []
     for item in items:
         opts = LaunchOptions(

@@ -9,6 +9,7 @@ global index). It never imports a backend.
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import fcntl
 import json
@@ -48,6 +49,44 @@ class AmbiguousRunError(LookupError):
     """A prefix matches several runs; the message lists them."""
 
 
+class RunRecordError(RunNotFoundError, ValueError):
+    """A run.json that cannot be read as a record; the message says which file and why."""
+
+
+# The JSON type each field must have (None allowed where the default is None).
+_FIELD_TYPES: dict[str, tuple[type, ...]] = {
+    "id": (str,), "run_dir": (str,), "name": (str,), "created_at": (str,), "host": (str,),
+    "backend": (str,), "argv": (list, tuple), "env": (dict,), "cwd": (str,),
+    "pid": (int,), "pgid": (int,), "pid_create_time": (int, float), "job_id": (str,),
+    "log_path": (str,), "log_offset": (int,), "config": (dict,), "repo": (str,),
+    "display": (str,), "wandb_dir": (str,), "state": (str,), "exit_code": (int,),
+    "stop_requested": (bool,), "stop_requested_at": (str,), "stopped_at": (str,),
+    "warnings": (list, tuple), "resumes": (str,),
+}  # fmt: skip
+_NULLABLE = {"pid", "pgid", "pid_create_time", "job_id", "wandb_dir", "exit_code",
+             "stop_requested_at", "stopped_at", "resumes"}  # fmt: skip
+_JSON_NAMES = {str: "a string", int: "a whole number", float: "a number", bool: "true/false",
+               list: "a list", tuple: "a list", dict: "an object"}  # fmt: skip
+
+
+def _check_fields(data: dict[str, Any]) -> str | None:
+    """Why `data` is not a record (a missing id, a wrongly typed field), or None."""
+    for key in ("id", "run_dir"):
+        if not isinstance(data.get(key), str) or not data[key]:
+            return f"'{key}' is missing or not a string"
+    for key, types in _FIELD_TYPES.items():
+        if key not in data or (data[key] is None and key in _NULLABLE):
+            continue
+        value = data[key]
+        ok = isinstance(value, types) and not (isinstance(value, bool) and bool not in types)
+        if not ok:
+            return f"'{key}' should be {_JSON_NAMES[types[0]]}, not {json.dumps(value)[:40]}"
+    for key in ("argv", "warnings"):
+        if key in data and not all(isinstance(x, str) for x in data[key]):
+            return f"'{key}' should be a list of strings"
+    return None
+
+
 @dataclass(frozen=True)
 class RunRecord:
     """Everything `run.json` holds about one launched run (secrets already masked)."""
@@ -78,6 +117,8 @@ class RunRecord:
     stopped_at: str | None = None
     warnings: tuple[str, ...] = ()
     resumes: str | None = None  # the id of the run this one continues (`runexp-tui resume`)
+    # keys of run.json this version does not know (a newer one wrote them): written back as is
+    unknown: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def path(self) -> Path:
@@ -88,17 +129,26 @@ class RunRecord:
         return Path(self.run_dir) / EXIT_FILE
 
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
+        d = {k: v for k, v in self.unknown.items()}  # keys a newer version wrote: kept
+        d.update(asdict(self))
+        d.pop("unknown", None)
         d["argv"] = list(self.argv)
         d["warnings"] = list(self.warnings)
         return d
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunRecord:
-        known = {f.name for f in fields(cls)}
-        kw = {k: v for k, v in data.items() if k in known}  # newer files may carry more keys
+        """The record `data` holds; RunRecordError naming the field when it is not one."""
+        if not isinstance(data, dict):
+            raise RunRecordError(f"not a run record (a JSON {type(data).__name__}, not an object)")
+        why = _check_fields(data)
+        if why is not None:
+            raise RunRecordError(f"not a run record: {why}")
+        known = {f.name for f in fields(cls)} - {"unknown"}
+        kw = {k: v for k, v in data.items() if k in known}
         kw["argv"] = tuple(kw.get("argv") or ())
         kw["warnings"] = tuple(kw.get("warnings") or ())
+        kw["unknown"] = {k: v for k, v in data.items() if k not in known}
         return cls(**kw)
 
     def with_(self, **changes: Any) -> RunRecord:
@@ -189,9 +239,19 @@ def save_record(record: RunRecord) -> Path:
 def load_record(run_dir: str | os.PathLike[str]) -> RunRecord:
     """Read a run folder's `run.json`; the folder's real location wins over the stored one."""
     d = Path(run_dir)
-    data = json.loads((d / RUN_FILE).read_text(encoding="utf-8"))
-    data["run_dir"] = str(d)
-    return RunRecord.from_dict(data)
+    path = d / RUN_FILE
+    try:
+        data = json.loads(path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise RunRecordError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+    except json.JSONDecodeError as exc:
+        raise RunRecordError(f"{path}: not valid JSON (line {exc.lineno}: {exc.msg})") from None
+    if isinstance(data, dict):
+        data["run_dir"] = str(d)
+    try:
+        return RunRecord.from_dict(data)
+    except RunRecordError as exc:
+        raise RunRecordError(f"{path}: {exc}") from None
 
 
 def read_exit(record: RunRecord) -> ExitInfo | None:
@@ -408,6 +468,16 @@ class RunRegistry:
                 out.append(load_record(self.runs_dir / i))
         return out
 
+    def broken(self) -> builtins.list[tuple[str, str]]:
+        """The run folders whose run.json cannot be read, with the reason (for `runs`)."""
+        out: list[tuple[str, str]] = []
+        for i in self._ids():
+            try:
+                load_record(self.runs_dir / i)
+            except (OSError, ValueError) as exc:
+                out.append((i, str(exc).replace(str(self.runs_dir / i / RUN_FILE) + ": ", "")))
+        return out
+
     def get(self, id_or_prefix: str) -> RunRecord:
         """The run with this id or unique id prefix; RunNotFoundError / AmbiguousRunError."""
         return load_record(self.runs_dir / _match(self._ids(), id_or_prefix))
@@ -443,8 +513,12 @@ def find_run(id_or_prefix: str, *, cwd: str | os.PathLike[str] | None = None) ->
     """Find a run by id or prefix: first in the repo of `cwd`, then in the global index."""
     root = find_repo_root(cwd or os.getcwd())
     if root is not None:
-        with contextlib.suppress(RunNotFoundError):
+        try:
             return RunRegistry(root).get(id_or_prefix)
+        except RunRecordError:
+            raise  # found, but its run.json cannot be read: say why, do not look elsewhere
+        except RunNotFoundError:
+            pass
     entries = read_global_index()
     run_id = _match([e["id"] for e in entries], id_or_prefix)
     for e in reversed(entries):
