@@ -6,8 +6,10 @@ import contextlib
 import errno
 import json
 import os
+import re
 import stat
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +25,30 @@ def regular_file_opener(path: str, flags: int) -> int:
         os.close(fd)
         raise
     return fd
+
+
+STALE_TEMP_S = 600.0  # a temp file of ours this old was left by a killed writer
+
+
+def clean_stale_temps(target: Path, *, older_than: float = STALE_TEMP_S) -> list[Path]:
+    """Remove the temp files our atomic writes of `target` left behind when killed
+    (`.train.py.<8 random>.tmp`, untouched for `older_than` s); a fresh one may be another
+    writer's and is kept, as is anything of another name. Returns what was removed."""
+    pattern = re.compile(rf"^\.{re.escape(target.name)}\.[a-z0-9_]{{8}}\.tmp$")
+    removed: list[Path] = []
+    now = time.time()
+    try:
+        entries = list(os.scandir(target.parent))
+    except OSError:
+        return removed
+    for e in entries:
+        if not pattern.match(e.name):
+            continue
+        with contextlib.suppress(OSError):
+            if e.is_file(follow_symlinks=False) and now - e.stat().st_mtime > older_than:
+                os.unlink(e.path)
+                removed.append(Path(e.path))
+    return removed
 
 
 def atomic_write_bytes(
@@ -45,6 +71,7 @@ def atomic_write_bytes(
             umask = os.umask(0)
             os.umask(umask)
             mode = 0o666 & ~umask
+    clean_stale_temps(target)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
