@@ -206,9 +206,6 @@ class RunexpApp(App[None]):
                 driver.write(desktop_notification(event.title, event.body))
 
     # ----- phases ------------------------------------------------------------------------------
-    def current_phase_key(self) -> str | None:
-        return getattr(self.screen, "PHASE", None)
-
     def skip_reason(self, key: str) -> str | None:
         """Why a phase does not apply to the confirmed config, or None when it does."""
         cfg = self.session.config
