@@ -183,6 +183,8 @@ def start_and_watch(
         result = watch_start(record, watch, status_fn=backend.status)
         out["status"] = result.status.to_dict()
         out["watch"] = result.to_dict()
+        if result.wandb.expected:
+            print(result.wandb.describe(), file=sys.stderr)
         if result.verdict == "failed_early":
             code = 1
             print(f"failed early: {result.early_error}", file=sys.stderr)

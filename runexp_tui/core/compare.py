@@ -114,7 +114,7 @@ def _folder_start(path: Path) -> float | None:
         return None
 
 
-def _wandb_run_dir(record: RunRecord) -> Path | None:
+def wandb_run_dir(record: RunRecord) -> Path | None:
     """The run's local wandb folder: the one recorded, else the folder under the run's wandb/
     that wandb started while this run ran (a later resume of the same id has its own)."""
     if record.wandb_dir:
@@ -147,7 +147,7 @@ def wandb_data(record: RunRecord) -> Any:
     """The run's wandb data (history, config, run id) or None when it has none readable."""
     from runexp_tui.core import wandb_local
 
-    run_dir = _wandb_run_dir(record)
+    run_dir = wandb_run_dir(record)
     if run_dir is None:
         return None
     try:
@@ -280,4 +280,5 @@ __all__ = [
     "summarize",
     "summarize_run",
     "wandb_data",
+    "wandb_run_dir",
 ]

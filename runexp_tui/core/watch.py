@@ -47,6 +47,56 @@ class WatchTick:
 
 
 @dataclass(frozen=True)
+class WandbCheck:
+    """Did the instrumentation work in the first seconds: a wandb run, a train metric in it?"""
+
+    expected: bool  # the run was launched with wandb on (WANDB_MODE / WANDB_PROJECT set)
+    run_dir: str | None = None  # the local wandb folder this run started
+    train_key: str | None = None  # the first train metric read from its .wandb file
+    keys: tuple[str, ...] = ()  # every metric logged so far
+
+    def describe(self) -> str:
+        if not self.expected:
+            return "wandb: off for this run"
+        if self.train_key:
+            return f"wandb: {self.train_key} logged (run folder {self.run_dir})"
+        if self.keys:
+            return f"wandb: logging {', '.join(self.keys[:3])}; no train metric yet"
+        if self.run_dir:
+            return f"wandb: run started ({self.run_dir}); no metric logged yet"
+        return "wandb: no run started yet (it may start after the first seconds)"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "expected": self.expected,
+            "run_dir": self.run_dir,
+            "train_key": self.train_key,
+            "keys": list(self.keys),
+        }
+
+
+def wandb_check(record: RunRecord) -> WandbCheck:
+    """The instrumentation's state now: read offline from the run's own `.wandb` file."""
+    expected = bool({"WANDB_MODE", "WANDB_PROJECT"} & set(record.env or {}))
+    if not expected:
+        return WandbCheck(False)
+    from runexp_tui.core.compare import wandb_data, wandb_run_dir
+
+    run_dir = wandb_run_dir(record)
+    if run_dir is None:
+        return WandbCheck(True)
+    data = wandb_data(record)
+    keys: list[str] = []
+    for row in data.history if data is not None else ():
+        for k, v in row.items():
+            numeric = isinstance(v, (int, float)) and not isinstance(v, bool)
+            if not k.startswith("_") and numeric and k not in keys:
+                keys.append(k)
+    train = next((k for k in keys if k.lower().startswith("train")), None)
+    return WandbCheck(True, str(run_dir), train, tuple(keys))
+
+
+@dataclass(frozen=True)
 class WatchResult:
     """The watchdog's verdict on the first seconds of a run."""
 
@@ -55,6 +105,7 @@ class WatchResult:
     log_grew: bool
     early_error: str | None
     status: RunStatus
+    wandb: WandbCheck = WandbCheck(False)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -63,6 +114,7 @@ class WatchResult:
             "log_grew": self.log_grew,
             "tail": list(self.tail),
             "status": self.status.to_dict(),
+            "wandb": self.wandb.to_dict(),
         }
 
 
@@ -176,6 +228,21 @@ def watch_start(
         verdict, error = "failed_early", scan.error
     else:
         verdict, error = "running", None
+    try:
+        from runexp_tui.core.backends import BackendError, for_record
+
+        try:
+            local = for_record(record).local_log  # the run's files are readable from here
+        except BackendError:
+            local = False
+        check = wandb_check(record) if local else WandbCheck(False)
+    except (OSError, ValueError, ImportError):
+        check = WandbCheck(bool({"WANDB_MODE", "WANDB_PROJECT"} & set(record.env or {})))
     return WatchResult(
-        verdict=verdict, tail=tuple(scan.tail), log_grew=grew, early_error=error, status=status
+        verdict=verdict,
+        tail=tuple(scan.tail),
+        log_grew=grew,
+        early_error=error,
+        status=status,
+        wandb=check,
     )

@@ -343,3 +343,25 @@ def test_secrets_in_a_shell_snippet_never_reach_the_record(repo: Path) -> None:
         assert "hunter2" not in text and "hunter3" not in text
     assert run["name"] == "train"
     assert "WANDB_API_KEY=********" in run["display"]
+
+
+# ---------------------------------------------------------------------------- the loop closed
+
+
+def test_the_watch_checks_that_the_train_metric_reached_wandb(repo: Path) -> None:
+    p = cli(
+        "launch", "--repo", str(repo), "--command", "python train.py --epochs 3 --wandb",
+        "--env", "system", "--wandb", "offline", "--watch", "60",
+    )  # fmt: skip
+    assert p.returncode == 0, p.stderr
+    check = json.loads(p.stdout)["watch"]["wandb"]
+    assert check["expected"] is True and check["train_key"] == "train/loss"
+    assert "offline-run-" in check["run_dir"] and "epoch" in check["keys"]
+    assert "wandb: train/loss logged" in p.stderr
+    off = cli(
+        "launch", "--repo", str(repo), "--command", "python train.py --epochs 1",
+        "--env", "system", "--wandb", "off", "--watch", "30",
+    )  # fmt: skip
+    assert json.loads(off.stdout)["watch"]["wandb"] == {
+        "expected": False, "run_dir": None, "train_key": None, "keys": [],
+    }  # fmt: skip

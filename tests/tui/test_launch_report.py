@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from runexp_tui.core.diagnosis.model import Finding
 from runexp_tui.core.runs import RunStatus
 from runexp_tui.core.watch import WatchResult, WatchTick
@@ -88,3 +90,16 @@ def test_tail_keeps_the_last_lines_under_the_log_name() -> None:
     assert text.splitlines()[0] == "Log tail (.runexp/runs/r1/output.log):"
     assert "line 39" in text and "line 35" in text and "line 34" not in text
     assert "(the log is empty)" in render_tail([], "/x.log", REPO).plain
+
+
+def test_verdict_says_whether_the_train_metric_reached_wandb() -> None:
+    from runexp_tui.core.watch import WandbCheck
+
+    base = _result("running", RunStatus("running"))
+    seen = replace(base, wandb=WandbCheck(True, "/r/wandb/offline-run-1-ab", "train/loss"))
+    assert "✓ wandb: train/loss logged (run folder /r/wandb/offline-run-1-ab)" in (
+        render_verdict("r1", seen, 10).plain
+    )
+    waiting = replace(base, wandb=WandbCheck(True))
+    assert "… wandb: no run started yet" in render_verdict("r1", waiting, 10).plain
+    assert "wandb" not in render_verdict("r1", replace(base, wandb=WandbCheck(False)), 10).plain

@@ -88,6 +88,12 @@ def render_verdict(run_id: str, result: Any, total: float, *, error: bool = True
             out.append(": " + str(result.early_error or "no error line found"))
         else:
             out.append(".")
+    check = getattr(result, "wandb", None)
+    if check is not None and check.expected and result.verdict != "failed_early":
+        # Closing the loop on the instrumentation: did the first train metric reach wandb?
+        ok = bool(check.train_key)
+        out.append("\n✓ " if ok else "\n… ", style="bold green" if ok else "yellow")
+        out.append(check.describe(), style="" if ok else "yellow")
     return out
 
 
