@@ -301,3 +301,14 @@ def test_the_dict_the_training_function_reads_is_the_config(tmp_path: Path) -> N
         calls = _run(script, tmp_path)
         assert calls[0] == {"call": "init", "config": ["epochs", "lr", "seed", "steps"]}
         assert sum(c["call"] == "log" for c in calls) == 2 * 3
+
+
+def test_a_running_sum_reported_as_a_mean_is_logged_as_the_mean(tmp_path: Path) -> None:
+    """`total_err += ...` in the loop, printed as `total_err / len(held_out)`: the sum grows
+    with the number of batches; the metric is the mean the script reports."""
+    script, text = _inject("shape_sum_mean.py", tmp_path)
+    log = next(ln for ln in text.splitlines() if "eval/" in ln)
+    assert '"eval/total_err": total_err / len(held_out)' in log
+    if HAS_TORCH:
+        evals = [c["data"] for c in _run(script, tmp_path) if "eval/total_err" in c.get("data", {})]
+        assert len(evals) == 2
