@@ -266,3 +266,49 @@ def test_a_worker_also_called_directly_is_not_guarded_by_its_first_parameter(
         calls = _run(script, tmp_path)  # the default, single-process path
         assert [c["call"] for c in calls].count("init") == 1
         assert sum(c["call"] == "log" for c in calls) == 3
+
+
+def test_init_goes_into_the_branch_a_subcommand_dispatch_trains_in(tmp_path: Path) -> None:
+    """`if opts.cmd == "fit": fit(opts)`: a run started before the test would be empty for
+    the other commands; it starts at the top of the function that trains."""
+    _, text = _inject("shape_subcommand.py", tmp_path)
+    lines = text.splitlines()
+    init = next(i for i, ln in enumerate(lines) if "wandb.init(" in ln)
+    assert lines[init - 1] == "def fit(opts):"
+    assert "config=vars(opts)" in lines[init]
+
+
+def test_a_rank_test_waits_for_the_setup_the_training_function_does(tmp_path: Path) -> None:
+    """`run(opts)` sets up the process group first (through a helper): a rank test before the
+    call is true on every process, so wandb.init goes in `run`, after the setup."""
+    script, text = _inject("shape_setup_in_callee.py", tmp_path)
+    lines = text.splitlines()
+    init = next(i for i, ln in enumerate(lines) if "wandb.init(" in ln)
+    assert lines[init - 1].strip() == "if is_primary():  # runexp-tui"
+    assert lines[init - 2].strip() == "setup_dist(opts)"
+    if HAS_TORCH:
+        calls = _run(script, tmp_path)
+        assert [c["call"] for c in calls].count("init") == 1
+        assert calls[0]["config"] == ["epochs", "lr", "rank", "seed"]
+
+
+def test_the_dict_the_training_function_reads_is_the_config(tmp_path: Path) -> None:
+    """`train_fn(hp, cli)` reading `hp["lr"]`: the run's config is `hp`, not the CLI switches."""
+    script, text = _inject("shape_dict_param.py", tmp_path)
+    init = next(ln for ln in text.splitlines() if "wandb.init(" in ln)
+    assert "config=hp)" in init
+    if HAS_TORCH:
+        calls = _run(script, tmp_path)
+        assert calls[0] == {"call": "init", "config": ["epochs", "lr", "seed", "steps"]}
+        assert sum(c["call"] == "log" for c in calls) == 2 * 3
+
+
+def test_a_running_sum_reported_as_a_mean_is_logged_as_the_mean(tmp_path: Path) -> None:
+    """`total_err += ...` in the loop, printed as `total_err / len(held_out)`: the sum grows
+    with the number of batches; the metric is the mean the script reports."""
+    script, text = _inject("shape_sum_mean.py", tmp_path)
+    log = next(ln for ln in text.splitlines() if "eval/" in ln)
+    assert '"eval/total_err": total_err / len(held_out)' in log
+    if HAS_TORCH:
+        evals = [c["data"] for c in _run(script, tmp_path) if "eval/total_err" in c.get("data", {})]
+        assert len(evals) == 2

@@ -335,4 +335,33 @@ def _inside_eval_function(ix: ScriptIndex, fn: Node) -> EvalLogPoint | None:
             if n.isidentifier() and n not in accum:
                 accum.append(n)
         anchor = st
-    return EvalLogPoint(ts.end_line(anchor), tuple(accum), ix.indent_of(anchor))
+    return EvalLogPoint(
+        ts.end_line(anchor), tuple(accum), ix.indent_of(anchor), _means(body, anchor, accum)
+    )
+
+
+def _means(body: list[Node], anchor: Node, accum: list[str]) -> tuple[tuple[str, str], ...]:
+    """Running sums that stay sums (`avg += psnr`, never divided in place) while the script
+    reports them divided (`print(avg / len(loader))`): the mean is the metric to log."""
+    out: list[tuple[str, str]] = []
+    later = [st for st in body if st.start_byte > anchor.start_byte]
+    for name in accum:
+        for st in later:
+            stack = [st]
+            found = None
+            while stack and found is None:
+                n = stack.pop()
+                if n.type in ("function_definition", "lambda"):
+                    continue
+                left = n.child_by_field_name("left") if n.type == "binary_operator" else None
+                if (
+                    left is not None
+                    and ts.text(left) == name
+                    and ts.text(n)[len(name) :].lstrip().startswith("/")
+                ):
+                    found = ts.text(n)
+                stack.extend(n.named_children)
+            if found is not None and "\n" not in found:
+                out.append((name, found))
+                break
+    return tuple(out)

@@ -20,6 +20,7 @@ from runexp_tui.core.analysis.config import (
     promote,
     self_config,
 )
+from runexp_tui.core.analysis.dispatch import hyper_dict_arg, hyper_dict_param, into_called
 from runexp_tui.core.analysis.distributed import spawned_workers
 from runexp_tui.core.analysis.index import ScriptIndex
 from runexp_tui.core.analysis.model import Distributed, InitPoint
@@ -120,6 +121,21 @@ def init_point(
                 lifted2 = ancestor_in(setup, anchor_after.parent)
                 if lifted2 is not None and lifted2.start_byte > anchor_after.start_byte:
                     anchor_after = lifted2
+    setup_fn = (_last_setup(ix, target) if target is not None else None) or _setup_in_function(ix)
+    where_trains = target if target is not None else setup_fn
+    if anchor_after is not None and where_trains is not None:
+        # a dispatch branch, or a function that sets up the process group: init goes in there
+        called = into_called(ix, anchor_after, var, where_trains, setup_fn)
+        if called is not None:
+            after, callee, var = called
+            if after is None:
+                return _body_start(ix, callee, var)
+            anchor_after = after
+            target = None
+    if anchor_after is not None and target is not None:
+        hyper = hyper_dict_arg(ix, anchor_after, var, target)
+        if hyper is not None:
+            var, anchor_after = hyper
     if anchor_after is not None:
         if var and target is not None:
             anchor_after = complete_until(anchor_after, var, target)
@@ -150,6 +166,15 @@ def _last_setup(ix: ScriptIndex, target: Node) -> Node | None:
         if c.start_byte < target.start_byte and (scope(c) == fn or scope(c) is None):
             found = c
     return found
+
+
+def _setup_in_function(ix: ScriptIndex) -> Node | None:
+    """With the training loop in another file: the process-group setup in one of this file's
+    functions (`main(args)` starting with `init_distributed_mode(args)`)."""
+    for c in ix.calls_named("init_process_group", "init_distributed", "init_distributed_mode"):
+        if scope(c) is not None:
+            return c
+    return None
 
 
 def _same_var_branches(cands: list[tuple[Node, str | None]]) -> bool:
@@ -286,6 +311,7 @@ def _init_in_worker(
         lifted = ancestor_in(setup, fn.child_by_field_name("body"))
         if lifted is not None and (local_def is None or lifted.start_byte > local_def.start_byte):
             local_def = lifted  # `args.rank` is only final once the process group exists
+    wvar = hyper_dict_param(fn, wvar) or wvar
     if local_def is not None:
         st = ix.line_stmt(local_def)
         return InitPoint(ts.end_line(st), wvar, ix.indent_of(st))

@@ -71,6 +71,8 @@ class EvalLogPoint:
     after_line: int
     metric_vars: tuple[str, ...] = ()
     indent: str = ""
+    # not in the JSON contract: a running sum the script reports as a mean (`total / len(x)`)
+    means: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)

@@ -134,7 +134,11 @@ def manual_hunks(plan: Plan, guard: str | None, keras: bool, library: bool = Fal
 
     if wants_eval and pts.eval_log is not None:
         ev = pts.eval_log
-        items = [f'"eval/{metric_key(m)}": {_scalar(src, m)}' for m in ev.metric_vars]
+        means = dict(ev.means)
+        items = [
+            f'"eval/{metric_key(m)}": {means[m] if m in means else _scalar(src, m)}'
+            for m in ev.metric_vars
+        ]
         names = ", ".join(ev.metric_vars)
         _log_hunk(plan, "eval_log", f"eval log: {names}", ev, items, guard, names)
     elif pts.eval_log is not None and has_eval:
