@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help demo test check lint fmt bench sysdeps clean
+.PHONY: help demo test check lint fmt bench reliability sysdeps clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS=":.*## "} {printf "  make %-8s %s\n", $$1, $$2}'
@@ -35,6 +35,9 @@ check: $(STAMP) ## ruff format + lint, mypy on core, import contracts, then the 
 fmt: $(STAMP) ## format the code
 	$(BIN)/ruff format runexp_tui tests bench
 	$(BIN)/ruff check --fix runexp_tui tests bench
+
+reliability: $(STAMP) ## the long reliability run (10,000 generated scripts, 200 kills; a bounded one is in make test)
+	$(BIN)/python scripts/reliability.py --write
 
 bench: $(STAMP) ## run the benchmarks (they print figures; not part of make test)
 	@for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
