@@ -7,6 +7,7 @@ non-ASCII text (where byte and character columns differ) is handled in exactly o
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cache
@@ -153,18 +154,40 @@ def lone_cr_as_lf(source: bytes) -> bytes:
     return _LONE_CR.sub(b"\n", source)
 
 
+# The last few parses, by source: the analysis, the injector and its parse checks ask for the
+# same text (the script, then the patched script) several times; a tree is never edited here,
+# so one parse serves them all. Small and bounded: a few entries, none over _CACHE_MAX bytes.
+_CACHE: dict[bytes, Tree] = {}
+_CACHE_SIZE = 4
+_CACHE_MAX = 32 << 20
+_CACHE_LOCK = threading.Lock()
+
+
 def parse(source: bytes) -> Tree:
     """Parse Python source; never raises (errors become ERROR/MISSING nodes).
 
     A lone CR ends a line for Python (old Mac files, CR-only editors) but not for tree-sitter,
     which would read the whole file as one line: it is parsed as LF, byte for byte the same
-    length, so every offset and row matches the file as Python reads it.
+    length, so every offset and row matches the file as Python reads it. The same source
+    parsed again soon is answered from a small cache (treat the tree as read-only).
     """
     from tree_sitter import Parser
 
+    with _CACHE_LOCK:
+        hit = _CACHE.pop(source, None)
+        if hit is not None:
+            _CACHE[source] = hit  # most recent last
+            return hit
+    key = source
     if b"\r" in source:
         source = lone_cr_as_lf(source)
-    return Parser(language()).parse(source)
+    tree = Parser(language()).parse(source)
+    if len(key) <= _CACHE_MAX:
+        with _CACHE_LOCK:
+            _CACHE[key] = tree
+            while len(_CACHE) > _CACHE_SIZE:
+                _CACHE.pop(next(iter(_CACHE)))
+    return tree
 
 
 def captures(q: Query, node: Node) -> dict[str, list[Node]]:

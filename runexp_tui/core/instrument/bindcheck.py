@@ -74,14 +74,28 @@ class Unbound:
         return text if f"`{self.name}`" in text else f"`{self.name}` {text}"
 
 
+_LAST: list[tuple[str, ast.Module | None]] = []  # the last few parses (read-only trees)
+
+
 def parse(text: str) -> ast.Module | None:
-    """The module, or None when the text is not valid Python for this interpreter."""
+    """The module, or None when the text is not valid Python for this interpreter.
+
+    The patched text is checked here and by the parse check: the last few texts are kept, so
+    a big script is parsed by Python once per text, not once per question.
+    """
+    for seen, known in _LAST:
+        if seen is text or seen == text:
+            return known
+    tree: ast.Module | None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            return ast.parse(text)
+            tree = ast.parse(text)
         except (SyntaxError, ValueError):
-            return None
+            tree = None
+    _LAST.insert(0, (text, tree))
+    del _LAST[3:]
+    return tree
 
 
 class Index:

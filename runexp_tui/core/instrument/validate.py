@@ -95,10 +95,14 @@ def check_parses(original_text: str, patched_text: str) -> None:
         node = new[0]
         what = "missing " + node.type if node.is_missing else "syntax error"
         raise InjectError(f"the patched script would not parse: {what}", node.start_point.row + 1)
+    from runexp_tui.core.instrument.bindcheck import parse as python_parse
+
+    if python_parse(patched_text) is not None:  # shared with the binding check's parse
+        return
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # invalid escape sequences in the user's code are not ours
         try:
-            ast.parse(patched_text)
+            ast.parse(patched_text)  # again, for the message (the failing case only)
             return
         except SyntaxError as exc:
             message, line = exc.msg, exc.lineno
