@@ -196,8 +196,10 @@ _TRIGGERS: tuple[tuple[bytes | None, re.Pattern[bytes]], ...] = (
     (None, re.compile(rb": +['\"]?(?:tensor\()?[-+.0-9nNiI]" + _REST)),
     (None, re.compile(rb"te[rp][ ]*[:=]?[ ]*\[?[0-9]" + _REST)),  # iter, step
     (None, re.compile(rb"ch(?<=poch|atch)[ ]*[:=]?[ ]*\[?[0-9]" + _REST)),  # epoch, batch
-    # a bare tqdm bar, " 50%|#####     | 6/12 [00:01<00:01]": its counter is the step context
-    (b"/", re.compile(rb"/[0-9]+ \[" + _REST)),
+    # a bare tqdm bar, " 50%|#####     | 6/12 [00:01<00:01]": its counter is the step context.
+    # Only a line's last state gives values, so this one runs to the end of the line (over its
+    # other states): one candidate per bar line, its last state, whatever the redraws.
+    (b"/", re.compile(rb"/[0-9]+ \[[^\n]*")),
 )
 # A pipe-separated table row, "| test loss  5.71 |". A bare "|" is in every progress bar, so
 # this trigger runs only in logs that have shown a table row through another trigger (an
@@ -1005,6 +1007,7 @@ class _Plan:
     step_of: Callable[[_Buf], _Buf] | None  # the line's own step (counter or step key)
     int_step: bool  # step_of is a short digit run (a counter), read faster by int()
     may_step: bool  # a line of this shape can carry a step or an epoch
+    sure_step: bool  # ... and always a step (a counter's digits, never nan)
 
 
 _PLANS: dict[bytes, _Plan | None] = {}
@@ -1066,9 +1069,10 @@ def _make_plan(shape: bytes, seg: _Buf) -> _Plan | None:
         step_span = slice(t.ops[0][1], t.ops[0][2])
     elif not t.ops and len(step_items) == 1:
         step_span = slice(*step_items[0])
+    # (A step-only line, a bare progress bar, is read column by column too: it sets the step.)
     bulk = (
         fast
-        and bool(keys)
+        and (bool(keys) or step_span is not None)
         and len(set(keys)) == len(keys)
         and (step_span is not None or not (t.ops or step_items))
     )
@@ -1087,6 +1091,7 @@ def _make_plan(shape: bytes, seg: _Buf) -> _Plan | None:
         operator.itemgetter(step_span) if step_span is not None else None,
         bool(t.ops) and t.ops[0][2] - t.ops[0][1] <= 15,
         bool(t.ops) or t.json or any(item[0] == _STEPKEY for item in t.items),
+        any(op[0] != _OP_EPOCH for op in t.ops),
     )
 
 
@@ -1237,7 +1242,11 @@ class _Block:
                     at[i] = epoch
                 else:
                     at[i] = float(count + i)
-        self.step, self.count = step, count + n
+        # a step-only line is no metric line: it does not count (as in ``line``)
+        self.step, self.count = (
+            step,
+            count + n - sum(not p.keys for p in groups for _ in groups[p][0]),
+        )
         # Each key's points in line order: straight from one plan, or merged by position.
         sources: dict[str, list[tuple[list[int], list[float]]]] = {}
         for plan, (_segs, pos) in groups.items():
@@ -1274,6 +1283,40 @@ def _seg_parse(plan: _Plan, seg: _Buf) -> _Parsed | None:
     return _parse(text) if t.dict_repr and _LEAD_ZERO.search(seg) else _evaluate(t, text)
 
 
+def _held_context(block: _Block, held: list[tuple[_Plan, _Buf]]) -> None:
+    """Record the step context of a line's earlier states (the newest with a step), clear them."""
+    for plan, seg in reversed(held):
+        facts = _seg_parse(plan, seg)
+        if facts is not None and (facts.step is not None or facts.epoch is not None):
+            block.context(_Parsed([], facts.step, facts.epoch))
+            break
+    held.clear()
+
+
+def _line_context(block: _Block, buf: _Buf, start: int) -> None:
+    """Record, as step context, the newest earlier state (before ``start``) of a line that
+    has a step: the backward scan of ``_line_parse``."""
+    rfind = buf.rfind
+    line_start = rfind(b"\n", 0, start) + 1
+    j = start - 1  # the \r that ends the state before
+    while j > line_start:
+        k = rfind(b"\r", line_start, j)
+        seg = buf[k + 1 if k >= 0 else line_start : j]
+        shape = bytes(seg.translate(_ZERO_DIGITS))
+        try:
+            plan = _PLANS[shape]
+        except KeyError:
+            plan = _PLANS[shape] = _make_plan(shape, seg)
+        if plan is not None and plan.may_step:
+            facts = _seg_parse(plan, seg)
+            if facts is not None and (facts.step is not None or facts.epoch is not None):
+                block.context(_Parsed([], facts.step, facts.epoch))
+                return
+        if k < 0:
+            return
+        j = k
+
+
 def _parse_block(buf: _Buf, limit: int, parser: MetricParser) -> None:
     """Parse the candidate segments of ``buf[:limit]`` into the parser's store, in order.
 
@@ -1285,26 +1328,41 @@ def _parse_block(buf: _Buf, limit: int, parser: MetricParser) -> None:
     zero_digits = _ZERO_DIGITS
     block = _Block(parser)
     queue, groups = block.queue, block.groups  # lines queued for flush(), which empties them
-    rfind, find, count = buf.rfind, buf.find, buf.count
+    rfind, find = buf.rfind, buf.find
     prev = 0
     # The rule of _line_parse: values from a line's last \r state only; when that state has no
     # step, the last earlier state of the line that has one is the context, recorded just
-    # before it. ``held`` is that state so far: (the end of its line, its step facts).
-    held: tuple[int, _Parsed] | None = None
+    # before it. ``held`` are the line's earlier candidate states that may carry a step, parsed
+    # (newest first) only when needed; ``held_nl`` the end of their line.
+    held: list[tuple[_Plan, _Buf]] = []
+    held_nl = -1
+    nl = last_start = -1  # the current \r line: its end and where its last state starts
     for e in _segment_ends(buf, limit, parser):
         # The segment starts after the last separator since the previous candidate's end (a
         # separator itself), so every byte is searched at most twice whatever the line lengths.
-        seg = buf[max(rfind(b"\n", prev, e), rfind(b"\r", prev, e)) + 1 : e]
+        end = e
+        if buf[e - 1 : e] == b"\r":  # the bar trigger ran to the line end: not past its \r's
+            while end > prev and buf[end - 1] == 13:
+                end -= 1
+        start = max(rfind(b"\n", prev, end), rfind(b"\r", prev, end)) + 1
+        seg = buf[start:end]
         prev = e
         if e >= limit or buf[e] == 10:
-            final, nl = True, e
+            final = True
+            if held and held_nl != e:
+                _held_context(block, held)
         else:  # a \r state: the line's last one only when nothing but \r follows it
-            nl = find(b"\n", e, limit)
-            nl = limit if nl < 0 else nl
-            final = count(b"\r", e, nl) == nl - e
-        if held is not None and held[0] != nl:  # that line's last state held no metric
-            block.context(held[1])
-            held = None
+            if e > nl:
+                nl = find(b"\n", e, limit)
+                nl = limit if nl < 0 else nl
+                j = nl
+                while j > e and buf[j - 1] == 13:
+                    j -= 1
+                k = rfind(b"\r", e, j)  # none: only \r follows (a CRLF line end), this is the last
+                last_start = k + 1 if k >= 0 else 0
+            final = start >= last_start
+            if held and held_nl != nl:  # that line's last state held no metric
+                _held_context(block, held)
         shape = bytes(seg.translate(zero_digits))
         try:
             plan = plans[shape]
@@ -1313,19 +1371,18 @@ def _parse_block(buf: _Buf, limit: int, parser: MetricParser) -> None:
             if len(plans) >= _MAX_SHAPES:
                 plans.clear()
             plans[shape] = plan
+        if not final:
+            if plan is not None and plan.may_step:
+                held.append((plan, seg))
+                held_nl = nl
+            continue
+        held.clear()  # the backward scan below sees every earlier state of the line
+        if start and buf[start - 1] == 13 and not (plan is not None and plan.sure_step):
+            facts = _seg_parse(plan, seg) if plan is not None and plan.may_step else None
+            if facts is None or facts.step is None:
+                _line_context(block, buf, start)
         if plan is None:
             continue
-        if not final:
-            if plan.may_step:
-                facts = _seg_parse(plan, seg)
-                if facts is not None and (facts.step is not None or facts.epoch is not None):
-                    held = (nl, _Parsed([], facts.step, facts.epoch))
-            continue
-        if held is not None:
-            facts = _seg_parse(plan, seg) if plan.may_step else None
-            if facts is None or facts.step is None:
-                block.context(held[1])
-            held = None
         if plan.bulk:
             group = groups.get(plan)
             if group is None:
@@ -1336,8 +1393,8 @@ def _parse_block(buf: _Buf, limit: int, parser: MetricParser) -> None:
         else:
             block.flush()
             block.line(plan, seg)
-    if held is not None:
-        block.context(held[1])
+    if held:
+        _held_context(block, held)
     block.flush()
     parser.step, parser.epoch, parser._count = block.step, block.epoch, block.count
     store = parser.store

@@ -378,3 +378,8 @@ def test_a_tqdm_write_after_a_bar_takes_the_bar_step_everywhere(tmp_path: Path) 
     want = {"loss": [(5.0, 0.25)], "epoch": [(5.0, 0.5)], "eval_loss": [(5.0, 0.5)]}
     _same(_as_dict(_live(log)), want)
     _same(_as_dict(parse_file_history(log)), want)
+    crlf = tmp_path / "crlf.log"  # Windows line ends: "\r\n" ends the line's last state
+    crlf.write_bytes(b"step 1 loss=0.5\r\nstep 2 loss=0.25\r\r\n")
+    want = {"loss": [(1.0, 0.5), (2.0, 0.25)]}
+    _same(_as_dict(_live(crlf)), want)
+    _same(_as_dict(parse_file_history(crlf)), want)
