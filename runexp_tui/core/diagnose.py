@@ -13,7 +13,7 @@ import os
 from collections.abc import Sequence
 
 from runexp_tui.core.analysis.model import CliFlag
-from runexp_tui.core.diagnosis.base import Ctx, ExitInfo, FlagBook, Hit, Rule
+from runexp_tui.core.diagnosis.base import CONSEQUENCE, GENERIC, Ctx, ExitInfo, FlagBook, Hit, Rule
 from runexp_tui.core.diagnosis.generic import python_exceptions, unexplained_exit
 from runexp_tui.core.diagnosis.logtext import LogView
 from runexp_tui.core.diagnosis.model import Finding, Severity
@@ -99,9 +99,34 @@ def diagnose_text(
             if h.id in _NON_FATAL_ON_SUCCESS and h.severity == "error":
                 h.severity = "warning"
                 h.cause += " The run still exited with 0, so this was not fatal."
+    _network_first(visible, exit_code)
     if not any(h.severity == "error" for h in visible):
         visible.extend(unexplained_exit(ctx, hits))
     return _order(log, visible)
+
+
+# Failures to reach a server that a non-zero exit makes fatal (a retry warning was the last word).
+_NETWORK_IDS = frozenset({"network", "wandb_network", "hf_hub"})
+
+
+def _network_first(hits: list[Hit], exit_code: int | None) -> None:
+    """No network explains what follows it: pip's "no release (from versions: none)" after
+    failed connections to the index is that same failure, and a run that exited non-zero after
+    connection retries died of them."""
+    net = [h for h in hits if h.id in _NETWORK_IDS and h.idx is not None]
+    if not net:
+        return
+    first = min(h.idx for h in net if h.idx is not None)
+    for h in hits:
+        if h.id == "pip_no_version" and h.idx is not None and h.idx > first:
+            h.tier = max(h.tier, CONSEQUENCE)
+            h.cause += " Here the package index could not be reached before that (see the network finding)."
+            for n in net:
+                n.severity = "error"
+    if exit_code not in (None, 0) and not any(h.severity == "error" for h in hits):
+        for n in net:
+            n.severity = "error"
+            n.cause += f" The run then exited with code {exit_code}."
 
 
 def _order(log: LogView, hits: list[Hit]) -> list[Finding]:
@@ -109,9 +134,10 @@ def _order(log: LogView, hits: list[Hit]) -> list[Finding]:
     kept = [h for h in hits if not (h.fallback and has_root_error)]
     end = len(log)
 
-    def key(h: Hit) -> tuple[int, int, int]:
+    def key(h: Hit) -> tuple[bool, int, int, int]:
         recency = h.idx if h.idx is not None else end  # exit-status findings are "now"
-        return (0 if h.severity == "error" else 1, h.tier, -recency)
+        # the generic exit finding never outranks a specific cause, whatever their severities
+        return (h.tier == GENERIC, 0 if h.severity == "error" else 1, h.tier, -recency)
 
     out: list[Finding] = []
     seen: set[str] = set()

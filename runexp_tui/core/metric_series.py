@@ -1,10 +1,11 @@
 """The series the Monitor charts from a log, as plain data: the `metrics LOG --json` contract.
 
 The same per-line extractor the live follower and the history scan use (``core/metrics``), read
-line by line in log order. Each line counts in its last carriage-return state (what a terminal
-shows of a progress bar), so a bar's refreshes give one point, not one per redraw. A point's step
-is the line's own (``step 12``, ``iter 300``, ``[40/100]``) or the last step line before it;
-null when the log has none. A point at the same step as its key's previous point replaces it
+line by line in log order, under the one rule of ``metrics._line_parse``: each line's values come
+from its last carriage-return state (what a terminal shows of a progress bar), so a bar's
+refreshes give one point, not one per redraw. A point's step is the line's own (``step 12``,
+``iter 300``, ``[40/100]``), else that of an earlier progress state of the same line, else the
+last step line before it; null when the log has none. A point at the same step as its key's previous point replaces it
 (a bar re-printed on a new line at the same step).
 """
 
@@ -15,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from runexp_tui.core.fileio import regular_file_opener
-from runexp_tui.core.metrics import _last_state, _parse_cached
+from runexp_tui.core.metrics import _line_parse
 
 MAX_LINE_BYTES = 1 << 20  # a longer "line" (binary junk, an endless bar) is cut to its tail
 
@@ -43,7 +44,12 @@ def series_of_lines(lines: list[str] | tuple[str, ...]) -> list[Series]:
     step: float | None = None
     epoch: float | None = None
     for raw in lines:
-        parsed = _parse_cached(_last_state(raw))
+        ctx, parsed = _line_parse(raw)
+        if ctx is not None:  # the step of an earlier progress-bar state of the same line
+            if ctx.epoch is not None:
+                epoch = ctx.epoch
+            if ctx.step is not None:
+                step = ctx.step
         if parsed is None:
             continue
         if parsed.epoch is not None:

@@ -40,12 +40,14 @@ _COLON_PAIR = re.compile(
     rf"(?<![\w./@-])(?P<k>{_KEY}(?:'s)?(?: [A-Za-z_][\w./@-]*)?)\s?:\s*(?:tensor\()?(?P<v>{_NUM}){_UNIT}{_END}"
 )
 _SPACE_PAIR = re.compile(rf"^\s*(?P<k>{_KEY}(?: [A-Za-z_][\w./@-]*)?)\s+(?P<v>{_NUM}){_UNIT}\s*$")
+# HF Trainer 5 prints its log values as strings: {'loss': '4.326', 'epoch': '0.375'}.
 _DICT_ITEM = re.compile(
-    rf"['\"](?P<k>[^'\"]+)['\"]\s*:\s*(?:tensor\()?(?P<v>{_NUM})(?=\s*[,)}}\]]|\s*$)"
+    rf"['\"](?P<k>[^'\"]+)['\"]\s*:\s*(?:tensor\()?(?P<q>['\"]?)(?P<v>{_NUM})(?P=q)"
+    rf"(?=\s*[,)}}\]]|\s*$)"
 )
 # An iteration anchor at the start of a line: "iter 100:", "step 100 |", "Epoch 1/10", "Epoch [1/10]".
 _ANCHOR = re.compile(
-    r"^(?:(?i:train|training|eval|evaluation|val|valid|validation|test|testing)\s+)?(?P<w>[Ii]ter(?:ation)?|[Ss]tep|[Ee]poch|[Bb]atch|ITER|STEP|EPOCH)\s*[:=]?\s*\[?"
+    r"^(?:-- )?(?:(?i:train|training|eval|evaluation|val|valid|validation|test|testing)\s+)?(?P<w>[Ii]ter(?:ation)?|[Ss]tep|[Ee]poch|[Bb]atch|ITER|STEP|EPOCH)\s*[:=]?\s*\[?"
     r"(?P<n>\d+)(?:\s*/\s*(?P<t>\d+))?\]?\s*[:,|]?"
 )
 # A counter pair anywhere: "Step [100/600]", "Batch 3/50" (tutorial-style loops).
@@ -71,14 +73,24 @@ _TABLE_EPOCH = re.compile(r"(?<![\w-])(?i:epoch)\s+(?P<n>\d+)\b")
 # (`batch_size = 64`, a config file printed by a configurator) or an indented lone
 # `key: value` (a YAML/OmegaConf/argument dump under its section header).
 _ASSIGNMENT_ECHO = re.compile(rf"^{_KEY}\s+=\s+\S+\s*(?:#.*)?$")
-_INDENTED_ECHO = re.compile(rf"^\s{{2,}}{_KEY}\s*:\s+\S+\s*(?:#.*)?$")
+# (Deeper than 31 columns it is the metrics column of a Rich progress bar written to a file,
+# "Epoch 2/2 ━━━ 8/8 ... v_num: 1.000" followed by "<62 spaces>train_loss: 1.322".)
+_INDENTED_ECHO = re.compile(rf"^\s{{2,31}}{_KEY}\s*:\s+\S+\s*(?:#.*)?$")
 _TQDM_EPOCH = re.compile(r"^\s*Epoch\s+(?P<e>\d+)\s*:")
+# Lightning's RichProgressBar: "Epoch 2/2 ━━━━━━━━━━ 8/8 0:00:00 • ..." (the epoch 0-based,
+# out of max_epochs - 1), then the batch counter.
+_RICH_PROGRESS = re.compile(r"\s*[━╸╺╼╾]+\s+(?P<n>\d+)/(?P<t>\d+)\b")
 # Log record prefixes: ISO/space timestamps, bracketed clocks, level names, "[rank0]:" tags.
 _PREFIX = re.compile(
     r"^(?:\s*(?:\[?\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:[.,]\d+)?(?:Z|[+-]\d\d:?\d\d)?\]?"
     r"|\[\d\d:\d\d:\d\d(?:[.,]\d+)?\]|\[?(?:INFO|DEBUG|WARNING|WARN|ERROR|CRITICAL)\]?"
-    r"|\[rank\d+\]|rank\d+)(?:\s*[-:|]\s*|\s+)(?:[\w.]+:\s*(?=\S))?)+"
+    r"|\[(?:rank|default)\d+\]|rank\d+"
+    r"|[IWEF]\d{4} \d\d:\d\d:\d\d\.\d+ +\d+ [^\s\]]+:\d+\])(?:\s*[-:|]\s*|\s+|$)(?:[\w.]+:\s*(?=\S))?)+"
 )
+# torchrun's per-rank tags ("[rank1]:", "[default1]:" under --tee): only rank 0 is charted, as
+# the other ranks print the same steps with their own shard's values. (A value test: the
+# digit-blind shape cannot tell rank 0 from rank 1.)
+_RANK_TAG = re.compile(r"^\[(?:rank|default)(?P<r>\d+)\]")
 _STEP_KEYS = {
     "step",
     "global_step",
@@ -184,6 +196,10 @@ _TRIGGERS: tuple[tuple[bytes | None, re.Pattern[bytes]], ...] = (
     (None, re.compile(rb": +['\"]?(?:tensor\()?[-+.0-9nNiI]" + _REST)),
     (None, re.compile(rb"te[rp][ ]*[:=]?[ ]*\[?[0-9]" + _REST)),  # iter, step
     (None, re.compile(rb"ch(?<=poch|atch)[ ]*[:=]?[ ]*\[?[0-9]" + _REST)),  # epoch, batch
+    # a bare tqdm bar, " 50%|#####     | 6/12 [00:01<00:01]": its counter is the step context.
+    # Only a line's last state gives values, so this one runs to the end of the line (over its
+    # other states): one candidate per bar line, its last state, whatever the redraws.
+    (b"/", re.compile(rb"/[0-9]+ \[[^\n]*")),
 )
 # A pipe-separated table row, "| test loss  5.71 |". A bare "|" is in every progress bar, so
 # this trigger runs only in logs that have shown a table row through another trigger (an
@@ -256,13 +272,15 @@ class _Template:
     items: tuple[tuple[int, str | None, int, int, int, int, bool, bool], ...]
     json: bool = False
     dict_repr: bool = False  # a Python dict repr: valid only while the line is not JSON
+    rank: tuple[int, int] | None = None  # the span of a torchrun rank tag: lines of rank > 0 drop
 
 
 def _static_keep(key: str, unit: str) -> bool:
     low = key.lower()
     if unit not in _UNITS or low in _STOP_KEYS or _ENV_KEY.match(key):
         return False
-    return not low.endswith(("_id", " id", "version"))
+    # ... nor a model summary ("Trainable params: 9", "Modules in train mode: 1", "Total FLOPs")
+    return not low.endswith(("_id", " id", "version", "params", "parameters", " mode", "flops"))
 
 
 def _keep(key: str, value: float, unit: str) -> bool:
@@ -287,6 +305,8 @@ def _analyse(text: str) -> _Template | None:
     if not s or _NOISE.match(s) or _INDENTED_ECHO.match(text):
         return None
     base = len(text) - len(text.lstrip())
+    tag = _RANK_TAG.match(s)
+    rank = None if tag is None else (tag.start("r") + base, tag.end("r") + base)
     m = _PREFIX.match(s)
     if m:
         rest0 = s[m.end() :]
@@ -319,7 +339,13 @@ def _analyse(text: str) -> _Template | None:
         if anchor:
             word = anchor["w"].lower()
             a, b = anchor.span("n")
-            if word == "epoch":
+            rich = _RICH_PROGRESS.match(s, anchor.end()) if anchor["t"] else None
+            if word == "epoch" and rich is not None:
+                ops.append((_OP_EPOCH, a, b, 0, 0))
+                ops.append((_OP_LIN, *rich.span("n"), *rich.span("t")))
+                has_epoch = has_step = True
+                pre_spans.append(rich.span())
+            elif word == "epoch":
                 ops.append((_OP_EPOCH, a, b, 1 if anchor["t"] else 0, 0))
                 has_epoch = True
                 prog = None if anchor["t"] else _BRACKET_PROGRESS.match(s, anchor.end())
@@ -351,7 +377,7 @@ def _analyse(text: str) -> _Template | None:
                     ops.append((_OP_STEP, *uc.span("n"), 0, 0))
                 has_step = True
                 pre_spans.append(uc.span())
-        for c in _COUNTER.finditer(s) if "/" in s else ():
+        for c in _COUNTER.finditer(s) if "/" in s and not pre_spans else ():
             word = c["w"].lower()
             if word == "epoch":
                 ops.append((_OP_EPOCH, *c.span("n"), 1, 0))
@@ -386,6 +412,8 @@ def _analyse(text: str) -> _Template | None:
                 if any(a < p.end() and p.start() < b for a, b in spans):
                     continue
                 spans.append(p.span())
+                if p["u"] == "%" and s[p.end() : p.end() + 1] == "|":
+                    continue  # "train:  50%|###  |": a tqdm bar's description and percentage
                 spaced = pat is _EQ_PAIR and " " in s[p.end("k") : p.start("v")]
                 if spaced and s[: p.start()].rstrip()[-1:] not in (
                     "",
@@ -468,7 +496,7 @@ def _analyse(text: str) -> _Template | None:
         (op, a + base, b + base, c + base if op == _OP_LIN else c, d + base if op == _OP_LIN else d)
         for op, a, b, c, d in ops
     )
-    return _Template(shifted, tuple(items), is_json, dict_repr)
+    return _Template(shifted, tuple(items), is_json, dict_repr, rank)
 
 
 def _shift(span: tuple[int, int], by: int) -> tuple[int, int]:
@@ -483,6 +511,8 @@ def _fraction(chunk: str | bytes) -> float:
 
 def _evaluate(t: _Template, text: str | bytes) -> _Parsed | None:
     """Read a line's numbers through its shape's template into pairs and step facts."""
+    if t.rank is not None and int(text[t.rank[0] : t.rank[1]]):
+        return None  # a rank other than 0
     if t.json:
         s = text.decode("utf-8", "replace") if isinstance(text, bytes) else text
         return _parse_json_line(s)
@@ -734,6 +764,41 @@ def _last_state(line: str) -> str:
     return line
 
 
+def _nested(state: str) -> bool:
+    """A nested tqdm bar (position >= 1, e.g. an evaluation loop under the training bar): it
+    draws a line below and moves the cursor back up, so its state ends with ``ESC[A``."""
+    return state.rstrip(" ").endswith("\x1b[A")
+
+
+def _state_parse(state: str) -> _Parsed | None:
+    if _nested(state):
+        return None
+    return _parse_cached(strip_ansi(state) if "\x1b" in state else state)
+
+
+def _line_parse(line: str) -> tuple[_Parsed | None, _Parsed | None]:
+    """One line's parse under THE rule that the live parse, the history scan and the
+    ``metrics`` command share: ``(context, parsed)``.
+
+    The values come from the line's last ``\\r`` state only (what the terminal shows; a
+    progress bar's refreshes give one point per line, not one per redraw). When that state has
+    no step of its own, the last earlier state that has one (a tqdm bar redrawn before a
+    ``tqdm.write()``'d dict) is the step context, as a step-only line just before it. A nested
+    bar's state (see ``_nested``) gives neither values nor steps.
+    """
+    if "\r" not in line:
+        return None, _state_parse(line)
+    states = line.rstrip("\r").split("\r")
+    parsed = _state_parse(states[-1])
+    if parsed is not None and parsed.step is not None:
+        return None, parsed
+    for state in reversed(states[:-1]):
+        ctx = _state_parse(state)
+        if ctx is not None and (ctx.step is not None or ctx.epoch is not None):
+            return _Parsed([], ctx.step, ctx.epoch), parsed
+    return None, parsed
+
+
 class MetricParser:
     """Streaming parser: feeds lines, keeps the step/epoch context, fills a ``SeriesStore``."""
 
@@ -748,7 +813,9 @@ class MetricParser:
     def feed(self, line: str) -> list[MetricPoint]:
         """Parse one complete line; returns the points recorded (with their resolved step)."""
         self._pending = None
-        parsed = _parse_cached(_last_state(line))
+        ctx, parsed = _line_parse(line)
+        if ctx is not None:
+            self._record(ctx)
         return self._record(parsed) if parsed is not None else []
 
     def feed_pending(self, line: str | None) -> list[MetricPoint]:
@@ -761,11 +828,13 @@ class MetricParser:
         if not line or line == self._pending:
             return []
         self._pending = line
-        parsed = _parse_cached(_last_state(line))
+        ctx, parsed = _line_parse(line)
         if parsed is None or not parsed.pairs:
             return []
         if parsed.step is not None:
             step = parsed.step
+        elif ctx is not None and ctx.step is not None:
+            step = ctx.step
         elif self.step is not None:
             step = self.step
         elif self.epoch is not None and parsed.epoch is None:
@@ -818,8 +887,8 @@ def parse_file_history(
     """Parse a whole log's metric history (meant for a background thread) into a ``SeriesStore``.
 
     Each chunk is scanned by a few literal-led regexes for candidate lines; only those are
-    parsed precisely. Every ``\\r``-separated state of a progress bar counts as its own line
-    here, so history keeps the intermediate postfix values a live view only sees in passing.
+    parsed precisely. A line counts as the live parse counts it (``_line_parse``): values from
+    its last ``\\r`` state, the step from an earlier state when that one has none.
     ``end`` stops at a byte offset (where a live tailer took over); ``on_progress(done, total)``
     is called per chunk; setting ``stop_event`` returns what was parsed so far.
     """
@@ -937,6 +1006,8 @@ class _Plan:
     columns: tuple[Callable[[_Buf], _Buf], ...]  # one slicer per value, for a run of lines
     step_of: Callable[[_Buf], _Buf] | None  # the line's own step (counter or step key)
     int_step: bool  # step_of is a short digit run (a counter), read faster by int()
+    may_step: bool  # a line of this shape can carry a step or an epoch
+    sure_step: bool  # ... and always a step (a counter's digits, never nan)
 
 
 _PLANS: dict[bytes, _Plan | None] = {}
@@ -953,6 +1024,8 @@ def _no_values(seg: _Buf) -> tuple[_Buf, ...]:
 def _make_plan(shape: bytes, seg: _Buf) -> _Plan | None:
     """Analyse one segment (of a shape not seen before) into the plan for its shape."""
     plain = shape.isascii() and b"\x1b" not in shape
+    if not plain and shape.rstrip(b" ").endswith(b"\x1b[A"):
+        return None  # a nested bar (see _nested)
     if plain:
         text = seg.decode()
     else:
@@ -966,7 +1039,7 @@ def _make_plan(shape: bytes, seg: _Buf) -> _Plan | None:
     keys: list[str] = []
     spans: list[slice] = []
     checks: list[tuple[int, bool]] = []
-    fast = plain and not t.json
+    fast = plain and not t.json and t.rank is None
     for role, key, _ka, _kb, va, vb, keep, timed in t.items:
         if role == _FRACTION or key is None:
             fast = False
@@ -996,9 +1069,10 @@ def _make_plan(shape: bytes, seg: _Buf) -> _Plan | None:
         step_span = slice(t.ops[0][1], t.ops[0][2])
     elif not t.ops and len(step_items) == 1:
         step_span = slice(*step_items[0])
+    # (A step-only line, a bare progress bar, is read column by column too: it sets the step.)
     bulk = (
         fast
-        and bool(keys)
+        and (bool(keys) or step_span is not None)
         and len(set(keys)) == len(keys)
         and (step_span is not None or not (t.ops or step_items))
     )
@@ -1016,6 +1090,8 @@ def _make_plan(shape: bytes, seg: _Buf) -> _Plan | None:
         tuple(operator.itemgetter(sp) for sp in spans),
         operator.itemgetter(step_span) if step_span is not None else None,
         bool(t.ops) and t.ops[0][2] - t.ops[0][1] <= 15,
+        bool(t.ops) or t.json or any(item[0] == _STEPKEY for item in t.items),
+        any(op[0] != _OP_EPOCH for op in t.ops),
     )
 
 
@@ -1106,6 +1182,14 @@ class _Block:
             lists[0].append(at)
             lists[1].append(value)
 
+    def context(self, parsed: _Parsed) -> None:
+        """A step-only state (``_line_parse``'s context) after the queued segments."""
+        self.flush()
+        if parsed.epoch is not None:
+            self.epoch = parsed.epoch
+        if parsed.step is not None:
+            self.step = parsed.step
+
     def flush(self) -> None:
         """Record the queued segments: column by column per plan, then merged in line order.
 
@@ -1158,7 +1242,11 @@ class _Block:
                     at[i] = epoch
                 else:
                     at[i] = float(count + i)
-        self.step, self.count = step, count + n
+        # a step-only line is no metric line: it does not count (as in ``line``)
+        self.step, self.count = (
+            step,
+            count + n - sum(not p.keys for p in groups for _ in groups[p][0]),
+        )
         # Each key's points in line order: straight from one plan, or merged by position.
         sources: dict[str, list[tuple[list[int], list[float]]]] = {}
         for plan, (_segs, pos) in groups.items():
@@ -1183,6 +1271,52 @@ class _Block:
         return True
 
 
+def _seg_parse(plan: _Plan, seg: _Buf) -> _Parsed | None:
+    """A segment's full parse through its plan (the slow branch of ``_Block.line``)."""
+    if plan.plain:
+        text = seg.decode()
+    else:
+        text = seg.decode("utf-8", "replace")
+        if "\x1b" in text:
+            text = strip_ansi(text)
+    t = plan.template
+    return _parse(text) if t.dict_repr and _LEAD_ZERO.search(seg) else _evaluate(t, text)
+
+
+def _held_context(block: _Block, held: list[tuple[_Plan, _Buf]]) -> None:
+    """Record the step context of a line's earlier states (the newest with a step), clear them."""
+    for plan, seg in reversed(held):
+        facts = _seg_parse(plan, seg)
+        if facts is not None and (facts.step is not None or facts.epoch is not None):
+            block.context(_Parsed([], facts.step, facts.epoch))
+            break
+    held.clear()
+
+
+def _line_context(block: _Block, buf: _Buf, start: int) -> None:
+    """Record, as step context, the newest earlier state (before ``start``) of a line that
+    has a step: the backward scan of ``_line_parse``."""
+    rfind = buf.rfind
+    line_start = rfind(b"\n", 0, start) + 1
+    j = start - 1  # the \r that ends the state before
+    while j > line_start:
+        k = rfind(b"\r", line_start, j)
+        seg = buf[k + 1 if k >= 0 else line_start : j]
+        shape = bytes(seg.translate(_ZERO_DIGITS))
+        try:
+            plan = _PLANS[shape]
+        except KeyError:
+            plan = _PLANS[shape] = _make_plan(shape, seg)
+        if plan is not None and plan.may_step:
+            facts = _seg_parse(plan, seg)
+            if facts is not None and (facts.step is not None or facts.epoch is not None):
+                block.context(_Parsed([], facts.step, facts.epoch))
+                return
+        if k < 0:
+            return
+        j = k
+
+
 def _parse_block(buf: _Buf, limit: int, parser: MetricParser) -> None:
     """Parse the candidate segments of ``buf[:limit]`` into the parser's store, in order.
 
@@ -1194,13 +1328,41 @@ def _parse_block(buf: _Buf, limit: int, parser: MetricParser) -> None:
     zero_digits = _ZERO_DIGITS
     block = _Block(parser)
     queue, groups = block.queue, block.groups  # lines queued for flush(), which empties them
-    rfind = buf.rfind
+    rfind, find = buf.rfind, buf.find
     prev = 0
+    # The rule of _line_parse: values from a line's last \r state only; when that state has no
+    # step, the last earlier state of the line that has one is the context, recorded just
+    # before it. ``held`` are the line's earlier candidate states that may carry a step, parsed
+    # (newest first) only when needed; ``held_nl`` the end of their line.
+    held: list[tuple[_Plan, _Buf]] = []
+    held_nl = -1
+    nl = last_start = -1  # the current \r line: its end and where its last state starts
     for e in _segment_ends(buf, limit, parser):
         # The segment starts after the last separator since the previous candidate's end (a
         # separator itself), so every byte is searched at most twice whatever the line lengths.
-        seg = buf[max(rfind(b"\n", prev, e), rfind(b"\r", prev, e)) + 1 : e]
+        end = e
+        if buf[e - 1 : e] == b"\r":  # the bar trigger ran to the line end: not past its \r's
+            while end > prev and buf[end - 1] == 13:
+                end -= 1
+        start = max(rfind(b"\n", prev, end), rfind(b"\r", prev, end)) + 1
+        seg = buf[start:end]
         prev = e
+        if e >= limit or buf[e] == 10:
+            final = True
+            if held and held_nl != e:
+                _held_context(block, held)
+        else:  # a \r state: the line's last one only when nothing but \r follows it
+            if e > nl:
+                nl = find(b"\n", e, limit)
+                nl = limit if nl < 0 else nl
+                j = nl
+                while j > e and buf[j - 1] == 13:
+                    j -= 1
+                k = rfind(b"\r", e, j)  # none: only \r follows (a CRLF line end), this is the last
+                last_start = k + 1 if k >= 0 else 0
+            final = start >= last_start
+            if held and held_nl != nl:  # that line's last state held no metric
+                _held_context(block, held)
         shape = bytes(seg.translate(zero_digits))
         try:
             plan = plans[shape]
@@ -1209,6 +1371,16 @@ def _parse_block(buf: _Buf, limit: int, parser: MetricParser) -> None:
             if len(plans) >= _MAX_SHAPES:
                 plans.clear()
             plans[shape] = plan
+        if not final:
+            if plan is not None and plan.may_step:
+                held.append((plan, seg))
+                held_nl = nl
+            continue
+        held.clear()  # the backward scan below sees every earlier state of the line
+        if start and buf[start - 1] == 13 and not (plan is not None and plan.sure_step):
+            facts = _seg_parse(plan, seg) if plan is not None and plan.may_step else None
+            if facts is None or facts.step is None:
+                _line_context(block, buf, start)
         if plan is None:
             continue
         if plan.bulk:
@@ -1221,6 +1393,8 @@ def _parse_block(buf: _Buf, limit: int, parser: MetricParser) -> None:
         else:
             block.flush()
             block.line(plan, seg)
+    if held:
+        _held_context(block, held)
     block.flush()
     parser.step, parser.epoch, parser._count = block.step, block.epoch, block.count
     store = parser.store

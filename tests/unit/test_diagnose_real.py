@@ -107,3 +107,32 @@ def test_python_m_of_a_missing_pip() -> None:
         f.id == "module_not_found"
         and f.action == "/home/u/proj/.venv/bin/python -m ensurepip --upgrade"
     )
+
+
+OFFLINE = sorted(p.name for p in REAL.glob("offline_*.log"))
+
+
+@pytest.mark.parametrize("name", OFFLINE)
+def test_no_network_comes_first_with_its_offline_fix_and_never_after_the_exit(name: str) -> None:
+    """No network (DNS, an unreachable index, the Hub, wandb): the specific cause is first,
+    its fixes name the offline way, and the generic exit finding is never above it."""
+    for code in (1, 2, 137 - 128):
+        findings = diagnose_file(REAL / name, exit_code=code)
+        ids = [f.id for f in findings]
+        assert ids[0] in ("network", "hf_hub", "wandb_network"), ids
+        assert "exit_code" not in ids[:-1], ids
+        blob = _blob(findings[0])
+        assert any(k in blob for k in ("HF_HUB_OFFLINE=1", "WANDB_MODE=offline", "Offline:")), blob
+
+
+def test_a_retry_warning_then_a_nonzero_exit_is_the_cause_not_an_unknown_exit() -> None:
+    text = (
+        "WARNING: Retrying (Retry(total=4)) after connection broken by 'NewConnectionError("
+        "'<urllib3.connection.HTTPSConnection object>: Failed to establish a new connection: "
+        "[Errno 101] Network is unreachable')': /models/resnet50.pth\n"
+        "giving up\n"
+    )
+    findings = diagnose_text(text, exit_code=3)
+    assert [f.id for f in findings][0] == "network", findings
+    assert findings[0].severity == "error" and "exited with code 3" in findings[0].cause
+    assert findings[-1].id == "exit_code" or all(f.id != "exit_code" for f in findings)

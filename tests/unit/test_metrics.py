@@ -23,6 +23,10 @@ FORMATS = [
     # reference scripts and libraries: a pipe-separated table (word_language_model-style),
     # boosting rounds, timm-style epochs, sklearn verbose; config echoed before training
     "word_lm_table", "xgboost", "lightgbm", "timm", "sklearn_verbose", "config_echo",
+    # the shapes of real output (HF Trainer 5 string dicts and its nested eval bar, Lightning's
+    # tqdm and Rich bars, Keras 3 verbose 1 and 2, torchrun --tee, sklearn SGD, tqdm postfix)
+    "hf_trainer5", "lightning_tqdm", "lightning_rich", "keras3_verbose1", "keras3_verbose2",
+    "torchrun_tee", "sklearn_sgd", "tqdm_postfix",
 ]  # fmt: skip
 
 
@@ -59,9 +63,8 @@ def test_each_format_live(name: str) -> None:
 
 @pytest.mark.parametrize("name", FORMATS)
 def test_each_format_history_parse(name: str) -> None:
-    want = FIX / f"{name}.history.json"
-    want = want if want.exists() else FIX / f"{name}.expected.json"
-    _same(_as_dict(parse_file_history(FIX / f"{name}.log", chunk=97)), _expected(want.name))
+    want = _expected(f"{name}.expected.json")
+    _same(_as_dict(parse_file_history(FIX / f"{name}.log", chunk=97)), want)
 
 
 def test_plain_log_has_no_metrics() -> None:
@@ -176,13 +179,25 @@ def _slow(path: Path) -> dict[str, list[tuple[float, float]]]:
     """History through the precise per-line parse only (no candidate scan, no shape cache)."""
     from runexp_tui.core import metrics
 
+    def parse(state: str) -> metrics._Parsed | None:
+        if state.rstrip(" ").endswith("\x1b[A"):  # a nested bar
+            return None
+        return metrics._parse(metrics.strip_ansi(state) if "\x1b" in state else state)
+
     parser = MetricParser()
     for line in path.read_bytes().decode("utf-8", "replace").split("\n"):
-        for state in line.split("\r"):
-            text = metrics.strip_ansi(state) if "\x1b" in state else state
-            parsed = metrics._parse(text)
-            if parsed is not None:
-                parser._record(parsed)
+        # The rule: values from the last \r state; the step, when it has none, from the last
+        # earlier state that has one.
+        *before, last = line.rstrip("\r").split("\r")
+        parsed = parse(last)
+        if parsed is None or parsed.step is None:
+            for state in reversed(before):
+                ctx = parse(state)
+                if ctx is not None and (ctx.step is not None or ctx.epoch is not None):
+                    parser._record(metrics._Parsed([], ctx.step, ctx.epoch))
+                    break
+        if parsed is not None:
+            parser._record(parsed)
     return _as_dict(parser.store)
 
 
@@ -205,8 +220,8 @@ def test_shape_cache_equals_the_full_parse(name: str, tmp_path: Path) -> None:
             live.feed(line)
     slow_live = MetricParser()
     for line in path.read_text().split("\n"):
-        if "\r" not in line:
-            parsed = metrics._parse(line)
+        if "\r" not in line and not line.rstrip(" ").endswith("\x1b[A"):
+            parsed = metrics._parse(metrics.strip_ansi(line))
             if parsed is not None:
                 slow_live._record(parsed)
     _same(_as_dict(live.store), _as_dict(slow_live.store))
@@ -329,5 +344,42 @@ def test_history_across_chunks_and_a_line_longer_than_the_chunk(tmp_path: Path) 
         got = _as_dict(parse_file_history(log, chunk=chunk))
         assert got["loss"][:299] == [(float(i), i / 10) for i in range(299)], chunk
         # The long line's tail is kept (at the step before, so it replaces that point); the
-        # last line has no newline and two progress states.
-        assert got["loss"][299:] == [(299.0, 7.5), (300.0, 1.25), (301.0, 1.5)], chunk
+        # last line has no newline and two progress states, of which the last counts.
+        assert got["loss"][299:] == [(299.0, 7.5), (301.0, 1.5)], chunk
+
+
+@pytest.mark.parametrize("name", ALL_LOGS)
+def test_history_live_and_metrics_command_agree_line_for_line(name: str) -> None:
+    """One rule (``metrics._line_parse``) in the three paths: the history scan, the live
+    parser fed line by line, and the ``metrics`` command's series."""
+    from runexp_tui.core.metric_series import series_of_file
+
+    path = FIX / f"{name}.log"
+    live = _as_dict(_live(path))
+    for chunk in (61, 4096, 8 << 20):
+        _same(_as_dict(parse_file_history(path, chunk=chunk)), live)
+    series = {s.key: s.points for s in series_of_file(path)}
+    assert list(series) == list(live)
+    for key, points in series.items():
+        assert len(points) == len(live[key]), key
+        for (ms, mv), (ls, lv) in zip(points, live[key], strict=True):
+            assert ms is None or ms == ls, key  # null: the live parse numbers lines by count
+            assert (math.isnan(mv) and math.isnan(lv)) or mv == lv, key
+
+
+def test_a_tqdm_write_after_a_bar_takes_the_bar_step_everywhere(tmp_path: Path) -> None:
+    log = tmp_path / "w.log"
+    log.write_bytes(
+        b"\r 40%|####      | 4/10 [00:01<00:01]\r 50%|#####     | 5/10 [00:01<00:01]"
+        b"\r                    \r{'loss': '0.25', 'epoch': '0.5'}\n"
+        b"\r  0%|          | 0/3 [00:00<?, ?it/s]\x1b[A\n"  # a nested eval bar: no step
+        b"\x1b[A{'eval_loss': 0.5}\n"
+    )
+    want = {"loss": [(5.0, 0.25)], "epoch": [(5.0, 0.5)], "eval_loss": [(5.0, 0.5)]}
+    _same(_as_dict(_live(log)), want)
+    _same(_as_dict(parse_file_history(log)), want)
+    crlf = tmp_path / "crlf.log"  # Windows line ends: "\r\n" ends the line's last state
+    crlf.write_bytes(b"step 1 loss=0.5\r\nstep 2 loss=0.25\r\r\n")
+    want = {"loss": [(1.0, 0.5), (2.0, 0.25)]}
+    _same(_as_dict(_live(crlf)), want)
+    _same(_as_dict(parse_file_history(crlf)), want)

@@ -379,6 +379,7 @@ _HUB = re.compile(
     r"|(?P<offline>We couldn't connect to ['\"]?https://huggingface\.co|LocalEntryNotFoundError|OfflineModeIsEnabled"
     r"|cannot find the requested files in the (?:disk )?cache|HTTPSConnectionPool\(host='(?:cdn-lfs\.)?huggingface\.co')"
 )
+_DATASET_UNREACHABLE = re.compile(r"Couldn't reach '([^']+)' on the Hub")
 _MODEL_ID = re.compile(r"['\"]([\w.\-]+/[\w.\-]+|[\w.\-]+)['\"]")
 
 
@@ -433,15 +434,38 @@ def hf_hub(ctx: Ctx) -> list[Hit]:
         )
         action = None
     else:
+        # datasets words it "Couldn't reach 'stanfordnlp/imdb' on the Hub (LocalEntryNotFoundError)"
+        ds = _DATASET_UNREACHABLE.search(ctx.log.body[i])
+        if ds is None:
+            ds = next(
+                (d for j, _ in found if (d := _DATASET_UNREACHABLE.search(ctx.log.body[j]))), None
+            )
+        kind = "dataset" if ds is not None else "model"
+        rid = (
+            ds.group(1)
+            if ds is not None
+            else (mid.group(1) if mid and "/" in mid.group(1) else "<id>")
+        )
+        if rid.startswith("http"):
+            rid = "<id>"
         title, cause = (
-            "Hugging Face Hub unreachable",
-            "The files are not in the local cache and the Hub could not be reached.",
+            "Hugging Face Hub unreachable" + (f": dataset {rid}" if ds is not None else ""),
+            f"The {kind} files are not in the local cache and the Hub could not be reached"
+            " (no network on this machine, a proxy or a firewall).",
+        )
+        download = (
+            f"huggingface-cli download --repo-type dataset {rid}"
+            if ds is not None
+            else f"huggingface-cli download {rid}"
         )
         fixes = (
-            "Check the network/proxy (HTTPS_PROXY) or use a mirror (HF_ENDPOINT).",
-            "Download once where there is network (huggingface-cli download <id>), then run with HF_HUB_OFFLINE=1.",
+            f"Offline: prefetch the {kind} where there is network ({download}), copy the cache"
+            " (~/.cache/huggingface, or HF_HOME) to this machine, and run with HF_HUB_OFFLINE=1"
+            + (" HF_DATASETS_OFFLINE=1." if ds is not None else "."),
+            "Or point the script at a local copy (a folder path instead of the Hub id).",
+            "With network behind a proxy: set HTTPS_PROXY, or use a mirror (HF_ENDPOINT).",
         )
-        action = None
+        action = "HF_HUB_OFFLINE=1"
     return [
         Hit(
             "hf_hub",
@@ -476,10 +500,17 @@ def network(ctx: Ctx) -> list[Hit]:
         i for i, _ in log.grep(("name resolution", "service not known", "new connection", "max retries", "unreachable", "connection refused", "certificate_verify", "connecttimeout", "proxyerror", "could not fetch url"), _NET)
         if not re.search(r"(?i)wandb|huggingface\.co", log.body[i])
     ]  # fmt: skip
+    hub = [i for i, _ in log.grep(("huggingface.co",), _HUB)]
+    if hub:  # the connection failures under a Hub download: the hf_hub finding explains them
+        found = [i for i in found if not any(0 <= j - i < 40 for j in hub)]
     if not found:
         return []
     idx = found[-1]
     h = _HOST.search(log.body[idx])
+    for j in range(idx - 1, max(-1, idx - 12), -1):  # "Downloading https://host/..." just before
+        if h is not None:
+            break
+        h = _HOST.search(log.body[j]) if "http" in log.body[j] else None
     host = (h.group(1) or h.group(2)) if h else None
     fatal = (
         bool(re.search(r"(?:Error|Exception)\b.*:|^ERROR|Could not fetch URL", log.raw[idx]))
@@ -506,9 +537,15 @@ def network(ctx: Ctx) -> list[Hit]:
         fixes.append(
             "Install from a reachable index or mirror: pip install --index-url <mirror> ..."
         )
+        fixes.append(
+            "Offline: fetch the wheels where there is network (pip download -r requirements.txt"
+            " -d wheels), copy them here, and pip install --no-index --find-links wheels ..."
+        )
     else:
         fixes.append(
-            "Prefetch what the script downloads where there is network, and point the script at the local copy."
+            "Offline: prefetch what the script downloads (datasets, weights) where there is"
+            " network, copy it here, and point the script at the local copy (e.g. its data"
+            " folder, with download=False); Hub files: HF_HUB_OFFLINE=1 with a local cache."
         )
     return [Hit(
         "network", "Network unreachable" + (f": {host}" if host else ""), "error" if fatal else "warning",
