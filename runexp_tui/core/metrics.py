@@ -192,7 +192,6 @@ _TRIGGERS: tuple[tuple[bytes | None, re.Pattern[bytes]], ...] = (
     (b"{", re.compile(rb"\{" + _REST)),
     # boosting rounds, "[10]\tvalid_0-l2:0.41": a tab is rare in logs, so memchr finds it fast
     (b"\t", re.compile(rb"\t" + _REST)),
-    # a table row, "| test loss  5.71 |", found by its line start (a bare "|" is in every bar)
     (None, re.compile(rb": +['\"]?(?:tensor\()?[-+.0-9nNiI]" + _REST)),
     (None, re.compile(rb"te[rp][ ]*[:=]?[ ]*\[?[0-9]" + _REST)),  # iter, step
     (None, re.compile(rb"ch(?<=poch|atch)[ ]*[:=]?[ ]*\[?[0-9]" + _REST)),  # epoch, batch
