@@ -59,6 +59,9 @@ class RunView:
     chart_steps: tuple[float, ...] = ()  # its series, downsampled to CHART_POINTS
     chart_values: tuple[float, ...] = ()
     chart_points: int = 0  # points in the full series (before downsampling)
+    eval_key: str | None = None  # the chart key's evaluation partner, drawn over it
+    eval_steps: tuple[float, ...] = ()
+    eval_values: tuple[float, ...] = ()
     latest: dict[str, float] = field(default_factory=dict)
     steps_per_s: float | None = None
     findings: tuple[Any, ...] = ()
@@ -75,6 +78,51 @@ class RunView:
     @property
     def alive(self) -> bool:
         return self.state == "running"
+
+
+def same_series(printed: Any, exact: Any, tail: int = 8) -> bool:
+    """Whether a log series is a printed copy of a wandb series: its last values (at least 3)
+    equal the other's last values to the precision a print keeps (4 significant digits)."""
+    a, b = list(printed)[-tail:], list(exact)[-tail:]
+    n = min(len(a), len(b))
+    if n < 3:
+        return False
+    a, b = a[-n:], b[-n:]
+    for x, y in zip(a, b, strict=True):
+        if not (math.isfinite(x) and math.isfinite(y)):
+            if math.isfinite(x) != math.isfinite(y):
+                return False
+            continue
+        if abs(x - y) > max(1e-12, 5e-4 * max(abs(x), abs(y))):
+            return False
+    return True
+
+
+EVAL_WORDS = ("val", "valid", "validation", "eval", "test")
+
+
+def eval_partner(key: str, keys: list[str]) -> str | None:
+    """The evaluation series of a training one, to overlay on its chart: `train/loss` ->
+    `eval/loss` or `val/loss`, `loss` -> `val_loss` / `eval_loss` / `valid loss`, `train_acc`
+    -> `val_acc`. None when the key is itself an evaluation one or has no partner."""
+    low = key.lower()
+    if any(w in re.split(r"[/_ .-]+", low) for w in EVAL_WORDS):
+        return None
+    base = re.sub(r"(^|[/_ .-])(train|training|tr)(?=$|[/_ .-])", r"\1", low).strip("/_ .-")
+    by_low = {k.lower(): k for k in keys if k != key}
+    for w in EVAL_WORDS:
+        for cand in (
+            f"{w}/{base}",
+            f"{w}_{base}",
+            f"{w} {base}",
+            f"{w}-{base}",
+            f"{base}/{w}",
+            f"{base}_{w}",
+            low.replace("train", w),
+        ):
+            if cand in by_low and cand != low:
+                return by_low[cand]
+    return None
 
 
 def pick_loss_key(keys: list[str]) -> str | None:
@@ -413,6 +461,12 @@ class RunFollower:
             s, v = self.series(key)
             c_points = len(v)
             c_steps, c_values = self._chart.get(key, s, v)
+        partner = eval_partner(key, keys) if key else None
+        e_steps: tuple[float, ...] = ()
+        e_values: tuple[float, ...] = ()
+        if partner:
+            s, v = self.series(partner)
+            e_steps, e_values = downsample(s, v)
         latest = {}
         for k in keys:
             point = (self.wstore if k in self.wstore else self.store).latest(k)
@@ -443,6 +497,9 @@ class RunFollower:
             chart_steps=c_steps,
             chart_values=c_values,
             chart_points=c_points,
+            eval_key=partner,
+            eval_steps=e_steps,
+            eval_values=e_values,
             latest=latest,
             steps_per_s=self._rate(loss_key, status.elapsed),
             findings=self._findings,
@@ -479,9 +536,19 @@ class RunFollower:
         self._findings = self._diagnose(status)
 
     def keys(self) -> list[str]:
-        """Metric keys: wandb's first, then the log's that wandb does not have."""
+        """Metric keys: wandb's first, then the log's that wandb does not have, less the log
+        series that are a wandb series printed (the same values under another name, as the
+        script's `print(loss)` beside its `wandb.log({"train/loss": loss})`)."""
         wk = self.wstore.keys()
-        return wk + [k for k in self.store if k not in self.wstore]
+        logged = [k for k in self.store if k not in self.wstore]
+        if wk and logged:
+            logged = [k for k in logged if not self._printed_copy(k, wk)]
+        return wk + logged
+
+    def _printed_copy(self, key: str, wandb_keys: list[str]) -> bool:
+        return any(
+            same_series(self.store.series(key)[1], self.wstore.series(w)[1]) for w in wandb_keys
+        )
 
     def series(self, key: str) -> tuple[Any, Any]:
         """(steps, values) of a key; the wandb series wins when both sources have it."""

@@ -298,6 +298,7 @@ class MonitorScreen(PhaseScreen):
             smooth=self.smooth,
             latest=v.latest,
             points=v.chart_points,
+            second=(v.eval_key, v.eval_steps, v.eval_values) if v.eval_key else None,
         )
         if changed:
             title = "Metrics"

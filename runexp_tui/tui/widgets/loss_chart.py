@@ -223,6 +223,7 @@ class LossChart(TextLines):
         self.smooth = False
         self.latest: dict[str, float] = {}
         self.points = 0
+        self.second: tuple[str, tuple[float, ...], tuple[float, ...]] | None = None
         self._fingerprint: tuple[object, ...] = ()
 
     def set_series(
@@ -234,13 +235,20 @@ class LossChart(TextLines):
         smooth: bool,
         latest: dict[str, float],
         points: int | None = None,
+        second: tuple[str, Sequence[float], Sequence[float]] | None = None,
     ) -> bool:
-        """Show this series; returns True when something changed (and a redraw was asked)."""
+        """Show this series (and `second`, its evaluation partner, over it on the same axes);
+        returns True when something changed (and a redraw was asked)."""
         steps, values = tuple(steps), tuple(values)
-        fp = (key, len(values), values[-1:], steps[-1:], steps[:1], smooth, tuple(latest.items()))
+        two = None if second is None else (second[0], tuple(second[1]), tuple(second[2]))
+        fp = (
+            key, len(values), values[-1:], steps[-1:], steps[:1], smooth, tuple(latest.items()),
+            None if two is None else (two[0], len(two[2]), two[2][-1:]),
+        )  # fmt: skip
         if fp == self._fingerprint:
             return False
         self._fingerprint = fp
+        self.second = two if two is not None and two[2] else None
         self.key, self.steps, self.values, self.smooth = key, steps, values, smooth
         self.latest = dict(latest)
         self.points = len(values) if points is None else points
@@ -257,5 +265,15 @@ class LossChart(TextLines):
         height = max(3, height)
         if self.key is None:
             return Text("No metric parsed from the log yet.", style="dim")
-        chart = braille_chart(self.steps, self.shown_values, width, height - 1)
-        return chart + Text("\n") + latest_line(self.latest, width, self.key)
+        if self.second is None:
+            chart = braille_chart(self.steps, self.shown_values, width, height - 1)
+            return chart + Text("\n") + latest_line(self.latest, width, self.key)
+        name, e_steps, e_values = self.second
+        chart = braille_overlay(
+            [(self.steps, self.shown_values, "magenta"), (e_steps, e_values, "cyan")],
+            width,
+            height - 2,
+        )
+        legend = Text("━━ ", style="magenta") + Text(self.key, style="bold")
+        legend += Text("   ━━ ", style="cyan") + Text(name, style="bold")
+        return chart + Text("\n") + legend + Text("\n") + latest_line(self.latest, width, self.key)
