@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from runexp_tui.core.logtail import strip_ansi
 
@@ -195,11 +195,13 @@ _TRIGGERS: tuple[tuple[bytes | None, re.Pattern[bytes]], ...] = (
     (None, re.compile(rb": +['\"]?(?:tensor\()?[-+.0-9nNiI]" + _REST)),
     (None, re.compile(rb"te[rp][ ]*[:=]?[ ]*\[?[0-9]" + _REST)),  # iter, step
     (None, re.compile(rb"ch(?<=poch|atch)[ ]*[:=]?[ ]*\[?[0-9]" + _REST)),  # epoch, batch
-    # a bare tqdm bar, " 50%|#####     | 6/12 [00:01<00:01]": its counter is the step context.
-    # Only a line's last state gives values, so this one runs to the end of the line (over its
-    # other states): one candidate per bar line, its last state, whatever the redraws.
-    (b"/", re.compile(rb"/[0-9]+ \[[^\n]*")),
 )
+# A bare tqdm bar, " 50%|#####     | 6/12 [00:01<00:01]": its counter is the step context of
+# what follows. Bars are most lines of many logs, so they are not a trigger: between two
+# candidates only the last bar state matters (a later one replaces an earlier one's step), and
+# `_bar_ends` adds just that one (found backwards from the next candidate, at C speed).
+_BAR_STATE = re.compile(rb"\|\s*[0-9]+/[0-9]+\s*\[")
+_BAR_LOOKS = 256  # "/" looked at per gap before one regex pass over the gap instead
 # A pipe-separated table row, "| test loss  5.71 |". A bare "|" is in every progress bar, so
 # this trigger runs only in logs that have shown a table row through another trigger (an
 # "epoch 1" cell); from then on, for the rest of the parse.
@@ -933,6 +935,7 @@ def _segment_ends(buf: _Buf, limit: int, parser: MetricParser | None = None) -> 
     With a ``parser``, table rows are looked for once it has seen one (``parser.tables``).
     """
     ends = _trigger_ends(buf, limit, _TRIGGERS)
+    ends |= _bar_ends(buf, limit, sorted(ends))
     if parser is None:
         return sorted(ends)
     if not parser.tables:
@@ -949,6 +952,45 @@ def _segment_ends(buf: _Buf, limit: int, parser: MetricParser | None = None) -> 
             if first is not None:
                 ends.add(first.end())
     return sorted(ends)
+
+
+def _bar_ends(buf: _Buf, limit: int, ends: list[int]) -> set[int]:
+    """The end of the last bar state (not a nested bar's) in each gap between candidates."""
+    out: set[int] = set()
+    rfind, find = buf.rfind, buf.find
+    prev = 0
+    for e in [*ends, limit]:
+        # the gap: from the previous candidate's end to the start of this candidate's state
+        gap_end = max(rfind(b"\n", prev, e), rfind(b"\r", prev, e)) + 1 if e < limit else limit
+        if gap_end > prev:
+            found = _last_bar(buf, prev, gap_end, rfind, find)
+            if found is not None:
+                out.add(found)
+        prev = e
+    return out
+
+
+def _last_bar(buf: _Buf, lo: int, hi: int, rfind: Any, find: Any) -> int | None:
+    pos = hi
+    for _ in range(_BAR_LOOKS):
+        i = rfind(b"/", lo, pos)
+        if i < 0:
+            return None
+        start = max(rfind(b"\n", lo, i), rfind(b"\r", lo, i), lo - 1) + 1
+        stop = min(x for x in (find(b"\r", i, hi), find(b"\n", i, hi), hi) if x >= 0)
+        state = buf[start:stop]
+        if _BAR_STATE.search(state) and not state.rstrip(b" ").endswith(b"\x1b[A"):
+            return stop
+        pos = start
+        if pos <= lo:
+            return None
+    last = None  # many "/" (paths, dates): one regex pass over the gap instead
+    for m in _BAR_STATE.finditer(buf, lo, hi):
+        start = max(rfind(b"\n", lo, m.start()), rfind(b"\r", lo, m.start()), lo - 1) + 1
+        stop = min(x for x in (find(b"\r", m.end(), hi), find(b"\n", m.end(), hi), hi) if x >= 0)
+        if not buf[start:stop].rstrip(b" ").endswith(b"\x1b[A"):
+            last = stop
+    return last
 
 
 def _trigger_ends(
