@@ -113,3 +113,17 @@ def test_random_sigkills_during_inject_never_half_write(tmp_path: Path) -> None:
             if p.name.endswith(".tmp"):  # killed between write and rename: the next write
                 assert p.read_bytes() in (b"", patched[: len(p.read_bytes())])  # cleans it
     assert seen  # every kill was classified above; the figures are in make reliability
+
+
+def test_a_cr_line_inserted_before_a_blank_lf_line_stays_two_lines(tmp_path: Path) -> None:
+    """Found by the long run (29 of 10,000): in a CR-dominant file with a mixed blank line,
+    an inserted line ending in CR before an empty LF-ended line read as one CRLF line."""
+    data = (
+        b"import torch\rimport argparse\rp = argparse.ArgumentParser()\r"
+        b"p.add_argument('--lr', type=float, default=0.1)\rargs = p.parse_args()\n\n\r"
+        b"model = torch.nn.Linear(2, 1)\ropt = torch.optim.SGD(model.parameters(), lr=args.lr)\r"
+        b"for epoch in range(2):\r    loss = model(torch.randn(4, 2)).sum()\r"
+        b"    opt.zero_grad()\r    loss.backward()\r    opt.step()\r"
+    )
+    outcome = check(data, tmp_path / "proj")
+    assert outcome.kind == "applied", outcome

@@ -158,6 +158,11 @@ class Proposal:
         last_c, last_e = out[-1]
         original_ends_bare = bool(self._lines) and self._lines[-1][1] == ""
         fixed.append((last_c, "" if original_ends_bare else (last_e or self.newline)))
+        for i in range(len(fixed) - 1):
+            # A CR ending right before an empty LF-ended line would read as one CRLF: two lines
+            # would become one (an inserted line of a CR file before a mixed file's blank line).
+            if fixed[i][1] == "\r" and not fixed[i + 1][0] and fixed[i + 1][1].startswith("\n"):
+                fixed[i] = (fixed[i][0], "\r\n")
         return "".join(c + e for c, e in fixed)
 
     def encode(self, included: Iterable[int] | None = None) -> bytes:
