@@ -57,6 +57,7 @@ async def test_configure_marks_busy_gpus_and_chooses_a_free_one(
         assert set(table.busy) == {0, 1}
         assert f"python({BUSY_PID})" in cell_text(table, 0, 6)
         assert cell_text(table, 2, 6) == "free"
+        assert cell_text(table, 0, 2) == "A100-SXM4-80GB"
         await wait_until(pilot, lambda: table.selected == {2})  # the first free one
         text = msg(app, "#gpu-msg")
         assert "selected: 2" in text and "in use by others: 0, 1" in text

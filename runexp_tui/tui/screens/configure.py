@@ -903,6 +903,8 @@ class ConfigureScreen(PhaseScreen):
 
         snapshot = self.rx.gpu_snapshot
         names = {g.index: str(g.name) for g in getattr(snapshot, "gpus", ()) or ()}
+        for index, why in self.query_one(GpuSelect).busy.items():
+            names[index] = f"{names[index]}; in use: {why}"
         if await self.app.push_screen_wait(SummaryScreen(cfg, self.scan, names)):
             self.confirm(cfg)
 

@@ -15,6 +15,7 @@ from textual.widgets import DataTable
 
 from runexp_tui.core.gpu.busy import busy_reason
 from runexp_tui.tui.render import fmt_mib, fmt_num
+from runexp_tui.tui.widgets.monitor_pane import short_gpu_name
 
 
 class GpuSelect(DataTable[Any]):
@@ -78,10 +79,12 @@ class GpuSelect(DataTable[Any]):
         if getattr(g, "lost", False):
             return (mark, str(g.index), str(g.name), "lost", "", "", "")
         why = self.busy.get(g.index)
+        if why and ": " in why:  # "2 processes: python(1), ..." -> the names say it shorter
+            why = why.split(": ", 1)[1]
         return (
             mark,
             Text(str(g.index), style="bold yellow") if why else str(g.index),
-            str(g.name),
+            short_gpu_name(g.name),
             fmt_num(g.utilization_pct, "{:.0f}", "%"),
             f"{fmt_mib(g.memory_used_mib)} / {fmt_mib(g.memory_total_mib)}",
             fmt_num(g.temperature_c, "{:.0f}", "°C"),
