@@ -19,6 +19,8 @@ from runexp_tui.tui.phases import PHASES, index_of, phase
 from runexp_tui.tui.services import Services
 from runexp_tui.tui.session import Session
 
+LIVE_RUNS_INTERVAL_S = 5.0  # how often the repo's running runs are listed while none is followed
+
 
 class GpuSnapshotReady(Message):
     """A new GPU snapshot from the poller thread."""
@@ -57,6 +59,9 @@ class RunexpApp(App[None]):
     # Views are frozen and compared by value: an unchanged one (an ended run) redraws nothing.
     run_view: reactive[Any] = reactive(None, repaint=False)
     pane_collapsed: reactive[bool] = reactive(False)
+    # The repo's running runs while none is followed (the attach offer declined): the pane
+    # lists them instead of saying there is no run.
+    live_runs: reactive[tuple[Any, ...]] = reactive((), repaint=False)
     narrow: reactive[bool] = reactive(False)
 
     def __init__(
@@ -81,6 +86,7 @@ class RunexpApp(App[None]):
             self._start_gpu_polling()
         else:
             self._sample_once()
+        self.set_interval(LIVE_RUNS_INTERVAL_S, self._look_for_live_runs)
         if self.attach_run:
             self.session.run_id = self.attach_run
             self.follow_run(self.attach_run)
@@ -179,6 +185,36 @@ class RunexpApp(App[None]):
                 self._follow_wake.clear()
         finally:
             follower.close()
+
+    def _look_for_live_runs(self) -> None:
+        if self.session.run_id is None:
+            self._list_live_runs()
+        elif self.live_runs:
+            self.live_runs = ()
+
+    @work(thread=True, exclusive=True, group="live-runs", exit_on_error=False)
+    def _list_live_runs(self) -> None:
+        """The repo's running runs (psutil checks: off the UI thread)."""
+        from runexp_tui.tui.attach_offer import running_runs
+
+        try:
+            found = tuple(running_runs(self.session.repo or Path.cwd()))
+        except OSError:
+            return
+        self.call_from_thread(self._set_live_runs, found)
+
+    def _set_live_runs(self, runs: tuple[Any, ...]) -> None:
+        ids = [r.id for r in runs]
+        if ids != [r.id for r in self.live_runs]:
+            self.live_runs = runs if self.session.run_id is None else ()
+
+    def attach(self, run_id: str) -> None:
+        """Follow a running run of the repo and open the Monitor on it."""
+        self.follow_run(run_id)
+        self.live_runs = ()
+        monitor = phase("monitor")
+        if monitor.available and self.current_phase_key() != "monitor":
+            self.push_screen(monitor.make())
 
     def poke_follower(self) -> None:
         self._follow_wake.set()
@@ -287,6 +323,12 @@ class RunexpApp(App[None]):
                     f"Phase {index_of(p.key) + 1}",
                     lambda p=p: self._jump(p.key),
                 )
+        for record in self.live_runs:
+            yield SystemCommand(
+                f"Follow run {record.id}",
+                "running in this repo, not followed yet: open the Monitor on it",
+                lambda rid=record.id: self.attach(rid),
+            )
         yield from getattr(screen, "palette_commands", lambda: [])()
 
     def _jump(self, key: str) -> None:

@@ -54,7 +54,6 @@ async def offer_attach(app: Any) -> None:
     a run or the repo has none running. Following shows the run in the monitoring pane and
     opens the Monitor phase when that screen exists.
     """
-    from runexp_tui.tui.phases import phase
     from runexp_tui.tui.screens.confirm import ConfirmScreen
 
     if app.session.run_id is not None:
@@ -64,6 +63,7 @@ async def offer_attach(app: Any) -> None:
     running = await asyncio.to_thread(running_runs, repo)
     if not running or app.session.run_id is not None:
         return
+    app.live_runs = tuple(running)  # shown in the pane if the answer is no
     record = running[-1]
     others = len(running) - 1
     detail = f"Started {record.created_at or '?'} on {record.host or '?'}, pid {record.pid}."
@@ -77,7 +77,4 @@ async def offer_attach(app: Any) -> None:
     )
     if not ok:
         return
-    app.follow_run(record.id)
-    monitor = phase("monitor")
-    if monitor.available:
-        app.push_screen(monitor.make())
+    app.attach(record.id)

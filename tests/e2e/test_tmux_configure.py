@@ -66,7 +66,7 @@ def test_configure_phase_in_tmux(tmp_path: Path) -> None:
 
         tm.send("ctrl+s")
         summary = tm.wait_for("Summary: check and confirm")
-        assert "--batch-size 32" in summary and "CPU only" in summary
+        assert "--batch-size 32" in summary and re.search(r"GPUs\s+\d \(", summary), summary
         tm.send("enter")
 
         config_file = demo_dir / "demo-repo" / ".runexp" / "config.toml"

@@ -158,7 +158,8 @@ def _walk(tm: TmuxSession, demo_dir: Path, cap: Captures) -> None:
     screen = cap.save("summary", tm.wait_for("Summary: check and confirm", timeout=20))
     assert re.search(r"Environment\s+venv \.venv", screen), screen
     assert re.search(r"W&B\s+instrument the script · project \S+ · offline", screen), screen
-    assert "none: CPU only" in screen and "this machine" in screen
+    # The first free GPU is chosen by default.
+    assert re.search(r"GPUs\s+\d \(", screen) and "this machine" in screen, screen
     assert f"python train.py --epochs {EPOCHS}" in screen
     tm.send("enter")
 

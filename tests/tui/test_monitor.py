@@ -20,7 +20,11 @@ from runexp_tui.core.backends.local import launch_local
 from runexp_tui.core.launch import LaunchSpec
 from runexp_tui.tui.app import RunexpApp
 from runexp_tui.tui.screens.monitor import MonitorScreen, mean_utilization, relaunch_spec
-from runexp_tui.tui.screens.monitor_commands import CommandsScreen, useful_commands
+from runexp_tui.tui.screens.monitor_commands import (
+    CommandsScreen,
+    runexp_invocation,
+    useful_commands,
+)
 from runexp_tui.tui.widgets.gpu_panel import render_gpu_panel
 from runexp_tui.tui.widgets.log_view import LogView
 from runexp_tui.tui.widgets.loss_chart import LossChart, braille_chart, ema
@@ -325,7 +329,7 @@ async def test_relaunch_and_commands(app_factory, tmp_path: Path) -> None:
         await pilot.press("c")
         assert isinstance(app.screen, CommandsScreen)
         cmds = dict(app.screen.commands)
-        assert cmds["Stop the run"] == f"runexp-tui stop {RUN_ID}"
+        assert cmds["Stop the run"] == f"{runexp_invocation()} stop {RUN_ID}"
         assert cmds["Follow the log"].startswith("tail -f ") and cmds["Follow the log"].endswith(
             "output.log"
         )

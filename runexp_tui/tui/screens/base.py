@@ -9,8 +9,9 @@ from textual.app import ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.screen import Screen
-from textual.widgets import Footer, Header
+from textual.widgets import Header
 
+from runexp_tui.tui.widgets.key_footer import KeyFooter
 from runexp_tui.tui.widgets.monitor_pane import MonitorPane
 from runexp_tui.tui.widgets.phase_bar import PhaseBar
 
@@ -34,7 +35,7 @@ class PhaseScreen(Screen[Any]):
         with Vertical(id="body"):
             yield from self.compose_body()
         yield MonitorPane()
-        yield Footer()
+        yield KeyFooter()
 
     def compose_body(self) -> ComposeResult:  # pragma: no cover - abstract
         yield from ()

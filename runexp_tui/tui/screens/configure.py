@@ -29,6 +29,7 @@ from runexp_tui.core.config import (
     load_config,
     validate_env_name,
 )
+from runexp_tui.core.gpu.busy import free_gpus
 from runexp_tui.tui.render import display_path
 from runexp_tui.tui.screens.base import PhaseScreen
 from runexp_tui.tui.widgets.gpu_select import GpuSelect
@@ -177,6 +178,7 @@ class ConfigureScreen(PhaseScreen):
         self._saved_existing_env = ""  # picked once the conda env list arrives
         self._shown: dict[str, tuple[str, bool]] = {}
         self._slurm_ok: bool | None = None  # sbatch on PATH; looked up once, when first needed
+        self._gpus_chosen = False  # a saved config or the default has set the GPU selection
 
     # ----- layout ------------------------------------------------------------------------------
     def compose_body(self) -> ComposeResult:
@@ -727,8 +729,18 @@ class ConfigureScreen(PhaseScreen):
     def _on_gpus(self, snapshot: Any) -> None:
         table = self.query_one(GpuSelect)
         table.show(snapshot)
+        self._default_gpus(snapshot)
         self._gpu_message(snapshot)
         self._maybe_auto_review()
+
+    def _default_gpus(self, snapshot: Any) -> None:
+        """With no saved choice, the first free GPU is chosen (never one another run uses)."""
+        table = self.query_one(GpuSelect)
+        if self._gpus_chosen or table.touched or not getattr(snapshot, "gpus", ()):
+            return
+        self._gpus_chosen = True
+        free = free_gpus(snapshot)
+        table.set_selection(set(free[:1]))
 
     def _gpu_message(self, snapshot: Any) -> None:
         table = self.query_one(GpuSelect)
@@ -750,10 +762,15 @@ class ConfigureScreen(PhaseScreen):
         else:
             sim = " (simulated)" if self.rx.gpus_simulated else ""
             chosen = ", ".join(map(str, sorted(table.selected))) or "none: CPU only"
-            self._set_msg(
-                "#gpu-msg",
-                f"{len(snapshot.gpus)} GPU(s){sim} · space: toggle · a: all · selected: {chosen}",
-            )
+            text = f"{len(snapshot.gpus)} GPU(s){sim} · space: toggle · a: all · selected: {chosen}"
+            taken = table.busy_selected
+            if taken:
+                free = ", ".join(map(str, free_gpus(snapshot))) or "none"
+                why = "; ".join(f"GPU {i}: {r}" for i, r in sorted(taken.items()))
+                text += f" · ! already in use ({why}): runs would share it; free: {free}"
+            elif table.busy:
+                text += f" · in use by others: {', '.join(map(str, sorted(table.busy)))}"
+            self._set_msg("#gpu-msg", text, error=bool(taken))
 
     @on(GpuSelect.Changed)
     def _gpus_changed(self, event: GpuSelect.Changed) -> None:
@@ -786,6 +803,7 @@ class ConfigureScreen(PhaseScreen):
         self.query_one("#env-python", Input).value = cfg.env.python_version
         self.query_one("#env-path", Input).value = cfg.env.path or ".venv"
         self.query_one(GpuSelect).set_selection(set(cfg.gpus))
+        self._gpus_chosen = True  # the saved choice stands (Launch asks if those GPUs are busy)
         self.query_one("#backend", Select).value = cfg.backend
         self.query_one("#ssh-host", Input).value = cfg.host
         self.query_one("#slurm-partition", Input).value = cfg.slurm_partition
@@ -885,6 +903,8 @@ class ConfigureScreen(PhaseScreen):
 
         snapshot = self.rx.gpu_snapshot
         names = {g.index: str(g.name) for g in getattr(snapshot, "gpus", ()) or ()}
+        for index, why in self.query_one(GpuSelect).busy.items():
+            names[index] = f"{names[index]}; in use: {why}"
         if await self.app.push_screen_wait(SummaryScreen(cfg, self.scan, names)):
             self.confirm(cfg)
 

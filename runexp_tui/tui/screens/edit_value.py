@@ -8,6 +8,8 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Input, Label
 
+from runexp_tui.tui.widgets.key_footer import KeyFooter
+
 
 class EditValueScreen(ModalScreen[str | None]):
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
@@ -26,6 +28,7 @@ class EditValueScreen(ModalScreen[str | None]):
                 yield Label(self.help_text, classes="hint")
             yield Input(value=self.value, placeholder=self.placeholder, id="value")
             yield Label("Enter: set · empty: remove the flag · Esc: cancel", classes="hint")
+        yield KeyFooter(dialog=True)
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         self.dismiss(event.value.strip())

@@ -11,6 +11,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Static
 
 from runexp_tui.tui.phases import PHASES
+from runexp_tui.tui.widgets.key_footer import KeyFooter
 
 PHASE_HELP = {
     "configure": "repo, command and flags, W&B, Python environment, GPUs; then a summary to confirm",
@@ -35,21 +36,33 @@ class HelpScreen(ModalScreen[None]):
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="dialog"):
             yield Static(self._content(), id="help-text")
+        yield KeyFooter(dialog=True)
 
     def _key_rows(self) -> list[tuple[str, str]]:
         below = self.app.screen_stack[-1] if self.app.screen_stack else None
         if below is self:
             below = self.app.screen_stack[-2] if len(self.app.screen_stack) > 1 else None
         rows: list[tuple[str, str]] = []
-        seen: set[str] = set()
+        # The palette key has its own row below; a terminal never sends super+ keys.
+        seen: set[str] = {self.app.COMMAND_PALETTE_BINDING}
+        # A priority binding of the app wins over the screen's (ctrl+c quits, it does not copy).
+        overridden = {
+            key
+            for key, bindings in self.app._bindings.key_to_bindings.items()
+            if any(b.priority for b in bindings)
+        }
         for node in (below, self.app):
             if node is None:
                 continue
-            for bindings in node._bindings.key_to_bindings.values():
+            for key, bindings in node._bindings.key_to_bindings.items():
+                if key in seen or key.startswith("super+"):
+                    continue
+                if node is not self.app and key in overridden:
+                    continue
                 for b in bindings:
-                    if b.description and b.key not in seen:
-                        seen.add(b.key)
-                        rows.append((b.key_display or b.key, b.description))
+                    if b.description and key not in seen:
+                        seen.add(key)
+                        rows.append((b.key_display or key, b.description))
         rows.extend(FORM_KEYS)
         rows.append(("ctrl+p", "command palette: every action"))
         return rows

@@ -175,6 +175,12 @@ class LaunchScreen(PhaseScreen):
         self.query_one("#launch-scroll").focus()
         self._ui_ready = True
         self.refresh_bindings()
+        self.watch(self.app, "gpu_snapshot", self._gpus_changed, init=False)
+
+    def _gpus_changed(self, _snapshot: Any) -> None:
+        """A GPU that becomes busy (or free) before Enter changes the warnings at once."""
+        if self.state in ("ready", "blocked"):
+            self._draw_warnings()
 
     def on_screen_resume(self) -> None:
         # Back from Monitor or a dialog: the config may have changed since (only when idle).
@@ -256,10 +262,37 @@ class LaunchScreen(PhaseScreen):
             text.append(f"\nRuns in {display_path(repo)}", style="dim")
             env.update(text)
         self.query_one("#launch-backend", Static).update(self._backend_text())
+        self._draw_warnings()
+
+    def _draw_warnings(self) -> None:
         warnings = self._warnings()
         box = self.query_one("#launch-warnings", Static)
+        if getattr(box, "_shown", None) == warnings:
+            return  # the GPU snapshot comes every second; most of them change nothing here
+        box._shown = warnings  # type: ignore[attr-defined]
         box.update(warnings)
         box.display = bool(warnings.plain)
+
+    def _gpu_warnings(self) -> list[str]:
+        """Chosen GPUs this machine lacks or that another process uses (local runs only)."""
+        from runexp_tui.core.gpu.busy import chosen_gpu_warnings
+
+        config = self.rx.session.config
+        snapshot = self.rx.gpu_snapshot
+        if config is None or snapshot is None or config.backend != "local":
+            return []
+        return chosen_gpu_warnings(config.gpus, snapshot)
+
+    def busy_gpus(self) -> dict[int, str]:
+        """The chosen GPUs that another process already uses, with what uses them."""
+        from runexp_tui.core.gpu.busy import busy_reason
+
+        config = self.rx.session.config
+        snapshot = self.rx.gpu_snapshot
+        if config is None or snapshot is None or config.backend != "local":
+            return {}
+        gpus = {g.index: g for g in snapshot.gpus}
+        return {i: why for i in config.gpus if i in gpus and (why := busy_reason(gpus[i]))}
 
     def _backend_text(self) -> Text:
         config = self.rx.session.config
@@ -299,6 +332,8 @@ class LaunchScreen(PhaseScreen):
                 )
         if config is not None and not config.gpus:
             lines.append(("CPU only: no GPU chosen (CUDA_VISIBLE_DEVICES is empty).", "yellow"))
+        for warning in self._gpu_warnings():
+            lines.append((f"{warning}.", "bold yellow"))
         if self.rx.gpus_simulated:
             lines.append(
                 ("GPUs are simulated: the run is told its GPUs in RUNEXP_SIM_GPUS.", "yellow")
@@ -382,7 +417,32 @@ class LaunchScreen(PhaseScreen):
             self.notify("Press R to launch again.", timeout=3)
             return
         self._prepare()  # the latest config and GPU source (the sampler starts in a thread)
+        busy = self.busy_gpus()
+        if busy and not self.problem:
+            self._ask_then_start(busy)
+            return
         self._start()
+
+    @work(exclusive=True, group="launch-ask")
+    async def _ask_then_start(self, busy: dict[int, str]) -> None:
+        """A chosen GPU is in use: launch only after a yes that names what uses it."""
+        from runexp_tui.core.gpu.busy import free_gpus
+        from runexp_tui.tui.screens.confirm import ConfirmScreen
+
+        which = ", ".join(map(str, sorted(busy)))
+        plural = "s" if len(busy) > 1 else ""
+        uses = "; ".join(f"GPU {i}: {why}" for i, why in sorted(busy.items()))
+        snapshot = self.rx.gpu_snapshot
+        free = ", ".join(map(str, free_gpus(snapshot))) if snapshot is not None else ""
+        detail = f"{uses}. The runs would share its memory and compute."
+        detail += (
+            f" Free now: {free} (n, then e to choose them)." if free else " No GPU is free now."
+        )
+        ok = await self.app.push_screen_wait(
+            ConfirmScreen(f"GPU{plural} {which} already in use: launch onto it anyway?", detail)
+        )
+        if ok and self.state in ("ready", "blocked"):
+            self._start()
 
     def action_relaunch(self) -> None:
         if self.state not in ("failed", "exited_ok"):

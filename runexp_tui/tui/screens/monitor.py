@@ -18,11 +18,12 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
-from textual.widgets import Footer, Header, Input, Static
+from textual.widgets import Header, Input, Static
 
 from runexp_tui.tui.screens.base import PhaseScreen
 from runexp_tui.tui.widgets.diagnosis_panel import DiagnosisPanel
 from runexp_tui.tui.widgets.gpu_panel import GpuPanel
+from runexp_tui.tui.widgets.key_footer import KeyFooter
 from runexp_tui.tui.widgets.log_view import LogView
 from runexp_tui.tui.widgets.loss_chart import LossChart
 from runexp_tui.tui.widgets.phase_bar import PhaseBar
@@ -156,7 +157,7 @@ class MonitorScreen(PhaseScreen):
         yield PhaseBar(self.PHASE)
         with Vertical(id="body"):
             yield from self.compose_body()
-        yield Footer()
+        yield KeyFooter()
 
     def compose_body(self) -> ComposeResult:
         yield RunStatus(id="mon-status")

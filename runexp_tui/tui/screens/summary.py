@@ -14,6 +14,7 @@ from textual.widgets import Button, Static
 from runexp_tui.core.backends import BackendError, for_config
 from runexp_tui.core.config import ExperimentConfig
 from runexp_tui.tui.render import display_path
+from runexp_tui.tui.widgets.key_footer import KeyFooter
 
 ENV_TITLES = {
     "conda_new": "new conda env",
@@ -86,6 +87,7 @@ class SummaryScreen(ModalScreen[bool]):
             with Horizontal(id="buttons"):
                 yield Button("Confirm (Enter)", id="confirm", variant="primary")
                 yield Button("Edit (Esc)", id="edit")
+        yield KeyFooter(dialog=True)
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         self.dismiss(event.button.id == "confirm")

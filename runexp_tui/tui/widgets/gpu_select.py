@@ -1,4 +1,8 @@
-"""The live GPU table of the Configure phase: `space` toggles a GPU, `a` selects all or none."""
+"""The live GPU table of the Configure phase: `space` toggles a GPU, `a` selects all or none.
+
+GPUs that something else already uses (processes, memory, load: core.gpu.busy) say so in their
+own column, in yellow, so that a second run is not put on them by mistake.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,9 @@ from textual.binding import Binding
 from textual.message import Message
 from textual.widgets import DataTable
 
+from runexp_tui.core.gpu.busy import busy_reason
 from runexp_tui.tui.render import fmt_mib, fmt_num
+from runexp_tui.tui.widgets.monitor_pane import short_gpu_name
 
 
 class GpuSelect(DataTable[Any]):
@@ -32,9 +38,11 @@ class GpuSelect(DataTable[Any]):
         self.selected: set[int] = set()
         self.indices: list[int] = []
         self._sampled = False  # until a snapshot is shown, no index is known to be missing
+        self.busy: dict[int, str] = {}  # index -> why another process holds it (last snapshot)
+        self.touched = False  # the user chose by key: defaults no longer apply
 
     def on_mount(self) -> None:
-        self.add_columns("", "GPU", "Name", "Util", "Memory", "Temp", "Processes")
+        self.add_columns("", "GPU", "Name", "Util", "Memory", "Temp", "In use by")
 
     def show(self, snapshot: Any) -> None:
         """Redraw from a snapshot, keeping the cursor and the selection.
@@ -44,12 +52,13 @@ class GpuSelect(DataTable[Any]):
         """
         gpus = list(getattr(snapshot, "gpus", ()) or ())
         self._sampled = snapshot is not None
+        self.busy = {g.index: why for g in gpus if (why := busy_reason(g)) is not None}
         rows = [self._cells(g) for g in gpus]
         indices = [g.index for g in gpus]
         if indices == self.indices and self.row_count == len(rows):
             for r, cells in enumerate(rows):
                 for c, value in enumerate(cells):
-                    if c and str(self.get_cell_at((r, c))) != str(value):
+                    if c and self.get_cell_at((r, c)) != value:  # Text compares its style too
                         self.update_cell_at((r, c), value)
             return
         row = self.cursor_row
@@ -69,18 +78,17 @@ class GpuSelect(DataTable[Any]):
         mark = self._mark(g.index)
         if getattr(g, "lost", False):
             return (mark, str(g.index), str(g.name), "lost", "", "", "")
-        procs = getattr(g, "processes", ()) or ()
-        names = ", ".join(f"{p.name}({p.pid})" for p in procs[:2])
-        if len(procs) > 2:
-            names += f" +{len(procs) - 2}"
+        why = self.busy.get(g.index)
+        if why and ": " in why:  # "2 processes: python(1), ..." -> the names say it shorter
+            why = why.split(": ", 1)[1]
         return (
             mark,
-            str(g.index),
-            str(g.name),
+            Text(str(g.index), style="bold yellow") if why else str(g.index),
+            short_gpu_name(g.name),
             fmt_num(g.utilization_pct, "{:.0f}", "%"),
             f"{fmt_mib(g.memory_used_mib)} / {fmt_mib(g.memory_total_mib)}",
             fmt_num(g.temperature_c, "{:.0f}", "°C"),
-            names or "—",
+            Text(f"busy: {why}", style="yellow") if why else Text("free", style="green"),
         )
 
     @property
@@ -94,9 +102,15 @@ class GpuSelect(DataTable[Any]):
         self.selected = set(indices)
         self._announce()
 
+    @property
+    def busy_selected(self) -> dict[int, str]:
+        """The selected GPUs that another process uses, with the reason."""
+        return {i: why for i, why in self.busy.items() if i in self.selected}
+
     def action_toggle(self) -> None:
         if not self.indices:
             return
+        self.touched = True
         idx = self.indices[self.cursor_row]
         self.selected = (self.selected & set(self.indices)) ^ {
             idx
@@ -104,6 +118,7 @@ class GpuSelect(DataTable[Any]):
         self._announce()
 
     def action_toggle_all(self) -> None:
+        self.touched = True
         everything = set(self.indices)
         self.selected = set() if self.selected == everything else everything
         self._announce()

@@ -100,8 +100,34 @@ def render_gpus(
     return out
 
 
-def render_run(view: Any, width: int, max_lines: int) -> Text:
-    """The followed run: a status line, a loss sparkline and the last log lines."""
+def render_live_runs(runs: Any, width: int, max_lines: int) -> Text:
+    """The repo's running runs that nobody follows: each id and command, and how to follow."""
+    out = Text()
+    n = len(runs)
+    out.append(f"● {n} run{'s' if n > 1 else ''} running here", style="bold green")
+    out.append(", not followed", style="dim")
+    shown = runs[-max(1, max_lines - 2) :]  # the newest ones, with room for the key line
+    for record in shown:
+        command = str((getattr(record, "config", None) or {}).get("command") or "")
+        out.append("\n")
+        out.append(str(record.id), style="bold")
+        room = width - len(str(record.id)) - 1
+        if command and room > 4:
+            cut = command if len(command) <= room else command[: room - 1] + "…"
+            out.append(f" {cut}", style="dim")
+    if len(shown) < n:
+        out.append(f"\n+{n - len(shown)} more: runexp-tui runs", style="dim")
+    out.append("\n")
+    out.append("ctrl+p", style="bold")
+    out.append(f" Follow run {shown[-1].id}", style="dim")
+    return out
+
+
+def render_run(view: Any, width: int, max_lines: int, live: Any = ()) -> Text:
+    """The followed run: a status line, a loss sparkline and the last log lines; with none
+    followed, the repo's ``live`` runs (running, but not followed)."""
+    if view is None and live:
+        return render_live_runs(tuple(live), width, max_lines)
     if view is None:
         return Text("No run yet. Configure an experiment; its run will show here.", style="dim")
     state = str(getattr(view, "state", "?"))
@@ -166,6 +192,7 @@ class MonitorPane(Widget):
         app = self.app
         self.watch(app, "gpu_snapshot", self._refresh_gpus)
         self.watch(app, "run_view", self._refresh_run)
+        self.watch(app, "live_runs", self._live_runs_changed)
         self.watch(app, "pane_collapsed", self._collapse)
 
     def _collapse(self, collapsed: bool) -> None:
@@ -199,8 +226,11 @@ class MonitorPane(Widget):
         _title(run, "Run")
         width = max(20, run.content_size.width or (self.size.width // 2))
         height = max(2, run.content_size.height or 4)
-        _set(run, render_run(view, width, height))
+        _set(run, render_run(view, width, height, getattr(self.app, "live_runs", ())))
         self._refresh_summary()
+
+    def _live_runs_changed(self, _runs: Any) -> None:
+        self._refresh_run(getattr(self.app, "run_view", None))
 
     def on_resize(self) -> None:
         self._refresh_gpus(getattr(self.app, "gpu_snapshot", None))
@@ -214,7 +244,13 @@ class MonitorPane(Widget):
         for g in getattr(snap, "gpus", ()) or ():
             parts.append(f"{g.index}:{fmt_num(g.utilization_pct, '{:.0f}', '%')}")
         view = getattr(self.app, "run_view", None)
-        run = f"run {view.run_id} {view.state}" if view is not None else "no run"
+        live = getattr(self.app, "live_runs", ())
+        if view is not None:
+            run = f"run {view.run_id} {view.state}"
+        elif live:
+            run = f"{len(live)} running, not followed: {live[-1].id}"
+        else:
+            run = "no run"
         text = (
             Text("▸ pane (m) ", style="bold")
             + Text(" ".join(parts) or "no GPU")
