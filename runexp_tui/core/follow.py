@@ -257,8 +257,10 @@ class RunFollower:
                 size = _last_newline(log, size)
             self._add_lines(lines)
             if size <= FULL_PARSE_LIMIT:
-                self.store = parse_file_history(log, end=size)
-                self.parser = MetricParser(self.store)
+                # One parser for history and live: the lines that follow continue its step,
+                # epoch and line count (a fresh one restarted step-less series at 0).
+                self.parser = MetricParser()
+                self.store = parse_file_history(log, end=size, parser=self.parser)
             else:
                 # The screen shows the last lines at once; the curve fills in when this ends.
                 def parse_history() -> None:

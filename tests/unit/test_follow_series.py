@@ -38,3 +38,31 @@ def test_the_chart_overlays_the_eval_series_with_a_legend() -> None:
     alone = LossChart()
     alone.set_series("lr", [0, 1], [0.1, 0.1], smooth=False, latest={})
     assert "━━" not in alone.build_text(60, 12).plain
+
+
+def test_lines_after_the_history_continue_its_steps(tmp_path) -> None:
+    """Attaching to a running run: the log so far is parsed as history, the new lines live;
+    step-less lines ("epoch 3 loss 0.25") must go on from the history's count, not restart."""
+    import json
+
+    from runexp_tui.core.follow import RunFollower
+    from runexp_tui.core.runs import RunRecord, save_record
+
+    run_dir = tmp_path / ".runexp" / "runs" / "20261201-000000-aaaa"
+    run_dir.mkdir(parents=True)
+    log = run_dir / "output.log"
+    log.write_text("".join(f"epoch {i} loss {1 / (i + 1):.4f}\n" for i in range(5)))
+    (run_dir / "exit.json").write_text(json.dumps({"code": 0, "signal": None, "ended_at": 1.0}))
+    save_record(
+        RunRecord(id=run_dir.name, run_dir=str(run_dir), cwd=str(tmp_path), repo=str(tmp_path),
+                  log_path=str(log), state="exited", exit_code=0)
+    )  # fmt: skip
+    follower = RunFollower.open(run_dir.name, repo=tmp_path)
+    try:
+        follower.poll()
+        with open(log, "a") as fh:
+            fh.write("epoch 5 loss 0.1667\nepoch 6 loss 0.1429\n")
+        view = follower.poll()
+    finally:
+        follower.close()
+    assert list(view.chart_steps) == [0, 1, 2, 3, 4, 5, 6]
