@@ -26,7 +26,7 @@ demo: $(STAMP) ## run the dashboard on the bundled example repo (simulated GPUs 
 test: $(STAMP) sysdeps ## run the whole test suite
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
-check: $(STAMP) ## ruff format + lint, mypy on core, import contracts, then the tests
+check: $(STAMP) ## ruff format + lint, mypy on the whole package, import contracts, then the tests
 	$(BIN)/ruff format --check runexp_tui tests bench
 	$(BIN)/ruff check runexp_tui tests bench
 	$(BIN)/mypy

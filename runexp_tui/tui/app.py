@@ -212,9 +212,8 @@ class RunexpApp(App[None]):
         """Follow a running run of the repo and open the Monitor on it."""
         self.follow_run(run_id)
         self.live_runs = ()
-        monitor = phase("monitor")
-        if monitor.available and self.current_phase_key() != "monitor":
-            self.push_screen(monitor.make())
+        if phase("monitor").available:
+            self.open_monitor()
 
     def poke_follower(self) -> None:
         self._follow_wake.set()

@@ -464,7 +464,7 @@ class ConfigureScreen(PhaseScreen):
         self._redraw_flags()
         if error:
             self._set_msg("#command-msg", error, error=True)
-        elif analysis is not None and getattr(analysis, "syntax_errors", ()):
+        elif analysis is not None and (getattr(analysis, "syntax_errors", None) or ()):
             e = analysis.syntax_errors[0]
             self._set_msg(
                 "#command-msg",
@@ -481,7 +481,7 @@ class ConfigureScreen(PhaseScreen):
         wb = getattr(analysis, "wandb", None)
         switch = getattr(wb, "switch", None)
         pressed = self.query_one("#wandb-choice", RadioSet).pressed_button
-        if not switch or (pressed is not None and pressed.id == WANDB_IDS["no"]):
+        if wb is None or not switch or (pressed is not None and pressed.id == WANDB_IDS["no"]):
             return
         field = self.query_one("#command", Input)
         project = self.query_one("#wandb-project", Input).value.strip() or None
@@ -556,7 +556,7 @@ class ConfigureScreen(PhaseScreen):
     async def _edit_flag(self, event: DataTable.RowSelected) -> None:
         flag = event.row_key.value
         spec = next((f for f in self.flags if f.flag == flag), None)
-        if spec is None:
+        if spec is None or flag is None:
             return
         from runexp_tui.tui.screens.edit_value import EditValueScreen
 
@@ -831,7 +831,9 @@ class ConfigureScreen(PhaseScreen):
             except ValueError as exc:
                 errors.append(FieldError("command", f"✗ Command: {exc}"))
         pressed = self.query_one("#wandb-choice", RadioSet).pressed_button
-        choice = {v: k for k, v in WANDB_IDS.items()}.get(pressed.id if pressed else "", "yes")
+        choice = {v: k for k, v in WANDB_IDS.items()}.get(
+            (pressed.id or "") if pressed else "", "yes"
+        )
         wandb = WandbSettings(
             choice=choice,  # type: ignore[arg-type]
             project=self.query_one("#wandb-project", Input).value.strip() or repo.name,

@@ -589,7 +589,7 @@ class EnvironmentScreen(PhaseScreen):
         return True
 
     @work(exclusive=True, group="env-back")
-    async def action_back(self) -> None:
+    async def action_back(self) -> None:  # type: ignore[override]  # a worker: returns one
         if self.running_id is not None:
             from runexp_tui.tui.screens.confirm import ConfirmScreen
 

@@ -529,7 +529,7 @@ class DiffView(ScrollView, can_focus=True):
         if not 0 <= index < len(self._lines):
             strip = Strip.blank(width, self.rich_style)
         else:
-            strip = self._render(self._lines[index], width).apply_style(self.rich_style)
+            strip = self._render_row(self._lines[index], width).apply_style(self.rich_style)
         self._cache[key] = strip
         return strip
 
@@ -539,7 +539,7 @@ class DiffView(ScrollView, can_focus=True):
         n = max(len(self.proposal.lines), sum(len(h.new_lines) for h in self.hunks) + 1)
         return max(3, len(str(n + len(self.proposal.lines))))
 
-    def _render(self, line: DisplayLine, width: int) -> Strip:
+    def _render_row(self, line: DisplayLine, width: int) -> Strip:
         if line.kind == "header":
             return self._render_header(line, width)
         row = line.row

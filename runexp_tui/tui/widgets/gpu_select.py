@@ -10,6 +10,7 @@ from typing import Any
 
 from rich.text import Text
 from textual.binding import Binding
+from textual.coordinate import Coordinate
 from textual.message import Message
 from textual.widgets import DataTable
 
@@ -22,7 +23,7 @@ class GpuSelect(DataTable[Any]):
     """GPU rows with a check mark; the selection may name GPUs that are absent (see ``missing``)."""
 
     BINDINGS = [
-        Binding("space", "toggle", "Toggle GPU"),
+        Binding("space", "toggle_gpu", "Toggle GPU"),
         Binding("a", "toggle_all", "All GPUs"),
     ]
 
@@ -58,8 +59,10 @@ class GpuSelect(DataTable[Any]):
         if indices == self.indices and self.row_count == len(rows):
             for r, cells in enumerate(rows):
                 for c, value in enumerate(cells):
-                    if c and self.get_cell_at((r, c)) != value:  # Text compares its style too
-                        self.update_cell_at((r, c), value)
+                    if (
+                        c and self.get_cell_at(Coordinate(r, c)) != value
+                    ):  # Text compares its style too
+                        self.update_cell_at(Coordinate(r, c), value)
             return
         row = self.cursor_row
         self.clear()
@@ -107,7 +110,7 @@ class GpuSelect(DataTable[Any]):
         """The selected GPUs that another process uses, with the reason."""
         return {i: why for i, why in self.busy.items() if i in self.selected}
 
-    def action_toggle(self) -> None:
+    def action_toggle_gpu(self) -> None:
         if not self.indices:
             return
         self.touched = True
@@ -125,5 +128,5 @@ class GpuSelect(DataTable[Any]):
 
     def _announce(self) -> None:
         for i, idx in enumerate(self.indices):
-            self.update_cell_at((i, 0), self._mark(idx))
+            self.update_cell_at(Coordinate(i, 0), self._mark(idx))
         self.post_message(self.Changed(tuple(sorted(self.selected))))

@@ -204,7 +204,7 @@ class LogView(ScrollView, can_focus=True):
 
     # ----- rendering (Line API: only visible rows) -----------------------------------------------
     def notify_style_update(self) -> None:
-        self._styles = {}
+        self._styles: dict[str, Style] = {}
         super().notify_style_update()
 
     def _style(self, name: str) -> Style:

@@ -216,7 +216,7 @@ class LossChart(TextLines):
     """
 
     def __init__(self, **kwargs: object) -> None:
-        super().__init__(**kwargs)  # type: ignore[arg-type]
+        super().__init__(**kwargs)
         self.key: str | None = None
         self.steps: tuple[float, ...] = ()
         self.values: tuple[float, ...] = ()
