@@ -13,9 +13,9 @@ import os
 from collections.abc import Sequence
 
 from runexp_tui.core.analysis.model import CliFlag
-from runexp_tui.core.diagnosis.base import CONSEQUENCE, GENERIC, Ctx, ExitInfo, FlagBook, Hit, Rule
+from runexp_tui.core.diagnosis.base import CONSEQUENCE, GENERIC, Ctx, ExitFacts, FlagBook, Hit, Rule
 from runexp_tui.core.diagnosis.generic import python_exceptions, unexplained_exit
-from runexp_tui.core.diagnosis.logtext import LogView
+from runexp_tui.core.diagnosis.logtext import LogText
 from runexp_tui.core.diagnosis.model import Finding, Severity
 from runexp_tui.core.diagnosis.rules_code import config_key, inserted_code
 from runexp_tui.core.diagnosis.rules_dist import hf_hub, launcher, nccl, network, wandb_problems
@@ -77,10 +77,10 @@ def diagnose_text(
         workdir: the run's working directory (the repo): where a missing relative path was
             looked for, and where the repo's own data-preparation scripts are found.
     """
-    log = LogView(text, first_line_no)
+    log = LogText(text, first_line_no)
     ctx = Ctx(
         log,
-        ExitInfo(exit_code, signal, stop_requested),
+        ExitFacts(exit_code, signal, stop_requested),
         FlagBook(tuple(cli_flags)),
         env_hint,
         workdir,
@@ -129,7 +129,7 @@ def _network_first(hits: list[Hit], exit_code: int | None) -> None:
             n.cause += f" The run then exited with code {exit_code}."
 
 
-def _order(log: LogView, hits: list[Hit]) -> list[Finding]:
+def _order(log: LogText, hits: list[Hit]) -> list[Finding]:
     has_root_error = any(h.severity == "error" and not h.fallback for h in hits)
     kept = [h for h in hits if not (h.fallback and has_root_error)]
     end = len(log)

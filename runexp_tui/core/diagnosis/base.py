@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from runexp_tui.core.analysis.model import CliFlag
-from runexp_tui.core.diagnosis.logtext import LogView
+from runexp_tui.core.diagnosis.logtext import LogText
 from runexp_tui.core.diagnosis.model import Severity
 
 # Tiers order findings that share a severity: root causes, then crashes that usually follow a
@@ -23,7 +23,7 @@ class Hit:
     id: str
     title: str
     severity: Severity
-    idx: int | None  # evidence line index in the LogView; None for exit-status findings
+    idx: int | None  # evidence line index in the LogText; None for exit-status findings
     cause: str
     fixes: tuple[str, ...]
     action: str | None = None
@@ -39,7 +39,7 @@ class Hit:
 
 
 @dataclass(frozen=True)
-class ExitInfo:
+class ExitFacts:
     """How the process ended, as the launcher saw it."""
 
     exit_code: int | None = None
@@ -145,8 +145,8 @@ def fmt_num(value: float) -> str:
 class Ctx:
     """Everything a rule may look at."""
 
-    log: LogView
-    exit: ExitInfo = field(default_factory=ExitInfo)
+    log: LogText
+    exit: ExitFacts = field(default_factory=ExitFacts)
     flags: FlagBook = field(default_factory=FlagBook)
     env_hint: str | None = None
     workdir: str | None = None  # where the run ran: relative paths in the log resolve here

@@ -180,7 +180,7 @@ class _Lazy(Sequence[T]):
             return value
 
 
-class LogView:
+class LogText:
     """Normalised lines of a log tail with fast keyword lookup and lazily parsed tracebacks."""
 
     def __init__(self, text: str, first_line_no: int | None = 1) -> None:

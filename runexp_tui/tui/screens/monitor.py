@@ -27,7 +27,7 @@ from runexp_tui.tui.widgets.key_footer import KeyFooter
 from runexp_tui.tui.widgets.log_view import LogView
 from runexp_tui.tui.widgets.loss_chart import LossChart
 from runexp_tui.tui.widgets.phase_bar import PhaseBar
-from runexp_tui.tui.widgets.run_status import RunStatus
+from runexp_tui.tui.widgets.run_status import RunStatusLine
 
 STALL_AFTER_S = 600.0  # a live run silent this long, with flat GPUs, gets a stall warning
 STOP_GRACE = (5.0, 5.0)  # seconds after SIGINT, then after SIGTERM, before escalating
@@ -160,7 +160,7 @@ class MonitorScreen(PhaseScreen):
         yield KeyFooter()
 
     def compose_body(self) -> ComposeResult:
-        yield RunStatus(id="mon-status")
+        yield RunStatusLine(id="mon-status")
         yield Static(id="mon-tabs")
         with Horizontal(id="mon-top"):
             yield GpuPanel(id="mon-gpu")
@@ -211,7 +211,7 @@ class MonitorScreen(PhaseScreen):
     def _on_view(self, view: Any) -> None:
         if view is None:
             self.shown = None
-            self.query_one("#mon-status", RunStatus).show(None)
+            self.query_one("#mon-status", RunStatusLine).show(None)
             return
         new_run = view.run_id != self._run_id
         if new_run:
@@ -220,7 +220,7 @@ class MonitorScreen(PhaseScreen):
             self._seen_findings = False
         self.keys = tuple(view.metric_keys)
         self.wandb_url = getattr(view, "wandb_url", None)
-        self.query_one("#mon-status", RunStatus).show(
+        self.query_one("#mon-status", RunStatusLine).show(
             view, url=self.wandb_url, stopping=self.stopping
         )
         self._show_findings(view)
@@ -421,7 +421,7 @@ class MonitorScreen(PhaseScreen):
         )
         if ok:
             self.stopping = stop_countdown_text(view.run_id, "SIGINT", g1)
-            self.query_one("#mon-status", RunStatus).show(
+            self.query_one("#mon-status", RunStatusLine).show(
                 view, url=self.wandb_url, stopping=self.stopping
             )
             self._stop_worker(view.run_dir, view.run_id)
@@ -472,7 +472,7 @@ class MonitorScreen(PhaseScreen):
                 else:
                     self.notify(f"Stop: {r.outcome} ({sent})", severity="error")
             self.rx.poke_follower()
-        self.query_one("#mon-status", RunStatus).show(
+        self.query_one("#mon-status", RunStatusLine).show(
             view, url=self.wandb_url, stopping=self.stopping
         )
 

@@ -165,7 +165,7 @@ def render_status(
     return out
 
 
-class RunStatus(TextLines):
+class RunStatusLine(TextLines):
     """Redraws only when the text changes (elapsed time moves once a second while running).
 
     Its lines are laid out for the width it has (CSS gives it ``height: auto``): at 80 columns
