@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,6 @@ class Session:
     wandb_offline: bool | None = None  # decided by the Environment phase (no credentials -> True)
     env_ready: bool = False
     run_id: str | None = None  # the run shown in the monitoring pane
-    notes: list[str] = field(default_factory=list)
 
     @property
     def setting_up(self) -> bool:

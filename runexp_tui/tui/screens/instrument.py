@@ -518,7 +518,6 @@ class InstrumentScreen(PhaseScreen):
             return
         if not included and self.applied is None:
             self._set_status(f"Nothing included: {self.loaded.display} left untouched.", "ok")
-            self.rx.session.notes.append(f"instrument: nothing written to {self.loaded.display}")
             self.rx.advance(self.PHASE)
             return
         self.busy = True
@@ -538,7 +537,6 @@ class InstrumentScreen(PhaseScreen):
             return
         name = self.loaded.display if self.loaded else "the script"
         self._set_status(f"Rejected: {name} left untouched; going on without instrumenting.", "ok")
-        self.rx.session.notes.append(f"instrument: rejected, {name} untouched")
         self.rx.advance(self.PHASE)
 
     def action_undo(self) -> None:
@@ -627,9 +625,6 @@ class InstrumentScreen(PhaseScreen):
                     "ok",
                 )
                 self.notify(f"{name} instrumented; backup {backup}", timeout=5)
-                self.rx.session.notes.append(
-                    f"instrument: wrote {n} change(s) to {name}, backup {backup}"
-                )
             else:
                 self._set_status(f"Nothing included: {name} is as it was.", "ok")
             self.rx.advance(self.PHASE)
@@ -641,7 +636,6 @@ class InstrumentScreen(PhaseScreen):
             self._set_status(
                 f"Rejected: {name} restored from {backup}; going on without instrumenting.", "ok"
             )
-            self.rx.session.notes.append(f"instrument: rejected, {name} restored")
             self.rx.advance(self.PHASE)
         elif message.then == "reload":
             self._set_status(f"Reverted {name} from {backup}; analyzing it again…", "ok")
