@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help demo test check lint fmt bench reliability sysdeps clean
+.PHONY: help demo test check lint fmt bench reliability screenshots sysdeps clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS=":.*## "} {printf "  make %-8s %s\n", $$1, $$2}'
@@ -36,6 +36,10 @@ check: $(STAMP) ## ruff format + lint, mypy on the whole package, import contrac
 fmt: $(STAMP) ## format the code
 	$(BIN)/ruff format runexp_tui tests bench
 	$(BIN)/ruff check --fix runexp_tui tests bench
+
+screenshots: $(STAMP) ## redraw the app's screenshots (the snapshot tests) and copy them into docs/screens for the guide
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests/snapshots --snapshot-update
+	$(BIN)/python scripts/screenshots.py
 
 reliability: $(STAMP) ## the long reliability run (10,000 generated scripts, 200 kills; a bounded one is in make test)
 	$(BIN)/python scripts/reliability.py --write

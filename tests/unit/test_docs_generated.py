@@ -1,4 +1,4 @@
-"""docs/failures.md is generated from the diagnosis rules and the failure logs: never stale."""
+"""Generated docs never drift: the failure catalogue and the guide's screenshots."""
 
 from __future__ import annotations
 
@@ -26,3 +26,16 @@ def test_every_finding_kind_in_the_catalogue_has_its_fixes() -> None:
     for section in sections:
         kind = section.splitlines()[0]
         assert "\n- " in section or kind == "python_exception", f"{kind} lists no fix"
+
+
+def test_the_guides_screenshots_are_the_apps_current_ones() -> None:
+    p = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "screenshots.py"), "--check"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert p.returncode == 0, p.stderr
+    guide = (ROOT / "docs" / "guide.md").read_text()
+    for picture in (ROOT / "docs" / "screens").glob("*.svg"):
+        assert f"screens/{picture.name}" in guide, f"{picture.name} is not in the guide"
