@@ -183,6 +183,8 @@ def start_and_watch(
         result = watch_start(record, watch, status_fn=backend.status)
         out["status"] = result.status.to_dict()
         out["watch"] = result.to_dict()
+        if result.status.ended:  # the record's last known state agrees with its status
+            out["state"], out["exit_code"] = result.status.state, result.status.exit_code
         if result.wandb.expected:
             print(result.wandb.describe(), file=sys.stderr)
         if result.verdict == "failed_early":

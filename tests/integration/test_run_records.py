@@ -82,3 +82,15 @@ def test_launch_refuses_a_broken_config_naming_file_and_key(tmp_path: Path) -> N
     p = cli("launch", "--repo", str(tmp_path), "--command", "python t.py", cwd=tmp_path)
     assert p.returncode == 2 and not list((tmp_path / ".runexp").glob("runs/*"))
     assert "config.toml: [wandb.project] expected a string, not 5" in p.stderr
+
+
+def test_launch_json_agrees_with_itself_on_an_early_failure(tmp_path: Path) -> None:
+    (tmp_path / "boom.py").write_text("raise SystemExit(3)\n")
+    p = cli(
+        "launch", "--repo", str(tmp_path), "--command", "python boom.py", "--env", "system",
+        "--wandb", "off", "--watch", "20", cwd=tmp_path,
+    )  # fmt: skip
+    assert p.returncode == 1
+    doc = json.loads(p.stdout)
+    assert doc["status"]["state"] == "exited" and doc["state"] == "exited"
+    assert doc["exit_code"] == doc["status"]["exit_code"] == 3
