@@ -43,7 +43,9 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, ModuleType]]:
         mod = _load(name)
         if mod is None:
             continue
-        p = sub.add_parser(mod.NAME, help=mod.HELP, description=mod.HELP)
+        p = sub.add_parser(
+            mod.NAME, help=mod.HELP, description=mod.HELP, prog=f"runexp-tui {mod.NAME}"
+        )
         mod.add_arguments(p)
         commands[mod.NAME] = mod
     return parser, commands

@@ -23,6 +23,14 @@ def run(args: argparse.Namespace) -> int:
     except AnalyzeError as exc:
         print(f"runexp-tui analyze: {exc}", file=sys.stderr)
         return 2
+    if result.syntax_errors and not str(args.script).endswith((".py", ".pyw", ".pyi")):
+        e = result.syntax_errors[0]
+        print(
+            f"runexp-tui analyze: {args.script} is not a Python script (it does not parse: line"
+            f" {e.line}: {e.message})",
+            file=sys.stderr,
+        )
+        return 2
     for e in result.syntax_errors[:5]:
         print(f"{args.script}:{e.line}:{e.column}: {e.message} (analysed anyway)", file=sys.stderr)
     if len(result.syntax_errors) > 5:

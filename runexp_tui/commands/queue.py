@@ -16,7 +16,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add = sub.add_parser("add", help="expand a grid into queued runs")
     add.add_argument("--repo", default=".", help="the experiment's repository (default: .)")
     add.add_argument(
-        "--command", dest="user_command", required=True, help="e.g. 'python train.py --lr 0.01'"
+        "--command",
+        dest="user_command",
+        required=True,
+        metavar="CMD",
+        help="e.g. 'python train.py --lr 0.01'",
     )
     add.add_argument(
         "--gpus",

@@ -76,3 +76,16 @@ def test_inject_refuses_a_script_with_a_syntax_error_as_the_dashboard_does(tmp_p
     assert out.returncode == 2 and "syntax error at line" in out.stderr
     assert script.read_bytes() == fixture.read_bytes() and not list(tmp_path.glob("*.backup*"))
     assert run("inject", str(script), "--dry-run").returncode == 0  # showing is harmless
+
+
+def test_analyze_refuses_a_file_that_is_not_python(tmp_path) -> None:
+    notes = tmp_path / "NOTES.md"
+    notes.write_text("# Notes\n\nSome *markdown*, not Python.\n")
+    out = run("analyze", str(notes), "--json")
+    assert out.returncode == 2 and out.stdout == ""
+    assert "is not a Python script" in out.stderr and len(out.stderr.strip().splitlines()) == 1
+
+
+def test_subcommand_usage_names_the_subcommand() -> None:
+    out = run("discover", "--help")
+    assert out.stdout.startswith("usage: runexp-tui discover [-h]")
