@@ -12,7 +12,7 @@ import time
 
 from runexp_tui.core import ts
 from runexp_tui.core.analysis import analyze_source
-from runexp_tui.core.instrument import build_proposal
+from runexp_tui.core.instrument import bindcheck, build_proposal
 
 HEADER = '''"""Generated training script for the analyzer benchmark."""
 import argparse
@@ -94,6 +94,8 @@ def make_script(lines: int) -> str:
 def median_ms(fn, repeat: int) -> float:
     times = []
     for _ in range(repeat):
+        ts._CACHE.clear()  # cold: each repetition parses (the parse cache serves one run only)
+        bindcheck._LAST.clear()
         t0 = time.perf_counter()
         fn()
         times.append((time.perf_counter() - t0) * 1000)
