@@ -312,3 +312,17 @@ def test_a_running_sum_reported_as_a_mean_is_logged_as_the_mean(tmp_path: Path) 
     if HAS_TORCH:
         evals = [c["data"] for c in _run(script, tmp_path) if "eval/total_err" in c.get("data", {})]
         assert len(evals) == 2
+
+
+def test_module_level_constants_are_the_config(tmp_path: Path) -> None:
+    """`epochs = 2`, `lr = 0.01` ... at the top of a flat script, no argparse and no dict:
+    the run's config is those literal constants."""
+    script, text = _inject("shape_module_constants.py", tmp_path)
+    init = next(ln for ln in text.splitlines() if "wandb.init(" in ln)
+    assert 'config={"width": width, "depth": depth, "epochs": epochs' in init
+    if HAS_TORCH:
+        calls = _run(script, tmp_path)
+        assert calls[0] == {
+            "call": "init",
+            "config": ["batch", "depth", "epochs", "lr", "tag", "width"],
+        }

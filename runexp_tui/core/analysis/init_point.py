@@ -51,6 +51,7 @@ def init_point(
     anchor_after: Node | None = None  # insert after this statement
     body_of: Node | None = None  # or at the start of this function's body
     var: str | None = None
+    expr: str | None = None  # a config built from names, when the script has no config object
     target = top or train_call
     cands = config_candidates(ix)
     if target is not None and cands:
@@ -88,7 +89,9 @@ def init_point(
     elif (h := hydra_config(ix)) is not None:
         body_of, var = h
     elif (g := globals_config(ix)) is not None:
-        anchor_after, var = g
+        anchor_after, var, consts = g
+        if var is None and consts:  # `num_epochs = 5` ... at the top: those are the config
+            expr = "{" + ", ".join(f'"{n}": {n}' for n in consts) + "}"
     elif (pc := config_parameter(target)) is not None:
         body_of, var = pc
     elif (sc := self_config(ix, target)) is not None:
@@ -140,7 +143,7 @@ def init_point(
         if var and target is not None:
             anchor_after = complete_until(anchor_after, var, target)
         st = ix.line_stmt(anchor_after)
-        return InitPoint(ts.end_line(st), var, ix.indent_of(st))
+        return InitPoint(ts.end_line(st), var, ix.indent_of(st), config_expr=expr)
     if body_of is not None:
         return _body_start(ix, body_of, var)
     if target is not None:  # no config at all: just before training starts
