@@ -326,3 +326,21 @@ def test_module_level_constants_are_the_config(tmp_path: Path) -> None:
             "call": "init",
             "config": ["batch", "depth", "epochs", "lr", "tag", "width"],
         }
+
+
+def test_fabric_is_distributed_and_the_run_starts_after_it_is_launched(tmp_path: Path) -> None:
+    """`fabric = Fabric(...)`, `fabric.launch()` in the training function: init goes after the
+    launch, every call is guarded by the Fabric's global rank, and each loss handed to
+    `fabric.backward(...)` is logged under its own name."""
+    script, text = _inject("shape_fabric.py", tmp_path)
+    lines = text.splitlines()
+    init = next(i for i, ln in enumerate(lines) if "wandb.init(" in ln)
+    assert lines[init - 1].strip() == "if fabric.global_rank == 0:  # runexp-tui"
+    assert lines[init - 2].strip() == "fabric.launch()"
+    log = next(ln for ln in lines if "wandb.log(" in ln)
+    assert '"train/c_err": c_err.item(), "train/m_err": m_err.item()' in log
+    if HAS_TORCH and importlib.util.find_spec("lightning") is not None:
+        calls = _run(script, tmp_path)
+        assert [c["call"] for c in calls].count("init") == 1
+        assert sum(c["call"] == "log" for c in calls) == 2 * 3
+        assert calls[-1] == {"call": "finish"}

@@ -5,6 +5,7 @@ predicate exists (inside a spawned worker, after the process group is set up).
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from runexp_tui.core import ts
@@ -21,7 +22,7 @@ from runexp_tui.core.analysis.config import (
     self_config,
 )
 from runexp_tui.core.analysis.dispatch import hyper_dict_arg, hyper_dict_param, into_called
-from runexp_tui.core.analysis.distributed import spawned_workers
+from runexp_tui.core.analysis.distributed import fabric_setup, spawned_workers
 from runexp_tui.core.analysis.index import ScriptIndex
 from runexp_tui.core.analysis.model import Distributed, InitPoint
 from runexp_tui.core.analysis.nodes import (
@@ -108,6 +109,8 @@ def init_point(
     if dist.main_process and dist.kind != "none" and target is not None:
         moved = _init_in_worker(ix, target, dist.main_process, var, anchor_after, body_of)
         if moved is not None:
+            if moved.config_var is None and expr:  # module constants: visible in there too
+                return replace(moved, config_expr=expr)
             return moved
         if anchor_after is not None:
             anchor_after = _after_definition(anchor_after, dist.main_process, target)
@@ -168,6 +171,10 @@ def _last_setup(ix: ScriptIndex, target: Node) -> Node | None:
             continue
         if c.start_byte < target.start_byte and (scope(c) == fn or scope(c) is None):
             found = c
+    fab = fabric_setup(ix, fn)  # `fabric = Fabric(...)`, `fabric.launch()`
+    if fab is not None and fab.start_byte < target.start_byte:
+        if found is None or fab.start_byte > found.start_byte:
+            found = fab
     return found
 
 

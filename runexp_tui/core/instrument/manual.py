@@ -256,6 +256,10 @@ def _losses_at(src: Source, line: int, primary: str) -> list[str]:
                 break
             p = p.parent
         name = src.t(obj)
+        args = call.child_by_field_name("arguments")
+        first = args.named_children[0] if args is not None and args.named_children else None
+        if first is not None and first.type in ("identifier", "attribute"):
+            name = src.t(first)  # `fabric.backward(loss)`, `accelerator.backward(loss)`
         if ok and p == body and name not in out:
             out.append(name)
     return out if primary in out and len(out) > 1 else [primary]
