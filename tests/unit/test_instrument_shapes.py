@@ -344,3 +344,19 @@ def test_fabric_is_distributed_and_the_run_starts_after_it_is_launched(tmp_path:
         assert [c["call"] for c in calls].count("init") == 1
         assert sum(c["call"] == "log" for c in calls) == 2 * 3
         assert calls[-1] == {"call": "finish"}
+
+
+def test_a_loss_stepped_every_n_iterations_is_logged_in_its_branch(tmp_path: Path) -> None:
+    """A generator trained under `if it % every == 0:`: the critic's loss is logged at every
+    step, the generator's inside its branch, where it is bound and fresh."""
+    script, text = _inject("shape_critic_branch.py", tmp_path)
+    lines = text.splitlines()
+    logs = [i for i, ln in enumerate(lines) if "wandb.log(" in ln]
+    assert len(logs) == 2
+    assert '"train/j_cost": j_cost.item()' in lines[logs[0]]
+    assert lines[logs[1]].startswith(" " * 12) and '"train/f_cost": f_cost.item()' in lines[logs[1]]
+    assert lines[logs[1] - 1].strip() == "opt_f.step()"
+    if HAS_TORCH:
+        data = [c["data"] for c in _run(script, tmp_path) if c["call"] == "log"]
+        assert sum("train/j_cost" in d for d in data) == 2 * 4
+        assert sum("train/f_cost" in d for d in data) == 2 * 2

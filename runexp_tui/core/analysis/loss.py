@@ -10,6 +10,7 @@ statement's indentation.
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from runexp_tui.core import ts
@@ -47,7 +48,9 @@ def train_log(ix: ScriptIndex, loop: Node, sites: list[Site]) -> TrainLogPoint:
     # a step every iteration beats one under a bare `if` (a generator updated every
     # n_critic steps, an accumulation boundary): the log then runs on every step
     every = [s for s in steps if not _conditional_in(s.call, loop)]
+    branch_steps: list[Site] = []
     if every and len(every) < len(steps):
+        branch_steps = [s for s in steps if s not in every]
         steps = every
     anchor = (steps or step_fns or backs or fns or sites)[-1 if steps or step_fns else 0].call
     stmt = _settle(ix.line_stmt(anchor), loop, sites)
@@ -70,12 +73,38 @@ def train_log(ix: ScriptIndex, loop: Node, sites: list[Site]) -> TrainLogPoint:
             point = TrainLogPoint(
                 ts.end_line(later), point.loss_var, point.step_var, ix.indent_of(later)
             )
+    if point.loss_var is not None and branch_steps:
+        also = _branch_logs(ix, loop, backs, branch_steps, point)
+        if also:
+            point = replace(point, also=also)
     if point.loss_var is None:
         # the loss lives in a helper the loop calls (`self._run_batch(x, y)`, an
         # `update()` closure) and never comes back to the loop: log it there, once per
         # step, in the process that trains
         return _helper_train_log(ix, loop) or point
     return point
+
+
+def _branch_logs(
+    ix: ScriptIndex, loop: Node, backs: list[Site], steps: list[Site], main: TrainLogPoint
+) -> tuple[TrainLogPoint, ...]:
+    """The losses of optimizer steps taken only under an `if` (a generator trained every
+    n_critic iterations): each logged in its branch, right after its step, where it is bound."""
+    out: list[TrainLogPoint] = []
+    for s in steps:
+        stmt = ix.line_stmt(s.call)
+        block = stmt.parent
+        owner = block.parent if block is not None else None
+        if block is None or owner is None or owner.type != "if_statement":
+            continue
+        if ts.start_line(owner) <= main.after_line <= ts.end_line(owner):
+            continue  # the main log is in this branch already
+        mine = [b for b in backs if contains(block, b.call) and b.call.start_byte < s.call.start_byte]
+        loss = loss_var(block, mine, [], stmt) if mine else None
+        if loss is None or loss == main.loss_var or any(p.loss_var == loss for p in out):
+            continue
+        out.append(TrainLogPoint(ts.end_line(stmt), loss, main.step_var, ix.indent_of(stmt)))
+    return tuple(out)
 
 
 def _conditional_in(node: Node, loop: Node) -> bool:

@@ -64,6 +64,9 @@ class TrainLogPoint:
     loss_var: str | None = None
     step_var: str | None = None  # not in the JSON contract
     indent: str = ""
+    # not in the JSON contract: more train metrics logged where they are known, each its own
+    # `wandb.log` (a generator's loss under `if i % n_critic == 0:`, an episode's reward)
+    also: tuple[TrainLogPoint, ...] = ()
 
 
 @dataclass(frozen=True)

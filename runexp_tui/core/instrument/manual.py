@@ -122,13 +122,19 @@ def manual_hunks(plan: Plan, guard: str | None, keras: bool, library: bool = Fal
     if wants_train and pts.train_log is not None and pts.train_log.loss_var:
         tl = pts.train_log
         losses = _losses_at(src, tl.after_line, tl.loss_var or "")
-        if len(losses) > 1:  # a GAN's errD and errG: each under its own name
+        if len(losses) > 1 or tl.also:  # a GAN's errD and errG: each under its own name
             items = [f'"train/{metric_key(v)}": {_scalar(src, v)}' for v in losses]
         else:
             items = [f'"train/{_train_key(tl.loss_var or "")}": {_scalar(src, tl.loss_var or "")}']
         if tl.step_var and tl.step_var != "_":  # `_` is a throwaway name, not a counter
             items.append(f'"step": {tl.step_var}')
         _log_hunk(plan, "train_log", f"train log: {tl.loss_var}", tl, items, guard, tl.loss_var)
+        for more in tl.also:  # a generator's loss in its own branch, an episode's reward
+            var = more.loss_var or ""
+            items = [f'"train/{metric_key(var)}": {_scalar(src, var)}']
+            if more.step_var and more.step_var != "_":
+                items.append(f'"step": {more.step_var}')
+            _log_hunk(plan, "train_log", f"train log: {var}", more, items, guard, var)
     elif pts.train_log is not None and has_train:
         plan.notes.append("training metrics are already logged with wandb.log")
 
