@@ -360,3 +360,15 @@ def test_a_loss_stepped_every_n_iterations_is_logged_in_its_branch(tmp_path: Pat
         data = [c["data"] for c in _run(script, tmp_path) if c["call"] == "log"]
         assert sum("train/j_cost" in d for d in data) == 2 * 4
         assert sum("train/f_cost" in d for d in data) == 2 * 2
+
+
+def test_an_episode_loop_logs_the_return_and_its_running_average(tmp_path: Path) -> None:
+    """Rewards unpacked from `env.step(action)` summed per episode: the return and its running
+    average are train metrics, logged once per episode beside the helper's policy loss."""
+    script, text = _inject("shape_episode_return.py", tmp_path)
+    log = next(ln for ln in text.splitlines() if '"train/total"' in ln)
+    assert log.strip().startswith('wandb.log({"train/total": total, "train/avg": avg})')
+    if HAS_TORCH:
+        data = [c["data"] for c in _run(script, tmp_path) if c["call"] == "log"]
+        assert sum("train/total" in d for d in data) == 4
+        assert sum("train/cost" in d for d in data) == 4

@@ -17,6 +17,7 @@ from runexp_tui.core import ts
 from runexp_tui.core.analysis.index import ScriptIndex
 from runexp_tui.core.analysis.loop import Site, direct_sites
 from runexp_tui.core.analysis.model import TrainLogPoint
+from runexp_tui.core.analysis.returns import episode_returns
 from runexp_tui.core.analysis.nodes import (
     ancestor_in,
     assignment,
@@ -81,7 +82,10 @@ def train_log(ix: ScriptIndex, loop: Node, sites: list[Site]) -> TrainLogPoint:
         # the loss lives in a helper the loop calls (`self._run_batch(x, y)`, an
         # `update()` closure) and never comes back to the loop: log it there, once per
         # step, in the process that trains
-        return _helper_train_log(ix, loop) or point
+        point = _helper_train_log(ix, loop) or point
+    rewards = episode_returns(ix, loop)  # reinforcement learning: the episode's return
+    if rewards and point.loss_var is not None:
+        point = replace(point, also=point.also + rewards)
     return point
 
 

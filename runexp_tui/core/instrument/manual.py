@@ -129,12 +129,16 @@ def manual_hunks(plan: Plan, guard: str | None, keras: bool, library: bool = Fal
         if tl.step_var and tl.step_var != "_":  # `_` is a throwaway name, not a counter
             items.append(f'"step": {tl.step_var}')
         _log_hunk(plan, "train_log", f"train log: {tl.loss_var}", tl, items, guard, tl.loss_var)
-        for more in tl.also:  # a generator's loss in its own branch, an episode's reward
-            var = more.loss_var or ""
-            items = [f'"train/{metric_key(var)}": {_scalar(src, var)}']
-            if more.step_var and more.step_var != "_":
-                items.append(f'"step": {more.step_var}')
-            _log_hunk(plan, "train_log", f"train log: {var}", more, items, guard, var)
+        groups: dict[tuple[int, str], list[TrainLogPoint]] = {}
+        for more in tl.also:  # a generator's loss in its own branch, an episode's return
+            groups.setdefault((more.after_line, more.indent), []).append(more)
+        for group in groups.values():  # the metrics known at one place: one wandb.log
+            names = [m.loss_var or "" for m in group]
+            items = [f'"train/{metric_key(v)}": {_scalar(src, v)}' for v in names]
+            if group[0].step_var and group[0].step_var != "_":
+                items.append(f'"step": {group[0].step_var}')
+            label = ", ".join(names)
+            _log_hunk(plan, "train_log", f"train log: {label}", group[0], items, guard, label)
     elif pts.train_log is not None and has_train:
         plan.notes.append("training metrics are already logged with wandb.log")
 
