@@ -372,3 +372,16 @@ def test_an_episode_loop_logs_the_return_and_its_running_average(tmp_path: Path)
         data = [c["data"] for c in _run(script, tmp_path) if c["call"] == "log"]
         assert sum("train/total" in d for d in data) == 4
         assert sum("train/cost" in d for d in data) == 4
+
+
+def test_the_loss_a_closure_step_returns_is_logged_once_per_step(tmp_path: Path) -> None:
+    """`solver.step(evaluate_fit)`: the loss exists only inside the closure, which LBFGS calls
+    several times per step; the step returns it, so the log binds that value and logs it."""
+    script, text = _inject("shape_closure_step.py", tmp_path)
+    lines = text.splitlines()
+    at = next(i for i, ln in enumerate(lines) if "solver.step(" in ln)
+    assert lines[at].strip() == "evaluate_fit_loss = solver.step(evaluate_fit)  # runexp-tui"
+    assert '"train/loss": evaluate_fit_loss.item()' in lines[at + 1]
+    if HAS_TORCH:
+        data = [c["data"] for c in _run(script, tmp_path) if c["call"] == "log"]
+        assert [d["step"] for d in data] == [0, 1, 2]

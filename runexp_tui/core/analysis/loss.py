@@ -55,6 +55,11 @@ def train_log(ix: ScriptIndex, loop: Node, sites: list[Site]) -> TrainLogPoint:
         steps = every
     anchor = (steps or step_fns or backs or fns or sites)[-1 if steps or step_fns else 0].call
     stmt = _settle(ix.line_stmt(anchor), loop, sites)
+    closure = _closure_step(ix, anchor, stmt)
+    if closure is not None:  # the loss comes back from `optimizer.step(closure)`
+        return TrainLogPoint(
+            ts.end_line(stmt), closure, step_var(ix, loop), ix.indent_of(stmt), bind_result=True
+        )
     point = TrainLogPoint(
         after_line=ts.end_line(stmt),
         loss_var=loss_var(loop, backs, fns, stmt),
@@ -109,6 +114,27 @@ def _branch_logs(
             continue
         out.append(TrainLogPoint(ts.end_line(stmt), loss, main.step_var, ix.indent_of(stmt)))
     return tuple(out)
+
+
+def _closure_step(ix: ScriptIndex, anchor: Node, stmt: Node) -> str | None:
+    """`optimizer.step(closure)` alone on its line, `closure` a function of the file that
+    backpropagates and returns the loss: a fresh name to bind the value the step returns."""
+    if anchor.type != "call" or call_name(anchor) != "step" or stmt.type != "expression_statement":
+        return None
+    if stmt.named_children[0] != anchor or ts.start_line(stmt) != ts.end_line(stmt):
+        return None
+    pos = positional(anchor)
+    if len(pos) != 1 or pos[0].type != "identifier":
+        return None
+    name = ts.text(pos[0])
+    for fn in ix.defs_by_name.get(name, ()):
+        body = ts.text(fn.child_by_field_name("body"))
+        if re.search(r"\.backward\(", body) and re.search(r"^\s*return\s+\S", body, re.M):
+            fresh = f"{name}_loss"
+            while re.search(rf"\b{fresh}\b", ix.src.decode("utf-8", "replace")):
+                fresh += "_"
+            return fresh
+    return None
 
 
 def _conditional_in(node: Node, loop: Node) -> bool:

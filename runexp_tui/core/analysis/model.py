@@ -67,6 +67,9 @@ class TrainLogPoint:
     # not in the JSON contract: more train metrics logged where they are known, each its own
     # `wandb.log` (a generator's loss under `if i % n_critic == 0:`, an episode's reward)
     also: tuple[TrainLogPoint, ...] = ()
+    # not in the JSON contract: the loss is what the statement on `after_line` returns
+    # (`optimizer.step(closure)`): the log first binds it to `loss_var`
+    bind_result: bool = False
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,13 @@ import re
 from typing import TYPE_CHECKING
 
 from runexp_tui.core.instrument.config_expr import config_dict_expr, config_kind
-from runexp_tui.core.instrument.hunks import DEFAULT_RANK_PREDICATE, RUN_GUARD, HunkKind
+from runexp_tui.core.instrument.hunks import (
+    DEFAULT_RANK_PREDICATE,
+    MARKER,
+    RUN_GUARD,
+    Hunk,
+    HunkKind,
+)
 from runexp_tui.core.instrument.plan import (
     Plan,
     guarded_block,
@@ -128,7 +134,11 @@ def manual_hunks(plan: Plan, guard: str | None, keras: bool, library: bool = Fal
             items = [f'"train/{_train_key(tl.loss_var or "")}": {_scalar(src, tl.loss_var or "")}']
         if tl.step_var and tl.step_var != "_":  # `_` is a throwaway name, not a counter
             items.append(f'"step": {tl.step_var}')
+        if tl.bind_result:  # `optimizer.step(closure)`: bind the loss the step returns
+            items = [f'"train/loss": {tl.loss_var}.item()'] + items[1:]
         _log_hunk(plan, "train_log", f"train log: {tl.loss_var}", tl, items, guard, tl.loss_var)
+        if tl.bind_result:
+            _bind_step_result(plan, tl.after_line, tl.loss_var or "")
         groups: dict[tuple[int, str], list[TrainLogPoint]] = {}
         for more in tl.also:  # a generator's loss in its own branch, an episode's return
             groups.setdefault((more.after_line, more.indent), []).append(more)
@@ -201,6 +211,19 @@ def _log_hunk(
         plan.unit,
     )
     plan.hunks.append(insertion(kind, label, line, body, var))
+
+
+def _bind_step_result(plan: Plan, line: int, name: str) -> None:
+    """The train log just added after ``line`` becomes a replacement of that line: the step
+    call keeps its text and binds its result to ``name`` (marked, reverted with the rest)."""
+    log = plan.hunks.pop()
+    text = plan.src.lines[line - 1]
+    body = text.lstrip()
+    indent = text[: len(text) - len(body)]
+    bound = f"{indent}{name} = {body}  {MARKER}"
+    plan.hunks.append(
+        Hunk(-1, log.label, "train_log", line - 1, (text,), (bound, *log.new_lines), log.var)
+    )
 
 
 def _guard_at(src: Source, guard: str | None, line: int, indent: str) -> str | None:
