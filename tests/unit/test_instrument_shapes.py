@@ -385,3 +385,15 @@ def test_the_loss_a_closure_step_returns_is_logged_once_per_step(tmp_path: Path)
     if HAS_TORCH:
         data = [c["data"] for c in _run(script, tmp_path) if c["call"] == "log"]
         assert [d["step"] for d in data] == [0, 1, 2]
+
+
+def test_a_loop_shared_with_evaluation_logs_by_its_flag(tmp_path: Path) -> None:
+    """`run_epoch(batches, learn)` runs both phases, the step only under `if learn:` in the
+    helper it passes the flag to: the values go to train/ when it learns, eval/ otherwise."""
+    script, text = _inject("shape_shared_epoch.py", tmp_path)
+    log = next(ln for ln in text.splitlines() if "wandb.log(" in ln)
+    assert '{("train/" if learn else "eval/") + "loss": value}' in log
+    if HAS_TORCH:
+        data = [c["data"] for c in _run(script, tmp_path) if c["call"] == "log"]
+        assert sum("train/loss" in d for d in data) == 2 * 3
+        assert sum("eval/loss" in d for d in data) == 2 * 2

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from runexp_tui.core import ts
 from runexp_tui.core.analysis.index import ScriptIndex
 from runexp_tui.core.analysis.loop import Site, direct_sites
+from runexp_tui.core.analysis.mode import train_flag
 from runexp_tui.core.analysis.model import TrainLogPoint
 from runexp_tui.core.analysis.returns import episode_returns
 from runexp_tui.core.analysis.nodes import (
@@ -88,6 +89,9 @@ def train_log(ix: ScriptIndex, loop: Node, sites: list[Site]) -> TrainLogPoint:
         # `update()` closure) and never comes back to the loop: log it there, once per
         # step, in the process that trains
         point = _helper_train_log(ix, loop) or point
+    flag = train_flag(ix, loop, sites)  # the loop also evaluates: the prefix follows the flag
+    if flag is not None and point.loss_var is not None and contains(loop, anchor):
+        point = replace(point, mode_flag=flag)
     rewards = episode_returns(ix, loop)  # reinforcement learning: the episode's return
     if rewards and point.loss_var is not None:
         point = replace(point, also=point.also + rewards)

@@ -70,6 +70,9 @@ class TrainLogPoint:
     # not in the JSON contract: the loss is what the statement on `after_line` returns
     # (`optimizer.step(closure)`): the log first binds it to `loss_var`
     bind_result: bool = False
+    # not in the JSON contract: a loop shared with evaluation (`_run_epoch(loader, train)`):
+    # the parameter that is true when it trains; the log's prefix follows it
+    mode_flag: str | None = None
 
 
 @dataclass(frozen=True)

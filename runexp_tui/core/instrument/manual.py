@@ -134,6 +134,9 @@ def manual_hunks(plan: Plan, guard: str | None, keras: bool, library: bool = Fal
             items = [f'"train/{_train_key(tl.loss_var or "")}": {_scalar(src, tl.loss_var or "")}']
         if tl.step_var and tl.step_var != "_":  # `_` is a throwaway name, not a counter
             items.append(f'"step": {tl.step_var}')
+        if tl.mode_flag:  # a loop that also evaluates: `train/` or `eval/` by its flag
+            prefix = f'("train/" if {tl.mode_flag} else "eval/") + "'
+            items = [prefix + i[len('"train/') :] if i.startswith('"train/') else i for i in items]
         if tl.bind_result:  # `optimizer.step(closure)`: bind the loss the step returns
             items = [f'"train/loss": {tl.loss_var}.item()'] + items[1:]
         _log_hunk(plan, "train_log", f"train log: {tl.loss_var}", tl, items, guard, tl.loss_var)
