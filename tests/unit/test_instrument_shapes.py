@@ -397,3 +397,20 @@ def test_a_loop_shared_with_evaluation_logs_by_its_flag(tmp_path: Path) -> None:
         data = [c["data"] for c in _run(script, tmp_path) if c["call"] == "log"]
         assert sum("train/loss" in d for d in data) == 2 * 3
         assert sum("eval/loss" in d for d in data) == 2 * 2
+
+
+def test_several_models_in_one_script_are_one_run_started_before_the_first(
+    tmp_path: Path,
+) -> None:
+    """A scaler fitted to the data, then two models fitted one after the other: one run,
+    started before the first model's fit (not the scaler's, not the last model's), ended
+    after the last one."""
+    script, text = _inject("shape_several_fits.py", tmp_path)
+    lines = text.splitlines()
+    init = next(i for i, ln in enumerate(lines) if "wandb.init(" in ln)
+    assert lines[init + 1] == "first.fit(feats, labels)"
+    finish = next(i for i, ln in enumerate(lines) if "wandb.finish()" in ln)
+    assert finish > next(i for i, ln in enumerate(lines) if ln.startswith("second.fit("))
+    if importlib.util.find_spec("sklearn") is not None:
+        calls = _run(script, tmp_path)
+        assert [c["call"] for c in calls] == ["init", "log", "finish"]
