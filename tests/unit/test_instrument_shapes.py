@@ -414,3 +414,27 @@ def test_several_models_in_one_script_are_one_run_started_before_the_first(
     if importlib.util.find_spec("sklearn") is not None:
         calls = _run(script, tmp_path)
         assert [c["call"] for c in calls] == ["init", "log", "finish"]
+
+
+def test_a_setup_call_into_the_repos_own_module_is_the_distributed_setup(tmp_path: Path) -> None:
+    """`procs.bring_up()` from the repository's own package calls `init_process_group`: the
+    script is distributed, found by what the callee does (its name says nothing), and the run
+    starts after it under the rank its setup leaves in the environment."""
+    from runexp_tui.core.analysis import analyze_file
+
+    tree = tmp_path / "repo"
+    shutil.copytree(SCRIPTS.parent / "repo_setup", tree)
+    script = tree / "scripts" / "shape_repo_setup.py"
+    got = analyze_file(script).to_json()
+    expected = json.loads(script.with_suffix(".expected.json").read_text())
+    assert {**got, "path": script.name} == expected
+    assert got["distributed"]["kind"] == "other"
+    proposal = propose_file(script, project="t")
+    apply_proposal(proposal)
+    lines = script.read_text().splitlines()
+    init = next(i for i, ln in enumerate(lines) if "wandb.init(" in ln)
+    assert lines[init - 2].strip() == "procs.bring_up()"
+    if HAS_TORCH:
+        calls = _run(script, tmp_path)
+        assert [c["call"] for c in calls].count("init") == 1
+        assert sum(c["call"] == "log" for c in calls) == 2 * 3

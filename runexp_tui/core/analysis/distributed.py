@@ -67,6 +67,8 @@ def distributed(ix: ScriptIndex) -> Distributed:
         kind = "deepspeed" if "deepspeed" in fw else "other"
     elif _worker_targets(ix):
         kind = "other"  # Hogwild-style `mp.Process(target=train)`: several training processes
+    elif ix.external_setup():
+        kind = "other"  # `dist_util.setup_dist()`: the repo's own setup (MPI, its own launcher)
     main = main_process(ix, kind)
     if kind == "none" and "jax" in fw and main and "process_index" in main:
         kind = "other"  # multi-host JAX: one process per host, each would start a run

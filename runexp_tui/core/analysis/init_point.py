@@ -127,6 +127,11 @@ def init_point(
                 lifted2 = ancestor_in(setup, anchor_after.parent)
                 if lifted2 is not None and lifted2.start_byte > anchor_after.start_byte:
                     anchor_after = lifted2
+    if target is None and anchor_after is not None and anchor_after.parent is not None:
+        for c in ix.external_setup():  # no loop here (it is in the repo's own module)
+            lifted3 = ancestor_in(c, anchor_after.parent)
+            if lifted3 is not None and lifted3.start_byte > anchor_after.start_byte:
+                anchor_after = lifted3
     setup_fn = (_last_setup(ix, target) if target is not None else None) or _setup_in_function(ix)
     where_trains = target if target is not None else setup_fn
     if anchor_after is not None and where_trains is not None:
@@ -171,6 +176,10 @@ def _last_setup(ix: ScriptIndex, target: Node) -> Node | None:
             continue
         if c.start_byte < target.start_byte and (scope(c) == fn or scope(c) is None):
             found = c
+    for c in ix.external_setup():  # `dist_util.setup_dist()` of the repository's own
+        if c.start_byte < target.start_byte and (scope(c) == fn or scope(c) is None):
+            if found is None or c.start_byte > found.start_byte:
+                found = c
     fab = fabric_setup(ix, fn)  # `fabric = Fabric(...)`, `fabric.launch()`
     if fab is not None and fab.start_byte < target.start_byte:
         if found is None or fab.start_byte > found.start_byte:
