@@ -40,9 +40,9 @@ def _module_of(ix: ScriptIndex) -> dict[str, str]:
         else:
             for c in imp.named_children:
                 if c.type == "aliased_import":
-                    target, alias = c.child_by_field_name("name"), c.child_by_field_name("alias")
-                    if target is not None and alias is not None:
-                        out[ts.text(alias)] = ts.text(target)
+                    dotted, short = c.child_by_field_name("name"), c.child_by_field_name("alias")
+                    if dotted is not None and short is not None:
+                        out[ts.text(short)] = ts.text(dotted)
     return out
 
 

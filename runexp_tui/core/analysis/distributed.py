@@ -81,9 +81,14 @@ def fabric_objects(ix: ScriptIndex) -> list[str]:
     for c in ix.calls_named("Fabric"):
         a = assignment(stmt_of(c))
         left = a.child_by_field_name("left") if a is not None else None
-        if a is not None and a.child_by_field_name("right") == c and left is not None:
-            if left.type == "identifier" and ts.text(left) not in out:
-                out.append(ts.text(left))
+        if (
+            a is not None
+            and a.child_by_field_name("right") == c
+            and left is not None
+            and left.type == "identifier"
+            and ts.text(left) not in out
+        ):
+            out.append(ts.text(left))
     return out
 
 
@@ -98,7 +103,7 @@ def fabric_setup(ix: ScriptIndex, fn: Node | None) -> Node | None:
         for c in ix.calls_named("launch")
         if scope(c) == fn and ts.text(receiver(c)) in objs and not positional(c)
     ]
-    found = (launched or made)[-1:] 
+    found = (launched or made)[-1:]
     return found[0] if found else None
 
 

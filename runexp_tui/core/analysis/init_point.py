@@ -177,13 +177,19 @@ def _last_setup(ix: ScriptIndex, target: Node) -> Node | None:
         if c.start_byte < target.start_byte and (scope(c) == fn or scope(c) is None):
             found = c
     for c in ix.external_setup():  # `dist_util.setup_dist()` of the repository's own
-        if c.start_byte < target.start_byte and (scope(c) == fn or scope(c) is None):
-            if found is None or c.start_byte > found.start_byte:
-                found = c
+        if (
+            c.start_byte < target.start_byte
+            and (scope(c) == fn or scope(c) is None)
+            and (found is None or c.start_byte > found.start_byte)
+        ):
+            found = c
     fab = fabric_setup(ix, fn)  # `fabric = Fabric(...)`, `fabric.launch()`
-    if fab is not None and fab.start_byte < target.start_byte:
-        if found is None or fab.start_byte > found.start_byte:
-            found = fab
+    if (
+        fab is not None
+        and fab.start_byte < target.start_byte
+        and (found is None or fab.start_byte > found.start_byte)
+    ):
+        found = fab
     return found
 
 

@@ -18,7 +18,6 @@ from runexp_tui.core.analysis.index import ScriptIndex
 from runexp_tui.core.analysis.loop import Site, direct_sites
 from runexp_tui.core.analysis.mode import train_flag
 from runexp_tui.core.analysis.model import TrainLogPoint
-from runexp_tui.core.analysis.returns import episode_returns
 from runexp_tui.core.analysis.nodes import (
     ancestor_in,
     assignment,
@@ -37,6 +36,7 @@ from runexp_tui.core.analysis.nodes import (
     target_names,
     walk_statements,
 )
+from runexp_tui.core.analysis.returns import episode_returns
 
 if TYPE_CHECKING:
     from tree_sitter import Node
@@ -112,7 +112,9 @@ def _branch_logs(
             continue
         if ts.start_line(owner) <= main.after_line <= ts.end_line(owner):
             continue  # the main log is in this branch already
-        mine = [b for b in backs if contains(block, b.call) and b.call.start_byte < s.call.start_byte]
+        mine = [
+            b for b in backs if contains(block, b.call) and b.call.start_byte < s.call.start_byte
+        ]
         loss = loss_var(block, mine, [], stmt) if mine else None
         if loss is None or loss == main.loss_var or any(p.loss_var == loss for p in out):
             continue

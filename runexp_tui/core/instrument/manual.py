@@ -146,11 +146,11 @@ def manual_hunks(plan: Plan, guard: str | None, keras: bool, library: bool = Fal
         for more in tl.also:  # a generator's loss in its own branch, an episode's return
             groups.setdefault((more.after_line, more.indent), []).append(more)
         for group in groups.values():  # the metrics known at one place: one wandb.log
-            names = [m.loss_var or "" for m in group]
-            items = [f'"train/{metric_key(v)}": {_scalar(src, v)}' for v in names]
+            group_vars = [m.loss_var or "" for m in group]
+            items = [f'"train/{metric_key(v)}": {_scalar(src, v)}' for v in group_vars]
             if group[0].step_var and group[0].step_var != "_":
                 items.append(f'"step": {group[0].step_var}')
-            label = ", ".join(names)
+            label = ", ".join(group_vars)
             _log_hunk(plan, "train_log", f"train log: {label}", group[0], items, guard, label)
     elif pts.train_log is not None and has_train:
         plan.notes.append("training metrics are already logged with wandb.log")
