@@ -60,6 +60,8 @@ INTERESTING_CALLS = (
     "LightningCLI",
     "HfArgumentParser",
     "Accelerator",
+    "Fabric",
+    "launch",
     "init_process_group",
     "init_distributed",
     "DistributedDataParallel",

@@ -312,3 +312,129 @@ def test_a_running_sum_reported_as_a_mean_is_logged_as_the_mean(tmp_path: Path) 
     if HAS_TORCH:
         evals = [c["data"] for c in _run(script, tmp_path) if "eval/total_err" in c.get("data", {})]
         assert len(evals) == 2
+
+
+def test_module_level_constants_are_the_config(tmp_path: Path) -> None:
+    """`epochs = 2`, `lr = 0.01` ... at the top of a flat script, no argparse and no dict:
+    the run's config is those literal constants."""
+    script, text = _inject("shape_module_constants.py", tmp_path)
+    init = next(ln for ln in text.splitlines() if "wandb.init(" in ln)
+    assert 'config={"width": width, "depth": depth, "epochs": epochs' in init
+    if HAS_TORCH:
+        calls = _run(script, tmp_path)
+        assert calls[0] == {
+            "call": "init",
+            "config": ["batch", "depth", "epochs", "lr", "tag", "width"],
+        }
+
+
+def test_fabric_is_distributed_and_the_run_starts_after_it_is_launched(tmp_path: Path) -> None:
+    """`fabric = Fabric(...)`, `fabric.launch()` in the training function: init goes after the
+    launch, every call is guarded by the Fabric's global rank, and each loss handed to
+    `fabric.backward(...)` is logged under its own name."""
+    script, text = _inject("shape_fabric.py", tmp_path)
+    lines = text.splitlines()
+    init = next(i for i, ln in enumerate(lines) if "wandb.init(" in ln)
+    assert lines[init - 1].strip() == "if fabric.global_rank == 0:  # runexp-tui"
+    assert lines[init - 2].strip() == "fabric.launch()"
+    log = next(ln for ln in lines if "wandb.log(" in ln)
+    assert '"train/c_err": c_err.item(), "train/m_err": m_err.item()' in log
+    if HAS_TORCH and importlib.util.find_spec("lightning") is not None:
+        calls = _run(script, tmp_path)
+        assert [c["call"] for c in calls].count("init") == 1
+        assert sum(c["call"] == "log" for c in calls) == 2 * 3
+        assert calls[-1] == {"call": "finish"}
+
+
+def test_a_loss_stepped_every_n_iterations_is_logged_in_its_branch(tmp_path: Path) -> None:
+    """A generator trained under `if it % every == 0:`: the critic's loss is logged at every
+    step, the generator's inside its branch, where it is bound and fresh."""
+    script, text = _inject("shape_critic_branch.py", tmp_path)
+    lines = text.splitlines()
+    logs = [i for i, ln in enumerate(lines) if "wandb.log(" in ln]
+    assert len(logs) == 2
+    assert '"train/j_cost": j_cost.item()' in lines[logs[0]]
+    assert lines[logs[1]].startswith(" " * 12) and '"train/f_cost": f_cost.item()' in lines[logs[1]]
+    assert lines[logs[1] - 1].strip() == "opt_f.step()"
+    if HAS_TORCH:
+        data = [c["data"] for c in _run(script, tmp_path) if c["call"] == "log"]
+        assert sum("train/j_cost" in d for d in data) == 2 * 4
+        assert sum("train/f_cost" in d for d in data) == 2 * 2
+
+
+def test_an_episode_loop_logs_the_return_and_its_running_average(tmp_path: Path) -> None:
+    """Rewards unpacked from `env.step(action)` summed per episode: the return and its running
+    average are train metrics, logged once per episode beside the helper's policy loss."""
+    script, text = _inject("shape_episode_return.py", tmp_path)
+    log = next(ln for ln in text.splitlines() if '"train/total"' in ln)
+    assert log.strip().startswith('wandb.log({"train/total": total, "train/avg": avg})')
+    if HAS_TORCH:
+        data = [c["data"] for c in _run(script, tmp_path) if c["call"] == "log"]
+        assert sum("train/total" in d for d in data) == 4
+        assert sum("train/cost" in d for d in data) == 4
+
+
+def test_the_loss_a_closure_step_returns_is_logged_once_per_step(tmp_path: Path) -> None:
+    """`solver.step(evaluate_fit)`: the loss exists only inside the closure, which LBFGS calls
+    several times per step; the step returns it, so the log binds that value and logs it."""
+    script, text = _inject("shape_closure_step.py", tmp_path)
+    lines = text.splitlines()
+    at = next(i for i, ln in enumerate(lines) if "solver.step(" in ln)
+    assert lines[at].strip() == "evaluate_fit_loss = solver.step(evaluate_fit)  # runexp-tui"
+    assert '"train/loss": evaluate_fit_loss.item()' in lines[at + 1]
+    if HAS_TORCH:
+        data = [c["data"] for c in _run(script, tmp_path) if c["call"] == "log"]
+        assert [d["step"] for d in data] == [0, 1, 2]
+
+
+def test_a_loop_shared_with_evaluation_logs_by_its_flag(tmp_path: Path) -> None:
+    """`run_epoch(batches, learn)` runs both phases, the step only under `if learn:` in the
+    helper it passes the flag to: the values go to train/ when it learns, eval/ otherwise."""
+    script, text = _inject("shape_shared_epoch.py", tmp_path)
+    log = next(ln for ln in text.splitlines() if "wandb.log(" in ln)
+    assert '{("train/" if learn else "eval/") + "loss": value}' in log
+    if HAS_TORCH:
+        data = [c["data"] for c in _run(script, tmp_path) if c["call"] == "log"]
+        assert sum("train/loss" in d for d in data) == 2 * 3
+        assert sum("eval/loss" in d for d in data) == 2 * 2
+
+
+def test_several_models_in_one_script_are_one_run_started_before_the_first(
+    tmp_path: Path,
+) -> None:
+    """A scaler fitted to the data, then two models fitted one after the other: one run,
+    started before the first model's fit (not the scaler's, not the last model's), ended
+    after the last one."""
+    script, text = _inject("shape_several_fits.py", tmp_path)
+    lines = text.splitlines()
+    init = next(i for i, ln in enumerate(lines) if "wandb.init(" in ln)
+    assert lines[init + 1] == "first.fit(feats, labels)"
+    finish = next(i for i, ln in enumerate(lines) if "wandb.finish()" in ln)
+    assert finish > next(i for i, ln in enumerate(lines) if ln.startswith("second.fit("))
+    if importlib.util.find_spec("sklearn") is not None:
+        calls = _run(script, tmp_path)
+        assert [c["call"] for c in calls] == ["init", "log", "finish"]
+
+
+def test_a_setup_call_into_the_repos_own_module_is_the_distributed_setup(tmp_path: Path) -> None:
+    """`procs.bring_up()` from the repository's own package calls `init_process_group`: the
+    script is distributed, found by what the callee does (its name says nothing), and the run
+    starts after it under the rank its setup leaves in the environment."""
+    from runexp_tui.core.analysis import analyze_file
+
+    tree = tmp_path / "repo"
+    shutil.copytree(SCRIPTS.parent / "repo_setup", tree)
+    script = tree / "scripts" / "shape_repo_setup.py"
+    got = analyze_file(script).to_json()
+    expected = json.loads(script.with_suffix(".expected.json").read_text())
+    assert {**got, "path": script.name} == expected
+    assert got["distributed"]["kind"] == "other"
+    proposal = propose_file(script, project="t")
+    apply_proposal(proposal)
+    lines = script.read_text().splitlines()
+    init = next(i for i, ln in enumerate(lines) if "wandb.init(" in ln)
+    assert lines[init - 2].strip() == "procs.bring_up()"
+    if HAS_TORCH:
+        calls = _run(script, tmp_path)
+        assert [c["call"] for c in calls].count("init") == 1
+        assert sum(c["call"] == "log" for c in calls) == 2 * 3

@@ -22,7 +22,12 @@ from runexp_tui.core.analysis.distributed import distributed, none_rank
 from runexp_tui.core.analysis.end import finish_point
 from runexp_tui.core.analysis.evaluation import EVAL_NAME, eval_log, test_log
 from runexp_tui.core.analysis.flags import script_flags
-from runexp_tui.core.analysis.framework import framework, framework_train_call, shortcut
+from runexp_tui.core.analysis.framework import (
+    first_model_fit,
+    framework,
+    framework_train_call,
+    shortcut,
+)
 from runexp_tui.core.analysis.imports import import_point
 from runexp_tui.core.analysis.index import ScriptIndex
 from runexp_tui.core.analysis.init_point import init_point
@@ -87,9 +92,10 @@ def analyze(ix: ScriptIndex) -> AnalysisResult:
             ix.training_fns.add(fn.id)
             fn = scope(fn)
     train_call = None if loop is not None else framework_train_call(ix, fw)
-    evaluation = eval_log(ix, loop, top_loop, train_call)
+    first_call = first_model_fit(ix, train_call)  # several models fitted: the first one
+    evaluation = eval_log(ix, loop, top_loop, first_call or train_call)
     test = test_log(ix, loop, top_loop, train_call, evaluation)
-    init = init_point(ix, top_loop, train_call, dist)
+    init = init_point(ix, top_loop, first_call or train_call, dist)
     finish = finish_point(ix, top_loop, train_call, evaluation)
     if finish is not None and test is not None and test.after_line > finish.after_line:
         test = None  # past the end of the run: a later phase, not this training's test

@@ -254,9 +254,14 @@ def _mutates(st: Node, var: str) -> bool:
     return True
 
 
-def globals_config(ix: ScriptIndex) -> tuple[Node, str | None] | None:
-    """nanoGPT style: a run of module-level constants, maybe an exec() of a configurator."""
-    best: tuple[int, Node | None, str | None] = (0, None, None)
+def globals_config(ix: ScriptIndex) -> tuple[Node, str | None, tuple[str, ...]] | None:
+    """nanoGPT style: a run of module-level constants, maybe an exec() of a configurator.
+
+    Returns the run's last statement, the dict the script builds of them (or None) and the
+    names of the literal constants, which make the config when the script builds no dict.
+    """
+    best: tuple[int, Node | None, str | None, list[str]] = (0, None, None, [])
+    run_names: list[str] = []
     run_consts = 0
     run_last: Node | None = None
     run_var: str | None = None
@@ -276,6 +281,8 @@ def globals_config(ix: ScriptIndex) -> tuple[Node, str | None] | None:
                 if left is not None and left.type == "identifier":
                     run_consts += 1
                     run_last = st
+                    if ts.text(left) not in run_names:
+                        run_names.append(ts.text(left))
             elif is_exec or uses_globals:
                 run_last = st
                 if (
@@ -287,12 +294,12 @@ def globals_config(ix: ScriptIndex) -> tuple[Node, str | None] | None:
                     run_var = ts.text(a.child_by_field_name("left"))
             continue
         if run_consts > best[0]:
-            best = (run_consts, run_last, run_var)
-        run_consts, run_last, run_var = 0, None, None
+            best = (run_consts, run_last, run_var, run_names)
+        run_consts, run_last, run_var, run_names = 0, None, None, []
     if run_consts > best[0]:
-        best = (run_consts, run_last, run_var)
+        best = (run_consts, run_last, run_var, run_names)
     if best[0] >= 5 and best[1] is not None:
-        return best[1], best[2]
+        return best[1], best[2], tuple(best[3])
     return None
 
 

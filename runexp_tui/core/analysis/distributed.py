@@ -20,6 +20,7 @@ from runexp_tui.core.analysis.nodes import (
     param_names,
     positional,
     receiver,
+    scope,
     stmt_of,
 )
 
@@ -37,6 +38,8 @@ def distributed(ix: ScriptIndex) -> Distributed:
         kind = "deepspeed"
     elif "Accelerator" in names:
         kind = "accelerate"
+    elif fabric_objects(ix):
+        kind = "other"  # Fabric starts (or joins) its processes itself: never under torchrun
     elif (
         names
         & {
@@ -64,10 +67,44 @@ def distributed(ix: ScriptIndex) -> Distributed:
         kind = "deepspeed" if "deepspeed" in fw else "other"
     elif _worker_targets(ix):
         kind = "other"  # Hogwild-style `mp.Process(target=train)`: several training processes
+    elif ix.external_setup():
+        kind = "other"  # `dist_util.setup_dist()`: the repo's own setup (MPI, its own launcher)
     main = main_process(ix, kind)
     if kind == "none" and "jax" in fw and main and "process_index" in main:
         kind = "other"  # multi-host JAX: one process per host, each would start a run
     return Distributed(kind=kind, main_process=main)  # type: ignore[arg-type]
+
+
+def fabric_objects(ix: ScriptIndex) -> list[str]:
+    """Names bound to a Lightning `Fabric(...)` object (the script's process launcher)."""
+    out: list[str] = []
+    for c in ix.calls_named("Fabric"):
+        a = assignment(stmt_of(c))
+        left = a.child_by_field_name("left") if a is not None else None
+        if (
+            a is not None
+            and a.child_by_field_name("right") == c
+            and left is not None
+            and left.type == "identifier"
+            and ts.text(left) not in out
+        ):
+            out.append(ts.text(left))
+    return out
+
+
+def fabric_setup(ix: ScriptIndex, fn: Node | None) -> Node | None:
+    """In ``fn``: the `fabric.launch()` of a Fabric object, else the `Fabric(...)` call."""
+    objs = set(fabric_objects(ix))
+    if not objs:
+        return None
+    made = [c for c in ix.calls_named("Fabric") if scope(c) == fn]
+    launched = [
+        c
+        for c in ix.calls_named("launch")
+        if scope(c) == fn and ts.text(receiver(c)) in objs and not positional(c)
+    ]
+    found = (launched or made)[-1:]
+    return found[0] if found else None
 
 
 def _worker_targets(ix: ScriptIndex) -> list[tuple[Node, bool]]:
@@ -154,6 +191,8 @@ def main_process(ix: ScriptIndex, kind: str) -> str | None:
             rank = params[0]  # mp.spawn passes the process index first
         if rank is not None:
             return f"{rank} == 0"
+    for obj in fabric_objects(ix):
+        return f"{obj}.global_rank == 0"
     if kind == "accelerate":
         for c in ix.calls_named("Accelerator"):
             a = assignment(stmt_of(c))

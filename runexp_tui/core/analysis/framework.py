@@ -14,8 +14,10 @@ from runexp_tui.core.analysis.nodes import (
     assignment,
     call_name,
     kwarg,
+    positional,
     receiver,
     root_name,
+    scope,
     stmt_of,
     target_names,
 )
@@ -196,3 +198,20 @@ def framework_train_call(ix: ScriptIndex, framework: str) -> Node | None:
     if not fits:
         return None
     return fits[0] if framework in ("lightning", "keras") else fits[-1]
+
+
+def first_model_fit(ix: ScriptIndex, last: Node | None) -> Node | None:
+    """Several models trained one after the other in one script (a tour of an estimator API
+    on the same data): the first of them, where the one run starts (its end stays after the
+    last). A fit of the data alone (`scaler.fit(X)`) prepares it; a model fits data and
+    targets. None when ``last`` is the only one."""
+    if last is None or call_name(last) != "fit":
+        return None
+    models = [
+        c
+        for c in ix.calls_named("fit")
+        if receiver(c) is not None and len(positional(c)) >= 2 and scope(c) == scope(last)
+    ]
+    if len(models) > 1 and models[0].start_byte < last.start_byte:
+        return models[0]
+    return None

@@ -72,6 +72,16 @@ class ScriptIndex:
         # every loop running it
         self.training_fns: set[int] = set()
         self.train_chain: set[int] = set()
+        self._setup_calls: list[Node] | None = None
+
+    def external_setup(self) -> list[Node]:
+        """Calls into the repository's own modules that set up the process group (found
+        once; see `callees`)."""
+        if self._setup_calls is None:
+            from runexp_tui.core.analysis.callees import external_setup_calls
+
+            self._setup_calls = external_setup_calls(self)
+        return self._setup_calls
 
     def calls_named(self, *names: str) -> list[Node]:
         out: list[Node] = []

@@ -5,6 +5,7 @@ predicate exists (inside a spawned worker, after the process group is set up).
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from runexp_tui.core import ts
@@ -21,7 +22,7 @@ from runexp_tui.core.analysis.config import (
     self_config,
 )
 from runexp_tui.core.analysis.dispatch import hyper_dict_arg, hyper_dict_param, into_called
-from runexp_tui.core.analysis.distributed import spawned_workers
+from runexp_tui.core.analysis.distributed import fabric_setup, spawned_workers
 from runexp_tui.core.analysis.index import ScriptIndex
 from runexp_tui.core.analysis.model import Distributed, InitPoint
 from runexp_tui.core.analysis.nodes import (
@@ -51,6 +52,7 @@ def init_point(
     anchor_after: Node | None = None  # insert after this statement
     body_of: Node | None = None  # or at the start of this function's body
     var: str | None = None
+    expr: str | None = None  # a config built from names, when the script has no config object
     target = top or train_call
     cands = config_candidates(ix)
     if target is not None and cands:
@@ -88,7 +90,9 @@ def init_point(
     elif (h := hydra_config(ix)) is not None:
         body_of, var = h
     elif (g := globals_config(ix)) is not None:
-        anchor_after, var = g
+        anchor_after, var, consts = g
+        if var is None and consts:  # `num_epochs = 5` ... at the top: those are the config
+            expr = "{" + ", ".join(f'"{n}": {n}' for n in consts) + "}"
     elif (pc := config_parameter(target)) is not None:
         body_of, var = pc
     elif (sc := self_config(ix, target)) is not None:
@@ -105,6 +109,8 @@ def init_point(
     if dist.main_process and dist.kind != "none" and target is not None:
         moved = _init_in_worker(ix, target, dist.main_process, var, anchor_after, body_of)
         if moved is not None:
+            if moved.config_var is None and expr:  # module constants: visible in there too
+                return replace(moved, config_expr=expr)
             return moved
         if anchor_after is not None:
             anchor_after = _after_definition(anchor_after, dist.main_process, target)
@@ -121,6 +127,11 @@ def init_point(
                 lifted2 = ancestor_in(setup, anchor_after.parent)
                 if lifted2 is not None and lifted2.start_byte > anchor_after.start_byte:
                     anchor_after = lifted2
+    if target is None and anchor_after is not None and anchor_after.parent is not None:
+        for c in ix.external_setup():  # no loop here (it is in the repo's own module)
+            lifted3 = ancestor_in(c, anchor_after.parent)
+            if lifted3 is not None and lifted3.start_byte > anchor_after.start_byte:
+                anchor_after = lifted3
     setup_fn = (_last_setup(ix, target) if target is not None else None) or _setup_in_function(ix)
     where_trains = target if target is not None else setup_fn
     if anchor_after is not None and where_trains is not None:
@@ -140,7 +151,7 @@ def init_point(
         if var and target is not None:
             anchor_after = complete_until(anchor_after, var, target)
         st = ix.line_stmt(anchor_after)
-        return InitPoint(ts.end_line(st), var, ix.indent_of(st))
+        return InitPoint(ts.end_line(st), var, ix.indent_of(st), config_expr=expr)
     if body_of is not None:
         return _body_start(ix, body_of, var)
     if target is not None:  # no config at all: just before training starts
@@ -165,6 +176,20 @@ def _last_setup(ix: ScriptIndex, target: Node) -> Node | None:
             continue
         if c.start_byte < target.start_byte and (scope(c) == fn or scope(c) is None):
             found = c
+    for c in ix.external_setup():  # `dist_util.setup_dist()` of the repository's own
+        if (
+            c.start_byte < target.start_byte
+            and (scope(c) == fn or scope(c) is None)
+            and (found is None or c.start_byte > found.start_byte)
+        ):
+            found = c
+    fab = fabric_setup(ix, fn)  # `fabric = Fabric(...)`, `fabric.launch()`
+    if (
+        fab is not None
+        and fab.start_byte < target.start_byte
+        and (found is None or fab.start_byte > found.start_byte)
+    ):
+        found = fab
     return found
 
 

@@ -57,6 +57,7 @@ def direct_sites(ix: ScriptIndex) -> list[Site]:
             or "env" in recv
             or "progress" in recv
             or _AVERAGED.search(recv)
+            or _unpacked(c)
         ):
             continue
         sites.append(Site(c, "step"))
@@ -67,6 +68,14 @@ def direct_sites(ix: ScriptIndex) -> list[Site]:
         if receiver(c) is not None and ts.text(receiver(c)) in ("jax", "nn", "flax"):
             sites.append(Site(c, "backward"))
     return sites
+
+
+def _unpacked(call: Node) -> bool:
+    """`obs, reward, done = walk.step(move)`: an environment's step (an optimizer's returns
+    None or one loss), never unpacked into several names."""
+    p = call.parent
+    left = p.child_by_field_name("left") if p is not None and p.type == "assignment" else None
+    return left is not None and left.type in ("pattern_list", "tuple_pattern")
 
 
 def _fallback_sites(ix: ScriptIndex) -> list[Site]:

@@ -10,11 +10,13 @@ statement's indentation.
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from runexp_tui.core import ts
 from runexp_tui.core.analysis.index import ScriptIndex
 from runexp_tui.core.analysis.loop import Site, direct_sites
+from runexp_tui.core.analysis.mode import train_flag
 from runexp_tui.core.analysis.model import TrainLogPoint
 from runexp_tui.core.analysis.nodes import (
     ancestor_in,
@@ -34,6 +36,7 @@ from runexp_tui.core.analysis.nodes import (
     target_names,
     walk_statements,
 )
+from runexp_tui.core.analysis.returns import episode_returns
 
 if TYPE_CHECKING:
     from tree_sitter import Node
@@ -47,10 +50,17 @@ def train_log(ix: ScriptIndex, loop: Node, sites: list[Site]) -> TrainLogPoint:
     # a step every iteration beats one under a bare `if` (a generator updated every
     # n_critic steps, an accumulation boundary): the log then runs on every step
     every = [s for s in steps if not _conditional_in(s.call, loop)]
+    branch_steps: list[Site] = []
     if every and len(every) < len(steps):
+        branch_steps = [s for s in steps if s not in every]
         steps = every
     anchor = (steps or step_fns or backs or fns or sites)[-1 if steps or step_fns else 0].call
     stmt = _settle(ix.line_stmt(anchor), loop, sites)
+    closure = _closure_step(ix, anchor, stmt)
+    if closure is not None:  # the loss comes back from `optimizer.step(closure)`
+        return TrainLogPoint(
+            ts.end_line(stmt), closure, step_var(ix, loop), ix.indent_of(stmt), bind_result=True
+        )
     point = TrainLogPoint(
         after_line=ts.end_line(stmt),
         loss_var=loss_var(loop, backs, fns, stmt),
@@ -70,12 +80,67 @@ def train_log(ix: ScriptIndex, loop: Node, sites: list[Site]) -> TrainLogPoint:
             point = TrainLogPoint(
                 ts.end_line(later), point.loss_var, point.step_var, ix.indent_of(later)
             )
+    if point.loss_var is not None and branch_steps:
+        also = _branch_logs(ix, loop, backs, branch_steps, point)
+        if also:
+            point = replace(point, also=also)
     if point.loss_var is None:
         # the loss lives in a helper the loop calls (`self._run_batch(x, y)`, an
         # `update()` closure) and never comes back to the loop: log it there, once per
         # step, in the process that trains
-        return _helper_train_log(ix, loop) or point
+        point = _helper_train_log(ix, loop) or point
+    flag = train_flag(ix, loop, sites)  # the loop also evaluates: the prefix follows the flag
+    if flag is not None and point.loss_var is not None and contains(loop, anchor):
+        point = replace(point, mode_flag=flag)
+    rewards = episode_returns(ix, loop)  # reinforcement learning: the episode's return
+    if rewards and point.loss_var is not None:
+        point = replace(point, also=point.also + rewards)
     return point
+
+
+def _branch_logs(
+    ix: ScriptIndex, loop: Node, backs: list[Site], steps: list[Site], main: TrainLogPoint
+) -> tuple[TrainLogPoint, ...]:
+    """The losses of optimizer steps taken only under an `if` (a generator trained every
+    n_critic iterations): each logged in its branch, right after its step, where it is bound."""
+    out: list[TrainLogPoint] = []
+    for s in steps:
+        stmt = ix.line_stmt(s.call)
+        block = stmt.parent
+        owner = block.parent if block is not None else None
+        if block is None or owner is None or owner.type != "if_statement":
+            continue
+        if ts.start_line(owner) <= main.after_line <= ts.end_line(owner):
+            continue  # the main log is in this branch already
+        mine = [
+            b for b in backs if contains(block, b.call) and b.call.start_byte < s.call.start_byte
+        ]
+        loss = loss_var(block, mine, [], stmt) if mine else None
+        if loss is None or loss == main.loss_var or any(p.loss_var == loss for p in out):
+            continue
+        out.append(TrainLogPoint(ts.end_line(stmt), loss, main.step_var, ix.indent_of(stmt)))
+    return tuple(out)
+
+
+def _closure_step(ix: ScriptIndex, anchor: Node, stmt: Node) -> str | None:
+    """`optimizer.step(closure)` alone on its line, `closure` a function of the file that
+    backpropagates and returns the loss: a fresh name to bind the value the step returns."""
+    if anchor.type != "call" or call_name(anchor) != "step" or stmt.type != "expression_statement":
+        return None
+    if stmt.named_children[0] != anchor or ts.start_line(stmt) != ts.end_line(stmt):
+        return None
+    pos = positional(anchor)
+    if len(pos) != 1 or pos[0].type != "identifier":
+        return None
+    name = ts.text(pos[0])
+    for fn in ix.defs_by_name.get(name, ()):
+        body = ts.text(fn.child_by_field_name("body"))
+        if re.search(r"\.backward\(", body) and re.search(r"^\s*return\s+\S", body, re.M):
+            fresh = f"{name}_loss"
+            while re.search(rf"\b{fresh}\b", ix.src.decode("utf-8", "replace")):
+                fresh += "_"
+            return fresh
+    return None
 
 
 def _conditional_in(node: Node, loop: Node) -> bool:

@@ -64,6 +64,15 @@ class TrainLogPoint:
     loss_var: str | None = None
     step_var: str | None = None  # not in the JSON contract
     indent: str = ""
+    # not in the JSON contract: more train metrics logged where they are known, each its own
+    # `wandb.log` (a generator's loss under `if i % n_critic == 0:`, an episode's reward)
+    also: tuple[TrainLogPoint, ...] = ()
+    # not in the JSON contract: the loss is what the statement on `after_line` returns
+    # (`optimizer.step(closure)`): the log first binds it to `loss_var`
+    bind_result: bool = False
+    # not in the JSON contract: a loop shared with evaluation (`_run_epoch(loader, train)`):
+    # the parameter that is true when it trains; the log's prefix follows it
+    mode_flag: str | None = None
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,13 @@ import re
 from typing import TYPE_CHECKING
 
 from runexp_tui.core.instrument.config_expr import config_dict_expr, config_kind
-from runexp_tui.core.instrument.hunks import DEFAULT_RANK_PREDICATE, RUN_GUARD, HunkKind
+from runexp_tui.core.instrument.hunks import (
+    DEFAULT_RANK_PREDICATE,
+    MARKER,
+    RUN_GUARD,
+    Hunk,
+    HunkKind,
+)
 from runexp_tui.core.instrument.plan import (
     Plan,
     guarded_block,
@@ -122,13 +128,30 @@ def manual_hunks(plan: Plan, guard: str | None, keras: bool, library: bool = Fal
     if wants_train and pts.train_log is not None and pts.train_log.loss_var:
         tl = pts.train_log
         losses = _losses_at(src, tl.after_line, tl.loss_var or "")
-        if len(losses) > 1:  # a GAN's errD and errG: each under its own name
+        if len(losses) > 1 or tl.also:  # a GAN's errD and errG: each under its own name
             items = [f'"train/{metric_key(v)}": {_scalar(src, v)}' for v in losses]
         else:
             items = [f'"train/{_train_key(tl.loss_var or "")}": {_scalar(src, tl.loss_var or "")}']
         if tl.step_var and tl.step_var != "_":  # `_` is a throwaway name, not a counter
             items.append(f'"step": {tl.step_var}')
+        if tl.mode_flag:  # a loop that also evaluates: `train/` or `eval/` by its flag
+            prefix = f'("train/" if {tl.mode_flag} else "eval/") + "'
+            items = [prefix + i[len('"train/') :] if i.startswith('"train/') else i for i in items]
+        if tl.bind_result:  # `optimizer.step(closure)`: bind the loss the step returns
+            items = [f'"train/loss": {tl.loss_var}.item()'] + items[1:]
         _log_hunk(plan, "train_log", f"train log: {tl.loss_var}", tl, items, guard, tl.loss_var)
+        if tl.bind_result:
+            _bind_step_result(plan, tl.after_line, tl.loss_var or "")
+        groups: dict[tuple[int, str], list[TrainLogPoint]] = {}
+        for more in tl.also:  # a generator's loss in its own branch, an episode's return
+            groups.setdefault((more.after_line, more.indent), []).append(more)
+        for group in groups.values():  # the metrics known at one place: one wandb.log
+            group_vars = [m.loss_var or "" for m in group]
+            items = [f'"train/{metric_key(v)}": {_scalar(src, v)}' for v in group_vars]
+            if group[0].step_var and group[0].step_var != "_":
+                items.append(f'"step": {group[0].step_var}')
+            label = ", ".join(group_vars)
+            _log_hunk(plan, "train_log", f"train log: {label}", group[0], items, guard, label)
     elif pts.train_log is not None and has_train:
         plan.notes.append("training metrics are already logged with wandb.log")
 
@@ -191,6 +214,19 @@ def _log_hunk(
         plan.unit,
     )
     plan.hunks.append(insertion(kind, label, line, body, var))
+
+
+def _bind_step_result(plan: Plan, line: int, name: str) -> None:
+    """The train log just added after ``line`` becomes a replacement of that line: the step
+    call keeps its text and binds its result to ``name`` (marked, reverted with the rest)."""
+    log = plan.hunks.pop()
+    text = plan.src.lines[line - 1]
+    body = text.lstrip()
+    indent = text[: len(text) - len(body)]
+    bound = f"{indent}{name} = {body}  {MARKER}"
+    plan.hunks.append(
+        Hunk(-1, log.label, "train_log", line - 1, (text,), (bound, *log.new_lines), log.var)
+    )
 
 
 def _guard_at(src: Source, guard: str | None, line: int, indent: str) -> str | None:
@@ -256,6 +292,10 @@ def _losses_at(src: Source, line: int, primary: str) -> list[str]:
                 break
             p = p.parent
         name = src.t(obj)
+        args = call.child_by_field_name("arguments")
+        first = args.named_children[0] if args is not None and args.named_children else None
+        if first is not None and first.type in ("identifier", "attribute"):
+            name = src.t(first)  # `fabric.backward(loss)`, `accelerator.backward(loss)`
         if ok and p == body and name not in out:
             out.append(name)
     return out if primary in out and len(out) > 1 else [primary]
