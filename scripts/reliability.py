@@ -15,7 +15,6 @@ import argparse
 import collections
 import random
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -25,7 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.reliability.check import check  # noqa: E402
+from tests.reliability.check import check, inject_killed_at  # noqa: E402
 from tests.reliability.gen import DECORATIONS, IMPORTS, assemble, random_script  # noqa: E402
 
 
@@ -65,15 +64,7 @@ def run_kills(n: int, seed: int, work: Path) -> tuple[collections.Counter, list[
         folder.mkdir(parents=True)
         script = folder / "train.py"
         script.write_bytes(original)
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "runexp_tui", "inject", str(script)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        time.sleep(rng.uniform(0.0, 2.5))
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
-        now = script.read_bytes()
+        now = inject_killed_at(script, rng.uniform(0.0, 2.5))
         if now == original:
             counts["kill: untouched"] += 1
         elif now == patched:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import shlex
-import socket
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -23,17 +22,16 @@ from runexp_tui.core.backends.slurm import (
     _tool,
     job_name_for,
     render_sbatch,
+    slurm_record,
 )
-from runexp_tui.core.launch import build_launch, default_run_name, mask_argv, mask_env
+from runexp_tui.core.launch import build_launch, default_run_name
 from runexp_tui.core.launch_options import LaunchOptions, apply_options, repo_config
 from runexp_tui.core.queue import QueueItem, QueueStore
 from runexp_tui.core.runs import (
     EXIT_FILE,
     LOG_FILE,
-    RunRecord,
     make_run_dir,
     register_record,
-    utc_now_iso,
 )
 
 ARRAY_SCRIPT = "array-{first}.sbatch"
@@ -125,24 +123,9 @@ def submit_array(
     done: list[QueueItem] = []
     with store.lock():
         for i, (spec, run_dir, item) in enumerate(zip(specs, run_dirs, items, strict=True)):
+            name = "-".join(f"{k.lstrip('-')}={v}" for k, v in item.grid.items())[:80]
             record = register_record(
-                RunRecord(
-                    id=run_dir.name,
-                    run_dir=str(run_dir),
-                    name="-".join(f"{k.lstrip('-')}={v}" for k, v in item.grid.items())[:80]
-                    or default_run_name(spec),
-                    created_at=utc_now_iso(),
-                    host=socket.gethostname(),
-                    backend="slurm",
-                    argv=mask_argv(spec.argv),
-                    env=mask_env(spec.env),
-                    cwd=spec.cwd,
-                    job_id=f"{job}_{i}",
-                    log_path=str(run_dir / LOG_FILE),
-                    config=dict(spec.config),
-                    repo=spec.repo or spec.cwd,
-                    display=spec.display,
-                )
+                slurm_record(spec, run_dir, f"{job}_{i}", name or default_run_name(spec))
             )
             item = item.with_(
                 state="waiting", run=record.id, run_dir=record.run_dir, note=f"{job}_{i}"

@@ -80,3 +80,22 @@ def check(data: bytes, folder: Path, name: str = "train.py") -> Outcome:
     if stray:
         return Outcome("leftover", ", ".join(stray))
     return Outcome("applied")
+
+
+def inject_killed_at(script: Path, delay: float) -> bytes:
+    """Run a real `runexp-tui inject` on `script`, SIGKILL it after `delay` seconds (the random
+    moment of the kill, not a wait for a state), and return the script's bytes afterwards."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "runexp_tui", "inject", str(script)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    time.sleep(delay)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    return script.read_bytes()

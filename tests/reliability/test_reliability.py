@@ -10,17 +10,15 @@ from __future__ import annotations
 
 import os
 import random
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.reliability.check import check
+from tests.reliability.check import check, inject_killed_at
 from tests.reliability.gen import DECORATIONS, IMPORTS, LOOPS, NEWLINES, assemble
 
 EXAMPLES = int(os.environ.get("RUNEXP_FUZZ_EXAMPLES", "150"))
@@ -97,16 +95,7 @@ def test_random_sigkills_during_inject_never_half_write(tmp_path: Path) -> None:
         folder.mkdir(parents=True)
         script = folder / "train.py"
         script.write_bytes(original)
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "runexp_tui", "inject", str(script)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        # The kill lands at a random point of the inject (this is when to kill, not a wait).
-        time.sleep(rng.uniform(0.0, 2.5))
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
-        now = script.read_bytes()
+        now = inject_killed_at(script, rng.uniform(0.0, 2.5))
         assert now in (original, patched), f"kill {n}: the script is half-written"
         seen.add("untouched" if now == original else "patched")
         for p in folder.iterdir():

@@ -20,6 +20,7 @@ import subprocess
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from runexp_tui.core.backends.base import (
     BackendError,
@@ -260,7 +261,6 @@ def launch_slurm(
     """
     _tool("sbatch")  # fail before creating the run folder
     run_dir = make_run_dir(spec.repo or spec.cwd, runs_dir, run_id)
-    rid = run_dir.name
     log_path = run_dir / LOG_FILE
     if gpus is None:
         gpus = len(spec.config.get("gpus") or ())
@@ -289,24 +289,28 @@ def launch_slurm(
     if res.returncode != 0 or m is None:
         detail = (res.stderr or res.stdout).strip() or f"exit code {res.returncode}"
         raise SlurmError(f"sbatch failed: {detail}")
-    record = RunRecord(
-        id=rid,
+    return register_record(slurm_record(spec, run_dir, m.group(1), run_name))
+
+
+def slurm_record(spec: LaunchSpec, run_dir: Path, job_id: str, name: str) -> RunRecord:
+    """The record of a submitted job (or array task `JOB_TASK`): its log is in its run folder."""
+    return RunRecord(
+        id=run_dir.name,
         run_dir=str(run_dir),
-        name=run_name,
+        name=name,
         created_at=utc_now_iso(),
         host=socket.gethostname(),
         backend="slurm",
         argv=mask_argv(spec.argv),
         env=mask_env(spec.env),
         cwd=spec.cwd,
-        job_id=m.group(1),
-        log_path=str(log_path),
+        job_id=job_id,
+        log_path=str(run_dir / LOG_FILE),
         log_offset=0,
         config=dict(spec.config),
         repo=spec.repo or spec.cwd,
         display=spec.display,
     )
-    return register_record(record)
 
 
 # ---------------------------------------------------------------------------- status

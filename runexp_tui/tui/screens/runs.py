@@ -22,7 +22,7 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
-from runexp_tui.tui.render import fmt_num
+from runexp_tui.tui.render import fmt_duration, fmt_num
 from runexp_tui.tui.widgets.loss_chart import OVERLAY_STYLES, braille_overlay
 
 if TYPE_CHECKING:
@@ -35,14 +35,6 @@ class RowsLoaded(Message):
         self.repo = repo
         self.rows = rows
         self.error = error
-
-
-def _duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    s = int(seconds)
-    h, m = divmod(s // 60, 60)
-    return f"{h}h{m:02d}m" if h else f"{m}m{s % 60:02d}s"
 
 
 class RunsScreen(Screen[None]):
@@ -149,7 +141,7 @@ class RunsScreen(Screen[None]):
                 Text(mark, style=f"bold {style}"),
                 Text(row.id, style=style),
                 status,
-                _duration(row.duration_s),
+                fmt_duration(row.duration_s),
                 row.where,
                 fmt_num(row.last(key), "{:.4g}") if key else "-",
                 fmt_num(row.best(key), "{:.4g}") if key else "-",
