@@ -6,6 +6,11 @@ import os
 
 import pytest
 
+# One real Slurm and one real sshd per test session, shared by every module that asks for them
+# (imported into each module, a session fixture would start once per module).
+from tests.services.slurm import slurm_service  # noqa: F401  (fixture)
+from tests.services.sshd import sshd_service  # noqa: F401  (fixture)
+
 
 @pytest.fixture(autouse=True)
 def _isolated_user_state(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch):

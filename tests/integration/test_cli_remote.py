@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.services.slurm import SlurmService, slurm_service  # noqa: F401  (fixture)
-from tests.services.sshd import SshdService, sshd_service  # noqa: F401  (fixture)
+from tests.services.slurm import SlurmService
+from tests.services.sshd import SshdService
 
 pytestmark = pytest.mark.slow
 

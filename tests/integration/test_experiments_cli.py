@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from tests.services.slurm import SlurmService, slurm_service  # noqa: F401  (fixture)
+from tests.services.slurm import SlurmService
 
 pytestmark = pytest.mark.slow
 

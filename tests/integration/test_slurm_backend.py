@@ -22,7 +22,7 @@ from runexp_tui.core.backends.slurm import (
 from runexp_tui.core.config import EnvSettings, ExperimentConfig, WandbSettings
 from runexp_tui.core.launch import LaunchSpec, build_launch
 from runexp_tui.core.runs import load_record, read_exit
-from tests.services.slurm import SlurmService, slurm_service  # noqa: F401  (fixture)
+from tests.services.slurm import SlurmService
 
 
 def _spec(repo: Path, command: str, **env: str) -> LaunchSpec:

@@ -31,7 +31,7 @@ from runexp_tui.core.gpu import NA, GpuUnavailable
 from runexp_tui.core.gpu.ssh import parse_nvidia_smi, ssh_gpu_query
 from runexp_tui.core.launch import build_launch
 from runexp_tui.core.runs import load_record
-from tests.services.sshd import SshdService, sshd_service  # noqa: F401  (fixture)
+from tests.services.sshd import SshdService
 
 
 def _spec(repo: Path, command: str, **env: str):

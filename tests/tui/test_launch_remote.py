@@ -24,8 +24,8 @@ from runexp_tui.tui.screens.launch import (
     remote_options,
     tolerant_status,
 )
-from tests.services.slurm import SlurmService, slurm_service  # noqa: F401  (fixture)
-from tests.services.sshd import SshdService, sshd_service  # noqa: F401  (fixture)
+from tests.services.slurm import SlurmService
+from tests.services.sshd import SshdService
 
 # A run that lives ~20 s (6 epochs x 40 steps x 0.08 s): alive through the watchdog, then stopped.
 LONG_RUN = "python train.py --step-time 0.08 --log-every 1"
