@@ -187,7 +187,13 @@ def test_queue_runs_a_cpu_grid_one_at_a_time(repo: Path, queue_cleanup) -> None:
         seen_running.add(sum(i["state"] == "running" for i in items))
         return all(i["state"] == "done" for i in items)
 
-    wait_for(all_done, what="every item done")
+    try:
+        wait_for(all_done, what="every item done")
+    except AssertionError:  # say where each item stood, and what the runner printed
+        from runexp_tui.core.paths import queue_dir
+
+        log = (queue_dir() / "runner.log").read_text(errors="replace")[-2000:]
+        raise AssertionError(f"items: {queue_items()}\nrunner log: {log}") from None
     assert max(seen_running) <= 1
     items = queue_items()
     assert len({i["run"] for i in items}) == 4
