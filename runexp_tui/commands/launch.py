@@ -128,17 +128,9 @@ def _gpu_warnings(gpus: tuple[int, ...], simulated: bool) -> list[str]:
     if not gpus:
         return []
     from runexp_tui.core.gpu.busy import chosen_gpu_warnings
-    from runexp_tui.core.gpu.factory import make_sampler
-    from runexp_tui.core.gpu.model import GpuUnavailable
+    from runexp_tui.core.gpu.factory import sample_once
 
-    try:
-        sampler = make_sampler("simulated" if simulated else "nvml")
-    except GpuUnavailable:
-        return chosen_gpu_warnings(gpus, None)
-    try:
-        return chosen_gpu_warnings(gpus, sampler.sample())
-    finally:
-        sampler.close()
+    return chosen_gpu_warnings(gpus, sample_once(simulated))
 
 
 def start_and_watch(

@@ -184,17 +184,10 @@ def _equals_flags(repo: Path, args: argparse.Namespace) -> frozenset[str]:
 
 
 def _visible_gpus(simulated: bool) -> int:
-    from runexp_tui.core.gpu.factory import make_sampler
-    from runexp_tui.core.gpu.model import GpuUnavailable
+    from runexp_tui.core.gpu.factory import sample_once
 
-    try:
-        sampler = make_sampler("simulated" if simulated else "nvml")
-    except GpuUnavailable:
-        return 0
-    try:
-        return len(sampler.sample().gpus)
-    finally:
-        sampler.close()
+    snap = sample_once(simulated)
+    return 0 if snap is None else len(snap.gpus)
 
 
 def _ls(args: argparse.Namespace, store) -> int:

@@ -72,3 +72,16 @@ def make_sampler(
     return SimulatedSampler(
         count=count, seed=seed, clock=clock, discover=discover, fallback_reason=reason
     )
+
+
+def sample_once(simulated: bool = False) -> GpuSnapshot | None:
+    """One snapshot of this machine's GPUs (NVML, or the simulated ones), None without NVML:
+    for a command that asks once (launch's busy-GPU warnings, `queue add`)."""
+    try:
+        sampler = make_sampler("simulated" if simulated else "nvml")
+    except GpuUnavailable:
+        return None
+    try:
+        return sampler.sample()
+    finally:
+        sampler.close()
