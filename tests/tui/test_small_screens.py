@@ -78,8 +78,13 @@ async def test_monitor_footer_run_id_and_sync_command(app_factory, tmp_path: Pat
             assert key in keys
         status = screen.query_one("#mon-status")
         await wait_until(pilot, lambda: "sync" in status.text.plain)
-        lines = [s.text for s in (status.render_line(y) for y in range(status.size.height))]
-        shown = "\n".join(lines)
+
+        def rendered() -> str:
+            return "\n".join(status.render_line(y).text for y in range(status.size.height))
+
+        # the status reflows onto more lines once laid out at its new height: wait for that
+        await wait_until(pilot, lambda: "wandb sync wandb/offline-run-" in rendered())
+        shown = rendered()
         assert f"run {RUN_ID}" in shown
         assert "wandb sync wandb/offline-run-20251128_133000-ab12cd34" in shown
         assert "…" not in shown
