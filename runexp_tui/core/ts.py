@@ -91,7 +91,8 @@ INTERESTING_CALLS = (
 
 # One traversal finds everything static. Captures:
 #   @call/@fn     calls whose callee's last name is in INTERESTING_CALLS, plus TrainingArguments-,
-#                 Config- and *Trainer-like constructors and sklearn-style metric calls (`f1_score`)
+#                 Config- and *Trainer-like constructors, sklearn-style metric calls (`f1_score`)
+#                 and the boosting estimators (`XGBRegressor`, `LGBMClassifier`)
 #   @def/@defname function definitions (step functions, train(), evaluate(), main())
 #   @class        class definitions (dataclass configs, LightningModule subclasses)
 #   @if/@cond     `if` statements whose condition looks like a main-process test
@@ -106,7 +107,7 @@ ANALYSIS_QUERY = (
     "(call function: [(identifier) @fn (attribute attribute: (identifier) @fn)]"
     " (#any-of? @fn " + " ".join(f'"{n}"' for n in INTERESTING_CALLS) + ")) @call\n"
     "(call function: [(identifier) @fn (attribute attribute: (identifier) @fn)]"
-    ' (#match? @fn "(TrainingArguments|Config|Trainer|_score|_error|^score|^accuracy|^evaluate_[a-z_]+)$"))'
+    ' (#match? @fn "(TrainingArguments|Config|Trainer|_score|_error|^score|^accuracy|^evaluate_[a-z_]+)$|^(XGB|LGBM)[A-Za-z]+$"))'
     " @call\n"
     "(function_definition name: (identifier) @defname) @def\n"
     "(class_definition name: (identifier) @classname) @class\n"

@@ -61,6 +61,9 @@ class Case:
     steps: int = 0  # train loss lines the script prints
     train_printed: str = r"^step (\d+) loss (\S+)$"  # groups: step, value
     train_key: str = r"loss"  # regex a train-loss key must match (and not an eval word)
+    # the library names the training set like an eval set (xgboost's sklearn API: the first
+    # eval_set entry is "validation_0"): train_key alone picks the key
+    train_named_like_eval: bool = False
     evals: tuple[Eval, ...] = ()
 
 
@@ -131,6 +134,55 @@ CASES = [
             Eval(r"^step \d+ valid_l2 (\S+)$", r"valid"),
             Eval(r"^test_mse (\S+)$", r"test|mse"),
         ),
+    ),
+    Case(
+        "lightgbm_sklearn",
+        "lgbm_sklearn.py",
+        needs=("lightgbm", "sklearn"),
+        config={"n_estimators": 7, "learning_rate": 0.3},
+        steps=7,
+        train_printed=r"^step (\d+) train_l2 (\S+)$",
+        train_key=r"train_l2",
+        evals=(
+            Eval(r"^step \d+ valid_l2 (\S+)$", r"valid_l2"),
+            Eval(r"^test_r2 (\S+)$", r"r2"),
+        ),
+    ),
+    Case(
+        "xgboost_train",
+        "xgb_train.py",
+        ("--rounds", "8"),
+        needs=("xgboost",),
+        config={"max_depth": 3, "eta": 0.3},
+        steps=8,
+        train_printed=r"^step (\d+) train_rmse (\S+)$",
+        train_key=r"rmse",
+        evals=(Eval(r"^step \d+ valid_rmse (\S+)$", r"valid"),),
+    ),
+    Case(
+        "xgboost_sklearn",
+        "xgb_sklearn.py",
+        ("--n-estimators", "6"),
+        needs=("xgboost", "sklearn"),
+        config={"n_estimators": 6, "max_depth": 2},
+        steps=6,
+        train_printed=r"^step (\d+) train_logloss (\S+)$",
+        train_key=r"validation_0.*logloss",
+        train_named_like_eval=True,
+        evals=(
+            Eval(r"^step \d+ valid_logloss (\S+)$", r"validation_1"),
+            Eval(r"^test_accuracy (\S+)$", r"acc"),
+        ),
+    ),
+    Case(
+        "xgboost_cv",
+        "xgb_cv.py",
+        needs=("xgboost",),
+        config={"max_depth": 2, "eta": 0.5},
+        steps=5,
+        train_printed=r"^step (\d+) train_logloss_mean (\S+)$",
+        train_key=r"train-logloss-mean",
+        evals=(Eval(r"^step \d+ test_logloss_mean (\S+)$", r"test-logloss-mean"),),
     ),
     Case(
         "sklearn_sgd",
@@ -350,7 +402,10 @@ def test_injected_run_tracks_training(case: Case, tmp_path_factory: pytest.TempP
 
     series = _series(history)
     train_keys = [
-        k for k in series if re.search(case.train_key, k, re.I) and not _EVAL_WORDS.search(k)
+        k
+        for k in series
+        if re.search(case.train_key, k, re.I)
+        and (case.train_named_like_eval or not _EVAL_WORDS.search(k))
     ]
     matching = [k for k in train_keys if _close(series[k], printed)]
     assert matching, (

@@ -14,9 +14,11 @@ The golden fixtures under tests/fixtures/scripts/ pin the choices down.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from runexp_tui.core import ts
+from runexp_tui.core.analysis.boosting import boosting_config, callback_constructor
 from runexp_tui.core.analysis.config import PARSE_CALLS
 from runexp_tui.core.analysis.distributed import distributed, none_rank
 from runexp_tui.core.analysis.end import finish_point
@@ -95,7 +97,15 @@ def analyze(ix: ScriptIndex) -> AnalysisResult:
     first_call = first_model_fit(ix, train_call)  # several models fitted: the first one
     evaluation = eval_log(ix, loop, top_loop, first_call or train_call)
     test = test_log(ix, loop, top_loop, train_call, evaluation)
-    init = init_point(ix, top_loop, first_call or train_call, dist)
+    init_target = first_call or train_call
+    ctor = callback_constructor(ix) if loop is None else None
+    if ctor is not None and (init_target is None or ctor.start_byte < init_target.start_byte):
+        init_target = ctor  # the xgboost callback goes into the estimator: the run starts first
+    init = init_point(ix, top_loop, init_target, dist)
+    if init is not None and loop is None and not (init.config_var or init.config_expr):
+        var, expr = boosting_config(ix)
+        if var or expr:
+            init = replace(init, config_var=var, config_expr=expr)
     finish = finish_point(ix, top_loop, train_call, evaluation)
     if finish is not None and test is not None and test.after_line > finish.after_line:
         test = None  # past the end of the run: a later phase, not this training's test

@@ -4,16 +4,15 @@ framework owns the loop.
 
 from __future__ import annotations
 
-import re
 from typing import TYPE_CHECKING
 
 from runexp_tui.core import ts
+from runexp_tui.core.analysis.boosting import boosting_calls
 from runexp_tui.core.analysis.index import ScriptIndex
 from runexp_tui.core.analysis.model import Framework, Shortcut
 from runexp_tui.core.analysis.nodes import (
     assignment,
     call_name,
-    kwarg,
     positional,
     receiver,
     root_name,
@@ -135,9 +134,9 @@ def shortcut(ix: ScriptIndex, framework: str) -> Shortcut | None:
     elif framework == "keras":
         kind = "callback"
         cand = next((c for c in ix.calls_named("fit") if receiver(c) is not None), None)
-    if cand is None:
-        cand = _boosting_train(ix)
-        kind = "callback"
+    lib = ""
+    if cand is None and (boosts := boosting_calls(ix)):
+        cand, kind, lib = boosts[0].call, "callback", boosts[0].lib
     if cand is None:
         return None
     return Shortcut(
@@ -145,34 +144,8 @@ def shortcut(ix: ScriptIndex, framework: str) -> Shortcut | None:
         kind=kind,  # type: ignore[arg-type]
         call=call_name(cand),
         end_line=ts.end_line(cand),
+        lib=lib,
     )
-
-
-def _boosting_train(ix: ScriptIndex) -> Node | None:
-    """`lgb.train(..., valid_sets=...)` / `xgb.train(..., evals=...)`: the library's own
-    per-round evaluation, which a wandb callback logs (and the parameters as config)."""
-    libs = {"lightgbm": "valid_sets", "xgboost": "evals"}
-    for c in ix.calls_named("train", "cv"):
-        recv = receiver(c)
-        if recv is None or recv.type != "identifier":
-            continue
-        for lib, kw in libs.items():
-            if _alias_of(ix, ts.text(recv), lib) and (
-                call_name(c) == "cv" or kwarg(c, kw) is not None
-            ):
-                return c
-    return None
-
-
-def _alias_of(ix: ScriptIndex, name: str, module: str) -> bool:
-    """Whether `import module as name` (or `import module`) binds ``name`` in this file."""
-    for imp in ix.imports:
-        text = ts.text(imp)
-        if re.search(rf"\bimport\s+{re.escape(module)}\s+as\s+{re.escape(name)}\b", text):
-            return True
-        if name == module and re.search(rf"\bimport\s+{re.escape(module)}\b", text):
-            return True
-    return False
 
 
 def framework_train_call(ix: ScriptIndex, framework: str) -> Node | None:
@@ -193,8 +166,9 @@ def framework_train_call(ix: ScriptIndex, framework: str) -> Node | None:
         fits = [c for c in ix.calls_named("learn") if receiver(c) is not None]
     if not fits and framework == "lightning":
         fits = ix.calls_named("LightningCLI")
-    if not fits and (boost := _boosting_train(ix)) is not None:
-        fits = [boost]
+    boosts = [b.trains for b in boosting_calls(ix) if b.kind in ("train", "cv")]
+    if not fits and boosts:
+        fits = boosts
     if not fits:
         return None
     return fits[0] if framework in ("lightning", "keras") else fits[-1]
@@ -205,7 +179,13 @@ def first_model_fit(ix: ScriptIndex, last: Node | None) -> Node | None:
     on the same data): the first of them, where the one run starts (its end stays after the
     last). A fit of the data alone (`scaler.fit(X)`) prepares it; a model fits data and
     targets. None when ``last`` is the only one."""
-    if last is None or call_name(last) != "fit":
+    if last is None:
+        return None
+    if call_name(last) in ("train", "cv"):  # boosting: several `xgb.cv(...)` in a row
+        boosts = [b.trains for b in boosting_calls(ix) if b.kind in ("train", "cv")]
+        same = [b for b in boosts if scope(b) == scope(last)]
+        return same[0] if len(same) > 1 and same[0].start_byte < last.start_byte else None
+    if call_name(last) != "fit":
         return None
     models = [
         c

@@ -97,6 +97,7 @@ class Shortcut:
     # details for the injector; not in the JSON contract
     call: str = ""  # "TrainingArguments", "Trainer", "fit", "LightningCLI", ...
     end_line: int = 0  # last line of the call expression
+    lib: str = ""  # a boosting callback's library: "xgboost" | "lightgbm"
 
 
 @dataclass(frozen=True)

@@ -48,18 +48,20 @@ def shortcut_hunks(plan: Plan, sc: Shortcut) -> None:
             plan.notes.append("WandbLogger is already used")
             return
         _lightning_logger(plan, sc)
-    elif sc.kind == "callback" and sc.call in ("train", "cv"):
+    elif sc.kind == "callback" and sc.lib:
         if src.names_called("wandb_callback", "WandbCallback"):
             plan.notes.append("a wandb boosting callback is already used")
             return
-        if src.imports_module("lightgbm"):
+        if sc.lib == "lightgbm":
             plan.extra_imports.append("from wandb.integration.lightgbm import wandb_callback")
             _add_callback(plan, sc, "wandb_callback()", "shortcut: lightgbm wandb_callback")
         elif sc.call == "cv":
             # wandb's xgboost callback needs a Booster; xgb.cv hands it a packed one and fails
             plan.notes.append(
                 "xgb.cv: no wandb callback (it breaks under cv); the run records the parameters"
+                " and each assigned cross-validation result, round by round"
             )
+            _cv_tables(plan, sc)
         else:
             plan.extra_imports.append("from wandb.integration.xgboost import WandbCallback")
             _add_callback(plan, sc, "WandbCallback()", "shortcut: xgboost WandbCallback")
@@ -69,6 +71,38 @@ def shortcut_hunks(plan: Plan, sc: Shortcut) -> None:
             return
         plan.extra_imports.append("from wandb.integration.keras import WandbMetricsLogger")
         _add_callback(plan, sc, "WandbMetricsLogger()", "shortcut: WandbMetricsLogger")
+
+
+def _cv_tables(plan: Plan, sc: Shortcut) -> None:
+    """After each `res = xgb.cv(...)`: its per-round table (a DataFrame, or a dict of lists
+    without pandas) logged round by round under cv/."""
+    src = plan.src
+    first = src.find_call(sc.line, ["cv"])
+    recv = first.child_by_field_name("function") if first is not None else None
+    lib = src.t(recv.child_by_field_name("object")) if recv is not None else ""
+    for call in src.nodes["call"]:
+        fn = call.child_by_field_name("function")
+        if src.call_name(call) != "cv" or fn is None or fn.type != "attribute":
+            continue
+        if src.t(fn.child_by_field_name("object")) != lib:
+            continue
+        stmt = src.statement_of(call)
+        a = stmt.named_children[0] if stmt.type == "expression_statement" else None
+        if a is None or a.type != "assignment" or a.child_by_field_name("right") != call:
+            continue
+        left = a.child_by_field_name("left")
+        if left is None or left.type != "identifier":
+            continue
+        res, ind, unit = src.t(left), src.indent_of_row(stmt.start_point.row), plan.unit
+        lines = [
+            f"{ind}_wandb_cv = {res}.to_dict('list') if hasattr({res}, 'to_dict')"
+            f" else {{k: v for k, v in {res}.items() if isinstance(v, list)}}",
+            f"{ind}for _wandb_round in range(min(map(len, _wandb_cv.values()), default=0)):",
+            f'{ind}{unit}wandb.log({{f"cv/{{k}}": v[_wandb_round] for k, v in _wandb_cv.items()}})',
+        ]
+        plan.hunks.append(
+            insertion("eval_log", f"cv table: {res}", ts.end_line(stmt), mark_lines(lines), res)
+        )
 
 
 def _env_default_line(plan: Plan) -> str:
