@@ -413,7 +413,8 @@ def test_several_models_in_one_script_are_one_run_started_before_the_first(
     assert finish > next(i for i, ln in enumerate(lines) if ln.startswith("second.fit("))
     if importlib.util.find_spec("sklearn") is not None:
         calls = _run(script, tmp_path)
-        assert [c["call"] for c in calls] == ["init", "log", "finish"]
+        # the first model's named score, then the second one's, printed without a name
+        assert [c["call"] for c in calls] == ["init", "log", "log", "finish"]
 
 
 def test_a_setup_call_into_the_repos_own_module_is_the_distributed_setup(tmp_path: Path) -> None:
@@ -438,3 +439,40 @@ def test_a_setup_call_into_the_repos_own_module_is_the_distributed_setup(tmp_pat
         calls = _run(script, tmp_path)
         assert [c["call"] for c in calls].count("init") == 1
         assert sum(c["call"] == "log" for c in calls) == 2 * 3
+
+
+def test_a_search_logs_its_best_score_and_the_scores_it_only_prints(tmp_path: Path) -> None:
+    """GridSearchCV fitted, its best score read nowhere, the held-out scores only printed
+    inside an f-string: the run gets the search's parameters, its best score after the fit,
+    and each printed score under the words printed before it (the call's name when those
+    words name no metric)."""
+    script, text = _inject("shape_search_printed.py", tmp_path)
+    assert "config=search.get_params()" in text
+    lines = text.splitlines()
+    best = next(i for i, ln in enumerate(lines) if "eval/best_score" in ln)
+    assert lines[best - 1] == "search.fit(train_x, train_y)"
+    test = next(i for i, ln in enumerate(lines) if "test/held_out_accuracy" in ln)
+    assert lines[test + 1] == "print("  # evaluated once more just before it is printed
+    assert '"test/balanced_accuracy": balanced_accuracy_score(' in lines[test]
+    if importlib.util.find_spec("sklearn") is not None:
+        calls = _run(script, tmp_path)
+        assert [c["call"] for c in calls] == ["init", "log", "log", "finish"]
+        assert "C" in calls[0]["config"] or "param_grid" in calls[0]["config"]
+        assert 0.0 <= calls[2]["data"]["test/held_out_accuracy"] <= 1.0
+
+
+def test_only_cheap_metric_calls_are_evaluated_again(tmp_path: Path) -> None:
+    """`evaluate(model, data)` may run a whole pass: printed, it is not run a second time."""
+    src = tmp_path / "t.py"
+    src.write_text(
+        "from sklearn.linear_model import Ridge\n"
+        "import numpy as np\n"
+        "def evaluate(m, x):\n"
+        "    return float(m.predict(x).mean())\n"
+        "x = np.ones((4, 2)); y = np.ones(4)\n"
+        "model = Ridge(alpha=1.0)\n"
+        "model.fit(x, y)\n"
+        'print("result", evaluate(model, x))\n'
+    )
+    proposal = propose_file(src, project="t")
+    assert all("evaluate(model" not in "".join(h.new_lines) for h in proposal.hunks)

@@ -22,6 +22,10 @@ from runexp_tui.core.analysis.boosting import boosting_config, callback_construc
 from runexp_tui.core.analysis.config import PARSE_CALLS
 from runexp_tui.core.analysis.distributed import distributed, none_rank
 from runexp_tui.core.analysis.end import finish_point
+from runexp_tui.core.analysis.estimators import (
+    estimator_config,
+    estimator_metrics,
+)
 from runexp_tui.core.analysis.evaluation import EVAL_NAME, eval_log, test_log
 from runexp_tui.core.analysis.flags import script_flags
 from runexp_tui.core.analysis.framework import (
@@ -97,6 +101,9 @@ def analyze(ix: ScriptIndex) -> AnalysisResult:
     first_call = first_model_fit(ix, train_call)  # several models fitted: the first one
     evaluation = eval_log(ix, loop, top_loop, first_call or train_call)
     test = test_log(ix, loop, top_loop, train_call, evaluation)
+    last_eval = evaluation  # the run ends after it
+    if loop is None and fw == "sklearn" and train_call is not None:
+        evaluation, test, last_eval = estimator_metrics(ix, train_call, evaluation, test)
     init_target = first_call or train_call
     ctor = callback_constructor(ix) if loop is None else None
     if ctor is not None and (init_target is None or ctor.start_byte < init_target.start_byte):
@@ -104,9 +111,11 @@ def analyze(ix: ScriptIndex) -> AnalysisResult:
     init = init_point(ix, top_loop, init_target, dist)
     if init is not None and loop is None and not (init.config_var or init.config_expr):
         var, expr = boosting_config(ix)
+        if not (var or expr) and fw == "sklearn":
+            expr = estimator_config(ix, first_call or train_call, init.after_line)
         if var or expr:
             init = replace(init, config_var=var, config_expr=expr)
-    finish = finish_point(ix, top_loop, train_call, evaluation)
+    finish = finish_point(ix, top_loop, train_call, last_eval)
     if finish is not None and test is not None and test.after_line > finish.after_line:
         test = None  # past the end of the run: a later phase, not this training's test
     return AnalysisResult(

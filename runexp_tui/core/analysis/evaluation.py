@@ -39,7 +39,7 @@ _NOT_METRIC = re.compile(r"(make|set|get|raise|log|print|report|handle|on)_")
 
 
 # names a metric run may continue with (`loss = log_loss(...)` after `auc = roc_auc_score(...)`)
-_METRIC_NAME = re.compile(
+METRIC_NAME = re.compile(
     r"(acc|loss|auc|f1|score|err|prec|recall|mse|mae|rmse|r2|ppl|perplex|bleu|rouge|metric|reward)",
     re.I,
 )
@@ -99,7 +99,7 @@ def test_log(
                 callee in {ts.text(f.child_by_field_name("name")) for f in eval_functions(ix)}
                 or _METRIC_CALL.search(callee)
                 or EVAL_NAME.search(callee)
-                or all(_METRIC_NAME.search(n) for n in names)
+                or all(METRIC_NAME.search(n) for n in names)
             )
             if is_eval and not _NOT_METRIC.match(callee):
                 last, metric_names = _metric_run(cur)
@@ -282,7 +282,7 @@ def _metric_run(stmt: Node) -> tuple[Node, list[str]]:
             and not (
                 type_of(right) == "call"
                 and all(
-                    _METRIC_NAME.search(n)
+                    METRIC_NAME.search(n)
                     for n in target_names(a.child_by_field_name("left")) or ["-"]
                 )
             )

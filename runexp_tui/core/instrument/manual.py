@@ -169,7 +169,11 @@ def manual_hunks(plan: Plan, guard: str | None, keras: bool, library: bool = Fal
 
     tl_ = pts.test_log
     if tl_ is not None and tl_.metric_vars and not has_eval and not src.marked_log_with("test/"):
-        items = [f'"test/{_test_key(m)}": {_scalar(src, m)}' for m in tl_.metric_vars]
+        tmeans = dict(tl_.means)
+        items = [
+            f'"test/{_test_key(m)}": {tmeans[m] if m in tmeans else _scalar(src, m)}'
+            for m in tl_.metric_vars
+        ]
         names = ", ".join(tl_.metric_vars)
         _log_hunk(plan, "eval_log", f"test log: {names}", tl_, items, guard, names)
 

@@ -94,6 +94,9 @@ def _cv_tables(plan: Plan, sc: Shortcut) -> None:
         if left is None or left.type != "identifier":
             continue
         res, ind, unit = src.t(left), src.indent_of_row(stmt.start_point.row), plan.unit
+        nxt = stmt.end_point.row + 1
+        if nxt < len(src.lines) and src.line_has_marker(nxt) and "_wandb_cv" in src.lines[nxt]:
+            continue  # logged already (a second inject)
         lines = [
             f"{ind}_wandb_cv = {res}.to_dict('list') if hasattr({res}, 'to_dict')"
             f" else {{k: v for k, v in {res}.items() if isinstance(v, list)}}",

@@ -1,0 +1,198 @@
+"""scikit-learn-style estimators: their hyper-parameters, a score printed without a name, and a
+search's best result.
+
+A script that fits an estimator often never names its metric: `print("accuracy:",
+clf.score(X_test, y_test))`. The score is cheap and has no side effects (a metric function, or
+an estimator's `score`), so the log evaluates it once more just before the statement that
+prints it, under a key taken from the label printed with it. A `GridSearchCV`-like search
+(anything whose fitted object is read for `best_score_`/`cv_results_`) logs its best score
+right after the fit. The config is the estimator's own `get_params()` when the run starts after
+it is built.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+from runexp_tui.core import ts
+from runexp_tui.core.analysis.evaluation import METRIC_NAME
+from runexp_tui.core.analysis.index import ScriptIndex
+from runexp_tui.core.analysis.model import EvalLogPoint
+from runexp_tui.core.analysis.nodes import (
+    assignment,
+    call_args,
+    call_name,
+    contains,
+    receiver,
+    scope,
+    stmt_of,
+    target_names,
+    walk_statements,
+)
+
+if TYPE_CHECKING:
+    from tree_sitter import Node
+
+# metric calls worth evaluating again: scikit-learn's metric functions and `est.score(...)`
+_CHEAP_METRIC = re.compile(r"^(score|accuracy|[a-z0-9_]+_score|[a-z0-9_]+_error|[a-z0-9_]+_loss)$")
+_SEARCH = re.compile(r"SearchCV$|^(BayesSearchCV|HalvingGridSearchCV|HalvingRandomSearchCV)$")
+_OUTPUT_CALLS = ("print", "info", "write", "log", "format", "echo", "secho")
+
+
+def estimator_metrics(
+    ix: ScriptIndex, fit: Node, evaluation: EvalLogPoint | None, test: EvalLogPoint | None
+) -> tuple[EvalLogPoint | None, EvalLogPoint | None, EvalLogPoint | None]:
+    """(eval log, test log, the point the run ends after) once a search's best score and the
+    scores printed after ``fit`` are known: each fills a place the named metrics left empty."""
+    search = search_result(ix, fit)
+    found = printed_metrics(ix, fit)
+    printed, printed_end = found if found is not None else (None, 0)
+    last = evaluation
+    if evaluation is None:
+        evaluation = search or printed
+        last = evaluation
+        if search is None:
+            printed = None  # it is the eval log now
+            if evaluation is not None:
+                last = replace(evaluation, after_line=printed_end)
+    if (
+        test is None
+        and printed is not None
+        and (evaluation is None or printed.after_line >= evaluation.after_line)
+    ):
+        test = printed
+        last = replace(printed, after_line=printed_end)
+    return evaluation, test, last
+
+
+def fitted_estimator(ix: ScriptIndex, fit: Node | None) -> tuple[str, Node] | None:
+    """(name, constructor call) of the estimator that ``fit`` trains, when it was built in the
+    same scope from a constructor call (`clf = RandomForestClassifier(...)`)."""
+    if fit is None or call_name(fit) != "fit":
+        return None
+    recv = receiver(fit)
+    if recv is None or recv.type != "identifier":
+        return None
+    name = ts.text(recv)
+    found: Node | None = None
+    for st in walk_statements(scope(fit) or ix.root):
+        if st.start_byte >= fit.start_byte:
+            break
+        a = assignment(st)
+        if a is None or target_names(a.child_by_field_name("left")) != [name]:
+            continue
+        right = a.child_by_field_name("right")
+        found = right if right is not None and right.type == "call" else None
+    if found is None:
+        return None
+    cn = call_name(found)
+    if not (cn[:1].isupper() or cn in ("make_pipeline", "clone")):
+        return None  # `clf = get_model()` is not known to be an estimator
+    return name, found
+
+
+def estimator_config(ix: ScriptIndex, fit: Node | None, init_line: int) -> str | None:
+    """`clf.get_params()`, when the run starts after the estimator is built (0-based rows)."""
+    est = fitted_estimator(ix, fit)
+    if est is None or fit is None:
+        return None
+    name, ctor = est
+    if ts.end_line(stmt_of(ctor)) > init_line or scope(ctor) != scope(fit):
+        return None
+    return f"{name}.get_params()"
+
+
+def printed_metrics(ix: ScriptIndex, fit: Node | None) -> tuple[EvalLogPoint, int] | None:
+    """The first statement after ``fit`` (in its block) that prints cheap metric calls: a log
+    of those calls just before it, and the statement's last line (the run ends after it)."""
+    if fit is None:
+        return None
+    stmt = stmt_of(fit)
+    cur = stmt.next_named_sibling
+    while cur is not None:
+        found = _metric_calls_in_output(cur)
+        if found:
+            keys: list[str] = []
+            exprs: list[tuple[str, str]] = []
+            for key, call in found:
+                k = key
+                n = 2
+                while k in keys:
+                    k, n = f"{key}_{n}", n + 1
+                keys.append(k)
+                exprs.append((k, ts.text(call)))
+            point = EvalLogPoint(
+                ts.start_line(cur) - 1, tuple(keys), ix.indent_of(cur), means=tuple(exprs)
+            )
+            return point, ts.end_line(cur)
+        cur = cur.next_named_sibling
+    return None
+
+
+def search_result(ix: ScriptIndex, fit: Node | None) -> EvalLogPoint | None:
+    """After a hyper-parameter search's fit: its best cross-validated score."""
+    est = fitted_estimator(ix, fit)
+    if est is None or fit is None:
+        return None
+    name, ctor = est
+    if not _SEARCH.search(call_name(ctor)):
+        return None
+    stmt = stmt_of(fit)
+    return EvalLogPoint(
+        ts.end_line(stmt),
+        ("best_score",),
+        ix.indent_of(stmt),
+        means=(("best_score", f"{name}.best_score_"),),
+    )
+
+
+def _metric_calls_in_output(stmt: Node) -> list[tuple[str, Node]]:
+    """Cheap metric calls whose value a printing call shows, with a key for each."""
+    if stmt.type != "expression_statement" or not stmt.named_children:
+        return []
+    out_call = stmt.named_children[0]
+    if out_call.type != "call" or call_name(out_call) not in _OUTPUT_CALLS:
+        return []
+    found: list[tuple[str, Node]] = []
+    stack = [out_call]
+    while stack:
+        n = stack.pop()
+        if n is not out_call and n.type == "call" and _CHEAP_METRIC.match(call_name(n)):
+            found.append((_label_before(out_call, n) or _key_of(n), n))
+            continue  # not the calls inside it (`accuracy_score(y, clf.predict(X))`)
+        if n.type == "lambda":
+            continue
+        stack.extend(reversed(n.named_children))
+    found.sort(key=lambda kv: kv[1].start_byte)
+    return found
+
+
+def _key_of(call: Node) -> str:
+    name = call_name(call)
+    return "score" if name == "score" else re.sub(r"_score$", "", name)
+
+
+def _label_before(out_call: Node, metric: Node) -> str | None:
+    """The words printed right before the metric (`"test accuracy:"`), as a key, when they
+    name a metric (`"ridge"` does not: the call's own name is the better key)."""
+    text: str | None = None
+    for a in call_args(out_call):
+        if contains(a, metric):
+            part = a
+            if a.type == "concatenated_string":  # f"..." f"..." on two lines
+                part = next((c for c in a.named_children if contains(c, metric)), a)
+            if part.type == "string":
+                # an f-string: the literal text between the previous interpolation and this one
+                before = ts.text(part)[: metric.start_byte - part.start_byte]
+                text = before.split("}")[-1]
+            break
+        if a.type == "string":
+            text = ts.text(a)
+    if text is None:
+        return None
+    words = re.findall(r"[A-Za-z][A-Za-z0-9]*", re.sub(r"^[rbuf]*['\"]+", "", text))
+    words = [w.lower() for w in words if w.lower() not in ("the", "is", "of", "on", "set")]
+    key = "_".join(words[-3:])
+    return key if METRIC_NAME.search(key) else None
