@@ -476,3 +476,50 @@ def test_only_cheap_metric_calls_are_evaluated_again(tmp_path: Path) -> None:
     )
     proposal = propose_file(src, project="t")
     assert all("evaluate(model" not in "".join(h.new_lines) for h in proposal.hunks)
+
+
+ENGINE = """\
+import torch
+
+
+def default_settings():
+    return {"lr": 0.1}
+
+
+class Engine:
+    def __init__(self, settings, model):
+        self.callbacks, self.iteration, self.loss = [], 0, None
+        self.model = model
+
+    def add_callback(self, event, fn):
+        self.callbacks.append(fn)
+
+    def run(self):
+        for self.iteration in range(3):
+            self.loss = self.model(torch.ones(1, 3)).sum() * 0 + (3 - self.iteration)
+            for fn in self.callbacks:
+                fn(self)
+"""
+
+
+def test_a_callback_that_reads_the_trainers_loss_logs_every_call(tmp_path: Path) -> None:
+    """The loop lives in a trainer object from another module; the script's callback reads
+    `eng.loss` off its parameter. The log goes at the top of the callback (after its docstring
+    and `global`), so it runs at every call, not only when the callback prints; the run spans
+    `engine.run()`."""
+    script, text = _inject("shape_trainer_callback.py", tmp_path)
+    lines = text.splitlines()
+    log = next(i for i, ln in enumerate(lines) if "wandb.log(" in ln)
+    assert lines[log - 1].strip() == "global best"
+    assert '"train/loss": eng.loss.item(), "step": eng.iteration' in lines[log]
+    init = next(i for i, ln in enumerate(lines) if "wandb.init(" in ln)
+    assert lines[init + 1].strip() == "engine.run()"
+    assert lines[init + 2].strip() == "wandb.finish()  # runexp-tui"
+    if HAS_TORCH:
+        (tmp_path / "mypkg").mkdir()
+        (tmp_path / "mypkg" / "__init__.py").write_text("")
+        (tmp_path / "mypkg" / "engine.py").write_text(ENGINE)
+        calls = _run(script, tmp_path)
+        assert [c["call"] for c in calls] == ["init", "log", "log", "log", "finish"]
+        assert [c["data"]["train/loss"] for c in calls[1:4]] == [3.0, 2.0, 1.0]
+        assert [c["data"]["step"] for c in calls[1:4]] == [0, 1, 2]

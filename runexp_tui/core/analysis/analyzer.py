@@ -19,6 +19,7 @@ from pathlib import Path
 
 from runexp_tui.core import ts
 from runexp_tui.core.analysis.boosting import boosting_config, callback_constructor
+from runexp_tui.core.analysis.callbacks import callback_body_line, callback_training
 from runexp_tui.core.analysis.config import PARSE_CALLS
 from runexp_tui.core.analysis.distributed import distributed, none_rank
 from runexp_tui.core.analysis.end import finish_point
@@ -39,7 +40,7 @@ from runexp_tui.core.analysis.index import ScriptIndex
 from runexp_tui.core.analysis.init_point import init_point
 from runexp_tui.core.analysis.loop import direct_sites, outermost_loop, training_loop
 from runexp_tui.core.analysis.loss import train_log
-from runexp_tui.core.analysis.model import AnalysisResult, Points
+from runexp_tui.core.analysis.model import AnalysisResult, Points, TrainLogPoint
 from runexp_tui.core.analysis.nodes import scope
 from runexp_tui.core.analysis.wandb_use import wandb_use
 
@@ -98,6 +99,12 @@ def analyze(ix: ScriptIndex) -> AnalysisResult:
             ix.training_fns.add(fn.id)
             fn = scope(fn)
     train_call = None if loop is not None else framework_train_call(ix, fw)
+    cbt = callback_training(ix) if loop is None and train_call is None else None
+    if cbt is not None:  # a trainer object runs the loop and calls the script's callback
+        train_call = cbt.trains
+        line, first = callback_body_line(cbt.fn)
+        train = TrainLogPoint(line, cbt.loss_expr, cbt.step_expr, ix.indent_of(first))
+        ix.training_fns.add(cbt.fn.id)
     first_call = first_model_fit(ix, train_call)  # several models fitted: the first one
     evaluation = eval_log(ix, loop, top_loop, first_call or train_call)
     test = test_log(ix, loop, top_loop, train_call, evaluation)
