@@ -107,7 +107,7 @@ ANALYSIS_QUERY = (
     "(call function: [(identifier) @fn (attribute attribute: (identifier) @fn)]"
     " (#any-of? @fn " + " ".join(f'"{n}"' for n in INTERESTING_CALLS) + ")) @call\n"
     "(call function: [(identifier) @fn (attribute attribute: (identifier) @fn)]"
-    ' (#match? @fn "(TrainingArguments|Config|Trainer|_score|_error|^score|^accuracy|^evaluate_[a-z_]+)$|^(XGB|LGBM)[A-Za-z]+$"))'
+    ' (#match? @fn "(TrainingArguments|Config|Trainer|_score|_error|^score|^accuracy|^evaluate_[a-z_]+|CLI)$|^(XGB|LGBM)[A-Za-z]+$"))'
     " @call\n"
     "(function_definition name: (identifier) @defname) @def\n"
     "(class_definition name: (identifier) @classname) @class\n"

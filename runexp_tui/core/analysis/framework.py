@@ -59,9 +59,24 @@ def fw_modules(ix: ScriptIndex) -> set[str]:
     return {FRAMEWORK_MODULES[m] for m in ix.modules if m in FRAMEWORK_MODULES}
 
 
+def lightning_entry_subclasses(ix: ScriptIndex) -> dict[str, str]:
+    """The file's own subclasses of Lightning's entry points (`class MyCLI(LightningCLI)`,
+    `class MyTrainer(pl.Trainer)`): their name -> the base they stand for."""
+    out: dict[str, str] = {}
+    if "lightning" not in fw_modules(ix):
+        return out
+    for cls in ix.classes:
+        bases = cls.child_by_field_name("superclasses")
+        for b in bases.named_children if bases is not None else ():
+            last = ts.text(b).rsplit(".", 1)[-1]
+            if last in ("LightningCLI", "Trainer"):
+                out[ts.text(cls.child_by_field_name("name"))] = last
+    return out
+
+
 def framework(ix: ScriptIndex, has_loop: bool) -> Framework:
     fw = fw_modules(ix)
-    names = set(ix.by_name)
+    names = set(ix.by_name) | set(lightning_entry_subclasses(ix).values())
     trainer_calls = {n for n in names if n.endswith("Trainer")}
     if (
         "transformers" in fw
@@ -130,7 +145,15 @@ def shortcut(ix: ScriptIndex, framework: str) -> Shortcut | None:
                 cand = pref[0] if pref else cand
     elif framework == "lightning":
         kind = "logger"
-        cand = next(iter(ix.calls_named("Trainer", "LightningCLI")), None)
+        subs = lightning_entry_subclasses(ix)
+        cand = next(iter(ix.calls_named("Trainer", "LightningCLI", *subs)), None)
+        if cand is not None and call_name(cand) in subs:
+            return Shortcut(  # `MyCLI(...)`: changed as the LightningCLI it is
+                line=ts.start_line(cand),
+                kind="logger",
+                call=subs[call_name(cand)],
+                end_line=ts.end_line(cand),
+            )
     elif framework == "keras":
         kind = "callback"
         cand = next((c for c in ix.calls_named("fit") if receiver(c) is not None), None)
@@ -165,7 +188,7 @@ def framework_train_call(ix: ScriptIndex, framework: str) -> Node | None:
     if not fits and framework not in ("lightning", "keras"):
         fits = [c for c in ix.calls_named("learn") if receiver(c) is not None]
     if not fits and framework == "lightning":
-        fits = ix.calls_named("LightningCLI")
+        fits = ix.calls_named("LightningCLI", *lightning_entry_subclasses(ix))
     boosts = [b.trains for b in boosting_calls(ix) if b.kind in ("train", "cv")]
     if not fits and boosts:
         fits = boosts

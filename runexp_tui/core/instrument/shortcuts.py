@@ -244,7 +244,7 @@ def _lightning_logger(plan: Plan, sc: Shortcut) -> None:
     if call is None:
         plan.notes.append(f"no Trainer call found at line {sc.line}")
         return
-    if src.call_name(call) == "LightningCLI":
+    if sc.call == "LightningCLI" or src.call_name(call) == "LightningCLI":
         # trainer_defaults is a Python dict evaluated at run time: WANDB_PROJECT still wins
         init_args = {"project": project_expr(plan)}
         if plan.entity:
