@@ -87,6 +87,13 @@ async def test_launch_asks_before_using_a_busy_gpu(runs_to_stop: Path, clock: Fa
         await pilot.press("n")
         await wait_until(pilot, lambda: app.screen is screen)
         assert screen.state == "ready" and RunRegistry(repo).list() == []
+        # Enter twice (a launch key pressed once too often) must not take the GPU: in this
+        # dialog Enter answers no, and only y launches
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: app.screen is screen)
+        assert screen.state == "ready" and RunRegistry(repo).list() == []
         await pilot.press("enter")
         await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
         await pilot.press("y")

@@ -12,15 +12,20 @@ from runexp_tui.tui.widgets.key_footer import KeyFooter
 
 
 class ConfirmScreen(ModalScreen[bool]):
+    """``default`` is what Enter answers: yes for the harmless questions, no where yes risks
+    something (a launch onto a GPU another run is using): there only `y` says yes."""
+
     BINDINGS = [
-        Binding("y,enter", "answer(True)", "Yes"),
+        Binding("y", "answer(True)", "Yes"),
         Binding("n,escape", "answer(False)", "No"),
+        Binding("enter", "answer_default", "Default", show=False),
     ]
 
-    def __init__(self, question: str, detail: str = "") -> None:
+    def __init__(self, question: str, detail: str = "", *, default: bool = True) -> None:
         super().__init__()
         self.question = question
         self.detail = detail
+        self.default = default
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog"):
@@ -28,12 +33,22 @@ class ConfirmScreen(ModalScreen[bool]):
             if self.detail:
                 yield Label(self.detail, id="detail")
             with Horizontal(id="buttons"):
-                yield Button("Yes (y)", id="yes", variant="primary")
-                yield Button("No (n)", id="no")
+                yes_no = ("primary", "default") if self.default else ("default", "primary")
+                yield Button("Yes (y)", id="yes", variant=yes_no[0])
+                yield Button(
+                    "No (n, Enter)" if not self.default else "No (n)", id="no", variant=yes_no[1]
+                )
         yield KeyFooter(dialog=True)
+
+    def on_mount(self) -> None:
+        # a focused button takes Enter before the screen does: focus the default answer
+        self.query_one("#yes" if self.default else "#no", Button).focus()
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         self.dismiss(event.button.id == "yes")
 
     def action_answer(self, value: bool) -> None:
         self.dismiss(value)
+
+    def action_answer_default(self) -> None:
+        self.dismiss(self.default)

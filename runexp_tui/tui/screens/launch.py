@@ -439,7 +439,11 @@ class LaunchScreen(PhaseScreen):
             f" Free now: {free} (n, then e to choose them)." if free else " No GPU is free now."
         )
         ok = await self.app.push_screen_wait(
-            ConfirmScreen(f"GPU{plural} {which} already in use: launch onto it anyway?", detail)
+            ConfirmScreen(
+                f"GPU{plural} {which} already in use: launch onto it anyway?",
+                detail,
+                default=False,  # Enter keeps the GPU to its owner; only y launches
+            )
         )
         if ok and self.state in ("ready", "blocked"):
             self._start()
