@@ -68,3 +68,26 @@ async def test_runs_view_overlays_marked_runs_and_follows_one(app_factory, tmp_p
         await pilot.press("enter")
         await wait_until(pilot, lambda: isinstance(app.screen, MonitorScreen))
         await wait_until(pilot, lambda: app.session.run_id == "20261201-100000-aaaa")
+
+
+async def test_at_80x24_the_row_under_the_cursor_is_shown_in_full(
+    app_factory, tmp_path: Path
+) -> None:
+    """The table cannot hold every column at 80 columns: what changed from the previous run
+    (the column furthest right) is spelled out under it for the row under the cursor."""
+    (tmp_path / "train.py").write_text("print('hi')\n")
+    _run(tmp_path, "20261201-100000-aaaa", "0.1", [2.0, 1.0, 0.5], "2026-12-01T10:00:00+00:00")
+    _run(tmp_path, "20261201-110000-bbbb", "0.3", [2.0, 1.5, 1.2], "2026-12-01T11:00:00+00:00")
+    app = app_factory(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("escape")
+        await pilot.press("ctrl+r")
+        await wait_until(pilot, lambda: isinstance(app.screen, RunsScreen) and app.screen.loaded)
+        screen = app.screen
+        detail = screen.query_one("#runs-detail")
+        await wait_until(pilot, lambda: "lr=0.3" in str(detail.render()))
+        assert "20261201-110000-bbbb" in str(detail.render())
+        assert detail.region.width <= 80 and detail.region.height >= 1
+        await pilot.press("down")
+        await wait_until(pilot, lambda: "20261201-100000-aaaa" in str(detail.render()))
+        assert "changed: nothing" in str(detail.render())

@@ -44,6 +44,7 @@ class RunsScreen(Screen[None]):
     RunsScreen #runs-table { height: 1fr; min-height: 5; }
     RunsScreen #runs-chart { height: 1fr; min-height: 6; border: round $primary; }
     RunsScreen #runs-legend { height: auto; }
+    RunsScreen #runs-detail { height: auto; padding: 0 1; }
     RunsScreen #runs-msg { height: auto; color: $text-muted; }
     """
     BINDINGS = [
@@ -71,6 +72,7 @@ class RunsScreen(Screen[None]):
         with Vertical():
             yield Static("Reading the repo's runs…", id="runs-msg")
             yield DataTable(id="runs-table", cursor_type="row", zebra_stripes=True)
+            yield Static(id="runs-detail")
             yield Static(id="runs-chart")
             yield Static(id="runs-legend")
         yield Footer()
@@ -150,6 +152,30 @@ class RunsScreen(Screen[None]):
             )
         if self.rows:
             table.move_cursor(row=min(cursor, len(self.rows) - 1))
+        self._detail()
+
+    def _detail(self) -> None:
+        """The row under the cursor in full, wrapped: what a narrow table cuts off (the
+        changes from the previous run, the place it ran)."""
+        detail = self.query_one("#runs-detail", Static)
+        table = self.query_one("#runs-table", DataTable)
+        if not self.rows or not 0 <= table.cursor_row < len(self.rows):
+            detail.update("")
+            return
+        row = self.rows[table.cursor_row]
+        text = Text()
+        text.append(row.id, style="bold")
+        text.append(f" · {row.status} · {row.where or 'here'}")
+        if self.key:
+            text.append(
+                f" · {self.key} last {fmt_num(row.last(self.key), '{:.4g}')}"
+                f" best {fmt_num(row.best(self.key), '{:.4g}')}"
+            )
+        text.append(" · changed: ")
+        text.append(
+            " ".join(row.changed) or "nothing", style="bold yellow" if row.changed else "dim"
+        )
+        detail.update(text)
 
     def _shown(self) -> list[Any]:
         """The runs the chart draws: the marked ones, else the one under the cursor."""
@@ -195,6 +221,7 @@ class RunsScreen(Screen[None]):
 
     @on(DataTable.RowHighlighted)
     def _on_highlight(self) -> None:
+        self._detail()
         if not self.marked:
             self._chart()
 
