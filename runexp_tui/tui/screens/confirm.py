@@ -33,11 +33,12 @@ class ConfirmScreen(ModalScreen[bool]):
             if self.detail:
                 yield Label(self.detail, id="detail")
             with Horizontal(id="buttons"):
-                yes_no = ("primary", "default") if self.default else ("default", "primary")
-                yield Button("Yes (y)", id="yes", variant=yes_no[0])
-                yield Button(
-                    "No (n, Enter)" if not self.default else "No (n)", id="no", variant=yes_no[1]
-                )
+                if self.default:
+                    yield Button("Yes (y)", id="yes", variant="primary")
+                    yield Button("No (n)", id="no")
+                else:
+                    yield Button("Yes (y)", id="yes")
+                    yield Button("No (n, Enter)", id="no", variant="primary")
         yield KeyFooter(dialog=True)
 
     def on_mount(self) -> None:
