@@ -63,6 +63,7 @@ class KeyFooter(Footer):
         super().__init__(show_command_palette=not dialog, **kwargs)
         self.dialog = dialog
         self._laid_out_for = 0
+        self._composed: tuple[Any, ...] | None = None  # what the keys on screen were built from
 
     def on_mount(self) -> None:
         super().on_mount()
@@ -76,6 +77,22 @@ class KeyFooter(Footer):
     def on_resize(self) -> None:
         if self._bindings_ready and self._room() != self._laid_out_for:
             self.call_after_refresh(self.recompose)
+
+    def bindings_changed(self, screen: Any) -> None:
+        """Textual recomposes the footer at every focus change (a dialog opening moves focus
+        several times); recompose only when the keys it would show differ."""
+        self._bindings_ready = True
+        if not screen.app.app_focus or not self.is_attached or screen is not self.screen:
+            return
+        if self._signature() != self._composed:
+            self.call_after_refresh(self.recompose)
+
+    def _signature(self) -> tuple[Any, ...]:
+        keys = tuple(
+            (b.key, b.description, b.action, enabled, tooltip)
+            for b, enabled, tooltip in self.shown_bindings()
+        )
+        return keys, self.compact, self._room()
 
     def _room(self) -> int:
         return self.size.width or self.app.size.width
@@ -110,6 +127,7 @@ class KeyFooter(Footer):
         palette = self._palette_key()
         room = self._room()
         self._laid_out_for = room
+        self._composed = self._signature()
         if palette is not None:
             # docked right, after a one-column border (and a padding column when not compact)
             room -= key_width(palette.key_display, palette.description, True) + 1
