@@ -523,3 +523,21 @@ def test_a_callback_that_reads_the_trainers_loss_logs_every_call(tmp_path: Path)
         assert [c["call"] for c in calls] == ["init", "log", "log", "log", "finish"]
         assert [c["data"]["train/loss"] for c in calls[1:4]] == [3.0, 2.0, 1.0]
         assert [c["data"]["step"] for c in calls[1:4]] == [0, 1, 2]
+
+
+def test_an_accuracy_only_printed_after_the_test_loop_is_logged(tmp_path: Path) -> None:
+    """Module constants as the config; after the `with torch.no_grad():` test loop, the
+    accuracy exists only inside a `str.format` call: the log evaluates that arithmetic once
+    more just before the print, under the words printed before it."""
+    script, text = _inject("shape_printed_accuracy.py", tmp_path)
+    assert 'config={"num_epochs": num_epochs, "batch_size": batch_size,' in text
+    lines = text.splitlines()
+    ev = next(i for i, ln in enumerate(lines) if "eval/" in ln)
+    assert '"eval/accuracy": 100 * correct / total' in lines[ev]
+    assert lines[ev + 1].strip().startswith('print("Accuracy of the network')
+    if HAS_TORCH:
+        calls = _run(script, tmp_path)
+        assert [c["call"] for c in calls].count("log") == 6 + 1
+        acc = calls[-2]["data"]["eval/accuracy"]
+        assert 0 <= acc <= 100
+        assert sorted(calls[0]["config"]) == ["batch_size", "learning_rate", "num_epochs"]

@@ -298,7 +298,7 @@ def globals_config(ix: ScriptIndex) -> tuple[Node, str | None, tuple[str, ...]] 
         run_consts, run_last, run_var, run_names = 0, None, None, []
     if run_consts > best[0]:
         best = (run_consts, run_last, run_var, run_names)
-    if best[0] >= 5 and best[1] is not None:
+    if best[0] >= 3 and best[1] is not None:
         return best[1], best[2], tuple(best[3])
     return None
 

@@ -17,28 +17,23 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from runexp_tui.core import ts
-from runexp_tui.core.analysis.evaluation import METRIC_NAME
 from runexp_tui.core.analysis.index import ScriptIndex
 from runexp_tui.core.analysis.model import EvalLogPoint
 from runexp_tui.core.analysis.nodes import (
     assignment,
-    call_args,
     call_name,
-    contains,
     receiver,
     scope,
     stmt_of,
     target_names,
     walk_statements,
 )
+from runexp_tui.core.analysis.printed import metric_calls_in_output
 
 if TYPE_CHECKING:
     from tree_sitter import Node
 
-# metric calls worth evaluating again: scikit-learn's metric functions and `est.score(...)`
-_CHEAP_METRIC = re.compile(r"^(score|accuracy|[a-z0-9_]+_score|[a-z0-9_]+_error|[a-z0-9_]+_loss)$")
 _SEARCH = re.compile(r"SearchCV$|^(BayesSearchCV|HalvingGridSearchCV|HalvingRandomSearchCV)$")
-_OUTPUT_CALLS = ("print", "info", "write", "log", "format", "echo", "secho")
 
 
 def estimator_metrics(
@@ -112,7 +107,7 @@ def printed_metrics(ix: ScriptIndex, fit: Node | None) -> tuple[EvalLogPoint, in
     stmt = stmt_of(fit)
     cur = stmt.next_named_sibling
     while cur is not None:
-        found = _metric_calls_in_output(cur)
+        found = metric_calls_in_output(cur)
         if found:
             keys: list[str] = []
             exprs: list[tuple[str, str]] = []
@@ -146,53 +141,3 @@ def search_result(ix: ScriptIndex, fit: Node | None) -> EvalLogPoint | None:
         ix.indent_of(stmt),
         means=(("best_score", f"{name}.best_score_"),),
     )
-
-
-def _metric_calls_in_output(stmt: Node) -> list[tuple[str, Node]]:
-    """Cheap metric calls whose value a printing call shows, with a key for each."""
-    if stmt.type != "expression_statement" or not stmt.named_children:
-        return []
-    out_call = stmt.named_children[0]
-    if out_call.type != "call" or call_name(out_call) not in _OUTPUT_CALLS:
-        return []
-    found: list[tuple[str, Node]] = []
-    stack = [out_call]
-    while stack:
-        n = stack.pop()
-        if n is not out_call and n.type == "call" and _CHEAP_METRIC.match(call_name(n)):
-            found.append((_label_before(out_call, n) or _key_of(n), n))
-            continue  # not the calls inside it (`accuracy_score(y, clf.predict(X))`)
-        if n.type == "lambda":
-            continue
-        stack.extend(reversed(n.named_children))
-    found.sort(key=lambda kv: kv[1].start_byte)
-    return found
-
-
-def _key_of(call: Node) -> str:
-    name = call_name(call)
-    return "score" if name == "score" else re.sub(r"_score$", "", name)
-
-
-def _label_before(out_call: Node, metric: Node) -> str | None:
-    """The words printed right before the metric (`"test accuracy:"`), as a key, when they
-    name a metric (`"ridge"` does not: the call's own name is the better key)."""
-    text: str | None = None
-    for a in call_args(out_call):
-        if contains(a, metric):
-            part = a
-            if a.type == "concatenated_string":  # f"..." f"..." on two lines
-                part = next((c for c in a.named_children if contains(c, metric)), a)
-            if part.type == "string":
-                # an f-string: the literal text between the previous interpolation and this one
-                before = ts.text(part)[: metric.start_byte - part.start_byte]
-                text = before.split("}")[-1]
-            break
-        if a.type == "string":
-            text = ts.text(a)
-    if text is None:
-        return None
-    words = re.findall(r"[A-Za-z][A-Za-z0-9]*", re.sub(r"^[rbuf]*['\"]+", "", text))
-    words = [w.lower() for w in words if w.lower() not in ("the", "is", "of", "on", "set")]
-    key = "_".join(words[-3:])
-    return key if METRIC_NAME.search(key) else None

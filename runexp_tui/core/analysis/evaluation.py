@@ -23,6 +23,7 @@ from runexp_tui.core.analysis.nodes import (
     type_of,
     walk_statements,
 )
+from runexp_tui.core.analysis.printed import METRIC_NAME, printed_values
 
 if TYPE_CHECKING:
     from tree_sitter import Node
@@ -36,13 +37,6 @@ _METRIC_CALL = re.compile(r"(_score|_error|^score|^accuracy|^evaluate_[a-z_]+)$"
 
 
 _NOT_METRIC = re.compile(r"(make|set|get|raise|log|print|report|handle|on)_")
-
-
-# names a metric run may continue with (`loss = log_loss(...)` after `auc = roc_auc_score(...)`)
-METRIC_NAME = re.compile(
-    r"(acc|loss|auc|f1|score|err|prec|recall|mse|mae|rmse|r2|ppl|perplex|bleu|rouge|metric|reward)",
-    re.I,
-)
 
 
 def eval_functions(ix: ScriptIndex) -> list[Node]:
@@ -249,9 +243,43 @@ def _after_eval_loop(ix: ScriptIndex, ev: Node) -> EvalLogPoint | None:
         anchor = cur
         cur = cur.next_named_sibling
     if anchor is None or not names:
-        return None
+        return _printed_after(ix, ev)
     st = ix.line_stmt(anchor)
     return EvalLogPoint(ts.end_line(anchor), tuple(names), ix.indent_of(st))
+
+
+def _printed_after(ix: ScriptIndex, ev: Node) -> EvalLogPoint | None:
+    """No metric is named after the eval loop, but the next statement prints one
+    (`print("Accuracy: {} %".format(100 * correct / total))`, also just after the `with
+    torch.no_grad():` around the loop): log those values just before that statement."""
+    cur: Node | None = ev
+    while cur is not None:
+        nxt = cur.next_named_sibling
+        while nxt is not None and nxt.type == "comment":
+            nxt = nxt.next_named_sibling
+        if nxt is not None:
+            break
+        up = cur.parent.parent if cur.parent is not None and cur.parent.type == "block" else None
+        if up is None or up.type != "with_statement":
+            return None
+        cur = up
+    if cur is None or nxt is None:
+        return None
+    found = printed_values(nxt)
+    if not found:
+        return None
+    keys: list[str] = []
+    for key, _expr in found:
+        k, n = key, 2
+        while k in keys:
+            k, n = f"{key}_{n}", n + 1
+        keys.append(k)
+    return EvalLogPoint(
+        ts.start_line(nxt) - 1,
+        tuple(keys),
+        ix.indent_of(nxt),
+        means=tuple((k, ts.text(e)) for k, (_key, e) in zip(keys, found, strict=True)),
+    )
 
 
 def _metric_run(stmt: Node) -> tuple[Node, list[str]]:
