@@ -541,3 +541,46 @@ def test_an_accuracy_only_printed_after_the_test_loop_is_logged(tmp_path: Path) 
         acc = calls[-2]["data"]["eval/accuracy"]
         assert 0 <= acc <= 100
         assert sorted(calls[0]["config"]) == ["batch_size", "learning_rate", "num_epochs"]
+
+
+SEARCH = """\
+class _Trial:
+    def __init__(self, n):
+        self.n = n
+
+    def suggest_float(self, name, low, high):
+        return low + (high - low) * self.n / 2
+
+
+class _Study:
+    best_value = None
+
+    def optimize(self, fn, n_trials):
+        values = [fn(_Trial(i)) for i in range(n_trials)]
+        self.best_value = min(values)
+
+
+def create_study():
+    return _Study()
+"""
+
+
+def test_a_function_handed_to_a_search_keeps_one_run_open_across_its_calls(
+    tmp_path: Path,
+) -> None:
+    """`study.optimize(objective, n_trials=2)` calls the training function twice: a
+    `wandb.finish()` inside it would end the run after the first trial and make every later
+    `wandb.log` fail; the run ends after the call that runs the trials."""
+    script, text = _inject("shape_objective_callback.py", tmp_path)
+    lines = text.splitlines()
+    finish = next(i for i, ln in enumerate(lines) if "wandb.finish()" in ln)
+    assert lines[finish - 1].strip() == "study.optimize(objective, n_trials=2)"
+    init = next(i for i, ln in enumerate(lines) if "wandb.init(" in ln)
+    assert lines[init + 1].strip() == "study.optimize(objective, n_trials=2)"
+    if HAS_TORCH:
+        (tmp_path / "mysearch.py").write_text(SEARCH)
+        calls = _run(script, tmp_path)
+        kinds = [c["call"] for c in calls]
+        assert kinds.count("init") == 1 and kinds.count("finish") == 1
+        assert kinds[0] == "init" and kinds[-1] == "finish"
+        assert kinds.count("log") == 6  # 3 steps in each of the 2 trials, all in the run

@@ -22,7 +22,7 @@ from runexp_tui.core.analysis.boosting import boosting_config, callback_construc
 from runexp_tui.core.analysis.callbacks import callback_body_line, callback_training
 from runexp_tui.core.analysis.config import PARSE_CALLS
 from runexp_tui.core.analysis.distributed import distributed, none_rank
-from runexp_tui.core.analysis.end import finish_point
+from runexp_tui.core.analysis.end import finish_point, repeating_caller
 from runexp_tui.core.analysis.estimators import (
     estimator_config,
     estimator_metrics,
@@ -40,7 +40,7 @@ from runexp_tui.core.analysis.index import ScriptIndex
 from runexp_tui.core.analysis.init_point import init_point
 from runexp_tui.core.analysis.loop import direct_sites, outermost_loop, training_loop
 from runexp_tui.core.analysis.loss import train_log
-from runexp_tui.core.analysis.model import AnalysisResult, Points, TrainLogPoint
+from runexp_tui.core.analysis.model import AnalysisResult, InitPoint, Points, TrainLogPoint
 from runexp_tui.core.analysis.nodes import scope
 from runexp_tui.core.analysis.wandb_use import wandb_use
 
@@ -122,6 +122,16 @@ def analyze(ix: ScriptIndex) -> AnalysisResult:
             expr = estimator_config(ix, first_call or train_call, init.after_line)
         if var or expr:
             init = replace(init, config_var=var, config_expr=expr)
+    fn = scope(top_loop) if top_loop is not None else None
+    outer = repeating_caller(ix, fn) if fn is not None and init is not None else None
+    if (
+        outer is not None
+        and init is not None
+        and fn is not None
+        and ts.start_line(fn) <= init.after_line < ts.end_line(fn)
+    ):
+        # one run for every call of the function handed over (each trial of a search)
+        init = InitPoint(ts.start_line(outer) - 1, None, ix.indent_of(outer))
     finish = finish_point(ix, top_loop, train_call, last_eval)
     if finish is not None and test is not None and test.after_line > finish.after_line:
         test = None  # past the end of the run: a later phase, not this training's test

@@ -11,6 +11,7 @@ from runexp_tui.core.analysis.nodes import (
     ancestor_in,
     body_stmts_of,
     call_name,
+    contains,
     is_main_guard,
     lift_to_function_level,
     scope,
@@ -43,6 +44,9 @@ def finish_point(
                 break
             st = trystmt
         st = _end_of_run(ix, st)
+        outer = repeating_caller(ix, scope(st))
+        if outer is not None:  # `study.optimize(objective)`: the run spans every call
+            return FinishPoint(ts.end_line(outer), ix.indent_of(outer))
         return FinishPoint(ts.end_line(st), ix.indent_of(st))
     if train_call is None:
         return None
@@ -60,6 +64,38 @@ def finish_point(
             if ev is not None:
                 last = ev
     return FinishPoint(ts.end_line(last), ix.indent_of(last))
+
+
+# calls that run the function they are given in another process or thread (its own run there)
+_WORKER_CALLS = frozenset(
+    {"spawn", "Process", "start_processes", "Thread", "map", "imap", "starmap", "apply_async",
+     "submit", "launch", "run_in_executor", "elastic_launch", "notebook_launcher", "Pool"}
+)  # fmt: skip
+
+
+def repeating_caller(ix: ScriptIndex, fn: Node | None) -> Node | None:
+    """The statement of the call a training function is handed to, when the script never calls
+    it itself (`study.optimize(objective, n_trials=50)`, `tune.run(train_fn)`): that call runs
+    it, maybe many times, so the run ends after it, not inside the function (a finish there
+    would end the run after the first call and break every later `wandb.log`)."""
+    while fn is not None and fn.type != "function_definition":
+        fn = scope(fn)
+    if fn is None:
+        return None
+    name = ts.text(fn.child_by_field_name("name"))
+    if ix.local_calls({name}).get(name):
+        return None  # called directly: the function is the run's own body
+    q = ts.query("(argument_list (identifier) @a)\n(keyword_argument value: (identifier) @a)")
+    for ident in ts.captures(q, ix.root).get("a", []):
+        if ts.text(ident) != name or contains(fn, ident):
+            continue
+        call = ident.parent
+        while call is not None and call.type != "call":
+            call = call.parent
+        if call is None or call_name(call) in _WORKER_CALLS:
+            return None
+        return ix.line_stmt(call)
+    return None
 
 
 def _end_of_run(ix: ScriptIndex, st: Node) -> Node:
