@@ -22,6 +22,7 @@ if TYPE_CHECKING:  # only for annotations: importing the binding is deferred to 
 INTERESTING_CALLS = (
     # training signals
     "backward",
+    "zero_grad",
     "partial_fit",
     "cv",
     "step",

@@ -14,9 +14,11 @@ from runexp_tui.core import ts
 from runexp_tui.core.analysis.index import ScriptIndex
 from runexp_tui.core.analysis.nodes import (
     LOOPS,
+    assignment,
     call_name,
     contains,
     loops_up,
+    positional,
     receiver,
     scope,
     statements_of_interest,
@@ -67,7 +69,53 @@ def direct_sites(ix: ScriptIndex) -> list[Site]:
     for c in ix.calls_named("value_and_grad", "grad"):
         if receiver(c) is not None and ts.text(receiver(c)) in ("jax", "nn", "flax"):
             sites.append(Site(c, "backward"))
+    if not sites:
+        sites.extend(Site(c, "backward") for c in hidden_steps(ix))
     return sites
+
+
+_HIDDEN_STEP_QUERY = "(call arguments: (argument_list . (identifier) . (identifier))) @call"
+
+
+def hidden_steps(ix: ScriptIndex) -> list[Node]:
+    """A call that backpropagates and steps for the script (`loss_scaler(loss, optimizer,
+    parameters=...)`, a helper from the repo or a library): inside a loop, its first argument
+    a value assigned in that loop and its second an optimizer (something `.zero_grad()` is
+    called on in the same function). Only looked for when no backward or step is written out."""
+    zeroed: dict[int | None, set[str]] = {}
+    for z in ix.calls_named("zero_grad"):
+        recv = receiver(z)
+        if recv is not None and recv.type == "identifier":
+            fn = scope(z)
+            zeroed.setdefault(fn.id if fn is not None else None, set()).add(ts.text(recv))
+    if not zeroed:
+        return []
+    out: list[Node] = []
+    for call in ts.captures(ts.query(_HIDDEN_STEP_QUERY), ix.root).get("call", []):
+        args = positional(call)
+        if len(args) < 2:
+            continue
+        loss, opt = args[0], args[1]
+        fn = scope(call)
+        if ts.text(opt) not in zeroed.get(fn.id if fn is not None else None, set()):
+            continue
+        if call_name(call) in ("step", "zero_grad", "clip_grad_norm_", "clip_grad_value_"):
+            continue
+        lp = next(loops_up(call), None)
+        if lp is None or not _assigned_in(lp, ts.text(loss), call):
+            continue
+        out.append(call)
+    return out
+
+
+def _assigned_in(loop: Node, name: str, before: Node) -> bool:
+    for st in walk_statements(loop):
+        if st.start_byte >= before.start_byte:
+            break
+        a = assignment(st)
+        if a is not None and name in target_names(a.child_by_field_name("left")):
+            return True
+    return False
 
 
 def _unpacked(call: Node) -> bool:

@@ -326,6 +326,10 @@ def step_var(ix: ScriptIndex, loop: Node) -> str | None:
     index = loop_index(loop)
     fn = scope(loop)
     outer = next(loops_up(loop), None)
+    if index is not None and outer is None and fn is not None and not ix.callers(fn):
+        # a function this file never calls (`train_one_epoch` of an engine module, called
+        # per epoch from elsewhere): its index may start again at 0 each call
+        return None
     if index is not None and (
         outer is not None
         or (fn is not None and any(next(loops_up(c), None) for c in ix.callers(fn)))

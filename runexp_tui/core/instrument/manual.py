@@ -315,7 +315,7 @@ def _scalar(src: Source, var: str) -> str:
     on a dict of metrics, a per-device array (pmap) or Keras' ``[loss, acc]`` list, which
     would crash the training, and wandb.log converts tensors, arrays and nested dicts itself.
     """
-    if src.backward_called_on(var):
+    if src.backward_called_on(var) or src.stepped_through(var):
         return f"{var}.item()" if _DOTTED.fullmatch(var) else f"({var}).item()"
     return f"float({var})" if src.is_backpropagated(var) else var
 

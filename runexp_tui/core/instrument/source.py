@@ -193,6 +193,30 @@ class Source:
                     return True
         return False
 
+    def stepped_through(self, var: str) -> bool:
+        """Whether ``var`` goes into a call that backpropagates and steps for the script: its
+        first argument, with an optimizer (a name `.zero_grad()` is called on) its second
+        (`loss_scaler(loss, optimizer, ...)`)."""
+        zeroed = set()
+        for call in self.nodes["call"]:
+            if self.call_name(call) == "zero_grad":
+                fn = call.child_by_field_name("function")
+                obj = fn.child_by_field_name("object") if fn is not None else None
+                if obj is not None and obj.type == "identifier":
+                    zeroed.add(self.t(obj))
+        if not zeroed:
+            return False
+        for call in self.nodes["call"]:
+            args = call.child_by_field_name("arguments")
+            pos = [
+                a
+                for a in (args.named_children if args is not None else ())
+                if a.type not in ("keyword_argument", "comment")
+            ]
+            if len(pos) >= 2 and self.t(pos[0]) == var and self.t(pos[1]) in zeroed:
+                return True
+        return False
+
     def is_backpropagated(self, var: str) -> bool:
         """Whether ``var.backward()`` (or ``x.backward(var)``, ``scale(var).backward()``) occurs."""
         for call in self.nodes["call"]:
