@@ -584,3 +584,65 @@ def test_a_function_handed_to_a_search_keeps_one_run_open_across_its_calls(
         assert kinds.count("init") == 1 and kinds.count("finish") == 1
         assert kinds[0] == "init" and kinds[-1] == "finish"
         assert kinds.count("log") == 6  # 3 steps in each of the 2 trials, all in the run
+
+
+ENGINE_MODULE = """\
+def train_one_epoch(model, batches, optimizer):
+    total = 0.0
+    for x, y in batches:
+        loss = ((model(x) - y) ** 2).mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        total += loss.item()
+    return {"loss": total / len(batches), "lr": optimizer.param_groups[0]["lr"]}
+"""
+
+EPOCH_MAIN = """\
+import argparse
+
+import torch
+
+from engine import train_one_epoch
+
+
+def main(args):
+    model = torch.nn.Linear(2, 1)
+    optimizer = torch.optim.SGD(model.parameters(), lr=args.lr)
+    batches = [(torch.ones(4, 2), torch.zeros(4, 1))] * 3
+    for epoch in range(args.epochs):
+        stats = train_one_epoch(model, batches, optimizer)
+        print("epoch", epoch, stats)
+    print("done")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--lr", type=float, default=0.1)
+    parser.add_argument("--epochs", type=int, default=2)
+    main(parser.parse_args())
+"""
+
+
+def test_an_epoch_loop_over_the_repos_own_engine_logs_what_each_epoch_returns(
+    tmp_path: Path,
+) -> None:
+    """main.py keeps the epoch loop, engine.py (read, never run by the analysis) the batches:
+    the run logs each epoch's returned averages under train_epoch/ with the epoch, and ends
+    after the epoch loop."""
+    (tmp_path / "engine.py").write_text(ENGINE_MODULE)
+    script = tmp_path / "main.py"
+    script.write_text(EPOCH_MAIN)
+    proposal = propose_file(script, project="t")
+    apply_proposal(proposal)
+    lines = script.read_text().splitlines()
+    log = next(i for i, ln in enumerate(lines) if "wandb.log(" in ln)
+    assert lines[log - 1].strip() == "stats = train_one_epoch(model, batches, optimizer)"
+    finish = next(i for i, ln in enumerate(lines) if "wandb.finish()" in ln)
+    assert lines[finish - 1].strip() == 'print("done")'
+    if HAS_TORCH:
+        calls = _run(script, tmp_path)
+        logs = [c["data"] for c in calls if c["call"] == "log"]
+        assert [d["epoch"] for d in logs] == [0, 1]
+        assert all(set(d) == {"train_epoch/loss", "train_epoch/lr", "epoch"} for d in logs)
+        assert calls[0]["call"] == "init" and calls[-1]["call"] == "finish"

@@ -28,6 +28,7 @@ from runexp_tui.core.analysis.estimators import (
     estimator_metrics,
 )
 from runexp_tui.core.analysis.evaluation import EVAL_NAME, eval_log, test_log
+from runexp_tui.core.analysis.external import external_epoch
 from runexp_tui.core.analysis.flags import script_flags
 from runexp_tui.core.analysis.framework import (
     first_model_fit,
@@ -41,7 +42,7 @@ from runexp_tui.core.analysis.init_point import init_point
 from runexp_tui.core.analysis.loop import direct_sites, outermost_loop, training_loop
 from runexp_tui.core.analysis.loss import train_log
 from runexp_tui.core.analysis.model import AnalysisResult, InitPoint, Points, TrainLogPoint
-from runexp_tui.core.analysis.nodes import scope
+from runexp_tui.core.analysis.nodes import loop_index, scope
 from runexp_tui.core.analysis.wandb_use import wandb_use
 
 MAX_SCRIPT_BYTES = 64 * 2**20  # a generated 50,000-line script is ~2 MiB
@@ -99,7 +100,17 @@ def analyze(ix: ScriptIndex) -> AnalysisResult:
             ix.training_fns.add(fn.id)
             fn = scope(fn)
     train_call = None if loop is not None else framework_train_call(ix, fw)
-    cbt = callback_training(ix) if loop is None and train_call is None else None
+    ext = external_epoch(ix) if loop is None and train_call is None else None
+    if ext is not None:  # the epoch loop is here, its batches in the repo's engine module
+        top_loop = ext.loop
+        train = TrainLogPoint(
+            ts.end_line(ext.stmt),
+            ext.name,
+            loop_index(ext.loop),
+            ix.indent_of(ext.stmt),
+            epoch_result=True,
+        )
+    cbt = callback_training(ix) if loop is None and train_call is None and ext is None else None
     if cbt is not None:  # a trainer object runs the loop and calls the script's callback
         train_call = cbt.trains
         line, first = callback_body_line(cbt.fn)

@@ -73,6 +73,9 @@ class TrainLogPoint:
     # not in the JSON contract: a loop shared with evaluation (`_run_epoch(loader, train)`):
     # the parameter that is true when it trains; the log's prefix follows it
     mode_flag: str | None = None
+    # not in the JSON contract: `loss_var` is what an epoch of the repository's own engine
+    # returned (`train_stats = train_one_epoch(...)`): a dict of averages, or one number
+    epoch_result: bool = False
 
 
 @dataclass(frozen=True)

@@ -139,6 +139,14 @@ def manual_hunks(plan: Plan, guard: str | None, keras: bool, library: bool = Fal
             items = [prefix + i[len('"train/') :] if i.startswith('"train/') else i for i in items]
         if tl.bind_result:  # `optimizer.step(closure)`: bind the loss the step returns
             items = [f'"train/loss": {tl.loss_var}.item()'] + items[1:]
+        if tl.epoch_result:  # what the engine's epoch returned: its averages, or one number
+            v = tl.loss_var
+            items = [
+                f'**({{f"train_epoch/{{k}}": x for k, x in {v}.items()}} if isinstance({v}, dict)'
+                f' else {{"train_epoch/loss": {v}}})'
+            ]
+            if tl.step_var and tl.step_var != "_":
+                items.append(f'"epoch": {tl.step_var}')
         _log_hunk(plan, "train_log", f"train log: {tl.loss_var}", tl, items, guard, tl.loss_var)
         if tl.bind_result:
             _bind_step_result(plan, tl.after_line, tl.loss_var or "")

@@ -1,0 +1,83 @@
+"""An epoch loop whose training step lives in the repository's own engine module.
+
+Research code often splits `main.py` (arguments, model, the epoch loop) from `engine.py`
+(`train_one_epoch(model, loader, optimizer, ...)` with the per-batch loop), and the epoch loop
+keeps what the engine returns: `train_stats = train_one_epoch(...)`. The engine module is read
+(never imported or run) where the script's own import points, found like `callees` finds setup
+helpers; its function trains when its body backpropagates or steps an optimizer. The script's
+epoch loop then logs what each epoch returned, and the run ends after that loop.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from runexp_tui.core import ts
+from runexp_tui.core.analysis.callees import _source_of
+from runexp_tui.core.analysis.index import ScriptIndex
+from runexp_tui.core.analysis.nodes import assignment, loops_up, stmt_of, target_names
+
+if TYPE_CHECKING:
+    from tree_sitter import Node
+
+_TRAINS = re.compile(rb"\.backward\(|\.zero_grad\(|\.step\(")
+
+
+@dataclass(frozen=True)
+class EpochResult:
+    stmt: Node  # `train_stats = train_one_epoch(...)`
+    name: str  # `train_stats`
+    loop: Node  # the epoch loop around it
+
+
+def external_epoch(ix: ScriptIndex) -> EpochResult | None:
+    script = Path(ix.path)
+    if not ix.path or ix.path.startswith("<") or not script.is_file():
+        return None
+    for fn_name, module, original in _imported_functions(ix):
+        src = _source_of(script, module)
+        if src is None or not _trains(src, original):
+            continue
+        for call in ix.local_calls({fn_name}).get(fn_name, []):
+            loop = next(loops_up(call), None)
+            stmt = stmt_of(call)
+            a = assignment(stmt)
+            if loop is None or a is None or a.child_by_field_name("right") != call:
+                continue
+            names = target_names(a.child_by_field_name("left"))
+            if len(names) == 1 and names[0].isidentifier():
+                return EpochResult(stmt, names[0], loop)
+    return None
+
+
+def _imported_functions(ix: ScriptIndex) -> list[tuple[str, str, str]]:
+    """(local name, module, name in the module) for each `from module import name`."""
+    out: list[tuple[str, str, str]] = []
+    for imp in ix.imports:
+        if imp.type != "import_from_statement":
+            continue
+        mod = imp.child_by_field_name("module_name")
+        if mod is None or mod.type != "dotted_name":
+            continue
+        for name in imp.children_by_field_name("name"):
+            local = original = name
+            if name.type == "aliased_import":
+                local = name.child_by_field_name("alias") or name
+                original = name.child_by_field_name("name") or name
+            out.append((ts.text(local), ts.text(mod), ts.text(original)))
+    return out
+
+
+def _trains(source: bytes, fn: str) -> bool:
+    tree = ts.parse(source)
+    q = ts.query("(function_definition name: (identifier) @name) @def")
+    for d in ts.captures(q, tree.root_node).get("def", []):
+        if ts.text(d.child_by_field_name("name")) == fn:
+            body = d.child_by_field_name("body")
+            return body is not None and bool(
+                _TRAINS.search(source[body.start_byte : body.end_byte])
+            )
+    return False
