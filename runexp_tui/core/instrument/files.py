@@ -26,7 +26,7 @@ from runexp_tui.core.instrument.hunks import (
     Proposal,
     RevertResult,
 )
-from runexp_tui.core.instrument.validate import check_parses
+from runexp_tui.core.instrument.validate import byte_edits, changed_lines, check_parses
 
 
 @dataclass(frozen=True)
@@ -144,7 +144,12 @@ def apply_proposal(proposal: Proposal, included: Iterable[int] | None = None) ->
     patched = proposal.render(chosen)
     if not chosen or patched == proposal.original_text:
         return ApplyResult(str(target), None, (), False)
-    check_parses(proposal.original_text, patched)
+    check_parses(
+        proposal.original_text,
+        patched,
+        changed_lines(proposal, chosen),
+        byte_edits(proposal, chosen),
+    )
     _writable(target)
     mode = stat.S_IMODE(target.stat().st_mode)
     data = proposal.encode(chosen)
