@@ -41,7 +41,7 @@ screenshots: $(STAMP) ## redraw the app's screenshots (the snapshot tests) and c
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests/snapshots --snapshot-update
 	$(BIN)/python scripts/screenshots.py
 
-reliability: $(STAMP) ## the long reliability run (10,000 generated scripts, 200 kills; a bounded one is in make test)
+reliability: $(STAMP) ## the long reliability run (10,000 generated scripts, 200 kills, write faults, NVML hangs, memory; a bounded one is in make test)
 	$(BIN)/python scripts/reliability.py --write
 
 bench: $(STAMP) ## run the benchmarks (they print figures; not part of make test)

@@ -194,6 +194,59 @@ def parse(source: bytes) -> Tree:
     return tree
 
 
+def _point(source: bytes, offset: int) -> tuple[int, int]:
+    """(row, byte column) of a byte offset of LF-only source."""
+    return source.count(b"\n", 0, offset), offset - (source.rfind(b"\n", 0, offset) + 1)
+
+
+def parse_edited(old: bytes, new: bytes, edits: Iterable[tuple[int, int, int]]) -> Tree:
+    """The tree of ``new``, parsed incrementally from the tree of ``old``: what the edits left
+    alone is shared with the old tree, not parsed (or held in memory) twice.
+
+    ``edits`` are (start, old_end, new_end) byte offsets, in order, each in the text as the
+    edits before it left it (tree-sitter's own convention). They are checked first: when
+    they do not turn ``old`` into ``new``, ``new`` is parsed from scratch, as `parse` does.
+    """
+    from tree_sitter import Parser
+
+    with _CACHE_LOCK:
+        hit = _CACHE.get(new)
+    if hit is not None:
+        return parse(new)
+    edits = list(edits)
+    pieces, pos, delta = [], 0, 0
+    for start, old_end, new_end in edits:
+        at = start - delta  # the offset in `old`
+        if at < pos or old_end < start or new_end < start:
+            return parse(new)
+        pieces += [old[pos:at], new[start:new_end]]
+        pos = at + (old_end - start)
+        delta += new_end - old_end
+    pieces.append(old[pos:])
+    if not edits or b"".join(pieces) != new:
+        return parse(new)
+    old_norm = lone_cr_as_lf(old) if b"\r" in old else old
+    new_norm = lone_cr_as_lf(new) if b"\r" in new else new
+    tree = parse(old).copy()  # the cached tree stays as it was
+    delta = 0
+    for start, old_end, new_end in edits:
+        row, col = _point(new_norm, start)  # the text before `start` is final already
+        cut = old_norm[start - delta : old_end - delta]
+        lf = cut.rfind(b"\n")
+        old_end_point = (
+            (row, col + len(cut)) if lf < 0 else (row + cut.count(b"\n"), len(cut) - lf - 1)
+        )
+        tree.edit(start, old_end, new_end, (row, col), old_end_point, _point(new_norm, new_end))
+        delta += new_end - old_end
+    tree = Parser(language()).parse(new_norm, tree)
+    if len(new) <= _CACHE_MAX:
+        with _CACHE_LOCK:
+            _CACHE[new] = tree
+            while len(_CACHE) > _CACHE_SIZE:
+                _CACHE.pop(next(iter(_CACHE)))
+    return tree
+
+
 def captures(q: Query, node: Node) -> dict[str, list[Node]]:
     """Run a query over a node: capture name -> nodes, in document order per name."""
     from tree_sitter import QueryCursor

@@ -127,12 +127,14 @@ class RunexpApp(App[None]):
     def _start_gpu_polling(self) -> None:
         from runexp_tui.core.gpu import GpuPoller
 
-        self.sampler = self._make_sampler()
+        interval = self.services.gpu_interval
         self._poller = GpuPoller(
-            self.sampler,
+            self._make_sampler(),
             lambda snap: self.post_message(GpuSnapshotReady(snap)),
-            interval=self.services.gpu_interval,
+            interval=interval,
+            deadline=max(2.0, 2 * interval),  # a hung NVML call: stale numbers, with their age
         )
+        self.sampler = self._poller.sampler  # closing it waits on no hung call either
         self._poller.start()
 
     def _sample_once(self) -> None:

@@ -89,3 +89,13 @@ def display_path(path: str | os.PathLike[str]) -> str:
             return str(p)
         return "~" if str(rel) == "." else f"~/{rel}"
     return str(p)
+
+
+def stale_gpu_note(snapshot: object) -> str | None:
+    """ "stale (12s): why" when the snapshot shows an older sample's numbers again (the GPU
+    library hung or failed), None when they are fresh."""
+    age = getattr(snapshot, "stale_s", None)
+    if age is None:
+        return None
+    why = getattr(snapshot, "error", None)
+    return f"stale ({age:.0f}s)" + (f": {why}" if why else "")

@@ -2,7 +2,9 @@
 
 `FakeNvml(gpus=[FakeGpu(...), ...])` is an object shaped like the module. Each GPU can be told to
 raise any NVML error from any function (`fail={"nvmlDeviceGetFanSpeed": "NotSupported"}`), to be
-lost mid-run (`gpu.lost = True`), and counts every call (`nvml.calls[("fn", index)]`) so tests can
+lost mid-run (`gpu.lost = True`), to hang in any function until the test lets it go
+(`hang={"nvmlDeviceGetUtilizationRates": event}`; `nvml.blocked` counts the calls waiting),
+and counts every call (`nvml.calls[("fn", index)]`) so tests can
 check the sampler's caches. Units are NVML's: bytes, milliwatts, degrees C, percent.
 """
 
@@ -10,6 +12,7 @@ from __future__ import annotations
 
 import string
 import sys
+import threading
 from collections import Counter
 from dataclasses import dataclass, field
 from types import SimpleNamespace
@@ -141,6 +144,7 @@ class FakeGpu:
     processes: list[tuple[int, int | None]] = field(default_factory=list)
     graphics_processes: list[tuple[int, int | None]] = field(default_factory=list)
     fail: dict[str, str | int | BaseException] = field(default_factory=dict)
+    hang: dict[str, threading.Event] = field(default_factory=dict)  # blocks until set
     lost: bool = False
 
 
@@ -165,6 +169,8 @@ class FakeNvml:
         self.initialized = 0
         self.shutdowns = 0
         self.calls: Counter[tuple[str, int]] = Counter()
+        self.blocked = 0  # calls waiting in a `hang` right now
+        self._blocked_lock = threading.Lock()
         self.mig: dict[str, int] = {}  # MIG uuid -> parent index
         module = sys.modules[__name__]
         for name in dir(module):
@@ -284,6 +290,15 @@ class FakeNvml:
             raise error(NVML_ERROR_INVALID_ARGUMENT)
         self.calls[(fn, handle.index)] += 1
         gpu = self.gpus[handle.index]
+        gate = gpu.hang.get(fn)
+        if gate is not None:
+            with self._blocked_lock:
+                self.blocked += 1
+            try:
+                gate.wait(120)  # a hung driver call (bounded: a failed test must still end)
+            finally:
+                with self._blocked_lock:
+                    self.blocked -= 1
         if gpu.lost:
             raise error("GpuIsLost")
         failure = gpu.fail.get(fn)

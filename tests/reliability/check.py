@@ -99,3 +99,14 @@ def inject_killed_at(script: Path, delay: float) -> bytes:
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     return script.read_bytes()
+
+
+def peak_rss_mib(args: list[str], cwd: Path) -> tuple[int, float]:
+    """Run a command to its end: (exit code, its peak RSS in MiB, from wait4's ru_maxrss)."""
+    import os
+    import subprocess
+
+    proc = subprocess.Popen(args, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return proc.returncode, usage.ru_maxrss / 1024  # KiB on Linux

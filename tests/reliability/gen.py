@@ -244,3 +244,39 @@ def random_script(rng: random.Random) -> Generated:
         imports=rng.sample(IMPORTS, rng.randrange(0, len(IMPORTS))),
         mixed_seed=rng.randrange(1 << 30),
     )
+
+
+PAD = '''
+def helper_{i}(x, scale={i}):
+    """Transform a batch (helper {i})."""
+    total = 0.0
+    for j, v in enumerate(x):
+        if j % 3 == 0:
+            total += math.sqrt(abs(v)) * scale
+        elif j % 3 == 1:
+            total -= v / (scale + 1)
+        else:
+            total = max(total, float(v))
+    values = [v * 2 for v in x if v > 0]
+    return {{"total": total, "n": len(values), "name": f"helper-{i}"}}
+
+
+class Block{i}(nn.Module):
+    def __init__(self, dim=64):
+        super().__init__()
+        self.fc = nn.Linear(dim, dim)
+
+    def forward(self, x):
+        return torch.relu(self.fc(x)) + x
+
+'''
+
+
+def big_script(lines: int) -> bytes:
+    """About `lines` lines: many helper functions and modules, then one training script (the
+    memory check and bench/bench_big_script.py)."""
+    tail = assemble(0, [], epochs=3, newline="lf", bom=False, tabs=False, broken=False,
+                    imports=IMPORTS).text  # fmt: skip
+    n = max(1, (lines - tail.count(b"\n")) // PAD.count("\n"))
+    head = "import math\nimport torch\nimport torch.nn as nn\n"
+    return (head + "".join(PAD.format(i=i) for i in range(n))).encode() + b"\n\n" + tail

@@ -18,8 +18,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.reliability.check import check, inject_killed_at
-from tests.reliability.gen import DECORATIONS, IMPORTS, LOOPS, NEWLINES, assemble
+from tests.reliability.check import check, inject_killed_at, peak_rss_mib
+from tests.reliability.gen import DECORATIONS, IMPORTS, LOOPS, NEWLINES, assemble, big_script
 
 EXAMPLES = int(os.environ.get("RUNEXP_FUZZ_EXAMPLES", "150"))
 KILLS = int(os.environ.get("RUNEXP_FUZZ_KILLS", "12"))
@@ -116,3 +116,21 @@ def test_a_cr_line_inserted_before_a_blank_lf_line_stays_two_lines(tmp_path: Pat
     )
     outcome = check(data, tmp_path / "proj")
     assert outcome.kind == "applied", outcome
+
+
+MID_SIZE_LINES = 50_000
+MID_SIZE_PEAK_MIB = 250  # issue 13: 386 MiB before the shared, incremental parse and outline
+
+
+def test_inject_dry_run_memory_stays_bounded_on_a_mid_size_script(tmp_path: Path) -> None:
+    """Peak RSS of a whole `inject --dry-run` (imports included) on a 50,000-line script.
+    A memory bound, not a time: the Python AST of every function was most of it."""
+    script = tmp_path / "proj" / "train.py"
+    script.parent.mkdir()
+    script.write_bytes(big_script(MID_SIZE_LINES))
+    root = Path(__file__).resolve().parents[2]
+    code, peak = peak_rss_mib(
+        [sys.executable, "-m", "runexp_tui", "inject", "--dry-run", str(script)], cwd=root
+    )
+    assert code == 0
+    assert peak < MID_SIZE_PEAK_MIB, f"peak RSS {peak:.0f} MiB (bound {MID_SIZE_PEAK_MIB})"

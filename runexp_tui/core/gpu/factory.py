@@ -74,14 +74,23 @@ def make_sampler(
     )
 
 
-def sample_once(simulated: bool = False) -> GpuSnapshot | None:
-    """One snapshot of this machine's GPUs (NVML, or the simulated ones), None without NVML:
+def sample_once(
+    simulated: bool = False, *, deadline: float = 10.0, nvml: Any = None
+) -> GpuSnapshot | None:
+    """One snapshot of this machine's GPUs (NVML, or the simulated ones), None without NVML
+    or when NVML does not answer within `deadline` s (the call is left on a daemon thread):
     for a command that asks once (launch's busy-GPU warnings, `queue add`)."""
-    try:
-        sampler = make_sampler("simulated" if simulated else "nvml")
-    except GpuUnavailable:
-        return None
-    try:
-        return sampler.sample()
-    finally:
-        sampler.close()
+    from runexp_tui.core.gpu.guard import call_with_deadline
+
+    def once() -> GpuSnapshot | None:
+        try:
+            sampler = make_sampler("simulated" if simulated else "nvml", nvml=nvml)
+        except GpuUnavailable:
+            return None
+        try:
+            return sampler.sample()
+        finally:
+            sampler.close()
+
+    answered, snapshot = call_with_deadline(once, deadline)
+    return snapshot if answered else None

@@ -85,6 +85,8 @@ class GpuSnapshot:
 
     `taken_at` is the sampler's clock; `error` is set when sampling failed as a whole (then
     `gpus` may be empty) or a GPU could not be read (then the others are still there).
+    `stale_s` is set when the numbers are an older sample's, shown again because the GPU
+    library hung or failed (`GuardedSampler`): how old they are, in seconds.
     """
 
     taken_at: float
@@ -92,6 +94,11 @@ class GpuSnapshot:
     source: SourceKind = "none"
     driver_version: MaybeStr = NA
     error: str | None = None
+    stale_s: float | None = None
+
+    @property
+    def stale(self) -> bool:
+        return self.stale_s is not None
 
     @property
     def simulated(self) -> bool:

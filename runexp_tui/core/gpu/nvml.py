@@ -379,12 +379,22 @@ class NvmlSampler:
                 error="; ".join(errors) or None,
             )
 
-    def close(self) -> None:
-        """Shut NVML down once; later samples return an empty snapshot saying so."""
-        with self._lock:
+    def close(self, wait: float = 2.0) -> None:
+        """Shut NVML down once; later samples return an empty snapshot saying so.
+
+        A sample stuck in a hung NVML call holds the lock: after `wait` seconds the sampler is
+        marked closed and NVML is left as it is (shutting it down under a running call is not
+        safe), so that the app can still exit.
+        """
+        if not self._lock.acquire(timeout=wait):
+            self._closed = True
+            return
+        try:
             if self._closed:
                 return
             self._closed = True
             # Shutting down a half-broken library must not break the app's exit.
             with contextlib.suppress(Exception):
                 self._nvml.nvmlShutdown()
+        finally:
+            self._lock.release()

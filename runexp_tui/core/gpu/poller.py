@@ -22,6 +22,8 @@ class GpuPoller:
     to `on_snapshot` (on the worker thread: the UI posts it as a message). Ticks and pokes that
     arrive while a slow sample runs collapse into one more sample, so calls never queue or
     overlap (memray's UpdateThread). A failing `sample()` becomes a snapshot with `error` set.
+    With a `deadline`, the sampler is wrapped in a `GuardedSampler`: a call that hangs gives
+    the last snapshot again, stale, every tick, instead of silence (and `stop` is not held up).
     """
 
     def __init__(
@@ -31,9 +33,14 @@ class GpuPoller:
         interval: float = 1.0,
         *,
         clock: Callable[[], float] = time.monotonic,
+        deadline: float | None = None,
     ) -> None:
         if interval <= 0:
             raise ValueError("interval must be positive")
+        if deadline is not None:  # a hung NVML call: stale snapshots with their age meanwhile
+            from runexp_tui.core.gpu.guard import GuardedSampler
+
+            sampler = GuardedSampler(sampler, deadline, clock=clock)
         self.sampler = sampler
         self.on_snapshot = on_snapshot
         self.interval = interval
@@ -123,7 +130,9 @@ class GpuHistory:
         self._lock = threading.Lock()
 
     def add(self, snapshot: GpuSnapshot) -> None:
-        """Append one value per GPU of the snapshot."""
+        """Append one value per GPU of the snapshot (none for a stale one: not new numbers)."""
+        if getattr(snapshot, "stale_s", None) is not None:
+            return
         with self._lock:
             for gpu in snapshot.gpus:
                 util = gpu.utilization_pct

@@ -23,12 +23,14 @@ code after it unbound too). It is a pure function of the source text, using the 
 from __future__ import annotations
 
 import ast
+import bisect
 import builtins
 import re
 import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from runexp_tui.core import ts
 from runexp_tui.core.instrument.bindflow import (
     FUNCS,
     SCOPES,
@@ -50,6 +52,9 @@ _BUILTINS = frozenset(dir(builtins)) | {"__file__", "__name__", "__doc__", "__sp
 
 
 _GLOBAL_STMT = re.compile(r"^[ \t]*global[ \t]", re.M)
+_GLOBAL_STMT_B = re.compile(rb"(?m)^[ \t]*global[ \t]")
+# every byte but a line ending becomes a space: lines, and columns elsewhere, stay where they were
+_BLANK = bytes(b if b in b"\r\n" else 0x20 for b in range(256))
 
 
 @dataclass(frozen=True)
@@ -96,6 +101,46 @@ def parse(text: str) -> ast.Module | None:
     _LAST.insert(0, (text, tree))
     del _LAST[3:]
     return tree
+
+
+def outline(text: str, keep: Iterable[int]) -> str:
+    """``text`` with each top-level function and class that holds none of the ``keep`` lines
+    (1-based) blanked to ``NAME=0``: the same lines, the same columns elsewhere, the same names
+    bound at module level, and what is kept parses as it did; only the Python AST is small.
+
+    What the net asks of a module needs no other definition: the scopes around the asked
+    lines, and the names bound at module level (a definition binds its name there; its body
+    is another scope). Kept whole: a definition with a ``global`` statement (it may bind a
+    module name) or a ``:=`` (a decorator or default may bind one). The top-level statements
+    come from tree-sitter; when it finds a syntax error anywhere, the text is returned as it
+    is (its statement boundaries may not be Python's).
+    """
+    data = text.encode("utf-8")
+    root = ts.parse(data).root_node
+    if root.has_error:
+        return text
+    rows = sorted({k - 1 for k in keep})
+    buf: bytearray | None = None
+    for st in root.named_children:
+        node = st.child_by_field_name("definition") if st.type == "decorated_definition" else st
+        if node is None or node.type not in ("function_definition", "class_definition"):
+            continue
+        name = node.child_by_field_name("name")
+        if name is None or node.start_point.column != 0:
+            continue
+        i = bisect.bisect_left(rows, st.start_point.row)
+        if i < len(rows) and rows[i] <= st.end_point.row:
+            continue  # holds a line asked about
+        start, end = st.start_byte, st.end_byte
+        if _GLOBAL_STMT_B.search(data, start, end) or data.find(b":=", start, end) >= 0:
+            continue
+        if buf is None:
+            buf = bytearray(data)
+        buf[start:end] = data[start:end].translate(_BLANK)
+        # `def ` / `class ` + the name is longer than the name + `=0`: it fits on the line
+        stub = data[name.start_byte : name.end_byte] + b"=0"
+        buf[node.start_byte : node.start_byte + len(stub)] = stub
+    return text if buf is None else buf.decode("utf-8")
 
 
 class Index:
@@ -258,6 +303,8 @@ def unbound_at_lines(text: str, lines: Iterable[int]) -> dict[int, list[Unbound]
     None when ``text`` is not valid Python here (the net cannot judge; callers keep what the
     tree-sitter checks allowed).
     """
+    lines = list(lines)
+    text = outline(text, lines)  # a big script: the AST of its asked-about parts only
     tree = parse(text)
     if tree is None:
         return None

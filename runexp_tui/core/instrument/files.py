@@ -7,6 +7,7 @@ and *keeps* it, so that the original is never lost (a later inject reuses it, be
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -26,7 +27,7 @@ from runexp_tui.core.instrument.hunks import (
     Proposal,
     RevertResult,
 )
-from runexp_tui.core.instrument.validate import check_parses
+from runexp_tui.core.instrument.validate import byte_edits, changed_lines, check_parses
 
 
 @dataclass(frozen=True)
@@ -104,19 +105,20 @@ def existing_backups(path: str | os.PathLike[str]) -> list[Path]:
     return [c for _, _, c in sorted(found, reverse=True)]
 
 
-def _write_backup(path: Path, data: bytes, mode: int) -> Path:
-    """Write ``data`` to the first free backup name, reusing (and touching) an identical one."""
+def _write_backup(path: Path, data: bytes, mode: int) -> tuple[Path, bool]:
+    """Write ``data`` to the first free backup name, reusing (and touching) an identical one;
+    the backup, and whether it was written now."""
     for cand in backup_candidates(path):
         if not cand.exists():
             atomic_write_bytes(cand, data, mode=mode)
-            return cand
+            return cand, True
         try:
             same = cand.is_file() and cand.read_bytes() == data
         except OSError:
             same = False
         if same:
             os.utime(cand)  # it becomes the newest, which is what revert restores
-            return cand
+            return cand, False
     raise AssertionError("unreachable: backup_candidates is endless")
 
 
@@ -144,17 +146,54 @@ def apply_proposal(proposal: Proposal, included: Iterable[int] | None = None) ->
     patched = proposal.render(chosen)
     if not chosen or patched == proposal.original_text:
         return ApplyResult(str(target), None, (), False)
-    check_parses(proposal.original_text, patched)
+    check_parses(
+        proposal.original_text,
+        patched,
+        changed_lines(proposal, chosen),
+        byte_edits(proposal, chosen),
+    )
     _writable(target)
     mode = stat.S_IMODE(target.stat().st_mode)
     data = proposal.encode(chosen)
     try:
-        backup = _write_backup(target, current.data, mode)
+        backup, new_backup = _write_backup(target, current.data, mode)
+    except OSError as exc:  # a full disk, a file-size limit: nothing was changed
+        raise InjectError(
+            f"cannot write the backup of {target}: {exc.strerror or exc}; the script is unchanged"
+        ) from None
+    record = target.parent / RECORD_NAME
+    try:
+        before = record.read_bytes()
+    except OSError:
+        before = None
+    failed = record
+    try:
         _record_injection(target, backup, current.data, data)
+        failed = target
         atomic_write_bytes(target, data, mode=mode)
     except OSError as exc:
-        raise InjectError(f"cannot write {target}: {exc.strerror or exc}") from None
+        # the script is as it was: take back the backup and the record written for nothing
+        _undo_apply(record, before, failed is target, backup if new_backup else None)
+        raise InjectError(
+            f"cannot write {failed}: {exc.strerror or exc}; the script is unchanged"
+        ) from None
     return ApplyResult(str(target), str(backup), chosen, True)
+
+
+def _undo_apply(record: Path, before: bytes | None, rewritten: bool, backup: Path | None) -> None:
+    """After a failed write: the record as it was when it was rewritten (``before``: its old
+    bytes, None when there was none), then the backup made now removed, but only once no
+    record names it (a record left naming a removed backup would make revert refuse)."""
+    try:
+        if rewritten and before is None:
+            record.unlink(missing_ok=True)
+        elif rewritten and before is not None:
+            atomic_write_bytes(record, before)
+    except OSError:
+        return  # the record still names the backup: keep it (it equals the script anyway)
+    if backup is not None:
+        with contextlib.suppress(OSError):
+            backup.unlink()
 
 
 # inject's own record, beside the script: which backup it wrote and what it wrote, so that
@@ -277,5 +316,11 @@ def revert_file(path: str | os.PathLike[str]) -> RevertResult:
     try:
         atomic_write_bytes(target, data, mode=mode)
     except OSError as exc:
-        raise InjectError(f"cannot write {target}: {exc.strerror or exc}") from None
+        if kept is not None:  # the edits are still in the script itself
+            with contextlib.suppress(OSError):
+                kept.unlink()
+        raise InjectError(
+            f"cannot write {target}: {exc.strerror or exc}; nothing restored, the script is"
+            " unchanged"
+        ) from None
     return RevertResult(str(target), str(backup), True, str(kept) if kept else None)

@@ -11,7 +11,7 @@ from typing import Any
 
 from rich.text import Text
 
-from runexp_tui.tui.render import bar, fmt_mib, fmt_num, is_number, sparkline
+from runexp_tui.tui.render import bar, fmt_mib, fmt_num, is_number, sparkline, stale_gpu_note
 from runexp_tui.tui.widgets.text_lines import TextLines
 
 
@@ -45,11 +45,16 @@ def render_gpu_panel(
     if snapshot is None:
         return Text("GPUs: sampling…", style="dim")
     gpus = chosen_gpus(snapshot, selected)
+    stale = stale_gpu_note(snapshot)
     if not gpus:
+        if stale is not None:
+            return Text(f"GPUs: no numbers yet, {stale}", style="yellow")
         msg = "No GPU found: the run uses the CPU."
         err = getattr(snapshot, "error", None)
         return Text(msg + (f" ({err})" if err else ""), style="yellow")
     out = Text(no_wrap=True, overflow="ellipsis")
+    if stale is not None:
+        out.append(stale + "\n", style="yellow")
     # "util [bar] 100%  mem [bar] 80.0G/80.0G  85°C  300W/400W" takes about 44 + 2 bars.
     bar_w = max(4, min(16, (width - 46) // 2))
     spark_w = max(8, min(60, (width - 12) // 2))

@@ -11,7 +11,15 @@ from textual.containers import Horizontal
 from textual.widget import Widget
 from textual.widgets import Static
 
-from runexp_tui.tui.render import bar, fmt_duration, fmt_mib, fmt_num, is_number, sparkline
+from runexp_tui.tui.render import (
+    bar,
+    fmt_duration,
+    fmt_mib,
+    fmt_num,
+    is_number,
+    sparkline,
+    stale_gpu_note,
+)
 
 
 def _gpu_history(history: Any, index: int) -> list[float]:
@@ -55,12 +63,17 @@ def render_gpus(
         return Text("GPUs: sampling…", style="dim")
     gpus = getattr(snapshot, "gpus", ())
     err = getattr(snapshot, "error", None)
+    stale = stale_gpu_note(snapshot)
+    if not gpus and stale is not None:
+        return Text(f"GPUs: no numbers yet, {stale}", style="yellow")
     if not gpus:
         msg = "No GPU found: runs will use the CPU."
         if err:
             msg += f" ({err})"
         return Text(msg, style="yellow")
     out = Text()
+    if stale is not None:
+        out.append(stale[: max(1, width)] + "\n", style="yellow")
     compact = width < 70
     bar_w = max(3, min(6, (width - 28) // 2)) if compact else 10  # 28: the row without gauges
     # Fixed part of a row: index+mark, two gauges with their numbers, memory, temperature, power.
