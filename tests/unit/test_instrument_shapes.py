@@ -646,3 +646,40 @@ def test_an_epoch_loop_over_the_repos_own_engine_logs_what_each_epoch_returns(
         assert [d["epoch"] for d in logs] == [0, 1]
         assert all(set(d) == {"train_epoch/loss", "train_epoch/lr", "epoch"} for d in logs)
         assert calls[0]["call"] == "init" and calls[-1]["call"] == "finish"
+
+
+def test_a_log_that_would_run_before_init_is_excluded_and_a_factory_is_no_metric(
+    tmp_path: Path,
+) -> None:
+    """`evaluator = create_evaluator(...)` builds an engine (the function defines one inside
+    and returns it): not a metric to log. And a log placed above `wandb.init` in the same
+    function would stop the run with "call wandb.init() before wandb.log()": the net
+    excludes it and says why."""
+    from runexp_tui.core.instrument.binding import _not_before_init
+    from runexp_tui.core.instrument.hunks import Hunk
+
+    src = tmp_path / "t.py"
+    src.write_text(
+        "import torch\n"
+        "def create_evaluator(model):\n"
+        "    def step(batch):\n"
+        "        return model(batch)\n"
+        "    return step\n"
+        "def main():\n"
+        "    model = torch.nn.Linear(2, 1)\n"
+        "    evaluator = create_evaluator(model)\n"
+        "    print(evaluator)\n"
+        "main()\n"
+    )
+    proposal = propose_file(src, project="t")
+    assert not any(h.kind == "eval_log" for h in proposal.hunks)
+    text = "def main():\n    a = 1\n    b = 2\n    c = 3\n"
+    log = Hunk(0, "eval log: a", "eval_log", 2, (), ('    wandb.log({"eval/a": a})  # runexp-tui',))
+    init = Hunk(1, "init", "init", 3, (), ("    wandb.init()  # runexp-tui",))
+    notes: list[str] = []
+    assert _not_before_init([log, init], text, notes) == [init]
+    assert notes == ["excluded eval log: a: it would run before wandb.init"]
+    later = Hunk(
+        0, "eval log: c", "eval_log", 4, (), ('    wandb.log({"eval/c": c})  # runexp-tui',)
+    )
+    assert _not_before_init([init, later], text, []) == [init, later]

@@ -14,6 +14,7 @@ from runexp_tui.core.analysis.nodes import (
     body_stmts,
     call_name,
     contains,
+    identifiers,
     lift_to_function_level,
     loops_up,
     receiver,
@@ -36,7 +37,10 @@ EVAL_NAME = re.compile(r"(eval|valid|test|estimate)", re.I)
 _METRIC_CALL = re.compile(r"(_score|_error|^score|^accuracy|^evaluate_[a-z_]+)$")
 
 
-_NOT_METRIC = re.compile(r"(make|set|get|raise|log|print|report|handle|on)_")
+# calls that build or fetch something (`create_evaluator(...)`, `build_val_loader(...)`)
+_NOT_METRIC = re.compile(
+    r"(make|set|get|raise|log|print|report|handle|on|create|build|setup|init|load)_"
+)
 
 
 def eval_functions(ix: ScriptIndex) -> list[Node]:
@@ -57,9 +61,39 @@ def eval_functions(ix: ScriptIndex) -> list[Node]:
         if d.id in trainers:
             continue
         name = ts.text(d.child_by_field_name("name"))
+        if _NOT_METRIC.match(name) or _factory(d):
+            continue  # `create_evaluator(...)` builds the thing that evaluates; not a metric
         if d.id in no_grad or EVAL_NAME.search(name):
             out.append(d)
     return out
+
+
+def _factory(fn: Node) -> bool:
+    """A function that builds an evaluator rather than computing a metric: it returns a
+    function defined inside it, or an object built from one (`evaluator = Engine(step)`;
+    `return evaluator`)."""
+    body = fn.child_by_field_name("body")
+    if body is None:
+        return False
+    nested = set()
+    for c in body.named_children:
+        d = c.child_by_field_name("definition") if c.type == "decorated_definition" else c
+        if d is not None and d.type == "function_definition":
+            nested.add(ts.text(d.child_by_field_name("name")))
+    if not nested:
+        return False
+    built = set(nested)
+    for st in walk_statements(body):
+        a = assignment(st) if st.type == "expression_statement" else None
+        right = a.child_by_field_name("right") if a is not None else None
+        if right is not None and right.type == "call" and nested & set(identifiers(right)):
+            built.update(target_names(a.child_by_field_name("left")))
+    for st in walk_statements(body):
+        if st.type == "return_statement" and st.named_children:
+            val = st.named_children[0]
+            if ts.text(val) in built or (val.type == "call" and nested & set(identifiers(val))):
+                return True
+    return False
 
 
 def test_log(

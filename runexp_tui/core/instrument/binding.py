@@ -32,7 +32,7 @@ def with_bound_names(proposal: Proposal) -> Proposal:
     if not proposal.hunks:
         return proposal
     notes = list(proposal.notes)
-    hunks = list(proposal.hunks)
+    hunks = _not_before_init(list(proposal.hunks), proposal.original_text, notes)
     for _ in range(3):  # each round fixes what the last found; a fixed hunk is checked again
         problems = _unbound_by_hunk(proposal._replace_hunks(hunks, notes, renumber=False))
         if problems is None or not problems:
@@ -67,6 +67,45 @@ def with_bound_names(proposal: Proposal) -> Proposal:
     if hunks and kinds <= {"import"}:
         hunks = []
     return proposal._replace_hunks(hunks, notes)
+
+
+def _not_before_init(hunks: list[Hunk], text: str, notes: list[str]) -> list[Hunk]:
+    """A log that would run before `wandb.init` (above it in the same function, or both at
+    module level) fails with "You must call wandb.init() before wandb.log()": excluded."""
+    init = next((h for h in hunks if h.kind == "init" and h.is_insertion), None)
+    if init is None:
+        return hunks
+    lines = text.splitlines()
+    home = _enclosing_def(lines, init.anchor_line, init.new_lines[0] if init.new_lines else "")
+    out = []
+    for h in hunks:
+        if (
+            h.kind in ("train_log", "eval_log")
+            and h.is_insertion
+            and h.anchor_line < init.anchor_line
+            and _enclosing_def(lines, h.anchor_line, h.new_lines[0] if h.new_lines else "") == home
+            and not any(RUN_GUARD in ln for ln in h.new_lines)
+        ):
+            notes.append(f"excluded {h.label}: it would run before wandb.init")
+            continue
+        out.append(h)
+    return out
+
+
+def _enclosing_def(lines: list[str], after_line: int, code: str) -> int | None:
+    """The 0-based row of the `def` whose body holds ``code`` inserted after ``after_line``
+    (its indentation decides), None at module level."""
+    depth = len(code) - len(code.lstrip())
+    for r in range(min(after_line, len(lines)) - 1, -1, -1):
+        body = lines[r].lstrip()
+        if not body or body.startswith("#"):
+            continue
+        ind = len(lines[r]) - len(body)
+        if ind < depth:
+            if re.match(r"(async\s+)?def\s", body):
+                return r
+            depth = ind
+    return None
 
 
 def _unbound_by_hunk(proposal: Proposal) -> dict[int, list[bindcheck.Unbound]] | None:
