@@ -85,7 +85,9 @@ def _factory(fn: Node) -> bool:
     built = set(nested)
     for st in walk_statements(body):
         a = assignment(st) if st.type == "expression_statement" else None
-        right = a.child_by_field_name("right") if a is not None else None
+        if a is None:
+            continue
+        right = a.child_by_field_name("right")
         if right is not None and right.type == "call" and nested & set(identifiers(right)):
             built.update(target_names(a.child_by_field_name("left")))
     for st in walk_statements(body):
