@@ -8,11 +8,16 @@ Prints figures only (not a test). Targets: the analysis <= 3x the bare parse; th
 from __future__ import annotations
 
 import statistics
+import sys
 import time
+from pathlib import Path
 
-from runexp_tui.core import ts
-from runexp_tui.core.analysis import analyze_source
-from runexp_tui.core.instrument import bindcheck, build_proposal
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from runexp_tui.core import ts  # noqa: E402
+from runexp_tui.core.analysis import analyze_source  # noqa: E402
+from runexp_tui.core.instrument import bindcheck, build_proposal  # noqa: E402
+from tests.reliability.gen import PAD  # noqa: E402
 
 HEADER = '''"""Generated training script for the analyzer benchmark."""
 import argparse
@@ -23,30 +28,7 @@ from torch import nn
 
 '''
 
-HELPER = '''
-
-def helper_{i}(x, scale={i}):
-    """Transform a batch (helper {i})."""
-    total = 0.0
-    for j, v in enumerate(x):
-        if j % 3 == 0:
-            total += math.sqrt(abs(v)) * scale
-        elif j % 3 == 1:
-            total -= v / (scale + 1)
-        else:
-            total = max(total, float(v))
-    values = [v * 2 for v in x if v > 0]
-    return {{"total": total, "n": len(values), "name": f"helper-{i}"}}
-
-
-class Block{i}(nn.Module):
-    def __init__(self, dim=64):
-        super().__init__()
-        self.fc = nn.Linear(dim, dim)
-
-    def forward(self, x):
-        return torch.relu(self.fc(x)) + x
-'''
+HELPER = PAD  # one generated helper function and module per {i}, shared with the suite
 
 MAIN = """
 

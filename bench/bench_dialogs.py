@@ -71,22 +71,31 @@ class _Minimal(App[None]):
 
 async def baseline(size: tuple[int, int], runs: int) -> tuple[float, list]:
     app = _Minimal()
+    async with app.run_test(size=size) as pilot:
+        return await _presses(pilot, app, "question_mark", _Modal, runs)
+
+
+async def _presses(pilot, app, key: str, kind: type, runs: int) -> tuple[float, list]:  # type: ignore[no-untyped-def]
+    """(the first press, the next ``runs``) in ms: ``key`` until a ``kind`` screen is up and
+    painted once, then Esc back to the screen it started from."""
+    home = app.screen
     times: list[float] = []
     first = 0.0
-    async with app.run_test(size=size) as pilot:
-        home = app.screen
-        for i in range(runs + 1):
-            t0 = time.perf_counter()
-            await pilot.press("question_mark")
-            await _until(pilot, lambda: isinstance(app.screen, _Modal))
-            await pilot.pause(0)
-            dt = (time.perf_counter() - t0) * 1000
-            if i == 0:
-                first = dt
-            else:
-                times.append(dt)
-            await pilot.press("escape")
-            await _until(pilot, lambda: app.screen is home)
+    for i in range(runs + 1):
+        t0 = time.perf_counter()
+        await pilot.press(key)
+        try:
+            await _until(pilot, lambda: isinstance(app.screen, kind))
+        except TimeoutError:
+            raise TimeoutError(f"{key} showed {app.screen!r}, not {kind.__name__}") from None
+        await pilot.pause(0)  # one paint of the dialog
+        dt = (time.perf_counter() - t0) * 1000
+        if i == 0:
+            first = dt
+        else:
+            times.append(dt)
+        await pilot.press("escape")
+        await _until(pilot, lambda: app.screen is home)
     return first, times
 
 
@@ -106,26 +115,8 @@ async def measure(size: tuple[int, int], runs: int, repo: Path) -> dict[str, tup
         await pilot.press("escape")  # focus out of the path field, as a user's first Esc
         # a confirmed config with nothing launched yet: `q` then asks before quitting
         app.session.config = demo_config(repo, "python train.py")
-        home = app.screen
         for name, key, kind in DIALOGS:
-            times: list[float] = []
-            first = 0.0
-            for i in range(runs + 1):
-                t0 = time.perf_counter()
-                await pilot.press(key)
-                try:
-                    await _until(pilot, lambda kind=kind: isinstance(app.screen, kind))
-                except TimeoutError:
-                    raise TimeoutError(f"{name}: {key} showed {app.screen!r}") from None
-                await pilot.pause(0)  # one paint of the dialog
-                dt = (time.perf_counter() - t0) * 1000
-                if i == 0:
-                    first = dt
-                else:
-                    times.append(dt)
-                await pilot.press("escape")
-                await _until(pilot, lambda: app.screen is home)
-            out[name] = (first, times)
+            out[name] = await _presses(pilot, app, key, kind, runs)
     return out
 
 
