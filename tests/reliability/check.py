@@ -101,12 +101,34 @@ def inject_killed_at(script: Path, delay: float) -> bytes:
     return script.read_bytes()
 
 
-def peak_rss_mib(args: list[str], cwd: Path) -> tuple[int, float]:
-    """Run a command to its end: (exit code, its peak RSS in MiB, from wait4's ru_maxrss)."""
-    import os
-    import subprocess
+# A child's ru_maxrss counts the address space it was forked from (exec records the old
+# mm's high-water mark): forked from a test process that has grown to hundreds of MiB, the
+# command would be charged for them. A small fresh interpreter forks the command instead and
+# reports the command's own peak.
+_MEASURE = """
+import os, sys
+pid = os.fork()
+if pid == 0:
+    fd = os.open(os.devnull, os.O_RDWR)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.execvp(sys.argv[1], sys.argv[1:])
+_, status, usage = os.wait4(pid, 0)
+print(os.waitstatus_to_exitcode(status), usage.ru_maxrss)
+"""
 
-    proc = subprocess.Popen(args, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    return proc.returncode, usage.ru_maxrss / 1024  # KiB on Linux
+
+def peak_rss_mib(args: list[str], cwd: Path) -> tuple[int, float]:
+    """Run a command to its end: (exit code, its own peak RSS in MiB, from wait4's ru_maxrss
+    in a small parent that forks it)."""
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, "-S", "-c", _MEASURE, *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    return int(out[0]), int(out[1]) / 1024  # KiB on Linux
