@@ -253,6 +253,9 @@ def item_state_of(status: RunStatus) -> tuple[QueueState, str]:
     return "failed", status.describe()
 
 
+_LOST_RECHECK_S = 1.0
+
+
 def refresh(
     store: QueueStore, status_of: Callable[[RunRecord], RunStatus] | None = None
 ) -> list[QueueItem]:
@@ -267,7 +270,15 @@ def refresh(
         if item.run_dir and item.state in ("running", "waiting"):
             try:
                 record = load_record(item.run_dir)
-                state, why = item_state_of(status_of(record))
+                status = status_of(record)
+                if status.state == "lost":
+                    # no process and no exit file: look once more, with the record read again,
+                    # before the item fails (a run caught between its start and its record's
+                    # last write, or its wrapper's exit file on its way)
+                    time.sleep(_LOST_RECHECK_S)
+                    record = load_record(item.run_dir)
+                    status = status_of(record)
+                state, why = item_state_of(status)
             except (OSError, ValueError, TypeError, KeyError) as exc:
                 state, why = "failed", f"its run record cannot be read: {exc}"
             except Exception as exc:  # a backend that cannot answer: keep the item as it was
