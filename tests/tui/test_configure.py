@@ -354,5 +354,6 @@ async def test_a_script_wandb_switch_is_turned_on_in_the_command(app_factory, tm
         command = screen.query_one("#command", Input)
         await wait_until(pilot, lambda: "--wandb_log=True" in command.value)
         assert command.value == "python train.py --wandb_log=True --wandb_project=gptrepo"
-        assert "off by default" in msg(app, "#command-msg")
+        # the message is written after the command: wait for it, never read it at once
+        await wait_until(pilot, lambda: "off by default" in msg(app, "#command-msg"))
         assert any(f.flag == "--batch_size" and f.equals for f in screen.flags)
