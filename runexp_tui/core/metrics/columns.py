@@ -285,7 +285,7 @@ class _Block:
         # a step-only line is no metric line: it does not count (as in ``line``)
         self.step, self.count = (
             step,
-            count + n - sum(not p.keys for p in groups for _ in groups[p][0]),
+            count + n - sum(len(groups[p][0]) for p in groups if not p.keys),
         )
         # Each key's points in line order: straight from one plan, or merged by position.
         sources: dict[str, list[tuple[list[int], list[float]]]] = {}

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import operator
 import os
 import threading
 from collections.abc import Callable
+from itertools import compress, groupby, repeat
 from pathlib import Path
+from typing import Any
 
 from runexp_tui.core.logtail import strip_ansi
 from runexp_tui.core.metrics.columns import _PLANS, _Block, _make_plan, _Plan
@@ -125,9 +128,104 @@ def _parse_block(buf: _Buf, limit: int, parser: MetricParser) -> None:
     of bulk plans are queued and read column by column (one ``map(float, ...)`` per key and
     shape), other lines one by one. Points are gathered per key and appended in bulk.
     """
+    no_cr = buf.find(b"\r", 0, limit) < 0
+    ends = _segment_ends(buf, limit, parser, no_cr=no_cr)
+    block = _Block(parser)
+    if no_cr:  # every segment a whole line: the loop of _parse_states, in C
+        _parse_lines(block, bytes(memoryview(buf)[:limit]), ends)
+    else:
+        _parse_states(block, buf, limit, ends)
+    block.flush()
+    parser.step, parser.epoch, parser._count = block.step, block.epoch, block.count
+    store = parser.store
+    for key, (steps, vals) in block.pending.items():
+        store._extend(key, steps, vals)
+
+
+_MISSING: Any = object()  # a shape not in _PLANS yet
+_SKIP, _BULK, _LONE = 0, 1, 2  # a line without metrics, one read column by column, one alone
+
+
+def _parse_lines(block: _Block, buf: bytes, ends: list[int]) -> None:
+    """``_parse_states`` for a block without ``\\r``: each candidate is a whole line, so the
+    per-line steps (its start, its shape, its plan) run as ``map`` calls, not Python code."""
+    n = len(ends)
+    if not n:
+        return
+    plans = _PLANS
+    prevs = [0, *ends]
+    starts = list(map((1).__add__, map(buf.rfind, repeat(b"\n"), prevs, ends)))
+    segs = list(map(buf.__getitem__, map(slice, starts, ends)))
+    shapes = list(map(bytes.translate, segs, repeat(_ZERO_DIGITS)))
+    got: list[_Plan | None] = list(map(plans.get, shapes, repeat(_MISSING)))
+    i = 0
+    while True:  # new shapes, analysed in line order
+        try:
+            i = got.index(_MISSING, i)
+        except ValueError:
+            break
+        shape = shapes[i]
+        plan = plans.get(shape, _MISSING)
+        if plan is _MISSING:
+            plan = _make_plan(shape, segs[i])
+            if len(plans) >= _MAX_SHAPES:
+                plans.clear()
+            plans[shape] = plan
+        got[i] = plan
+        i += 1
+    kind = {p: _SKIP if p is None else _BULK if p.bulk else _LONE for p in set(got)}
+    kinds = list(map(kind.__getitem__, got))
+    a = 0
+    for b in [*compress(range(n), map(_LONE.__eq__, kinds)), n]:
+        if b > a:
+            _queue_run(block, got[a:b], segs[a:b], kinds[a:b])
+        if b < n:
+            block.flush()
+            block.line(got[b], segs[b])  # type: ignore[arg-type]  # a _LONE line has a plan
+        a = b + 1
+
+
+def _queue_run(
+    block: _Block, plans: list[_Plan | None], segs: list[bytes], kinds: list[int]
+) -> None:
+    """Queue the bulk lines of a run for ``flush``, grouped by plan in first-seen order."""
+    bulk = list(map(_BULK.__eq__, kinds))
+    qplans: list[_Plan] = list(compress(plans, bulk))  # type: ignore[arg-type]  # bulk: a plan
+    if not qplans:
+        return
+    qsegs: list[_Buf] = list(compress(segs, bulk))
+    queue, groups = block.queue, block.groups
+    base = len(queue)
+    queue.extend(qplans)
+    parts: list[tuple[int, _Plan, list[_Buf], list[int]]]
+    if all(map(operator.is_, qplans, repeat(qplans[0]))):  # one shape throughout
+        parts = [(0, qplans[0], qsegs, list(range(base, base + len(qplans))))]
+    else:
+        ids = list(map(id, qplans))
+        parts = []
+        for _, run in groupby(sorted(range(len(ids)), key=ids.__getitem__), key=ids.__getitem__):
+            pos = list(run)
+            parts.append(
+                (pos[0], qplans[pos[0]], list(map(qsegs.__getitem__, pos)), [base + j for j in pos])
+            )
+        parts.sort(key=_first)
+    for _, plan, psegs, pos in parts:
+        group = groups.get(plan)
+        if group is None:
+            groups[plan] = (psegs, pos)
+        else:
+            group[0].extend(psegs)
+            group[1].extend(pos)
+
+
+def _first(part: tuple[int, Any, Any, Any]) -> int:
+    return part[0]
+
+
+def _parse_states(block: _Block, buf: _Buf, limit: int, ends: list[int]) -> None:
+    """The candidate segments in order, under the line rule of ``_line_parse``."""
     plans = _PLANS
     zero_digits = _ZERO_DIGITS
-    block = _Block(parser)
     queue, groups = block.queue, block.groups  # lines queued for flush(), which empties them
     rfind, find = buf.rfind, buf.find
     prev = 0
@@ -138,7 +236,7 @@ def _parse_block(buf: _Buf, limit: int, parser: MetricParser) -> None:
     held: list[tuple[_Plan, _Buf]] = []
     held_nl = -1
     nl = last_start = -1  # the current \r line: its end and where its last state starts
-    for e in _segment_ends(buf, limit, parser):
+    for e in ends:
         # The segment starts after the last separator since the previous candidate's end (a
         # separator itself), so every byte is searched at most twice whatever the line lengths.
         end = e
@@ -196,8 +294,3 @@ def _parse_block(buf: _Buf, limit: int, parser: MetricParser) -> None:
             block.line(plan, seg)
     if held:
         _held_context(block, held)
-    block.flush()
-    parser.step, parser.epoch, parser._count = block.step, block.epoch, block.count
-    store = parser.store
-    for key, (steps, vals) in block.pending.items():
-        store._extend(key, steps, vals)
