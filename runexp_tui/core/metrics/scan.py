@@ -27,8 +27,10 @@ _TRIGGER_HEADS: tuple[tuple[bytes | None, bytes], ...] = (
     # boosting rounds, "[10]\tvalid_0-l2:0.41": a tab is rare in logs, so memchr finds it fast
     (b"\t", rb"\t"),
     (None, rb": +['\"]?(?:tensor\()?[-+.0-9nNiI]"),
-    (None, rb"te[rp][ ]*[:=]?[ ]*\[?[0-9]"),  # iter, step
+    (None, rb"te(?:r(?:ation)?|p)[ ]*[:=]?[ ]*\[?[0-9]"),  # iter, iteration, step
     (None, rb"ch(?<=poch|atch)[ ]*[:=]?[ ]*\[?[0-9]"),  # epoch, batch
+    # ITER, STEP, EPOCH: an upper-case "E" is rare, so this pass is one of the fast ones
+    (None, rb"E(?:R(?<=ITER)|P(?<=STEP)|POCH)[ ]*[:=]?[ ]*\[?[0-9]"),
 )
 _Triggers = tuple[tuple[bytes | None, re.Pattern[bytes]], ...]
 _TRIGGERS: _Triggers = tuple((lit, re.compile(head + _REST)) for lit, head in _TRIGGER_HEADS)
