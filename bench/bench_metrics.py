@@ -36,7 +36,7 @@ def measure(path: Path, end: int, runs: int) -> tuple[float, float, float, int, 
 
 def scan_only(path: Path, end: int, runs: int) -> float:
     """Median MB/s of the candidate-line scan alone over 8 MB chunks (the parse's floor)."""
-    from runexp_tui.core.metrics import _segment_ends
+    from runexp_tui.core.metrics.scan import _segment_ends
 
     rates = []
     for _ in range(runs):

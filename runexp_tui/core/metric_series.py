@@ -1,7 +1,7 @@
 """The series the Monitor charts from a log, as plain data: the `metrics LOG --json` contract.
 
-The same per-line extractor the live follower and the history scan use (``core/metrics``), read
-line by line in log order, under the one rule of ``metrics._line_parse``: each line's values come
+The same per-line extractor the live follower and the history scan use (``core/metrics/extractor.py``), read
+line by line in log order, under the one rule of ``metrics.extractor._line_parse``: each line's values come
 from its last carriage-return state (what a terminal shows of a progress bar), so a bar's
 refreshes give one point, not one per redraw. A point's step is the line's own (``step 12``,
 ``iter 300``, ``[40/100]``), else that of an earlier progress state of the same line, else the
@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from runexp_tui.core.fileio import regular_file_opener
-from runexp_tui.core.metrics import _line_parse
+from runexp_tui.core.metrics.extractor import _line_parse
 
 MAX_LINE_BYTES = 1 << 20  # a longer "line" (binary junk, an endless bar) is cut to its tail
 

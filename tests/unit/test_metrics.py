@@ -177,12 +177,13 @@ def _runs_log() -> str:
 
 def _slow(path: Path) -> dict[str, list[tuple[float, float]]]:
     """History through the precise per-line parse only (no candidate scan, no shape cache)."""
-    from runexp_tui.core import metrics
+    from runexp_tui.core.logtail import strip_ansi
+    from runexp_tui.core.metrics import extractor
 
-    def parse(state: str) -> metrics._Parsed | None:
+    def parse(state: str) -> extractor._Parsed | None:
         if state.rstrip(" ").endswith("\x1b[A"):  # a nested bar
             return None
-        return metrics._parse(metrics.strip_ansi(state) if "\x1b" in state else state)
+        return extractor._parse(strip_ansi(state) if "\x1b" in state else state)
 
     parser = MetricParser()
     for line in path.read_bytes().decode("utf-8", "replace").split("\n"):
@@ -194,7 +195,7 @@ def _slow(path: Path) -> dict[str, list[tuple[float, float]]]:
             for state in reversed(before):
                 ctx = parse(state)
                 if ctx is not None and (ctx.step is not None or ctx.epoch is not None):
-                    parser._record(metrics._Parsed([], ctx.step, ctx.epoch))
+                    parser._record(extractor._Parsed([], ctx.step, ctx.epoch))
                     break
         if parsed is not None:
             parser._record(parsed)
@@ -203,14 +204,15 @@ def _slow(path: Path) -> dict[str, list[tuple[float, float]]]:
 
 @pytest.mark.parametrize("name", [*ALL_LOGS, "dense", "runs"])
 def test_shape_cache_equals_the_full_parse(name: str, tmp_path: Path) -> None:
-    from runexp_tui.core import metrics
+    from runexp_tui.core.logtail import strip_ansi
+    from runexp_tui.core.metrics import columns, extractor
 
     path = FIX / f"{name}.log"
     if name in ("dense", "runs"):
         path = tmp_path / f"{name}.log"
         path.write_text(_dense_log() if name == "dense" else _runs_log())
-    metrics._SHAPES.clear()
-    metrics._PLANS.clear()
+    extractor._SHAPES.clear()
+    columns._PLANS.clear()
     want = _slow(path)
     for chunk in (4096, 8 << 20):  # the second pass runs entirely from cached shapes
         _same(_as_dict(parse_file_history(path, chunk=chunk)), want)
@@ -221,7 +223,7 @@ def test_shape_cache_equals_the_full_parse(name: str, tmp_path: Path) -> None:
     slow_live = MetricParser()
     for line in path.read_text().split("\n"):
         if "\r" not in line and not line.rstrip(" ").endswith("\x1b[A"):
-            parsed = metrics._parse(metrics.strip_ansi(line))
+            parsed = extractor._parse(strip_ansi(line))
             if parsed is not None:
                 slow_live._record(parsed)
     _same(_as_dict(live.store), _as_dict(slow_live.store))
@@ -350,7 +352,7 @@ def test_history_across_chunks_and_a_line_longer_than_the_chunk(tmp_path: Path) 
 
 @pytest.mark.parametrize("name", ALL_LOGS)
 def test_history_live_and_metrics_command_agree_line_for_line(name: str) -> None:
-    """One rule (``metrics._line_parse``) in the three paths: the history scan, the live
+    """One rule (``metrics.extractor._line_parse``) in the three paths: the history scan, the live
     parser fed line by line, and the ``metrics`` command's series."""
     from runexp_tui.core.metric_series import series_of_file
 
