@@ -194,6 +194,18 @@ CASES = [
         evals=(Eval(r"^test_accuracy (\S+)$", r"acc"),),
     ),
     Case(
+        "ignite_handlers",
+        "ignite_handlers.py",
+        ("--lr", "0.05", "--epochs", "2"),
+        needs=("torch", "ignite"),
+        config={"lr": 0.05, "epochs": 2, "batch_size": 16},
+        steps=6,
+        evals=(
+            Eval(r"^epoch \d+ val_loss (\S+)$", r"val_loss"),
+            Eval(r"^epoch \d+ val_accuracy (\S+)$", r"val_acc"),
+        ),
+    ),
+    Case(
         "helper_method",
         "helper_method.py",
         ("--lr", "0.03"),

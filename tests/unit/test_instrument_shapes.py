@@ -683,3 +683,45 @@ def test_a_log_that_would_run_before_init_is_excluded_and_a_factory_is_no_metric
         0, "eval log: c", "eval_log", 4, (), ('    wandb.log({"eval/c": c})  # runexp-tui',)
     )
     assert _not_before_init([init, later], text, []) == [init, later]
+
+
+HAS_IGNITE = HAS_TORCH and importlib.util.find_spec("ignite") is not None
+
+
+def test_event_handlers_get_the_train_log_eval_log_and_the_run_spans_the_engine(
+    tmp_path: Path,
+) -> None:
+    """An event-driven engine owns the loop: the handler registered by decorator for each
+    iteration prints the engine's output under a loss label (it is the loss, whatever its
+    name); the epoch-end handler runs the evaluator and names its metrics, the dict they come
+    from is not one of them. The run ends after `trainer.run(...)`."""
+    script, text = _inject("shape_event_handlers.py", tmp_path)
+    lines = text.splitlines()
+    tl = next(i for i, ln in enumerate(lines) if "train/loss" in ln)
+    assert lines[tl - 1].strip() == "def log_training_loss(engine):"
+    assert '"train/loss": engine.state.output, "step": engine.state.iteration' in lines[tl]
+    ev = next(i for i, ln in enumerate(lines) if "eval/" in ln)
+    assert '"eval/avg_accuracy": avg_accuracy, "eval/avg_nll": avg_nll' in lines[ev]
+    assert "eval/metrics" not in text
+    fin = next(i for i, ln in enumerate(lines) if "wandb.finish()" in ln)
+    assert lines[fin - 1].strip().startswith("trainer.run(")
+    if HAS_IGNITE:
+        calls = _run(script, tmp_path)
+        assert [c["call"] for c in calls][0] == "init" and calls[-1]["call"] == "finish"
+        train = [c["data"] for c in calls if "train/loss" in c.get("data", {})]
+        evals = [c["data"] for c in calls if "eval/avg_accuracy" in c.get("data", {})]
+        assert [d["step"] for d in train] == [2, 4, 6, 8]  # every=log_interval of 8 iterations
+        assert all(isinstance(d["train/loss"], float) for d in train)
+        assert len(evals) == 2  # one per epoch
+
+
+def test_a_handler_added_by_call_reads_one_item_of_a_dict_output(tmp_path: Path) -> None:
+    """`trainer.add_event_handler(event, fn)` registers the handler; the engine's step returns
+    a dict and the handler prints one item: that item is logged, not the dict."""
+    script, text = _inject("shape_event_handler_dict_output.py", tmp_path)
+    assert '"train/loss": engine.state.output["loss"], "step": engine.state.iteration' in text
+    if HAS_IGNITE:
+        calls = _run(script, tmp_path)
+        train = [c["data"] for c in calls if "train/loss" in c.get("data", {})]
+        assert [d["step"] for d in train] == [5, 10, 15, 20, 25, 30]
+        assert calls[-1]["call"] == "finish"

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from runexp_tui.core import ts
 from runexp_tui.core.analysis.boosting import boosting_config, callback_constructor
-from runexp_tui.core.analysis.callbacks import callback_body_line, callback_training
+from runexp_tui.core.analysis.callbacks import callback_body_line, callback_training, handler_eval
 from runexp_tui.core.analysis.config import PARSE_CALLS
 from runexp_tui.core.analysis.distributed import distributed, none_rank
 from runexp_tui.core.analysis.end import finish_point, repeating_caller
@@ -117,7 +117,9 @@ def analyze(ix: ScriptIndex) -> AnalysisResult:
         train = TrainLogPoint(line, cbt.loss_expr, cbt.step_expr, ix.indent_of(first))
         ix.training_fns.add(cbt.fn.id)
     first_call = first_model_fit(ix, train_call)  # several models fitted: the first one
-    evaluation = eval_log(ix, loop, top_loop, first_call or train_call)
+    evaluation = handler_eval(ix, cbt) if cbt is not None else None
+    if evaluation is None:
+        evaluation = eval_log(ix, loop, top_loop, first_call or train_call)
     test = test_log(ix, loop, top_loop, train_call, evaluation)
     last_eval = evaluation  # the run ends after it
     if loop is None and fw == "sklearn" and train_call is not None:
