@@ -725,3 +725,44 @@ def test_a_handler_added_by_call_reads_one_item_of_a_dict_output(tmp_path: Path)
         train = [c["data"] for c in calls if "train/loss" in c.get("data", {})]
         assert [d["step"] for d in train] == [5, 10, 15, 20, 25, 30]
         assert calls[-1]["call"] == "finish"
+
+
+def test_a_torch_rank_guard_is_safe_before_the_group_exists_and_eval_values_stay_as_they_are(
+    tmp_path: Path,
+) -> None:
+    """The script's main-process test asks `dist.get_rank()`, which raises before
+    `init_process_group` and in a plain `python train.py` run that never creates a group:
+    the guard asks the group only once it exists and the launcher's RANK before. The eval
+    `loss` reuses the name of the backpropagated train loss but is the float `validate()`
+    returns: it is logged as it is (`.item()` on a float raises)."""
+    script, text = _inject("shape_rank_before_group.py", tmp_path)
+    assert "if dist.get_rank() == 0" not in text
+    assert (
+        '(dist.get_rank() if dist.is_initialized() else int(os.environ.get("RANK", "0")))' in text
+    )
+    assert '"eval/loss": loss, "eval/score": score' in text
+    if HAS_TORCH:
+        calls = _run(script, tmp_path)
+        assert [c["call"] for c in calls][0] == "init" and calls[-1]["call"] == "finish"
+        assert sum("train/loss" in c.get("data", {}) for c in calls) == 2 * 3
+        assert [c["data"]["eval/loss"] for c in calls if "eval/loss" in c.get("data", {})]
+
+
+def test_the_object_handed_to_training_is_the_config_once_the_group_exists(
+    tmp_path: Path,
+) -> None:
+    """`args, settings = parse_options()` then `train(settings)`: the object training gets is
+    the config, not the first one unpacked. The process group is created in the main block
+    after the functions are defined, and the main block still changes the config after it:
+    the run starts after both, just before the call that trains."""
+    script, text = _inject("shape_config_to_entry.py", tmp_path)
+    lines = text.splitlines()
+    init = next(i for i, ln in enumerate(lines) if "wandb.init(" in ln)
+    assert "config=settings" in lines[init]
+    before = "\n".join(lines[:init])
+    assert "dist.init_process_group(" in before and "settings.seed = settings.seed +" in before
+    if HAS_TORCH:
+        calls = _run(script, tmp_path)
+        assert calls[0] == {"call": "init", "config": ["epochs", "lr", "seed"]}
+        assert sum("train/loss" in c.get("data", {}) for c in calls) == 2 * 3
+        assert calls[-1]["call"] == "finish"

@@ -19,7 +19,13 @@ from pathlib import Path
 
 from runexp_tui.core import ts
 from runexp_tui.core.analysis.boosting import boosting_config, callback_constructor
-from runexp_tui.core.analysis.callbacks import callback_body_line, callback_training, handler_eval
+from runexp_tui.core.analysis.callbacks import (
+    CallbackTraining,
+    callback_body_line,
+    callback_training,
+    handler_eval,
+    handler_run,
+)
 from runexp_tui.core.analysis.config import PARSE_CALLS
 from runexp_tui.core.analysis.distributed import distributed, none_rank
 from runexp_tui.core.analysis.end import finish_point, repeating_caller
@@ -116,6 +122,9 @@ def analyze(ix: ScriptIndex) -> AnalysisResult:
         line, first = callback_body_line(cbt.fn)
         train = TrainLogPoint(line, cbt.loss_expr, cbt.step_expr, ix.indent_of(first))
         ix.training_fns.add(cbt.fn.id)
+    elif loop is None and train_call is None and ext is None and (hr := handler_run(ix)):
+        train_call = hr[1]  # handlers on an engine, the loss only in its progress bar
+        cbt = CallbackTraining(hr[1], "", None, hr[1], hr[0])
     first_call = first_model_fit(ix, train_call)  # several models fitted: the first one
     evaluation = handler_eval(ix, cbt) if cbt is not None else None
     if evaluation is None:

@@ -118,10 +118,18 @@ def _subscripted(attr: Node) -> Node:
 
 
 def _printed_as_loss(attr: Node) -> bool:
-    """The value is shown by an output call right after a loss label."""
+    """The value is shown under a loss label: right after the words of an output call or of
+    an f-string (`print(f"Loss: {v}")`, `pbar.desc = f"loss: {v:.2f}"`), or passed as a
+    loss-named keyword (`pbar.set_postfix(loss=v)`)."""
     cur = attr.parent
-    while cur is not None and cur.type not in ("call", "block", "module"):
+    while cur is not None and cur.type not in ("call", "block", "module", "string"):
+        if cur.type == "keyword_argument":
+            name = cur.child_by_field_name("name")
+            return name is not None and bool(_LOSS_WORD.search(ts.text(name)))
         cur = cur.parent
+    if cur is not None and cur.type == "string":  # the words before it in the same f-string
+        before = ts.text(cur)[: attr.start_byte - cur.start_byte].split("}")[-1]
+        return bool(_LOSS_WORD.search(before))
     while cur is not None and cur.type == "call" and call_name(cur) not in _OUTPUT_CALLS:
         up = cur.parent
         while up is not None and up.type not in ("call", "block", "module"):
@@ -255,6 +263,18 @@ def callback_body_line(fn: Node) -> tuple[int, Node]:
         i += 1  # and the declarations
     first = stmts[min(i, len(stmts) - 1)]
     return ts.start_line(first) - 1, first
+
+
+def handler_run(ix: ScriptIndex) -> tuple[str, Node] | None:
+    """An event-driven engine none of whose handlers reads the loss (a progress bar shows it):
+    the object handlers are registered on by decorator and the call that runs it, so that the
+    run still spans the training and an evaluating handler logs."""
+    for fn in ix.defs:
+        for reg in _decorator_calls(fn):
+            trains = _training_call(ix, reg)
+            if trains is not None:
+                return root_name(receiver(trains)) or "", trains
+    return None
 
 
 def handler_eval(ix: ScriptIndex, cbt: CallbackTraining) -> EvalLogPoint | None:

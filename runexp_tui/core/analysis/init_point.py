@@ -85,6 +85,8 @@ def init_point(
         if stmt.type == "function_definition":
             body_of = stmt
         else:
+            if target is not None:
+                var = _passed_sibling(ix, stmt, var, target)
             lifted, var = promote(ix, lift(stmt), var)
             anchor_after = complete(lifted, var)
     elif (h := hydra_config(ix)) is not None:
@@ -149,7 +151,16 @@ def init_point(
             var, anchor_after = hyper
     if anchor_after is not None:
         if var and target is not None:
-            anchor_after = complete_until(anchor_after, var, target)
+            # up to the call that enters training from here (`main(config)`), if it is elsewhere
+            stop = next(
+                (
+                    e
+                    for e in _entries(ix, target)
+                    if scope(e) == scope(anchor_after) and e.start_byte > anchor_after.start_byte
+                ),
+                target,
+            )
+            anchor_after = complete_until(anchor_after, var, stop)
         st = ix.line_stmt(anchor_after)
         return InitPoint(ts.end_line(st), var, ix.indent_of(st), config_expr=expr)
     if body_of is not None:
@@ -160,9 +171,47 @@ def init_point(
     return None
 
 
+def _entries(ix: ScriptIndex, target: Node, depth: int = 3) -> list[Node]:
+    """Where training is entered from: ``target`` itself, the calls of the function that holds
+    it, and theirs up to ``depth`` levels (`main(config)` under `if __name__ == "__main__":`)."""
+    out = [target]
+    frontier = [target]
+    for _ in range(depth):
+        nxt: list[Node] = []
+        for node in frontier:
+            fn = scope(node)
+            if fn is not None:
+                nxt.extend(c for c in ix.callers(fn) if c not in out)
+        out.extend(nxt)
+        frontier = nxt
+    return out
+
+
+def _passed_sibling(ix: ScriptIndex, stmt: Node, var: str | None, target: Node) -> str | None:
+    """`args, config = parse_option()` then `main(config)`: of the names one statement unpacks,
+    the one handed to the call that enters training is the configuration, not the first."""
+    left = type_assign_left(stmt)
+    names = target_names(left) if left is not None and left.type == "pattern_list" else []
+    if len(names) < 2 or var not in names:
+        return var
+    passed = set()
+    for e in _entries(ix, target)[1:]:
+        passed.update(identifiers(e.child_by_field_name("arguments")))
+    if var in passed:
+        return var
+    others = [n for n in names if n in passed and n != "_"]
+    return others[0] if len(others) == 1 else var
+
+
+def _before_entry(c: Node, entries: list[Node]) -> bool:
+    return any(scope(c) == scope(e) and c.start_byte < e.start_byte for e in entries)
+
+
 def _last_setup(ix: ScriptIndex, target: Node) -> Node | None:
-    """The last distributed-setup call before training starts, in training's function."""
+    """The last distributed-setup call before training starts, in training's function or
+    before the call that enters it (`init_process_group(...)` then `main(config)`)."""
     fn = scope(target)
+    entries = _entries(ix, target)
     found = None
     for c in ix.calls_named(
         "init_process_group",
@@ -174,9 +223,13 @@ def _last_setup(ix: ScriptIndex, target: Node) -> Node | None:
     ):
         if call_name(c) == "initialize" and ts.text(receiver(c)) != "deepspeed":
             continue
-        if c.start_byte < target.start_byte and (scope(c) == fn or scope(c) is None):
+        if (
+            c.start_byte < target.start_byte and (scope(c) == fn or scope(c) is None)
+        ) or _before_entry(c, entries):
             found = c
-    for c in ix.external_setup():  # `dist_util.setup_dist()` of the repository's own
+    setups = list(ix.external_setup())  # `dist_util.setup_dist()` of the repository's own
+    setups += _local_setup_calls(ix, target)  # `setup_distributed(args)` defined in this file
+    for c in setups:
         if (
             c.start_byte < target.start_byte
             and (scope(c) == fn or scope(c) is None)
@@ -191,6 +244,24 @@ def _last_setup(ix: ScriptIndex, target: Node) -> Node | None:
     ):
         found = fab
     return found
+
+
+_SETUP_CALLS = ("init_process_group", "init_distributed", "init_distributed_mode")
+
+
+def _local_setup_calls(ix: ScriptIndex, target: Node) -> list[Node]:
+    """Calls of this file's own functions that create the process group (directly, or through
+    another such function), short of the function that trains: the group exists only after
+    them."""
+    setup_fns: list[Node] = []
+    frontier = [scope(c) for c in ix.calls_named(*_SETUP_CALLS)]
+    while frontier:
+        fn = frontier.pop()
+        if fn is None or fn in setup_fns or contains(fn, target):
+            continue
+        setup_fns.append(fn)
+        frontier.extend(scope(c) for c in ix.callers(fn))
+    return [c for fn in setup_fns for c in ix.callers(fn)]
 
 
 def _setup_in_function(ix: ScriptIndex) -> Node | None:

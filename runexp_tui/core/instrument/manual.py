@@ -33,11 +33,29 @@ if TYPE_CHECKING:
 
 
 def main_guard(analysis: AnalysisResult) -> str | None:
-    """The predicate guarding wandb calls: the script's own under distributed, else a safe one."""
+    """The predicate guarding wandb calls: the script's own under distributed, else a safe one.
+
+    A predicate that asks torch.distributed for the rank (`dist.get_rank() == 0`) raises
+    before the process group exists, and in a plain `python train.py` run where the script
+    never creates one: each such call is asked only once the group is initialized, and the
+    launcher's `RANK` answers before."""
     dist = analysis.distributed
     if dist.kind == "none":
         return None
-    return dist.main_process or DEFAULT_RANK_PREDICATE
+    return _safe_rank_calls(dist.main_process) if dist.main_process else DEFAULT_RANK_PREDICATE
+
+
+_DIST_RANK = re.compile(r"\b((?:torch\.)?distributed|dist)\.get_rank\(\s*\)")
+
+
+def _safe_rank_calls(guard: str) -> str:
+    return _DIST_RANK.sub(
+        lambda m: (
+            f"({m.group(1)}.get_rank() if {m.group(1)}.is_initialized()"
+            f' else int(os.environ.get("RANK", "0")))'
+        ),
+        guard,
+    )
 
 
 def logs_after_init(plan: Plan) -> None:
@@ -60,7 +78,7 @@ def logs_after_init(plan: Plan) -> None:
 def manual_hunks(plan: Plan, guard: str | None, keras: bool, library: bool = False) -> None:
     """init / train log / eval log / finish, each skipped when the script already does it."""
     src, pts = plan.src, plan.analysis.points
-    if guard == DEFAULT_RANK_PREDICATE:
+    if guard is not None and "os.environ" in guard:
         plan.need.add("os")
     has_init = bool(src.wandb_calls("init"))
     user_logs = src.unmarked_wandb_log()
@@ -166,10 +184,7 @@ def manual_hunks(plan: Plan, guard: str | None, keras: bool, library: bool = Fal
     if wants_eval and pts.eval_log is not None:
         ev = pts.eval_log
         means = dict(ev.means)
-        items = [
-            f'"eval/{metric_key(m)}": {means[m] if m in means else _scalar(src, m)}'
-            for m in ev.metric_vars
-        ]
+        items = [f'"eval/{metric_key(m)}": {means.get(m, m)}' for m in ev.metric_vars]
         names = ", ".join(ev.metric_vars)
         _log_hunk(plan, "eval_log", f"eval log: {names}", ev, items, guard, names)
     elif pts.eval_log is not None and has_eval:
@@ -178,10 +193,7 @@ def manual_hunks(plan: Plan, guard: str | None, keras: bool, library: bool = Fal
     tl_ = pts.test_log
     if tl_ is not None and tl_.metric_vars and not has_eval and not src.marked_log_with("test/"):
         tmeans = dict(tl_.means)
-        items = [
-            f'"test/{_test_key(m)}": {tmeans[m] if m in tmeans else _scalar(src, m)}'
-            for m in tl_.metric_vars
-        ]
+        items = [f'"test/{_test_key(m)}": {tmeans.get(m, m)}' for m in tl_.metric_vars]
         names = ", ".join(tl_.metric_vars)
         _log_hunk(plan, "eval_log", f"test log: {names}", tl_, items, guard, names)
 
@@ -255,7 +267,8 @@ def _guard_at(src: Source, guard: str | None, line: int, indent: str) -> str | N
         tree = ast.parse(guard.strip(), mode="eval")
     except SyntaxError:
         return guard
-    needed = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)} - _BUILTINS
+    # `os` is imported with the code whenever a guard reads the environment
+    needed = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)} - _BUILTINS - {"os"}
     if not needed:
         return guard
     bound = set(src.module_level_bindings())
@@ -314,7 +327,8 @@ def _losses_at(src: Source, line: int, primary: str) -> list[str]:
 
 
 def _scalar(src: Source, var: str) -> str:
-    """The value to log for ``var``: a Python float when ``var`` is surely a scalar, else as is.
+    """The value to log for a train loss ``var``: a Python float when ``var`` is surely a
+    scalar, else as is.
 
     A loss that is backpropagated (``var.backward()``) is a torch tensor that still requires
     grad: ``var.item()`` gives its value (``float(var)`` warns about the grad and is the same
@@ -322,6 +336,10 @@ def _scalar(src: Source, var: str) -> str:
     also takes numpy and Python numbers. Anything else goes through unchanged: ``float`` raises
     on a dict of metrics, a per-device array (pmap) or Keras' ``[loss, acc]`` list, which
     would crash the training, and wandb.log converts tensors, arrays and nested dicts itself.
+
+    Evaluation metrics are never converted: their names are often reused (`loss, acc =
+    validate(...)` after the train loop's `loss.backward()`), and `.item()` on the float such a
+    call returns raises; wandb.log detaches and converts tensors itself.
     """
     if src.backward_called_on(var) or src.stepped_through(var):
         return f"{var}.item()" if _DOTTED.fullmatch(var) else f"({var}).item()"
