@@ -27,13 +27,19 @@ from runexp_tui.core.instrument.review import Review, WritePlan
 from runexp_tui.tui.editor import edit_text
 from runexp_tui.tui.screens import instrument_text as texts
 from runexp_tui.tui.screens.base import PhaseScreen
-from runexp_tui.tui.screens.instrument_load import Loaded, display_path, load_script
 from runexp_tui.tui.screens.instrument_text import StatusKind
+from runexp_tui.tui.screens.instrument_work import (
+    Loaded,
+    WriteDone,
+    display_path,
+    load_script,
+    run_write,
+)
 from runexp_tui.tui.widgets.diff_view import DiffView
 from runexp_tui.tui.widgets.hunk_list import HunkList
 
 if TYPE_CHECKING:
-    from runexp_tui.core.instrument import ApplyResult, Proposal, RevertResult
+    from runexp_tui.core.instrument import ApplyResult, Proposal
 
 __all__ = ["InstrumentScreen", "Loaded"]
 
@@ -71,22 +77,11 @@ class InstrumentScreen(PhaseScreen):
             self.reason = reason
 
     class Written(Message):
-        """A write worker finished: ``op`` is "apply" or "revert"; ``error`` when refused."""
+        """A write worker finished (``done`` says what it did, or why it refused)."""
 
-        def __init__(
-            self,
-            op: str,
-            applied: ApplyResult | None = None,
-            reverted: RevertResult | None = None,
-            error: str | None = None,
-            then: str = "",
-        ) -> None:
+        def __init__(self, done: WriteDone) -> None:
             super().__init__()
-            self.op = op
-            self.applied = applied
-            self.reverted = reverted
-            self.error = error
-            self.then = then  # "advance", "reload" or "" : what the screen does next
+            self.done = done
 
     def __init__(self, script: str | os.PathLike[str] | None = None, project: str | None = None):
         super().__init__()
@@ -128,19 +123,7 @@ class InstrumentScreen(PhaseScreen):
         """This screen's keys wait until its widgets exist (a key can beat the first frame)."""
         return self._ui_ready or action not in self._OWN_ACTIONS
 
-    _OWN_ACTIONS = frozenset(
-        {
-            "next_hunk",
-            "prev_hunk",
-            "toggle_hunk",
-            "approve",
-            "explain_approve",
-            "reject",
-            "edit",
-            "undo",
-            "toggle_view",
-        }
-    )
+    _OWN_ACTIONS = frozenset(b.action for b in BINDINGS if isinstance(b, Binding))
 
     def on_mount(self) -> None:
         self._ui_ready = True
@@ -354,7 +337,7 @@ class InstrumentScreen(PhaseScreen):
     # ----- writing (thread worker; core does the safe part) ----------------------------------
     def _start_write(self, plan: WritePlan) -> None:
         self.busy = True
-        self._write(plan.op, plan.proposal, plan.included, plan.revert_first, then=plan.then)
+        self._write(plan)
 
     @work(
         thread=True,
@@ -363,80 +346,30 @@ class InstrumentScreen(PhaseScreen):
         group="instrument-write",
         description="write",
     )
-    def _write(
-        self,
-        op: str,
-        proposal: Proposal | None,
-        included: tuple[int, ...],
-        revert_first: bool,
-        then: str = "",
-    ) -> None:
-        from runexp_tui.core.instrument import InjectError, apply_proposal, revert_file
-
+    def _write(self, plan: WritePlan) -> None:
         assert self.loaded is not None
-        path = self.loaded.script
-        reverted = None
-        try:
-            if revert_first:
-                reverted = revert_file(path)
-            applied = None
-            if op == "apply":
-                assert proposal is not None
-                applied = apply_proposal(proposal, included)
-        except (InjectError, OSError) as exc:
-            self.post_message(self.Written(op, reverted=reverted, error=str(exc), then=then))
-            return
-        self.post_message(self.Written(op, applied=applied, reverted=reverted, then=then))
+        self.post_message(self.Written(run_write(self.loaded.script, plan)))
 
     @on(Written)
     def _on_written(self, message: Written) -> None:
         self.busy = False
-        loaded, review = self.loaded, self.review
+        loaded, review, done = self.loaded, self.review, message.done
         assert loaded is not None and review is not None
-        name = loaded.display
-        if message.reverted is not None:
+        if done.reverted is not None:
             review.record_revert()
-        if message.error is not None:
-            if message.op == "apply":
-                state = (
-                    f"{name} is back to its original"
-                    if message.reverted is not None
-                    else f"{name} is untouched"
-                )
-                self._set_status(f"Not written: {message.error}. {state}.", "error")
-            else:
-                self._set_status(f"Could not revert: {message.error}.", "error")
+        if done.applied is not None:
+            review.record_apply(done.applied)
+        total = len(review.proposal.hunks)
+        self._set_status(*texts.written_status(done, loaded.display, total, self._shown))
+        if done.error is not None:
             return
-        if message.op == "apply":
-            res = message.applied
-            assert res is not None
-            review.record_apply(res)
-            if res.changed:
-                n, total = len(res.applied), len(review.proposal.hunks)
-                backup = self._shown(res.backup_path)
-                self._set_status(
-                    f"Wrote {n} of {total} change(s) to {name}. Backup: {backup} "
-                    "(u undoes, r reverts).",
-                    "ok",
-                )
-                self.notify(f"{name} instrumented; backup {backup}", timeout=5)
-            else:
-                self._set_status(f"Nothing included: {name} is as it was.", "ok")
+        if done.applied is not None and done.applied.changed:
+            backup = self._shown(done.applied.backup_path)
+            self.notify(f"{loaded.display} instrumented; backup {backup}", timeout=5)
+        if done.op == "apply" or done.then == "advance":
             self.rx.advance(self.PHASE)
-            return
-        # revert
-        rev = message.reverted
-        backup = self._shown(rev.backup_path) if rev is not None else "?"
-        if message.then == "advance":
-            self._set_status(
-                f"Rejected: {name} restored from {backup}; going on without instrumenting.", "ok"
-            )
-            self.rx.advance(self.PHASE)
-        elif message.then == "reload":
-            self._set_status(f"Reverted {name} from {backup}; analyzing it again…", "ok")
+        elif done.then == "reload":
             self._load(loaded.script)
-        else:
-            self._set_status(f"Undone: {name} restored byte for byte from {backup}.", "ok")
 
     def _shown(self, path: str | None) -> str:
         return display_path(path, self._repo()) if path else "—"

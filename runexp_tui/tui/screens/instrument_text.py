@@ -5,6 +5,7 @@ Functions of what is shown (a ``Loaded``, a ``Review``), so the screen only plac
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Literal
 
 from rich.text import Text
@@ -14,7 +15,7 @@ from runexp_tui.tui.widgets.diff_view import hunk_title
 if TYPE_CHECKING:
     from runexp_tui.core.instrument import Hunk
     from runexp_tui.core.instrument.review import EditVerdict, Review
-    from runexp_tui.tui.screens.instrument_load import Loaded
+    from runexp_tui.tui.screens.instrument_work import Loaded, WriteDone
 
 FRAMEWORKS = {
     "vanilla_pytorch": "PyTorch",
@@ -198,3 +199,31 @@ def edit_status(verdict: EditVerdict, name: str) -> Status:
         + ". a writes it, e edits again.",
         "ok",
     )
+
+
+def written_status(
+    done: WriteDone, name: str, total: int, shown: Callable[[str | None], str]
+) -> Status:
+    """What a write did to the script ``name`` (``total`` hunks shown; ``shown`` names a path)."""
+    if done.error is not None:
+        if done.op != "apply":
+            return f"Could not revert: {done.error}.", "error"
+        back = done.reverted is not None
+        state = f"{name} is back to its original" if back else f"{name} is untouched"
+        return f"Not written: {done.error}. {state}.", "error"
+    if done.op == "apply":
+        res = done.applied
+        assert res is not None
+        if not res.changed:
+            return f"Nothing included: {name} is as it was.", "ok"
+        return (
+            f"Wrote {len(res.applied)} of {total} change(s) to {name}. "
+            f"Backup: {shown(res.backup_path)} (u undoes, r reverts).",
+            "ok",
+        )
+    backup = shown(done.reverted.backup_path) if done.reverted is not None else "?"
+    if done.then == "advance":
+        return f"Rejected: {name} restored from {backup}; going on without instrumenting.", "ok"
+    if done.then == "reload":
+        return f"Reverted {name} from {backup}; analyzing it again…", "ok"
+    return f"Undone: {name} restored byte for byte from {backup}.", "ok"

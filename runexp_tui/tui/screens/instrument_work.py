@@ -1,7 +1,8 @@
-"""What the Instrument screen's analysis worker produces: the proposal and the facts shown above it.
+"""What the Instrument screen's thread workers do; no widget is touched here.
 
-Runs in a thread (no widget is touched): read the script, analyse it, build the proposal,
-highlight it, and note what the screen says about the file (read-only, earlier code, backups).
+``load_script``: read the script, analyse it, build the proposal, highlight it, and note what the
+screen says about the file (read-only, earlier code, backups). ``run_write``: carry out one of
+the review's ``WritePlan``s through core (``revert_file``, ``apply_proposal``).
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from runexp_tui.core.analysis.model import AnalysisResult
-    from runexp_tui.core.instrument import Proposal
+    from runexp_tui.core.instrument import ApplyResult, Proposal, RevertResult
+    from runexp_tui.core.instrument.review import Then, WritePlan
     from runexp_tui.tui.widgets.diff_view import Highlighted
 
 
@@ -91,3 +93,31 @@ def load_script(
         carries_marker=MARKER in script.text,
         backups=tuple(display_path(b, repo) for b in existing_backups(target)),
     )
+
+
+@dataclass(frozen=True)
+class WriteDone:
+    """What a write did: ``op`` is "apply" or "revert"; ``error`` when refused (then no apply)."""
+
+    op: str
+    applied: ApplyResult | None = None
+    reverted: RevertResult | None = None  # set when a revert ran, even if the apply then failed
+    error: str | None = None
+    then: Then = ""  # what the screen does next: "advance", "reload" or ""
+
+
+def run_write(path: Path, plan: WritePlan) -> WriteDone:
+    """Revert first when the plan says so, then apply; an InjectError or OSError is reported."""
+    from runexp_tui.core.instrument import InjectError, apply_proposal, revert_file
+
+    reverted = None
+    try:
+        if plan.revert_first:
+            reverted = revert_file(path)
+        applied = None
+        if plan.op == "apply":
+            assert plan.proposal is not None
+            applied = apply_proposal(plan.proposal, plan.included)
+    except (InjectError, OSError) as exc:
+        return WriteDone(plan.op, reverted=reverted, error=str(exc), then=plan.then)
+    return WriteDone(plan.op, applied=applied, reverted=reverted, then=plan.then)
