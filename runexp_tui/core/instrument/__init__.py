@@ -11,7 +11,9 @@ expression), shortcuts.py and edits.py (framework shortcuts, calls edited in pla
 (init / logs / finish placed at the analysis points), bindcheck.py and bindflow.py (is every
 name a hunk reads bound where it runs) with binding.py (the fallback pass built on it),
 validate.py (parse checks), user_edit.py ($EDITOR), files.py (read, backup, atomic apply,
-revert) and build.py, which composes them.
+revert) and build.py, which composes them. review.py is the review of a built proposal (the
+current hunk, which hunks are included, the user's edit, what approve / reject / undo write),
+kept by the Instrument screen.
 """
 
 from __future__ import annotations
