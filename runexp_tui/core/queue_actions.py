@@ -259,6 +259,15 @@ def set_paused(
     return None
 
 
+def wait_reason(item: QueueItem, paused: bool) -> str:
+    """Why `item` has not started (the runner's note, else the pause), or what its note says."""
+    if item.state == "waiting" and not item.note:
+        if paused:
+            return "the queue is paused"
+        return "waiting for the runner's next pass"
+    return item.note
+
+
 def request_from_config(
     config: ExperimentConfig, *, simulate_gpus: bool = False, wandb_offline: bool = False
 ) -> QueueRequest:
@@ -302,4 +311,5 @@ __all__ = [
     "request_from_config",
     "set_paused",
     "visible_gpu_count",
+    "wait_reason",
 ]

@@ -31,7 +31,7 @@ from textual.worker import get_current_worker
 from runexp_tui.tui.render import fmt_duration, fmt_num
 from runexp_tui.tui.widgets.key_footer import KeyFooter
 from runexp_tui.tui.widgets.loss_chart import OVERLAY_STYLES, braille_overlay
-from runexp_tui.tui.widgets.queue_table import QueueTable, queue_summary
+from runexp_tui.tui.widgets.queue_table import QueueTable, item_detail, queue_summary
 
 if TYPE_CHECKING:
     from runexp_tui.tui.app import RunexpApp
@@ -198,6 +198,12 @@ class RunsScreen(Screen[None]):
         """The row under the cursor in full, wrapped: what a narrow table cuts off (the
         changes from the previous run, the place it ran)."""
         detail = self.query_one("#runs-detail", Static)
+        queue = self.query_one(QueueTable)
+        if self.focused is queue:
+            item = queue.selected()
+            paused = bool(self.queue is not None and self.queue.paused)
+            detail.update(item_detail(item, paused) if item is not None else "")
+            return
         table = self.query_one("#runs-table", DataTable)
         if not self.rows or not 0 <= table.cursor_row < len(self.rows):
             detail.update("")
@@ -259,7 +265,7 @@ class RunsScreen(Screen[None]):
     def on_resize(self) -> None:
         self._chart()
 
-    @on(DataTable.RowHighlighted)
+    @on(DataTable.RowHighlighted, "#runs-table")
     def _on_highlight(self) -> None:
         self._detail()
         if not self.marked:
@@ -331,9 +337,18 @@ class RunsScreen(Screen[None]):
     def _on_queue(self, message: QueueLoaded) -> None:
         self.queue = message.view
         table = self.query_one(QueueTable)
-        table.show(message.view.items)
+        table.show(message.view.items, message.view.paused)
         table.display = bool(message.view.items)
         self.query_one("#queue-msg", Static).update(queue_summary(message.view))
+        if self.focused is table:
+            self._detail()
+
+    @on(DataTable.RowHighlighted, "#queue-table")
+    def _on_queue_highlight(self) -> None:
+        self._detail()
+
+    def on_descendant_focus(self) -> None:
+        self._detail()
 
     def action_queue_remove(self) -> None:
         """x: cancel the queue item under the queue table's cursor (stop its run, after a yes)."""

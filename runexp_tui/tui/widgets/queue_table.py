@@ -42,8 +42,24 @@ def queue_summary(view: Any) -> Text:
     parts = [f"{n} {s}" for s, n in counts.items() if n]
     out.append(": " + ", ".join(parts))
     if view.paused:
-        out.append(" · paused: nothing new starts (p resumes)", style="bold yellow")
-    out.append(" · tab: the table · x removes · p pauses", style="dim")
+        out.append(" · paused, p resumes", style="bold yellow")
+    out.append(" · tab selects an item", style="dim")
+    return out
+
+
+def item_detail(item: Any, paused: bool) -> Text:
+    """One item in full, wrapped (what the table's narrow columns cut off)."""
+    from runexp_tui.core.queue_actions import wait_reason
+
+    out = Text()
+    out.append(item.id, style="bold")
+    out.append(" · ")
+    out.append(item.state, style=STATE_STYLES.get(item.state, ""))
+    out.append(f" · GPUs {item_gpus(item)} · run {item.run or '-'}")
+    why = wait_reason(item, paused)
+    if why:
+        out.append(f" · {why}", style="yellow" if item.state == "waiting" else "")
+    out.append(f" · {item.command}", style="dim")
     return out
 
 
@@ -53,24 +69,28 @@ class QueueTable(DataTable[Any]):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)
         self.items: tuple[Any, ...] = ()
+        self.paused = False
 
     def on_mount(self) -> None:
         self.add_columns("Item", "State", "GPUs", "Run", "Why / note", "Command")
 
-    def show(self, items: tuple[Any, ...]) -> None:
+    def show(self, items: tuple[Any, ...], paused: bool = False) -> None:
         """Draw `items`, the cursor staying on the item it was on (or the nearest row)."""
-        if items == self.items:
+        if items == self.items and paused == self.paused:
             return
+        from runexp_tui.core.queue_actions import wait_reason
+
         current = self.selected()
-        self.items = tuple(items)
+        self.items, self.paused = tuple(items), paused
         self.clear()
         for item in self.items:
+            why = wait_reason(item, paused)
             self.add_row(
                 Text(item.id, style="bold"),
                 Text(item.state, style=STATE_STYLES.get(item.state, "")),
                 item_gpus(item),
                 item.run or "-",
-                Text(item.note or "-", style="" if item.note else "dim"),
+                Text(why or "-", style="" if why else "dim"),
                 item.command,
                 key=item.id,
             )
