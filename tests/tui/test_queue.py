@@ -175,6 +175,8 @@ async def test_runs_view_shows_the_queue_and_removes_pauses_resumes(
         assert table.region.height >= 3 and table.region.right <= size[0]
         keys = await assert_every_key_visible(pilot, screen)
         assert "x" in keys and "p" in keys
+        palette = [c.title for c in screen.palette_commands()]
+        assert "Remove queued" in palette and "Pause/resume queue" in palette
 
         await pilot.press("tab")  # to the queue table
         await wait_until(pilot, lambda: screen.focused is table)

@@ -15,12 +15,13 @@ table's cursor (a running one's run is stopped, after a yes), `p` pauses or resu
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
 from textual import on, work
-from textual.app import ComposeResult
+from textual.app import ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.message import Message
@@ -310,6 +311,17 @@ class RunsScreen(Screen[None]):
 
     def action_close(self) -> None:
         self.dismiss()
+
+    def palette_commands(self) -> Iterable[SystemCommand]:
+        """The view's footer keys for the command palette (the queue's among them)."""
+        for bindings in self._bindings.key_to_bindings.values():
+            for b in bindings:
+                if b.show and b.description:
+                    yield SystemCommand(
+                        b.description,
+                        f"runs view: key {b.key_display or b.key}",
+                        lambda a=b.action: self.run_action(a),
+                    )
 
     # ----- the queue ---------------------------------------------------------------------------
     @work(thread=True, exclusive=True, group="queue-poll", exit_on_error=False)
