@@ -27,6 +27,7 @@ from runexp_tui.tui.screens.help import HelpScreen
 from runexp_tui.tui.screens.runs import RunsScreen
 from runexp_tui.tui.widgets.key_footer import KeyFooter
 from runexp_tui.tui.widgets.queue_table import QueueTable
+from tests.services.slurm import SlurmService
 from tests.tui.test_launch import demo_config, open_launch, recording_advance, text_of, wait_until
 from tests.tui.test_small_screens import assert_every_key_visible
 
@@ -127,6 +128,31 @@ async def test_a_says_why_an_ssh_run_cannot_be_queued(app_factory, demo_repo: Pa
         await wait_until(pilot, lambda: "Not queued" in text_of(screen, "#launch-queue"))
         assert "not on the ssh backend" in text_of(screen, "#launch-queue")
     assert QueueStore().items() == []
+
+
+async def test_a_on_slurm_queues_one_array_job(
+    app_factory,
+    demo_repo: Path,
+    slurm_service: SlurmService,  # noqa: F811
+) -> None:
+    config = demo_config(
+        demo_repo,
+        "python train.py --step-time 0.01 --epochs 1",
+        backend="slurm",
+        slurm_partition=slurm_service.partition,
+        slurm_time="10",
+    )
+    app = app_factory(demo_repo)
+    async with app.run_test(size=(160, 48)) as pilot:
+        screen = await open_launch(app, pilot, config, watch=1.0)
+        await pilot.press("a")
+        await wait_until(pilot, lambda: screen.queued is not None, timeout=60)
+        item = screen.queued.items[0]
+        assert item.backend == "slurm" and item.run and item.note  # the run and its job
+        shown = text_of(screen, "#launch-queue")
+        assert f"Queued q1: Slurm job {item.note}, run {item.run}" in shown
+    assert [(i["id"], i["backend"]) for i in queue_ls()["items"]] == [("q1", "slurm")]
+    await_state(lambda: read_queue().items[0].state == "done", "the Slurm task done")
 
 
 def _save(store: QueueStore, seq: int, **kw: Any) -> QueueItem:
