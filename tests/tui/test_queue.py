@@ -252,6 +252,10 @@ async def test_removing_a_running_item_asks_then_stops_its_run(
         from runexp_tui.core.backends import run_status
 
         await wait_until(pilot, lambda: run_status(record).ended, 30)
+        # Enter on a queue item follows its run (in the Monitor)
+        assert runs.focused is table
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: app.session.run_id == run_id)
 
 
 async def test_launch_footer_and_help_name_the_queue_key(app_factory, demo_repo: Path) -> None:
