@@ -51,6 +51,16 @@ def parse_env(text: str) -> EnvSettings:
     raise ValueError(f"bad --env {text!r} (expected system, venv:PATH, uv:PATH or conda:NAME)")
 
 
+def env_option(env: EnvSettings) -> str:
+    """The `--env` value that names `env` (the inverse of `parse_env`): a conda env made by
+    the Environment phase is an existing one by the time a run starts."""
+    if env.kind == "system":
+        return "system"
+    if env.kind in ("venv", "uv"):
+        return f"{env.kind}:{env.path or '.venv'}"
+    return f"conda:{env.name}"
+
+
 @dataclass(frozen=True)
 class LaunchOptions:
     """What the command line may override; None leaves the saved config's value."""
@@ -133,6 +143,7 @@ __all__ = [
     "LaunchOptions",
     "apply_options",
     "distributed_kind",
+    "env_option",
     "parse_env",
     "parse_gpus",
     "repo_config",

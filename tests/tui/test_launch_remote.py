@@ -17,10 +17,10 @@ from runexp_tui.core.backends import run_status, stop_run
 from runexp_tui.core.config import EnvSettings, ExperimentConfig, WandbSettings
 from runexp_tui.core.runs import RunRegistry
 from runexp_tui.tui.app import RunexpApp
-from runexp_tui.tui.screens.launch import (
+from runexp_tui.tui.screens.launch import LaunchScreen
+from runexp_tui.tui.screens.launch_support import (
     SSH_KEY_ENV,
     SSH_OPTS_ENV,
-    LaunchScreen,
     remote_options,
     tolerant_status,
 )

@@ -1,12 +1,11 @@
 """Phase 4, Launch: shows the exact command and what it adds to the environment, starts the run
 detached on Enter (here, on an ssh host or through sbatch), watches its first seconds, then hands
-over to Monitor or shows the diagnosis."""
+over to Monitor or shows the diagnosis. `a` adds the same run to the queue instead, which starts
+it when its GPUs are free."""
 
 from __future__ import annotations
 
 import contextlib
-import os
-from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 
 from rich.text import Text
@@ -14,14 +13,27 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
-from textual.message import Message
 from textual.widgets import Static
 
 from runexp_tui.tui.render import display_path
 from runexp_tui.tui.screens.base import PhaseScreen
+from runexp_tui.tui.screens.launch_support import (
+    LaunchCrashed,
+    LaunchStarted,
+    QueueAdded,
+    QueueAddFailed,
+    WatchDone,
+    WatchTicked,
+    diagnose_early_failure,
+    record_backend,
+    remote_options,
+    tolerant_status,
+)
 from runexp_tui.tui.widgets.launch_report import (
+    render_backend,
     render_countdown,
     render_findings,
+    render_queued,
     render_tail,
     render_verdict,
     shown_argv,
@@ -31,98 +43,9 @@ from runexp_tui.tui.widgets.launch_report import (
 DEFAULT_WATCH_S = 10.0
 # Services.extra key that changes the watchdog window (tests and impatient users).
 WATCH_KEY = "launch_watch_s"
-# How the ssh backend authenticates when ~/.ssh/config is not enough: Services.extra keys first
-# (tests), then these variables (a person, or the end-to-end test in tmux). The options are
-# values for `-o` ("StrictHostKeyChecking=no"), separated by spaces or commas.
-SSH_KEY_ENV = "RUNEXP_SSH_KEY"
-SSH_OPTS_ENV = "RUNEXP_SSH_OPTS"
-REMOTE_DIR_ENV = "RUNEXP_REMOTE_DIR"  # the repo's path on the ssh host (default: the same path)
 
 LaunchState = Literal["ready", "blocked", "launching", "watching", "running", "exited_ok", "failed"]
 _BUSY = ("launching", "watching")
-
-
-def _opts_list(value: Any) -> tuple[str, ...]:
-    """`-o` values from a string or a list; a literal "-o" between them is dropped."""
-    items = value.replace(",", " ").split() if isinstance(value, str) else list(value or ())
-    return tuple(str(x) for x in items if str(x) != "-o")
-
-
-def remote_options(
-    config: Any, extra: Mapping[str, Any], environ: Mapping[str, str] | None = None
-) -> Any:
-    """The RemoteOptions of a launch: Slurm fields from the config, ssh access from extra/env."""
-    from runexp_tui.core.backends import RemoteOptions
-
-    env = os.environ if environ is None else environ
-    return RemoteOptions(
-        ssh_key=extra.get("ssh_key") or env.get(SSH_KEY_ENV) or None,
-        ssh_opts=_opts_list(extra.get("ssh_opts") or env.get(SSH_OPTS_ENV, "")),
-        remote_dir=extra.get("remote_dir") or env.get(REMOTE_DIR_ENV) or None,
-        partition=getattr(config, "slurm_partition", "") or None,
-        time=getattr(config, "slurm_time", "") or None,
-    )
-
-
-def _record_backend(record: Any) -> Any:
-    """The backend a run record names (core.backends.Backend), None for an unknown one."""
-    from runexp_tui.core.backends import BackendError, for_record
-
-    try:
-        return for_record(record)
-    except BackendError:
-        return None
-
-
-def tolerant_status(probe: Callable[[Any], Any]) -> Callable[[Any], Any]:
-    """A status probe that reports "unreachable" instead of raising (a dropped link, a busy
-    controller): the watchdog keeps counting down instead of losing the run it started."""
-    from runexp_tui.core.runs import RunStatus
-
-    def status(record: Any) -> Any:
-        try:
-            return probe(record)
-        except Exception:
-            return RunStatus("unreachable")
-
-    return status
-
-
-class LaunchStarted(Message):
-    """The run's process exists and its record is written (from the launch worker)."""
-
-    def __init__(self, record: Any) -> None:
-        super().__init__()
-        self.record = record
-
-
-class LaunchCrashed(Message):
-    """The process could not be started at all (bad interpreter path, unwritable run folder)."""
-
-    def __init__(self, error: str) -> None:
-        super().__init__()
-        self.error = error
-
-
-class WatchTicked(Message):
-    """One watchdog tick, for the countdown; a newer tick replaces an unhandled older one."""
-
-    def __init__(self, tick: Any) -> None:
-        super().__init__()
-        self.tick = tick
-
-    def can_replace(self, message: Message) -> bool:
-        return isinstance(message, WatchTicked)
-
-
-class WatchDone(Message):
-    """The watchdog's verdict, with the diagnosis when the run failed early."""
-
-    def __init__(self, record: Any, result: Any, findings: Sequence[Any]) -> None:
-        super().__init__()
-        self.record = record
-        self.result = result
-        self.findings = tuple(findings)
 
 
 class LaunchScreen(PhaseScreen):
@@ -132,6 +55,7 @@ class LaunchScreen(PhaseScreen):
     CSS_PATH = "../styles/launch.tcss"
     BINDINGS = [
         Binding("enter", "launch", "Launch"),
+        Binding("a", "enqueue", "Add to queue"),
         Binding("R", "relaunch", "Relaunch", key_display="R"),
         Binding("e", "edit_config", "Edit config"),
         Binding("s", "toggle_scope", "systemd scope"),
@@ -150,6 +74,8 @@ class LaunchScreen(PhaseScreen):
         self.logind_warning: str | None = None
         self.scope_offered = False
         self.use_scope = False
+        self.queued: Any = None  # core.queue_actions.Queued of the last add to the queue
+        self._queueing = False
         self._ui_ready = False  # keys wait for on_mount: the widgets they draw into exist then
 
     # ----- layout ------------------------------------------------------------------------------
@@ -161,6 +87,7 @@ class LaunchScreen(PhaseScreen):
             yield Static(id="launch-backend")
             yield Static(id="launch-warnings")
             yield Static(id="launch-status")
+            yield Static(id="launch-queue")
             yield Static(id="launch-findings")
             yield Static(id="launch-tail")
 
@@ -296,26 +223,13 @@ class LaunchScreen(PhaseScreen):
 
     def _backend_text(self) -> Text:
         config = self.rx.session.config
-        out = Text()
         if config is None:
-            out.append("Backend: ", style="bold")
-            return out + Text("—")
+            return render_backend("—", None)
         backend = self._backend(config)
         if backend is None:
-            out.append("Backend: ", style="bold")
-            out.append(config.backend, style="bold red")
-            return out
+            return render_backend(config.backend, None)
         repo = (self.spec.repo or self.spec.cwd) if self.spec is not None else config.repo
-        about = backend.describe(repo)
-        out.append(about.heading, style="bold")
-        out.append(about.place, style="bold green")
-        for piece in about.detail:
-            text = piece.text + (display_path(piece.path) if piece.path else "")
-            if piece.dim:
-                out.append(text, style="dim")
-            else:
-                out.append(text)
-        return out
+        return render_backend(config.backend, backend.describe(repo))
 
     def _warnings(self) -> Text:
         config = self.rx.session.config
@@ -358,7 +272,9 @@ class LaunchScreen(PhaseScreen):
                 text.append("Press ")
                 text.append("Enter", style="bold reverse")
                 text.append(f" to launch; its first {self.watch_total:.0f} s are watched")
-                text.append(" (alive, log growing, no early error).")
+                text.append(" (alive, log growing, no early error), or ")
+                text.append("a", style="bold reverse")
+                text.append(" to add it to the queue, which starts it when its GPUs are free.")
             else:
                 return
         status.update(text)
@@ -390,7 +306,7 @@ class LaunchScreen(PhaseScreen):
         findings.display = tail.display = True
 
     # ----- actions -----------------------------------------------------------------------------
-    _OWN_ACTIONS = frozenset({"launch", "relaunch", "edit_config", "toggle_scope"})
+    _OWN_ACTIONS = frozenset({"launch", "enqueue", "relaunch", "edit_config", "toggle_scope"})
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in self._OWN_ACTIONS and not self._ui_ready:
@@ -399,6 +315,8 @@ class LaunchScreen(PhaseScreen):
             return self.state in ("ready", "blocked")  # after a launch, R launches again
         if action == "relaunch":
             return self.state in ("failed", "exited_ok")
+        if action == "enqueue":
+            return not self._queueing and self.state not in _BUSY
         if action == "toggle_scope":
             return self.scope_offered and self.state not in _BUSY
         return True
@@ -447,6 +365,68 @@ class LaunchScreen(PhaseScreen):
         )
         if ok and self.state in ("ready", "blocked"):
             self._start()
+
+    def action_enqueue(self) -> None:
+        """a: the configured run into the queue (as `runexp-tui queue add`), not launched now."""
+        from runexp_tui.core.queue import QueueError
+        from runexp_tui.core.queue_actions import request_from_config
+
+        if not self._ui_ready or self._queueing or self.state in _BUSY:
+            return
+        if self.state in ("ready", "blocked"):
+            self._prepare()
+        config = self.rx.session.config
+        if config is None or self.spec is None or self.problem:
+            self.notify(self.problem or "Nothing to queue.", severity="warning", timeout=4)
+            return
+        try:
+            request = request_from_config(
+                config,
+                simulate_gpus=self.rx.gpus_simulated,
+                wandb_offline=self.rx.session.wandb_offline is True,
+            )
+        except QueueError as exc:
+            self._draw_queue(Text(f"✗ Not queued: {exc}.", style="bold red"))
+            return
+        self._queueing = True
+        self.refresh_bindings()
+        self._draw_queue(Text("◔ Adding the run to the queue…", style="cyan"))
+        snapshot = self.rx.gpu_snapshot
+        visible = len(snapshot.gpus) if snapshot is not None else 0
+        self._add_to_queue(request, visible)
+
+    @work(thread=True, exclusive=True, group="launch-queue", exit_on_error=False)
+    def _add_to_queue(self, request: Any, visible: int) -> None:
+        """The same core call as `queue add` (items saved, the detached runner started)."""
+        from runexp_tui.core.queue import QueueError
+        from runexp_tui.core.queue_actions import enqueue
+
+        try:
+            queued = enqueue(request, visible_gpus=lambda _simulated: visible)
+        except QueueError as exc:
+            self.post_message(QueueAddFailed(str(exc)))
+        except OSError as exc:
+            self.post_message(QueueAddFailed(f"the queue folder: {exc.strerror or exc}"))
+        else:
+            self.post_message(QueueAdded(queued))
+
+    def _draw_queue(self, text: Text) -> None:
+        box = self.query_one("#launch-queue", Static)
+        box.update(text)
+        box.display = bool(text.plain)
+
+    @on(QueueAdded)
+    def _queue_added(self, message: QueueAdded) -> None:
+        self._queueing = False
+        self.queued = message.queued
+        self._draw_queue(render_queued(message.queued))
+        self.refresh_bindings()
+
+    @on(QueueAddFailed)
+    def _queue_failed(self, message: QueueAddFailed) -> None:
+        self._queueing = False
+        self._draw_queue(Text(f"✗ Not queued: {message.error}", style="bold red"))
+        self.refresh_bindings()
 
     def action_relaunch(self) -> None:
         if self.state not in ("failed", "exited_ok"):
@@ -533,29 +513,9 @@ class LaunchScreen(PhaseScreen):
         )
         findings: list[Any] = []
         if result.verdict == "failed_early":
-            findings = self._diagnose(record, result)
+            flags = getattr(self.rx.session.analysis, "cli_flags", ()) or ()
+            findings = diagnose_early_failure(record, result, flags)
         self.post_message(WatchDone(record, result, findings))
-
-    def _diagnose(self, record: Any, result: Any) -> list[Any]:
-        """Findings for the failed run's log (the script's own flags make the fixes concrete)."""
-        try:
-            from runexp_tui.core.diagnose import diagnose_file
-        except ImportError:
-            return []
-        flags = getattr(self.rx.session.analysis, "cli_flags", ()) or ()
-        status = result.status
-        try:
-            return list(
-                diagnose_file(
-                    record.log_path,
-                    exit_code=status.exit_code,
-                    signal=status.signal,
-                    cli_flags=flags,
-                    workdir=record.cwd or record.repo or None,
-                )
-            )
-        except Exception:  # a diagnosis bug must not hide the log tail and the verdict
-            return []
 
     def _scroll_to_verdict(self) -> None:
         scroll = self.query_one("#launch-scroll", VerticalScroll)
@@ -569,7 +529,7 @@ class LaunchScreen(PhaseScreen):
         self.state = "watching"
         gpus = tuple((record.config or {}).get("gpus") or ())
         sampler = self.rx.sampler
-        backend = _record_backend(record)
+        backend = record_backend(record)
         # Simulated load goes on this machine's GPUs only; a remote pid means nothing here.
         local = backend is not None and backend.local_processes
         if local and self.rx.gpus_simulated and sampler is not None and gpus:
@@ -613,7 +573,7 @@ class LaunchScreen(PhaseScreen):
         self.rx.poke_follower()
         if verdict == "failed_early":
             sampler = self.rx.sampler
-            backend = _record_backend(message.record)
+            backend = record_backend(message.record)
             local = backend is not None and backend.local_processes
             if local and self.rx.gpus_simulated and sampler is not None:
                 with contextlib.suppress(Exception):

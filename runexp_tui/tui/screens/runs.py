@@ -6,24 +6,33 @@ curves the chart below overlays, each in its own colour, the legend naming what 
 (`lr=0.0003`); Enter follows a run in the Monitor. The rows are read in a worker (logs and
 `.wandb` files can be large) and tagged with their repo, so a late answer never lands on
 another repo's view.
+
+Below the runs, the queue (every repo's items, as `runexp-tui queue ls` lists them): a poller
+thread reads it through core and posts each new view; `x` removes the item under the queue
+table's cursor (a running one's run is stopped, after a yes), `p` pauses or resumes the queue.
 """
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
 from textual import on, work
-from textual.app import ComposeResult
+from textual.app import ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Static
+from textual.widgets import DataTable, Static
+from textual.worker import get_current_worker
 
 from runexp_tui.tui.render import fmt_duration, fmt_num
+from runexp_tui.tui.widgets.key_footer import KeyFooter
 from runexp_tui.tui.widgets.loss_chart import OVERLAY_STYLES, braille_overlay
+from runexp_tui.tui.widgets.queue_table import QueueTable, item_detail, queue_summary
 
 if TYPE_CHECKING:
     from runexp_tui.tui.app import RunexpApp
@@ -37,6 +46,23 @@ class RowsLoaded(Message):
         self.error = error
 
 
+class QueueLoaded(Message):
+    """A new view of the queue (core.queue_actions.QueueView) from the queue poller."""
+
+    def __init__(self, view: Any) -> None:
+        super().__init__()
+        self.view = view
+
+
+class QueueActed(Message):
+    """What a remove, pause or resume did (or why it could not), from the action worker."""
+
+    def __init__(self, text: str, error: bool = False) -> None:
+        super().__init__()
+        self.text = text
+        self.error = error
+
+
 class RunsScreen(Screen[None]):
     """Every run of the repo; overlay several runs' curves of one metric."""
 
@@ -46,6 +72,8 @@ class RunsScreen(Screen[None]):
     RunsScreen #runs-legend { height: auto; }
     RunsScreen #runs-detail { height: auto; padding: 0 1; }
     RunsScreen #runs-msg { height: auto; color: $text-muted; }
+    RunsScreen #queue-msg { height: auto; padding: 0 1; }
+    RunsScreen #queue-table { height: auto; max-height: 6; }
     """
     BINDINGS = [
         Binding("escape", "close", "Back"),
@@ -53,6 +81,8 @@ class RunsScreen(Screen[None]):
         Binding("enter", "open_run", "Follow", priority=True),
         Binding("k", "next_key", "Metric"),
         Binding("K", "next_key(False)", "Previous metric", show=False),
+        Binding("x", "queue_remove", "Remove queued"),
+        Binding("p", "queue_pause", "Pause/resume queue"),
         Binding("ctrl+r", "reload", "Reload", show=False),
     ]
 
@@ -63,6 +93,9 @@ class RunsScreen(Screen[None]):
         self.key: str | None = None
         self.marked: list[str] = []  # run ids, in the order marked
         self.loaded = False
+        self.queue: Any = None  # the last core.queue_actions.QueueView
+        self._queue_wake = threading.Event()
+        self._queue_stop = threading.Event()
 
     @property
     def rx(self) -> RunexpApp:
@@ -73,16 +106,24 @@ class RunsScreen(Screen[None]):
             yield Static("Reading the repo's runs…", id="runs-msg")
             yield DataTable(id="runs-table", cursor_type="row", zebra_stripes=True)
             yield Static(id="runs-detail")
+            yield Static(queue_summary(None), id="queue-msg")
+            yield QueueTable(id="queue-table")
             yield Static(id="runs-chart")
             yield Static(id="runs-legend")
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.query_one("#runs-chart").border_title = "Metric"
         table = self.query_one("#runs-table", DataTable)
         table.add_columns("", "Run", "Status", "Took", "Where", "Last", "Best", "Changed")
         table.focus()
+        self.query_one(QueueTable).display = False
         self.action_reload()
+        self._poll_queue(max(0.2, self.rx.services.run_poll_interval))
+
+    def on_unmount(self) -> None:
+        self._queue_stop.set()
+        self._queue_wake.set()
 
     def action_reload(self) -> None:
         repo = self.rx.session.repo
@@ -158,6 +199,12 @@ class RunsScreen(Screen[None]):
         """The row under the cursor in full, wrapped: what a narrow table cuts off (the
         changes from the previous run, the place it ran)."""
         detail = self.query_one("#runs-detail", Static)
+        queue = self.query_one(QueueTable)
+        if self.focused is queue:
+            item = queue.selected()
+            paused = bool(self.queue is not None and self.queue.paused)
+            detail.update(item_detail(item, paused) if item is not None else "")
+            return
         table = self.query_one("#runs-table", DataTable)
         if not self.rows or not 0 <= table.cursor_row < len(self.rows):
             detail.update("")
@@ -219,7 +266,7 @@ class RunsScreen(Screen[None]):
     def on_resize(self) -> None:
         self._chart()
 
-    @on(DataTable.RowHighlighted)
+    @on(DataTable.RowHighlighted, "#runs-table")
     def _on_highlight(self) -> None:
         self._detail()
         if not self.marked:
@@ -246,13 +293,132 @@ class RunsScreen(Screen[None]):
         self._chart()
 
     def action_open_run(self) -> None:
-        if not self.rows:
+        queue = self.query_one(QueueTable)
+        if self.focused is queue:
+            item = queue.selected()
+            if item is None or not item.run:
+                self.notify("That queue item has no run yet.", timeout=3)
+                return
+            rid = item.run
+        elif not self.rows:
             return
-        table = self.query_one("#runs-table", DataTable)
-        rid = self.rows[table.cursor_row].id
+        else:
+            table = self.query_one("#runs-table", DataTable)
+            rid = self.rows[table.cursor_row].id
         self.rx.follow_run(rid)
         self.dismiss()
         self.rx.open_monitor()
 
     def action_close(self) -> None:
         self.dismiss()
+
+    def palette_commands(self) -> Iterable[SystemCommand]:
+        """The view's footer keys for the command palette (the queue's among them)."""
+        for bindings in self._bindings.key_to_bindings.values():
+            for b in bindings:
+                if b.show and b.description:
+                    yield SystemCommand(
+                        b.description,
+                        f"runs view: key {b.key_display or b.key}",
+                        lambda a=b.action: self.run_action(a),
+                    )
+
+    # ----- the queue ---------------------------------------------------------------------------
+    @work(thread=True, exclusive=True, group="queue-poll", exit_on_error=False)
+    def _poll_queue(self, interval: float) -> None:
+        """Read the queue now and after each wake-up or `interval` s; post views that changed.
+
+        One thread for the screen's life: a slow read (a lost run is looked at twice) delays
+        the next one instead of piling reads up."""
+        from runexp_tui.core.queue_actions import read_queue
+
+        worker = get_current_worker()
+        last = None
+        while not self._queue_stop.is_set() and not worker.is_cancelled:
+            try:
+                view = read_queue()
+            except OSError:
+                view = None
+            if view is not None and view != last:
+                last = view
+                self.post_message(QueueLoaded(view))
+            self._queue_wake.wait(interval)
+            self._queue_wake.clear()
+
+    @on(QueueLoaded)
+    def _on_queue(self, message: QueueLoaded) -> None:
+        self.queue = message.view
+        table = self.query_one(QueueTable)
+        table.show(message.view.items, message.view.paused)
+        table.display = bool(message.view.items)
+        self.query_one("#queue-msg", Static).update(queue_summary(message.view))
+        if self.focused is table:
+            self._detail()
+
+    @on(DataTable.RowHighlighted, "#queue-table")
+    def _on_queue_highlight(self) -> None:
+        self._detail()
+
+    def on_descendant_focus(self) -> None:
+        self._detail()
+
+    def action_queue_remove(self) -> None:
+        """x: cancel the queue item under the queue table's cursor (stop its run, after a yes)."""
+        item = self.query_one(QueueTable).selected()
+        if item is None:
+            self.notify("The queue is empty.", timeout=3)
+            return
+        if item.state not in ("waiting", "running"):
+            self.notify(f"{item.id} is already {item.state}.", timeout=3)
+            return
+        if item.state == "running" and item.run_dir:
+            self._confirm_remove(item.id, item.run or "")
+            return
+        self._queue_act("remove", item.id)
+
+    @work(exclusive=True, group="queue-ask")
+    async def _confirm_remove(self, item_id: str, run_id: str) -> None:
+        from runexp_tui.tui.screens.confirm import ConfirmScreen
+
+        ok = await self.app.push_screen_wait(
+            ConfirmScreen(
+                f"Remove {item_id} from the queue and stop its run {run_id}?",
+                "The run gets SIGINT, then SIGTERM, then SIGKILL, as `runexp-tui stop` does.",
+                default=False,
+            )
+        )
+        if ok:
+            self._queue_act("remove", item_id)
+
+    def action_queue_pause(self) -> None:
+        """p: pause the queue (nothing new starts, running items go on), or resume it."""
+        if self.queue is None:
+            self.notify("Still reading the queue.", timeout=2)
+            return
+        self._queue_act("resume" if self.queue.paused else "pause", "")
+
+    @work(thread=True, group="queue-act", exit_on_error=False)
+    def _queue_act(self, action: str, item_id: str) -> None:
+        """The same core calls as `queue rm|pause|resume`; the poller reads the result."""
+        from runexp_tui.core.queue import QueueError
+        from runexp_tui.core.queue_actions import remove, set_paused
+
+        try:
+            if action == "remove":
+                text = remove(None, item_id).message
+            else:
+                set_paused(None, action == "pause")
+                text = (
+                    "Queue paused: nothing new starts (running items go on)."
+                    if action == "pause"
+                    else "Queue resumed: waiting items start when their GPUs are free."
+                )
+        except (QueueError, OSError, ValueError) as exc:
+            self.post_message(QueueActed(f"Queue: {exc}", error=True))
+        else:
+            self.post_message(QueueActed(text))
+        self._queue_wake.set()
+
+    @on(QueueActed)
+    def _on_acted(self, message: QueueActed) -> None:
+        self.notify(message.text, severity="error" if message.error else "information", timeout=4)

@@ -138,3 +138,53 @@ def render_tail(lines: Sequence[str], log_path: str, repo: str, *, limit: int = 
         out.append("\n  │ ", style="dim")
         out.append(line)
     return out
+
+
+def render_queued(queued: Any) -> Text:
+    """What an add to the queue did (core.queue_actions.Queued): the item's id and when the
+    queue starts it, whether the queue is paused, and its warnings."""
+    out = Text()
+    for n, item in enumerate(queued.items):
+        if n:
+            out.append("\n")
+        out.append("✓ Queued ", style="bold green")
+        out.append(item.id, style="bold")
+        if item.backend == "slurm":
+            out.append(f": Slurm job {item.note}" if item.note else ": submitted to Slurm")
+            if item.run:
+                out.append(f", run {item.run}")
+            out.append(".")
+            continue
+        if item.gpus:
+            need = f"{item.gpus} GPU{'s' if item.gpus > 1 else ''}"
+            out.append(
+                f" ({need}): the queue starts it when {need} are free"
+                if item.gpus > 1
+                else f" ({need}): the queue starts it when a GPU is free"
+            )
+        else:
+            out.append(" (CPU only): the queue starts it when no CPU-only run of it is running")
+        out.append(" (ctrl+r shows the queue).")
+    if queued.paused:
+        out.append(
+            "\n! The queue is paused: p in the Runs view (ctrl+r) resumes it.", style="yellow"
+        )
+    for warning in queued.warnings:
+        out.append(f"\n! {warning}.", style="yellow")
+    return out
+
+
+def render_backend(name: str, about: Any) -> Text:
+    """Where the run goes: the backend's own description (core.backends' `describe`), or its
+    name in red when no backend takes that name (`about` None; "—" for no config yet)."""
+    out = Text()
+    if about is None:
+        out.append("Backend: ", style="bold")
+        out.append(name, style="bold red" if name != "—" else "")
+        return out
+    out.append(about.heading, style="bold")
+    out.append(about.place, style="bold green")
+    for piece in about.detail:
+        text = piece.text + (display_path(piece.path) if piece.path else "")
+        out.append(text, style="dim" if piece.dim else "")
+    return out

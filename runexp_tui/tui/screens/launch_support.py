@@ -1,0 +1,137 @@
+"""What the Launch screen builds on: the ssh and Slurm options of a launch, a status probe that
+never raises, and the messages its workers post (a launch, its watchdog, an add to the queue)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from textual.message import Message
+
+# How the ssh backend authenticates when ~/.ssh/config is not enough: Services.extra keys first
+# (tests), then these variables (a person, or the end-to-end test in tmux). The options are
+# values for `-o` ("StrictHostKeyChecking=no"), separated by spaces or commas.
+SSH_KEY_ENV = "RUNEXP_SSH_KEY"
+SSH_OPTS_ENV = "RUNEXP_SSH_OPTS"
+REMOTE_DIR_ENV = "RUNEXP_REMOTE_DIR"  # the repo's path on the ssh host (default: the same path)
+
+
+def _opts_list(value: Any) -> tuple[str, ...]:
+    """`-o` values from a string or a list; a literal "-o" between them is dropped."""
+    items = value.replace(",", " ").split() if isinstance(value, str) else list(value or ())
+    return tuple(str(x) for x in items if str(x) != "-o")
+
+
+def remote_options(
+    config: Any, extra: Mapping[str, Any], environ: Mapping[str, str] | None = None
+) -> Any:
+    """The RemoteOptions of a launch: Slurm fields from the config, ssh access from extra/env."""
+    from runexp_tui.core.backends import RemoteOptions
+
+    env = os.environ if environ is None else environ
+    return RemoteOptions(
+        ssh_key=extra.get("ssh_key") or env.get(SSH_KEY_ENV) or None,
+        ssh_opts=_opts_list(extra.get("ssh_opts") or env.get(SSH_OPTS_ENV, "")),
+        remote_dir=extra.get("remote_dir") or env.get(REMOTE_DIR_ENV) or None,
+        partition=getattr(config, "slurm_partition", "") or None,
+        time=getattr(config, "slurm_time", "") or None,
+    )
+
+
+def record_backend(record: Any) -> Any:
+    """The backend a run record names (core.backends.Backend), None for an unknown one."""
+    from runexp_tui.core.backends import BackendError, for_record
+
+    try:
+        return for_record(record)
+    except BackendError:
+        return None
+
+
+def tolerant_status(probe: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """A status probe that reports "unreachable" instead of raising (a dropped link, a busy
+    controller): the watchdog keeps counting down instead of losing the run it started."""
+    from runexp_tui.core.runs import RunStatus
+
+    def status(record: Any) -> Any:
+        try:
+            return probe(record)
+        except Exception:
+            return RunStatus("unreachable")
+
+    return status
+
+
+def diagnose_early_failure(record: Any, result: Any, cli_flags: Sequence[Any]) -> list[Any]:
+    """Findings for an early failure's log (the script's own flags make the fixes concrete)."""
+    try:
+        from runexp_tui.core.diagnose import diagnose_file
+    except ImportError:
+        return []
+    status = result.status
+    try:
+        return list(
+            diagnose_file(
+                record.log_path,
+                exit_code=status.exit_code,
+                signal=status.signal,
+                cli_flags=cli_flags,
+                workdir=record.cwd or record.repo or None,
+            )
+        )
+    except Exception:  # a diagnosis bug must not hide the log tail and the verdict
+        return []
+
+
+class LaunchStarted(Message):
+    """The run's process exists and its record is written (from the launch worker)."""
+
+    def __init__(self, record: Any) -> None:
+        super().__init__()
+        self.record = record
+
+
+class LaunchCrashed(Message):
+    """The process could not be started at all (bad interpreter path, unwritable run folder)."""
+
+    def __init__(self, error: str) -> None:
+        super().__init__()
+        self.error = error
+
+
+class WatchTicked(Message):
+    """One watchdog tick, for the countdown; a newer tick replaces an unhandled older one."""
+
+    def __init__(self, tick: Any) -> None:
+        super().__init__()
+        self.tick = tick
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, WatchTicked)
+
+
+class WatchDone(Message):
+    """The watchdog's verdict, with the diagnosis when the run failed early."""
+
+    def __init__(self, record: Any, result: Any, findings: Sequence[Any]) -> None:
+        super().__init__()
+        self.record = record
+        self.result = result
+        self.findings = tuple(findings)
+
+
+class QueueAdded(Message):
+    """The configured run is in the queue (core.queue_actions.Queued, from the queue worker)."""
+
+    def __init__(self, queued: Any) -> None:
+        super().__init__()
+        self.queued = queued
+
+
+class QueueAddFailed(Message):
+    """The queue refused the run or could not be written (its message says why)."""
+
+    def __init__(self, error: str) -> None:
+        super().__init__()
+        self.error = error
