@@ -345,6 +345,27 @@ def config_parameter(target: Node | None) -> tuple[Node, str] | None:
     return None
 
 
+_LITERAL = ("integer", "float", "string", "true", "false")
+
+
+def default_parameters(target: Node | None) -> tuple[Node, list[str]] | None:
+    """`def main(epochs=2, lr=0.1):` around the training loop, with no config object: the
+    parameters with literal defaults are the hyper-parameters (read at the function's start,
+    where they all exist)."""
+    fn = scope(target) if target is not None else None
+    params = fn.child_by_field_name("parameters") if fn is not None else None
+    if fn is None or params is None:
+        return None
+    names = []
+    for p in params.named_children:
+        if p.type not in ("default_parameter", "typed_default_parameter"):
+            continue
+        name, value = p.child_by_field_name("name"), p.child_by_field_name("value")
+        if name is not None and value is not None and value.type in _LITERAL:
+            names.append(ts.text(name))
+    return (fn, names) if len(names) >= 2 else None
+
+
 def self_config(ix: ScriptIndex, target: Node | None) -> tuple[Node, str] | None:
     """A trainer method reading `self.cfg.epochs`, `self.cfg` set from an `__init__` parameter.
 

@@ -159,6 +159,7 @@ def eval_log(
         if _METRIC_CALL.search(call_name(c))
         and not _NOT_METRIC.match(call_name(c))
         and type_of(c.parent) != "expression_statement"  # a metric's value is used
+        and not (loop is not None and contains(loop, c))  # a train batch's accuracy
     ]
     sites.extend((c, None) for c in metric_calls if not any(c == s for s, _ in sites))
     sites.extend((lp, None) for lp in _inline_eval_loops(ix, loop))
@@ -216,7 +217,8 @@ def _eval_point(
     if node.type in LOOPS:
         return _after_eval_loop(ix, node)
     ev = _eval_loop_of(ix, node, loop)
-    if ev is not None and efn is not None:
+    if ev is not None and (efn is not None or node.type == "call"):
+        # a metric of one batch (`acc1 = accuracy(out, y)` in the eval loop): after the loop
         return _after_eval_loop(ix, ev)
     stmt: Node = stmt_of(node)
     a = assignment(stmt)
@@ -379,6 +381,7 @@ def _inside_eval_function(ix: ScriptIndex, fn: Node) -> EvalLogPoint | None:
         if a is not None:
             inits.extend(n for n in target_names(a.child_by_field_name("left")) if n.isidentifier())
     accum = []
+    counts: set[str] = set()  # `seen += 1`, `total += x.size(0)`: how many, not how well
     for st in walk_statements(looped):
         if (
             st.type == "expression_statement"
@@ -388,6 +391,8 @@ def _inside_eval_function(ix: ScriptIndex, fn: Node) -> EvalLogPoint | None:
             n = ts.text(st.named_children[0].child_by_field_name("left"))
             if n in inits and n not in accum:
                 accum.append(n)
+            if _counts_items(st.named_children[0]):
+                counts.add(n)
     anchor = looped
     for st in body[loop_idx + 1 :]:
         a = assignment(st)
@@ -399,8 +404,27 @@ def _inside_eval_function(ix: ScriptIndex, fn: Node) -> EvalLogPoint | None:
             if n.isidentifier() and n not in accum:
                 accum.append(n)
         anchor = st
-    return EvalLogPoint(
-        ts.end_line(anchor), tuple(accum), ix.indent_of(anchor), _means(body, anchor, accum)
+    means = _means(body, anchor, accum)
+    reported = {name for name, _ in means}
+    accum = [n for n in accum if n not in counts or n in reported]
+    return EvalLogPoint(ts.end_line(anchor), tuple(accum), ix.indent_of(anchor), means)
+
+
+def _counts_items(aug: Node) -> bool:
+    """`n += 1`, `n += len(batch)`, `n += x.size(0)`, `n += x.shape[0]`, `n += batch_size`:
+    an accumulation that counts items (samples, images shown), not a metric."""
+    right = aug.child_by_field_name("right")
+    if right is None:
+        return False
+    if right.type == "integer":
+        return True
+    text = ts.text(right)
+    if right.type == "call" and call_name(right) in ("len", "size", "numel"):
+        return True
+    if right.type == "subscript" and re.search(r"\.shape\s*\[", text):
+        return True
+    return right.type in ("identifier", "attribute") and bool(
+        re.search(r"(batch_?size|bs|n_?samples|num_samples)$", text, re.I)
     )
 
 

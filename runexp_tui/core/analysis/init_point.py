@@ -14,6 +14,7 @@ from runexp_tui.core.analysis.config import (
     complete_until,
     config_candidates,
     config_parameter,
+    default_parameters,
     globals_config,
     hydra_config,
     lift,
@@ -102,6 +103,9 @@ def init_point(
     elif (o := object_config(ix)) is not None:
         anchor_after = complete(o[0], o[1])
         var = o[1]
+    elif (dp := default_parameters(target)) is not None:
+        body_of = dp[0]
+        expr = "{" + ", ".join(f'"{n}": {n}' for n in dp[1]) + "}"
     # a launcher parent (`mp.spawn(worker, ...)`) does not train: the run starts in the worker
     if target is not None:
         spawned = _init_in_spawned(ix, target, anchor_after or body_of, var)
@@ -164,7 +168,8 @@ def init_point(
         st = ix.line_stmt(anchor_after)
         return InitPoint(ts.end_line(st), var, ix.indent_of(st), config_expr=expr)
     if body_of is not None:
-        return _body_start(ix, body_of, var)
+        start = _body_start(ix, body_of, var)
+        return replace(start, config_expr=expr) if start is not None and expr else start
     if target is not None:  # no config at all: just before training starts
         st = ix.line_stmt(target)
         return InitPoint(ts.start_line(st) - 1, None, ix.indent_of(st))
