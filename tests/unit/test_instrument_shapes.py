@@ -784,3 +784,57 @@ def test_per_batch_accuracies_and_sample_counters_are_not_the_evaluation(tmp_pat
         assert calls[0] == {"call": "init", "config": ["epochs", "lr"]}
         assert [c["call"] for c in calls].count("log") == 2 * 3 + 2
         assert calls[-1]["call"] == "finish"
+
+
+def test_a_counter_set_back_to_zero_is_not_the_step(tmp_path: Path) -> None:
+    """Two `+= 1` counters per optimizer step; one restarts after each report: the step is
+    the one that never goes back."""
+    script, text = _inject("shape_reset_counter.py", tmp_path)
+    assert '"step": total_steps' in text and '"step": window_steps' not in text
+    if HAS_TORCH:
+        calls = _run(script, tmp_path)
+        steps = [c["data"]["step"] for c in calls if c["call"] == "log"]
+        assert len(steps) == 12 and steps == sorted(set(steps))
+
+
+def test_a_spawned_worker_guards_by_the_job_wide_rank_it_derives(tmp_path: Path) -> None:
+    """The spawn index is the GPU on one node; the worker derives the job-wide rank from it
+    before joining the group: that rank guards the run, so a multi-node job has one run."""
+    script, text = _inject("shape_spawn_global_rank.py", tmp_path)
+    assert "if gpu == 0:" not in text
+    lines = text.splitlines()
+    init = next(i for i, ln in enumerate(lines) if "wandb.init(" in ln)
+    assert lines[init - 1].strip() == "if args.rank == 0:  # runexp-tui"
+    assert "init_process_group" in "\n".join(lines[init - 4 : init])
+    if HAS_TORCH:
+        calls = _run(script, tmp_path)
+        assert [c["call"] for c in calls].count("init") == 1
+        assert [c["call"] for c in calls].count("log") == 4
+
+
+def test_a_node_local_main_process_test_becomes_its_job_wide_twin(tmp_path: Path) -> None:
+    """`accelerator.is_local_main_process` is true once per node: guarding wandb by it starts
+    one run per node; the same object's `is_main_process` is true once per job."""
+    script = tmp_path / "acc.py"
+    script.write_text(
+        "import torch\n"
+        "from accelerate import Accelerator\n\n\n"
+        "def main():\n"
+        "    accelerator = Accelerator()\n"
+        "    model = torch.nn.Linear(2, 1)\n"
+        "    opt = torch.optim.SGD(model.parameters(), lr=0.1)\n"
+        "    model, opt = accelerator.prepare(model, opt)\n"
+        "    for step in range(3):\n"
+        "        loss = model(torch.randn(4, 2)).pow(2).mean()\n"
+        "        accelerator.backward(loss)\n"
+        "        opt.step()\n"
+        "        opt.zero_grad()\n"
+        "        if accelerator.is_local_main_process:\n"
+        "            print(step, loss.item())\n\n\n"
+        "main()\n"
+    )
+    proposal = propose_file(script, project="t")
+    apply_proposal(proposal)
+    text = script.read_text()
+    assert "is_local_main_process:  # runexp-tui" not in text
+    assert text.count("if accelerator.is_main_process:  # runexp-tui") >= 2

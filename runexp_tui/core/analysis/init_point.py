@@ -360,6 +360,8 @@ def _init_in_spawned(
                 st, target
             ):
                 anchor = st  # after the process group exists
+        if rank and anchor is not None:
+            rank = _global_rank_from(worker, rank, anchor) or rank
         guard = f"{rank} == 0" if rank else None
         if anchor is not None and body is not None:
             st = ix.line_stmt(anchor)
@@ -368,6 +370,30 @@ def _init_in_spawned(
         if start is None:
             return None
         return InitPoint(start.after_line, cfg, start.indent, guard, expr)
+    return None
+
+
+def _global_rank_from(worker: Node, index: str, anchor: Node) -> str | None:
+    """The spawn index is the process's GPU on its node; a worker that derives the global rank
+    from it before creating the group (`args.rank += gpu`, `rank = args.node * n + gpu`) names
+    the one process of the whole job: that rank is the guard (one run, not one per node)."""
+    for st in body_stmts(worker):
+        if st.start_byte > anchor.start_byte:
+            break
+        e = (
+            st.named_children[0]
+            if st.type == "expression_statement" and st.named_children
+            else None
+        )
+        if e is None or e.type not in ("assignment", "augmented_assignment"):
+            continue
+        left, right = e.child_by_field_name("left"), e.child_by_field_name("right")
+        if left is None or right is None or left.type not in ("identifier", "attribute"):
+            continue
+        name = ts.text(left)
+        last = name.rsplit(".", 1)[-1].lower()
+        if "rank" in last and "local" not in last and index in identifiers(right):
+            return name
     return None
 
 

@@ -34,6 +34,7 @@ from runexp_tui.core.analysis.nodes import (
     scope,
     stmt_of,
     target_names,
+    type_of,
     walk_statements,
 )
 from runexp_tui.core.analysis.returns import episode_returns
@@ -308,6 +309,25 @@ def loss_var(loop: Node, backs: list[Site], fns: list[Site], stmt: Node) -> str 
     return None
 
 
+def _reset_in_loops(name: str, loop: Node) -> bool:
+    """`log_steps = 0` after each report, `step = 0` at each epoch's start: a counter set back
+    to a number inside the loops around ``loop`` restarts, so it is no step."""
+    top = loop
+    for up in loops_up(loop):
+        top = up
+    stack = [top]
+    while stack:
+        n = stack.pop()
+        if n.type in ("function_definition", "class_definition", "lambda"):
+            continue
+        if n.type == "assignment":
+            left, right = n.child_by_field_name("left"), n.child_by_field_name("right")
+            if left is not None and ts.text(left) == name and type_of(right) == "integer":
+                return True
+        stack.extend(n.named_children)
+    return False
+
+
 def step_var(ix: ScriptIndex, loop: Node) -> str | None:
     """The training step's counter: an integer `x += 1` in the loop, else the loop's index.
 
@@ -321,6 +341,7 @@ def step_var(ix: ScriptIndex, loop: Node) -> str | None:
             and next(loops_up(aug), None) == loop
             and ts.text(aug.child_by_field_name("right")) == "1"
             and ts.text(aug.child_by_field_name("operator")) == "+="
+            and not _reset_in_loops(ts.text(aug.child_by_field_name("left")), loop)
         ):
             return ts.text(aug.child_by_field_name("left"))
     index = loop_index(loop)

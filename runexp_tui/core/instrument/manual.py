@@ -35,8 +35,9 @@ if TYPE_CHECKING:
 def main_guard(analysis: AnalysisResult) -> str | None:
     """The predicate guarding wandb calls: the script's own under distributed, else a safe one.
 
-    A predicate that asks torch.distributed for the rank (`dist.get_rank() == 0`) raises
-    before the process group exists, and in a plain `python train.py` run where the script
+    A node-local test (`accelerator.is_local_main_process`) would start one run per node: its
+    job-wide twin is used. A predicate that asks torch.distributed for the rank
+    (`dist.get_rank() == 0`) raises before the process group exists, and in a plain `python train.py` run where the script
     never creates one: each such call is asked only once the group is initialized, and the
     launcher's `RANK` answers before."""
     dist = analysis.distributed
@@ -49,6 +50,10 @@ _DIST_RANK = re.compile(r"\b((?:torch\.)?distributed|dist)\.get_rank\(\s*\)")
 
 
 def _safe_rank_calls(guard: str) -> str:
+    # one run for the job, not one per node: Accelerate's and the HF Trainer's local tests
+    # have a job-wide twin on the same object
+    guard = re.sub(r"\.is_local_main_process\b", ".is_main_process", guard)
+    guard = re.sub(r"\.is_local_process_zero\(", ".is_world_process_zero(", guard)
     return _DIST_RANK.sub(
         lambda m: (
             f"({m.group(1)}.get_rank() if {m.group(1)}.is_initialized()"
