@@ -61,8 +61,7 @@ class BackendSection(Section):
             yield Input(id="slurm-time", placeholder="e.g. 30, 2:00:00 or 1-00:00:00")
         yield Label("", id="backend-msg", classes="msg")
 
-    def on_mount(self) -> None:
-        super().on_mount()
+    def setup(self) -> None:
         self.show_fields("local")
 
     @property

@@ -38,8 +38,7 @@ class CommandSection(Section):
         yield Label("Flags of the script (Enter on a row to set a value):", classes="hint")
         yield DataTable(id="flags", cursor_type="row")
 
-    def on_mount(self) -> None:
-        super().on_mount()
+    def setup(self) -> None:
         self.query_one("#flags", DataTable).add_columns("Flag", "Default", "Value", "Help")
 
     @property

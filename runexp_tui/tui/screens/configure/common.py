@@ -37,7 +37,13 @@ class Section(VerticalGroup):
         self.loading = False  # the form, not the user, is filling the fields in
 
     def on_mount(self) -> None:
+        # Subclasses set up in `setup`, not in their own on_mount: Textual calls every on_mount
+        # of the class's MRO, the subclass's first, and this one would then hide their lines.
         steady(self)
+        self.setup()
+
+    def setup(self) -> None:
+        """Once mounted, after the fields are steadied: the section's first state."""
 
     def set_msg(self, selector: str, text: str, *, error: bool = False) -> None:
         msg = self.query_one(selector, Label)

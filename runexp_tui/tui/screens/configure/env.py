@@ -66,8 +66,7 @@ class EnvSection(Section):
             yield Input(id="env-path", value=".venv")
         yield Label("", id="env-msg", classes="msg")
 
-    def on_mount(self) -> None:
-        super().on_mount()
+    def setup(self) -> None:
         self.show_fields("venv")
 
     @property

@@ -48,8 +48,7 @@ class RepoSection(Section):
             yield Label("Entry point", classes="field-label")
             yield Select([], id="entry", prompt="no entry point found yet", allow_blank=True)
 
-    def on_mount(self) -> None:
-        super().on_mount()
+    def setup(self) -> None:
         # Watched, not a Select.Changed handler: the message leaves when the value is set, so
         # the screen hears of it before the changes made to other fields just after it.
         self.watch(self.query_one("#entry", Select), "value", self._entry_set, init=False)
