@@ -34,7 +34,10 @@ class Section(VerticalGroup):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._shown: dict[str, tuple[str, bool]] = {}  # selector -> what its line shows
-        self.loading = False  # the form, not the user, is filling the fields in
+        # The form, not the user, is filling the fields in. As before the split, the Changed
+        # messages of such a fill are handled after it is down again (they are queued): what
+        # the form fills in counts as the user's from then on (e.g. a suggested command).
+        self.loading = False
 
     def on_mount(self) -> None:
         # Subclasses set up in `setup`, not in their own on_mount: Textual calls every on_mount
