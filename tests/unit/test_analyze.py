@@ -244,6 +244,27 @@ def test_an_off_by_default_track_flag_is_the_switch() -> None:
     assert not any(f.equals for f in a.cli_flags)  # plain argparse: `--flag value`
 
 
+@pytest.mark.parametrize(
+    "mode",
+    [
+        '"online" if args.use_wandb else "disabled"',
+        '"disabled" if not args.use_wandb else "online"',
+    ],
+)
+def test_a_run_disabled_unless_a_flag_is_on_has_that_switch(mode: str) -> None:
+    """`wandb.init(mode=... if args.use_wandb else "disabled")`: wandb is there but records
+    nothing by default; the flag is the switch."""
+    src = (
+        "import argparse\nimport wandb\n"
+        "p = argparse.ArgumentParser()\n"
+        'p.add_argument("--use-wandb", action="store_true")\n'
+        "args = p.parse_args()\n"
+        f"wandb.init(project='x', mode={mode})\n"
+    )
+    a = analyze_source(src, "x.py")
+    assert a.wandb.switch == ("--use-wandb",) and a.wandb.switch_name == "args.use_wandb"
+
+
 def test_wandb_on_by_default_has_no_switch() -> None:
     src = "import wandb\nuse = True\nif use:\n    wandb.init()\n"
     assert analyze_source(src, "x.py").wandb.switch is None

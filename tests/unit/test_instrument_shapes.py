@@ -838,3 +838,25 @@ def test_a_node_local_main_process_test_becomes_its_job_wide_twin(tmp_path: Path
     text = script.read_text()
     assert "is_local_main_process:  # runexp-tui" not in text
     assert text.count("if accelerator.is_main_process:  # runexp-tui") >= 2
+
+
+@pytest.mark.parametrize("flags", [[], ["--fp16"]])
+def test_the_loss_a_scaling_context_wraps_is_logged_on_both_paths(
+    flags: list[str], tmp_path: Path
+) -> None:
+    """`with scale_loss(loss, opt) as scaled_loss: scaled_loss.backward()` in one branch and
+    `loss.backward()` in the other: the loss is `loss` (bound on every path), logged after the
+    step, with or without the fp16 switch."""
+    script, text = _inject("shape_scaled_loss_with.py", tmp_path)
+    assert '"train/loss": loss.item()' in text and "scaled_loss.item()" not in text
+    if HAS_TORCH:
+        (tmp_path / "wandb.py").write_text(RECORDER)
+        record = tmp_path / "calls.jsonl"
+        env = {"PATH": "/usr/bin:/bin", "WANDB_RECORD": str(record), "PYTHONPATH": str(tmp_path)}
+        proc = subprocess.run(
+            [sys.executable, str(script), *flags],
+            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+        calls = [json.loads(line) for line in record.read_text().splitlines()]
+        assert sum("train/loss" in c.get("data", {}) for c in calls) == 5

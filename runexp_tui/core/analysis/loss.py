@@ -262,6 +262,35 @@ def _settle(stmt: Node, loop: Node, sites: list[Site]) -> Node:
     return cur
 
 
+def _with_target_source(expr: Node | None) -> str | None:
+    """A name bound by `with f(x, ...) as name:` around its use: the ``x`` it wraps (apex's
+    `amp.scale_loss(loss, optimizer)` yields the scaled loss, only in that branch; the loss
+    itself exists on every path)."""
+    if expr is None or expr.type != "identifier":
+        return None
+    name = ts.text(expr)
+    cur = expr.parent
+    while cur is not None and cur.type != "with_statement":
+        if cur.type in ("function_definition", "module"):
+            return None
+        cur = cur.parent
+    if cur is None:
+        return None
+    for item in (n for n in cur.named_children if n.type == "with_clause"):
+        for wi in item.named_children:
+            value = wi.child_by_field_name("value")
+            if value is None or value.type != "as_pattern":
+                continue
+            alias = value.child_by_field_name("alias")
+            inner = value.named_children[0] if value.named_children else None
+            if alias is None or ts.text(alias).strip() != name or type_of(inner) != "call":
+                continue
+            args = positional(inner) if inner is not None else []
+            if args and args[0].type in ("identifier", "attribute"):
+                return ts.text(args[0])
+    return None
+
+
 def loss_var(loop: Node, backs: list[Site], fns: list[Site], stmt: Node) -> str | None:
     for s in backs:
         call = s.call
@@ -285,6 +314,9 @@ def loss_var(loop: Node, backs: list[Site], fns: list[Site], stmt: Node) -> str 
                 expr = (positional(expr) or [expr])[0]
         if expr is not None and expr.type == "attribute":
             return norm(ts.text(expr))  # `self.loss.backward()`: the loss is `self.loss`
+        scaled = _with_target_source(expr)
+        if scaled is not None:  # `with amp.scale_loss(loss, opt) as scaled_loss:` -> loss
+            return scaled
         names = identifiers(expr)
         if names:
             return next((n for n in names if "loss" in n.lower()), names[0])

@@ -66,6 +66,11 @@ def wandb_switch(
     for c in ix.wcalls:
         if ts.text(callee_of(c)) != "wandb.init":
             continue
+        mode = kwarg(c, "mode")
+        if mode is not None and mode.type == "conditional_expression":
+            hit = _mode_switch(mode, flags)  # `mode="online" if args.wandb else "disabled"`
+            if hit is not None:
+                return hit
         n = c.parent
         while n is not None and n.type != "module":
             if n.type == "if_statement" and not contains(
@@ -79,6 +84,28 @@ def wandb_switch(
                             return hit
             n = n.parent
     return None, None, None
+
+
+_OFF_MODES = ("disabled", "offline", "dryrun")
+
+
+def _mode_switch(
+    cond_expr: Node, flags: dict[str, CliFlag]
+) -> tuple[str, tuple[str, ...], tuple[str, ...] | None] | None:
+    """`mode="online" if FLAG else "disabled"` (or `"disabled" if not FLAG else ...`): the run
+    exists but records nothing unless FLAG is on."""
+    parts = cond_expr.named_children
+    if len(parts) != 3:
+        return None
+    yes, cond, no = parts
+    off_when_false = ts.text(no).strip("'\"") in _OFF_MODES
+    off_when_true = ts.text(yes).strip("'\"") in _OFF_MODES
+    if cond.type == "not_operator" and off_when_true:
+        inner = cond.child_by_field_name("argument")
+        return _switch_of(inner, flags) if inner is not None else None
+    if off_when_false:
+        return _switch_of(cond, flags)
+    return None
 
 
 def _switch_of(
