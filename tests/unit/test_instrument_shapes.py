@@ -860,3 +860,42 @@ def test_the_loss_a_scaling_context_wraps_is_logged_on_both_paths(
         assert proc.returncode == 0, proc.stderr
         calls = [json.loads(line) for line in record.read_text().splitlines()]
         assert sum("train/loss" in c.get("data", {}) for c in calls) == 5
+
+
+EVAL_ENGINE = """\
+import torch
+
+def train_one_epoch(model, opt, epoch):
+    total = 0.0
+    for _ in range(2):
+        loss = model(torch.randn(3, 4)).pow(2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        total += loss.item()
+    return {"loss": total / 2, "lr": opt.param_groups[0]["lr"]}
+
+class Evaluator:
+    pass
+
+def evaluate(model):
+    with torch.no_grad():
+        out = model(torch.randn(5, 4))
+    return {"acc1": float(out.argmax(1).eq(0).float().mean()), "loss": float(out.pow(2).mean())}, Evaluator()
+"""
+
+
+def test_an_imported_evaluation_logs_its_dict_key_by_key(tmp_path: Path) -> None:
+    """`test_stats, evaluator = evaluate(model)` from the repo's engine, `test_stats` read by
+    key afterwards: its keys are logged one by one under eval/, the evaluator object is not a
+    metric; the epoch's train averages go under train_epoch/."""
+    (tmp_path / "engine.py").write_text(EVAL_ENGINE)  # read by the analysis: it trains
+    script, text = _inject("shape_imported_eval.py", tmp_path)
+    assert "for k, v in test_stats.items()} if isinstance(test_stats, dict)" in text
+    assert "eval/evaluator" not in text
+    if HAS_TORCH:
+        calls = _run(script, tmp_path)
+        evals = [c["data"] for c in calls if "eval/acc1" in c.get("data", {})]
+        assert len(evals) == 3 and all(set(d) == {"eval/acc1", "eval/loss"} for d in evals)
+        assert sum("train_epoch/loss" in c.get("data", {}) for c in calls) == 3
+        assert calls[-1]["call"] == "finish"

@@ -13,6 +13,7 @@ from runexp_tui.core.analysis.nodes import (
     assignment,
     body_stmts,
     call_name,
+    callee_of,
     contains,
     identifiers,
     lift_to_function_level,
@@ -162,6 +163,7 @@ def eval_log(
         and not (loop is not None and contains(loop, c))  # a train batch's accuracy
     ]
     sites.extend((c, None) for c in metric_calls if not any(c == s for s, _ in sites))
+    sites.extend((c, None) for c in _imported_evals(ix) if not any(c == s for s, _ in sites))
     sites.extend((lp, None) for lp in _inline_eval_loops(ix, loop))
     if not sites:
         return None
@@ -181,6 +183,44 @@ def eval_log(
         if point is not None and point.metric_vars:
             return point
     return None
+
+
+def _is_imported_eval(ix: ScriptIndex, call: Node) -> bool:
+    """`evaluate(...)`, `validate(...)` of a module the script imports (the repo's engine):
+    a plain call of a name the file does not define."""
+    fn = callee_of(call)
+    if fn is None or fn.type != "identifier":
+        return False
+    name = ts.text(fn)
+    return (
+        name not in ix.defs_by_name
+        and bool(re.match(r"(evaluate|validate|validation|test|eval)(_[a-z0-9_]+)?$", name))
+        and not _NOT_METRIC.match(name)
+    )
+
+
+def _imported_evals(ix: ScriptIndex) -> list[Node]:
+    """Calls of an imported evaluation whose result the script keeps."""
+    out = []
+    for c in ix.calls:
+        if _is_imported_eval(ix, c):
+            a = assignment(stmt_of(c))
+            right = a.child_by_field_name("right") if a is not None else None
+            if right is not None and right == c:
+                out.append(c)
+    return out
+
+
+def _read_as_dict(stmt: Node, name: str) -> bool:
+    """After ``stmt`` in its function, ``name`` is read by string key or iterated by items
+    (`test_stats["acc1"]`, `test_stats.items()`): a dict of metrics."""
+    fn = scope(stmt)
+    body = fn.child_by_field_name("body") if fn is not None else stmt.parent
+    if body is None:
+        return False
+    text = ts.text(body)[stmt.end_byte - body.start_byte :]
+    pattern = rf"\b{re.escape(name)}(\[\s*['\"]|\.items\(\)|\.get\(\s*['\"])"
+    return bool(re.search(pattern, text))
 
 
 def _inline_eval_loops(ix: ScriptIndex, loop: Node | None) -> list[Node]:
@@ -223,8 +263,14 @@ def _eval_point(
     stmt: Node = stmt_of(node)
     a = assignment(stmt)
     if a is not None and contains(a.child_by_field_name("right"), node):  # type: ignore[arg-type]
-        stmt, names = _metric_run(ix.line_stmt(node))
-        return EvalLogPoint(ts.end_line(stmt), tuple(names), ix.indent_of(stmt))
+        first = ix.line_stmt(node)
+        stmt, names = _metric_run(first)
+        dicts = tuple(n for n in names if _read_as_dict(first, n))
+        if node.type == "call" and _is_imported_eval(ix, node):
+            # an engine's `evaluate(...)`: its dict of metrics and metric-named values, not the
+            # other things it hands back (`coco_evaluator`)
+            names = [n for n in names if n in dicts or METRIC_NAME.search(n)]
+        return EvalLogPoint(ts.end_line(stmt), tuple(names), ix.indent_of(stmt), spread=dicts)
     if efn is not None:
         return _inside_eval_function(ix, efn)
     return None

@@ -85,6 +85,9 @@ class EvalLogPoint:
     indent: str = ""
     # not in the JSON contract: a running sum the script reports as a mean (`total / len(x)`)
     means: tuple[tuple[str, str], ...] = ()
+    # not in the JSON contract: names holding a dict of metrics (`test_stats = evaluate(...)`
+    # read as `test_stats["acc1"]`), logged key by key
+    spread: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -189,7 +189,12 @@ def manual_hunks(plan: Plan, guard: str | None, keras: bool, library: bool = Fal
     if wants_eval and pts.eval_log is not None:
         ev = pts.eval_log
         means = dict(ev.means)
-        items = [f'"eval/{metric_key(m)}": {means.get(m, m)}' for m in ev.metric_vars]
+        items = [
+            _spread_item("eval", m)
+            if m in ev.spread
+            else f'"eval/{metric_key(m)}": {means.get(m, m)}'
+            for m in ev.metric_vars
+        ]
         names = ", ".join(ev.metric_vars)
         _log_hunk(plan, "eval_log", f"eval log: {names}", ev, items, guard, names)
     elif pts.eval_log is not None and has_eval:
@@ -222,6 +227,14 @@ def manual_hunks(plan: Plan, guard: str | None, keras: bool, library: bool = Fal
                 ),
             )
         )
+
+
+def _spread_item(prefix: str, var: str) -> str:
+    """A dict of metrics logged key by key (`eval/acc1`, `eval/loss`); one number as itself."""
+    return (
+        f'**({{f"{prefix}/{{k}}": v for k, v in {var}.items()}} if isinstance({var}, dict)'
+        f' else {{"{prefix}/{metric_key(var)}": {var}}})'
+    )
 
 
 def _log_hunk(
