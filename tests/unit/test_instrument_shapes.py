@@ -899,3 +899,19 @@ def test_an_imported_evaluation_logs_its_dict_key_by_key(tmp_path: Path) -> None
         assert len(evals) == 3 and all(set(d) == {"eval/acc1", "eval/loss"} for d in evals)
         assert sum("train_epoch/loss" in c.get("data", {}) for c in calls) == 3
         assert calls[-1]["call"] == "finish"
+
+
+def test_the_run_starts_once_the_config_is_filled_in(tmp_path: Path) -> None:
+    """After the process group: the number of classes returned with the data and the learning
+    rate scaled under an `if` (through a local) still change the config; wandb.init goes after
+    them, before the model is built."""
+    script, text = _inject("shape_config_filled_late.py", tmp_path)
+    lines = text.splitlines()
+    init = next(i for i, ln in enumerate(lines) if "wandb.init(" in ln)
+    before = "\n".join(lines[:init])
+    assert "args.lr = scaled" in before and "data, args.num_classes = build_data" in before
+    assert "model = torch.nn.Linear" not in before
+    if HAS_TORCH:
+        calls = _run(script, tmp_path)
+        assert calls[0]["call"] == "init" and "num_classes" in calls[0]["config"]
+        assert sum("train/loss" in c.get("data", {}) for c in calls) == 2 * 4

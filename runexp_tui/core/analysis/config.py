@@ -227,6 +227,9 @@ def complete_until(stmt: Node, var: str, target: Node) -> Node:
 
 
 def _mutates(st: Node, var: str) -> bool:
+    """``st`` fills the config in: it sets ``var``'s fields (`args.lr = ...`, also as one of
+    several targets: `dataset, args.nb_classes = build(...)`) or calls its methods, possibly
+    under an `if` that also computes the value in a local (`scaled = args.lr * n / 256`)."""
     simple = [
         n
         for n in walk_statements(st)
@@ -234,24 +237,29 @@ def _mutates(st: Node, var: str) -> bool:
     ]
     if not simple or st.type not in ("expression_statement", "if_statement"):
         return False
+    mutated = False
     for n in simple:
         if n.type != "expression_statement" or not n.named_children:
             return False
         e = n.named_children[0]
         if e.type in ("assignment", "augmented_assignment"):
             left = e.child_by_field_name("left")
-            if (
-                left is None
-                or left.type not in ("attribute", "subscript")
-                or (root_name(left) != var)
-            ):
+            if left is None:
                 return False
+            parts = (
+                left.named_children if left.type in ("pattern_list", "tuple_pattern") else [left]
+            )
+            if any(p.type in ("attribute", "subscript") and root_name(p) == var for p in parts):
+                mutated = True
+            elif st.type != "if_statement" or not all(p.type == "identifier" for p in parts):
+                return False  # a local helper value only inside the `if` that fills it in
         elif e.type == "call":
             if root_name(receiver(e)) != var or call_name(e) in ("train", "fit", "run"):
                 return False
+            mutated = True
         else:
             return False
-    return True
+    return mutated
 
 
 def globals_config(ix: ScriptIndex) -> tuple[Node, str | None, tuple[str, ...]] | None:

@@ -138,6 +138,7 @@ def init_point(
             lifted3 = ancestor_in(c, anchor_after.parent)
             if lifted3 is not None and lifted3.start_byte > anchor_after.start_byte:
                 anchor_after = lifted3
+    trains_at = target  # kept for the config's completion when the init moves into a callee
     setup_fn = (_last_setup(ix, target) if target is not None else None) or _setup_in_function(ix)
     where_trains = target if target is not None else setup_fn
     if anchor_after is not None and where_trains is not None:
@@ -154,17 +155,18 @@ def init_point(
         if hyper is not None:
             var, anchor_after = hyper
     if anchor_after is not None:
-        if var and target is not None:
+        if var and trains_at is not None:
             # up to the call that enters training from here (`main(config)`), if it is elsewhere
             stop = next(
                 (
                     e
-                    for e in _entries(ix, target)
+                    for e in _entries(ix, trains_at)
                     if scope(e) == scope(anchor_after) and e.start_byte > anchor_after.start_byte
                 ),
-                target,
+                None,
             )
-            anchor_after = complete_until(anchor_after, var, stop)
+            if stop is not None:
+                anchor_after = complete_until(anchor_after, var, stop)
         st = ix.line_stmt(anchor_after)
         return InitPoint(ts.end_line(st), var, ix.indent_of(st), config_expr=expr)
     if body_of is not None:
@@ -364,6 +366,16 @@ def _init_in_spawned(
             rank = _global_rank_from(worker, rank, anchor) or rank
         guard = f"{rank} == 0" if rank else None
         if anchor is not None and body is not None:
+            stop = next(
+                (
+                    e
+                    for e in _entries(ix, target)
+                    if scope(e) == worker and e.start_byte > anchor.start_byte
+                ),
+                None,
+            )
+            if cfg and stop is not None:  # `args.lr = args.lr * args.batch_size / 256` after it
+                anchor = complete_until(anchor, cfg, stop)
             st = ix.line_stmt(anchor)
             return InitPoint(ts.end_line(st), cfg, ix.indent_of(st), guard, expr)
         start = _body_start(ix, worker, cfg)
@@ -440,6 +452,9 @@ def _init_in_worker(
             local_def = lifted  # `args.rank` is only final once the process group exists
     wvar = hyper_dict_param(fn, wvar) or wvar
     if local_def is not None:
+        if wvar and local_def.start_byte < target.start_byte:
+            # the config's later fill-ins (`args.lr = args.lr * args.batch_size / 256`)
+            local_def = complete_until(local_def, wvar, target)
         st = ix.line_stmt(local_def)
         return InitPoint(ts.end_line(st), wvar, ix.indent_of(st))
     return _body_start(ix, fn, wvar)
