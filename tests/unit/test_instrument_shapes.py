@@ -915,3 +915,19 @@ def test_the_run_starts_once_the_config_is_filled_in(tmp_path: Path) -> None:
         calls = _run(script, tmp_path)
         assert calls[0]["call"] == "init" and "num_classes" in calls[0]["config"]
         assert sum("train/loss" in c.get("data", {}) for c in calls) == 2 * 4
+
+
+def test_an_engine_epoch_whose_result_is_dropped_still_spans_the_run(tmp_path: Path) -> None:
+    """`train_one_epoch(...)` of the repo's engine, its result dropped: nothing to log here
+    (the engine logs its batches once instrumented), but the run starts before the epoch loop
+    and finishes after it."""
+    (tmp_path / "engine.py").write_text(EVAL_ENGINE)
+    script, text = _inject("shape_engine_epoch_dropped.py", tmp_path)
+    lines = text.splitlines()
+    init = next(i for i, ln in enumerate(lines) if "wandb.init(" in ln)
+    fin = next(i for i, ln in enumerate(lines) if "wandb.finish()" in ln)
+    loop = next(i for i, ln in enumerate(lines) if "for epoch in range" in ln)
+    assert init < loop < fin and "wandb.log(" not in text
+    if HAS_TORCH:
+        calls = _run(script, tmp_path)
+        assert [c["call"] for c in calls] == ["init", "finish"]

@@ -109,12 +109,16 @@ def analyze(ix: ScriptIndex) -> AnalysisResult:
     ext = external_epoch(ix) if loop is None and train_call is None else None
     if ext is not None:  # the epoch loop is here, its batches in the repo's engine module
         top_loop = ext.loop
-        train = TrainLogPoint(
-            ts.end_line(ext.stmt),
-            ext.name,
-            loop_index(ext.loop),
-            ix.indent_of(ext.stmt),
-            epoch_result=True,
+        train = (
+            TrainLogPoint(
+                ts.end_line(ext.stmt),
+                ext.name,
+                loop_index(ext.loop),
+                ix.indent_of(ext.stmt),
+                epoch_result=True,
+            )
+            if ext.name
+            else None  # the engine logs its own batches once it is instrumented
         )
     cbt = callback_training(ix) if loop is None and train_call is None and ext is None else None
     if cbt is not None:  # a trainer object runs the loop and calls the script's callback

@@ -5,7 +5,8 @@ Research code often splits `main.py` (arguments, model, the epoch loop) from `en
 keeps what the engine returns: `train_stats = train_one_epoch(...)`. The engine module is read
 (never imported or run) where the script's own import points, found like `callees` finds setup
 helpers; its function trains when its body backpropagates or steps an optimizer. The script's
-epoch loop then logs what each epoch returned, and the run ends after that loop.
+epoch loop then logs what each epoch returned, and the run ends after that loop; an epoch
+call whose result is dropped still makes that loop the one the run spans.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ _TRAINS = re.compile(rb"\.backward\(|\.zero_grad\(|\.step\(")
 @dataclass(frozen=True)
 class EpochResult:
     stmt: Node  # `train_stats = train_one_epoch(...)`
-    name: str  # `train_stats`
+    name: str | None  # `train_stats`; None when the epoch's result is dropped
     loop: Node  # the epoch loop around it
 
 
@@ -50,6 +51,21 @@ def external_epoch(ix: ScriptIndex) -> EpochResult | None:
             names = target_names(a.child_by_field_name("left"))
             if len(names) == 1 and names[0].isidentifier():
                 return EpochResult(stmt, names[0], loop)
+    for fn_name, module, original in _imported_functions(ix):
+        # `train_one_epoch(...)` alone on its line: the engine reports by itself (its own
+        # logs go in when the engine module is instrumented); the run still spans the loop
+        src = _source_of(script, module)
+        if src is None or not _trains(src, original):
+            continue
+        for call in ix.local_calls({fn_name}).get(fn_name, []):
+            loop = next(loops_up(call), None)
+            stmt = stmt_of(call)
+            if (
+                loop is not None
+                and stmt.type == "expression_statement"
+                and assignment(stmt) is None
+            ):
+                return EpochResult(stmt, None, loop)
     return None
 
 
