@@ -931,3 +931,16 @@ def test_an_engine_epoch_whose_result_is_dropped_still_spans_the_run(tmp_path: P
     if HAS_TORCH:
         calls = _run(script, tmp_path)
         assert [c["call"] for c in calls] == ["init", "finish"]
+
+
+def test_a_signature_closed_at_the_first_column_keeps_its_body_inside_the_function(
+    tmp_path: Path,
+) -> None:
+    """`def train(\\n    model,\\n):` (black's style for long signatures): the `):` line is
+    part of the signature, not module code, so the logs in the body are not taken for module
+    code running before wandb.init and dropped."""
+    script, text = _inject("shape_signature_lines.py", tmp_path)
+    assert '"train/loss": loss.item(), "step": step' in text and "wandb.finish()" in text
+    if HAS_TORCH:
+        calls = _run(script, tmp_path)
+        assert [c["call"] for c in calls] == ["init"] + ["log"] * 11 + ["finish"]

@@ -211,6 +211,26 @@ def _imported_evals(ix: ScriptIndex) -> list[Node]:
     return out
 
 
+def _evaluate_lists(stmt: Node, names: list[str]) -> tuple[tuple[str, str], ...]:
+    """`score = model.evaluate(x, y)` then `score[0]`, `score[1]`: Keras gives one value per
+    compiled metric, named by `model.metrics_names` (name, model) each."""
+    a = assignment(stmt)
+    right = a.child_by_field_name("right") if a is not None else None
+    if right is None or right.type != "call" or call_name(right) != "evaluate":
+        return ()
+    model = receiver(right)
+    if model is None or model.type not in ("identifier", "attribute") or len(names) != 1:
+        return ()
+    fn = scope(stmt)
+    body = fn.child_by_field_name("body") if fn is not None else stmt.parent
+    if body is None:
+        return ()
+    text = ts.text(body)[stmt.end_byte - body.start_byte :]
+    if not re.search(rf"\b{re.escape(names[0])}\[\s*\d", text):
+        return ()
+    return ((names[0], ts.text(model)),)
+
+
 def _read_as_dict(stmt: Node, name: str) -> bool:
     """After ``stmt`` in its function, ``name`` is read by string key or iterated by items
     (`test_stats["acc1"]`, `test_stats.items()`): a dict of metrics."""
@@ -270,7 +290,10 @@ def _eval_point(
             # an engine's `evaluate(...)`: its dict of metrics and metric-named values, not the
             # other things it hands back (`coco_evaluator`)
             names = [n for n in names if n in dicts or METRIC_NAME.search(n)]
-        return EvalLogPoint(ts.end_line(stmt), tuple(names), ix.indent_of(stmt), spread=dicts)
+        listed = _evaluate_lists(first, names)
+        return EvalLogPoint(
+            ts.end_line(stmt), tuple(names), ix.indent_of(stmt), spread=dicts, listed=listed
+        )
     if efn is not None:
         return _inside_eval_function(ix, efn)
     return None

@@ -88,6 +88,9 @@ class EvalLogPoint:
     # not in the JSON contract: names holding a dict of metrics (`test_stats = evaluate(...)`
     # read as `test_stats["acc1"]`), logged key by key
     spread: tuple[str, ...] = ()
+    # not in the JSON contract: a list of metric values (Keras' `score = model.evaluate(...)`
+    # read as `score[0]`) and the model whose `metrics_names` name them
+    listed: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)

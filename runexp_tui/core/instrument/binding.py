@@ -5,7 +5,9 @@ else the hunk falls back to a form valid there, or is excluded with the reason.
 from __future__ import annotations
 
 import ast
+import io
 import re
+import tokenize
 from dataclasses import replace
 
 from runexp_tui.core.instrument import bindcheck
@@ -76,14 +78,18 @@ def _not_before_init(hunks: list[Hunk], text: str, notes: list[str]) -> list[Hun
     if init is None:
         return hunks
     lines = text.splitlines()
-    home = _enclosing_def(lines, init.anchor_line, init.new_lines[0] if init.new_lines else "")
+    starts = _logical_starts(text)
+    home = _enclosing_def(
+        lines, init.anchor_line, init.new_lines[0] if init.new_lines else "", starts
+    )
     out = []
     for h in hunks:
         if (
             h.kind in ("train_log", "eval_log")
             and h.is_insertion
             and h.anchor_line < init.anchor_line
-            and _enclosing_def(lines, h.anchor_line, h.new_lines[0] if h.new_lines else "") == home
+            and _enclosing_def(lines, h.anchor_line, h.new_lines[0] if h.new_lines else "", starts)
+            == home
             and not any(RUN_GUARD in ln for ln in h.new_lines)
         ):
             notes.append(f"excluded {h.label}: it would run before wandb.init")
@@ -92,11 +98,16 @@ def _not_before_init(hunks: list[Hunk], text: str, notes: list[str]) -> list[Hun
     return out
 
 
-def _enclosing_def(lines: list[str], after_line: int, code: str) -> int | None:
+def _enclosing_def(
+    lines: list[str], after_line: int, code: str, starts: set[int] | None = None
+) -> int | None:
     """The 0-based row of the `def` whose body holds ``code`` inserted after ``after_line``
-    (its indentation decides), None at module level."""
+    (its indentation decides), None at module level. Only rows that begin a statement count
+    (``starts``): the `):` closing a signature written one parameter per line is not."""
     depth = len(code) - len(code.lstrip())
     for r in range(min(after_line, len(lines)) - 1, -1, -1):
+        if starts is not None and r not in starts:
+            continue
         body = lines[r].lstrip()
         if not body or body.startswith("#"):
             continue
@@ -106,6 +117,29 @@ def _enclosing_def(lines: list[str], after_line: int, code: str) -> int | None:
                 return r
             depth = ind
     return None
+
+
+_OTHER_BREAKS = "\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"  # str.splitlines splits there too
+
+
+def _logical_starts(text: str) -> set[int] | None:
+    """0-based rows where a statement begins (not continuation lines inside brackets or after
+    a backslash); None when the text does not tokenize or rows would not match its lines."""
+    if any(c in text for c in _OTHER_BREAKS):
+        return None
+    rows: set[int] = set()
+    fresh = True
+    skip = (tokenize.NL, tokenize.COMMENT, tokenize.INDENT, tokenize.DEDENT, tokenize.NEWLINE)
+    try:
+        for tok in tokenize.generate_tokens(io.StringIO(text, newline=None).readline):
+            if tok.type == tokenize.NEWLINE:
+                fresh = True
+            elif fresh and tok.type not in skip and tok.type != tokenize.ENDMARKER:
+                rows.add(tok.start[0] - 1)
+                fresh = False
+    except (tokenize.TokenError, SyntaxError):
+        return None
+    return rows
 
 
 def _unbound_by_hunk(proposal: Proposal) -> dict[int, list[bindcheck.Unbound]] | None:

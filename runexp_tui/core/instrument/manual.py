@@ -188,10 +188,12 @@ def manual_hunks(plan: Plan, guard: str | None, keras: bool, library: bool = Fal
 
     if wants_eval and pts.eval_log is not None:
         ev = pts.eval_log
-        means = dict(ev.means)
+        means, listed = dict(ev.means), dict(ev.listed)
         items = [
             _spread_item("eval", m)
             if m in ev.spread
+            else _listed_item("eval", m, listed[m])
+            if m in listed
             else f'"eval/{metric_key(m)}": {means.get(m, m)}'
             for m in ev.metric_vars
         ]
@@ -227,6 +229,15 @@ def manual_hunks(plan: Plan, guard: str | None, keras: bool, library: bool = Fal
                 ),
             )
         )
+
+
+def _listed_item(prefix: str, var: str, model: str) -> str:
+    """Keras' `[loss, acc]` from `evaluate`, named by the model's `metrics_names`; a single
+    number (no compiled metrics) as itself."""
+    return (
+        f'**({{f"{prefix}/{{k}}": v for k, v in zip({model}.metrics_names, {var})}}'
+        f' if isinstance({var}, (list, tuple)) else {{"{prefix}/{metric_key(var)}": {var}}})'
+    )
 
 
 def _spread_item(prefix: str, var: str) -> str:
