@@ -412,7 +412,7 @@ def test_huge_repo_is_capped_and_fast(tmp_path: Path) -> None:
 
 
 def test_file_and_byte_caps(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import runexp_tui.core.discover as disc
+    import runexp_tui.core.discover.walk as disc
 
     monkeypatch.setattr(disc, "MAX_PY_FILES", 3)
     _write(tmp_path, {f"a{i}.py": TRAIN_LOOP for i in range(6)} | {"z/train.py": TRAIN_LOOP})

@@ -88,7 +88,7 @@ def test_pick_loss_key_prefers_training_loss() -> None:
 
 
 def test_big_log_history_is_parsed_in_the_background(tmp_path: Path, monkeypatch) -> None:
-    import runexp_tui.core.follow as follow
+    import runexp_tui.core.follow.logread as logread
 
     record = _launch(tmp_path)
     f = RunFollower.open(record.id, repo=tmp_path)
@@ -97,7 +97,7 @@ def test_big_log_history_is_parsed_in_the_background(tmp_path: Path, monkeypatch
     with open(record.log_path, "a") as fh:
         for i in range(5, 2000):
             fh.write(f"step {i} | loss {1.0 / (i + 1):.4f}\n")
-    monkeypatch.setattr(follow, "FULL_PARSE_LIMIT", 1024)
+    monkeypatch.setattr(logread, "FULL_PARSE_LIMIT", 1024)
     f = RunFollower.open(record.id, repo=tmp_path)
     assert f._history_thread is not None
     f._history_thread.join(10)
