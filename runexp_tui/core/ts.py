@@ -38,6 +38,7 @@ INTERESTING_CALLS = (
     "parse_args",
     "parse_known_args",
     "parse_args_into_dataclasses",
+    "parse_args_and_config",
     "parse_json_file",
     "parse_yaml_file",
     "parse_dict",

@@ -944,3 +944,32 @@ def test_a_signature_closed_at_the_first_column_keeps_its_body_inside_the_functi
     if HAS_TORCH:
         calls = _run(script, tmp_path)
         assert [c["call"] for c in calls] == ["init"] + ["log"] * 11 + ["finish"]
+
+
+def test_trl_parser_arguments_get_the_report_to_shortcut(tmp_path: Path) -> None:
+    """`TrlParser((ScriptArguments, SFTConfig, ModelConfig)).parse_args_and_config()`: the
+    trainer's arguments are the SFTConfig target; wandb is switched on there (no manual init
+    next to a trainer that reports by itself)."""
+    script, text = _inject("trl_parser_config.py", tmp_path)
+    lines = text.splitlines()
+    parse = next(i for i, ln in enumerate(lines) if "parse_args_and_config()" in ln)
+    assert lines[parse + 1].strip() == 'training_args.report_to = ["wandb"]  # runexp-tui'
+    assert "wandb.init(" not in text
+
+
+def test_keras_evaluate_lists_are_logged_by_metric_name(tmp_path: Path) -> None:
+    """`score = model.evaluate(x, y)` read as `score[0]`, `score[1]`: one value per compiled
+    metric, named by the model's `metrics_names` (a single number when there are none)."""
+    script = tmp_path / "k.py"
+    script.write_text(
+        "import keras\n\n"
+        "model = keras.Sequential([keras.layers.Dense(1)])\n"
+        'model.compile(loss="mse", metrics=["mae"])\n'
+        "model.fit([[0.0]], [[1.0]], epochs=2)\n"
+        "score = model.evaluate([[0.0]], [[1.0]])\n"
+        'print("test loss", score[0])\n'
+    )
+    apply_proposal(propose_file(script, project="t"))
+    text = script.read_text()
+    assert "zip(model.metrics_names, score)} if isinstance(score, (list, tuple))" in text
+    compile(text, "k.py", "exec")

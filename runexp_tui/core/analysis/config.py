@@ -43,6 +43,7 @@ PARSE_CALLS = frozenset(
         "parse_args",
         "parse_known_args",
         "parse_args_into_dataclasses",
+        "parse_args_and_config",
         "parse_json_file",
         "parse_yaml_file",
         "parse_dict",

@@ -132,6 +132,7 @@ def shortcut(ix: ScriptIndex, framework: str) -> Shortcut | None:
                     c
                     for c in ix.calls_named(
                         "parse_args_into_dataclasses",
+                        "parse_args_and_config",  # TRL's TrlParser
                         "parse_args",
                         "parse_json_file",
                         "parse_yaml_file",
@@ -140,8 +141,11 @@ def shortcut(ix: ScriptIndex, framework: str) -> Shortcut | None:
                 ),
                 None,
             )
-            if cand is not None and call_name(cand) != "parse_args_into_dataclasses":
-                pref = ix.calls_named("parse_args_into_dataclasses")
+            if cand is not None and call_name(cand) not in (
+                "parse_args_into_dataclasses",
+                "parse_args_and_config",
+            ):
+                pref = ix.calls_named("parse_args_into_dataclasses", "parse_args_and_config")
                 cand = pref[0] if pref else cand
     elif framework == "lightning":
         kind = "logger"

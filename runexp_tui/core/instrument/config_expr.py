@@ -26,6 +26,7 @@ _NAMESPACE_CALLS = {
 
 DATACLASS_CALLS = {
     "parse_args_into_dataclasses",
+    "parse_args_and_config",
     "parse_json_file",
     "parse_yaml_file",
     "parse_dict",

@@ -209,7 +209,8 @@ def _training_args_target(src: Source, stmt: Node) -> str | None:
     if len(targets) == 1:
         return targets[0]
     for call in src.nodes["call"]:
-        if src.call_name(call) == "HfArgumentParser":
+        # HfArgumentParser, or a subclass such as TRL's TrlParser, given the dataclasses
+        if src.call_name(call) == "HfArgumentParser" or src.call_name(call).endswith("Parser"):
             args = call.child_by_field_name("arguments")
             first = args.named_children[0] if args is not None and args.named_children else None
             if first is not None and first.type in ("tuple", "list"):
