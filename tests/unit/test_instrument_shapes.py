@@ -973,3 +973,28 @@ def test_keras_evaluate_lists_are_logged_by_metric_name(tmp_path: Path) -> None:
     text = script.read_text()
     assert "zip(model.metrics_names, score)} if isinstance(score, (list, tuple))" in text
     compile(text, "k.py", "exec")
+
+
+def test_no_grad_helpers_that_measure_nothing_are_not_the_evaluation(tmp_path: Path) -> None:
+    """A sampler under no_grad (tokens) and a loss whose target is computed under no_grad but
+    whose result is backpropagated (training) are not evaluations: only the train loss is
+    logged, once per step."""
+    script, text = _inject("shape_nograd_not_eval.py", tmp_path)
+    assert "eval/" not in text
+    assert '"train/loss_v": loss_v.item()' in text
+    if HAS_TORCH:
+        calls = _run(script, tmp_path)
+        assert [c["call"] for c in calls] == ["init"] + ["log"] * 20 + ["finish"]
+
+
+def test_an_inline_validation_sum_divided_in_place_is_logged_as_the_mean(tmp_path: Path) -> None:
+    """`with torch.no_grad():` in the epoch loop holds its own batch loop summing into
+    `val_loss`, then `val_loss /= 5`: the mean is logged once per epoch, after the division."""
+    script, text = _inject("shape_inline_val_mean.py", tmp_path)
+    lines = text.splitlines()
+    ev = next(i for i, ln in enumerate(lines) if "eval/val_loss" in ln)
+    assert lines[ev - 1].strip() == "val_loss /= 5"
+    if HAS_TORCH:
+        calls = _run(script, tmp_path)
+        assert sum("eval/val_loss" in c.get("data", {}) for c in calls) == 3
+        assert sum("train/loss" in c.get("data", {}) for c in calls) == 12

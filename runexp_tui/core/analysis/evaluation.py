@@ -252,10 +252,12 @@ def _inline_eval_loops(ix: ScriptIndex, loop: Node | None) -> list[Node]:
         fn = scope(c)
         if fn is not None and fn.id not in ix.training_fns:
             continue  # inside an evaluation function: handled through its callers
-        ev = next(loops_up(c), None)
+        # `with torch.no_grad(): for ...` (also inside the epoch loop): the loop it holds;
+        # `for batch in val: with torch.no_grad(): ...`: the loop around it
+        w = stmt_of(c)
+        ev = next((n for n in walk_statements(w) if n.type in LOOPS), None)
         if ev is None:
-            w = stmt_of(c)
-            ev = next((n for n in walk_statements(w) if n.type in LOOPS), None)
+            ev = next(loops_up(c), None)
         if ev is None or (loop is not None and (contains(ev, loop) or contains(loop, ev))):
             continue
         if ev not in out:
@@ -286,6 +288,16 @@ def _eval_point(
         first = ix.line_stmt(node)
         stmt, names = _metric_run(first)
         dicts = tuple(n for n in names if _read_as_dict(first, n))
+        if efn is not None and _backpropagated(first, names):
+            return None  # `loss_q, info = compute_loss_q(...)` then `loss_q.backward()`
+        if (
+            efn is not None
+            and not EVAL_NAME.search(ts.text(efn.child_by_field_name("name")))
+            and not _MEASURES.search(ts.text(efn.child_by_field_name("body")))
+        ):
+            # counted as an evaluation only for its no_grad: it must measure something (a
+            # loss or metric call, a `.item()`), not generate tokens or compute targets
+            return None
         if node.type == "call" and _is_imported_eval(ix, node):
             # an engine's `evaluate(...)`: its dict of metrics and metric-named values, not the
             # other things it hands back (`coco_evaluator`)
@@ -338,6 +350,7 @@ def _after_eval_loop(ix: ScriptIndex, ev: Node) -> EvalLogPoint | None:
                 (a := assignment(n)) is not None
                 and type_of(a.child_by_field_name("left")) in ("identifier", "pattern_list")
             )
+            or _averaged(n, accum) is not None
             for n in simple
         ):
             break
@@ -347,12 +360,49 @@ def _after_eval_loop(ix: ScriptIndex, ev: Node) -> EvalLogPoint | None:
                 for t in target_names(a.child_by_field_name("left")):
                     if t.isidentifier() and t not in accum and t not in names:
                         names.append(t)
+            avg = _averaged(n, accum)
+            if avg is not None and avg not in names:
+                names.append(avg)  # `val_loss /= n`: the sum is now the mean
         anchor = cur
         cur = cur.next_named_sibling
     if anchor is None or not names:
         return _printed_after(ix, ev)
     st = ix.line_stmt(anchor)
     return EvalLogPoint(ts.end_line(anchor), tuple(names), ix.indent_of(st))
+
+
+_MEASURES = re.compile(
+    r"\.item\(\)|\b\w*(loss|criterion|accuracy|_score|_error|metric)\w*\s*\(", re.I
+)
+
+
+def _backpropagated(stmt: Node, names: list[str]) -> bool:
+    """One of the values ``stmt`` binds is backpropagated later in its function: training."""
+    fn = scope(stmt)
+    body = fn.child_by_field_name("body") if fn is not None else stmt.parent
+    if body is None:
+        return False
+    text = ts.text(body)[stmt.end_byte - body.start_byte :]
+    return any(
+        re.search(rf"\b{re.escape(n)}\s*\)?\s*\.backward\(|backward\(\s*{re.escape(n)}\b", text)
+        for n in names
+    )
+
+
+def _averaged(stmt: Node, accum: set[str]) -> str | None:
+    """`total /= len(loader)` on a name the loop summed into: that name, now a mean."""
+    e = (
+        stmt.named_children[0]
+        if stmt.type == "expression_statement" and stmt.named_children
+        else None
+    )
+    if e is None or e.type != "augmented_assignment":
+        return None
+    left = e.child_by_field_name("left")
+    op = ts.text(e.child_by_field_name("operator"))
+    if left is None or left.type != "identifier" or op not in ("/=", "//="):
+        return None
+    return ts.text(left) if ts.text(left) in accum else None
 
 
 def _printed_after(ix: ScriptIndex, ev: Node) -> EvalLogPoint | None:
