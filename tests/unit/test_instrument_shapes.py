@@ -998,3 +998,16 @@ def test_an_inline_validation_sum_divided_in_place_is_logged_as_the_mean(tmp_pat
         calls = _run(script, tmp_path)
         assert sum("eval/val_loss" in c.get("data", {}) for c in calls) == 3
         assert sum("train/loss" in c.get("data", {}) for c in calls) == 12
+
+
+def test_a_loss_summed_over_views_and_averaged_in_place_is_training_not_eval(
+    tmp_path: Path,
+) -> None:
+    """Per-view losses summed in a loop that calls a no_grad helper, then `loss /= n` and
+    `loss.backward()`: the averaged sum is the train loss (logged after the step), not an
+    evaluation of that inner loop."""
+    script, text = _inject("shape_multiview_loss.py", tmp_path)
+    assert "eval/" not in text and '"train/loss": loss.item()' in text
+    if HAS_TORCH:
+        calls = _run(script, tmp_path)
+        assert [c["call"] for c in calls] == ["init"] + ["log"] * 6 + ["finish"]

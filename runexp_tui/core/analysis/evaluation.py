@@ -365,6 +365,9 @@ def _after_eval_loop(ix: ScriptIndex, ev: Node) -> EvalLogPoint | None:
                 names.append(avg)  # `val_loss /= n`: the sum is now the mean
         anchor = cur
         cur = cur.next_named_sibling
+    # a sum the training step then backpropagates (`loss /= n_crops` before `loss.backward()`)
+    # is the training loss built over several views, not an evaluation
+    names = [n for n in names if anchor is None or not _backpropagated(anchor, [n])]
     if anchor is None or not names:
         return _printed_after(ix, ev)
     st = ix.line_stmt(anchor)
