@@ -4,17 +4,20 @@ goes back to this machine's GPUs for a local run. Every test waits for a state, 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 from textual.widgets import Static
 
 from runexp_tui.core.gpu import GpuInfo, GpuSnapshot
 from runexp_tui.core.runs import RunRecord, save_record
 from runexp_tui.tui.app import RunexpApp
+from tests.services.sshd import SshdService
 
 HOST = "me@gpu-box:2222"
 
@@ -181,3 +184,51 @@ async def test_a_factory_that_raises_says_why(app_factory, tmp_path: Path) -> No
         await wait_until(pilot, lambda: "bad ssh host" in pane_text(app))
         assert pane_text(app).startswith("No GPU numbers from gpu-box: cannot sample its GPUs")
         assert pane_title(app) == "GPUs on gpu-box"
+
+
+FAKE_SMI = """#!/bin/sh
+case "$1" in
+  --query-gpu=*) echo '0, NVIDIA H200, GPU-x, 12, 1024, 143771, 40, 90.5, 700.00, [N/A]';;
+  --query-compute-apps=*) echo 'GPU-x, 777, 1000, python';;
+esac
+"""
+
+
+@pytest.mark.slow
+async def test_a_real_sshd_host_with_a_fake_nvidia_smi(
+    app_factory,
+    tmp_path: Path,
+    sshd_service: SshdService,
+) -> None:
+    """The default factory's sampler (the link from the run's ssh.json) over a real sshd; only
+    the nvidia-smi it runs is a script (sshd's PATH is the system's: the path is given)."""
+    from runexp_tui.core.backends.ssh import SIDECAR_FILE, SshLink, SshRunInfo, parse_host
+    from runexp_tui.tui.services import remote_gpu_sampler
+
+    smi = tmp_path / "fake-bin" / "nvidia-smi"
+    smi.parent.mkdir()
+    smi.write_text(FAKE_SMI)
+    smi.chmod(0o755)
+    record = make_record(tmp_path, "20261201-100000-aaaa")
+    record = dataclasses.replace(record, host=sshd_service.target)
+    save_record(record)
+    link = SshLink(parse_host(sshd_service.target), sshd_service.keyfile, sshd_service.ssh_opts)
+    info = SshRunInfo(link, str(tmp_path / "remote-runs"))
+    Path(record.run_dir, SIDECAR_FILE).write_text(json.dumps(info.to_dict()))
+
+    made: list[Any] = []
+
+    def factory(rec: Any) -> Any:
+        made.append(dataclasses.replace(remote_gpu_sampler(rec), nvidia_smi=str(smi)))
+        return made[-1]
+
+    app = app_factory(tmp_path)
+    app.services.remote_sampler_factory = factory
+    app.services.remote_gpu_interval = 0.2
+    async with app.run_test(size=(160, 48)) as pilot:
+        app.follow_run(record.id)
+        await wait_until(pilot, lambda: "H200" in pane_text(app), timeout=45)
+        assert pane_title(app) == f"GPUs on {sshd_service.host}"
+        assert len(pane_text(app).split("\n")) == 1
+        assert made[0].link == link
+        assert made[0]._conn is not None  # one kept-open connection
