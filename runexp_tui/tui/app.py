@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +30,24 @@ class GpuSnapshotReady(Message):
     def __init__(self, snapshot: Any) -> None:
         super().__init__()
         self.snapshot = snapshot
+
+
+class RemoteGpuSnapshotReady(Message):
+    """A snapshot of the followed ssh run's host (None: sampling has just started there)."""
+
+    def __init__(self, generation: int, host: str, snapshot: Any) -> None:
+        super().__init__()
+        self.generation = generation  # which follow_run it belongs to: older ones are dropped
+        self.host = host
+        self.snapshot = snapshot
+
+
+@dataclass(frozen=True)
+class RemoteGpus:
+    """What the pane shows instead of this machine's GPUs while an ssh run is followed."""
+
+    host: str
+    snapshot: Any  # None until the first sample came back
 
 
 class RunViewReady(Message):
@@ -63,6 +83,8 @@ class RunexpApp(App[None]):
     # lists them instead of saying there is no run.
     live_runs: reactive[tuple[Any, ...]] = reactive((), repaint=False)
     narrow: reactive[bool] = reactive(False)
+    # The followed ssh run's host and its GPUs (a second poller); None for every other run.
+    remote_gpus: reactive[Any] = reactive(None, always_update=True, repaint=False)
 
     def __init__(
         self, services: Services, *, repo: str | Path | None = None, attach: str | None = None
@@ -74,6 +96,10 @@ class RunexpApp(App[None]):
         self.sampler: Any = None
         self.gpu_history: Any = None
         self._poller: Any = None
+        self.remote_gpu_history: Any = None
+        self._remote_poller: Any = None
+        self._remote_lock = threading.Lock()
+        self._follow_gen = 0  # counts follow_run calls: tells a stale remote snapshot apart
         self._follow_wake = threading.Event()
         # The metric the Monitor's chart asks for; the follower thread reads it on each poll.
         self.chart_key: str | None = None
@@ -105,6 +131,10 @@ class RunexpApp(App[None]):
         self._follow_wake.set()
         if self._poller is not None:
             self._poller.stop()
+        with self._remote_lock:
+            remote = self._remote_poller
+        if remote is not None:
+            remote.stop(timeout=0)  # no wait on ssh; the follower's worker closes the sampler
         if self.sampler is not None:
             # Closing a broken NVML handle must not crash the exit.
             with contextlib.suppress(Exception):
@@ -160,15 +190,18 @@ class RunexpApp(App[None]):
         """Show ``run_id`` in the monitoring pane (and the Monitor screen)."""
         self.session.run_id = run_id
         self.chart_key = None  # a new run starts on its loss
+        self._follow_gen += 1
+        if self.remote_gpus is not None:  # back to this machine's GPUs until the next is known
+            self.remote_gpus = None
         if run_id is None:
             self.run_view = None
             return
-        self._follow(run_id)
+        self._follow(run_id, self._follow_gen)
 
     @work(
         thread=True, exclusive=True, group="follow", exit_on_error=False, description="run follower"
     )
-    def _follow(self, run_id: str) -> None:
+    def _follow(self, run_id: str, generation: int = 0) -> None:
         from runexp_tui.core.follow import RunFollower
 
         repo = self.session.repo
@@ -176,9 +209,14 @@ class RunexpApp(App[None]):
 
         worker = get_current_worker()
         follower = RunFollower.open(run_id, repo=repo)
+        remote = self._start_remote_gpus(follower.record, generation)
         last = None
         try:
-            while not self._stopping.is_set() and not worker.is_cancelled:
+            while (
+                not self._stopping.is_set()
+                and not worker.is_cancelled
+                and generation == self._follow_gen
+            ):
                 view = follower.poll(chart_key=self.chart_key)
                 if view != last:  # an ended run's views stop changing: nothing to post
                     last = view
@@ -187,6 +225,66 @@ class RunexpApp(App[None]):
                 self._follow_wake.clear()
         finally:
             follower.close()
+            if remote is not None:
+                self._stop_remote_gpus(remote)
+
+    # ----- the followed ssh run's host: its GPUs (a second poller, started by the follower) ---
+    def _start_remote_gpus(self, record: Any, generation: int) -> Any:
+        """On the follower's thread: a poller of the ssh run's host, or None (not ssh, off)."""
+        factory = self.services.remote_sampler_factory
+        interval = self.services.remote_gpu_interval
+        if factory is None or interval <= 0 or getattr(record, "backend", "") != "ssh":
+            return None
+        from runexp_tui.core.gpu import GpuPoller, GpuSnapshot
+        from runexp_tui.core.gpu.ssh import host_label
+
+        host = host_label(record)
+        self.post_message(RemoteGpuSnapshotReady(generation, host, None))
+        try:
+            sampler = factory(record)
+        except Exception as exc:  # a record without a usable host: say why, keep the UI up
+            error = f"cannot sample its GPUs: {exc}"
+            snap = GpuSnapshot(taken_at=time.monotonic(), source="none", error=error)
+            self.post_message(RemoteGpuSnapshotReady(generation, host, snap))
+            return None
+        poller = GpuPoller(
+            sampler,
+            lambda snap: self.post_message(RemoteGpuSnapshotReady(generation, host, snap)),
+            interval=interval,
+            # An ssh connect may take its ConnectTimeout; a hung link then shows stale numbers.
+            deadline=max(25.0, 3 * interval),
+        )
+        with self._remote_lock:
+            wanted = not self._stopping.is_set() and generation == self._follow_gen
+            if wanted:
+                self._remote_poller = poller
+        if not wanted:  # the app is closing, or another run is followed already
+            with contextlib.suppress(Exception):
+                sampler.close()
+            return None
+        poller.start()
+        return poller
+
+    def _stop_remote_gpus(self, poller: Any) -> None:
+        """On the follower's thread: stop the host's poller and close its ssh connection."""
+        poller.stop()
+        with contextlib.suppress(Exception):
+            poller.sampler.close()
+        with self._remote_lock:
+            if self._remote_poller is poller:
+                self._remote_poller = None
+
+    @on(RemoteGpuSnapshotReady)
+    def _on_remote_gpu_snapshot(self, message: RemoteGpuSnapshotReady) -> None:
+        if message.generation != self._follow_gen:
+            return  # from the run followed before: its poller is on its way out
+        if message.snapshot is None:
+            from runexp_tui.core.gpu import GpuHistory
+
+            self.remote_gpu_history = GpuHistory(maxlen=120)
+        elif self.remote_gpu_history is not None:
+            self.remote_gpu_history.add(message.snapshot)
+        self.remote_gpus = RemoteGpus(message.host, message.snapshot)
 
     def _look_for_live_runs(self) -> None:
         if self.session.run_id is None:

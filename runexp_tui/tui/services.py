@@ -8,6 +8,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 
+def remote_gpu_sampler(record: Any) -> Any:
+    """nvidia-smi over ssh on the host of an ssh run (the default `remote_sampler_factory`)."""
+    from runexp_tui.core.gpu.ssh import sampler_for_record
+
+    return sampler_for_record(record)
+
+
 @dataclass
 class Services:
     """Everything the UI reads from the outside world, passed in once.
@@ -19,6 +26,10 @@ class Services:
         demo: the dashboard runs on the bundled example repo.
         conda_envs: lists existing conda envs (off the UI thread); None when conda is absent.
         run_poll_interval: seconds between run-status/log polls for the monitoring pane.
+        remote_sampler_factory: builds the GPU sampler for the host of a followed ssh run,
+            given its record (called in a worker thread); None keeps the pane on this
+            machine's GPUs for every run.
+        remote_gpu_interval: seconds between samples of that host's GPUs (an ssh round trip).
     """
 
     sampler_factory: Callable[[], Any]
@@ -27,6 +38,8 @@ class Services:
     demo: bool = False
     conda_envs: Callable[[], list[Any]] | None = None
     run_poll_interval: float = 1.0
+    remote_sampler_factory: Callable[[Any], Any] | None = remote_gpu_sampler
+    remote_gpu_interval: float = 2.0
     extra: dict[str, Any] = field(default_factory=dict)
 
 

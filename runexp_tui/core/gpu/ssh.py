@@ -1,7 +1,9 @@
 """Remote GPUs: `nvidia-smi` over an ssh connection, parsed into the same GpuInfo as NVML.
 
-Not wired into the app yet (the pane samples this machine's GPUs); `SshGpuSampler` is a
-`GpuSampler` ready for the pane of an ssh run. It reuses the ssh backend's connection class.
+`SshGpuSampler` is a `GpuSampler` for another host; it reuses the ssh backend's connection
+class. The app starts a second poller with it while the followed run is an ssh run
+(`sampler_for_record` builds it from the run's saved connection details), and the monitoring
+pane then shows that host's GPUs (`host_label` names it) instead of this machine's.
 """
 
 from __future__ import annotations
@@ -12,7 +14,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from runexp_tui.core.backends.ssh import SshConnection, SshError, SshLink, parse_host
+from runexp_tui.core.backends.ssh import (
+    SshConnection,
+    SshError,
+    SshLink,
+    load_ssh_info,
+    parse_host,
+)
 from runexp_tui.core.gpu.model import GpuInfo, GpuProcess, GpuSnapshot, GpuUnavailable
 from runexp_tui.core.gpu.na import NA
 
@@ -162,11 +170,32 @@ class SshGpuSampler:
             self._conn = None
 
 
+def host_label(record: Any) -> str:
+    """The host an ssh run's record names, without user and port (`gpu-box`)."""
+    text = str(getattr(record, "host", "") or "")
+    try:
+        return parse_host(text).host
+    except ValueError:
+        return text or "?"
+
+
+def sampler_for_record(record: Any) -> SshGpuSampler:
+    """A sampler for the host of an ssh run: the key and options saved beside its record
+    (`ssh.json`) when there are any, else the host string alone (ssh's own config decides)."""
+    try:
+        link = load_ssh_info(record).link
+    except SshError:
+        link = SshLink(parse_host(str(record.host)))  # ValueError: no usable host
+    return SshGpuSampler(link)
+
+
 __all__ = [
     "APP_QUERY_FIELDS",
     "GPU_QUERY_FIELDS",
     "SshGpuSampler",
     "gpu_query_script",
+    "host_label",
     "parse_nvidia_smi",
+    "sampler_for_record",
     "ssh_gpu_query",
 ]

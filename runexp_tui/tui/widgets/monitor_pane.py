@@ -113,6 +113,33 @@ def render_gpus(
     return out
 
 
+def _one_line(text: str, width: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: max(1, width - 1)] + "…"
+
+
+def render_remote_gpus(
+    snapshot: Any,
+    history: Any,
+    width: int,
+    host: str,
+    *,
+    run_pids: frozenset[int] = frozenset(),
+) -> Text:
+    """The GPUs of an ssh run's host: the same rows as here, or one line saying why not."""
+    if snapshot is None:
+        return Text(_one_line(f"GPUs on {host}: sampling over ssh…", width), style="dim")
+    if not getattr(snapshot, "gpus", ()):
+        stale = stale_gpu_note(snapshot)
+        if stale is not None:
+            line = f"GPUs on {host}: no numbers yet, {stale}"
+        else:
+            err = getattr(snapshot, "error", None) or "nvidia-smi listed no GPU"
+            line = f"No GPU numbers from {host}: {err}"
+        return Text(_one_line(line, width), style="yellow")
+    return render_gpus(snapshot, history, width, run_pids=run_pids)
+
+
 def render_live_runs(runs: Any, width: int, max_lines: int) -> Text:
     """The repo's running runs that nobody follows: each id and command, and how to follow."""
     out = Text()
@@ -204,6 +231,7 @@ class MonitorPane(Widget):
     def on_mount(self) -> None:
         app = self.app
         self.watch(app, "gpu_snapshot", self._refresh_gpus)
+        self.watch(app, "remote_gpus", self._refresh_gpus, init=False)
         self.watch(app, "run_view", self._refresh_run)
         self.watch(app, "live_runs", self._live_runs_changed)
         self.watch(app, "pane_collapsed", self._collapse)
@@ -212,7 +240,17 @@ class MonitorPane(Widget):
         self.set_class(collapsed, "collapsed")
         self._refresh_summary()
 
-    def _title(self) -> str:
+    def _gpu_source(self) -> tuple[Any, Any, str | None]:
+        """(snapshot, history, host): the followed ssh run's host, else this machine (None)."""
+        app = self.app
+        remote = getattr(app, "remote_gpus", None)
+        if remote is not None:
+            return remote.snapshot, getattr(app, "remote_gpu_history", None), remote.host
+        return getattr(app, "gpu_snapshot", None), getattr(app, "gpu_history", None), None
+
+    def _title(self, host: str | None = None) -> str:
+        if host is not None:
+            return f"GPUs on {host}"
         sampler = getattr(self.app, "sampler", None)
         if sampler is not None and getattr(sampler, "simulated", False):
             why = getattr(sampler, "fallback_reason", None)
@@ -222,16 +260,18 @@ class MonitorPane(Widget):
             )
         return "GPUs"
 
-    def _refresh_gpus(self, snapshot: Any) -> None:
+    def _refresh_gpus(self, _changed: Any = None) -> None:
+        snapshot, history, host = self._gpu_source()
         gpus = self.query_one("#pane-gpus", Static)
-        _title(gpus, self._title())
+        _title(gpus, self._title(host))
         view = getattr(self.app, "run_view", None)
         pids = frozenset(getattr(view, "pids", ()) or ())
         width = max(20, gpus.content_size.width or (self.size.width // 2))
-        _set(
-            gpus,
-            render_gpus(snapshot, getattr(self.app, "gpu_history", None), width, run_pids=pids),
-        )
+        if host is None:
+            text = render_gpus(snapshot, history, width, run_pids=pids)
+        else:
+            text = render_remote_gpus(snapshot, history, width, host, run_pids=pids)
+        _set(gpus, text)
         self._refresh_summary()
 
     def _refresh_run(self, view: Any) -> None:
@@ -252,7 +292,7 @@ class MonitorPane(Widget):
     def _refresh_summary(self) -> None:
         if not self.has_class("collapsed"):
             return
-        snap = getattr(self.app, "gpu_snapshot", None)
+        snap, _history, host = self._gpu_source()
         parts = []
         for g in getattr(snap, "gpus", ()) or ():
             parts.append(f"{g.index}:{fmt_num(g.utilization_pct, '{:.0f}', '%')}")
@@ -266,7 +306,7 @@ class MonitorPane(Widget):
             run = "no run"
         text = (
             Text("▸ pane (m) ", style="bold")
-            + Text(" ".join(parts) or "no GPU")
+            + Text(("" if host is None else f"{host} ") + (" ".join(parts) or "no GPU"))
             + Text(f" · {run}", style="dim")
         )
         _set(self.query_one("#pane-summary", Static), text)

@@ -1,0 +1,234 @@
+"""Pilot tests: following an ssh run, the pane shows that host's GPUs (a second poller fed by
+the services' remote sampler factory), says why in one line when sampling there fails, and
+goes back to this machine's GPUs for a local run. Every test waits for a state, never a time."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from textual.widgets import Static
+
+from runexp_tui.core.gpu import GpuInfo, GpuSnapshot
+from runexp_tui.core.runs import RunRecord, save_record
+from runexp_tui.tui.app import RunexpApp
+from tests.services.sshd import SshdService
+
+HOST = "me@gpu-box:2222"
+
+
+async def wait_until(pilot: Any, predicate: Callable[[], bool], timeout: float = 10.0) -> None:
+    for _ in range(int(timeout / 0.02)):
+        if predicate():
+            return
+        await pilot.pause(0.02)
+    raise AssertionError(f"condition not met within {timeout}s")
+
+
+def make_record(repo: Path, rid: str, *, backend: str = "ssh") -> RunRecord:
+    run_dir = repo / ".runexp" / "runs" / rid
+    run_dir.mkdir(parents=True)
+    log = run_dir / "output.log"
+    log.write_text("step 0 | loss 1.0\n")
+    (run_dir / "exit.json").write_text(json.dumps({"code": 0, "signal": None, "ended_at": 1e9}))
+    record = RunRecord(
+        id=rid,
+        run_dir=str(run_dir),
+        name="train",
+        created_at="2026-12-01T10:00:00+00:00",
+        backend=backend,
+        host=HOST if backend == "ssh" else "",
+        cwd=str(repo),
+        repo=str(repo),
+        log_path=str(log),
+        config={"repo": str(repo), "command": "python train.py", "gpus": []},
+        state="exited",
+        exit_code=0,
+    )
+    save_record(record)  # no ssh.json: the follower never dials gpu-box
+    return record
+
+
+class FakeRemoteSampler:
+    """What SshGpuSampler gives: two remote GPUs, or an error snapshot."""
+
+    source = "nvml"
+    simulated = False
+    fallback_reason = None
+
+    def __init__(self, record: Any, error: str | None = None) -> None:
+        self.record = record
+        self.error = error
+        self.samples = 0
+        self.closed = threading.Event()
+
+    def sample(self) -> GpuSnapshot:
+        self.samples += 1
+        if self.error is not None:
+            return GpuSnapshot(taken_at=float(self.samples), source="none", error=self.error)
+        gpus = tuple(
+            GpuInfo(
+                index=i,
+                name="NVIDIA H200",
+                utilization_pct=90.0,
+                memory_used_mib=1024 * (i + 1),
+                memory_total_mib=143771,
+                temperature_c=61.0,
+                power_w=500.0,
+            )
+            for i in range(2)
+        )
+        return GpuSnapshot(taken_at=float(self.samples), gpus=gpus, source="nvml")
+
+    def close(self) -> None:
+        self.closed.set()
+
+
+def remote_factory(app: RunexpApp, error: str | None = None) -> list[FakeRemoteSampler]:
+    made: list[FakeRemoteSampler] = []
+
+    def factory(record: Any) -> FakeRemoteSampler:
+        made.append(FakeRemoteSampler(record, error))
+        return made[-1]
+
+    app.services.remote_sampler_factory = factory
+    app.services.remote_gpu_interval = 0.05
+    return made
+
+
+def pane(app: RunexpApp) -> Static:
+    return app.screen.query_one("#pane-gpus", Static)
+
+
+def pane_text(app: RunexpApp) -> str:
+    return str(pane(app).render())
+
+
+def pane_title(app: RunexpApp) -> str:
+    return str(pane(app).border_title or "")
+
+
+async def test_the_pane_shows_the_gpus_of_a_followed_ssh_runs_host(
+    app_factory, tmp_path: Path
+) -> None:
+    ssh_run = make_record(tmp_path, "20261201-100000-aaaa")
+    local_run = make_record(tmp_path, "20261201-110000-bbbb", backend="local")
+    app = app_factory(tmp_path, count=4)
+    made = remote_factory(app)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await wait_until(pilot, lambda: pane_text(app).count("\n") == 3)  # 4 local GPUs
+        assert pane_title(app) == "GPUs · simulated"
+
+        app.follow_run(ssh_run.id)
+        await wait_until(pilot, lambda: pane_title(app) == "GPUs on gpu-box")
+        await wait_until(pilot, lambda: "H200" in pane_text(app))
+        lines = pane_text(app).split("\n")
+        assert len(lines) == 2  # the host's two GPUs, not this machine's four
+        assert lines[0].startswith("0") and lines[1].startswith("1")
+        assert "1.0G" in lines[0] and "2.0G" in lines[1]  # their own memory numbers
+        assert made and made[0].record.id == ssh_run.id and made[0].record.host == HOST
+        assert app.remote_gpus is not None and app.remote_gpus.host == "gpu-box"
+        assert app.remote_gpu_history is not None
+        await wait_until(pilot, lambda: len(app.remote_gpu_history.utilization(0)) >= 2)
+
+        # The collapsed pane's one line names the host too.
+        await pilot.press("escape")
+        app.action_toggle_pane()
+        summary = app.screen.query_one("#pane-summary", Static)
+        await wait_until(pilot, lambda: "gpu-box 0:90% 1:90%" in str(summary.render()))
+        app.action_toggle_pane()
+
+        # A local run: this machine's GPUs again, and the host's poller is stopped.
+        app.follow_run(local_run.id)
+        await wait_until(pilot, lambda: pane_title(app) == "GPUs · simulated")
+        await wait_until(pilot, lambda: pane_text(app).count("\n") == 3)
+        await wait_until(pilot, made[0].closed.is_set)
+        assert len(made) == 1  # no remote sampler for a local run
+        assert app.remote_gpus is None
+
+
+async def test_a_failing_remote_sample_is_one_line_and_the_ui_stays_up(
+    app_factory, tmp_path: Path
+) -> None:
+    ssh_run = make_record(tmp_path, "20261201-100000-aaaa")
+    app = app_factory(tmp_path)
+    why = "no GPU on gpu-box: nvidia-smi is not installed there"
+    made = remote_factory(app, error=why)
+    async with app.run_test(size=(160, 48)) as pilot:
+        app.follow_run(ssh_run.id)
+        await wait_until(pilot, lambda: pane_title(app) == "GPUs on gpu-box")
+        await wait_until(pilot, lambda: "nvidia-smi is not installed" in pane_text(app))
+        text = pane_text(app)
+        assert "\n" not in text and text.startswith("No GPU numbers from gpu-box:")
+        await wait_until(pilot, lambda: made[0].samples >= 3)  # it keeps trying
+        await pilot.press("question_mark")  # the UI answers meanwhile
+        await wait_until(pilot, lambda: type(app.screen).__name__ == "HelpScreen")
+    assert made[0].closed.wait(10.0)  # the app's exit stopped the host's poller
+
+
+async def test_a_factory_that_raises_says_why(app_factory, tmp_path: Path) -> None:
+    ssh_run = make_record(tmp_path, "20261201-100000-aaaa")
+    app = app_factory(tmp_path)
+
+    def broken(record: Any) -> Any:
+        raise ValueError("bad ssh host ''")
+
+    app.services.remote_sampler_factory = broken
+    async with app.run_test(size=(160, 48)) as pilot:
+        app.follow_run(ssh_run.id)
+        await wait_until(pilot, lambda: "bad ssh host" in pane_text(app))
+        assert pane_text(app).startswith("No GPU numbers from gpu-box: cannot sample its GPUs")
+        assert pane_title(app) == "GPUs on gpu-box"
+
+
+FAKE_SMI = """#!/bin/sh
+case "$1" in
+  --query-gpu=*) echo '0, NVIDIA H200, GPU-x, 12, 1024, 143771, 40, 90.5, 700.00, [N/A]';;
+  --query-compute-apps=*) echo 'GPU-x, 777, 1000, python';;
+esac
+"""
+
+
+@pytest.mark.slow
+async def test_a_real_sshd_host_with_a_fake_nvidia_smi(
+    app_factory,
+    tmp_path: Path,
+    sshd_service: SshdService,
+) -> None:
+    """The default factory's sampler (the link from the run's ssh.json) over a real sshd; only
+    the nvidia-smi it runs is a script (sshd's PATH is the system's: the path is given)."""
+    from runexp_tui.core.backends.ssh import SIDECAR_FILE, SshLink, SshRunInfo, parse_host
+    from runexp_tui.tui.services import remote_gpu_sampler
+
+    smi = tmp_path / "fake-bin" / "nvidia-smi"
+    smi.parent.mkdir()
+    smi.write_text(FAKE_SMI)
+    smi.chmod(0o755)
+    record = make_record(tmp_path, "20261201-100000-aaaa")
+    record = dataclasses.replace(record, host=sshd_service.target)
+    save_record(record)
+    link = SshLink(parse_host(sshd_service.target), sshd_service.keyfile, sshd_service.ssh_opts)
+    info = SshRunInfo(link, str(tmp_path / "remote-runs"))
+    Path(record.run_dir, SIDECAR_FILE).write_text(json.dumps(info.to_dict()))
+
+    made: list[Any] = []
+
+    def factory(rec: Any) -> Any:
+        made.append(dataclasses.replace(remote_gpu_sampler(rec), nvidia_smi=str(smi)))
+        return made[-1]
+
+    app = app_factory(tmp_path)
+    app.services.remote_sampler_factory = factory
+    app.services.remote_gpu_interval = 0.2
+    async with app.run_test(size=(160, 48)) as pilot:
+        app.follow_run(record.id)
+        await wait_until(pilot, lambda: "H200" in pane_text(app), timeout=45)
+        assert pane_title(app) == f"GPUs on {sshd_service.host}"
+        assert len(pane_text(app).split("\n")) == 1
+        assert made[0].link == link
+        assert made[0]._conn is not None  # one kept-open connection
