@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from runexp_tui.core import ts
+from runexp_tui.core.analysis.evaluation import printed_point
 from runexp_tui.core.analysis.index import ScriptIndex
 from runexp_tui.core.analysis.model import EvalLogPoint
 from runexp_tui.core.analysis.nodes import (
@@ -35,7 +36,7 @@ from runexp_tui.core.analysis.nodes import (
     stmt_of,
     type_of,
 )
-from runexp_tui.core.analysis.printed import METRIC_NAME, label_before, printed_values
+from runexp_tui.core.analysis.printed import METRIC_NAME, label_before
 
 if TYPE_CHECKING:
     from tree_sitter import Node
@@ -318,20 +319,9 @@ def _handler_metrics(ix: ScriptIndex, fn: Node) -> EvalLogPoint | None:
             if names:
                 return EvalLogPoint(ts.end_line(last), tuple(names), ix.indent_of(last))
             continue
-        printed = printed_values(st)
-        if printed:
-            keys: list[str] = []
-            for key, _e in printed:
-                k, n = key, 2
-                while k in keys:
-                    k, n = f"{key}_{n}", n + 1
-                keys.append(k)
-            return EvalLogPoint(
-                ts.start_line(st) - 1,
-                tuple(keys),
-                ix.indent_of(st),
-                means=tuple((k, ts.text(e)) for k, (_key, e) in zip(keys, printed, strict=True)),
-            )
+        point = printed_point(ix, st)
+        if point is not None:
+            return point
     return None
 
 

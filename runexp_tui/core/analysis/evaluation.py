@@ -425,7 +425,13 @@ def _printed_after(ix: ScriptIndex, ev: Node) -> EvalLogPoint | None:
         cur = up
     if cur is None or nxt is None:
         return None
-    found = printed_values(nxt)
+    return printed_point(ix, nxt)
+
+
+def printed_point(ix: ScriptIndex, stmt: Node) -> EvalLogPoint | None:
+    """The metric values a printing statement shows, logged just before it under the words
+    printed with them (each key once: `acc`, `acc_2`)."""
+    found = printed_values(stmt)
     if not found:
         return None
     keys: list[str] = []
@@ -435,9 +441,9 @@ def _printed_after(ix: ScriptIndex, ev: Node) -> EvalLogPoint | None:
             k, n = f"{key}_{n}", n + 1
         keys.append(k)
     return EvalLogPoint(
-        ts.start_line(nxt) - 1,
+        ts.start_line(stmt) - 1,
         tuple(keys),
-        ix.indent_of(nxt),
+        ix.indent_of(stmt),
         means=tuple((k, ts.text(e)) for k, (_key, e) in zip(keys, found, strict=True)),
     )
 

@@ -38,34 +38,26 @@ def external_epoch(ix: ScriptIndex) -> EpochResult | None:
     script = Path(ix.path)
     if not ix.path or ix.path.startswith("<") or not script.is_file():
         return None
-    for fn_name, module, original in _imported_functions(ix):
-        src = _source_of(script, module)
-        if src is None or not _trains(src, original):
-            continue
-        for call in ix.local_calls({fn_name}).get(fn_name, []):
-            loop = next(loops_up(call), None)
-            stmt = stmt_of(call)
-            a = assignment(stmt)
-            if loop is None or a is None or a.child_by_field_name("right") != call:
-                continue
+    calls = [
+        (call, loop)
+        for fn_name, module, original in _imported_functions(ix)
+        if (src := _source_of(script, module)) is not None and _trains(src, original)
+        for call in ix.local_calls({fn_name}).get(fn_name, [])
+        if (loop := next(loops_up(call), None)) is not None
+    ]
+    for call, loop in calls:  # `train_stats = train_one_epoch(...)`: what each epoch returned
+        stmt = stmt_of(call)
+        a = assignment(stmt)
+        if a is not None and a.child_by_field_name("right") == call:
             names = target_names(a.child_by_field_name("left"))
             if len(names) == 1 and names[0].isidentifier():
                 return EpochResult(stmt, names[0], loop)
-    for fn_name, module, original in _imported_functions(ix):
+    for call, loop in calls:
         # `train_one_epoch(...)` alone on its line: the engine reports by itself (its own
         # logs go in when the engine module is instrumented); the run still spans the loop
-        src = _source_of(script, module)
-        if src is None or not _trains(src, original):
-            continue
-        for call in ix.local_calls({fn_name}).get(fn_name, []):
-            loop = next(loops_up(call), None)
-            stmt = stmt_of(call)
-            if (
-                loop is not None
-                and stmt.type == "expression_statement"
-                and assignment(stmt) is None
-            ):
-                return EpochResult(stmt, None, loop)
+        stmt = stmt_of(call)
+        if stmt.type == "expression_statement" and assignment(stmt) is None:
+            return EpochResult(stmt, None, loop)
     return None
 
 
