@@ -5,11 +5,11 @@ else the hunk falls back to a form valid there, or is excluded with the reason.
 from __future__ import annotations
 
 import ast
-import io
 import re
-import tokenize
+from collections.abc import Callable
 from dataclasses import replace
 
+from runexp_tui.core import ts
 from runexp_tui.core.instrument import bindcheck
 from runexp_tui.core.instrument.diff import side_by_side
 from runexp_tui.core.instrument.hunks import (
@@ -78,7 +78,7 @@ def _not_before_init(hunks: list[Hunk], text: str, notes: list[str]) -> list[Hun
     if init is None:
         return hunks
     lines = text.splitlines()
-    starts = _logical_starts(text)
+    starts = _statement_rows(text)
     home = _enclosing_def(
         lines, init.anchor_line, init.new_lines[0] if init.new_lines else "", starts
     )
@@ -99,47 +99,54 @@ def _not_before_init(hunks: list[Hunk], text: str, notes: list[str]) -> list[Hun
 
 
 def _enclosing_def(
-    lines: list[str], after_line: int, code: str, starts: set[int] | None = None
+    lines: list[str],
+    after_line: int,
+    code: str,
+    starts: Callable[[int, int], bool] | None = None,
 ) -> int | None:
     """The 0-based row of the `def` whose body holds ``code`` inserted after ``after_line``
     (its indentation decides), None at module level. Only rows that begin a statement count
     (``starts``): the `):` closing a signature written one parameter per line is not."""
     depth = len(code) - len(code.lstrip())
     for r in range(min(after_line, len(lines)) - 1, -1, -1):
-        if starts is not None and r not in starts:
-            continue
         body = lines[r].lstrip()
         if not body or body.startswith("#"):
             continue
         ind = len(lines[r]) - len(body)
         if ind < depth:
+            if starts is not None and not starts(r, len(lines[r][:ind].encode("utf-8"))):
+                continue
             if re.match(r"(async\s+)?def\s", body):
                 return r
             depth = ind
     return None
 
 
-_OTHER_BREAKS = "\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"  # str.splitlines splits there too
+_COMPOUND = frozenset(
+    {
+        "function_definition", "class_definition", "decorated_definition", "if_statement",
+        "for_statement", "while_statement", "with_statement", "try_statement",
+        "match_statement", "elif_clause", "else_clause", "except_clause", "finally_clause",
+        "case_clause", "block", "module",
+    }
+)  # fmt: skip
 
 
-def _logical_starts(text: str) -> set[int] | None:
-    """0-based rows where a statement begins (not continuation lines inside brackets or after
-    a backslash); None when the text does not tokenize or rows would not match its lines."""
-    if any(c in text for c in _OTHER_BREAKS):
-        return None
-    rows: set[int] = set()
-    fresh = True
-    skip = (tokenize.NL, tokenize.COMMENT, tokenize.INDENT, tokenize.DEDENT, tokenize.NEWLINE)
-    try:
-        for tok in tokenize.generate_tokens(io.StringIO(text, newline=None).readline):
-            if tok.type == tokenize.NEWLINE:
-                fresh = True
-            elif fresh and tok.type not in skip and tok.type != tokenize.ENDMARKER:
-                rows.add(tok.start[0] - 1)
-                fresh = False
-    except (tokenize.TokenError, SyntaxError):
-        return None
-    return rows
+def _statement_rows(text: str) -> Callable[[int, int], bool]:
+    """Whether the line at (0-based row, indent width) begins a statement, from the script's
+    tree: a line inside brackets begun on an earlier row (the `):` closing a signature written
+    one parameter per line) does not. Asked only of the few rows the scan stops at."""
+    root = ts.parse(text.encode("utf-8")).root_node
+
+    def starts(row: int, col: int) -> bool:
+        node = root.descendant_for_point_range((row, col), (row, col))
+        while node is not None and node.type not in ("block", "module"):
+            if node.start_point[0] < row and node.type not in _COMPOUND:
+                return False  # inside an expression, a call or a parameter list from above
+            node = node.parent
+        return True
+
+    return starts
 
 
 def _unbound_by_hunk(proposal: Proposal) -> dict[int, list[bindcheck.Unbound]] | None:
