@@ -271,3 +271,38 @@ async def test_launch_footer_and_help_name_the_queue_key(app_factory, demo_repo:
         assert "a  Add to queue" in app.screen.help_text()  # type: ignore[attr-defined]
         footer = app.screen.query_one(KeyFooter)
         await wait_until(pilot, lambda: bool(footer.query(FooterKey)))
+
+
+async def test_g_queues_a_grid_of_variants_from_the_dashboard(
+    app_factory, demo_repo: Path, queue_stopped: None
+) -> None:
+    """`g` on Launch asks for KEY=V1,V2 specs and queues one run per combination (a 2x2 grid
+    gives 4 items, each passing its values the way the script takes them); a malformed spec
+    queues nothing and says why."""
+    app = app_factory(demo_repo)
+    config = demo_config(demo_repo, "python train.py --step-time 0.01 --epochs 1", gpus=(2,))
+    async with app.run_test(size=(160, 48)) as pilot:
+        screen = await open_launch(app, pilot, config, watch=1.0)
+        assert "g: a grid of variants" in text_of(screen, "#launch-status")
+        await pilot.press("g")
+        await wait_until(pilot, lambda: app.screen is not screen)
+        await pilot.press(*"lr=0.1")  # malformed: one value missing after the comma below
+        await pilot.press(*",", "enter")
+        await wait_until(pilot, lambda: "Not queued" in text_of(screen, "#launch-queue"))
+        assert queue_ls()["items"] == []
+        await pilot.press("g")
+        await wait_until(pilot, lambda: app.screen is not screen)
+        await pilot.press(*"lr=0.1,0.2 epochs=1,2", "enter")
+        await wait_until(pilot, lambda: screen.queued is not None)
+        shown = text_of(screen, "#launch-queue")
+        assert "Queued q1 [lr=0.1 epochs=1]" in shown and "q4 [lr=0.2 epochs=2]" in shown
+    items = queue_ls()["items"]
+    assert len(items) == 4
+    grids = [i["grid"] for i in items]
+    assert grids == [
+        {"lr": "0.1", "epochs": "1"},
+        {"lr": "0.1", "epochs": "2"},
+        {"lr": "0.2", "epochs": "1"},
+        {"lr": "0.2", "epochs": "2"},
+    ]
+    assert all("--lr" in i["command"] for i in items)

@@ -14,12 +14,20 @@ from runexp_tui.tui.widgets.key_footer import KeyFooter
 class EditValueScreen(ModalScreen[str | None]):
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
 
-    def __init__(self, title: str, help_text: str, value: str, placeholder: str = "") -> None:
+    def __init__(
+        self,
+        title: str,
+        help_text: str,
+        value: str,
+        placeholder: str = "",
+        hint: str = "Enter: set · empty: remove the flag · Esc: cancel",
+    ) -> None:
         super().__init__()
         self.title_text = title
         self.help_text = help_text
         self.value = value
         self.placeholder = placeholder
+        self.hint = hint
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog"):
@@ -27,7 +35,7 @@ class EditValueScreen(ModalScreen[str | None]):
             if self.help_text:
                 yield Label(self.help_text, classes="hint")
             yield Input(value=self.value, placeholder=self.placeholder, id="value")
-            yield Label("Enter: set · empty: remove the flag · Esc: cancel", classes="hint")
+            yield Label(self.hint, classes="hint")
         yield KeyFooter(dialog=True)
 
     def on_input_submitted(self, event: Input.Submitted) -> None:

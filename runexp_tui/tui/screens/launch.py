@@ -56,6 +56,7 @@ class LaunchScreen(PhaseScreen):
     BINDINGS = [
         Binding("enter", "launch", "Launch"),
         Binding("a", "enqueue", "Add to queue"),
+        Binding("g", "enqueue_grid", "Queue a grid"),
         Binding("R", "relaunch", "Relaunch", key_display="R"),
         Binding("e", "edit_config", "Edit config"),
         Binding("s", "toggle_scope", "systemd scope"),
@@ -274,7 +275,10 @@ class LaunchScreen(PhaseScreen):
                 text.append(f" to launch; its first {self.watch_total:.0f} s are watched")
                 text.append(" (alive, log growing, no early error), or ")
                 text.append("a", style="bold reverse")
-                text.append(" to add it to the queue, which starts it when its GPUs are free.")
+                text.append(" to add it to the queue, which starts it when its GPUs are free")
+                text.append(" (")
+                text.append("g", style="bold reverse")
+                text.append(": a grid of variants).")
             else:
                 return
         status.update(text)
@@ -306,7 +310,9 @@ class LaunchScreen(PhaseScreen):
         findings.display = tail.display = True
 
     # ----- actions -----------------------------------------------------------------------------
-    _OWN_ACTIONS = frozenset({"launch", "enqueue", "relaunch", "edit_config", "toggle_scope"})
+    _OWN_ACTIONS = frozenset(
+        {"launch", "enqueue", "enqueue_grid", "relaunch", "edit_config", "toggle_scope"}
+    )
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in self._OWN_ACTIONS and not self._ui_ready:
@@ -315,7 +321,7 @@ class LaunchScreen(PhaseScreen):
             return self.state in ("ready", "blocked")  # after a launch, R launches again
         if action == "relaunch":
             return self.state in ("failed", "exited_ok")
-        if action == "enqueue":
+        if action in ("enqueue", "enqueue_grid"):
             return not self._queueing and self.state not in _BUSY
         if action == "toggle_scope":
             return self.scope_offered and self.state not in _BUSY
@@ -368,6 +374,34 @@ class LaunchScreen(PhaseScreen):
 
     def action_enqueue(self) -> None:
         """a: the configured run into the queue (as `runexp-tui queue add`), not launched now."""
+        self._enqueue(())
+
+    def action_enqueue_grid(self) -> None:
+        """g: variants of the configured run into the queue, one per combination of the values
+        typed (as `queue add --grid KEY=V1,V2 ...`)."""
+        if not self._ui_ready or self._queueing or self.state in _BUSY:
+            return
+        from runexp_tui.tui.screens.edit_value import EditValueScreen
+
+        def chosen(value: str | None) -> None:
+            if value:
+                self._enqueue(tuple(value.split()))
+
+        self.app.push_screen(
+            EditValueScreen(
+                "Queue a grid",
+                "Each flag as KEY=V1,V2, separated by spaces: one run per combination "
+                "(lr=1e-3,3e-4 batch_size=32,64 gives 4).",
+                "",
+                placeholder="lr=1e-3,3e-4 batch_size=32,64",
+                hint="Enter: queue the runs · Esc: cancel",
+            ),
+            chosen,
+        )
+
+    def _enqueue(self, grid: tuple[str, ...]) -> None:
+        from dataclasses import replace
+
         from runexp_tui.core.queue import QueueError
         from runexp_tui.core.queue_actions import request_from_config
 
@@ -385,6 +419,7 @@ class LaunchScreen(PhaseScreen):
                 simulate_gpus=self.rx.gpus_simulated,
                 wandb_offline=self.rx.session.wandb_offline is True,
             )
+            request = replace(request, grid=grid)
         except QueueError as exc:
             self._draw_queue(Text(f"✗ Not queued: {exc}.", style="bold red"))
             return

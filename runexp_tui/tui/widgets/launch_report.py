@@ -149,6 +149,8 @@ def render_queued(queued: Any) -> Text:
             out.append("\n")
         out.append("✓ Queued ", style="bold green")
         out.append(item.id, style="bold")
+        if item.grid:
+            out.append(" [" + " ".join(f"{k}={v}" for k, v in item.grid.items()) + "]")
         if item.backend == "slurm":
             out.append(f": Slurm job {item.note}" if item.note else ": submitted to Slurm")
             if item.run:
