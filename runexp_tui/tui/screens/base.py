@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from textual.app import ComposeResult, SystemCommand
@@ -52,11 +52,16 @@ class PhaseScreen(Screen[Any]):
 
     def palette_commands(self) -> Iterable[SystemCommand]:
         """Screen actions for the command palette: every footer binding of this screen."""
-        for binding in self._bindings.key_to_bindings.values():
-            for b in binding:
-                if b.show and b.description:
-                    yield SystemCommand(
-                        b.description,
-                        f"{self.PHASE or 'screen'}: key {b.key_display or b.key}",
-                        lambda a=b.action: self.run_action(a),
-                    )
+        return footer_commands(self, self.PHASE or "screen")
+
+
+def footer_commands(screen: Screen[Any], where: str) -> Iterator[SystemCommand]:
+    """A screen's footer bindings as command-palette entries ("<where>: key x")."""
+    for bindings in screen._bindings.key_to_bindings.values():
+        for b in bindings:
+            if b.show and b.description:
+                yield SystemCommand(
+                    b.description,
+                    f"{where}: key {b.key_display or b.key}",
+                    lambda a=b.action: screen.run_action(a),
+                )

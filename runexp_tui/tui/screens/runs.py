@@ -30,6 +30,7 @@ from textual.widgets import DataTable, Static
 from textual.worker import get_current_worker
 
 from runexp_tui.tui.render import fmt_duration, fmt_num
+from runexp_tui.tui.screens.base import footer_commands
 from runexp_tui.tui.widgets.key_footer import KeyFooter
 from runexp_tui.tui.widgets.loss_chart import OVERLAY_STYLES, braille_overlay
 from runexp_tui.tui.widgets.queue_table import QueueTable, item_detail, queue_summary
@@ -314,14 +315,7 @@ class RunsScreen(Screen[None]):
 
     def palette_commands(self) -> Iterable[SystemCommand]:
         """The view's footer keys for the command palette (the queue's among them)."""
-        for bindings in self._bindings.key_to_bindings.values():
-            for b in bindings:
-                if b.show and b.description:
-                    yield SystemCommand(
-                        b.description,
-                        f"runs view: key {b.key_display or b.key}",
-                        lambda a=b.action: self.run_action(a),
-                    )
+        return footer_commands(self, "runs view")
 
     # ----- the queue ---------------------------------------------------------------------------
     @work(thread=True, exclusive=True, group="queue-poll", exit_on_error=False)
