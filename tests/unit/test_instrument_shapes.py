@@ -37,6 +37,8 @@ def log(d, **kw):
     assert run is not None, "wandb.log before wandb.init"
     _out.write(json.dumps({"call": "log", "data": d}) + "\\n")
 def finish():
+    global run
+    run = None  # as wandb: a log after the run's finish raises
     _out.write(json.dumps({"call": "finish"}) + "\\n")
 """
 
@@ -1011,3 +1013,36 @@ def test_a_loss_summed_over_views_and_averaged_in_place_is_training_not_eval(
     if HAS_TORCH:
         calls = _run(script, tmp_path)
         assert [c["call"] for c in calls] == ["init"] + ["log"] * 6 + ["finish"]
+
+
+def test_finish_goes_in_the_function_that_started_the_run_after_its_final_eval(
+    tmp_path: Path,
+) -> None:
+    """`main()` starts the run, calls `train()` (the loop) and then evaluates: the finish goes
+    at the end of `main`, not at the end of `train` (where `main`'s later eval log would run
+    after the run ended and raise)."""
+    script, text = _inject("shape_finish_in_caller.py", tmp_path)
+    lines = text.splitlines()
+    fin = next(i for i, ln in enumerate(lines) if "wandb.finish()" in ln)
+    assert "eval/test_loss" in "\n".join(lines[:fin])
+    assert lines[fin].startswith("    wandb.finish()")  # main's level
+    if HAS_TORCH:
+        calls = _run(script, tmp_path)
+        assert [c["call"] for c in calls][-2:] == ["log", "finish"]
+        assert "eval/test_loss" in calls[-2]["data"]
+
+
+def test_a_loss_scaled_for_gradient_accumulation_is_still_logged_as_a_number(
+    tmp_path: Path,
+) -> None:
+    """`(loss / accum).backward()` backpropagates `loss`: it is logged with `.item()` (a
+    tensor that requires grad otherwise), once per optimizer step, after the step."""
+    script, text = _inject("shape_accum_scaled.py", tmp_path)
+    lines = text.splitlines()
+    log = next(i for i, ln in enumerate(lines) if "wandb.log(" in ln)
+    assert '"train/loss": loss.item()' in lines[log]
+    assert "optimizer.step()" in "\n".join(lines[log - 3 : log])
+    if HAS_TORCH:
+        logs = [c for c in _run(script, tmp_path) if c["call"] == "log"]
+        assert len(logs) == 2 * 3  # epochs x optimizer steps (12 micro-batches / 4)
+        assert [c["data"]["step"] for c in logs] == sorted(c["data"]["step"] for c in logs)

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 from runexp_tui.core import ts
 from runexp_tui.core.analysis.index import ScriptIndex
-from runexp_tui.core.analysis.model import EvalLogPoint, FinishPoint
+from runexp_tui.core.analysis.model import EvalLogPoint, FinishPoint, InitPoint
 from runexp_tui.core.analysis.nodes import (
     ancestor_in,
     body_stmts_of,
@@ -22,10 +22,16 @@ if TYPE_CHECKING:
     from tree_sitter import Node
 
 _TEARDOWN = {"destroy_process_group", "end_training", "shutdown"}
+# the peers' last meeting before they leave: the run may end before it as well as after
+_SYNC = {"barrier", "wait_for_everyone"}
 
 
 def finish_point(
-    ix: ScriptIndex, top: Node | None, train_call: Node | None, eval_log: EvalLogPoint | None
+    ix: ScriptIndex,
+    top: Node | None,
+    train_call: Node | None,
+    eval_log: EvalLogPoint | None,
+    init: InitPoint | None = None,
 ) -> FinishPoint | None:
     if top is not None:
         st = ix.line_stmt(top)
@@ -47,6 +53,9 @@ def finish_point(
         outer = repeating_caller(ix, scope(st))
         if outer is not None:  # `study.optimize(objective)`: the run spans every call
             return FinishPoint(ts.end_line(outer), ix.indent_of(outer))
+        owner = _in_init_scope(ix, st, init)
+        if owner is not None:  # the run began in a caller: it ends there, after the call
+            st = _end_of_run(ix, owner)
         return FinishPoint(ts.end_line(st), ix.indent_of(st))
     if train_call is None:
         return None
@@ -64,6 +73,63 @@ def finish_point(
             if ev is not None:
                 last = ev
     return FinishPoint(ts.end_line(last), ix.indent_of(last))
+
+
+def _init_scope(ix: ScriptIndex, init: InitPoint) -> Node | None | bool:
+    """The function the init goes into (None: module level; False: not found)."""
+    best: Node | None = None
+    for defs in ix.defs_by_name.values():
+        for fn in defs:
+            body = fn.child_by_field_name("body")
+            if body is None or not (ts.start_line(fn) <= init.after_line < ts.end_line(fn)):
+                continue
+            first = next((c for c in body.named_children if c.type != "comment"), None)
+            if first is None or ix.indent_of(first) != init.indent:
+                continue
+            if best is None or contains(best, fn):
+                best = fn
+    if best is not None:
+        return best
+    return None if not init.indent else False
+
+
+def _in_init_scope(
+    ix: ScriptIndex, st: Node, init: InitPoint | None, depth: int = 3
+) -> Node | None:
+    """The statement of the init's function that leads to ``st`` (through the calls of the
+    functions around it), when the init is in a caller of the loop's function: `main()`
+    starts the run, calls `train()` and evaluates afterwards, so the run ends at the end of
+    `main`, not at the end of `train` (a finish there breaks `main`'s later `wandb.log`)."""
+    if init is None:
+        return None
+    owner = _init_scope(ix, init)
+    fn = scope(st)
+    if owner is False or fn is None or fn == owner or (owner is not None and contains(fn, owner)):
+        return None
+    frontier = [fn]
+    for _ in range(depth):
+        nxt = []
+        for f in frontier:
+            for c in ix.callers(f):
+                outer = scope(c)
+                if outer == owner:
+                    if owner is None and not _in_main_path(c):
+                        continue
+                    return lift_to_function_level(ix.line_stmt(c)) if owner else ix.line_stmt(c)
+                if outer is not None and outer != f:
+                    nxt.append(outer)
+        frontier = nxt
+    return None
+
+
+def _in_main_path(call: Node) -> bool:
+    """A module-level call that runs at start (not inside a def or class body)."""
+    n = call.parent
+    while n is not None:
+        if n.type in ("function_definition", "class_definition", "lambda"):
+            return False
+        n = n.parent
+    return True
 
 
 # calls that run the function they are given in another process or thread (its own run there)
@@ -124,7 +190,9 @@ def _end_of_run(ix: ScriptIndex, st: Node) -> Node:
             after.append(c)
         stmts = [c for c in stmts if c.start_byte < st.end_byte] + after
     while stmts and (
-        stmts[-1].type in ("return_statement", "raise_statement") or _teardown(ix, stmts[-1])
+        stmts[-1].type in ("return_statement", "raise_statement")
+        or _teardown(ix, stmts[-1])
+        or _teardown(ix, stmts[-1], names=_SYNC)
     ):
         stmts.pop()
     if not stmts or stmts[-1].end_byte <= st.end_byte:
@@ -135,24 +203,28 @@ def _end_of_run(ix: ScriptIndex, st: Node) -> Node:
     return last
 
 
-def _teardown(ix: ScriptIndex, st: Node, depth: int = 0) -> bool:
+def _teardown(
+    ix: ScriptIndex, st: Node, depth: int = 0, names: set[str] | frozenset[str] = _TEARDOWN
+) -> bool:
     """A statement that tears the process group down (a rank predicate fails after it)."""
     if st.type == "if_statement" and st.child_by_field_name("alternative") is None:
         inner = body_stmts_of(st.child_by_field_name("consequence"))
-        return bool(inner) and all(_teardown(ix, b, depth) for b in inner)
+        return bool(inner) and all(_teardown(ix, b, depth, names) for b in inner)
     if st.type != "expression_statement" or not st.named_children:
         return False
     call = st.named_children[0]
     if call.type != "call":
         return False
     name = call_name(call)
-    if name in _TEARDOWN:
+    if name in names:
         return True
     if depth > 1:
         return False
     for fn in ix.defs_by_name.get(name, []):
         body = fn.child_by_field_name("body")
-        if body is not None and any(_teardown(ix, c, depth + 1) for c in body.named_children):
+        if body is not None and any(
+            _teardown(ix, c, depth + 1, names) for c in body.named_children
+        ):
             return True
     return False
 

@@ -175,22 +175,41 @@ class Source:
 
     def backward_called_on(self, var: str) -> bool:
         """Whether ``var`` is a torch loss: ``var.backward()``, ``scaler.scale(var).backward()``
-        or ``accelerator.backward(var)`` / ``fabric.backward(var)`` (not TF's tape.gradient)."""
+        or ``accelerator.backward(var)`` / ``fabric.backward(var)`` (not TF's tape.gradient).
+
+        Arithmetic on the way counts: ``(loss / accum).backward()`` under gradient
+        accumulation backpropagates ``loss`` just the same."""
         for call in self.nodes["call"]:
             if self.call_name(call) != "backward":
                 continue
             fn = call.child_by_field_name("function")
             obj = fn.child_by_field_name("object") if fn is not None else None
-            if obj is not None and self.t(obj) == var:
+            if obj is not None and self._feeds(obj, var):
                 return True
             args = call.child_by_field_name("arguments")
             first = args.named_children[0] if args is not None and args.named_children else None
-            if first is not None and first.type != "keyword_argument" and self.t(first) == var:
+            if first is not None and first.type != "keyword_argument" and self._feeds(first, var):
                 return True
             if obj is not None and obj.type == "call":  # scaler.scale(loss).backward()
                 inner = obj.child_by_field_name("arguments")
-                if inner is not None and any(self.t(a) == var for a in inner.named_children):
+                if inner is not None and any(self._feeds(a, var) for a in inner.named_children):
                     return True
+        return False
+
+    def _feeds(self, node: Node, var: str) -> bool:
+        """Whether ``node`` is ``var`` itself or arithmetic on it: ``loss / accum``,
+        ``(loss * scale)``, ``-loss`` (not a call or subscript that makes something else)."""
+        if self.t(node) == var:
+            return True
+        if node.type == "parenthesized_expression":
+            return any(self._feeds(c, var) for c in node.named_children)
+        if node.type == "binary_operator":
+            left = node.child_by_field_name("left")
+            right = node.child_by_field_name("right")
+            return any(c is not None and self._feeds(c, var) for c in (left, right))
+        if node.type == "unary_operator":
+            arg = node.child_by_field_name("argument")
+            return arg is not None and self._feeds(arg, var)
         return False
 
     def stepped_through(self, var: str) -> bool:
@@ -218,7 +237,8 @@ class Source:
         return False
 
     def is_backpropagated(self, var: str) -> bool:
-        """Whether ``var.backward()`` (or ``x.backward(var)``, ``scale(var).backward()``) occurs."""
+        """Whether ``var.backward()`` (or ``x.backward(var)``, ``scale(var).backward()``) occurs,
+        arithmetic on the way included (``(var / accum).backward()``)."""
         for call in self.nodes["call"]:
             if self.call_name(call) != "backward":
                 continue
@@ -226,11 +246,13 @@ class Source:
             obj = fn.child_by_field_name("object") if fn is not None else None
             args = call.child_by_field_name("arguments")
             first = args.named_children[0] if args is not None and args.named_children else None
-            if self.t(obj) == var or (first is not None and self.t(first) == var):
+            if (obj is not None and self._feeds(obj, var)) or (
+                first is not None and self._feeds(first, var)
+            ):
                 return True
             if obj is not None and obj.type == "call":  # scaler.scale(loss).backward()
                 inner = obj.child_by_field_name("arguments")
-                if inner is not None and any(self.t(a) == var for a in inner.named_children):
+                if inner is not None and any(self._feeds(a, var) for a in inner.named_children):
                     return True
         return False
 
