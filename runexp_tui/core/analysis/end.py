@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from runexp_tui.core import ts
 from runexp_tui.core.analysis.index import ScriptIndex
@@ -75,7 +75,7 @@ def finish_point(
     return FinishPoint(ts.end_line(last), ix.indent_of(last))
 
 
-def _init_scope(ix: ScriptIndex, init: InitPoint) -> Node | None | bool:
+def _init_scope(ix: ScriptIndex, init: InitPoint) -> Node | None | Literal[False]:
     """The function the init goes into (None: module level; False: not found)."""
     best: Node | None = None
     for defs in ix.defs_by_name.values():
