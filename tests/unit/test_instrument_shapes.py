@@ -1046,3 +1046,18 @@ def test_a_loss_scaled_for_gradient_accumulation_is_still_logged_as_a_number(
         logs = [c for c in _run(script, tmp_path) if c["call"] == "log"]
         assert len(logs) == 2 * 3  # epochs x optimizer steps (12 micro-batches / 4)
         assert [c["data"]["step"] for c in logs] == sorted(c["data"]["step"] for c in logs)
+
+
+def test_an_evaluation_every_n_iterations_is_logged_on_the_train_step_axis(
+    tmp_path: Path,
+) -> None:
+    """`if it % every == 0: est = estimate()` inside the training loop: the eval log carries
+    the train log's `step`, so both curves share one axis."""
+    script, text = _inject("shape_interval_eval.py", tmp_path)
+    ev = next(ln for ln in text.splitlines() if "eval/" in ln and "wandb.log(" in ln)
+    assert '"step": it' in ev
+    if HAS_TORCH:
+        logs = [c["data"] for c in _run(script, tmp_path) if c["call"] == "log"]
+        evals = [d for d in logs if "eval/val" in d]
+        assert [d["step"] for d in evals] == [0, 4, 8]
+        assert sum("train/loss" in d for d in logs) == 9

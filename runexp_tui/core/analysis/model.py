@@ -91,6 +91,9 @@ class EvalLogPoint:
     # not in the JSON contract: a list of metric values (Keras' `score = model.evaluate(...)`
     # read as `score[0]`) and the model whose `metrics_names` name them
     listed: tuple[tuple[str, str], ...] = ()
+    # not in the JSON contract: the train log's step, when the evaluation runs inside the
+    # training loop where it is bound (both logs then share the `step` axis)
+    step_var: str | None = None
 
 
 @dataclass(frozen=True)

@@ -197,6 +197,8 @@ def manual_hunks(plan: Plan, guard: str | None, keras: bool, library: bool = Fal
             else f'"eval/{metric_key(m)}": {means.get(m, m)}'
             for m in ev.metric_vars
         ]
+        if ev.step_var:  # inside the training loop: on the train log's step axis
+            items.append(f'"step": {ev.step_var}')
         names = ", ".join(ev.metric_vars)
         _log_hunk(plan, "eval_log", f"eval log: {names}", ev, items, guard, names)
     elif pts.eval_log is not None and has_eval:

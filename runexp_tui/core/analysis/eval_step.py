@@ -1,0 +1,79 @@
+"""The step an evaluation inside the training loop is logged at (the train log's own)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+from runexp_tui.core import ts
+from runexp_tui.core.analysis.index import ScriptIndex
+from runexp_tui.core.analysis.model import EvalLogPoint, TrainLogPoint
+from runexp_tui.core.analysis.nodes import loops_up, param_names, scope
+
+if TYPE_CHECKING:
+    from tree_sitter import Node
+
+
+def eval_with_step(
+    ix: ScriptIndex, ev: EvalLogPoint, train: TrainLogPoint | None, top_loop: Node | None
+) -> EvalLogPoint:
+    """``ev`` with the train log's step when the evaluation runs inside the same training loop
+    (`if it % eval_interval == 0: losses = estimate_loss()`) and the step is bound there.
+
+    Both logs then carry the same `step` key, so the eval curve sits on the train curve's axis
+    (without it the eval rows have no `step` and a chart by step drops them)."""
+    var = train.step_var if train is not None else None
+    if not var or var == "_" or top_loop is None or train is None or train.epoch_result:
+        return ev
+    if not (ts.start_line(top_loop) < ev.after_line <= ts.end_line(top_loop)):
+        return ev
+    node = _stmt_at_line(ix, ev.after_line)
+    if node is None or scope(node) != scope(top_loop) or not _bound_at(node, top_loop, var):
+        return ev
+    return replace(ev, step_var=var)
+
+
+def _stmt_at_line(ix: ScriptIndex, line: int) -> Node | None:
+    row = line - 1
+    width = len(ix.smap.line_bytes(line))
+    col = len(ix.smap.indent(line).encode())
+    if col >= width:
+        return None
+    return ix.root.descendant_for_point_range((row, col), (row, col))
+
+
+def _bound_at(node: Node, top_loop: Node, var: str) -> bool:
+    """Whether ``var``'s root name is bound at ``node``: a loop target around it, a parameter
+    of the function, or assigned before the training loop in the loop's own block."""
+    root = var.split(".", 1)[0]
+    for lp in loops_up(node):
+        left = lp.child_by_field_name("left")
+        if left is not None and root in _names(left):
+            return True
+    fn = scope(top_loop)
+    params = fn.child_by_field_name("parameters") if fn is not None else None
+    first = params.named_children[0] if params is not None and params.named_children else None
+    if fn is not None and (
+        root in param_names(fn) or (first is not None and ts.text(first) == root == "self")
+    ):
+        return True
+    block = top_loop.parent
+    for st in block.named_children if block is not None else ():
+        if st.start_byte >= top_loop.start_byte:
+            break
+        if st.type == "expression_statement" and st.named_children:
+            a = st.named_children[0]
+            if a.type in ("assignment", "augmented_assignment"):
+                left = a.child_by_field_name("left")
+                if left is not None and root in _names(left):
+                    return True
+    return False
+
+
+def _names(target: Node) -> set[str]:
+    if target.type == "identifier":
+        return {ts.text(target)}
+    out: set[str] = set()
+    for c in target.named_children:
+        out |= _names(c)
+    return out
