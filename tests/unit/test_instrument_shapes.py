@@ -1061,3 +1061,19 @@ def test_an_evaluation_every_n_iterations_is_logged_on_the_train_step_axis(
         evals = [d for d in logs if "eval/val" in d]
         assert [d["step"] for d in evals] == [0, 4, 8]
         assert sum("train/loss" in d for d in logs) == 9
+
+
+def test_a_script_that_relaunches_itself_starts_the_run_in_the_rank_0_copy(
+    tmp_path: Path,
+) -> None:
+    """`relaunch(n)` runs the script again once per worker (`sys.argv` to a subprocess) and
+    exits: the init goes after it, under the script's own `my_rank() == 0`, so the launcher
+    parent starts no run and only one copy does; the finish ends that run after training."""
+    script, text = _inject("shape_reexec_launcher.py", tmp_path)
+    lines = text.splitlines()
+    init = next(i for i, ln in enumerate(lines) if "wandb.init(" in ln)
+    assert lines[init - 2].strip() == "relaunch(args.workers)"
+    assert lines[init - 1].strip() == "if my_rank() == 0:  # runexp-tui"
+    if HAS_TORCH:
+        calls = _run(script, tmp_path)
+        assert [c["call"] for c in calls] == ["init"] + ["log"] * 3 + ["finish"]

@@ -8,6 +8,7 @@ module the script imports from a package of its own; nothing is imported or run.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -62,31 +63,88 @@ def _source_of(script: Path, dotted: str) -> bytes | None:
     return None
 
 
-def external_setup_calls(ix: ScriptIndex) -> list[Node]:
-    """Calls `mod.fn()` whose `fn`, in the repository's own module `mod`, sets up the
-    process group (calls one of SETUP_CALLS in its body)."""
+def _own_sources(ix: ScriptIndex) -> tuple[dict[str, bytes], dict[str, tuple[bytes, str]]]:
+    """The repository's own modules the script imports: local module name -> source, and
+    local function name (`from PKG.mod import fn`) -> (the module's source, `fn`)."""
     script = Path(ix.path)
     if not ix.path or ix.path.startswith("<") or not script.is_file():
-        return []
-    sources: dict[str, bytes] = {}
+        return {}, {}
+    modules: dict[str, bytes] = {}
+    functions: dict[str, tuple[bytes, str]] = {}
     for local, dotted in _module_of(ix).items():
         src = _source_of(script, dotted)  # the repository's own module, else None
         if src is not None:
-            sources[local] = src
-    if not sources:
+            modules[local] = src
+        elif "." in dotted:
+            mod, fn = dotted.rsplit(".", 1)
+            src = _source_of(script, mod)
+            if src is not None:
+                functions[local] = (src, fn)
+    return modules, functions
+
+
+def external_setup_calls(ix: ScriptIndex) -> list[Node]:
+    """Calls `mod.fn()` (or `fn()` imported from `mod`) whose `fn`, in the repository's own
+    module `mod`, sets up the process group (calls one of SETUP_CALLS in its body) or runs
+    the script again under a launcher (`mpi_fork()`: `mpirun ... sys.argv`, then exit)."""
+    modules, functions = _own_sources(ix)
+    if not modules and not functions:
         return []
     found: list[Node] = []
     verdicts: dict[tuple[str, str], bool] = {}
     for c in _attribute_calls(ix.root):
         recv = receiver(c)
-        if recv is None or ts.text(recv) not in sources:
+        if recv is None or ts.text(recv) not in modules:
             continue
         key = (ts.text(recv), call_name(c))
         if key not in verdicts:
-            verdicts[key] = _sets_up(sources[key[0]], key[1])
+            verdicts[key] = _sets_up(modules[key[0]], key[1])
         if verdicts[key]:
             found.append(c)
+    calls = ix.local_calls(functions) if functions else {}
+    for name, (src, fn) in functions.items():
+        if calls.get(name) and _sets_up(src, fn):
+            found.extend(calls[name])
+    found.sort(key=lambda c: c.start_byte)
     return found
+
+
+def external_rank_functions(ix: ScriptIndex) -> set[str]:
+    """Functions imported from the repository's own modules that return the process's rank
+    (`from utils.mpi import proc_id`: `return MPI.COMM_WORLD.Get_rank()`)."""
+    _, functions = _own_sources(ix)
+    out: set[str] = set()
+    calls = ix.local_calls(functions) if functions else {}
+    for name, (src, fn) in functions.items():
+        if calls.get(name):
+            body = _body_of(src, fn)
+            if body is not None and returns_rank(body):
+                out.add(name)
+    return out
+
+
+_RANK_RETURN = re.compile(rb"return\b[^\n]*(rank|RANK)")
+_REEXEC_CALL = re.compile(rb"\b(check_call|call|run|Popen|check_output|exec[lv]p?e?)\(")
+
+
+def returns_rank(body: bytes) -> bool:
+    """A short function body that returns the process's rank."""
+    return body.count(b"\n") < 20 and _RANK_RETURN.search(body) is not None
+
+
+def reexecutes(body: bytes) -> bool:
+    """A body that runs the script itself again (`sys.argv` handed to a subprocess or exec)."""
+    return b"sys.argv" in body and _REEXEC_CALL.search(body) is not None
+
+
+def _body_of(source: bytes, fn: str) -> bytes | None:
+    tree = ts.parse(source)
+    q = ts.query("(function_definition name: (identifier) @name) @def")
+    for d in ts.captures(q, tree.root_node).get("def", []):
+        if ts.text(d.child_by_field_name("name")) == fn:
+            body = d.child_by_field_name("body")
+            return body.text if body is not None and body.text is not None else None
+    return None
 
 
 def _attribute_calls(root: Node) -> list[Node]:
@@ -95,10 +153,7 @@ def _attribute_calls(root: Node) -> list[Node]:
 
 
 def _sets_up(source: bytes, fn: str) -> bool:
-    tree = ts.parse(source)
-    q = ts.query("(function_definition name: (identifier) @name) @def")
-    for d in ts.captures(q, tree.root_node).get("def", []):
-        if ts.text(d.child_by_field_name("name")) == fn:
-            body = ts.text(d.child_by_field_name("body"))
-            return any(f"{s}(" in body for s in SETUP_CALLS)
-    return False
+    body = _body_of(source, fn)
+    if body is None:
+        return False
+    return any(f"{s}(".encode() in body for s in SETUP_CALLS) or reexecutes(body)

@@ -6,6 +6,7 @@ import re
 from typing import TYPE_CHECKING
 
 from runexp_tui.core import ts
+from runexp_tui.core.analysis.callees import external_rank_functions, reexecutes, returns_rank
 from runexp_tui.core.analysis.framework import fw_modules
 from runexp_tui.core.analysis.index import ScriptIndex
 from runexp_tui.core.analysis.model import Distributed
@@ -65,6 +66,8 @@ def distributed(ix: ScriptIndex) -> Distributed:
         kind = "ddp"
     elif "other_dist" in fw or "deepspeed" in fw:
         kind = "deepspeed" if "deepspeed" in fw else "other"
+    elif reexec_functions(ix):
+        kind = "other"  # `mpi_fork()`: the script runs itself again, once per process
     elif _worker_targets(ix):
         kind = "other"  # Hogwild-style `mp.Process(target=train)`: several training processes
     elif ix.external_setup():
@@ -128,11 +131,38 @@ def _worker_targets(ix: ScriptIndex) -> list[tuple[Node, bool]]:
     return out
 
 
-def _rank_vars(ix: ScriptIndex) -> dict[str, Node]:
+def reexec_functions(ix: ScriptIndex) -> list[Node]:
+    """This file's functions that run the script again under a launcher (`mpi_fork`:
+    `subprocess.check_call(["mpirun", ..., sys.executable] + sys.argv)`, then exit)."""
+    return [d for d in ix.defs if reexecutes(_body(d))]
+
+
+def rank_functions(ix: ScriptIndex) -> frozenset[str]:
+    """Functions (this file's or the repository's own) that return the process's rank:
+    `proc_id() == 0` is then a main-process test."""
+    own = {ts.text(d.child_by_field_name("name")) for d in ix.defs if returns_rank(_body(d))}
+    return frozenset(own | external_rank_functions(ix))
+
+
+def _body(fn: Node) -> bytes:
+    body = fn.child_by_field_name("body")
+    return body.text if body is not None and body.text is not None else b""
+
+
+def _rank_vars(ix: ScriptIndex, rank_fns: frozenset[str] = frozenset()) -> dict[str, Node]:
     out: dict[str, Node] = {}
-    for a in ix.rank_assigns:
+    candidates = list(ix.rank_assigns)
+    if rank_fns:  # `is_main = proc_id() == 0`: the rank query only the file's defs name
+        candidates += [
+            a
+            for a in (
+                assignment(stmt_of(c)) for calls in ix.local_calls(rank_fns).values() for c in calls
+            )
+            if a is not None and a not in candidates
+        ]
+    for a in candidates:
         left, right = a.child_by_field_name("left"), a.child_by_field_name("right")
-        if left is not None and left.type == "identifier" and _is_rank_test(right):
+        if left is not None and left.type == "identifier" and _is_rank_test(right, rank_fns):
             out.setdefault(ts.text(left), a)
     for at in ix.attrs:
         p = at.parent
@@ -143,21 +173,26 @@ def _rank_vars(ix: ScriptIndex) -> dict[str, Node]:
     return out
 
 
-def _is_rank_test(expr: Node | None) -> bool:
-    """`rank == 0`, `local_rank in (-1, 0)`, `get_rank() == 0`, `a and b` of those."""
+def _is_rank_test(expr: Node | None, rank_fns: frozenset[str] = frozenset()) -> bool:
+    """`rank == 0`, `local_rank in (-1, 0)`, `get_rank() == 0`, `a and b` of those; with
+    ``rank_fns``, also `proc_id() == 0` for a function that returns the rank."""
     if expr is None:
         return False
     if expr.type == "parenthesized_expression" and expr.named_children:
-        return _is_rank_test(expr.named_children[0])
+        return _is_rank_test(expr.named_children[0], rank_fns)
     if expr.type == "boolean_operator":
         return any(
-            _is_rank_test(c)
+            _is_rank_test(c, rank_fns)
             for c in (expr.child_by_field_name("left"), expr.child_by_field_name("right"))
         )
     if expr.type != "comparison_operator":
         return False
     src = ts.text(expr)
-    if not re.search(r"rank|ordinal|process_index", src):
+    asks_rank = any(
+        c.type == "call" and ts.text(c.child_by_field_name("function")) in rank_fns
+        for c in expr.named_children
+    )
+    if not asks_rank and not re.search(r"rank|ordinal|process_index", src):
         return False
     ops = [ts.text(c) for c in expr.children if not c.is_named]
     if ops in (["=="], ["<="]):
@@ -168,12 +203,26 @@ def _is_rank_test(expr: Node | None) -> bool:
 
 
 def main_process(ix: ScriptIndex, kind: str) -> str | None:
-    rank_vars = _rank_vars(ix)
+    rank_fns = rank_functions(ix) if kind != "none" else frozenset()
+    rank_vars = _rank_vars(ix, rank_fns)
     scores: dict[str, list[int]] = {}
-    for n, iff in enumerate(ix.ifs):
+    ifs = list(ix.ifs)
+    calls = ix.local_calls(rank_fns) if rank_fns else {}
+    for name in rank_fns:  # `if proc_id() == 0:` (the query's filter knows no such name)
+        for c in calls.get(name, ()):
+            cond = c.parent
+            while (
+                cond is not None and cond.parent is not None and cond.parent.type != "if_statement"
+            ):
+                cond = cond.parent
+            iff = cond.parent if cond is not None else None
+            if iff is not None and iff.child_by_field_name("condition") == cond and iff not in ifs:
+                ifs.append(iff)
+    ifs.sort(key=lambda n: n.start_byte)
+    for n, iff in enumerate(ifs):
         cond = iff.child_by_field_name("condition")
         for operand in and_operands(cond):
-            cand = _predicate(operand, rank_vars)
+            cand = _predicate(operand, rank_vars, rank_fns)
             if cand is None:
                 continue
             body = ts.text(iff.child_by_field_name("consequence"))
@@ -201,7 +250,9 @@ def main_process(ix: ScriptIndex, kind: str) -> str | None:
     return None
 
 
-def _predicate(node: Node, rank_vars: dict[str, Node]) -> str | None:
+def _predicate(
+    node: Node, rank_vars: dict[str, Node], rank_fns: frozenset[str] = frozenset()
+) -> str | None:
     if node.type == "identifier" and ts.text(node) in rank_vars:
         return ts.text(node)
     if node.type == "attribute" and ts.text(node.child_by_field_name("attribute")) in (
@@ -217,7 +268,7 @@ def _predicate(node: Node, rank_vars: dict[str, Node]) -> str | None:
         "is_main_process",
     ):
         return norm(ts.text(node))
-    if _is_rank_test(node):
+    if _is_rank_test(node, rank_fns):
         return norm(ts.text(node))
     return None
 

@@ -90,7 +90,12 @@ def _init_scope(ix: ScriptIndex, init: InitPoint) -> Node | None | Literal[False
                 best = fn
     if best is not None:
         return best
-    return None if not init.indent else False
+    if not init.indent or any(
+        is_main_guard(g) and ts.start_line(g) <= init.after_line <= ts.end_line(g)
+        for g in ix.root.named_children
+    ):
+        return None  # module level, or the `if __name__ == "__main__":` block
+    return False
 
 
 def _in_init_scope(

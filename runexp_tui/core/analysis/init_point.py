@@ -23,7 +23,11 @@ from runexp_tui.core.analysis.config import (
     self_config,
 )
 from runexp_tui.core.analysis.dispatch import hyper_dict_arg, hyper_dict_param, into_called
-from runexp_tui.core.analysis.distributed import fabric_setup, spawned_workers
+from runexp_tui.core.analysis.distributed import (
+    fabric_setup,
+    reexec_functions,
+    spawned_workers,
+)
 from runexp_tui.core.analysis.index import ScriptIndex
 from runexp_tui.core.analysis.model import Distributed, InitPoint
 from runexp_tui.core.analysis.nodes import (
@@ -238,10 +242,9 @@ def _last_setup(ix: ScriptIndex, target: Node) -> Node | None:
     setups += _local_setup_calls(ix, target)  # `setup_distributed(args)` defined in this file
     for c in setups:
         if (
-            c.start_byte < target.start_byte
-            and (scope(c) == fn or scope(c) is None)
-            and (found is None or c.start_byte > found.start_byte)
-        ):
+            (c.start_byte < target.start_byte and (scope(c) == fn or scope(c) is None))
+            or _before_entry(c, entries)  # `mpi_fork(n)` then `train(...)` under the guard
+        ) and (found is None or c.start_byte > found.start_byte):
             found = c
     fab = fabric_setup(ix, fn)  # `fabric = Fabric(...)`, `fabric.launch()`
     if (
@@ -262,6 +265,7 @@ def _local_setup_calls(ix: ScriptIndex, target: Node) -> list[Node]:
     them."""
     setup_fns: list[Node] = []
     frontier = [scope(c) for c in ix.calls_named(*_SETUP_CALLS)]
+    frontier += reexec_functions(ix)  # `mpi_fork()`: the processes that train start after it
     while frontier:
         fn = frontier.pop()
         if fn is None or fn in setup_fns or contains(fn, target):
