@@ -78,6 +78,25 @@ def _flag_tokens(flag: str, value: str | None, equals: bool) -> list[str]:
     return [f"{flag}={value}"] if equals else [flag, value]
 
 
+def switch_pairs(switch: tuple[str, ...]) -> list[tuple[str, str | None, bool]]:
+    """``("--with_tracking", "--report_to", "wandb")`` -> each flag with its value (None for
+    a bare switch) and whether it is written ``--flag=value``."""
+    out: list[tuple[str, str | None, bool]] = []
+    i = 0
+    while i < len(switch):
+        tok = switch[i]
+        if tok.startswith("-") and "=" in tok:
+            flag, value = tok.split("=", 1)
+            out.append((flag, value, True))
+        elif i + 1 < len(switch) and not switch[i + 1].startswith("-"):
+            out.append((tok, switch[i + 1], False))
+            i += 1
+        else:
+            out.append((tok, None, False))
+        i += 1
+    return out
+
+
 def with_wandb_switch(
     command: str,
     switch: tuple[str, ...] | None,
@@ -92,12 +111,8 @@ def with_wandb_switch(
     """
     if not switch:
         return command
-    first = switch[0]
-    if "=" in first:
-        flag, value = first.split("=", 1)
-        command = set_flag(command, flag, value, equals=True)
-    else:
-        command = set_flag(command, first, switch[1] if len(switch) > 1 else None)
+    for flag, value, equals in switch_pairs(switch):
+        command = set_flag(command, flag, value, equals=equals)
     if project and project_arg:
         if project_arg[0].endswith("="):
             command = set_flag(command, project_arg[0][:-1], project, equals=True)

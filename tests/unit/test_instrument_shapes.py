@@ -1077,3 +1077,27 @@ def test_a_script_that_relaunches_itself_starts_the_run_in_the_rank_0_copy(
     if HAS_TORCH:
         calls = _run(script, tmp_path)
         assert [c["call"] for c in calls] == ["init"] + ["log"] * 3 + ["finish"]
+
+
+def test_accelerate_trackers_behind_a_switch_are_recognised_with_the_tokens_to_turn_them_on(
+    tmp_path: Path,
+) -> None:
+    """`kw["log_with"] = args.report_to` under `if args.with_tracking:` plus `init_trackers`:
+    wandb is there but off by default. Nothing is injected (a second run would clash with
+    Accelerate's), and the switch says how to turn it on: `--with_tracking`, and
+    `--report_to wandb` because its default names another tracker."""
+    from runexp_tui.core.analysis import analyze_file
+    from runexp_tui.core.cmdline import with_wandb_switch
+
+    script = tmp_path / "shape_accelerate_tracking.py"
+    shutil.copy(SCRIPTS / script.name, script)
+    wb = analyze_file(script).wandb
+    assert (wb.present, wb.how) == (True, "report_to")
+    assert wb.switch == ("--with_tracking", "--report_to", "wandb")
+    proposal = propose_file(script, project="t")
+    assert not proposal.hunks
+    assert any("--with_tracking --report_to wandb" in n for n in proposal.notes)
+    assert (
+        with_wandb_switch("python train.py --report_to tensorboard", wb.switch)
+        == "python train.py --report_to wandb --with_tracking"
+    )

@@ -156,7 +156,10 @@ def _rank_vars(ix: ScriptIndex, rank_fns: frozenset[str] = frozenset()) -> dict[
         candidates += [
             a
             for a in (
-                assignment(stmt_of(c)) for calls in ix.local_calls(rank_fns).values() for c in calls
+                assignment(stmt_of(c))
+                for n, calls in ix.local_calls(rank_fns).items()
+                if n in rank_fns
+                for c in calls
             )
             if a is not None and a not in candidates
         ]

@@ -43,6 +43,12 @@ def wandb_use(ix: ScriptIndex) -> WandbUse:
     order = ["init", "report_to", "logger", "callback"]
     how = min(hows, key=order.index) if hows else None
     name, switch, project = wandb_switch(ix) if "init" in hows else (None, None, None)
+    acc = accelerate_tracking(ix) if how != "init" else None
+    if acc is not None:  # `Accelerator(log_with=args.report_to)` + `init_trackers(...)`
+        acc_lines, name, switch = acc
+        how = "report_to"
+        hows.append(how)
+        lines.update(acc_lines)
     return WandbUse(
         present=bool(hows),
         how=how,
@@ -51,6 +57,72 @@ def wandb_use(ix: ScriptIndex) -> WandbUse:
         switch_name=name,
         project_arg=project,
     )
+
+
+_LOG_WITH_QUERY = (
+    '(keyword_argument name: (identifier) @k (#eq? @k "log_with") value: (_) @v)\n'
+    "(assignment left: (subscript subscript: (string) @k) right: (_) @v"
+    ' (#match? @k "log_with"))'
+)
+
+
+def accelerate_tracking(
+    ix: ScriptIndex,
+) -> tuple[list[int], str | None, tuple[str, ...] | None] | None:
+    """Accelerate's trackers with wandb among them: the lines, and the switch that is off by
+    default (`if args.with_tracking:` around `init_trackers`; `--report_to` set to wandb when
+    its default names another tracker). None when the script has no such trackers.
+
+    `log_with=args.report_to` (or `kw["log_with"] = args.report_to`) whose flag defaults to
+    "all" or "wandb" (or says wandb outright), and an `init_trackers(...)` call."""
+    inits = list(ix.local_calls({"init_trackers"}).get("init_trackers", ()))
+    if not inits:
+        return None
+    flags = {f.dest: f for f in script_flags(ix) if f.dest}
+    value = None
+    for node in ts.captures(ts.query(_LOG_WITH_QUERY), ix.root).get("v", []):
+        value = node
+        break
+    if value is None:
+        return None
+    text = ts.text(value)
+    tokens: list[str] = []
+    names: list[str] = []
+    key = text.rsplit(".", 1)[-1]
+    if value.type in ("identifier", "attribute") and key in flags:
+        f = flags[key]
+        default = (f.default or "").strip("'\"").lower()
+        if "wandb" not in default and default != "all":
+            tokens += [f"{f.flag}=wandb"] if f.equals else [f.flag, "wandb"]
+            names.append(text)
+    elif "wandb" not in text and text.strip("'\"") != "all":
+        return None
+    for node in (inits[0], value):  # `if args.with_tracking:` around either
+        hit = _guarding_switch(node, flags)
+        if hit is not None:
+            tokens = list(hit[1]) + tokens
+            names.insert(0, hit[0])
+            break
+    lines = [ts.start_line(inits[0]), ts.start_line(value)]
+    if not tokens:
+        return lines, None, None
+    return lines, " and ".join(names), tuple(tokens)
+
+
+def _guarding_switch(
+    node: Node, flags: dict[str, CliFlag]
+) -> tuple[str, tuple[str, ...], tuple[str, ...] | None] | None:
+    n = node.parent
+    while n is not None and n.type != "module":
+        if n.type == "if_statement":
+            cons = n.child_by_field_name("consequence")
+            if cons is not None and contains(cons, node):
+                for op in and_operands(n.child_by_field_name("condition")):
+                    hit = _switch_of(op, flags)
+                    if hit is not None:
+                        return hit
+        n = n.parent
+    return None
 
 
 def wandb_switch(

@@ -145,6 +145,15 @@ def _existing_integration(src: Source, analysis: AnalysisResult) -> str | None:
                 f"(`{wb.switch_name}`): launch with {' '.join(wb.switch)} to log{project}"
             )
         return f"wandb is already set up by the script ({where})"
+    wb = analysis.wandb
+    if wb.how == "report_to" and wb.switch and src.names_called("init_trackers"):
+        return (
+            "wandb is already integrated through Accelerate's trackers but off by default "
+            f"(`{wb.switch_name}`): launch with {' '.join(wb.switch)} to log; "
+            "its project is written in the script"
+        )
+    if src.names_called("init_trackers") and wb.how == "report_to":
+        return "wandb is already integrated through Accelerate (log_with + init_trackers)"
     if src.names_called("init_trackers") and re.search(
         r"log_with\s*=\s*[^,)]*(wandb|\"all\"|'all'|all)", src.text
     ):
