@@ -1101,3 +1101,18 @@ def test_accelerate_trackers_behind_a_switch_are_recognised_with_the_tokens_to_t
         with_wandb_switch("python train.py --report_to tensorboard", wb.switch)
         == "python train.py --report_to wandb --with_tracking"
     )
+
+
+def test_a_module_constant_that_switches_the_scripts_own_wandb_off_is_turned_on(
+    tmp_path: Path,
+) -> None:
+    """`TRACK = False` at the top, no flag sets it, `if TRACK:` around the script's own
+    wandb code: the one change proposed is `TRACK = True` (the user's comment kept), after
+    which the script's own calls log; applying it again proposes nothing."""
+    script, text = _inject("shape_constant_switch.py", tmp_path)
+    assert "TRACK = True  # flip to log to W&B  # runexp-tui" in text
+    assert text.count("# runexp-tui") == 1
+    assert not propose_file(script, project="t").hunks
+    if HAS_TORCH:
+        calls = _run(script, tmp_path)
+        assert [c["call"] for c in calls] == ["init"] + ["log"] * 4 + ["finish"]

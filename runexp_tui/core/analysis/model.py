@@ -35,6 +35,9 @@ class WandbUse:
     switch: tuple[str, ...] | None = None
     switch_name: str | None = None  # "wandb_log", "args.track"
     project_arg: tuple[str, ...] | None = None  # tokens setting its project: ("--wandb_project=",)
+    # a module constant that is the switch (`USE_WANDB = False` at the top, no flag sets it):
+    # its 1-based line, where the proposal turns it on (not in the JSON contract)
+    constant_line: int | None = None
 
 
 @dataclass(frozen=True)

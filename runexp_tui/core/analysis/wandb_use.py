@@ -43,6 +43,9 @@ def wandb_use(ix: ScriptIndex) -> WandbUse:
     order = ["init", "report_to", "logger", "callback"]
     how = min(hows, key=order.index) if hows else None
     name, switch, project = wandb_switch(ix) if "init" in hows else (None, None, None)
+    constant = constant_switch(ix) if "init" in hows and switch is None else None
+    if constant is not None:
+        name = constant[0]
     acc = accelerate_tracking(ix) if how != "init" else None
     if acc is not None:  # `Accelerator(log_with=args.report_to)` + `init_trackers(...)`
         acc_lines, name, switch = acc
@@ -56,7 +59,53 @@ def wandb_use(ix: ScriptIndex) -> WandbUse:
         switch=switch,
         switch_name=name,
         project_arg=project,
+        constant_line=constant[1] if constant is not None else None,
     )
+
+
+def constant_switch(ix: ScriptIndex) -> tuple[str, int] | None:
+    """`USE_WANDB = False` at module level, assigned nowhere else and no flag of the script,
+    around the script's own `wandb.init` (`if USE_WANDB:`): its name and 1-based line.
+
+    Only the source can turn such a switch on; a launch flag cannot."""
+    flags = {f.dest for f in script_flags(ix) if f.dest}
+    for c in ix.wcalls:
+        if ts.text(callee_of(c)) != "wandb.init":
+            continue
+        n = c.parent
+        while n is not None and n.type != "module":
+            cons = n.child_by_field_name("consequence") if n.type == "if_statement" else None
+            if cons is not None and contains(cons, c):
+                for op in and_operands(n.child_by_field_name("condition")):
+                    if op.type == "identifier" and ts.text(op) not in flags:
+                        line = _false_constant(ix, ts.text(op))
+                        if line is not None:
+                            return ts.text(op), line
+            n = n.parent
+    return None
+
+
+def _false_constant(ix: ScriptIndex, name: str) -> int | None:
+    """The line of `name = False` when that is the name's only assignment in the file."""
+    q = ts.query(
+        "(assignment left: (identifier) @n right: (_) @v)\n"
+        "(augmented_assignment left: (identifier) @n)\n"
+        "(global_statement (identifier) @n)"
+    )
+    found: list[Node] = []
+    for n in ts.captures(q, ix.root).get("n", []):
+        if ts.text(n) == name:
+            found.append(n)
+    if len(found) != 1:
+        return None
+    a = found[0].parent
+    if a is None or a.type != "assignment" or a.parent is None:
+        return None
+    st = a.parent
+    value = a.child_by_field_name("right")
+    if st.parent is None or st.parent.type != "module" or value is None or value.type != "false":
+        return None
+    return ts.start_line(a)
 
 
 _LOG_WITH_QUERY = (

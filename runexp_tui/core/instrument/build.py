@@ -17,7 +17,9 @@ from runexp_tui.core.instrument.files import read_script
 from runexp_tui.core.instrument.hunks import (
     BOM,
     LONE_CR,
+    MARKER,
     RUN_GUARD,
+    Hunk,
     Proposal,
     detect_newline,
     sorted_hunks,
@@ -73,7 +75,10 @@ def build_proposal(
     guard = main_guard(analysis)
     shortcut = analysis.points.shortcut
     integrated = _existing_integration(src, analysis)
-    if integrated:
+    if integrated and analysis.wandb.constant_line is not None:
+        plan.notes.append(integrated)
+        _switch_on(plan, analysis.wandb.constant_line, analysis.wandb.switch_name or "")
+    elif integrated:
         plan.notes.append(integrated)
     elif shortcut is not None and shortcut.kind in ("report_to", "logger"):
         guard = None  # HF Trainer and Lightning log from rank zero themselves
@@ -122,6 +127,17 @@ def build_proposal(
     return with_bound_names(without_breaking_hunks(proposal))
 
 
+def _switch_on(plan: Plan, line: int, name: str) -> None:
+    """`USE_WANDB = False` -> `USE_WANDB = True`: the script's own wandb, which no launch flag
+    can turn on, logs (one reviewable change; the rest of its wandb code is the script's)."""
+    old = plan.src.lines[line - 1]
+    m = re.match(rf"(\s*{re.escape(name)}\s*=\s*)False\b(.*)$", old)
+    if m is None:
+        return
+    new = f"{m.group(1)}True{m.group(2).rstrip()}  {MARKER}"  # the user's comment stays
+    plan.hunks.append(Hunk(-1, f"switch on: {name} = True", "shortcut", line - 1, (old,), (new,)))
+
+
 def _existing_integration(src: Source, analysis: AnalysisResult) -> str | None:
     """Why the script needs nothing from us: its own wandb set-up, or a framework hook.
 
@@ -143,6 +159,12 @@ def _existing_integration(src: Source, analysis: AnalysisResult) -> str | None:
             return (
                 f"wandb is already set up by the script ({where}) but off by default "
                 f"(`{wb.switch_name}`): launch with {' '.join(wb.switch)} to log{project}"
+            )
+        if wb.constant_line is not None:
+            return (
+                f"wandb is already set up by the script ({where}) but off "
+                f"(`{wb.switch_name} = False` at line {wb.constant_line}, no flag sets it): "
+                "the proposal turns it on"
             )
         return f"wandb is already set up by the script ({where})"
     wb = analysis.wandb
