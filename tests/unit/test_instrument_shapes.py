@@ -1116,3 +1116,18 @@ def test_a_module_constant_that_switches_the_scripts_own_wandb_off_is_turned_on(
     if HAS_TORCH:
         calls = _run(script, tmp_path)
         assert [c["call"] for c in calls] == ["init"] + ["log"] * 4 + ["finish"]
+
+
+def test_the_settings_loaded_from_a_config_flag_are_the_config_not_the_namespace(
+    tmp_path: Path,
+) -> None:
+    """`hp = read_settings(opts.settings)` after the parse: the hyper-parameters are in `hp`
+    (the namespace holds a path and a switch), so `hp` is the run's config."""
+    script, text = _inject("shape_config_file_flag.py", tmp_path)
+    init = next(ln for ln in text.splitlines() if "wandb.init(" in ln)
+    assert "config=hp)" in init
+    if HAS_TORCH:
+        (tmp_path / "settings.json").write_text('{"lr": 0.05, "steps": 3}')
+        calls = _run(script, tmp_path)
+        assert calls[0] == {"call": "init", "config": ["lr", "steps"]}
+        assert [c["call"] for c in calls[1:]] == ["log"] * 3 + ["finish"]

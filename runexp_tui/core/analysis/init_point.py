@@ -22,6 +22,7 @@ from runexp_tui.core.analysis.config import (
     promote,
     self_config,
 )
+from runexp_tui.core.analysis.config_file import loaded_config
 from runexp_tui.core.analysis.dispatch import hyper_dict_arg, hyper_dict_param, into_called
 from runexp_tui.core.analysis.distributed import (
     fabric_setup,
@@ -87,6 +88,9 @@ def init_point(
             ):
                 stmt, var = later, lvar
                 first_names = set(target_names(a.child_by_field_name("left")))
+        loaded = loaded_config(ix, stmt, var) if stmt.type != "function_definition" else None
+        if loaded is not None:  # `cfg = load_config(args.config)`: the settings are in there
+            stmt, var = loaded
         if stmt.type == "function_definition":
             body_of = stmt
         else:
