@@ -1131,3 +1131,25 @@ def test_the_settings_loaded_from_a_config_flag_are_the_config_not_the_namespace
         calls = _run(script, tmp_path)
         assert calls[0] == {"call": "init", "config": ["lr", "steps"]}
         assert [c["call"] for c in calls[1:]] == ["log"] * 3 + ["finish"]
+
+
+@pytest.mark.parametrize(
+    ("name", "made"),
+    [
+        ("shape_lightning_hydra_trainer.py", "hydra.utils.instantiate(cfg.trainer, callbacks=[], "),
+        ("shape_lightning_from_args.py", "pl.Trainer.from_argparse_args(args, "),
+    ],
+)
+def test_a_lightning_trainer_not_built_by_a_trainer_call_gets_the_logger_where_it_is_made(
+    name: str, made: str, tmp_path: Path
+) -> None:
+    """`trainer = instantiate(cfg.trainer)` or `Trainer.from_argparse_args(args)`, then
+    `trainer.fit(...)`: both take keyword overrides, so the WandbLogger goes into that call
+    (not a bare wandb.init beside a Trainer that logs elsewhere)."""
+    import ast
+
+    _, text = _inject(name, tmp_path)
+    ast.parse(text)
+    line = next(ln for ln in text.splitlines() if "logger=WandbLogger(" in ln)
+    assert made in line and 'os.environ.get("WANDB_PROJECT"' in line
+    assert "wandb.init(" not in text and "import WandbLogger" in text

@@ -90,7 +90,9 @@ def framework(ix: ScriptIndex, has_loop: bool) -> Framework:
         and not (has_loop and "Accelerator" in names)
     ):
         return "hf_trainer"
-    if "lightning" in fw and ("Trainer" in names or "LightningCLI" in names):
+    if "lightning" in fw and (
+        "Trainer" in names or "LightningCLI" in names or _built_trainer(ix) is not None
+    ):
         return "lightning"
     if "Accelerator" in names:
         return "accelerate"
@@ -111,6 +113,36 @@ def framework(ix: ScriptIndex, has_loop: bool) -> Framework:
     if "keras" in fw and "fit" in names:
         return "keras"
     return "other"
+
+
+def _built_trainer(ix: ScriptIndex) -> Node | None:
+    """The call that makes the trainer `fit` is called on, when it is not a `Trainer(...)`
+    call: `pl.Trainer.from_argparse_args(args)`, hydra's `instantiate(cfg.trainer)`; both take
+    keyword overrides (`logger=...`), so the logger shortcut goes there."""
+    for fit in ix.calls_named("fit"):
+        recv = receiver(fit)
+        if recv is None or recv.type != "identifier":
+            continue
+        name = ts.text(recv)
+        q = ts.query("(assignment left: (identifier) right: (call) @c)")
+        made = sorted(
+            (
+                c
+                for c in ts.captures(q, scope(fit) or ix.root).get("c", [])
+                if c.parent is not None
+                and ts.text(c.parent.child_by_field_name("left")) == name
+                and c.start_byte < fit.start_byte
+                and scope(c) == scope(fit)
+            ),
+            key=lambda c: c.start_byte,
+        )
+        if not made:
+            continue
+        call = made[-1]
+        fn = ts.text(call.child_by_field_name("function"))
+        if "Trainer." in fn or call_name(call) == "instantiate":
+            return call
+    return None
 
 
 def shortcut(ix: ScriptIndex, framework: str) -> Shortcut | None:
@@ -151,6 +183,7 @@ def shortcut(ix: ScriptIndex, framework: str) -> Shortcut | None:
         kind = "logger"
         subs = lightning_entry_subclasses(ix)
         cand = next(iter(ix.calls_named("Trainer", "LightningCLI", *subs)), None)
+        cand = cand or _built_trainer(ix)
         if cand is not None and call_name(cand) in subs:
             return Shortcut(  # `MyCLI(...)`: changed as the LightningCLI it is
                 line=ts.start_line(cand),
