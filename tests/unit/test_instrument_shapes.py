@@ -1153,3 +1153,15 @@ def test_a_lightning_trainer_not_built_by_a_trainer_call_gets_the_logger_where_i
     line = next(ln for ln in text.splitlines() if "logger=WandbLogger(" in ln)
     assert made in line and 'os.environ.get("WANDB_PROJECT"' in line
     assert "wandb.init(" not in text and "import WandbLogger" in text
+
+
+def test_a_loss_divided_for_gradient_accumulation_is_logged_multiplied_back(
+    tmp_path: Path,
+) -> None:
+    """`loss = loss / accum` inside the micro-batch loop, the log after the step: the value
+    logged is the micro-batch's own loss (`loss.item() * accum`), not a quarter of it."""
+    script, text = _inject("shape_accum_divided.py", tmp_path)
+    assert '"train/loss": loss.item() * accum' in text
+    if HAS_TORCH:
+        logs = [c["data"] for c in _run(script, tmp_path) if c["call"] == "log"]
+        assert [round(d["train/loss"], 6) for d in logs] == [4.0, 4.0, 4.0]

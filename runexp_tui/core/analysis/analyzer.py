@@ -18,6 +18,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from runexp_tui.core import ts
+from runexp_tui.core.analysis.accum import with_unscale
 from runexp_tui.core.analysis.boosting import boosting_config, callback_constructor
 from runexp_tui.core.analysis.callbacks import (
     CallbackTraining,
@@ -99,7 +100,7 @@ def analyze(ix: ScriptIndex) -> AnalysisResult:
     fw = framework(ix, loop is not None)
     dist = none_rank(ix, distributed(ix))
     short = shortcut(ix, fw)
-    train = train_log(ix, loop, sites) if loop is not None else None
+    train = with_unscale(ix, train_log(ix, loop, sites)) if loop is not None else None
     top_loop = outermost_loop(ix, loop) if loop is not None else None
     for lp in (loop, top_loop):
         fn = scope(lp) if lp is not None else None

@@ -79,6 +79,9 @@ class TrainLogPoint:
     # not in the JSON contract: `loss_var` is what an epoch of the repository's own engine
     # returned (`train_stats = train_one_epoch(...)`): a dict of averages, or one number
     epoch_result: bool = False
+    # not in the JSON contract: the loss was divided for gradient accumulation inside the
+    # micro-batch loop the log comes after (`loss = loss / accum_steps`): logged times this
+    unscale: str | None = None
 
 
 @dataclass(frozen=True)

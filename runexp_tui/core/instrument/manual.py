@@ -154,7 +154,10 @@ def manual_hunks(plan: Plan, guard: str | None, keras: bool, library: bool = Fal
         if len(losses) > 1 or tl.also:  # a GAN's errD and errG: each under its own name
             items = [f'"train/{metric_key(v)}": {_scalar(src, v)}' for v in losses]
         else:
-            items = [f'"train/{_train_key(tl.loss_var or "")}": {_scalar(src, tl.loss_var or "")}']
+            value = _scalar(src, tl.loss_var or "")
+            if tl.unscale:  # divided for gradient accumulation: the micro-batch's own loss
+                value = f"{value} * {tl.unscale}"
+            items = [f'"train/{_train_key(tl.loss_var or "")}": {value}']
         if tl.step_var and tl.step_var != "_":  # `_` is a throwaway name, not a counter
             items.append(f'"step": {tl.step_var}')
         if tl.mode_flag:  # a loop that also evaluates: `train/` or `eval/` by its flag

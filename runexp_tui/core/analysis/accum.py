@@ -1,0 +1,94 @@
+"""Gradient accumulation: a loss divided by the number of micro-batches, logged after them.
+
+`for micro in range(accum): loss = loss_fn(...); loss = loss / accum; loss.backward()`, then
+`optimizer.step()` and the log: what `loss` holds there is the last micro-batch's share of
+the step, `accum` times too small. The log multiplies it back (what the script itself
+prints as `loss.item() * accum`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+from runexp_tui.core import ts
+from runexp_tui.core.analysis.index import ScriptIndex
+from runexp_tui.core.analysis.model import TrainLogPoint
+from runexp_tui.core.analysis.nodes import LOOPS, contains, identifiers, scope
+
+if TYPE_CHECKING:
+    from tree_sitter import Node
+
+_DIVIDED = ts.query(
+    '(assignment left: (_) @l right: (binary_operator left: (_) @a operator: "/" right: (_) @d))\n'
+    '(augmented_assignment left: (_) @l operator: "/=" right: (_) @d)'
+)
+
+
+def with_unscale(ix: ScriptIndex, tl: TrainLogPoint | None) -> TrainLogPoint | None:
+    """``tl`` with the divisor to multiply the logged loss by, when the loss was divided
+    inside a loop that ends before the log (the micro-batch loop); else ``tl`` as it is."""
+    if tl is None or not tl.loss_var or tl.bind_result or tl.epoch_result or tl.also:
+        return tl
+    at = _node_at(ix, tl.after_line)
+    if at is None:
+        return tl
+    fn = scope(at)
+    var = tl.loss_var
+    caps = ts.captures(_DIVIDED, fn if fn is not None else ix.root)
+    for d in caps.get("d", []):
+        a = d.parent
+        if a is not None and a.type == "binary_operator":  # `loss = ... / accum`
+            a = a.parent
+        if a is None or a.type not in ("assignment", "augmented_assignment"):
+            continue
+        if ts.text(a.child_by_field_name("left")) != var or scope(a) != fn:
+            continue
+        micro = _loop_around(a, fn)
+        if micro is None or contains(micro, at) or micro.end_byte > at.start_byte:
+            continue
+        # the accumulation signature: backward inside the micro loop, the step after it
+        if not _loop_free(d, micro) or not _backpropagated_in(micro, var):
+            continue
+        div = ts.text(d)
+        return replace(
+            tl, unscale=div if d.type in ("identifier", "attribute", "integer") else f"({div})"
+        )
+    return tl
+
+
+def _node_at(ix: ScriptIndex, line: int) -> Node | None:
+    col = len(ix.smap.indent(line).encode())
+    if col >= len(ix.smap.line_bytes(line)):
+        return None
+    return ix.root.descendant_for_point_range((line - 1, col), (line - 1, col))
+
+
+def _loop_around(node: Node, fn: Node | None) -> Node | None:
+    n = node.parent
+    while n is not None and n != fn:
+        if n.type in LOOPS:
+            return n
+        n = n.parent
+    return None
+
+
+def _loop_free(expr: Node, loop: Node) -> bool:
+    """The divisor is the same on every pass: none of its names is bound inside the loop."""
+    names = set(identifiers(expr)) | {ts.text(expr)}
+    left = loop.child_by_field_name("left")
+    if left is not None and names & set(identifiers(left)):
+        return False
+    q = ts.query("(assignment left: (_) @l)\n(augmented_assignment left: (_) @l)")
+    return not any(ts.text(t) in names for t in ts.captures(q, loop).get("l", []))
+
+
+def _backpropagated_in(loop: Node, var: str) -> bool:
+    """`var.backward()`, `scaler.scale(var).backward()`, `accelerator.backward(var)`."""
+    for c in ts.captures(ts.query("(call) @c"), loop).get("c", []):
+        fn = c.child_by_field_name("function")
+        if fn is None or not ts.text(fn).endswith("backward"):
+            continue
+        if ts.text(fn) == f"{var}.backward" or var in identifiers(c):
+            return True
+    return False
