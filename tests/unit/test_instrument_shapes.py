@@ -1165,3 +1165,51 @@ def test_a_loss_divided_for_gradient_accumulation_is_logged_multiplied_back(
     if HAS_TORCH:
         logs = [c["data"] for c in _run(script, tmp_path) if c["call"] == "log"]
         assert [round(d["train/loss"], 6) for d in logs] == [4.0, 4.0, 4.0]
+
+
+def test_a_dataclass_command_line_gives_flags_and_the_switch_of_the_scripts_own_wandb(
+    tmp_path: Path,
+) -> None:
+    """`opts = tyro.cli(Options)`: each field is a flag (`--learning-rate`, tyro's hyphens;
+    the docstring under a field is its help), and `track: bool = False` around the script's
+    own wandb.init is the switch, turned on by a bare `--track`."""
+    from runexp_tui.core.analysis import analyze_file
+
+    script = tmp_path / "shape_dataclass_cli_switch.py"
+    shutil.copy(SCRIPTS / script.name, script)
+    result = analyze_file(script)
+    flags = {f.flag: f for f in result.cli_flags}
+    assert list(flags) == ["--learning-rate", "--num-steps", "--track", "--wandb-project-name"]
+    assert flags["--learning-rate"].help == "the optimizer's step size"
+    assert result.wandb.switch == ("--track",)
+    assert result.wandb.project_arg == ("--wandb-project-name",)
+    assert not propose_file(script, project="t").hunks
+
+
+def test_a_loss_returned_as_a_number_by_the_step_function_is_logged_as_it_is(
+    tmp_path: Path,
+) -> None:
+    """`loss = train_step()` where the function returns `float(loss.detach())`: the loop's
+    `loss` is a float (`loss.item()` would raise AttributeError on the first step)."""
+    script, text = _inject("shape_step_fn_returns_float.py", tmp_path)
+    assert '"train/loss": loss,' in text and "loss.item()" not in text
+    if HAS_TORCH:
+        logs = [c for c in _run(script, tmp_path) if c["call"] == "log"]
+        assert len(logs) == 4
+
+
+def test_a_config_loaded_only_on_one_path_starts_the_run_after_the_branch(
+    tmp_path: Path,
+) -> None:
+    """`if isinstance(settings, str): settings = json.load(...)` with `settings` a parameter:
+    the run starts after the `if`, so the dict path (a search loop) has a run too."""
+    script, text = _inject("shape_config_maybe_loaded.py", tmp_path)
+    lines = text.splitlines()
+    init = next(i for i, ln in enumerate(lines) if "wandb.init(" in ln)
+    assert lines[init].startswith("    wandb.init(") and "config=settings" in lines[init]
+    fin = next(i for i, ln in enumerate(lines) if "wandb.finish()" in ln)
+    assert lines[fin + 1].strip() == "return loss.item()"  # each call of train is one run
+    if HAS_TORCH:
+        (tmp_path / "settings.json").write_text('{"lr": 0.1}')
+        calls = _run(script, tmp_path)
+        assert [c["call"] for c in calls] == ["init", "log", "log", "finish"]

@@ -162,7 +162,7 @@ def analyze(ix: ScriptIndex) -> AnalysisResult:
     ):
         # one run for every call of the function handed over (each trial of a search)
         init = InitPoint(ts.start_line(outer) - 1, None, ix.indent_of(outer))
-    finish = finish_point(ix, top_loop, train_call, last_eval, init)
+    finish = finish_point(ix, top_loop, train_call, last_eval, init, loop)
     if finish is not None and test is not None and test.after_line > finish.after_line:
         test = None  # past the end of the run: a later phase, not this training's test
     return AnalysisResult(

@@ -172,6 +172,62 @@ def lift(stmt: Node) -> Node:
             return stmt
 
 
+def out_of_branch(stmt: Node, var: str | None) -> Node:
+    """`if isinstance(hyp, str): hyp = load(hyp)` with `hyp` bound before the `if` (a
+    parameter, an earlier statement): the config exists on both paths, complete only after
+    the `if`, so that is where the run starts (inside the branch, the other path would log
+    into no run)."""
+    if not var:
+        return stmt
+    root = var.split(".", 1)[0]
+    while True:
+        block = stmt.parent
+        owner = block.parent if block is not None and block.type == "block" else None
+        if (
+            owner is None
+            or owner.type != "if_statement"
+            or owner.child_by_field_name("alternative") is not None
+            or owner.child_by_field_name("consequence") != block
+            or _leaves_block(owner)
+            or not _bound_before(owner, root)
+        ):
+            return stmt
+        stmt = owner
+
+
+def _bound_before(st: Node, name: str) -> bool:
+    fn = scope(st)
+    if fn is not None:
+        params = fn.child_by_field_name("parameters")
+        if params is not None and name in identifiers(params):
+            return True
+    prev = st.prev_named_sibling
+    while prev is not None:
+        a = assignment(prev) if prev.type == "expression_statement" else None
+        if a is not None and name in target_names(a.child_by_field_name("left")):
+            return True
+        prev = prev.prev_named_sibling
+    return False
+
+
+def _leaves_block(st: Node) -> bool:
+    """A return/raise/continue/break in the statement (outside nested functions)."""
+    stack = list(st.named_children)
+    while stack:
+        n = stack.pop()
+        if n.type in (
+            "return_statement",
+            "raise_statement",
+            "continue_statement",
+            "break_statement",
+        ):
+            return True
+        if n.type in ("function_definition", "class_definition", "lambda"):
+            continue
+        stack.extend(n.named_children)
+    return False
+
+
 def promote(ix: ScriptIndex, stmt: Node, var: str | None) -> tuple[Node, str | None]:
     """`ns = parse_args(); cfg = TrainConfig(lr=ns.lr)`: the config object is `cfg`."""
     nxt = stmt.next_named_sibling

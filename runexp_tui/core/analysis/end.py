@@ -32,6 +32,7 @@ def finish_point(
     train_call: Node | None,
     eval_log: EvalLogPoint | None,
     init: InitPoint | None = None,
+    loop: Node | None = None,
 ) -> FinishPoint | None:
     if top is not None:
         st = ix.line_stmt(top)
@@ -54,7 +55,9 @@ def finish_point(
         if outer is not None:  # `study.optimize(objective)`: the run spans every call
             return FinishPoint(ts.end_line(outer), ix.indent_of(outer))
         owner = _in_init_scope(ix, st, init)
-        if owner is not None:  # the run began in a caller: it ends there, after the call
+        if owner is None and loop is not None:
+            owner = _init_in_callee(ix, top, loop, init)
+        if owner is not None:  # the run began in another function: it ends there
             st = _end_of_run(ix, owner)
         return FinishPoint(ts.end_line(st), ix.indent_of(st))
     if train_call is None:
@@ -123,6 +126,29 @@ def _in_init_scope(
                     return lift_to_function_level(ix.line_stmt(c)) if owner else ix.line_stmt(c)
                 if outer is not None and outer != f:
                     nxt.append(outer)
+        frontier = nxt
+    return None
+
+
+def _init_in_callee(ix: ScriptIndex, top: Node, loop: Node, init: InitPoint | None) -> Node | None:
+    """The statement of the init's function that holds the training, when that function is
+    called from the outermost loop (`for trial in ...: train(settings)` with the init in
+    `train`): each call is its own run, so each ends in `train`, not after the search."""
+    owner = _init_scope(ix, init) if init is not None else None
+    if owner is None or owner is False or contains(owner, top) or scope(top) == owner:
+        return None
+    body = owner.child_by_field_name("body")
+    if contains(owner, loop):
+        return ancestor_in(loop, body)
+    frontier = [scope(loop)]
+    for _ in range(3):
+        nxt: list[Node] = []
+        for f in frontier:
+            for c in ix.callers(f) if f is not None else ():
+                if contains(owner, c):
+                    return ancestor_in(c, body)
+                if scope(c) is not None and scope(c) != f:
+                    nxt.append(scope(c))
         frontier = nxt
     return None
 

@@ -15,6 +15,7 @@ from runexp_tui.core.analysis.nodes import (
     kwarg,
     norm,
     positional,
+    receiver,
     scope,
     string_value,
 )
@@ -59,6 +60,100 @@ def cli_flags(ix: ScriptIndex) -> Iterator[CliFlag]:
         tnode = kwarg(c, "type")
         yield CliFlag(flag, default, help_, dest, ts.text(tnode) if tnode is not None else None)
     yield from _configurator_flags(ix)
+    yield from _dataclass_flags(ix)
+
+
+# a dataclass handed to these becomes the command line, one `--field` per field
+_DATACLASS_CLIS = {"cli": "-", "parse": "_", "HfArgumentParser": "_", "ArgumentParser": "_"}
+
+
+def _dataclass_flags(ix: ScriptIndex) -> Iterator[CliFlag]:
+    """`args = tyro.cli(Args)` (fields as `--field-name`), simple_parsing's `parse(Args)`,
+    `HfArgumentParser((A, B))` (`--field_name`): the fields of the file's own dataclasses.
+
+    A `bool` field defaulting to False is a bare switch there (`--track`), as store_true."""
+    classes = {ts.text(c.child_by_field_name("name")): c for c in ix.classes}
+    if not classes:
+        return
+    seen: set[str] = set()
+    for name, sep in _DATACLASS_CLIS.items():
+        for c in ix.calls_named(name):
+            if name == "cli" and ts.text(receiver(c)) != "tyro":
+                continue
+            if name == "ArgumentParser" and "simple_parsing" not in ts.text(receiver(c)):
+                continue
+            if name == "parse" and ts.text(receiver(c)) not in ("simple_parsing", "sp"):
+                continue
+            for arg in _class_args(c):
+                cls = classes.get(arg)
+                if cls is None or arg in seen:
+                    continue
+                seen.add(arg)
+                yield from _fields(cls, sep)
+
+
+def _class_args(call: Node) -> list[str]:
+    out: list[str] = []
+    for a in positional(call):
+        items = a.named_children if a.type in ("tuple", "list") else [a]
+        out += [ts.text(i) for i in items if i.type in ("identifier", "attribute")]
+    return out
+
+
+def _fields(cls: Node, sep: str) -> Iterator[CliFlag]:
+    body = cls.child_by_field_name("body")
+    stmts = [c for c in (body.named_children if body is not None else ()) if c.type != "comment"]
+    for i, st in enumerate(stmts):
+        a = assignment(st) if st.type == "expression_statement" else None
+        if a is None or a.type != "assignment":
+            continue
+        left, ann = a.child_by_field_name("left"), a.child_by_field_name("type")
+        if left is None or left.type != "identifier" or ann is None:
+            continue
+        field = ts.text(left)
+        if field.startswith("_"):
+            continue
+        right = a.child_by_field_name("right")
+        value = right
+        help_ = None
+        if (
+            right is not None
+            and right.type == "call"
+            and ts.text(right.child_by_field_name("function")).endswith("field")
+        ):
+            value = kwarg(right, "default")
+            meta = kwarg(right, "metadata")
+            if meta is not None and meta.type == "dictionary":
+                for pair in meta.named_children:
+                    hv = pair.child_by_field_name("value") if pair.type == "pair" else None
+                    if (
+                        hv is not None
+                        and hv.type in ("string", "concatenated_string")
+                        and string_value(pair.child_by_field_name("key")) == "help"
+                    ):
+                        help_ = string_value(hv)
+        nxt = stmts[i + 1] if i + 1 < len(stmts) else None
+        if (  # tyro's field docstring: a string statement right after the field
+            help_ is None
+            and nxt is not None
+            and nxt.type == "expression_statement"
+            and nxt.named_children
+            and nxt.named_children[0].type == "string"
+        ):
+            help_ = string_value(nxt.named_children[0])
+        if value is None:
+            default = None
+        elif value.type in ("string", "concatenated_string"):
+            default = string_value(value)
+        elif value.type == "none":
+            default = None
+        else:
+            default = norm(ts.text(value))
+        kind: str | None = ts.text(ann)
+        if kind == "bool" and default == "False":
+            kind = None  # a bare `--flag` turns it on
+        flag = "--" + (field.replace("_", "-") if sep == "-" else field)
+        yield CliFlag(flag, default, help_.strip() if help_ else None, field, kind)
 
 
 def _configurator_exec(ix: ScriptIndex) -> Node | None:

@@ -19,6 +19,7 @@ from runexp_tui.core.analysis.config import (
     hydra_config,
     lift,
     object_config,
+    out_of_branch,
     promote,
     self_config,
 )
@@ -97,7 +98,7 @@ def init_point(
             if target is not None:
                 var = _passed_sibling(ix, stmt, var, target)
             lifted, var = promote(ix, lift(stmt), var)
-            anchor_after = complete(lifted, var)
+            anchor_after = complete(out_of_branch(lifted, var), var)
     elif (h := hydra_config(ix)) is not None:
         body_of, var = h
     elif (g := globals_config(ix)) is not None:

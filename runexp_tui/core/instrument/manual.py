@@ -152,9 +152,9 @@ def manual_hunks(plan: Plan, guard: str | None, keras: bool, library: bool = Fal
         tl = pts.train_log
         losses = _losses_at(src, tl.after_line, tl.loss_var or "")
         if len(losses) > 1 or tl.also:  # a GAN's errD and errG: each under its own name
-            items = [f'"train/{metric_key(v)}": {_scalar(src, v)}' for v in losses]
+            items = [f'"train/{metric_key(v)}": {_scalar(src, v, tl.after_line)}' for v in losses]
         else:
-            value = _scalar(src, tl.loss_var or "")
+            value = _scalar(src, tl.loss_var or "", tl.after_line)
             if tl.unscale:  # divided for gradient accumulation: the micro-batch's own loss
                 value = f"{value} * {tl.unscale}"
             items = [f'"train/{_train_key(tl.loss_var or "")}": {value}']
@@ -181,7 +181,10 @@ def manual_hunks(plan: Plan, guard: str | None, keras: bool, library: bool = Fal
             groups.setdefault((more.after_line, more.indent), []).append(more)
         for group in groups.values():  # the metrics known at one place: one wandb.log
             group_vars = [m.loss_var or "" for m in group]
-            items = [f'"train/{metric_key(v)}": {_scalar(src, v)}' for v in group_vars]
+            items = [
+                f'"train/{metric_key(v)}": {_scalar(src, v, group[0].after_line)}'
+                for v in group_vars
+            ]
             if group[0].step_var and group[0].step_var != "_":
                 items.append(f'"step": {group[0].step_var}')
             label = ", ".join(group_vars)
@@ -360,7 +363,7 @@ def _losses_at(src: Source, line: int, primary: str) -> list[str]:
     return out if primary in out and len(out) > 1 else [primary]
 
 
-def _scalar(src: Source, var: str) -> str:
+def _scalar(src: Source, var: str, line: int = 0) -> str:
     """The value to log for a train loss ``var``: a Python float when ``var`` is surely a
     scalar, else as is.
 
@@ -375,6 +378,8 @@ def _scalar(src: Source, var: str) -> str:
     validate(...)` after the train loop's `loss.backward()`), and `.item()` on the float such a
     call returns raises; wandb.log detaches and converts tensors itself.
     """
+    if line and src.bound_to_a_number(var, line):
+        return var  # `loss = train()` where train returns `loss.item()`: already a float
     if src.backward_called_on(var) or src.stepped_through(var):
         return f"{var}.item()" if _DOTTED.fullmatch(var) else f"({var}).item()"
     return f"float({var})" if src.is_backpropagated(var) else var

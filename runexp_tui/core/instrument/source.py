@@ -256,6 +256,43 @@ class Source:
                     return True
         return False
 
+    def bound_to_a_number(self, var: str, line: int) -> bool:
+        """Whether ``var``, at 1-based ``line``, holds what a function of this file returns
+        as a Python number (`loss = train()` with `return loss.item()` / `float(...)`): the
+        name is the caller's, not the tensor the callee backpropagated."""
+        row = line - 1
+        here = self._function_at(row)
+        binding = None
+        for a in self.nodes["assignment"]:
+            if a.start_point.row > row:
+                break
+            if (
+                self.t(a.child_by_field_name("left")) == var
+                and self._function_at(a.start_point.row) == here
+            ):
+                binding = a
+        right = binding.child_by_field_name("right") if binding is not None else None
+        if right is None or right.type != "call":
+            return False
+        name = self.call_name(right)
+        defs = [
+            f
+            for f in self.nodes["function_definition"]
+            if self.t(f.child_by_field_name("name")) == name
+        ]
+        if len(defs) != 1:
+            return False
+        rets = _returned(defs[0])
+        return bool(rets) and all(_is_number_expr(self, r) for r in rets)
+
+    def _function_at(self, row: int) -> int | None:
+        """The innermost function around ``row`` (its id; None at module level)."""
+        best = None
+        for f in self.nodes["function_definition"]:
+            if f.start_point.row <= row <= f.end_point.row:
+                best = f.id
+        return best
+
     def names_called(self, *names: str) -> bool:
         return any(self.call_name(c) in names for c in self.nodes["call"])
 
@@ -445,3 +482,39 @@ def _bound_in(src: Source, root: Node, skip_main_guard: bool = False) -> set[str
             continue
         stack.extend(n.named_children)
     return out
+
+
+def _returned(fn: Node) -> list[Node]:
+    """The values ``fn`` itself returns (not those of functions nested in it)."""
+    out: list[Node] = []
+    stack = list(fn.children)
+    while stack:
+        node = stack.pop()
+        if node.type in ("function_definition", "lambda", "class_definition"):
+            continue
+        if node.type == "return_statement":
+            if node.named_children:
+                out.append(node.named_children[0])
+            continue
+        stack.extend(node.children)
+    return out
+
+
+_NUMBER_CALLS = frozenset({"float", "int", "round", "item"})
+
+
+def _is_number_expr(src: Source, node: Node) -> bool:
+    """`float(...)`, `x.item()`, `round(...)`, a number, or arithmetic of those."""
+    if node.type in ("integer", "float"):
+        return True
+    if node.type == "parenthesized_expression" and node.named_children:
+        return _is_number_expr(src, node.named_children[0])
+    if node.type == "binary_operator":
+        left, right = node.child_by_field_name("left"), node.child_by_field_name("right")
+        return (left is not None and _is_number_expr(src, left)) or (
+            right is not None
+            and _is_number_expr(src, right)
+            and left is not None
+            and left.type in ("integer", "float")
+        )
+    return node.type == "call" and src.call_name(node) in _NUMBER_CALLS
