@@ -140,15 +140,17 @@ def _init_in_callee(ix: ScriptIndex, top: Node, loop: Node, init: InitPoint | No
     body = owner.child_by_field_name("body")
     if contains(owner, loop):
         return ancestor_in(loop, body)
-    frontier = [scope(loop)]
+    start = scope(loop)
+    frontier: list[Node] = [start] if start is not None else []
     for _ in range(3):
         nxt: list[Node] = []
         for f in frontier:
-            for c in ix.callers(f) if f is not None else ():
+            for c in ix.callers(f):
                 if contains(owner, c):
                     return ancestor_in(c, body)
-                if scope(c) is not None and scope(c) != f:
-                    nxt.append(scope(c))
+                outer = scope(c)
+                if outer is not None and outer != f:
+                    nxt.append(outer)
         frontier = nxt
     return None
 
