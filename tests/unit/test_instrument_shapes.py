@@ -1213,3 +1213,40 @@ def test_a_config_loaded_only_on_one_path_starts_the_run_after_the_branch(
         (tmp_path / "settings.json").write_text('{"lr": 0.1}')
         calls = _run(script, tmp_path)
         assert [c["call"] for c in calls] == ["init", "log", "log", "finish"]
+
+
+def test_a_run_started_by_an_imported_helper_is_the_scripts_own_wandb(tmp_path: Path) -> None:
+    """`init_wandb(...)` imported from a library (its name says it), or a function of the
+    repository's own module whose body calls `wandb.init`: the script already has wandb, so
+    nothing is injected beside it (two runs in one process); the library's `--wandb` flag is
+    the switch."""
+    from runexp_tui.core.analysis import analyze_file
+
+    script = tmp_path / "shape_wandb_helper_flag.py"
+    shutil.copy(SCRIPTS / script.name, script)
+    wb = analyze_file(script).wandb
+    assert (wb.present, wb.how, wb.helper, wb.switch) == (True, "init", "init_wandb", ("--wandb",))
+    proposal = propose_file(script, project="t")
+    assert not proposal.hunks and "launch with --wandb" in proposal.notes[0]
+
+    own = tmp_path / "repo"
+    (own / "tools").mkdir(parents=True)
+    (own / "tools" / "__init__.py").write_text("")
+    (own / "tools" / "tracking.py").write_text(
+        "import wandb\n\n\ndef start(cfg):\n    return wandb.init(project='x', config=cfg)\n"
+    )
+    main = own / "train.py"
+    main.write_text(
+        script.read_text()
+        .replace(
+            "from torch_geometric.logging import init_wandb, log",
+            "from tools.tracking import start",
+        )
+        .replace(
+            'init_wandb(name="helper-demo", lr=args.lr, epochs=args.epochs)', "start(vars(args))"
+        )
+        .replace("    log(Epoch=epoch, Loss=loss.item())\n", "")
+    )
+    wb = analyze_file(main).wandb
+    assert (wb.present, wb.helper) == (True, "start")
+    assert not propose_file(main, project="t").hunks

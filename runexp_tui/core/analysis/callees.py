@@ -157,3 +157,34 @@ def _sets_up(source: bytes, fn: str) -> bool:
     if body is None:
         return False
     return any(f"{s}(".encode() in body for s in SETUP_CALLS) or reexecutes(body)
+
+
+# `init_wandb`, `setup_wandb`, `wandb_init`, `start_wandb_run` (not `is_wandb_available`,
+# not the `WandbLogger` class)
+_STARTS_A_RUN = re.compile(r"^(?=[a-z_0-9]*$)(?=.*wandb)(?=.*(init|setup|start))")
+
+
+def wandb_helpers(ix: ScriptIndex) -> list[Node]:
+    """Calls of imported functions that start a wandb run for the script: a name that says
+    so (`from torch_geometric.logging import init_wandb`), or a function of the repository's
+    own module whose body calls `wandb.init`."""
+    _, functions = _own_sources(ix)
+    names: set[str] = set()
+    for imp in ix.imports:
+        if imp.type != "import_from_statement":
+            continue
+        for name in imp.children_by_field_name("name"):
+            aliased = name.type == "aliased_import"
+            local = ts.text(name.child_by_field_name("alias") if aliased else name)
+            real = ts.text(name.child_by_field_name("name") if aliased else name)
+            if _STARTS_A_RUN.search(real) and local != "wandb":
+                names.add(local)
+    for local, (src, fn) in functions.items():
+        body = _body_of(src, fn)
+        if body is not None and b"wandb.init(" in body:
+            names.add(local)
+    if not names:
+        return []
+    calls = ix.local_calls(names)
+    found = [c for n in names for c in calls.get(n, ())]
+    return sorted(found, key=lambda c: c.start_byte)

@@ -38,6 +38,9 @@ class WandbUse:
     # a module constant that is the switch (`USE_WANDB = False` at the top, no flag sets it):
     # its 1-based line, where the proposal turns it on (not in the JSON contract)
     constant_line: int | None = None
+    # the imported helper that starts the script's run (`init_wandb(...)` from a library or
+    # the repository's own module), when there is no wandb.init of its own (not in the JSON)
+    helper: str | None = None
 
 
 @dataclass(frozen=True)

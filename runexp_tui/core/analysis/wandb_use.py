@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from runexp_tui.core import ts
+from runexp_tui.core.analysis.callees import wandb_helpers
 from runexp_tui.core.analysis.flags import script_flags
 from runexp_tui.core.analysis.index import ScriptIndex
 from runexp_tui.core.analysis.model import CliFlag, WandbUse
@@ -40,9 +41,18 @@ def wandb_use(ix: ScriptIndex) -> WandbUse:
         if d is not None and "wandb" in ts.text(d) and "report_to" in ts.text(c):
             hows.append("report_to")
             lines.add(ts.start_line(c))
+    helper = None
+    if not hows:
+        helpers = wandb_helpers(ix)  # `init_wandb(...)`: the run starts in an imported helper
+        if helpers:
+            helper = ts.text(helpers[0].child_by_field_name("function"))
+            hows.append("init")
+            lines.update(ts.start_line(c) for c in helpers)
     order = ["init", "report_to", "logger", "callback"]
     how = min(hows, key=order.index) if hows else None
     name, switch, project = wandb_switch(ix) if "init" in hows else (None, None, None)
+    if helper is not None and switch is None:
+        name, switch, project = _flag_switch(ix)  # the helper reads `--wandb` itself
     constant = constant_switch(ix) if "init" in hows and switch is None else None
     if constant is not None:
         name = constant[0]
@@ -60,7 +70,22 @@ def wandb_use(ix: ScriptIndex) -> WandbUse:
         switch_name=name,
         project_arg=project,
         constant_line=constant[1] if constant is not None else None,
+        helper=helper,
     )
+
+
+def _flag_switch(
+    ix: ScriptIndex,
+) -> tuple[str | None, tuple[str, ...] | None, tuple[str, ...] | None]:
+    """An off-by-default flag that names wandb (`--wandb`, `--use_wandb`): the switch of a
+    helper that reads the command line itself."""
+    flags = {f.dest: f for f in script_flags(ix) if f.dest}
+    for dest, f in flags.items():
+        if "wandb" in dest.lower() and "project" not in dest.lower():
+            hit = _switch_of_flag(dest, f, flags)
+            if hit is not None:
+                return hit
+    return None, None, None
 
 
 def constant_switch(ix: ScriptIndex) -> tuple[str, int] | None:
@@ -236,7 +261,12 @@ def _switch_of(
     key = name.rsplit(".", 1)[-1] if op.type == "attribute" else name
     if op.type not in ("identifier", "attribute") or key not in flags:
         return None
-    f = flags[key]
+    return _switch_of_flag(name, flags[key], flags)
+
+
+def _switch_of_flag(
+    name: str, f: CliFlag, flags: dict[str, CliFlag]
+) -> tuple[str, tuple[str, ...], tuple[str, ...] | None] | None:
     if (f.default or "").strip().lower() not in ("false", "0", "none", ""):
         return None
     if f.default is None and f.type is None and not f.equals:

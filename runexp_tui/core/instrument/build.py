@@ -146,8 +146,13 @@ def _existing_integration(src: Source, analysis: AnalysisResult) -> str | None:
     (often behind their own flag, with wandb imported conditionally) would duplicate or break it.
     """
     own_init = [c for c in src.wandb_calls("init") if not src.line_has_marker(c.start_point.row)]
-    if own_init:
-        where = f"wandb.init at line {ts.start_line(own_init[0])}"
+    helper = analysis.wandb.helper
+    if own_init or helper:
+        where = (
+            f"wandb.init at line {ts.start_line(own_init[0])}"
+            if own_init
+            else f"{helper}() at line {analysis.wandb.lines[0]}"
+        )
         wb = analysis.wandb
         if wb.switch:
             project = (
