@@ -1250,3 +1250,29 @@ def test_a_run_started_by_an_imported_helper_is_the_scripts_own_wandb(tmp_path: 
     wb = analyze_file(main).wandb
     assert (wb.present, wb.helper) == (True, "start")
     assert not propose_file(main, project="t").hunks
+
+
+def test_the_run_ends_after_the_dispatch_not_at_the_end_of_one_branch(tmp_path: Path) -> None:
+    """`if not args.seeds: train(...) else: <loop over seeds>` with the run started before
+    the `if`: the finish goes after the whole if/else, so the default path ends its run too."""
+    script, text = _inject("shape_finish_after_dispatch.py", tmp_path)
+    lines = text.splitlines()
+    fin = next(i for i, ln in enumerate(lines) if "wandb.finish()" in ln)
+    assert lines[fin] == "    wandb.finish()  # runexp-tui"
+    if HAS_TORCH:
+        calls = _run(script, tmp_path)
+        assert [c["call"] for c in calls] == ["init"] + ["log"] * 3 + ["finish"]
+
+
+def test_a_run_moved_into_the_called_function_takes_the_settings_it_is_handed(
+    tmp_path: Path,
+) -> None:
+    """`fit(opts.lr, opts.steps)` on both paths of a dispatch: the run starts in `fit`, where
+    `opts` does not exist; its config is the parameters filled from `opts` (`lr`, `steps`)."""
+    script, text = _inject("shape_search_or_single.py", tmp_path)
+    init = next(ln for ln in text.splitlines() if "wandb.init(" in ln)
+    assert 'config={"lr": lr, "steps": steps}' in init
+    if HAS_TORCH:
+        calls = _run(script, tmp_path)
+        assert calls[0] == {"call": "init", "config": ["lr", "steps"]}
+        assert [c["call"] for c in calls[1:]] == ["log"] * 3 + ["finish"]

@@ -70,11 +70,32 @@ def passed_as(call: Node, fn: Node, var: str | None) -> str | None:
     return next((p for p in params if CONFIG_PARAM.search(p)), None)
 
 
+def settings_params(call: Node, fn: Node, var: str | None) -> list[str]:
+    """The parameters of ``fn`` that ``call`` fills from the config's fields (`fit(opts.lr,
+    steps=opts.steps)`) or with numbers: in there, they are the run's settings."""
+    if not var:
+        return []
+    params = [p for p in param_names(fn) if p not in ("self", "cls")]
+
+    def setting(arg: Node) -> bool:
+        if arg.type in ("integer", "float"):
+            return True
+        return arg.type == "attribute" and ts.text(arg.child_by_field_name("object")) == var
+
+    out = [params[i] for i, a in enumerate(positional(call)) if i < len(params) and setting(a)]
+    for p in params:
+        kw = kwarg(call, p)
+        if kw is not None and setting(kw) and p not in out:
+            out.append(p)
+    return out
+
+
 def into_called(
     ix: ScriptIndex, anchor: Node, var: str | None, target: Node, setup: Node | None
-) -> tuple[Node | None, Node, str | None] | None:
+) -> tuple[Node | None, Node, str | None, list[str]] | None:
     """Where wandb.init goes instead of after ``anchor``: (after this statement or None for
-    the start of the body, the function, its config parameter); None to stay."""
+    the start of the body, the function, its config parameter, the parameters that carry the
+    config's settings when no parameter receives the config itself); None to stay."""
     tfn = scope(target)
     block = anchor.parent
     if tfn is None or block is None or contains(tfn, anchor):
@@ -89,7 +110,8 @@ def into_called(
         at = _setup_stmt(ix, fn, setup, target)
         if at is None and not _in_branch(call, st):
             return None
-        return at, fn, passed_as(call, fn, var)
+        param = passed_as(call, fn, var)
+        return at, fn, param, settings_params(call, fn, var) if param is None else []
     return None
 
 

@@ -59,6 +59,13 @@ def finish_point(
             owner = _init_in_callee(ix, top, loop, init)
         if owner is not None:  # the run began in another function: it ends there
             st = _end_of_run(ix, owner)
+        block = _init_block(ix, init) if init is not None else None
+        if block is not None and st.parent != block and contains(block, st):
+            # the run ends on every path it began on: in the init's own block, after what
+            # holds the training (not at the end of one branch of an if/else)
+            lifted = ancestor_in(st, block)
+            if lifted is not None:
+                st = _end_of_run(ix, lifted)
         return FinishPoint(ts.end_line(st), ix.indent_of(st))
     if train_call is None:
         return None
@@ -127,6 +134,39 @@ def _in_init_scope(
                 if outer is not None and outer != f:
                     nxt.append(outer)
         frontier = nxt
+    return None
+
+
+def _init_block(ix: ScriptIndex, init: InitPoint) -> Node | None:
+    """The block the init's line goes into: the statement at its indent right after the
+    insert point (or, when the block ends there, the one just before it), and its parent."""
+
+    def at(line: int) -> Node | None:
+        col = len(ix.smap.indent(line).encode())
+        node = ix.root.descendant_for_point_range((line - 1, col), (line - 1, col))
+        return ix.line_stmt(node).parent if node is not None else None
+
+    def code(line: int) -> bool:
+        text = ix.smap.line_bytes(line).strip()
+        return bool(text) and not text.startswith(b"#")
+
+    want = len(init.indent)
+    for line in range(init.after_line + 1, ix.smap.line_count + 1):
+        if not code(line):
+            continue
+        width = len(ix.smap.indent(line))
+        if width == want:
+            return at(line)
+        if width < want:
+            break  # the block ends at the insert point
+    for line in range(init.after_line, 0, -1):
+        if not code(line):
+            continue
+        width = len(ix.smap.indent(line))
+        if width == want:
+            return at(line)
+        if width < want:
+            break
     return None
 
 

@@ -154,9 +154,12 @@ def init_point(
         # a dispatch branch, or a function that sets up the process group: init goes in there
         called = into_called(ix, anchor_after, var, where_trains, setup_fn)
         if called is not None:
-            after, callee, var = called
+            after, callee, var, settings = called
+            if var is None and settings:  # `fit(opts.lr, opts.steps)`: those parameters
+                expr = "{" + ", ".join(f'"{n}": {n}' for n in settings) + "}"
             if after is None:
-                return _body_start(ix, callee, var)
+                start = _body_start(ix, callee, var)
+                return replace(start, config_expr=expr) if start is not None and expr else start
             anchor_after = after
             target = None
     if anchor_after is not None and target is not None:
