@@ -1,11 +1,13 @@
-"""What the Launch screen builds on: the ssh and Slurm options of a launch, a status probe that
-never raises, and the messages its workers post (a launch, its watchdog, an add to the queue)."""
+"""What the Launch screen builds on: its states, the ssh and Slurm options of a launch, a status
+probe that never raises, what the launch worker does (no widget is touched here), and the
+messages its workers post (a launch, its watchdog, an add to the queue)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 
 from textual.message import Message
 
@@ -15,6 +17,9 @@ from textual.message import Message
 SSH_KEY_ENV = "RUNEXP_SSH_KEY"
 SSH_OPTS_ENV = "RUNEXP_SSH_OPTS"
 REMOTE_DIR_ENV = "RUNEXP_REMOTE_DIR"  # the repo's path on the ssh host (default: the same path)
+
+LaunchState = Literal["ready", "blocked", "launching", "watching", "running", "exited_ok", "failed"]
+BUSY: tuple[LaunchState, ...] = ("launching", "watching")  # a launch in progress: keys wait
 
 
 def _opts_list(value: Any) -> tuple[str, ...]:
@@ -82,6 +87,50 @@ def diagnose_early_failure(record: Any, result: Any, cli_flags: Sequence[Any]) -
         )
     except Exception:  # a diagnosis bug must not hide the log tail and the verdict
         return []
+
+
+def launch_and_watch(
+    spec: Any,
+    scope: bool,
+    seconds: float,
+    previous: Any,
+    backend: Any,
+    cli_flags: Callable[[], Sequence[Any]],
+    post: Callable[[Message], object],
+) -> None:
+    """What the Launch screen's worker does (core calls only; results go to ``post`` as
+    messages): stop the previous run if it still lives, start this one, watch its first
+    ``seconds`` and diagnose an early failure with the script's own flags."""
+    from runexp_tui.core.backends import BackendError, for_record
+    from runexp_tui.core.watch import watch_start
+
+    if previous is not None:
+        # A relaunch after an error seen while the process lived: never leave two runs.
+        with contextlib.suppress(Exception):
+            before = for_record(previous)
+            if not before.status(previous).ended:
+                before.stop(previous, grace=(2.0, 2.0))
+    try:
+        record = backend.start(spec, systemd_scope=scope)
+    except (BackendError, OSError, ValueError) as exc:
+        post(LaunchCrashed(str(exc)))
+        return
+    post(LaunchStarted(record))
+
+    def on_tick(tick: Any) -> None:
+        post(WatchTicked(tick))
+
+    result = watch_start(
+        record,
+        seconds,
+        on_tick=on_tick,
+        status_fn=tolerant_status(backend.status),
+        poll=backend.poll_s,
+    )
+    findings: list[Any] = []
+    if result.verdict == "failed_early":
+        findings = diagnose_early_failure(record, result, cli_flags())
+    post(WatchDone(record, result, findings))
 
 
 class LaunchStarted(Message):

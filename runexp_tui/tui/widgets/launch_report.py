@@ -43,6 +43,45 @@ def shown_env(env: Mapping[str, str], repo: str, base_path: str | None = None) -
     return out
 
 
+def render_ready(watch_total: float) -> Text:
+    """What Enter, a and g do, before a launch."""
+    text = Text()
+    text.append("Press ")
+    text.append("Enter", style="bold reverse")
+    text.append(f" to launch; its first {watch_total:.0f} s are watched")
+    text.append(" (alive, log growing, no early error), or ")
+    text.append("a", style="bold reverse")
+    text.append(" to add it to the queue, which starts it when its GPUs are free")
+    text.append(" (")
+    text.append("g", style="bold reverse")
+    text.append(": a grid of variants).")
+    return text
+
+
+def render_warnings(lines: Sequence[tuple[str, str]]) -> Text:
+    """(line, style) warnings, one a line; a line starting with a space continues the one above."""
+    out = Text()
+    for i, (line, style) in enumerate(lines):
+        if i:
+            out.append("\n")
+        out.append("! " if not line.startswith(" ") else "", style=f"bold {style}")
+        out.append(line, style=style)
+    return out
+
+
+def busy_gpu_question(busy: Mapping[int, str], free: Sequence[int]) -> tuple[str, str]:
+    """(question, detail) before launching onto GPUs in use: what uses them, which are free."""
+    which = ", ".join(map(str, sorted(busy)))
+    plural = "s" if len(busy) > 1 else ""
+    uses = "; ".join(f"GPU {i}: {why}" for i, why in sorted(busy.items()))
+    free_now = ", ".join(map(str, free))
+    detail = f"{uses}. The runs would share its memory and compute."
+    detail += (
+        f" Free now: {free_now} (n, then e to choose them)." if free else " No GPU is free now."
+    )
+    return f"GPU{plural} {which} already in use: launch onto it anyway?", detail
+
+
 def render_countdown(tick: Any, total: float, log_offset: int = 0) -> Text:
     """`watching the first 10 s: 7 s left · alive · log growing` from a core WatchTick."""
     out = Text()
@@ -125,6 +164,19 @@ def render_findings(
     if len(findings) > limit:
         out.append(f"\n(+{len(findings) - limit} more in the Monitor's diagnosis)", style="dim")
     return out
+
+
+def render_diagnosis(findings: Sequence[Any], *, narrow: bool = False) -> Text:
+    """An early failure's diagnosis under its title, with the keys that act on it."""
+    body = Text()
+    body.append("Diagnosis", style="bold underline")
+    body.append("\n")
+    body.append_text(render_findings(findings, limit=1 if narrow else 3, evidence=not narrow))
+    body.append("\ne", style="bold")
+    body.append(" edit the config · ")
+    body.append("R", style="bold")
+    body.append(" relaunch")
+    return body
 
 
 def render_tail(lines: Sequence[str], log_path: str, repo: str, *, limit: int = 12) -> Text:
