@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING
 
 from rich.text import Text
 from textual import on, work
@@ -42,6 +42,17 @@ from runexp_tui.tui.widgets.launch_report import (
     shown_env,
 )
 
+if TYPE_CHECKING:
+    from runexp_tui.core.analysis.model import CliFlag
+    from runexp_tui.core.backends import Backend
+    from runexp_tui.core.config import ExperimentConfig
+    from runexp_tui.core.diagnosis.model import Finding
+    from runexp_tui.core.gpu.model import GpuSnapshot
+    from runexp_tui.core.launch import LaunchSpec
+    from runexp_tui.core.queue_actions import Queued
+    from runexp_tui.core.runs import RunRecord
+    from runexp_tui.core.watch import WatchResult
+
 DEFAULT_WATCH_S = 10.0
 # Services.extra key that changes the watchdog window (tests and impatient users).
 WATCH_KEY = "launch_watch_s"
@@ -66,15 +77,15 @@ class LaunchScreen(LaunchQueueing):
         super().__init__()
         self.watch_seconds = watch_seconds
         self.state: LaunchState = "ready"
-        self.spec: Any = None  # core.launch.LaunchSpec of the current config
+        self.spec: LaunchSpec | None = None  # the launch of the current config
         self.problem: str | None = None  # why nothing can be launched now
-        self.record: Any = None  # the last launched run
-        self.result: Any = None  # its WatchResult
-        self.findings: tuple[Any, ...] = ()
+        self.record: RunRecord | None = None  # the last launched run
+        self.result: WatchResult | None = None  # its watchdog verdict
+        self.findings: tuple[Finding, ...] = ()
         self.logind_warning: str | None = None
         self.scope_offered = False
         self.use_scope = False
-        self.queued: Any = None  # core.queue_actions.Queued of the last add to the queue
+        self.queued: Queued | None = None  # the last add to the queue
         self._queueing = False
         self._ui_ready = False  # keys wait for on_mount: the widgets they draw into exist then
 
@@ -104,7 +115,7 @@ class LaunchScreen(LaunchQueueing):
         self.refresh_bindings()
         self.watch(self.app, "gpu_snapshot", self._gpus_changed, init=False)
 
-    def _gpus_changed(self, _snapshot: Any) -> None:
+    def _gpus_changed(self, _snapshot: GpuSnapshot | None) -> None:
         """A GPU that becomes busy (or free) before Enter changes the warnings at once."""
         if self.state in ("ready", "blocked"):
             self._draw_warnings()
@@ -150,7 +161,7 @@ class LaunchScreen(LaunchQueueing):
         self._draw_failure()
         self.refresh_bindings()
 
-    def _backend(self, config: Any) -> Any:
+    def _backend(self, config: ExperimentConfig) -> Backend | None:
         """The configured backend (core.backends.Backend), None when the config names none."""
         from runexp_tui.core.backends import BackendError, for_config
 
@@ -159,7 +170,7 @@ class LaunchScreen(LaunchQueueing):
         except BackendError:
             return None
 
-    def _backend_problem(self, config: Any) -> str | None:
+    def _backend_problem(self, config: ExperimentConfig) -> str | None:
         """Why the configured backend cannot take the run from here, or None."""
         backend = self._backend(config)
         if backend is None:
@@ -392,13 +403,13 @@ class LaunchScreen(LaunchQueueing):
     @work(thread=True, exclusive=True, group="launch", exit_on_error=False, description="launch")
     def _launch_and_watch(
         self,
-        spec: Any,
+        spec: LaunchSpec,
         scope: bool,
         seconds: float,
-        previous: Any,
-        backend: Any,
+        previous: RunRecord | None,
+        backend: Backend,
     ) -> None:
-        def flags() -> Sequence[Any]:
+        def flags() -> Sequence[CliFlag]:
             return getattr(self.rx.session.analysis, "cli_flags", ()) or ()
 
         launch_and_watch(spec, scope, seconds, previous, backend, flags, self.post_message)

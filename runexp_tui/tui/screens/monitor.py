@@ -10,7 +10,7 @@ changed. Stop and relaunch run core calls in thread workers that post progress.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING
 
 from rich.text import Text
 from textual import on
@@ -28,11 +28,17 @@ from runexp_tui.tui.widgets.loss_chart import LossChart
 from runexp_tui.tui.widgets.phase_bar import PhaseBar
 from runexp_tui.tui.widgets.run_status import RunStatusLine
 
+if TYPE_CHECKING:
+    from runexp_tui.core.diagnosis.model import Finding
+    from runexp_tui.core.follow.view import RunView
+    from runexp_tui.core.gpu.model import GpuSnapshot
+    from runexp_tui.core.gpu.poller import GpuHistory
+
 STALL_AFTER_S = 600.0  # a live run silent this long, with flat GPUs, gets a stall warning
 VIEWS = (("gpu", "GPUs"), ("loss", "Loss"), ("log", "Log"), ("diag", "Diagnosis"))
 
 
-def mean_utilization(history: Any, indices: Sequence[int]) -> list[float]:
+def mean_utilization(history: GpuHistory, indices: Sequence[int]) -> list[float]:
     """Per sample, the mean utilization of ``indices`` (the run's GPUs), oldest first."""
     series = []
     for i in indices:
@@ -82,11 +88,11 @@ class MonitorScreen(MonitorRunActions):
         super().__init__()
         self.key: str | None = None  # the chart's metric; None: the follower's pick (a loss)
         self.keys: tuple[str, ...] = ()
-        self.shown: Any = None  # the last run view drawn (None until the first arrives)
+        self.shown: RunView | None = None  # the last run view drawn (None until the first arrives)
         self.smooth = False
         self.view_name = "loss"  # what the narrow (80x24) layout shows
         self.wandb_url: str | None = None
-        self.stall: Any = None
+        self.stall: Finding | None = None
         self._run_id: str | None = None
         self._seen_findings = False
         self._log_total = 0  # the view's line counter when the log panel was last filled
@@ -150,7 +156,7 @@ class MonitorScreen(MonitorRunActions):
         self.query_one("#mon-tabs", Static).update(out)
 
     # ----- the run view and GPU snapshots (app reactives) ----------------------------------------
-    def _on_view(self, view: Any) -> None:
+    def _on_view(self, view: RunView | None) -> None:
         if view is None:
             self.shown = None
             self.query_one("#mon-status", RunStatusLine).show(None)
@@ -171,7 +177,7 @@ class MonitorScreen(MonitorRunActions):
         self._draw_chart()
         self._on_gpu(getattr(self.app, "gpu_snapshot", None))
 
-    def _show_log(self, view: Any, *, reset: bool) -> None:
+    def _show_log(self, view: RunView, *, reset: bool) -> None:
         """Append the lines the panel has not shown yet (all of them for a new run)."""
         log = self.query_one("#mon-log", LogView)
         tail = view.tail
@@ -182,7 +188,7 @@ class MonitorScreen(MonitorRunActions):
             log.append(tail[len(tail) - fresh :] if fresh else (), view.pending)
         self._log_total = view.lines_total
 
-    def _on_gpu(self, snapshot: Any) -> None:
+    def _on_gpu(self, snapshot: GpuSnapshot | None) -> None:
         view = getattr(self.app, "run_view", None)
         self.query_one("#mon-gpu", GpuPanel).show(
             snapshot,
@@ -200,7 +206,7 @@ class MonitorScreen(MonitorRunActions):
             self.stall = stall
             self._show_findings(view)
 
-    def _stall(self, view: Any) -> Any:
+    def _stall(self, view: RunView | None) -> Finding | None:
         if view is None or not view.alive or view.log_grew_at is None:
             return None
         from runexp_tui.core.diagnose import detect_stall
@@ -212,13 +218,13 @@ class MonitorScreen(MonitorRunActions):
         threshold = float(self.rx.services.extra.get("stall_after_s", STALL_AFTER_S))
         return detect_stall(view.log_grew_at, util, self.rx.services.clock(), threshold)
 
-    def findings(self) -> tuple[Any, ...]:
+    def findings(self) -> tuple[Finding, ...]:
         """What the diagnosis panel shows: the follower's findings, then a stall warning."""
         view = getattr(self.app, "run_view", None)
         found = tuple(getattr(view, "findings", ()) or ())
         return found + ((self.stall,) if self.stall is not None else ())
 
-    def _show_findings(self, view: Any) -> None:
+    def _show_findings(self, view: RunView | None) -> None:
         panel = self.query_one("#mon-diag", DiagnosisPanel)
         found = self.findings()
         if panel.show(found, compact=False):

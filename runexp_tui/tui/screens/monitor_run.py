@@ -4,13 +4,19 @@ workers that post progress; MonitorScreen builds on this with what it shows."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from textual import on, work
 from textual.message import Message
 
 from runexp_tui.tui.screens.base import PhaseScreen
 from runexp_tui.tui.widgets.run_status import RunStatusLine
+
+if TYPE_CHECKING:
+    from runexp_tui.core.backends.base import StopResult
+    from runexp_tui.core.launch import LaunchSpec
+    from runexp_tui.core.resume import ResumePlan
+    from runexp_tui.core.runs import RunRecord
 
 STOP_GRACE = (5.0, 5.0)  # seconds after SIGINT, then after SIGTERM, before escalating
 _NEXT_SIGNAL = {"SIGINT": "SIGTERM in", "SIGTERM": "SIGKILL in", "SIGKILL": "waiting for exit"}
@@ -19,7 +25,9 @@ _NEXT_SIGNAL = {"SIGINT": "SIGTERM in", "SIGTERM": "SIGKILL in", "SIGKILL": "wai
 class StopProgress(Message):
     """One tick of the stop countdown (``text``), or the end of the stop (``result`` set)."""
 
-    def __init__(self, text: str | None, result: Any = None, error: str | None = None) -> None:
+    def __init__(
+        self, text: str | None, result: StopResult | None = None, error: str | None = None
+    ) -> None:
         super().__init__()
         self.text = text
         self.result = result
@@ -29,7 +37,7 @@ class StopProgress(Message):
 class ResumePlanned(Message):
     """The resume of the followed run worked out: its plan, or what is missing."""
 
-    def __init__(self, plan: Any = None, error: str | None = None) -> None:
+    def __init__(self, plan: ResumePlan | None = None, error: str | None = None) -> None:
         super().__init__()
         self.plan = plan
         self.error = error
@@ -39,7 +47,7 @@ class Relaunched(Message):
     """A relaunch finished: the new run's record, or why it could not start."""
 
     def __init__(
-        self, record: Any = None, error: str | None = None, what: str = "Relaunched"
+        self, record: RunRecord | None = None, error: str | None = None, what: str = "Relaunched"
     ) -> None:
         super().__init__()
         self.record = record
@@ -53,7 +61,7 @@ def stop_countdown_text(run_id: str, step: str, seconds_left: float) -> str:
     return f"Stopping {run_id}: {step} sent to the process group · {nxt} {seconds_left:.1f} s"
 
 
-def relaunch_spec(record: Any, *, simulated_gpus: bool = False) -> Any:
+def relaunch_spec(record: RunRecord, *, simulated_gpus: bool = False) -> LaunchSpec:
     """The launch spec of a new run with ``record``'s config (raises LaunchError when it cannot).
 
     Runs on ssh or Slurm are relaunched through the Launch phase (it has their options).
@@ -75,9 +83,9 @@ class MonitorRunActions(PhaseScreen):
     def __init__(self) -> None:
         super().__init__()
         self.stopping: str | None = None
-        self.stop_result: Any = None
+        self.stop_result: StopResult | None = None
         self.stop_steps: list[str] = []  # the countdown texts shown, in order (one per change)
-        self.relaunched: Any = None
+        self.relaunched: RunRecord | None = None
 
     def action_commands(self) -> None:
         from runexp_tui.tui.screens.monitor_commands import CommandsScreen, useful_commands
@@ -195,9 +203,11 @@ class MonitorRunActions(PhaseScreen):
             verb = "resume" if message.what == "Resumed" else "relaunch"
             self.notify(f"Cannot {verb}: {message.error}", severity="error", timeout=6)
             return
-        self.relaunched = message.record
-        self.notify(f"{message.what} as {message.record.id}.", timeout=4)
-        self.rx.follow_run(message.record.id)
+        record = message.record
+        assert record is not None  # a Relaunched without an error carries the new run
+        self.relaunched = record
+        self.notify(f"{message.what} as {record.id}.", timeout=4)
+        self.rx.follow_run(record.id)
 
     # ----- resume from the newest checkpoint ------------------------------------------------------
     def action_resume(self) -> None:
@@ -230,7 +240,7 @@ class MonitorRunActions(PhaseScreen):
         self._confirm_resume(message.plan)
 
     @work(group="monitor-resume-confirm", exclusive=True)
-    async def _confirm_resume(self, plan: Any) -> None:
+    async def _confirm_resume(self, plan: ResumePlan) -> None:
         from runexp_tui.tui.screens.confirm import ConfirmScreen
 
         same = (
@@ -244,7 +254,7 @@ class MonitorRunActions(PhaseScreen):
             self._resume_worker(plan)
 
     @work(thread=True, group="monitor-resume", exit_on_error=False, description="resume")
-    def _resume_worker(self, plan: Any) -> None:
+    def _resume_worker(self, plan: ResumePlan) -> None:
         from runexp_tui.core.backends import BackendError, for_record
         from runexp_tui.core.launch import LaunchError
         from runexp_tui.core.resume import relaunch_spec

@@ -6,11 +6,17 @@ from __future__ import annotations
 import os
 import shlex
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING
 
 from rich.text import Text
 
 from runexp_tui.tui.render import display_path
+
+if TYPE_CHECKING:
+    from runexp_tui.core.backends.base import Description
+    from runexp_tui.core.diagnosis.model import Finding
+    from runexp_tui.core.queue_actions import Queued
+    from runexp_tui.core.watch import WatchResult, WatchTick
 
 
 def shown_path(value: str, repo: str) -> str:
@@ -82,7 +88,7 @@ def busy_gpu_question(busy: Mapping[int, str], free: Sequence[int]) -> tuple[str
     return f"GPU{plural} {which} already in use: launch onto it anyway?", detail
 
 
-def render_countdown(tick: Any, total: float, log_offset: int = 0) -> Text:
+def render_countdown(tick: WatchTick, total: float, log_offset: int = 0) -> Text:
     """`watching the first 10 s: 7 s left · alive · log growing` from a core WatchTick."""
     out = Text()
     out.append("◔ ", style="bold cyan")
@@ -109,7 +115,7 @@ def _size(n: int) -> str:
     return f"{n / 1024 / 1024:.1f} MB"
 
 
-def render_verdict(run_id: str, result: Any, total: float, *, error: bool = True) -> Text:
+def render_verdict(run_id: str, result: WatchResult, total: float, *, error: bool = True) -> Text:
     """One line saying how the watched seconds went; ``error`` adds the early error line."""
     out = Text()
     if result.verdict == "running":
@@ -137,7 +143,7 @@ def render_verdict(run_id: str, result: Any, total: float, *, error: bool = True
 
 
 def render_findings(
-    findings: Sequence[Any], *, limit: int = 3, fixes: int = 3, evidence: bool = True
+    findings: Sequence[Finding], *, limit: int = 3, fixes: int = 3, evidence: bool = True
 ) -> Text:
     """The diagnosis: each finding's title, the line that proves it, its cause and fixes."""
     out = Text()
@@ -166,7 +172,7 @@ def render_findings(
     return out
 
 
-def render_diagnosis(findings: Sequence[Any], *, narrow: bool = False) -> Text:
+def render_diagnosis(findings: Sequence[Finding], *, narrow: bool = False) -> Text:
     """An early failure's diagnosis under its title, with the keys that act on it."""
     body = Text()
     body.append("Diagnosis", style="bold underline")
@@ -192,7 +198,7 @@ def render_tail(lines: Sequence[str], log_path: str, repo: str, *, limit: int = 
     return out
 
 
-def render_queued(queued: Any) -> Text:
+def render_queued(queued: Queued) -> Text:
     """What an add to the queue did (core.queue_actions.Queued): the item's id and when the
     queue starts it, whether the queue is paused, and its warnings."""
     out = Text()
@@ -228,7 +234,7 @@ def render_queued(queued: Any) -> Text:
     return out
 
 
-def render_backend(name: str, about: Any) -> Text:
+def render_backend(name: str, about: Description | None) -> Text:
     """Where the run goes: the backend's own description (core.backends' `describe`), or its
     name in red when no backend takes that name (`about` None; "—" for no config yet)."""
     out = Text()
