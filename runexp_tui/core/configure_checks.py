@@ -127,7 +127,7 @@ def env_problem(kind: str, name: str, conda_envs: Collection[str] | None) -> str
 # ----- where to run ----------------------------------------------------------------------------
 def ssh_host_problem(text: str) -> str | None:
     """Why ``text`` is not an ssh host the backend can reach, or None (the ssh backend parses)."""
-    from runexp_tui.core.backends.ssh import parse_host
+    from runexp_tui.core.backends.ssh_link import parse_host
 
     if not text.strip():
         return "an ssh host is required: user@host[:port] (or a Host alias from ~/.ssh/config)"

@@ -18,20 +18,16 @@ from runexp_tui.core.diagnosis.generic import python_exceptions, unexplained_exi
 from runexp_tui.core.diagnosis.logtext import LogText
 from runexp_tui.core.diagnosis.model import Finding, Severity
 from runexp_tui.core.diagnosis.rules_code import config_key, inserted_code
-from runexp_tui.core.diagnosis.rules_dist import hf_hub, launcher, nccl, network, wandb_problems
-from runexp_tui.core.diagnosis.rules_gpu import cuda_oom, device_assert, nan_loss
-from runexp_tui.core.diagnosis.rules_proc import (
+from runexp_tui.core.diagnosis.rules_command import (
     bad_arguments,
     command_not_found,
-    disk_full,
-    file_not_found,
-    import_error,
     interpreter_missing,
-    killed,
-    module_not_found,
-    port_in_use,
-    signals,
 )
+from runexp_tui.core.diagnosis.rules_dist import hf_hub, launcher, nccl, network, wandb_problems
+from runexp_tui.core.diagnosis.rules_gpu import cuda_oom, device_assert, nan_loss
+from runexp_tui.core.diagnosis.rules_imports import import_error, module_not_found
+from runexp_tui.core.diagnosis.rules_paths import file_not_found
+from runexp_tui.core.diagnosis.rules_proc import disk_full, killed, port_in_use, signals
 from runexp_tui.core.diagnosis.rules_table import TABLE
 from runexp_tui.core.fileio import regular_file_opener
 

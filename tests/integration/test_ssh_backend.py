@@ -16,16 +16,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from runexp_tui.core.backends.ssh import (
-    SshError,
-    SshRun,
-    launch_ssh,
-    load_ssh_info,
-    parse_host,
-    ssh_status,
-    ssh_stop,
-    ssh_tail,
-)
+from runexp_tui.core.backends.ssh import SshRun, launch_ssh, ssh_status, ssh_stop, ssh_tail
+from runexp_tui.core.backends.ssh_link import SshError, load_ssh_info, parse_host
 from runexp_tui.core.config import EnvSettings, ExperimentConfig, WandbSettings
 from runexp_tui.core.gpu import NA, GpuUnavailable
 from runexp_tui.core.gpu.ssh import parse_nvidia_smi, ssh_gpu_query
@@ -233,7 +225,7 @@ def test_launch_script_without_python_on_the_host_records_the_exit(tmp_path: Pat
     import shutil
     import subprocess
 
-    from runexp_tui.core.backends.ssh import launch_script
+    from runexp_tui.core.backends.ssh_script import launch_script
     from runexp_tui.core.launch import LaunchSpec
 
     bin_dir = tmp_path / "bin"  # a PATH with the usual tools and no python

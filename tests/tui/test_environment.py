@@ -21,7 +21,8 @@ from runexp_tui.core.config import EnvSettings, ExperimentConfig, WandbSettings,
 from runexp_tui.core.envs import Step
 from runexp_tui.core.envs.steps import StepContext
 from runexp_tui.tui.screens.confirm import ConfirmScreen
-from runexp_tui.tui.screens.environment import EnvironmentScreen, result_label, short_title
+from runexp_tui.tui.screens.environment import EnvironmentScreen
+from runexp_tui.tui.screens.environment_text import result_label, short_title
 from runexp_tui.tui.widgets.checklist import StepRow
 from runexp_tui.tui.widgets.verify_table import VerifyTable
 

@@ -6,7 +6,9 @@ from textual.app import App, ComposeResult
 
 from runexp_tui.core.analysis import analyze_source
 from runexp_tui.core.instrument import build_proposal, side_by_side
-from runexp_tui.tui.widgets.diff_view import DiffView, highlight_python, hunk_title, layout
+from runexp_tui.core.instrument.display import hunk_title, layout
+from runexp_tui.tui.widgets.diff_tokens import highlight_python
+from runexp_tui.tui.widgets.diff_view import DiffView
 from runexp_tui.tui.widgets.hunk_list import hunk_list_text
 
 SCRIPT = '''"""A docstring

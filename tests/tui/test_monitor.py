@@ -19,12 +19,13 @@ from runexp_tui.core.backends import run_status
 from runexp_tui.core.backends.local import launch_local
 from runexp_tui.core.launch import LaunchSpec
 from runexp_tui.tui.app import RunexpApp
-from runexp_tui.tui.screens.monitor import MonitorScreen, mean_utilization, relaunch_spec
+from runexp_tui.tui.screens.monitor import MonitorScreen, mean_utilization
 from runexp_tui.tui.screens.monitor_commands import (
     CommandsScreen,
     runexp_invocation,
     useful_commands,
 )
+from runexp_tui.tui.screens.monitor_run import relaunch_spec
 from runexp_tui.tui.widgets.gpu_panel import render_gpu_panel
 from runexp_tui.tui.widgets.log_view import LogView
 from runexp_tui.tui.widgets.loss_chart import LossChart, braille_chart, ema

@@ -202,7 +202,7 @@ async def test_a_real_sshd_host_with_a_fake_nvidia_smi(
 ) -> None:
     """The default factory's sampler (the link from the run's ssh.json) over a real sshd; only
     the nvidia-smi it runs is a script (sshd's PATH is the system's: the path is given)."""
-    from runexp_tui.core.backends.ssh import SIDECAR_FILE, SshLink, SshRunInfo, parse_host
+    from runexp_tui.core.backends.ssh_link import SIDECAR_FILE, SshLink, SshRunInfo, parse_host
     from runexp_tui.tui.services import remote_gpu_sampler
 
     smi = tmp_path / "fake-bin" / "nvidia-smi"

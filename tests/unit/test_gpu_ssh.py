@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from runexp_tui.core.backends.ssh import SIDECAR_FILE, SshLink, SshRunInfo, SshTarget
+from runexp_tui.core.backends.ssh_link import SIDECAR_FILE, SshLink, SshRunInfo, SshTarget
 from runexp_tui.core.gpu import NA
 from runexp_tui.core.gpu.ssh import (
     SshGpuSampler,

@@ -1,16 +1,10 @@
 """The ssh backend: the same detached launch on another host, its status, log and stop.
 
-Every remote action is a small POSIX `sh` script sent over one plumbum `SshMachine` session,
-base64-encoded on the session's stdin (`printf %s B64 | base64 -d | sh -s`), so values such as
-API keys never appear in a remote command line and quoting cannot break. The run is started as
-`setsid WRAPPER ... >> log 2>&1 < /dev/null & echo $!` (never plumbum's `.nohup()`, which keeps
-an ssh process alive for the job's lifetime and returns no PID): the wrapper is runexp's own
-stdlib-only `runwrap.py`, copied into the remote run folder, which records the exit status in
-`exit.json`; a plain `sh` wrapper does it where the remote has no Python.
-
-The run record is written locally (`backend="ssh"`, `host="user@host:port"`, the remote pid and
-pgid, `log_path` on the remote); how to reconnect (key, options, remote folder, the leader's
-start time that guards against pid reuse) is kept beside it in `ssh.json`.
+The connection and host strings are in `ssh_link`, the launch script in `ssh_script`; this
+module starts the run over one connection, writes the run record locally (`backend="ssh"`,
+`host="user@host:port"`, the remote pid and pgid, `log_path` on the remote) and `ssh.json`
+beside it (how to reconnect: key, options, remote folder, the leader's start time that guards
+against pid reuse), and polls, tails and stops the run through that sidecar.
 """
 
 from __future__ import annotations
@@ -20,15 +14,10 @@ import contextlib
 import json
 import os
 import posixpath
-import re
 import shlex
 import signal
-import sys
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
 from runexp_tui.core.backends.base import (
     BackendError,
@@ -40,7 +29,16 @@ from runexp_tui.core.backends.base import (
     StopStep,
     escalating_stop,
 )
-from runexp_tui.core.backends.local import runwrap_path
+from runexp_tui.core.backends.ssh_link import (
+    SIDECAR_FILE,
+    SshConnection,
+    SshError,
+    SshLink,
+    SshRunInfo,
+    load_ssh_info,
+    parse_host,
+)
+from runexp_tui.core.backends.ssh_script import launch_fields, launch_script
 from runexp_tui.core.fileio import atomic_write_json
 from runexp_tui.core.launch import LaunchSpec, default_run_name, mask_argv, mask_env
 from runexp_tui.core.runs import (
@@ -56,19 +54,6 @@ from runexp_tui.core.runs import (
     utc_now_iso,
 )
 
-SIDECAR_FILE = "ssh.json"
-RUNWRAP_FILE = "runwrap.py"
-# Never prompt (a password prompt would hang a TUI); notice a dead link within a minute.
-# The user's own options come first: for each option ssh keeps the first value it sees.
-DEFAULT_SSH_OPTS: tuple[str, ...] = (
-    "-o", "BatchMode=yes",
-    "-o", "ConnectTimeout=15",
-    "-o", "ServerAliveInterval=15",
-    "-o", "ServerAliveCountMax=3",
-)  # fmt: skip
-_HEREDOC_END = "__RUNEXP_RUNWRAP_EOF__"
-
-
 _SIGNALS: dict[StopStep, signal.Signals] = {
     "SIGINT": signal.SIGINT,
     "SIGTERM": signal.SIGTERM,
@@ -76,267 +61,7 @@ _SIGNALS: dict[StopStep, signal.Signals] = {
 }
 
 
-class SshError(BackendError):
-    """The host cannot be reached, or a remote step failed; the message says which and why."""
-
-
-# ---------------------------------------------------------------------------- host strings
-
-
-@dataclass(frozen=True)
-class SshTarget:
-    """Where to connect: host, and optionally user and port (None: ssh's own defaults/config)."""
-
-    host: str
-    user: str | None = None
-    port: int | None = None
-
-    def __str__(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host and self.port is not None else self.host
-        user = f"{self.user}@" if self.user else ""
-        port = f":{self.port}" if self.port is not None else ""
-        return f"{user}{host}{port}"
-
-
-def parse_host(text: str, *, user: str | None = None, port: int | None = None) -> SshTarget:
-    """Parse `host`, `user@host`, `user@host:port`, `[v6addr]:port` or `ssh://user@host:port`.
-
-    Explicit `user` / `port` arguments win over the ones in the string. A bare IPv6 address
-    (several colons, no brackets) is taken whole, as a host.
-    """
-    t = text.strip()
-    if t.startswith("ssh://"):
-        t = t[len("ssh://") :].rstrip("/")
-    if not t:
-        raise ValueError("empty ssh host")
-    u: str | None = None
-    if "@" in t:
-        u, _, t = t.rpartition("@")
-        if not u:
-            raise ValueError(f"bad ssh host {text!r}: empty user name")
-    p: int | None = None
-    m = re.fullmatch(r"\[([^\]]+)\](?::(\d+))?", t)
-    if m:
-        t, p = m.group(1), int(m.group(2)) if m.group(2) else None
-    elif t.count(":") == 1:
-        t, _, ps = t.partition(":")
-        if not ps.isdigit():
-            raise ValueError(f"bad ssh port {ps!r} in {text!r}")
-        p = int(ps)
-    if not t or any(c.isspace() for c in t) or t.startswith("-"):
-        raise ValueError(f"bad ssh host {text!r}")
-    if p is not None and not 0 < p < 65536:
-        raise ValueError(f"ssh port out of range in {text!r}")
-    return SshTarget(host=t, user=user or u, port=port if port is not None else p)
-
-
-# ---------------------------------------------------------------------------- connection
-
-
-@dataclass(frozen=True)
-class SshLink:
-    """A target plus how to authenticate: enough to open a connection again later."""
-
-    target: SshTarget
-    keyfile: str | None = None
-    ssh_opts: tuple[str, ...] = ()
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "host": self.target.host,
-            "user": self.target.user,
-            "port": self.target.port,
-            "keyfile": self.keyfile,
-            "ssh_opts": list(self.ssh_opts),
-        }
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> SshLink:
-        return cls(
-            SshTarget(d["host"], d.get("user"), d.get("port")),
-            d.get("keyfile"),
-            tuple(d.get("ssh_opts") or ()),
-        )
-
-
-@dataclass(frozen=True)
-class ShellResult:
-    """What a remote script printed, and its exit status."""
-
-    code: int
-    out: str
-    err: str
-
-
-class SshConnection:
-    """One ssh connection (a plumbum SshMachine and its shell session) that runs sh scripts."""
-
-    def __init__(self, link: SshLink, *, connect_timeout: float = 20.0) -> None:
-        from plumbum import SshMachine  # lazily: only the ssh backend needs plumbum
-
-        self.link = link
-        t = link.target
-        try:
-            self._machine = SshMachine(
-                t.host,
-                user=t.user,
-                port=t.port,
-                keyfile=link.keyfile,
-                ssh_opts=[*link.ssh_opts, *DEFAULT_SSH_OPTS],
-                connect_timeout=connect_timeout,
-            )
-        except Exception as exc:  # plumbum raises several unrelated types for one cause
-            raise SshError(f"cannot connect to {t}: {_reason(exc)}") from None
-        # The machine's own shell session: reusing it costs no second ssh handshake.
-        self._session = getattr(self._machine, "_session", None) or self._machine.session()
-
-    def sh(self, script: str) -> ShellResult:
-        """Run a POSIX sh script on the host; it travels encoded on stdin, never in argv."""
-        b64 = base64.b64encode(script.encode("utf-8")).decode("ascii")
-        line = f"printf %s {b64} | base64 -d | sh -s"
-        try:
-            code, out, err = self._session.run(line, retcode=None)
-        except Exception as exc:
-            raise SshError(f"lost the connection to {self.link.target}: {_reason(exc)}") from None
-        return ShellResult(int(code or 0), out, err)
-
-    def close(self) -> None:
-        with contextlib.suppress(Exception):
-            self._machine.close()
-
-    def __enter__(self) -> SshConnection:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-def _reason(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    # plumbum's messages embed the whole ssh argv; the stderr part is what says why.
-    m = re.search(r"stderr:\s*\|?\s*(.+?)(?:$|\s\|)", text, re.IGNORECASE)
-    return (m.group(1) if m else text)[:300] or type(exc).__name__
-
-
 # ---------------------------------------------------------------------------- launch
-
-
-@dataclass(frozen=True)
-class SshRunInfo:
-    """Everything beyond the run record that later calls need (stored as `ssh.json`)."""
-
-    link: SshLink
-    remote_dir: str
-    start_ticks: str = ""  # /proc/PID/stat starttime of the leader: tells pid reuse apart
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            **self.link.to_dict(),
-            "remote_dir": self.remote_dir,
-            "start_ticks": self.start_ticks,
-        }
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> SshRunInfo:
-        return cls(SshLink.from_dict(d), d["remote_dir"], str(d.get("start_ticks") or ""))
-
-
-def load_ssh_info(record: RunRecord) -> SshRunInfo:
-    """The connection details saved beside an ssh run's record."""
-    try:
-        data = json.loads(Path(record.run_dir, SIDECAR_FILE).read_text(encoding="utf-8"))
-        return SshRunInfo.from_dict(data)
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise SshError(f"run {record.id}: no readable {SIDECAR_FILE} ({exc})") from None
-
-
-def _remap(value: str, local: str, remote: str) -> str:
-    """Rewrite a path under the local repo to the same path under the remote repo."""
-    if local == remote or not local:
-        return value
-    if value == local:
-        return remote
-    return value.replace(local + "/", remote + "/")
-
-
-def launch_script(
-    spec: LaunchSpec,
-    *,
-    remote_run_dir: str,
-    remote_cwd: str,
-    runwrap_source: str | None = None,
-) -> str:
-    """The sh script that starts the run detached on the host and prints pid, stat and log size.
-
-    Args:
-        runwrap_source: the exit-recording wrapper copied to the host (default: ours).
-    """
-    if runwrap_source is None:
-        runwrap_source = runwrap_path().read_text(encoding="utf-8")
-    if _HEREDOC_END in runwrap_source:
-        raise SshError("the wrapper source contains the heredoc marker")
-    local_repo = spec.cwd.rstrip("/") or "/"
-    argv = [_remap(a, local_repo, remote_cwd) for a in spec.argv]
-    q = shlex.quote
-    d = q(remote_run_dir)
-    lines = [
-        f"d={d}",
-        'mkdir -p "$d" && chmod 700 "$d" || { echo "runexp-error: cannot create $d"; exit 90; }',
-        f"cat > \"$d/{RUNWRAP_FILE}\" <<'{_HEREDOC_END}'",
-        runwrap_source.rstrip("\n"),
-        _HEREDOC_END,
-        f'cd {q(remote_cwd)} || {{ echo "runexp-error: no folder {remote_cwd} on the host"; exit 91; }}',
-        f"set -- {shlex.join(argv)}",
-    ]
-    if argv and argv[0] == sys.executable:
-        # "The current Python" here is a local path: use it only where the host has it too.
-        lines.append('if [ ! -x "$1" ]; then shift; set -- python3 "$@"; fi')
-    for k, v in spec.env.items():
-        if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", k):
-            lines.append(f"export {k}={q(_remap(v, local_repo, remote_cwd))}")
-    lines += [
-        'log="$d/output.log"',
-        'size=$(wc -c < "$log" 2>/dev/null || echo 0)',
-        f'rm -f "$d/{EXIT_FILE}" "$d/{STOP_MARKER}"',
-        "py=$(command -v python3 || command -v python)",
-        'if [ -n "$py" ]; then',
-        f'  setsid "$py" -I -S "$d/{RUNWRAP_FILE}" "$d/{EXIT_FILE}" -- "$@" >> "$log" 2>&1 < /dev/null &',
-        "else",
-        "  setsid sh -c " + q(_SH_WRAPPER) + ' runexp-run "$d" "$@" >> "$log" 2>&1 < /dev/null &',
-        "fi",
-        "pid=$!",
-        # setsid runs in the child after the fork: wait until it leads its own group.
-        "i=0",
-        'while [ "$i" -lt 100 ]; do',
-        "  g=$(sed 's/.*) //' /proc/$pid/stat 2>/dev/null | cut -d' ' -f3)",
-        '  { [ -z "$g" ] || [ "$g" = "$pid" ]; } && break',
-        "  i=$((i + 1)); sleep 0.02",
-        "done",
-        # Fields after the command name: 3=state ... 5=pgrp ... 22=starttime.
-        "stat=$(sed 's/.*) //' /proc/$pid/stat 2>/dev/null | cut -d' ' -f1,3,20)",
-        'echo "runexp-pid=$pid"',
-        'echo "runexp-stat=$stat"',
-        'echo "runexp-size=$size"',
-    ]
-    return "\n".join(lines) + "\n"
-
-
-# Runs "$@" and writes runwrap's exit file; only used where the host has no Python.
-_SH_WRAPPER = (
-    'd=$1; shift; "$@"; rc=$?; '
-    'if [ "$rc" -gt 128 ]; then c=null; s=$((rc - 128)); else c=$rc; s=null; fi; '
-    'printf \'{"code": %s, "signal": %s, "ended_at": %s}\\n\' "$c" "$s" "$(date +%s)" '
-    f'> "$d/{EXIT_FILE}.tmp" && mv -f "$d/{EXIT_FILE}.tmp" "$d/{EXIT_FILE}"'
-)
-
-
-def _fields(out: str) -> dict[str, str]:
-    found: dict[str, str] = {}
-    for line in out.splitlines():
-        m = re.match(r"^runexp-(\w+)=(.*)$", line.strip())
-        if m:
-            found[m.group(1)] = m.group(2).strip()
-    return found
 
 
 def launch_ssh(
@@ -373,7 +98,7 @@ def launch_ssh(
         rid = run_dir.name
         rdir = posixpath.join(remote_dir or posixpath.join(rcwd, ".runexp", "runs"), rid)
         res = conn.sh(launch_script(spec, remote_run_dir=rdir, remote_cwd=rcwd))
-    got = _fields(res.out)
+    got = launch_fields(res.out)
     if res.code != 0 or not got.get("pid", "").isdigit():
         err = (got.get("error") or res.err or res.out).strip() or f"exit code {res.code}"
         raise SshError(f"could not start the run on {target}: {err}")
@@ -662,19 +387,9 @@ class SshBackend:
 
 
 __all__ = [
-    "DEFAULT_SSH_OPTS",
-    "ShellResult",
     "SshBackend",
-    "SshConnection",
-    "SshError",
-    "SshLink",
     "SshRun",
-    "SshRunInfo",
-    "SshTarget",
-    "launch_script",
     "launch_ssh",
-    "load_ssh_info",
-    "parse_host",
     "ssh_run",
     "ssh_status",
     "ssh_stop",

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from runexp_tui.core.backends.ssh import (
+from runexp_tui.core.backends.ssh_link import (
     SshConnection,
     SshError,
     SshLink,

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Literal
 
 from rich.text import Text
 
-from runexp_tui.tui.widgets.diff_view import hunk_title
+from runexp_tui.core.instrument.display import hunk_title
 
 if TYPE_CHECKING:
     from runexp_tui.core.instrument import Hunk

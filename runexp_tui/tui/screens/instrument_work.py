@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from runexp_tui.core.analysis.model import AnalysisResult
     from runexp_tui.core.instrument import ApplyResult, Proposal, RevertResult
     from runexp_tui.core.instrument.review import Then, WritePlan
-    from runexp_tui.tui.widgets.diff_view import Highlighted
+    from runexp_tui.tui.widgets.diff_tokens import Highlighted
 
 
 @dataclass(frozen=True)
@@ -70,7 +70,7 @@ def load_script(
         existing_backups,
         read_script,
     )
-    from runexp_tui.tui.widgets.diff_view import highlight_proposal
+    from runexp_tui.tui.widgets.diff_tokens import highlight_proposal
 
     shown = display_path(target, repo)
     try:

@@ -6,7 +6,8 @@ it when its GPUs are free."""
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Literal
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from rich.text import Text
 from textual import on, work
@@ -16,39 +17,48 @@ from textual.containers import VerticalScroll
 from textual.widgets import Static
 
 from runexp_tui.tui.render import display_path
-from runexp_tui.tui.screens.base import PhaseScreen
+from runexp_tui.tui.screens.launch_queue import LaunchQueueing
 from runexp_tui.tui.screens.launch_support import (
+    BUSY,
     LaunchCrashed,
     LaunchStarted,
-    QueueAdded,
-    QueueAddFailed,
+    LaunchState,
     WatchDone,
     WatchTicked,
-    diagnose_early_failure,
+    launch_and_watch,
     record_backend,
     remote_options,
-    tolerant_status,
 )
 from runexp_tui.tui.widgets.launch_report import (
+    busy_gpu_question,
     render_backend,
     render_countdown,
-    render_findings,
-    render_queued,
+    render_diagnosis,
+    render_ready,
     render_tail,
     render_verdict,
+    render_warnings,
     shown_argv,
     shown_env,
 )
+
+if TYPE_CHECKING:
+    from runexp_tui.core.analysis.model import CliFlag
+    from runexp_tui.core.backends import Backend
+    from runexp_tui.core.config import ExperimentConfig
+    from runexp_tui.core.diagnosis.model import Finding
+    from runexp_tui.core.gpu.model import GpuSnapshot
+    from runexp_tui.core.launch import LaunchSpec
+    from runexp_tui.core.queue_actions import Queued
+    from runexp_tui.core.runs import RunRecord
+    from runexp_tui.core.watch import WatchResult
 
 DEFAULT_WATCH_S = 10.0
 # Services.extra key that changes the watchdog window (tests and impatient users).
 WATCH_KEY = "launch_watch_s"
 
-LaunchState = Literal["ready", "blocked", "launching", "watching", "running", "exited_ok", "failed"]
-_BUSY = ("launching", "watching")
 
-
-class LaunchScreen(PhaseScreen):
+class LaunchScreen(LaunchQueueing):
     """The command, its environment, the backend and warnings; Enter launches and watches."""
 
     PHASE = "launch"
@@ -67,15 +77,15 @@ class LaunchScreen(PhaseScreen):
         super().__init__()
         self.watch_seconds = watch_seconds
         self.state: LaunchState = "ready"
-        self.spec: Any = None  # core.launch.LaunchSpec of the current config
+        self.spec: LaunchSpec | None = None  # the launch of the current config
         self.problem: str | None = None  # why nothing can be launched now
-        self.record: Any = None  # the last launched run
-        self.result: Any = None  # its WatchResult
-        self.findings: tuple[Any, ...] = ()
+        self.record: RunRecord | None = None  # the last launched run
+        self.result: WatchResult | None = None  # its watchdog verdict
+        self.findings: tuple[Finding, ...] = ()
         self.logind_warning: str | None = None
         self.scope_offered = False
         self.use_scope = False
-        self.queued: Any = None  # core.queue_actions.Queued of the last add to the queue
+        self.queued: Queued | None = None  # the last add to the queue
         self._queueing = False
         self._ui_ready = False  # keys wait for on_mount: the widgets they draw into exist then
 
@@ -105,7 +115,7 @@ class LaunchScreen(PhaseScreen):
         self.refresh_bindings()
         self.watch(self.app, "gpu_snapshot", self._gpus_changed, init=False)
 
-    def _gpus_changed(self, _snapshot: Any) -> None:
+    def _gpus_changed(self, _snapshot: GpuSnapshot | None) -> None:
         """A GPU that becomes busy (or free) before Enter changes the warnings at once."""
         if self.state in ("ready", "blocked"):
             self._draw_warnings()
@@ -151,7 +161,7 @@ class LaunchScreen(PhaseScreen):
         self._draw_failure()
         self.refresh_bindings()
 
-    def _backend(self, config: Any) -> Any:
+    def _backend(self, config: ExperimentConfig) -> Backend | None:
         """The configured backend (core.backends.Backend), None when the config names none."""
         from runexp_tui.core.backends import BackendError, for_config
 
@@ -160,7 +170,7 @@ class LaunchScreen(PhaseScreen):
         except BackendError:
             return None
 
-    def _backend_problem(self, config: Any) -> str | None:
+    def _backend_problem(self, config: ExperimentConfig) -> str | None:
         """Why the configured backend cannot take the run from here, or None."""
         backend = self._backend(config)
         if backend is None:
@@ -255,13 +265,7 @@ class LaunchScreen(PhaseScreen):
             )
         for note in getattr(self.spec, "notes", ()) or ():
             lines.append((f"Note: {note}.", "cyan"))
-        out = Text()
-        for i, (line, style) in enumerate(lines):
-            if i:
-                out.append("\n")
-            out.append("! " if not line.startswith(" ") else "", style=f"bold {style}")
-            out.append(line, style=style)
-        return out
+        return render_warnings(lines)
 
     def _draw_status(self, text: Text | None = None) -> None:
         status = self.query_one("#launch-status", Static)
@@ -269,16 +273,7 @@ class LaunchScreen(PhaseScreen):
             if self.problem:
                 text = Text(f"✗ {self.problem}", style="bold red")
             elif self.state == "ready":
-                text = Text()
-                text.append("Press ")
-                text.append("Enter", style="bold reverse")
-                text.append(f" to launch; its first {self.watch_total:.0f} s are watched")
-                text.append(" (alive, log growing, no early error), or ")
-                text.append("a", style="bold reverse")
-                text.append(" to add it to the queue, which starts it when its GPUs are free")
-                text.append(" (")
-                text.append("g", style="bold reverse")
-                text.append(": a grid of variants).")
+                text = render_ready(self.watch_total)
             else:
                 return
         status.update(text)
@@ -293,17 +288,7 @@ class LaunchScreen(PhaseScreen):
             return
         repo = self.record.repo or self.record.cwd
         narrow = self.app.has_class("narrow")
-        body = Text()
-        body.append("Diagnosis", style="bold underline")
-        body.append("\n")
-        body.append_text(
-            render_findings(self.findings, limit=1 if narrow else 3, evidence=not narrow)
-        )
-        body.append("\ne", style="bold")
-        body.append(" edit the config · ")
-        body.append("R", style="bold")
-        body.append(" relaunch")
-        findings.update(body)
+        findings.update(render_diagnosis(self.findings, narrow=narrow))
         tail.update(
             render_tail(self.result.tail, self.record.log_path, repo, limit=6 if narrow else 15)
         )
@@ -322,16 +307,16 @@ class LaunchScreen(PhaseScreen):
         if action == "relaunch":
             return self.state in ("failed", "exited_ok")
         if action in ("enqueue", "enqueue_grid"):
-            return not self._queueing and self.state not in _BUSY
+            return not self._queueing and self.state not in BUSY
         if action == "toggle_scope":
-            return self.scope_offered and self.state not in _BUSY
+            return self.scope_offered and self.state not in BUSY
         return True
 
     def action_launch(self) -> None:
         """Enter: launch once; a second Enter while launching or after a launch does nothing new."""
         if not self._ui_ready:
             return
-        if self.state in _BUSY:
+        if self.state in BUSY:
             self.notify("Already launching: watching its first seconds.", timeout=2)
             return
         if self.state == "running" and self.record is not None:
@@ -353,115 +338,19 @@ class LaunchScreen(PhaseScreen):
         from runexp_tui.core.gpu.busy import free_gpus
         from runexp_tui.tui.screens.confirm import ConfirmScreen
 
-        which = ", ".join(map(str, sorted(busy)))
-        plural = "s" if len(busy) > 1 else ""
-        uses = "; ".join(f"GPU {i}: {why}" for i, why in sorted(busy.items()))
         snapshot = self.rx.gpu_snapshot
-        free = ", ".join(map(str, free_gpus(snapshot))) if snapshot is not None else ""
-        detail = f"{uses}. The runs would share its memory and compute."
-        detail += (
-            f" Free now: {free} (n, then e to choose them)." if free else " No GPU is free now."
+        question, detail = busy_gpu_question(
+            busy, free_gpus(snapshot) if snapshot is not None else []
         )
         ok = await self.app.push_screen_wait(
             ConfirmScreen(
-                f"GPU{plural} {which} already in use: launch onto it anyway?",
+                question,
                 detail,
                 default=False,  # Enter keeps the GPU to its owner; only y launches
             )
         )
         if ok and self.state in ("ready", "blocked"):
             self._start()
-
-    def action_enqueue(self) -> None:
-        """a: the configured run into the queue (as `runexp-tui queue add`), not launched now."""
-        self._enqueue(())
-
-    def action_enqueue_grid(self) -> None:
-        """g: variants of the configured run into the queue, one per combination of the values
-        typed (as `queue add --grid KEY=V1,V2 ...`)."""
-        if not self._ui_ready or self._queueing or self.state in _BUSY:
-            return
-        from runexp_tui.tui.screens.edit_value import EditValueScreen
-
-        def chosen(value: str | None) -> None:
-            if value:
-                self._enqueue(tuple(value.split()))
-
-        self.app.push_screen(
-            EditValueScreen(
-                "Queue a grid",
-                "Each flag as KEY=V1,V2, separated by spaces: one run per combination "
-                "(lr=1e-3,3e-4 batch_size=32,64 gives 4).",
-                "",
-                placeholder="lr=1e-3,3e-4 batch_size=32,64",
-                hint="Enter: queue the runs · Esc: cancel",
-            ),
-            chosen,
-        )
-
-    def _enqueue(self, grid: tuple[str, ...]) -> None:
-        from dataclasses import replace
-
-        from runexp_tui.core.queue import QueueError
-        from runexp_tui.core.queue_actions import request_from_config
-
-        if not self._ui_ready or self._queueing or self.state in _BUSY:
-            return
-        if self.state in ("ready", "blocked"):
-            self._prepare()
-        config = self.rx.session.config
-        if config is None or self.spec is None or self.problem:
-            self.notify(self.problem or "Nothing to queue.", severity="warning", timeout=4)
-            return
-        try:
-            request = request_from_config(
-                config,
-                simulate_gpus=self.rx.gpus_simulated,
-                wandb_offline=self.rx.session.wandb_offline is True,
-            )
-            request = replace(request, grid=grid)
-        except QueueError as exc:
-            self._draw_queue(Text(f"✗ Not queued: {exc}.", style="bold red"))
-            return
-        self._queueing = True
-        self.refresh_bindings()
-        self._draw_queue(Text("◔ Adding the run to the queue…", style="cyan"))
-        snapshot = self.rx.gpu_snapshot
-        visible = len(snapshot.gpus) if snapshot is not None else 0
-        self._add_to_queue(request, visible)
-
-    @work(thread=True, exclusive=True, group="launch-queue", exit_on_error=False)
-    def _add_to_queue(self, request: Any, visible: int) -> None:
-        """The same core call as `queue add` (items saved, the detached runner started)."""
-        from runexp_tui.core.queue import QueueError
-        from runexp_tui.core.queue_actions import enqueue
-
-        try:
-            queued = enqueue(request, visible_gpus=lambda _simulated: visible)
-        except QueueError as exc:
-            self.post_message(QueueAddFailed(str(exc)))
-        except OSError as exc:
-            self.post_message(QueueAddFailed(f"the queue folder: {exc.strerror or exc}"))
-        else:
-            self.post_message(QueueAdded(queued))
-
-    def _draw_queue(self, text: Text) -> None:
-        box = self.query_one("#launch-queue", Static)
-        box.update(text)
-        box.display = bool(text.plain)
-
-    @on(QueueAdded)
-    def _queue_added(self, message: QueueAdded) -> None:
-        self._queueing = False
-        self.queued = message.queued
-        self._draw_queue(render_queued(message.queued))
-        self.refresh_bindings()
-
-    @on(QueueAddFailed)
-    def _queue_failed(self, message: QueueAddFailed) -> None:
-        self._queueing = False
-        self._draw_queue(Text(f"✗ Not queued: {message.error}", style="bold red"))
-        self.refresh_bindings()
 
     def action_relaunch(self) -> None:
         if self.state not in ("failed", "exited_ok"):
@@ -471,20 +360,20 @@ class LaunchScreen(PhaseScreen):
         self._start()
 
     def action_edit_config(self) -> None:
-        if self.state in _BUSY:
+        if self.state in BUSY:
             self.notify("Wait for the watchdog's verdict first.", timeout=2)
             return
         self.rx._jump("configure")
 
     def action_back(self) -> None:
         # Leaving mid-launch would drop the run's start message: the pane would never follow it.
-        if self.state in _BUSY:
+        if self.state in BUSY:
             self.notify("Wait for the watchdog's verdict first.", timeout=2)
             return
         super().action_back()
 
     def action_toggle_scope(self) -> None:
-        if not self.scope_offered or self.state in _BUSY:
+        if not self.scope_offered or self.state in BUSY:
             return
         self.use_scope = not self.use_scope
         self._draw_command()
@@ -514,43 +403,16 @@ class LaunchScreen(PhaseScreen):
     @work(thread=True, exclusive=True, group="launch", exit_on_error=False, description="launch")
     def _launch_and_watch(
         self,
-        spec: Any,
+        spec: LaunchSpec,
         scope: bool,
         seconds: float,
-        previous: Any,
-        backend: Any,
+        previous: RunRecord | None,
+        backend: Backend,
     ) -> None:
-        from runexp_tui.core.backends import BackendError, for_record
-        from runexp_tui.core.watch import watch_start
+        def flags() -> Sequence[CliFlag]:
+            return getattr(self.rx.session.analysis, "cli_flags", ()) or ()
 
-        if previous is not None:
-            # A relaunch after an error seen while the process lived: never leave two runs.
-            with contextlib.suppress(Exception):
-                before = for_record(previous)
-                if not before.status(previous).ended:
-                    before.stop(previous, grace=(2.0, 2.0))
-        try:
-            record = backend.start(spec, systemd_scope=scope)
-        except (BackendError, OSError, ValueError) as exc:
-            self.post_message(LaunchCrashed(str(exc)))
-            return
-        self.post_message(LaunchStarted(record))
-
-        def on_tick(tick: Any) -> None:
-            self.post_message(WatchTicked(tick))
-
-        result = watch_start(
-            record,
-            seconds,
-            on_tick=on_tick,
-            status_fn=tolerant_status(backend.status),
-            poll=backend.poll_s,
-        )
-        findings: list[Any] = []
-        if result.verdict == "failed_early":
-            flags = getattr(self.rx.session.analysis, "cli_flags", ()) or ()
-            findings = diagnose_early_failure(record, result, flags)
-        self.post_message(WatchDone(record, result, findings))
+        launch_and_watch(spec, scope, seconds, previous, backend, flags, self.post_message)
 
     def _scroll_to_verdict(self) -> None:
         scroll = self.query_one("#launch-scroll", VerticalScroll)

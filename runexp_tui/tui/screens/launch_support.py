@@ -1,13 +1,25 @@
-"""What the Launch screen builds on: the ssh and Slurm options of a launch, a status probe that
-never raises, and the messages its workers post (a launch, its watchdog, an add to the queue)."""
+"""What the Launch screen builds on: its states, the ssh and Slurm options of a launch, a status
+probe that never raises, what the launch worker does (no widget is touched here), and the
+messages its workers post (a launch, its watchdog, an add to the queue)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from textual.message import Message
+
+if TYPE_CHECKING:
+    from runexp_tui.core.analysis.model import CliFlag
+    from runexp_tui.core.backends import Backend, RemoteOptions
+    from runexp_tui.core.config import ExperimentConfig
+    from runexp_tui.core.diagnosis.model import Finding
+    from runexp_tui.core.launch import LaunchSpec
+    from runexp_tui.core.queue_actions import Queued
+    from runexp_tui.core.runs import RunRecord, RunStatus
+    from runexp_tui.core.watch import WatchResult, WatchTick
 
 # How the ssh backend authenticates when ~/.ssh/config is not enough: Services.extra keys first
 # (tests), then these variables (a person, or the end-to-end test in tmux). The options are
@@ -15,6 +27,9 @@ from textual.message import Message
 SSH_KEY_ENV = "RUNEXP_SSH_KEY"
 SSH_OPTS_ENV = "RUNEXP_SSH_OPTS"
 REMOTE_DIR_ENV = "RUNEXP_REMOTE_DIR"  # the repo's path on the ssh host (default: the same path)
+
+LaunchState = Literal["ready", "blocked", "launching", "watching", "running", "exited_ok", "failed"]
+BUSY: tuple[LaunchState, ...] = ("launching", "watching")  # a launch in progress: keys wait
 
 
 def _opts_list(value: Any) -> tuple[str, ...]:
@@ -24,8 +39,8 @@ def _opts_list(value: Any) -> tuple[str, ...]:
 
 
 def remote_options(
-    config: Any, extra: Mapping[str, Any], environ: Mapping[str, str] | None = None
-) -> Any:
+    config: ExperimentConfig, extra: Mapping[str, Any], environ: Mapping[str, str] | None = None
+) -> RemoteOptions:
     """The RemoteOptions of a launch: Slurm fields from the config, ssh access from extra/env."""
     from runexp_tui.core.backends import RemoteOptions
 
@@ -39,7 +54,7 @@ def remote_options(
     )
 
 
-def record_backend(record: Any) -> Any:
+def record_backend(record: RunRecord) -> Backend | None:
     """The backend a run record names (core.backends.Backend), None for an unknown one."""
     from runexp_tui.core.backends import BackendError, for_record
 
@@ -49,12 +64,14 @@ def record_backend(record: Any) -> Any:
         return None
 
 
-def tolerant_status(probe: Callable[[Any], Any]) -> Callable[[Any], Any]:
+def tolerant_status(
+    probe: Callable[[RunRecord], RunStatus],
+) -> Callable[[RunRecord], RunStatus]:
     """A status probe that reports "unreachable" instead of raising (a dropped link, a busy
     controller): the watchdog keeps counting down instead of losing the run it started."""
     from runexp_tui.core.runs import RunStatus
 
-    def status(record: Any) -> Any:
+    def status(record: RunRecord) -> RunStatus:
         try:
             return probe(record)
         except Exception:
@@ -63,7 +80,9 @@ def tolerant_status(probe: Callable[[Any], Any]) -> Callable[[Any], Any]:
     return status
 
 
-def diagnose_early_failure(record: Any, result: Any, cli_flags: Sequence[Any]) -> list[Any]:
+def diagnose_early_failure(
+    record: RunRecord, result: WatchResult, cli_flags: Sequence[CliFlag]
+) -> list[Finding]:
     """Findings for an early failure's log (the script's own flags make the fixes concrete)."""
     try:
         from runexp_tui.core.diagnose import diagnose_file
@@ -84,10 +103,54 @@ def diagnose_early_failure(record: Any, result: Any, cli_flags: Sequence[Any]) -
         return []
 
 
+def launch_and_watch(
+    spec: LaunchSpec,
+    scope: bool,
+    seconds: float,
+    previous: RunRecord | None,
+    backend: Backend,
+    cli_flags: Callable[[], Sequence[CliFlag]],
+    post: Callable[[Message], object],
+) -> None:
+    """What the Launch screen's worker does (core calls only; results go to ``post`` as
+    messages): stop the previous run if it still lives, start this one, watch its first
+    ``seconds`` and diagnose an early failure with the script's own flags."""
+    from runexp_tui.core.backends import BackendError, for_record
+    from runexp_tui.core.watch import watch_start
+
+    if previous is not None:
+        # A relaunch after an error seen while the process lived: never leave two runs.
+        with contextlib.suppress(Exception):
+            before = for_record(previous)
+            if not before.status(previous).ended:
+                before.stop(previous, grace=(2.0, 2.0))
+    try:
+        record = backend.start(spec, systemd_scope=scope)
+    except (BackendError, OSError, ValueError) as exc:
+        post(LaunchCrashed(str(exc)))
+        return
+    post(LaunchStarted(record))
+
+    def on_tick(tick: WatchTick) -> None:
+        post(WatchTicked(tick))
+
+    result = watch_start(
+        record,
+        seconds,
+        on_tick=on_tick,
+        status_fn=tolerant_status(backend.status),
+        poll=backend.poll_s,
+    )
+    findings: list[Finding] = []
+    if result.verdict == "failed_early":
+        findings = diagnose_early_failure(record, result, cli_flags())
+    post(WatchDone(record, result, findings))
+
+
 class LaunchStarted(Message):
     """The run's process exists and its record is written (from the launch worker)."""
 
-    def __init__(self, record: Any) -> None:
+    def __init__(self, record: RunRecord) -> None:
         super().__init__()
         self.record = record
 
@@ -103,7 +166,7 @@ class LaunchCrashed(Message):
 class WatchTicked(Message):
     """One watchdog tick, for the countdown; a newer tick replaces an unhandled older one."""
 
-    def __init__(self, tick: Any) -> None:
+    def __init__(self, tick: WatchTick) -> None:
         super().__init__()
         self.tick = tick
 
@@ -114,7 +177,7 @@ class WatchTicked(Message):
 class WatchDone(Message):
     """The watchdog's verdict, with the diagnosis when the run failed early."""
 
-    def __init__(self, record: Any, result: Any, findings: Sequence[Any]) -> None:
+    def __init__(self, record: RunRecord, result: WatchResult, findings: Sequence[Finding]) -> None:
         super().__init__()
         self.record = record
         self.result = result
@@ -124,7 +187,7 @@ class WatchDone(Message):
 class QueueAdded(Message):
     """The configured run is in the queue (core.queue_actions.Queued, from the queue worker)."""
 
-    def __init__(self, queued: Any) -> None:
+    def __init__(self, queued: Queued) -> None:
         super().__init__()
         self.queued = queued
 

@@ -10,17 +10,16 @@ changed. Stop and relaunch run core calls in thread workers that post progress.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING
 
 from rich.text import Text
-from textual import on, work
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.message import Message
 from textual.widgets import Header, Input, Static
 
-from runexp_tui.tui.screens.base import PhaseScreen
+from runexp_tui.tui.screens.monitor_run import MonitorRunActions
 from runexp_tui.tui.widgets.diagnosis_panel import DiagnosisPanel
 from runexp_tui.tui.widgets.gpu_panel import GpuPanel
 from runexp_tui.tui.widgets.key_footer import KeyFooter
@@ -29,64 +28,17 @@ from runexp_tui.tui.widgets.loss_chart import LossChart
 from runexp_tui.tui.widgets.phase_bar import PhaseBar
 from runexp_tui.tui.widgets.run_status import RunStatusLine
 
+if TYPE_CHECKING:
+    from runexp_tui.core.diagnosis.model import Finding
+    from runexp_tui.core.follow.view import RunView
+    from runexp_tui.core.gpu.model import GpuSnapshot
+    from runexp_tui.core.gpu.poller import GpuHistory
+
 STALL_AFTER_S = 600.0  # a live run silent this long, with flat GPUs, gets a stall warning
-STOP_GRACE = (5.0, 5.0)  # seconds after SIGINT, then after SIGTERM, before escalating
 VIEWS = (("gpu", "GPUs"), ("loss", "Loss"), ("log", "Log"), ("diag", "Diagnosis"))
-_NEXT_SIGNAL = {"SIGINT": "SIGTERM in", "SIGTERM": "SIGKILL in", "SIGKILL": "waiting for exit"}
 
 
-class StopProgress(Message):
-    """One tick of the stop countdown (``text``), or the end of the stop (``result`` set)."""
-
-    def __init__(self, text: str | None, result: Any = None, error: str | None = None) -> None:
-        super().__init__()
-        self.text = text
-        self.result = result
-        self.error = error
-
-
-class ResumePlanned(Message):
-    """The resume of the followed run worked out: its plan, or what is missing."""
-
-    def __init__(self, plan: Any = None, error: str | None = None) -> None:
-        super().__init__()
-        self.plan = plan
-        self.error = error
-
-
-class Relaunched(Message):
-    """A relaunch finished: the new run's record, or why it could not start."""
-
-    def __init__(
-        self, record: Any = None, error: str | None = None, what: str = "Relaunched"
-    ) -> None:
-        super().__init__()
-        self.record = record
-        self.error = error
-        self.what = what  # "Relaunched" or "Resumed"
-
-
-def stop_countdown_text(run_id: str, step: str, seconds_left: float) -> str:
-    """'Stopping <id>: SIGINT sent · SIGTERM in 4.2 s' (the visible countdown)."""
-    nxt = _NEXT_SIGNAL.get(step, "")
-    return f"Stopping {run_id}: {step} sent to the process group · {nxt} {seconds_left:.1f} s"
-
-
-def relaunch_spec(record: Any, *, simulated_gpus: bool = False) -> Any:
-    """The launch spec of a new run with ``record``'s config (raises LaunchError when it cannot).
-
-    Runs on ssh or Slurm are relaunched through the Launch phase (it has their options).
-    """
-    from runexp_tui.core.launch import LaunchError
-    from runexp_tui.core.resume import relaunch_spec as core_relaunch_spec
-
-    backend = (getattr(record, "config", None) or {}).get("backend", "local")
-    if backend != "local":
-        raise LaunchError(f"relaunch of {backend} runs goes through the Launch phase")
-    return core_relaunch_spec(record, simulated_gpus=simulated_gpus)
-
-
-def mean_utilization(history: Any, indices: Sequence[int]) -> list[float]:
+def mean_utilization(history: GpuHistory, indices: Sequence[int]) -> list[float]:
     """Per sample, the mean utilization of ``indices`` (the run's GPUs), oldest first."""
     series = []
     for i in indices:
@@ -105,7 +57,7 @@ def mean_utilization(history: Any, indices: Sequence[int]) -> list[float]:
     return out
 
 
-class MonitorScreen(PhaseScreen):
+class MonitorScreen(MonitorRunActions):
     """The screen a user keeps open for hours while a run trains."""
 
     PHASE = "monitor"
@@ -136,15 +88,11 @@ class MonitorScreen(PhaseScreen):
         super().__init__()
         self.key: str | None = None  # the chart's metric; None: the follower's pick (a loss)
         self.keys: tuple[str, ...] = ()
-        self.shown: Any = None  # the last run view drawn (None until the first arrives)
+        self.shown: RunView | None = None  # the last run view drawn (None until the first arrives)
         self.smooth = False
         self.view_name = "loss"  # what the narrow (80x24) layout shows
         self.wandb_url: str | None = None
-        self.stopping: str | None = None
-        self.stop_result: Any = None
-        self.stop_steps: list[str] = []  # the countdown texts shown, in order (one per change)
-        self.relaunched: Any = None
-        self.stall: Any = None
+        self.stall: Finding | None = None
         self._run_id: str | None = None
         self._seen_findings = False
         self._log_total = 0  # the view's line counter when the log panel was last filled
@@ -208,7 +156,7 @@ class MonitorScreen(PhaseScreen):
         self.query_one("#mon-tabs", Static).update(out)
 
     # ----- the run view and GPU snapshots (app reactives) ----------------------------------------
-    def _on_view(self, view: Any) -> None:
+    def _on_view(self, view: RunView | None) -> None:
         if view is None:
             self.shown = None
             self.query_one("#mon-status", RunStatusLine).show(None)
@@ -229,7 +177,7 @@ class MonitorScreen(PhaseScreen):
         self._draw_chart()
         self._on_gpu(getattr(self.app, "gpu_snapshot", None))
 
-    def _show_log(self, view: Any, *, reset: bool) -> None:
+    def _show_log(self, view: RunView, *, reset: bool) -> None:
         """Append the lines the panel has not shown yet (all of them for a new run)."""
         log = self.query_one("#mon-log", LogView)
         tail = view.tail
@@ -240,7 +188,7 @@ class MonitorScreen(PhaseScreen):
             log.append(tail[len(tail) - fresh :] if fresh else (), view.pending)
         self._log_total = view.lines_total
 
-    def _on_gpu(self, snapshot: Any) -> None:
+    def _on_gpu(self, snapshot: GpuSnapshot | None) -> None:
         view = getattr(self.app, "run_view", None)
         self.query_one("#mon-gpu", GpuPanel).show(
             snapshot,
@@ -258,7 +206,7 @@ class MonitorScreen(PhaseScreen):
             self.stall = stall
             self._show_findings(view)
 
-    def _stall(self, view: Any) -> Any:
+    def _stall(self, view: RunView | None) -> Finding | None:
         if view is None or not view.alive or view.log_grew_at is None:
             return None
         from runexp_tui.core.diagnose import detect_stall
@@ -270,13 +218,13 @@ class MonitorScreen(PhaseScreen):
         threshold = float(self.rx.services.extra.get("stall_after_s", STALL_AFTER_S))
         return detect_stall(view.log_grew_at, util, self.rx.services.clock(), threshold)
 
-    def findings(self) -> tuple[Any, ...]:
+    def findings(self) -> tuple[Finding, ...]:
         """What the diagnosis panel shows: the follower's findings, then a stall warning."""
         view = getattr(self.app, "run_view", None)
         found = tuple(getattr(view, "findings", ()) or ())
         return found + ((self.stall,) if self.stall is not None else ())
 
-    def _show_findings(self, view: Any) -> None:
+    def _show_findings(self, view: RunView | None) -> None:
         panel = self.query_one("#mon-diag", DiagnosisPanel)
         found = self.findings()
         if panel.show(found, compact=False):
@@ -394,191 +342,3 @@ class MonitorScreen(PhaseScreen):
 
     def action_view(self, name: str) -> None:
         self._set_view(name)
-
-    # ----- actions: run -----------------------------------------------------------------------------
-    def action_commands(self) -> None:
-        from runexp_tui.tui.screens.monitor_commands import CommandsScreen, useful_commands
-
-        self.app.push_screen(CommandsScreen(useful_commands(self.rx.run_view, self.wandb_url)))
-
-    @work(exclusive=True, group="monitor-stop-ask")
-    async def action_stop(self) -> None:
-        from runexp_tui.tui.screens.confirm import ConfirmScreen
-
-        view = self.rx.run_view
-        if view is None or not view.alive:
-            self.notify("No running run to stop.", timeout=3)
-            return
-        if self.stopping:
-            self.notify("Already stopping.", timeout=2)
-            return
-        g1, g2 = self._grace()
-        ok = await self.app.push_screen_wait(
-            ConfirmScreen(
-                f"Stop run {view.run_id}?",
-                f"SIGINT to its process group now, SIGTERM after {g1:g} s, SIGKILL {g2:g} s later.",
-            )
-        )
-        if ok:
-            self.stopping = stop_countdown_text(view.run_id, "SIGINT", g1)
-            self.query_one("#mon-status", RunStatusLine).show(
-                view, url=self.wandb_url, stopping=self.stopping
-            )
-            self._stop_worker(view.run_dir, view.run_id)
-
-    def _grace(self) -> tuple[float, float]:
-        g = self.rx.services.extra.get("stop_grace", STOP_GRACE)
-        return float(g[0]), float(g[1])
-
-    @work(thread=True, group="monitor-stop", exit_on_error=False, description="stop run")
-    def _stop_worker(self, run_dir: str, run_id: str) -> None:
-        from runexp_tui.core.backends import stop_run
-        from runexp_tui.core.runs import load_record
-
-        last = [""]
-
-        def on_step(step: str, left: float) -> None:
-            text = stop_countdown_text(run_id, step, left)
-            if text != last[0]:
-                last[0] = text
-                self.post_message(StopProgress(text))
-
-        try:
-            record = load_record(run_dir)
-            result = stop_run(record, self._grace(), on_step)
-        except Exception as exc:  # an unreadable record: say so, keep the screen alive
-            self.post_message(StopProgress(None, error=str(exc)))
-            return
-        self.post_message(StopProgress(None, result=result))
-
-    @on(StopProgress)
-    def _on_stop_progress(self, message: StopProgress) -> None:
-        view = self.rx.run_view
-        if message.text is not None:
-            self.stopping = message.text
-            self.stop_steps.append(message.text)
-        else:
-            self.stopping = None
-            self.stop_result = message.result
-            if message.error:
-                self.notify(f"Stop failed: {message.error}", severity="error")
-            elif message.result is not None:
-                r = message.result
-                sent = " → ".join(r.signals_sent) or "no signal"
-                if r.outcome == "stopped":
-                    self.notify(f"Run stopped ({sent}).", timeout=4)
-                elif r.outcome == "already_ended":
-                    self.notify("The run had already ended.", timeout=3)
-                else:
-                    self.notify(f"Stop: {r.outcome} ({sent})", severity="error")
-            self.rx.poke_follower()
-        self.query_one("#mon-status", RunStatusLine).show(
-            view, url=self.wandb_url, stopping=self.stopping
-        )
-
-    @work(exclusive=True, group="monitor-relaunch-ask")
-    async def action_relaunch(self) -> None:
-        from runexp_tui.tui.screens.confirm import ConfirmScreen
-
-        view = self.rx.run_view
-        if view is None:
-            self.notify("No run to relaunch.", timeout=3)
-            return
-        detail = "A new run with the same command, environment, GPUs and W&B settings."
-        if view.alive:
-            detail += " This run is still running; it is left alone."
-        ok = await self.app.push_screen_wait(ConfirmScreen(f"Relaunch {view.run_id}?", detail))
-        if ok:
-            self._relaunch_worker(view.run_dir)
-
-    @work(thread=True, group="monitor-relaunch", exit_on_error=False, description="relaunch")
-    def _relaunch_worker(self, run_dir: str) -> None:
-        from runexp_tui.core.backends import BackendError, for_record
-        from runexp_tui.core.launch import LaunchError
-        from runexp_tui.core.runs import load_record
-
-        try:
-            record = load_record(run_dir)
-            spec = relaunch_spec(record, simulated_gpus=self.rx.gpus_simulated)
-            new = for_record(record).start(spec, name=record.name)
-        except (BackendError, LaunchError, OSError, ValueError) as exc:
-            self.post_message(Relaunched(error=str(exc)))
-            return
-        self.post_message(Relaunched(record=new))
-
-    @on(Relaunched)
-    def _on_relaunched(self, message: Relaunched) -> None:
-        if message.error:
-            verb = "resume" if message.what == "Resumed" else "relaunch"
-            self.notify(f"Cannot {verb}: {message.error}", severity="error", timeout=6)
-            return
-        self.relaunched = message.record
-        self.notify(f"{message.what} as {message.record.id}.", timeout=4)
-        self.rx.follow_run(message.record.id)
-
-    # ----- resume from the newest checkpoint ------------------------------------------------------
-    def action_resume(self) -> None:
-        view = self.rx.run_view
-        if view is None:
-            self.notify("No run to resume.", timeout=3)
-            return
-        if view.alive:
-            self.notify(f"{view.run_id} is still running: stop it first (s).", timeout=4)
-            return
-        self._plan_resume_worker(view.run_dir)
-
-    @work(thread=True, group="monitor-resume", exit_on_error=False, description="resume plan")
-    def _plan_resume_worker(self, run_dir: str) -> None:
-        from runexp_tui.core.resume import ResumeError, plan_resume
-        from runexp_tui.core.runs import load_record
-
-        try:
-            plan = plan_resume(load_record(run_dir))  # scans the repo for checkpoints
-        except (ResumeError, OSError, ValueError) as exc:
-            self.post_message(ResumePlanned(error=str(exc)))
-            return
-        self.post_message(ResumePlanned(plan=plan))
-
-    @on(ResumePlanned)
-    async def _on_resume_planned(self, message: ResumePlanned) -> None:
-        if message.error or message.plan is None:
-            self.notify(message.error or "Cannot resume.", severity="warning", timeout=8)
-            return
-        self._confirm_resume(message.plan)
-
-    @work(group="monitor-resume-confirm", exclusive=True)
-    async def _confirm_resume(self, plan: Any) -> None:
-        from runexp_tui.tui.screens.confirm import ConfirmScreen
-
-        same = (
-            f" in the same W&B run ({plan.wandb_run_id})"
-            if plan.wandb_run_id
-            else " (no W&B run id found: W&B starts a new run)"
-        )
-        detail = f"From {plan.checkpoint}{same}:\n{plan.command}"
-        ok = await self.app.push_screen_wait(ConfirmScreen(f"Resume {plan.source.id}?", detail))
-        if ok:
-            self._resume_worker(plan)
-
-    @work(thread=True, group="monitor-resume", exit_on_error=False, description="resume")
-    def _resume_worker(self, plan: Any) -> None:
-        from runexp_tui.core.backends import BackendError, for_record
-        from runexp_tui.core.launch import LaunchError
-        from runexp_tui.core.resume import relaunch_spec
-        from runexp_tui.core.runs import save_record
-
-        record = plan.source
-        try:
-            spec = relaunch_spec(
-                record,
-                command=plan.command,
-                extra_env=plan.env,
-                simulated_gpus=self.rx.gpus_simulated,
-            )
-            new = for_record(record).start(spec, name=record.name)
-            new = new.with_(resumes=record.id)
-            save_record(new)
-        except (BackendError, LaunchError, OSError, ValueError) as exc:
-            self.post_message(Relaunched(error=str(exc), what="Resumed"))
-            return
-        self.post_message(Relaunched(record=new, what="Resumed"))

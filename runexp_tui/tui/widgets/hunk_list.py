@@ -10,7 +10,7 @@ from textual import events
 from textual.message import Message
 from textual.widgets import Static
 
-from runexp_tui.tui.widgets.diff_view import hunk_title
+from runexp_tui.core.instrument.display import hunk_title
 
 if TYPE_CHECKING:
     from runexp_tui.core.instrument import Hunk

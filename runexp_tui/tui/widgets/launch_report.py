@@ -6,11 +6,17 @@ from __future__ import annotations
 import os
 import shlex
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING
 
 from rich.text import Text
 
 from runexp_tui.tui.render import display_path
+
+if TYPE_CHECKING:
+    from runexp_tui.core.backends.base import Description
+    from runexp_tui.core.diagnosis.model import Finding
+    from runexp_tui.core.queue_actions import Queued
+    from runexp_tui.core.watch import WatchResult, WatchTick
 
 
 def shown_path(value: str, repo: str) -> str:
@@ -43,7 +49,46 @@ def shown_env(env: Mapping[str, str], repo: str, base_path: str | None = None) -
     return out
 
 
-def render_countdown(tick: Any, total: float, log_offset: int = 0) -> Text:
+def render_ready(watch_total: float) -> Text:
+    """What Enter, a and g do, before a launch."""
+    text = Text()
+    text.append("Press ")
+    text.append("Enter", style="bold reverse")
+    text.append(f" to launch; its first {watch_total:.0f} s are watched")
+    text.append(" (alive, log growing, no early error), or ")
+    text.append("a", style="bold reverse")
+    text.append(" to add it to the queue, which starts it when its GPUs are free")
+    text.append(" (")
+    text.append("g", style="bold reverse")
+    text.append(": a grid of variants).")
+    return text
+
+
+def render_warnings(lines: Sequence[tuple[str, str]]) -> Text:
+    """(line, style) warnings, one a line; a line starting with a space continues the one above."""
+    out = Text()
+    for i, (line, style) in enumerate(lines):
+        if i:
+            out.append("\n")
+        out.append("! " if not line.startswith(" ") else "", style=f"bold {style}")
+        out.append(line, style=style)
+    return out
+
+
+def busy_gpu_question(busy: Mapping[int, str], free: Sequence[int]) -> tuple[str, str]:
+    """(question, detail) before launching onto GPUs in use: what uses them, which are free."""
+    which = ", ".join(map(str, sorted(busy)))
+    plural = "s" if len(busy) > 1 else ""
+    uses = "; ".join(f"GPU {i}: {why}" for i, why in sorted(busy.items()))
+    free_now = ", ".join(map(str, free))
+    detail = f"{uses}. The runs would share its memory and compute."
+    detail += (
+        f" Free now: {free_now} (n, then e to choose them)." if free else " No GPU is free now."
+    )
+    return f"GPU{plural} {which} already in use: launch onto it anyway?", detail
+
+
+def render_countdown(tick: WatchTick, total: float, log_offset: int = 0) -> Text:
     """`watching the first 10 s: 7 s left · alive · log growing` from a core WatchTick."""
     out = Text()
     out.append("◔ ", style="bold cyan")
@@ -70,7 +115,7 @@ def _size(n: int) -> str:
     return f"{n / 1024 / 1024:.1f} MB"
 
 
-def render_verdict(run_id: str, result: Any, total: float, *, error: bool = True) -> Text:
+def render_verdict(run_id: str, result: WatchResult, total: float, *, error: bool = True) -> Text:
     """One line saying how the watched seconds went; ``error`` adds the early error line."""
     out = Text()
     if result.verdict == "running":
@@ -98,7 +143,7 @@ def render_verdict(run_id: str, result: Any, total: float, *, error: bool = True
 
 
 def render_findings(
-    findings: Sequence[Any], *, limit: int = 3, fixes: int = 3, evidence: bool = True
+    findings: Sequence[Finding], *, limit: int = 3, fixes: int = 3, evidence: bool = True
 ) -> Text:
     """The diagnosis: each finding's title, the line that proves it, its cause and fixes."""
     out = Text()
@@ -127,6 +172,19 @@ def render_findings(
     return out
 
 
+def render_diagnosis(findings: Sequence[Finding], *, narrow: bool = False) -> Text:
+    """An early failure's diagnosis under its title, with the keys that act on it."""
+    body = Text()
+    body.append("Diagnosis", style="bold underline")
+    body.append("\n")
+    body.append_text(render_findings(findings, limit=1 if narrow else 3, evidence=not narrow))
+    body.append("\ne", style="bold")
+    body.append(" edit the config · ")
+    body.append("R", style="bold")
+    body.append(" relaunch")
+    return body
+
+
 def render_tail(lines: Sequence[str], log_path: str, repo: str, *, limit: int = 12) -> Text:
     """The last log lines under a header naming the log file."""
     out = Text()
@@ -140,7 +198,7 @@ def render_tail(lines: Sequence[str], log_path: str, repo: str, *, limit: int = 
     return out
 
 
-def render_queued(queued: Any) -> Text:
+def render_queued(queued: Queued) -> Text:
     """What an add to the queue did (core.queue_actions.Queued): the item's id and when the
     queue starts it, whether the queue is paused, and its warnings."""
     out = Text()
@@ -176,7 +234,7 @@ def render_queued(queued: Any) -> Text:
     return out
 
 
-def render_backend(name: str, about: Any) -> Text:
+def render_backend(name: str, about: Description | None) -> Text:
     """Where the run goes: the backend's own description (core.backends' `describe`), or its
     name in red when no backend takes that name (`about` None; "—" for no config yet)."""
     out = Text()
