@@ -33,9 +33,13 @@ def init(**kw):
     run = _Run()
     _out.write(json.dumps({"call": "init", "config": sorted((kw.get("config") or {}))}) + "\\n")
     return run
+def _friendly(o):  # as wandb: a one-element tensor or array is its number
+    if hasattr(o, "item") and getattr(o, "numel", lambda: 1)() == 1:
+        return o.item()
+    raise TypeError(f"wandb cannot log {type(o).__name__}")
 def log(d, **kw):
     assert run is not None, "wandb.log before wandb.init"
-    _out.write(json.dumps({"call": "log", "data": d}) + "\\n")
+    _out.write(json.dumps({"call": "log", "data": d}, default=_friendly) + "\\n")
 def finish():
     global run
     run = None  # as wandb: a log after the run's finish raises
@@ -1276,3 +1280,23 @@ def test_a_run_moved_into_the_called_function_takes_the_settings_it_is_handed(
         calls = _run(script, tmp_path)
         assert calls[0] == {"call": "init", "config": ["lr", "steps"]}
         assert [c["call"] for c in calls[1:]] == ["log"] * 3 + ["finish"]
+
+
+def test_spawned_workers_log_the_reduced_eval_and_no_loader_kwargs_as_config(
+    tmp_path: Path,
+) -> None:
+    """Under mp.spawn each rank evaluates its shard and `dist.all_reduce` averages it: the
+    eval log goes after the reduction (the evaluation's result, not rank 0's shard). The
+    dict splatted into the DataLoaders and the dataset handed to the workers are not the
+    config; the world size (a number) is."""
+    script, text = _inject("shape_spawn_shard_eval.py", tmp_path)
+    lines = text.splitlines()
+    ev = next(i for i, ln in enumerate(lines) if "eval/val_acc" in ln)
+    assert "val_acc /= world" in lines[ev - 2]
+    init = next(ln for ln in lines if "wandb.init(" in ln)
+    assert 'config={"world": world}' in init
+    if HAS_TORCH:
+        calls = _run(script, tmp_path)
+        assert [c["call"] for c in calls].count("init") == 1
+        assert sum("eval/val_acc" in c.get("data", {}) for c in calls) == 2
+        assert calls[-1]["call"] == "finish"

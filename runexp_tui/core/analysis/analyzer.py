@@ -34,7 +34,7 @@ from runexp_tui.core.analysis.estimators import (
     estimator_config,
     estimator_metrics,
 )
-from runexp_tui.core.analysis.eval_step import eval_with_step
+from runexp_tui.core.analysis.eval_step import eval_with_step, past_reductions
 from runexp_tui.core.analysis.evaluation import EVAL_NAME, eval_log, test_log
 from runexp_tui.core.analysis.external import external_epoch
 from runexp_tui.core.analysis.flags import script_flags
@@ -136,7 +136,7 @@ def analyze(ix: ScriptIndex) -> AnalysisResult:
     if evaluation is None:
         evaluation = eval_log(ix, loop, top_loop, first_call or train_call)
     if evaluation is not None and loop is not None:
-        evaluation = eval_with_step(ix, evaluation, train, top_loop)
+        evaluation = eval_with_step(ix, past_reductions(ix, evaluation), train, top_loop)
     test = test_log(ix, loop, top_loop, train_call, evaluation)
     last_eval = evaluation  # the run ends after it
     if loop is None and fw == "sklearn" and train_call is not None:

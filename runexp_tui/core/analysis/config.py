@@ -394,9 +394,27 @@ def object_config(ix: ScriptIndex) -> tuple[Node, str] | None:
                 ok = True
         if ok and re.search(r"conf|cfg|param|setting|hp", name, re.I):
             return st, name
-        if ok and best is None:
+        if ok and best is None and not _only_splatted(st, name):
             best = (st, name)
     return best
+
+
+def _only_splatted(st: Node, name: str) -> bool:
+    """Every later use of ``name`` is `**name` in a call: a bundle of keyword arguments
+    (`kwargs = dict(dataset=ds, batch_size=32)` for several DataLoaders), not a config."""
+    block = st.parent
+    uses = 0
+    sib = st.next_named_sibling
+    q = ts.query("(identifier) @i")
+    while sib is not None and block is not None:
+        for ident in ts.captures(q, sib).get("i", []):
+            if ts.text(ident) != name:
+                continue
+            uses += 1
+            if ident.parent is None or ident.parent.type != "dictionary_splat":
+                return False
+        sib = sib.next_named_sibling
+    return uses > 0
 
 
 def config_parameter(target: Node | None) -> tuple[Node, str] | None:

@@ -77,3 +77,54 @@ def _names(target: Node) -> set[str]:
     for c in target.named_children:
         out |= _names(c)
     return out
+
+
+def past_reductions(ix: ScriptIndex, ev: EvalLogPoint) -> EvalLogPoint:
+    """``ev`` moved past the statements right after it that still compute its metrics: a
+    collective that reduces them in place (`dist.all_reduce(val_acc)`, also under an `if`),
+    or a rebinding from themselves (`val_acc = reduce_mean(val_acc)`, `acc = acc / world`).
+
+    Under DDP each rank evaluates its shard; the reduced value is the evaluation's result,
+    so the log goes after the reduction (where the script prints it)."""
+    node = _stmt_at_line(ix, ev.after_line)
+    if node is None or not ev.metric_vars:
+        return ev
+    st = ix.line_stmt(node)
+    names = set(ev.metric_vars)
+    moved = st
+    nxt = st.next_named_sibling
+    while nxt is not None and (nxt.type == "comment" or _computes(nxt, names)):
+        if nxt.type != "comment":
+            moved = nxt
+        nxt = nxt.next_named_sibling
+    if moved is st:
+        return ev
+    return replace(ev, after_line=ts.end_line(moved))
+
+
+def _computes(st: Node, names: set[str]) -> bool:
+    if st.type == "if_statement" and st.child_by_field_name("alternative") is None:
+        body = st.child_by_field_name("consequence")
+        inner = [
+            c for c in (body.named_children if body is not None else ()) if c.type != "comment"
+        ]
+        return bool(inner) and all(_computes(c, names) for c in inner)
+    if st.type != "expression_statement" or not st.named_children:
+        return False
+    e = st.named_children[0]
+    if e.type == "call":
+        name = ts.text(e.child_by_field_name("function")).rsplit(".", 1)[-1]
+        args = e.child_by_field_name("arguments")
+        first = args.named_children[0] if args is not None and args.named_children else None
+        return (
+            ("reduce" in name or "gather" in name) and first is not None and ts.text(first) in names
+        )
+    if e.type in ("assignment", "augmented_assignment"):
+        left, right = e.child_by_field_name("left"), e.child_by_field_name("right")
+        return (
+            left is not None
+            and ts.text(left) in names
+            and right is not None
+            and (e.type == "augmented_assignment" or bool(names & set(_names(right))))
+        )
+    return False

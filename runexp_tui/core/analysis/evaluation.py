@@ -375,7 +375,9 @@ def _after_eval_loop(ix: ScriptIndex, ev: Node) -> EvalLogPoint | None:
 
 
 _MEASURES = re.compile(
-    r"\.item\(\)|\b\w*(loss|criterion|accuracy|_score|_error|metric)\w*\s*\(", re.I
+    r"\.item\(\)|\b\w*(loss|criterion|accuracy|_score|_error|metric)\w*\s*\("
+    r"|argmax\([^()]*\)\s*==|\.eq\(",  # predictions compared with labels: an accuracy
+    re.I,
 )
 
 

@@ -40,6 +40,7 @@ from runexp_tui.core.analysis.nodes import (
     call_name,
     contains,
     identifiers,
+    kwarg,
     param_names,
     predicate_root,
     receiver,
@@ -365,8 +366,9 @@ def _init_in_spawned(
             None,
         )
         expr = None
-        if cfg is None and rest:
-            expr = "{" + ", ".join(f'"{p}": {p}' for p in rest) + "}"
+        settings = [p for p in rest if _a_setting(ix, _call, worker, p, first_is_rank)]
+        if cfg is None and settings:
+            expr = "{" + ", ".join(f'"{p}": {p}' for p in settings) + "}"
         body = worker.child_by_field_name("body")
         anchor: Node | None = None
         for st in body_stmts(worker):
@@ -395,6 +397,49 @@ def _init_in_spawned(
             return None
         return InitPoint(start.after_line, cfg, start.indent, guard, expr)
     return None
+
+
+_SCALAR_CALLS = frozenset({"int", "float", "str", "bool", "len", "device_count", "cpu_count"})
+
+
+def _a_setting(ix: ScriptIndex, call: Node, worker: Node, param: str, first_is_rank: bool) -> bool:
+    """Whether the value the launch hands ``param`` is a setting (a number, a flag's value,
+    a name bound to one) rather than an object (a dataset, a model, a queue)."""
+    params = param_names(worker)
+    args = kwarg(call, "args")
+    items = args.named_children if args is not None and args.type == "tuple" else []
+    at = params.index(param) - (1 if first_is_rank else 0)
+    if not items or not 0 <= at < len(items):
+        return True  # not handed by the launch call (a default): keep it
+    return _scalar_value(ix, items[at], call, 0)
+
+
+def _scalar_value(ix: ScriptIndex, node: Node, before: Node, depth: int) -> bool:
+    if node.type in ("integer", "float", "string", "true", "false", "none", "attribute"):
+        return True
+    if node.type in ("binary_operator", "unary_operator", "parenthesized_expression"):
+        return all(
+            _scalar_value(ix, c, before, depth)
+            for c in node.named_children
+            if c.type not in ("comment",)
+        )
+    if node.type == "call":
+        return call_name(node) in _SCALAR_CALLS
+    if node.type != "identifier" or depth > 2:
+        return False
+    name = ts.text(node)
+    q = ts.query("(assignment left: (identifier) @n right: (_) @v)")
+    found = None
+    for v in ts.captures(q, scope(before) or ix.root).get("v", []):
+        a = v.parent
+        if (
+            a is not None
+            and ts.text(a.child_by_field_name("left")) == name
+            and a.start_byte < before.start_byte
+            and scope(a) == scope(before)
+        ):
+            found = v
+    return True if found is None else _scalar_value(ix, found, before, depth + 1)
 
 
 def _global_rank_from(worker: Node, index: str, anchor: Node) -> str | None:
