@@ -20,6 +20,7 @@ from textual.screen import Screen
 from runexp_tui.tui.phases import PHASES, index_of, phase
 from runexp_tui.tui.services import Services
 from runexp_tui.tui.session import Session
+from runexp_tui.tui.workers import deliver
 
 LIVE_RUNS_INTERVAL_S = 5.0  # how often the repo's running runs are listed while none is followed
 
@@ -301,7 +302,7 @@ class RunexpApp(App[None]):
             found = tuple(running_runs(self.session.repo or Path.cwd()))
         except OSError:
             return
-        self.call_from_thread(self._set_live_runs, found)
+        deliver(self, self._set_live_runs, found)
 
     def _set_live_runs(self, runs: tuple[Any, ...]) -> None:
         ids = [r.id for r in runs]

@@ -357,3 +357,45 @@ async def test_a_script_wandb_switch_is_turned_on_in_the_command(app_factory, tm
         # the message is written after the command: wait for it, never read it at once
         await wait_until(pilot, lambda: "off by default" in msg(app, "#command-msg"))
         assert any(f.flag == "--batch_size" and f.equals for f in screen.flags)
+
+
+async def test_a_slow_scan_of_an_earlier_path_never_overwrites_the_newer_one(
+    app_factory, demo_repo: Path, tmp_path: Path, monkeypatch
+) -> None:
+    """Two paths entered one after the other, the first one's scan slow: when it finally
+    finishes, its answer is dropped (its worker was replaced), the second path stays."""
+    import shutil
+    import threading
+
+    import runexp_tui.core.discover as discover
+
+    slow, fast = tmp_path / "slow-repo", tmp_path / "fast-repo"
+    shutil.copytree(demo_repo, slow)
+    shutil.copytree(demo_repo, fast)
+    release, entered = threading.Event(), threading.Event()
+    real = discover.discover_repo
+
+    def scan(path: Path, *args: Any, **kwargs: Any) -> Any:
+        if Path(path) == slow.resolve():
+            entered.set()
+            release.wait(20)
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(discover, "discover_repo", scan)
+    app = app_factory(demo_repo)
+    recording_advance(app)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await wait_until(pilot, flags_loaded(app))
+        screen = configure(app)
+        screen.scan_repo(str(slow))
+        await wait_until(pilot, entered.is_set)
+        screen.scan_repo(str(fast))
+        await wait_until(pilot, lambda: app.session.repo == fast.resolve())
+        release.set()
+
+        def scans_done() -> bool:
+            return not [w for w in app.workers if w.group == "scan" and not w.is_finished]
+
+        await wait_until(pilot, scans_done)
+        await pilot.pause()
+        assert app.session.repo == fast.resolve()

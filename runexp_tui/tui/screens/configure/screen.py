@@ -32,6 +32,7 @@ from runexp_tui.tui.screens.configure.env import EnvSection
 from runexp_tui.tui.screens.configure.gpus import GpuSection
 from runexp_tui.tui.screens.configure.repo import RepoSection
 from runexp_tui.tui.screens.configure.wandb_fields import WandbSection
+from runexp_tui.tui.workers import deliver
 
 FOLD_DELAY_S = 0.08  # after the first frame, the rest of the form is mounted this much later
 
@@ -157,12 +158,12 @@ class ConfigureScreen(PhaseScreen):
         path = Path(os.path.expanduser(path_text.strip() or ".")).resolve()
         problem = repo_problem(path)
         if problem:
-            self.app.call_from_thread(self._repo_error, problem)
+            deliver(self.app, self._repo_error, problem)
             return
         try:
             scan = discover_repo(path)
         except DiscoverError as exc:
-            self.app.call_from_thread(self._repo_error, f"✗ {exc}")
+            deliver(self.app, self._repo_error, f"✗ {exc}")
             return
         saved = None
         saved_error = None
@@ -171,7 +172,7 @@ class ConfigureScreen(PhaseScreen):
                 saved = load_config(path)
             except ValueError as exc:
                 saved_error = str(exc)
-        self.app.call_from_thread(self._repo_scanned, path, scan, saved, saved_error)
+        deliver(self.app, self._repo_scanned, path, scan, saved, saved_error)
 
     def _set_repo(self, path: Path | None, scan: Any) -> None:
         self.scan = scan
@@ -240,16 +241,16 @@ class ConfigureScreen(PhaseScreen):
     @work(thread=True, exclusive=True, group="flags", exit_on_error=False)
     def _analyze_entry(self, entry: str | None) -> None:
         if not entry or self.rx.session.repo is None:
-            self.app.call_from_thread(self._show_flags, None, ())
+            deliver(self.app, self._show_flags, None, ())
             return
         from runexp_tui.core.analysis import analyze_file
 
         try:
             analysis = analyze_file(self.rx.session.repo / entry)
         except Exception as exc:  # unreadable / non-UTF-8 scripts: say so next to the field
-            self.app.call_from_thread(self._show_flags, None, (), f"✗ cannot read {entry}: {exc}")
+            deliver(self.app, self._show_flags, None, (), f"✗ cannot read {entry}: {exc}")
             return
-        self.app.call_from_thread(self._show_flags, analysis, analysis.cli_flags)
+        deliver(self.app, self._show_flags, analysis, analysis.cli_flags)
 
     def _show_flags(self, analysis: Any, flags: Any, error: str | None = None) -> None:
         self.rx.session.analysis = analysis
@@ -269,7 +270,7 @@ class ConfigureScreen(PhaseScreen):
                 envs = lister()
             except Exception:
                 envs = None
-        self.app.call_from_thread(self._conda_loaded, envs)
+        deliver(self.app, self._conda_loaded, envs)
 
     def _conda_loaded(self, envs: list[Any] | None) -> None:
         self._env.conda_envs = envs
@@ -368,11 +369,15 @@ class ConfigureScreen(PhaseScreen):
         try:
             path = save_config(cfg)
         except (OSError, ValueError) as exc:
-            self.app.call_from_thread(
-                self.notify, f"Could not save the config: {exc}", severity="error", timeout=8
+            deliver(
+                self.app,
+                self.notify,
+                f"Could not save the config: {exc}",
+                severity="error",
+                timeout=8,
             )
             return
-        self.app.call_from_thread(self._confirmed, cfg, path)
+        deliver(self.app, self._confirmed, cfg, path)
 
     def _confirmed(self, cfg: ExperimentConfig, path: Path) -> None:
         self.rx.session.config = cfg
