@@ -134,6 +134,8 @@ def _worker_targets(ix: ScriptIndex) -> list[tuple[Node, bool]]:
 def reexec_functions(ix: ScriptIndex) -> list[Node]:
     """This file's functions that run the script again under a launcher (`mpi_fork`:
     `subprocess.check_call(["mpirun", ..., sys.executable] + sys.argv)`, then exit)."""
+    if b"sys.argv" not in ix.src:
+        return []
     return [d for d in ix.defs if reexecutes(_body(d))]
 
 

@@ -149,6 +149,8 @@ def accelerate_tracking(
 
     `log_with=args.report_to` (or `kw["log_with"] = args.report_to`) whose flag defaults to
     "all" or "wandb" (or says wandb outright), and an `init_trackers(...)` call."""
+    if b"init_trackers" not in ix.src:  # one byte search instead of a query over the tree
+        return None
     inits = list(ix.local_calls({"init_trackers"}).get("init_trackers", ()))
     if not inits:
         return None
