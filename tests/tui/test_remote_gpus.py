@@ -186,6 +186,28 @@ async def test_a_factory_that_raises_says_why(app_factory, tmp_path: Path) -> No
         assert pane_title(app) == "GPUs on gpu-box"
 
 
+async def test_the_monitors_gpu_panel_shows_the_ssh_hosts_gpus(app_factory, tmp_path: Path) -> None:
+    """On the Monitor screen of an ssh run, the GPU panel (not only the pane) draws the
+    host's GPUs under a title that names the host; this machine's four are not shown."""
+    from runexp_tui.tui.screens.monitor import MonitorScreen
+    from runexp_tui.tui.widgets.gpu_panel import GpuPanel
+
+    ssh_run = make_record(tmp_path, "20261201-100000-aaaa")
+    app = app_factory(tmp_path, attach=ssh_run.id, count=4)
+    remote_factory(app)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await wait_until(pilot, lambda: isinstance(app.screen, MonitorScreen))
+        panel = app.screen.query_one("#mon-gpu", GpuPanel)
+
+        def drawn() -> str:
+            return panel.text.plain
+
+        await wait_until(pilot, lambda: str(panel.border_title) == "GPUs on gpu-box")
+        await wait_until(pilot, lambda: "H200" in drawn())
+        text = drawn()
+        assert "GPU 0" in text and "GPU 1" in text and "GPU 3" not in text
+
+
 FAKE_SMI = """#!/bin/sh
 case "$1" in
   --query-gpu=*) echo '0, NVIDIA H200, GPU-x, 12, 1024, 143771, 40, 90.5, 700.00, [N/A]';;

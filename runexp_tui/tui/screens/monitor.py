@@ -126,6 +126,7 @@ class MonitorScreen(MonitorRunActions):
         self.watch(self.app, "narrow", self._on_narrow)
         self.watch(self.app, "run_view", self._on_view)
         self.watch(self.app, "gpu_snapshot", self._on_gpu)
+        self.watch(self.app, "remote_gpus", self._on_remote_gpus, init=False)
         self.query_one("#mon-log", LogView).focus()
 
     @property
@@ -188,11 +189,25 @@ class MonitorScreen(MonitorRunActions):
             log.append(tail[len(tail) - fresh :] if fresh else (), view.pending)
         self._log_total = view.lines_total
 
-    def _on_gpu(self, snapshot: GpuSnapshot | None) -> None:
+    def _gpu_source(self) -> tuple[GpuSnapshot | None, GpuHistory | None, str | None]:
+        """The GPUs the followed run uses: its ssh host's while the app samples them there
+        (the app's second poller), else this machine's. (snapshot, history, host)."""
+        remote = getattr(self.app, "remote_gpus", None)
+        if remote is not None:
+            return remote.snapshot, getattr(self.app, "remote_gpu_history", None), remote.host
+        return getattr(self.app, "gpu_snapshot", None), getattr(self.app, "gpu_history", None), None
+
+    def _on_remote_gpus(self, _remote: object) -> None:
+        self._on_gpu(None)
+
+    def _on_gpu(self, _snapshot: GpuSnapshot | None) -> None:
         view = getattr(self.app, "run_view", None)
-        self.query_one("#mon-gpu", GpuPanel).show(
+        snapshot, history, host = self._gpu_source()
+        panel = self.query_one("#mon-gpu", GpuPanel)
+        panel.border_title = f"GPUs on {host}" if host else "GPUs"
+        panel.show(
             snapshot,
-            getattr(self.app, "gpu_history", None),
+            history,
             selected=getattr(view, "gpus", ()) or (),
             run_pids=getattr(view, "pids", ()) or (),
             compact=False,  # the narrow layout gives the GPU view the whole screen
@@ -211,8 +226,7 @@ class MonitorScreen(MonitorRunActions):
             return None
         from runexp_tui.core.diagnose import detect_stall
 
-        history = getattr(self.app, "gpu_history", None)
-        snap = getattr(self.app, "gpu_snapshot", None)
+        snap, history, _host = self._gpu_source()  # a stall on the host the run is on
         indices = tuple(view.gpus) or tuple(getattr(snap, "indices", ()) or ())
         util = mean_utilization(history, indices) if history is not None else []
         threshold = float(self.rx.services.extra.get("stall_after_s", STALL_AFTER_S))
