@@ -1300,3 +1300,26 @@ def test_spawned_workers_log_the_reduced_eval_and_no_loader_kwargs_as_config(
         assert [c["call"] for c in calls].count("init") == 1
         assert sum("eval/val_acc" in c.get("data", {}) for c in calls) == 2
         assert calls[-1]["call"] == "finish"
+
+
+def test_a_json_file_a_per_epoch_helper_reads_is_not_the_config(tmp_path: Path) -> None:
+    """`preds = json.load(open(path))` in a scoring helper the epoch loop calls is data of
+    that step: the run starts after the parse with the namespace, not inside the helper
+    (where it would begin after the loop's first log)."""
+    script, text = _inject("shape_json_read_per_epoch.py", tmp_path)
+    lines = text.splitlines()
+    init = next(i for i, ln in enumerate(lines) if "wandb.init(" in ln)
+    assert "config=vars(args)" in lines[init] and "parse_args()" in lines[init - 1]
+    if HAS_TORCH:
+        calls = _run(script, tmp_path)
+        assert [c["call"] for c in calls].count("init") == 1 and calls[0]["call"] == "init"
+
+
+def test_a_logger_named_only_in_a_docstring_or_comment_is_not_a_logger_in_use(
+    tmp_path: Path,
+) -> None:
+    """The word `WandbLogger` in a docstring or a comment is no use of it: the Trainer still
+    gets the logger shortcut."""
+    _, text = _inject("shape_lightning_logger_in_docstring.py", tmp_path)
+    assert "L.Trainer(max_epochs=1, logger=WandbLogger(" in text
+    assert "from lightning.pytorch.loggers import WandbLogger  # runexp-tui" in text

@@ -70,6 +70,9 @@ def init_point(
             if c[0].start_byte < target.start_byte or c[0].type == "function_definition"
         ]
         cands = before or cands
+        # a file read by a helper the training loop calls (`preds = json.load(...)` scoring
+        # an epoch's predictions) is data of that step, not the run's settings
+        cands = [c for c in cands if not _called_only_in(ix, c[0], target)] or cands
     if cands:
         stmt, var = cands[-1] if len(cands) > 1 and _same_var_branches(cands) else cands[0]
         first_names = set(target_names(type_assign_left(stmt))) | ({var} if var else set())
@@ -189,6 +192,15 @@ def init_point(
         st = ix.line_stmt(target)
         return InitPoint(ts.start_line(st) - 1, None, ix.indent_of(st))
     return None
+
+
+def _called_only_in(ix: ScriptIndex, stmt: Node, loop: Node) -> bool:
+    """``stmt`` is in a function whose every call is inside ``loop``."""
+    fn = scope(stmt)
+    if fn is None or stmt.type == "function_definition":
+        return False
+    sites = ix.callers(fn)
+    return bool(sites) and all(contains(loop, c) for c in sites)
 
 
 def _entries(ix: ScriptIndex, target: Node, depth: int = 3) -> list[Node]:

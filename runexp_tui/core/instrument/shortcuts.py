@@ -44,7 +44,7 @@ def shortcut_hunks(plan: Plan, sc: Shortcut) -> None:
                 )
             )
     elif sc.kind == "logger":
-        if src.names_called("WandbLogger") or "WandbLogger" in src.text:
+        if src.names_called("WandbLogger") or src.has_identifier("WandbLogger"):
             plan.notes.append("WandbLogger is already used")
             return
         _lightning_logger(plan, sc)

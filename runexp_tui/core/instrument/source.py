@@ -293,6 +293,14 @@ class Source:
                 best = f.id
         return best
 
+    def has_identifier(self, name: str) -> bool:
+        """``name`` is used in the code (imported, passed, assigned): not only in a string or
+        a comment, where the word is no use of the thing."""
+        if name not in self.text:
+            return False
+        q = ts.query(f'((identifier) @i (#eq? @i "{name}"))')
+        return bool(ts.captures(q, self.tree.root_node).get("i"))
+
     def names_called(self, *names: str) -> bool:
         return any(self.call_name(c) in names for c in self.nodes["call"])
 
