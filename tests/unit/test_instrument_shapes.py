@@ -1323,3 +1323,18 @@ def test_a_logger_named_only_in_a_docstring_or_comment_is_not_a_logger_in_use(
     _, text = _inject("shape_lightning_logger_in_docstring.py", tmp_path)
     assert "L.Trainer(max_epochs=1, logger=WandbLogger(" in text
     assert "from lightning.pytorch.loggers import WandbLogger  # runexp-tui" in text
+
+
+def test_a_node_local_rank_test_is_guarded_by_the_launchers_global_rank(tmp_path: Path) -> None:
+    """`args.local_rank in [-1, 0]` is true once per node: under a launcher that sets RANK
+    (torchrun, deepspeed) the wandb calls are guarded by RANK, one run for the whole job."""
+    script, text = _inject("shape_launcher_local_rank.py", tmp_path)
+    guards = [
+        ln.strip()
+        for ln in text.splitlines()
+        if ln.strip().startswith("if ") and "runexp-tui" in ln
+    ]
+    assert guards and all(g.startswith('if int(os.environ.get("RANK", "0")) == 0:') for g in guards)
+    if HAS_TORCH:
+        calls = _run(script, tmp_path)  # plain python: RANK unset, the one process logs
+        assert [c["call"] for c in calls] == ["init", "log", "log", "finish"]

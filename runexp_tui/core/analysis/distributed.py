@@ -75,7 +75,19 @@ def distributed(ix: ScriptIndex) -> Distributed:
     main = main_process(ix, kind)
     if kind == "none" and "jax" in fw and main and "process_index" in main:
         kind = "other"  # multi-host JAX: one process per host, each would start a run
-    return Distributed(kind=kind, main_process=main)  # type: ignore[arg-type]
+    local = bool(
+        main
+        and kind in ("ddp", "deepspeed")
+        and _NODE_LOCAL.search(main)
+        and not spawned_workers(ix)
+        and not _worker_targets(ix)
+    )
+    return Distributed(kind=kind, main_process=main, node_local=local)  # type: ignore[arg-type]
+
+
+# `local_rank == 0`, `args.local_rank in [-1, 0]`, `model_engine.local_rank == 0`: the rank
+# within a node (a launcher-started job also has a global RANK)
+_NODE_LOCAL = re.compile(r"local_rank|LOCAL_RANK|local_process_index")
 
 
 def fabric_objects(ix: ScriptIndex) -> list[str]:

@@ -47,6 +47,9 @@ class WandbUse:
 class Distributed:
     kind: DistKind = "none"
     main_process: str | None = None  # the script's own predicate, as source text: "master_process"
+    # not in the JSON contract: that predicate tests a node-local rank (`local_rank == 0`)
+    # under a launcher that sets RANK (torchrun, deepspeed): true once per node, not per job
+    node_local: bool = False
 
 
 @dataclass(frozen=True)

@@ -43,6 +43,8 @@ def main_guard(analysis: AnalysisResult) -> str | None:
     dist = analysis.distributed
     if dist.kind == "none":
         return None
+    if dist.node_local:  # `local_rank == 0` is true once per node: the launcher's RANK is global
+        return DEFAULT_RANK_PREDICATE
     return _safe_rank_calls(dist.main_process) if dist.main_process else DEFAULT_RANK_PREDICATE
 
 
