@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import operator
+from array import array
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -48,6 +49,8 @@ class _Plan:
     int_step: bool  # step_of is a short digit run (a counter), read faster by int()
     may_step: bool  # a line of this shape can carry a step or an epoch
     sure_step: bool  # ... and always a step (a counter's digits, never nan)
+    spans: tuple[tuple[int, int], ...]  # where each value of ``columns`` lies in the line
+    step_span: tuple[int, int] | None  # where ``step_of`` reads
 
 
 _PLANS: dict[bytes, _Plan | None] = {}
@@ -132,6 +135,8 @@ def _make_plan(shape: bytes, seg: _Buf) -> _Plan | None:
         bool(t.ops) and t.ops[0][2] - t.ops[0][1] <= 15,
         bool(t.ops) or t.json or any(item[0] == _STEPKEY for item in t.items),
         any(op[0] != _OP_EPOCH for op in t.ops),
+        tuple((sp.start, sp.stop) for sp in spans),
+        (step_span.start, step_span.stop) if step_span is not None else None,
     )
 
 
@@ -146,7 +151,8 @@ class _Block:
 
     def __init__(self, parser: MetricParser) -> None:
         self.step, self.epoch, self.count = parser.step, parser.epoch, parser._count
-        self.pending: dict[str, tuple[list[float], list[float]]] = {}
+        # per key: its steps, and its values (kept as doubles at once: no second copy)
+        self.pending: dict[str, tuple[list[float], array]] = {}
         self.queue: list[_Plan] = []  # the plan of each queued line, in order
         self.groups: dict[_Plan, tuple[list[_Buf], list[int]]] = {}  # its lines, positions
 
@@ -218,7 +224,7 @@ class _Block:
         for key, value in zip(keys, values, strict=True):
             lists = pending.get(key)
             if lists is None:
-                lists = pending[key] = ([], [])
+                lists = pending[key] = ([], array("d"))
             lists[0].append(at)
             lists[1].append(value)
 
@@ -305,7 +311,7 @@ class _Block:
                 vals = list(map(merged.__getitem__, pos))
             lists = pending.get(key)
             if lists is None:
-                lists = pending[key] = ([], [])
+                lists = pending[key] = ([], array("d"))
             lists[0].extend(map(get_at, pos))
             lists[1].extend(vals)
         return True

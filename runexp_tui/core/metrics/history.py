@@ -5,6 +5,7 @@ from __future__ import annotations
 import operator
 import os
 import threading
+from array import array
 from collections.abc import Callable
 from itertools import compress, groupby, repeat
 from pathlib import Path
@@ -15,8 +16,16 @@ from runexp_tui.core.metrics.columns import _PLANS, _Block, _make_plan, _Plan
 from runexp_tui.core.metrics.extractor import _MAX_SHAPES, _evaluate, _parse, _Parsed
 from runexp_tui.core.metrics.parser import MetricParser
 from runexp_tui.core.metrics.patterns import _LEAD_ZERO, _ZERO_DIGITS
-from runexp_tui.core.metrics.scan import _Buf, _segment_ends
-from runexp_tui.core.metrics.series import SeriesStore
+from runexp_tui.core.metrics.runs import _pieces, _read_run
+from runexp_tui.core.metrics.scan import (
+    _TABLE_LOOKS,
+    _base_ends,
+    _Buf,
+    _segment_ends,
+    _table_rows,
+    _with_table_ends,
+)
+from runexp_tui.core.metrics.series import SeriesStore, _step_facts
 
 # The most of one endless line that the history parse keeps (its recent tail).
 _LONG_LINE = 65536
@@ -129,17 +138,78 @@ def _parse_block(buf: _Buf, limit: int, parser: MetricParser) -> None:
     shape), other lines one by one. Points are gathered per key and appended in bulk.
     """
     no_cr = buf.find(b"\r", 0, limit) < 0
-    ends = _segment_ends(buf, limit, parser, no_cr=no_cr)
     block = _Block(parser)
     if no_cr:  # every segment a whole line: the loop of _parse_states, in C
-        _parse_lines(block, bytes(memoryview(buf)[:limit]), ends)
+        data = bytes(memoryview(buf)[:limit])
+        if not (_DENSE and _parse_dense(block, data, parser)):
+            _parse_lines(block, data, _segment_ends(data, limit, parser, no_cr=True))
     else:
-        _parse_states(block, buf, limit, ends)
+        _parse_states(block, buf, limit, _segment_ends(buf, limit, parser, no_cr=False))
     block.flush()
     parser.step, parser.epoch, parser._count = block.step, block.epoch, block.count
     store = parser.store
+    last: list[float] = []
+    facts = (True, True)
+    shared = array("d")
     for key, (steps, vals) in block.pending.items():
-        store._extend(key, steps, vals)
+        if steps is not last and steps != last:  # keys of one line shape: their steps read once
+            last, facts, shared = steps, _step_facts(steps), array("d", steps)
+        store._extend(key, shared, vals, facts)
+
+
+_DENSE = True  # read long runs of one shape at a fixed stride (runs.py); off: the plain path
+_PROBE = 1 << 16  # bytes at the head of a block that tell whether it is dense
+
+
+def _parse_dense(block: _Block, data: bytes, parser: MetricParser) -> bool:
+    """``_parse_lines`` over the candidates of ``data`` when most of its lines are in long runs
+    of one shape (``runs._pieces``): the runs read at a fixed stride, the gaps between them
+    by ``_parse_lines``. ``False`` (nothing done) for a block that is not so dense.
+
+    Every line of a run is a candidate, so a gap's candidates are the block's there, and the
+    table-row rule (the first candidates of the block, then table rows everywhere) is the
+    block's: ``_segment_ends`` on the whole block, in parts.
+    """
+    if len(data) > 2 * _PROBE:  # a sparse block is told from its head, before the whole
+        head = data[: data.rfind(b"\n", 0, _PROBE) + 1]  # is read digit-blind
+        if head and _pieces(head, head.translate(_ZERO_DIGITS)) is None:
+            return False
+    pieces = _pieces(data, data.translate(_ZERO_DIGITS))
+    if pieces is None:
+        return False
+    gaps: dict[int, tuple[bytes, set[int], list[int]]] = {}
+    for lo, hi, _n, rp in pieces:
+        if rp is None:
+            gap = data[lo:hi]
+            gaps[lo] = (gap, *_base_ends(gap, hi - lo, True))
+    if not parser.tables:
+        room = _TABLE_LOOKS
+        for lo, _hi, n, rp in pieces:
+            if room <= 0:
+                break
+            if rp is not None:
+                if rp.table_row:
+                    parser.tables = True
+                    break
+                room -= n
+            else:
+                gap, _ends, ordered = gaps[lo]
+                if _table_rows(gap, ordered[:room]):
+                    parser.tables = True
+                    break
+                room -= len(ordered)
+    for lo, _hi, n, rp in pieces:
+        if rp is not None:
+            if not _read_run(block, data, lo, n, rp):
+                width = rp.length + 1
+                segs = [data[p : p + rp.length] for p in range(lo, lo + n * width, width)]
+                _queue_run(block, [rp.plan] * n, segs, [_BULK] * n)
+            continue
+        gap, ends, ordered = gaps[lo]
+        if parser.tables:
+            ordered = _with_table_ends(gap, len(gap), True, ends, ordered, first=lo == 0)
+        _parse_lines(block, gap, ordered)
+    return True
 
 
 _MISSING: Any = object()  # a shape not in _PLANS yet

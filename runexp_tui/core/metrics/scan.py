@@ -68,30 +68,55 @@ def _segment_ends(
     """
     if no_cr is None:
         no_cr = buf.find(b"\r", 0, limit) < 0
+    ends, ordered = _base_ends(buf, limit, no_cr)
+    if parser is None:
+        return ordered
+    if not parser.tables and _table_rows(buf, ordered[:_TABLE_LOOKS]):
+        parser.tables = True
+    if parser.tables:
+        ordered = _with_table_ends(buf, limit, no_cr, ends, ordered, first=True)
+    return ordered
+
+
+# The candidates of a block looked at for a table row (the first ones, in order).
+_TABLE_LOOKS = 64
+
+
+def _base_ends(buf: _Buf, limit: int, no_cr: bool) -> tuple[set[int], list[int]]:
+    """The candidates of ``buf[:limit]`` before table rows: a set and the same sorted."""
     ends = _trigger_ends(buf, limit, _TRIGGERS_NL if no_cr else _TRIGGERS)
     ordered = sorted(ends)
     bars = _bar_ends(buf, limit, ordered)
     if bars - ends:
         ends |= bars
         ordered = sorted(ends)
-    if parser is None:
-        return ordered
-    if not parser.tables:
-        rfind = buf.rfind
-        for e in ordered[:64]:
-            start = max(rfind(b"\n", 0, e), rfind(b"\r", 0, e)) + 1
-            if buf[start : start + 1] == b"|":
-                parser.tables = True
-                break
-    if parser.tables:
-        more = _trigger_ends(buf, limit, (_TABLE_TRIGGER_NL if no_cr else _TABLE_TRIGGER,))
-        if buf[:1] == b"|":  # the block's first line has no "\n" before it
-            first = _TABLE_START.match(buf, 0, limit)
-            if first is not None:
-                more.add(first.end())
-        if more - ends:
-            ends |= more
-            ordered = sorted(ends)
+    return ends, ordered
+
+
+def _table_rows(buf: _Buf, ends: list[int]) -> bool:
+    """Whether one of the segments ending at ``ends`` starts a line with ``|`` (a table row)."""
+    rfind = buf.rfind
+    for e in ends:
+        start = max(rfind(b"\n", 0, e), rfind(b"\r", 0, e)) + 1
+        if buf[start : start + 1] == b"|":
+            return True
+    return False
+
+
+def _with_table_ends(
+    buf: _Buf, limit: int, no_cr: bool, ends: set[int], ordered: list[int], *, first: bool
+) -> list[int]:
+    """``ordered`` with the table rows of ``buf[:limit]`` added (``ends`` is updated too).
+
+    ``first``: ``buf`` starts a block, whose first line is also read by ``_TABLE_START``."""
+    more = _trigger_ends(buf, limit, (_TABLE_TRIGGER_NL if no_cr else _TABLE_TRIGGER,))
+    if first and buf[:1] == b"|":  # the block's first line has no "\n" before it
+        m = _TABLE_START.match(buf, 0, limit)
+        if m is not None:
+            more.add(m.end())
+    if more - ends:
+        ends |= more
+        ordered = sorted(ends)
     return ordered
 
 
@@ -181,3 +206,9 @@ def _trigger_ends(buf: _Buf, limit: int, triggers: _Triggers) -> set[int]:
             pos = i
         ends.update(map(_END, pat.finditer(buf, pos, limit)))
     return ends
+
+
+def _shape_is_candidate(shape: bytes) -> bool:
+    """Whether every line of this digit-blind shape (no ``\\n``, no ``\\r``) is a candidate of
+    the ``\\n``-only triggers: they read digits only as ``[0-9]``, so a shape decides it."""
+    return any(pat.search(shape) is not None for _, pat in _TRIGGERS_NL)

@@ -10,6 +10,13 @@ from itertools import islice
 from runexp_tui.core.metrics.extractor import MetricPoint
 
 
+def _step_facts(steps: list[float] | array) -> tuple[bool, bool]:
+    """Whether no step repeats the one before it, and whether the steps strictly rise."""
+    if all(map(operator.lt, steps, islice(steps, 1, None))):
+        return True, True
+    return not any(map(operator.eq, steps, islice(steps, 1, None))), False
+
+
 class SeriesStore:
     """Per-key series of (step, value) kept compactly in ``array('d')`` pairs.
 
@@ -51,8 +58,19 @@ class SeriesStore:
             self._values[key] = values[::2]
             self._stride[key] = stride * 2
 
-    def _extend(self, key: str, steps: list[float], values: list[float]) -> None:
-        """``add`` for many points of one key, in bulk wherever the outcome is known."""
+    def _extend(
+        self,
+        key: str,
+        steps: list[float] | array,
+        values: list[float] | array,
+        facts: tuple[bool, bool] | None = None,
+    ) -> None:
+        """``add`` for many points of one key, in bulk wherever the outcome is known.
+
+        ``facts``: ``_step_facts(steps)``, when the caller has it (keys that share steps)."""
+        if facts is None:
+            facts = _step_facts(steps)
+        no_repeat, rising = facts
         old = self._steps.get(key)
         if old is None:
             self.add(key, steps[0], values[0])
@@ -67,13 +85,13 @@ class SeriesStore:
             stride == 1
             and len(old) + len(steps) <= self.max_points
             and old[-1] != steps[0]
-            and not any(map(operator.eq, steps, islice(steps, 1, None)))
+            and no_repeat
         ):
             old.extend(steps)
             vals.extend(values)
             self._seen[key] += len(steps)
             return
-        if old[-1] < steps[0] and all(map(operator.lt, steps, islice(steps, 1, None))):
+        if old[-1] < steps[0] and rising:
             self._extend_rising(key, steps, values)
             return
         # Any order: add's rules (replace at the same step, stride, thinning) on locals.
@@ -95,7 +113,9 @@ class SeriesStore:
         self._steps[key], self._values[key] = old, vals
         self._stride[key], self._seen[key] = stride, seen
 
-    def _extend_rising(self, key: str, steps: list[float], values: list[float]) -> None:
+    def _extend_rising(
+        self, key: str, steps: list[float] | array, values: list[float] | array
+    ) -> None:
         """``_extend`` for strictly rising steps (nothing replaced): kept points by slicing."""
         old, vals = self._steps[key], self._values[key]
         stride, seen, cap = self._stride[key], self._seen[key], self.max_points
