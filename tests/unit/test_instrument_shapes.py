@@ -1338,3 +1338,29 @@ def test_a_node_local_rank_test_is_guarded_by_the_launchers_global_rank(tmp_path
     if HAS_TORCH:
         calls = _run(script, tmp_path)  # plain python: RANK unset, the one process logs
         assert [c["call"] for c in calls] == ["init", "log", "log", "finish"]
+
+
+def test_the_lightning_logger_shortcut_carries_the_settings_the_script_loaded(
+    tmp_path: Path,
+) -> None:
+    """`config = yaml.safe_load(...)` before `Trainer(logger=tb_logger, ...)`: the added
+    WandbLogger gets `config=config`, so the run holds the settings (not only the project)."""
+    script = tmp_path / "lit_yaml.py"
+    script.write_text(
+        "import argparse\nimport lightning as L\nimport torch\nimport yaml\n"
+        "from lightning.pytorch.loggers import TensorBoardLogger\n\n\n"
+        "class M(L.LightningModule):\n"
+        "    def training_step(self, batch, i):\n"
+        "        loss = batch.sum()\n        self.log('loss', loss)\n        return loss\n\n\n"
+        "ap = argparse.ArgumentParser()\nap.add_argument('--config', default='c.yaml')\n"
+        "args = ap.parse_args()\nwith open(args.config) as fh:\n    config = yaml.safe_load(fh)\n"
+        "tb = TensorBoardLogger(save_dir='logs')\n"
+        "trainer = L.Trainer(logger=tb, max_epochs=config['epochs'])\n"
+        "trainer.fit(M(), torch.utils.data.DataLoader(torch.randn(4, 2)))\n"
+    )
+    proposal = propose_file(script, project="t")
+    apply_proposal(proposal)
+    line = next(
+        ln for ln in script.read_text().splitlines() if "WandbLogger(" in ln and "Trainer" in ln
+    )
+    assert "logger=[tb, WandbLogger(" in line and "config=config)" in line

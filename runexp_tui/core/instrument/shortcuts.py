@@ -8,7 +8,7 @@ import re
 from typing import TYPE_CHECKING
 
 from runexp_tui.core import ts
-from runexp_tui.core.instrument.config_expr import DATACLASS_CALLS
+from runexp_tui.core.instrument.config_expr import DATACLASS_CALLS, config_dict_expr
 from runexp_tui.core.instrument.edits import add_kwarg, append_item, edit_hunk, replace_node
 from runexp_tui.core.instrument.plan import (
     Plan,
@@ -270,6 +270,12 @@ def _lightning_logger(plan: Plan, sc: Shortcut) -> None:
     kwargs = [f"project={project_expr(plan)}"]
     if plan.entity:
         kwargs.append(f"entity={pystr(plan.entity)}")
+    init = plan.analysis.points.init
+    if init is not None and init.config_var and init.after_line < sc.line:
+        # the settings the script loaded (`config = yaml.safe_load(...)`): the run's config
+        cfg = config_dict_expr(plan, init.config_var, sc.line)
+        if cfg:
+            kwargs.append(f"config={cfg}")
     logger = f"WandbLogger({', '.join(kwargs)})"
     plan.extra_imports.append(f"from {module}.loggers import WandbLogger")
     existing = src.kwarg(call, "logger")
