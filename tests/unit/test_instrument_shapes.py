@@ -1364,3 +1364,14 @@ def test_the_lightning_logger_shortcut_carries_the_settings_the_script_loaded(
         ln for ln in script.read_text().splitlines() if "WandbLogger(" in ln and "Trainer" in ln
     )
     assert "logger=[tb, WandbLogger(" in line and "config=config)" in line
+
+
+def test_the_loss_handed_to_a_nested_step_function_is_the_train_loss(tmp_path: Path) -> None:
+    """`_backward(weight * loss)` (a closure in the loop does backward and step): the loss is
+    what it is handed, not a `loss_scale_mode` setting copied from the options."""
+    script, text = _inject("shape_nested_step_fn.py", tmp_path)
+    log = next(ln for ln in text.splitlines() if "wandb.log(" in ln)
+    assert '"train/loss": loss' in log and "loss_scale_mode" not in log
+    if HAS_TORCH:
+        logs = [c for c in _run(script, tmp_path) if c["call"] == "log"]
+        assert len(logs) == 6

@@ -323,6 +323,11 @@ def loss_var(loop: Node, backs: list[Site], fns: list[Site], stmt: Node) -> str 
     for s in fns:
         a = assignment(stmt_of(s.call))
         if a is None:
+            # `_backward(scale * loss)`: the loss handed to the step function
+            args = [n for arg in positional(s.call) for n in identifiers(arg)]
+            hit = next((n for n in args if "loss" in n.lower()), None)
+            if hit:
+                return hit
             continue
         names = [n for n in target_names(a.child_by_field_name("left")) if n.isidentifier()]
         for key in ("loss", "metric"):
@@ -331,10 +336,12 @@ def loss_var(loop: Node, backs: list[Site], fns: list[Site], stmt: Node) -> str 
                 return hit
         if names:
             return names[-1]
-    # a criterion call assigned inside the loop: `loss = criterion(out, y)`
+    # a criterion call assigned inside the loop: `loss = criterion(out, y)` (a computed
+    # value, not a setting copied from the options: `loss_scale_mode = args.loss_scale`)
     for st in walk_statements(loop):
         a = assignment(st)
-        if a is not None:
+        right = a.child_by_field_name("right") if a is not None else None
+        if a is not None and right is not None and right.type not in ("attribute", "string"):
             for n in target_names(a.child_by_field_name("left")):
                 if "loss" in n.lower() and n.isidentifier():
                     return n
