@@ -1375,3 +1375,39 @@ def test_the_loss_handed_to_a_nested_step_function_is_the_train_loss(tmp_path: P
     if HAS_TORCH:
         logs = [c for c in _run(script, tmp_path) if c["call"] == "log"]
         assert len(logs) == 6
+
+
+def test_a_run_started_by_a_logger_class_of_the_repo_is_the_scripts_own_wandb(
+    tmp_path: Path,
+) -> None:
+    """`loggers = Loggers(opt)` from the repository's own module, whose class starts a run
+    (directly, or through what that module imports from a wandb module of the repo): the
+    script has wandb already, nothing is injected beside it."""
+    from runexp_tui.core.analysis import analyze_file
+
+    repo = tmp_path / "repo"
+    (repo / "tools" / "wb").mkdir(parents=True)
+    for pkg in ("tools", "tools/wb"):
+        (repo / pkg / "__init__.py").write_text("")
+    (repo / "tools" / "wb" / "run.py").write_text(
+        "import wandb\n\n\nclass WbRun:\n    def __init__(self, cfg):\n"
+        "        self.run = wandb.init(project='p', config=cfg)\n"
+    )
+    (repo / "tools" / "logs.py").write_text(
+        "from tools.wb.run import WbRun\n\n\nclass Loggers:\n    def __init__(self, cfg):\n"
+        "        self.wb = WbRun(cfg)\n\n    def epoch_end(self, loss):\n"
+        "        self.wb.run.log({'loss': loss})\n"
+    )
+    main = repo / "train.py"
+    main.write_text(
+        "import argparse\nimport torch\nfrom tools.logs import Loggers\n\n"
+        "ap = argparse.ArgumentParser()\nap.add_argument('--lr', type=float, default=0.1)\n"
+        "opt = ap.parse_args()\nloggers = Loggers(vars(opt))\nnet = torch.nn.Linear(2, 1)\n"
+        "sgd = torch.optim.SGD(net.parameters(), lr=opt.lr)\nfor epoch in range(2):\n"
+        "    loss = net(torch.randn(3, 2)).sum()\n    sgd.zero_grad()\n    loss.backward()\n"
+        "    sgd.step()\n    loggers.epoch_end(loss.item())\n"
+    )
+    wb = analyze_file(main).wandb
+    assert (wb.present, wb.helper) == (True, "Loggers")
+    proposal = propose_file(main, project="t")
+    assert not proposal.hunks and "Loggers() at line 8" in proposal.notes[0]

@@ -9,6 +9,7 @@ module the script imports from a package of its own; nothing is imported or run.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -138,13 +139,44 @@ def reexecutes(body: bytes) -> bool:
 
 
 def _body_of(source: bytes, fn: str) -> bytes | None:
+    """The body of the function or class ``fn`` defined in ``source``."""
     tree = ts.parse(source)
-    q = ts.query("(function_definition name: (identifier) @name) @def")
+    q = ts.query(
+        "(function_definition name: (identifier) @name) @def\n"
+        "(class_definition name: (identifier) @name) @def"
+    )
     for d in ts.captures(q, tree.root_node).get("def", []):
         if ts.text(d.child_by_field_name("name")) == fn:
             body = d.child_by_field_name("body")
             return body.text if body is not None and body.text is not None else None
     return None
+
+
+_FROM_IMPORT = re.compile(rb"^from\s+([\w.]+)\s+import\s+\(?([\w\s,]+)", re.M)
+
+
+def _starts_wandb(
+    source: bytes, name: str, resolve: Callable[[str], bytes | None] | None = None, depth: int = 2
+) -> bool:
+    """The repository's function or class ``name`` starts a wandb run: its body calls
+    `wandb.init`, or calls what its module imports from another module of the repository
+    that does (`from utils.loggers.wandb_utils import WandbLogger`: up to ``depth`` hops)."""
+    body = _body_of(source, name)
+    if body is None:
+        return False
+    if b"wandb.init(" in body:
+        return True
+    if depth <= 0 or resolve is None:
+        return False
+    for m in _FROM_IMPORT.finditer(source):
+        for imported in m.group(2).replace(b"\n", b" ").split(b","):
+            word = imported.strip().split(b" ")[0]
+            if not word or not re.search(rb"\b" + re.escape(word) + rb"\(", body):
+                continue
+            other = resolve(m.group(1).decode())
+            if other is not None and _starts_wandb(other, word.decode(), resolve, depth - 1):
+                return True
+    return False
 
 
 def _attribute_calls(root: Node) -> list[Node]:
@@ -179,9 +211,9 @@ def wandb_helpers(ix: ScriptIndex) -> list[Node]:
             real = ts.text(name.child_by_field_name("name") if aliased else name)
             if _STARTS_A_RUN.search(real) and local != "wandb":
                 names.add(local)
+    script = Path(ix.path)
     for local, (src, fn) in functions.items():
-        body = _body_of(src, fn)
-        if body is not None and b"wandb.init(" in body:
+        if _starts_wandb(src, fn, lambda dotted: _source_of(script, dotted)):
             names.add(local)
     if not names:
         return []
