@@ -151,22 +151,19 @@ def _init_block(ix: ScriptIndex, init: InitPoint) -> Node | None:
         return bool(text) and not text.startswith(b"#")
 
     want = len(init.indent)
-    for line in range(init.after_line + 1, ix.smap.line_count + 1):
-        if not code(line):
-            continue
-        width = len(ix.smap.indent(line))
-        if width == want:
-            return at(line)
-        if width < want:
-            break  # the block ends at the insert point
-    for line in range(init.after_line, 0, -1):
-        if not code(line):
-            continue
-        width = len(ix.smap.indent(line))
-        if width == want:
-            return at(line)
-        if width < want:
-            break
+    # after the insert point, then (when the block ends there) before it
+    for lines in (
+        range(init.after_line + 1, ix.smap.line_count + 1),
+        range(init.after_line, 0, -1),
+    ):
+        for line in lines:
+            if not code(line):
+                continue
+            width = len(ix.smap.indent(line))
+            if width == want:
+                return at(line)
+            if width < want:
+                break  # out of the block
     return None
 
 

@@ -219,18 +219,9 @@ def wandb_switch(
             hit = _mode_switch(mode, flags)  # `mode="online" if args.wandb else "disabled"`
             if hit is not None:
                 return hit
-        n = c.parent
-        while n is not None and n.type != "module":
-            if n.type == "if_statement" and not contains(
-                n.child_by_field_name("condition") or n, c
-            ):
-                cons = n.child_by_field_name("consequence")
-                if cons is not None and contains(cons, c):
-                    for op in and_operands(n.child_by_field_name("condition")):
-                        hit = _switch_of(op, flags)
-                        if hit is not None:
-                            return hit
-            n = n.parent
+        hit = _guarding_switch(c, flags)  # `if args.track: wandb.init(...)`
+        if hit is not None:
+            return hit
     return None, None, None
 
 
