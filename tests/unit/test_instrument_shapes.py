@@ -1411,3 +1411,20 @@ def test_a_run_started_by_a_logger_class_of_the_repo_is_the_scripts_own_wandb(
     assert (wb.present, wb.helper) == (True, "Loggers")
     proposal = propose_file(main, project="t")
     assert not proposal.hunks and "Loggers() at line 8" in proposal.notes[0]
+
+
+def test_an_evaluation_in_a_module_imported_under_its_name_is_logged(tmp_path: Path) -> None:
+    """`import scoring as evaluation`, then `top1, err = evaluation.run(...)` each epoch:
+    the scores it returns are the eval log, after the call."""
+    script, text = _inject("shape_eval_module_alias.py", tmp_path)
+    lines = text.splitlines()
+    ev = next(i for i, ln in enumerate(lines) if "eval/top1" in ln)
+    assert "evaluation.run(" in lines[ev - 1] and '"eval/err": err' in lines[ev]
+    if HAS_TORCH:
+        (tmp_path / "scoring.py").write_text(
+            "def run(model, x, y):\n"
+            "    acc = (model(x).argmax(-1) == y).float().mean().item()\n"
+            "    return acc, 1 - acc\n"
+        )
+        calls = _run(script, tmp_path)
+        assert sum("eval/top1" in c.get("data", {}) for c in calls) == 2

@@ -200,14 +200,37 @@ def _is_imported_eval(ix: ScriptIndex, call: Node) -> bool:
 
 
 def _imported_evals(ix: ScriptIndex) -> list[Node]:
-    """Calls of an imported evaluation whose result the script keeps."""
+    """Calls of an imported evaluation whose result the script keeps: `evaluate(...)` of an
+    imported function, or any function of a module imported under an evaluation's name
+    (`import val as validate`, then `results, maps, _ = validate.run(...)`)."""
+    calls = [c for c in ix.calls if _is_imported_eval(ix, c)]
+    for alias in _eval_modules(ix):
+        q = ts.query(f'(call function: (attribute object: (identifier) @m (#eq? @m "{alias}"))) @c')
+        calls += ts.captures(q, ix.root).get("c", [])
     out = []
-    for c in ix.calls:
-        if _is_imported_eval(ix, c):
-            a = assignment(stmt_of(c))
-            right = a.child_by_field_name("right") if a is not None else None
-            if right is not None and right == c:
-                out.append(c)
+    for c in calls:
+        a = assignment(stmt_of(c))
+        right = a.child_by_field_name("right") if a is not None else None
+        if right is not None and right == c and c not in out:
+            out.append(c)
+    return out
+
+
+_EVAL_MODULE = re.compile(r"(evaluate|evaluation|validate|validation|val|test|eval)$")
+
+
+def _eval_modules(ix: ScriptIndex) -> list[str]:
+    """Names the script binds to an imported module that evaluates (`import val as validate`,
+    `from tools import evaluation`)."""
+    out: list[str] = []
+    for imp in ix.imports:
+        if imp.type != "import_statement":
+            continue
+        for c in imp.named_children:
+            name = c.child_by_field_name("alias") if c.type == "aliased_import" else c
+            text = ts.text(name)
+            if "." not in text and _EVAL_MODULE.match(text) and text not in ix.defs_by_name:
+                out.append(text)
     return out
 
 
@@ -298,7 +321,9 @@ def _eval_point(
             # counted as an evaluation only for its no_grad: it must measure something (a
             # loss or metric call, a `.item()`), not generate tokens or compute targets
             return None
-        if node.type == "call" and _is_imported_eval(ix, node):
+        if node.type == "call" and (
+            _is_imported_eval(ix, node) or ts.text(receiver(node)) in _eval_modules(ix)
+        ):
             # an engine's `evaluate(...)`: its dict of metrics and metric-named values, not the
             # other things it hands back (`coco_evaluator`)
             names = [n for n in names if n in dicts or METRIC_NAME.search(n)]

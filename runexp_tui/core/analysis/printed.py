@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 # names a metric run may continue with (`loss = log_loss(...)` after `auc = roc_auc_score(...)`)
 METRIC_NAME = re.compile(
     r"(acc|loss|auc|f1|score|err|prec|recall|mse|mae|rmse|r2|ppl|perplex|bleu|rouge|metric|reward"
-    r"|nll|iou|psnr|ssim|dice)",
+    r"|nll|iou|psnr|ssim|dice|top[1-9]|map50|cider)",
     re.I,
 )
 # metric calls worth evaluating again: scikit-learn's metric functions and `est.score(...)`
