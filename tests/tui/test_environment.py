@@ -5,8 +5,7 @@ from __future__ import annotations
 import importlib.util
 import platform
 import sys
-import time
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import Generator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,17 +24,11 @@ from runexp_tui.tui.screens.environment import EnvironmentScreen
 from runexp_tui.tui.screens.environment_text import result_label, short_title
 from runexp_tui.tui.widgets.checklist import StepRow
 from runexp_tui.tui.widgets.verify_table import VerifyTable
+from tests.helpers import make_wait_until, wait_for
 
 SIZE = (120, 40)
 
-
-async def wait_until(pilot: Pilot[Any], cond: Callable[[], bool], timeout: float = 15.0) -> None:
-    """Let the app run until ``cond`` holds (workers finish, messages land); fail after timeout."""
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s")
-        await pilot.pause(0.02)
+wait_until = make_wait_until(timeout=15.0)  # real commands run
 
 
 def cmd_step(step_id: str, argv: Sequence[str], *, optional: bool = False) -> Step:
@@ -389,7 +382,4 @@ async def test_quitting_the_app_stops_a_running_step(app_factory, tmp_path: Path
         await wait_until(pilot, lambda: len(pids_of(screen, "slow")) == 2)
         pids = pids_of(screen, "slow")
     # The screen was unmounted with the app: its step's processes must not outlive it.
-    deadline = time.monotonic() + 5
-    while not all(gone(p) for p in pids) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert all(gone(p) for p in pids), pids
+    wait_for(lambda: all(gone(p) for p in pids), timeout=5, what=f"{pids} to end")

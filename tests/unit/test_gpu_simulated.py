@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 
 import psutil
@@ -13,6 +12,7 @@ import pytest
 
 from runexp_tui.core.gpu import NA, SIM_GPUS_ENV, SimulatedSampler
 from runexp_tui.core.gpu.simulated import _EnvScanner, parse_sim_gpus
+from tests.helpers import wait_for
 
 
 class FakeClock:
@@ -144,9 +144,7 @@ def test_runs_started_with_the_env_variable_are_discovered() -> None:
     # a shell whose child inherits the variable: only the top process stands for the run
     proc = subprocess.Popen(["sh", "-c", "sleep 30 & wait"], env=env)
     try:
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline and not psutil.Process(proc.pid).children():
-            time.sleep(0.02)
+        wait_for(lambda: psutil.Process(proc.pid).children(), timeout=5, step=0.02)
         clock = FakeClock()
         sampler = SimulatedSampler(count=4, clock=clock, discover=True)
         snap = sampler.sample()
