@@ -88,7 +88,7 @@ async def test_configure_by_keys_writes_the_config(app_factory, demo_repo: Path)
         assert gpus.selected == {0, 1, 2, 3}
         await pilot.press("a", "down", "space")
         assert gpus.selected == {2}
-        assert "selected: 2" in label_of(app, "#gpu-msg")
+        await wait_until(pilot, lambda: "selected: 2" in label_of(app, "#gpu-msg"))
 
         await pilot.press("ctrl+s")
         await wait_until(pilot, lambda: isinstance(app.screen, SummaryScreen))
@@ -195,7 +195,7 @@ async def test_missing_path_and_a_file(app_factory, demo_repo: Path, tmp_path: P
         await pilot.press("ctrl+s")
         await pilot.pause()
         assert isinstance(app.screen, ConfigureScreen)
-        assert "choose a readable folder" in label_of(app, "#repo-msg")
+        await wait_until(pilot, lambda: "choose a readable folder" in label_of(app, "#repo-msg"))
 
 
 async def test_unreadable_folder(app_factory, demo_repo: Path, tmp_path: Path, monkeypatch) -> None:
@@ -276,7 +276,7 @@ async def test_saved_gpu_that_does_not_exist(app_factory, demo_repo: Path) -> No
         gpus.focus()
         await pilot.press("a")  # choosing again clears the absent index
         assert gpus.missing == ()
-        assert "GPU 7" not in label_of(app, "#gpu-msg")
+        await wait_until(pilot, lambda: "GPU 7" not in label_of(app, "#gpu-msg"))
 
 
 async def test_broken_saved_config_is_named(app_factory, demo_repo: Path) -> None:

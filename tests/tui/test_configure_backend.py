@@ -44,9 +44,8 @@ async def test_ssh_bad_host_says_why_good_host_is_saved(app_factory, demo_repo: 
         assert isinstance(screen, ConfigureScreen)
         assert not shown(screen, "ssh-host") and not shown(screen, "slurm-partition")
         screen.query_one("#backend", Select).value = "ssh"
-        await pilot.pause()
+        await wait_until(pilot, lambda: "ssh host is required" in label_of(app, "#backend-msg"))
         assert shown(screen, "ssh-host") and not shown(screen, "slurm-partition")
-        assert "ssh host is required" in label_of(app, "#backend-msg")
 
         host = screen.query_one("#ssh-host", Input)
         await _type_into(pilot, host, "alice@gpu-box:99999")
@@ -57,7 +56,7 @@ async def test_ssh_bad_host_says_why_good_host_is_saved(app_factory, demo_repo: 
         await pilot.press("ctrl+s")
         await pilot.pause(0.1)
         assert isinstance(app.screen, ConfigureScreen)
-        assert "Where to run" in label_of(app, "#backend-msg")
+        await wait_until(pilot, lambda: "Where to run" in label_of(app, "#backend-msg"))
 
         await _type_into(pilot, host, "alice@gpu-box:2222")
         await wait_until(pilot, lambda: "✓" in label_of(app, "#backend-msg"))
@@ -88,7 +87,7 @@ async def test_slurm_fields_validated_and_saved(
         screen = app.screen
         assert isinstance(screen, ConfigureScreen)
         screen.query_one("#backend", Select).value = "slurm"
-        await pilot.pause()
+        await wait_until(pilot, lambda: shown(screen, "slurm-partition"))
         assert shown(screen, "slurm-partition") and shown(screen, "slurm-time")
         assert not shown(screen, "ssh-host")
         await _type_into(pilot, screen.query_one("#slurm-time", Input), "two hours")
@@ -124,8 +123,7 @@ async def test_slurm_unavailable_without_sbatch(
         labels = [str(label) for label, _ in backend._options]
         assert any("unavailable" in label and "sbatch" in label for label in labels)
         backend.value = "slurm"
-        await pilot.pause()
-        assert "sbatch is not on PATH" in label_of(app, "#backend-msg")
+        await wait_until(pilot, lambda: "sbatch is not on PATH" in label_of(app, "#backend-msg"))
         _, errors = screen.build_config()
         assert [e.field for e in errors] == ["backend"]
 

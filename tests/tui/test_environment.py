@@ -108,14 +108,16 @@ async def test_system_python_real_steps(app_factory, tmp_path: Path) -> None:
         ids = [v.id for v in screen.checklist.views]
         assert ids == ["create", "deps", "wandb-install", "verify-torch", "wandb-login"]
         await wait_until(pilot, lambda: not screen.worker_active and screen.running_id is None)
-        # System Python: creation passes, with its reason on screen.
+        # System Python: creation passes, with its reason on screen (once the rows are drawn).
         assert state(screen, "create") == "passed"
+        await wait_until(pilot, lambda: "nothing to create" in row_text(screen, "create"))
         assert "system Python: nothing to create" in row_text(screen, "create")
         assert state(screen, "deps") == "done"
-        assert "nothing to install" in row_text(screen, "deps")
+        await wait_until(pilot, lambda: "nothing to install" in row_text(screen, "deps"))
         assert state(screen, "wandb-install") == "done"  # wandb is a dependency of this app
         assert screen.results["wandb-login"]["logged_in"] is False
         verify = screen.query_one(VerifyTable)
+        await wait_until(pilot, lambda: "offline (as chosen)" in shown(verify))
         table = shown(verify)
         has_torch = importlib.util.find_spec("torch") is not None
         if has_torch:
@@ -125,7 +127,7 @@ async def test_system_python_real_steps(app_factory, tmp_path: Path) -> None:
             assert row(screen, "verify-torch").has_class("-failed")
             assert screen.checklist.selected_view.id == "verify-torch"
             assert diagnosis(screen).display
-            assert "torch not installed" in shown(diagnosis(screen))
+            await wait_until(pilot, lambda: "torch not installed" in shown(diagnosis(screen)))
         assert screen.results["verify-torch"]["python"] == platform.python_version()
         assert f"Python  {platform.python_version()}" in table
         assert "offline (as chosen)" in table
@@ -180,9 +182,10 @@ async def test_failure_shows_diagnosis_and_retry_succeeds(app_factory, tmp_path:
         await wait_until(pilot, lambda: not screen.worker_active)
         assert row(screen, "deps").has_class("-failed")
         assert state(screen, "after") == "pending"  # a required failure stops the run
-        box = shown(diagnosis(screen))
+        # The box is drawn at the next layout after the failure: wait for its text, not a time.
+        await wait_until(pilot, lambda: "No matching distribution" in shown(diagnosis(screen)))
         assert diagnosis(screen).display
-        assert "No matching distribution" in box
+        box = shown(diagnosis(screen))
         assert "nosuchpkg" in box and "Fix:" in box and "exit code 1" in box
         assert "No matching distribution found" in log_text(screen)
         # Not ready: Enter refuses.
@@ -192,7 +195,7 @@ async def test_failure_shows_diagnosis_and_retry_succeeds(app_factory, tmp_path:
         await pilot.press("r")
         await wait_until(pilot, lambda: state(screen, "after") == "done")
         assert state(screen, "deps") == "done"
-        assert not diagnosis(screen).display
+        await wait_until(pilot, lambda: not diagnosis(screen).display)
         screen.checklist.select("deps")
         await pilot.pause()
         text = log_text(screen)
@@ -226,7 +229,9 @@ async def test_cancel_stops_the_process_group(app_factory, tmp_path: Path) -> No
         await wait_until(pilot, lambda: not screen.worker_active)
         assert all(gone(p) for p in pids), pids
         assert state(screen, "after") == "pending"
-        assert "Cancelled" in shown(diagnosis(screen))
+        # The diagnosis box is drawn at the next layout after the cancel (shown() reads what is
+        # on screen, "" before that): wait for its text, never assert it right away.
+        await wait_until(pilot, lambda: "Cancelled" in shown(diagnosis(screen)))
 
 
 async def test_skip_optional_steps(app_factory, tmp_path: Path) -> None:

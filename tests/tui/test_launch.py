@@ -181,7 +181,7 @@ async def test_logind_warning_and_masked_secrets(
         assert screen.use_scope
         await pilot.press("s")
         assert not screen.use_scope
-        assert ": off" in text_of(screen, "#launch-warnings")
+        await wait_until(pilot, lambda: ": off" in text_of(screen, "#launch-warnings"))
 
         shown = text_of(screen, "#launch-command") + text_of(screen, "#launch-env")
         assert "hf_abc123" not in shown and "sk-999" not in shown
