@@ -21,6 +21,10 @@ def _isolated_user_state(tmp_path_factory: pytest.TempPathFactory, monkeypatch: 
     monkeypatch.setenv("WANDB_DISABLE_GIT", "true")
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
     monkeypatch.setenv("NETRC", os.devnull)
+    # pytest-xdist workers export COLUMNS=80 LINES=24; a plain run has neither, and programs the
+    # tests start (in tmux, or piped) must not take their size from them.
+    monkeypatch.delenv("COLUMNS", raising=False)
+    monkeypatch.delenv("LINES", raising=False)
     yield
 
 
