@@ -32,7 +32,7 @@ test: $(STAMP) sysdeps ## run the whole test suite (on JOBS=2 workers; then the 
 	$(PYTEST) tests/snapshots
 
 test-fast: $(STAMP) ## unit, Pilot and snapshot tests, without the slow real-process and tmux ones
-	$(PYTEST) -m 'not slow and not e2e'
+	$(PYTEST) -n $(JOBS) --dist loadgroup -m 'not slow and not e2e'
 
 check: $(STAMP) ## ruff format + lint, mypy on the whole package, import contracts, then the tests
 	$(BIN)/ruff format --check runexp_tui tests bench
