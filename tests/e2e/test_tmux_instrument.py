@@ -21,7 +21,10 @@ from runexp_tui.core.config import EnvSettings, ExperimentConfig, WandbSettings,
 from runexp_tui.core.instrument import propose_file
 from tests.e2e.tmuxlib import TmuxSession, runexp_command, tmux_available
 
-pytestmark = pytest.mark.skipif(not tmux_available(), reason="tmux is not installed")
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.skipif(not tmux_available(), reason="tmux is not installed"),
+]
 
 
 def prepare_demo(tmp_path: Path) -> Path:

@@ -95,6 +95,10 @@ class TmuxSession:
         full_env = dict(os.environ)
         full_env.update(env or {})
         full_env.pop("TMUX", None)  # a nested tmux refuses to start from inside another one
+        # The program takes its size from the tmux pane; COLUMNS/LINES (pytest-xdist sets 80x24
+        # in its workers) would override it.
+        full_env.pop("COLUMNS", None)
+        full_env.pop("LINES", None)
         full_env.setdefault("TERM", "xterm-256color")
         command = shlex.join(list(argv))
         args = [TMUX, "-L", socket, "-f", os.devnull, "new-session", "-d", "-x", str(width)]

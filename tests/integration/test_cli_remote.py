@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import wait_for
 from tests.services.slurm import SlurmService
 from tests.services.sshd import SshdService
 
@@ -67,10 +68,11 @@ def test_ssh_launch_runs_and_stop(sshd_service: SshdService, tmp_path: Path) -> 
     from runexp_tui.core.follow import RunFollower
 
     follower = RunFollower.open(record["id"], repo=repo)  # the dashboard's view of it
-    time.sleep(1.0)
-    view = follower.poll()
-    follower.close()
-    assert view.state == "running" and view.loss_key == "loss" and len(view.loss_values) >= 3
+    try:
+        view = wait_for(lambda: len((v := follower.poll()).loss_values) >= 3 and v, timeout=30)
+    finally:
+        follower.close()
+    assert view.state == "running" and view.loss_key == "loss"
     assert any(line.startswith("step ") for line in view.tail)
     stop = cli("stop", record["id"], cwd=repo)
     assert stop.returncode == 0, stop.stderr

@@ -9,8 +9,8 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 import uuid
+from functools import partial
 from pathlib import Path
 
 import psutil
@@ -18,10 +18,13 @@ import pytest
 
 from runexp_tui.core.backends import run_status, stop_run
 from runexp_tui.core.runs import load_record
+from tests import helpers
 
 pytestmark = pytest.mark.slow
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "runs"
+
+wait_for = partial(helpers.wait_for, timeout=15.0)
 
 # A launching program: builds and launches a run, reports its folder, then lingers like an app.
 LAUNCHER = """
@@ -37,16 +40,6 @@ with open(sys.argv[3] + ".tmp", "w") as fh:
 import os; os.replace(sys.argv[3] + ".tmp", sys.argv[3])
 time.sleep(120)
 """
-
-
-def wait_for(pred, timeout: float = 15.0, step: float = 0.05):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        v = pred()
-        if v:
-            return v
-        time.sleep(step)
-    raise AssertionError("timed out waiting")
 
 
 @pytest.fixture

@@ -14,16 +14,17 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable
+from functools import partial
 from pathlib import Path
-from typing import Any
 
 import pytest
 
+from tests import helpers
 from tests.services.slurm import SlurmService
 
 pytestmark = pytest.mark.slow
+
+wait_for = partial(helpers.wait_for, timeout=90.0, step=0.2)  # real runs and queues
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "experiments" / "train_ckpt.py"
 EXE = Path(sys.executable).with_name("runexp-tui")
@@ -34,17 +35,6 @@ def cli(*args: str, cwd: Path | None = None, timeout: float = 120) -> subprocess
     return subprocess.run(
         [*exe, *args], capture_output=True, text=True, cwd=cwd, timeout=timeout, env=os.environ
     )
-
-
-def wait_for(pred: Callable[[], Any], timeout: float = 90.0, what: str = "a state") -> Any:
-    end = time.monotonic() + timeout
-    while True:
-        got = pred()
-        if got:
-            return got
-        if time.monotonic() > end:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.2)
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import contextlib
 import os
 import signal
 import sys
-import time
+from functools import partial
 from pathlib import Path
 
 import psutil
@@ -23,6 +23,7 @@ from runexp_tui.core.gpu import NA, GpuUnavailable
 from runexp_tui.core.gpu.ssh import parse_nvidia_smi, ssh_gpu_query
 from runexp_tui.core.launch import build_launch
 from runexp_tui.core.runs import load_record
+from tests import helpers
 from tests.services.sshd import SshdService
 
 
@@ -64,13 +65,7 @@ def _launch(sshd: SshdService, tmp_path: Path, script: str, **env: str):
     return record
 
 
-def _wait(pred, timeout: float = 20.0, step: float = 0.1):
-    end = time.monotonic() + timeout
-    while True:
-        v = pred()
-        if v or time.monotonic() > end:
-            return v
-        time.sleep(step)
+_wait = partial(helpers.wait_for, timeout=20.0, step=0.1)
 
 
 # ---------------------------------------------------------------------------- pure parts

@@ -9,7 +9,7 @@ from runexp_tui.tui.screens.confirm import ConfirmScreen
 from runexp_tui.tui.screens.help import HelpScreen
 from runexp_tui.tui.screens.summary import SummaryScreen
 from runexp_tui.tui.widgets.monitor_pane import MonitorPane
-from tests.tui.test_configure import flags_loaded, recording_advance, wait_until
+from tests.helpers import flags_loaded, recording_advance, wait_until
 
 
 async def test_help_lists_the_screen_and_global_keys(app_factory, demo_repo: Path) -> None:

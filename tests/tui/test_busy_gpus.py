@@ -16,10 +16,11 @@ from runexp_tui.tui.app import RunexpApp, make_app
 from runexp_tui.tui.screens.confirm import ConfirmScreen
 from runexp_tui.tui.services import Services
 from runexp_tui.tui.widgets.gpu_select import GpuSelect
+from tests.helpers import label_of, recording_advance, text_of, wait_until
 from tests.tui import test_launch
 from tests.tui.conftest import FakeClock
-from tests.tui.test_configure import configure, msg, wait_until
-from tests.tui.test_launch import demo_config, open_launch, recording_advance, text_of
+from tests.tui.test_configure import configure
+from tests.tui.test_launch import demo_config, open_launch
 
 runs_to_stop = test_launch.runs_to_stop  # stops every run a test launched
 _no_logind = test_launch._no_logind  # the host's logind settings change no warning here
@@ -59,13 +60,13 @@ async def test_configure_marks_busy_gpus_and_chooses_a_free_one(
         assert cell_text(table, 2, 6) == "free"
         assert cell_text(table, 0, 2) == "A100-SXM4-80GB"
         await wait_until(pilot, lambda: table.selected == {2})  # the first free one
-        text = msg(app, "#gpu-msg")
+        text = label_of(app, "#gpu-msg")
         assert "selected: 2" in text and "in use by others: 0, 1" in text
         # Choosing a busy one by hand says so, with what uses it.
         table.focus()
         await pilot.press("up", "up", "space")
         assert table.selected == {0, 2}
-        text = msg(app, "#gpu-msg")
+        text = label_of(app, "#gpu-msg")
         assert "already in use" in text and f"python({BUSY_PID})" in text
 
 

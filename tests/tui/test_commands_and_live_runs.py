@@ -11,8 +11,8 @@ from textual.widgets import OptionList
 
 from runexp_tui.tui.screens.monitor_commands import CommandsScreen, runexp_invocation
 from runexp_tui.tui.widgets.monitor_pane import render_run
+from tests.helpers import wait_until
 from tests.tui import test_launch_attach
-from tests.tui.test_configure import wait_until
 from tests.tui.test_launch_attach import on_confirm
 from tests.tui.test_monitor import fed, monitor
 from tests.tui.test_monitor_sim import RUN_ID, make_run, training_lines

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from textual.widgets import DataTable, Input, Label, Select
+from textual.widgets import DataTable, Input, Select
 
 from runexp_tui.core.config import (
     EnvSettings,
@@ -23,43 +22,14 @@ from runexp_tui.tui.screens.configure import ConfigureScreen
 from runexp_tui.tui.screens.edit_value import EditValueScreen
 from runexp_tui.tui.screens.summary import SummaryScreen
 from runexp_tui.tui.widgets.gpu_select import GpuSelect
+from tests.helpers import flags_loaded, label_of, recording_advance, wait_until
 from tests.tui.conftest import sim_services
-
-
-async def wait_until(pilot: Any, predicate: Callable[[], bool], timeout: float = 10.0) -> None:
-    """Let the app run (workers, messages) until ``predicate`` holds; fail after ``timeout``."""
-    loops = int(timeout / 0.02)
-    for _ in range(loops):
-        if predicate():
-            return
-        await pilot.pause(0.02)
-    raise AssertionError(f"condition not met within {timeout}s")
 
 
 def configure(app: RunexpApp) -> ConfigureScreen:
     screen = app.screen
     assert isinstance(screen, ConfigureScreen), f"on {type(screen).__name__}, not Configure"
     return screen
-
-
-def flags_loaded(app: RunexpApp) -> Callable[[], bool]:
-    def check() -> bool:
-        s = app.screen
-        return isinstance(s, ConfigureScreen) and bool(s.flags)
-
-    return check
-
-
-def msg(app: RunexpApp, selector: str) -> str:
-    label = app.screen.query_one(selector, Label)
-    return str(label.render()) if label.display else ""
-
-
-def recording_advance(app: RunexpApp) -> list[str]:
-    """Keep the test on Configure: later phases are other issues' screens with their own work."""
-    calls: list[str] = []
-    app.advance = calls.append  # type: ignore[method-assign]
-    return calls
 
 
 async def test_configure_by_keys_writes_the_config(app_factory, demo_repo: Path) -> None:
@@ -70,7 +40,7 @@ async def test_configure_by_keys_writes_the_config(app_factory, demo_repo: Path)
         screen = configure(app)
         assert screen.query_one("#entry", Select).value == "train.py"
         assert screen.query_one("#command", Input).value == "python train.py"
-        assert "✓" in msg(app, "#repo-msg")
+        assert "✓" in label_of(app, "#repo-msg")
 
         # No field has focus at first (global keys work); Tab enters the form at the path.
         assert not isinstance(app.focused, Input)
@@ -118,7 +88,7 @@ async def test_configure_by_keys_writes_the_config(app_factory, demo_repo: Path)
         assert gpus.selected == {0, 1, 2, 3}
         await pilot.press("a", "down", "space")
         assert gpus.selected == {2}
-        assert "selected: 2" in msg(app, "#gpu-msg")
+        await wait_until(pilot, lambda: "selected: 2" in label_of(app, "#gpu-msg"))
 
         await pilot.press("ctrl+s")
         await wait_until(pilot, lambda: isinstance(app.screen, SummaryScreen))
@@ -164,7 +134,7 @@ async def test_env_kind_shows_its_own_fields(app_factory, demo_repo: Path) -> No
                 f for f in ("env-path", "env-python", "env-name", "env-existing") if shown(f)
             }
             assert visible == fields, value
-        assert "environment creation is passed" in msg(app, "#env-msg")
+        assert "environment creation is passed" in label_of(app, "#env-msg")
 
 
 async def test_saved_config_is_offered_at_once(app_factory, demo_repo: Path) -> None:
@@ -214,18 +184,18 @@ async def test_missing_path_and_a_file(app_factory, demo_repo: Path, tmp_path: P
     async with app.run_test(size=(160, 48)) as pilot:
         await wait_until(pilot, flags_loaded(app))
         await _type_repo(pilot, app, str(tmp_path / "nowhere"))
-        await wait_until(pilot, lambda: "does not exist" in msg(app, "#repo-msg"))
+        await wait_until(pilot, lambda: "does not exist" in label_of(app, "#repo-msg"))
         assert configure(app).query_one("#repo-msg").has_class("error")
         assert app.session.repo is None
 
         await _type_repo(pilot, app, str(demo_repo / "train.py"))
-        await wait_until(pilot, lambda: "is a file, not a folder" in msg(app, "#repo-msg"))
+        await wait_until(pilot, lambda: "is a file, not a folder" in label_of(app, "#repo-msg"))
 
         # Confirming is refused, with the reason next to the field.
         await pilot.press("ctrl+s")
         await pilot.pause()
         assert isinstance(app.screen, ConfigureScreen)
-        assert "choose a readable folder" in msg(app, "#repo-msg")
+        await wait_until(pilot, lambda: "choose a readable folder" in label_of(app, "#repo-msg"))
 
 
 async def test_unreadable_folder(app_factory, demo_repo: Path, tmp_path: Path, monkeypatch) -> None:
@@ -237,7 +207,7 @@ async def test_unreadable_folder(app_factory, demo_repo: Path, tmp_path: Path, m
     async with app.run_test(size=(160, 48)) as pilot:
         await wait_until(pilot, flags_loaded(app))
         await _type_repo(pilot, app, str(locked))
-        await wait_until(pilot, lambda: "is not readable" in msg(app, "#repo-msg"))
+        await wait_until(pilot, lambda: "is not readable" in label_of(app, "#repo-msg"))
 
 
 def test_readable_checks_listing(tmp_path: Path) -> None:
@@ -253,11 +223,11 @@ async def test_repo_without_entry_point(app_factory, tmp_path: Path) -> None:
     (repo / "data.csv").write_text("a,b\n1,2\n")
     app = app_factory(repo)
     async with app.run_test(size=(160, 48)) as pilot:
-        await wait_until(pilot, lambda: "no Python entry point" in msg(app, "#repo-msg"))
+        await wait_until(pilot, lambda: "no Python entry point" in label_of(app, "#repo-msg"))
         screen = configure(app)
         assert screen.query_one("#command", Input).value == ""
         await pilot.press("ctrl+s")
-        await wait_until(pilot, lambda: "empty" in msg(app, "#command-msg"))
+        await wait_until(pilot, lambda: "empty" in label_of(app, "#command-msg"))
         assert isinstance(app.screen, ConfigureScreen)
 
 
@@ -272,17 +242,17 @@ async def test_invalid_conda_env_name(clock, demo_repo: Path) -> None:
         await pilot.pause()
         name = screen.query_one("#env-name", Input)
         assert name.value == "demo-repo"
-        assert msg(app, "#env-msg") == ""
+        assert label_of(app, "#env-msg") == ""
         name.value = "my env!"
-        await wait_until(pilot, lambda: "my env!" in msg(app, "#env-msg"))
+        await wait_until(pilot, lambda: "my env!" in label_of(app, "#env-msg"))
         assert screen.query_one("#env-msg").has_class("error")
         name.value = "base"
-        await wait_until(pilot, lambda: "already exists" in msg(app, "#env-msg"))
+        await wait_until(pilot, lambda: "already exists" in label_of(app, "#env-msg"))
         await pilot.press("ctrl+s")
         await pilot.pause()
         assert isinstance(app.screen, ConfigureScreen)
         name.value = "demo-env"
-        await wait_until(pilot, lambda: msg(app, "#env-msg") == "")
+        await wait_until(pilot, lambda: label_of(app, "#env-msg") == "")
 
 
 async def test_conda_missing_is_said_next_to_the_kind(app_factory, demo_repo: Path) -> None:
@@ -290,14 +260,14 @@ async def test_conda_missing_is_said_next_to_the_kind(app_factory, demo_repo: Pa
     async with app.run_test(size=(160, 48)) as pilot:
         await wait_until(pilot, flags_loaded(app))
         configure(app).query_one("#env-kind", Select).value = "conda_existing"
-        await wait_until(pilot, lambda: "conda is not on PATH" in msg(app, "#env-msg"))
+        await wait_until(pilot, lambda: "conda is not on PATH" in label_of(app, "#env-msg"))
 
 
 async def test_saved_gpu_that_does_not_exist(app_factory, demo_repo: Path) -> None:
     save_config(ExperimentConfig(repo=str(demo_repo), command="python train.py", gpus=(1, 7)))
     app = app_factory(demo_repo, count=4)
     async with app.run_test(size=(160, 48)) as pilot:
-        await wait_until(pilot, lambda: "GPU 7" in msg(app, "#gpu-msg"))
+        await wait_until(pilot, lambda: "GPU 7" in label_of(app, "#gpu-msg"))
         screen = configure(app)
         assert isinstance(app.screen, ConfigureScreen)  # no summary offered for a broken config
         assert screen.query_one("#gpu-msg").has_class("error")
@@ -306,7 +276,7 @@ async def test_saved_gpu_that_does_not_exist(app_factory, demo_repo: Path) -> No
         gpus.focus()
         await pilot.press("a")  # choosing again clears the absent index
         assert gpus.missing == ()
-        assert "GPU 7" not in msg(app, "#gpu-msg")
+        await wait_until(pilot, lambda: "GPU 7" not in label_of(app, "#gpu-msg"))
 
 
 async def test_broken_saved_config_is_named(app_factory, demo_repo: Path) -> None:
@@ -314,8 +284,8 @@ async def test_broken_saved_config_is_named(app_factory, demo_repo: Path) -> Non
     (demo_repo / ".runexp" / "config.toml").write_text('command = "python train.py"\nbogus = 1\n')
     app = app_factory(demo_repo)
     async with app.run_test(size=(160, 48)) as pilot:
-        await wait_until(pilot, lambda: "saved config ignored" in msg(app, "#repo-msg"))
-        assert "bogus" in msg(app, "#repo-msg")
+        await wait_until(pilot, lambda: "saved config ignored" in label_of(app, "#repo-msg"))
+        assert "bogus" in label_of(app, "#repo-msg")
 
 
 async def test_compact_form_completes_by_keys_at_80x24(app_factory, demo_repo: Path) -> None:
@@ -355,7 +325,7 @@ async def test_a_script_wandb_switch_is_turned_on_in_the_command(app_factory, tm
         await wait_until(pilot, lambda: "--wandb_log=True" in command.value)
         assert command.value == "python train.py --wandb_log=True --wandb_project=gptrepo"
         # the message is written after the command: wait for it, never read it at once
-        await wait_until(pilot, lambda: "off by default" in msg(app, "#command-msg"))
+        await wait_until(pilot, lambda: "off by default" in label_of(app, "#command-msg"))
         assert any(f.flag == "--batch_size" and f.equals for f in screen.flags)
 
 

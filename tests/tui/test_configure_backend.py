@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -12,28 +11,10 @@ from rich.console import Console
 from textual.widgets import Input, Label, Select
 
 from runexp_tui.core.config import ExperimentConfig, load_config, save_config
-from runexp_tui.tui.app import RunexpApp
 from runexp_tui.tui.screens import configure as configure_mod
 from runexp_tui.tui.screens.configure import ConfigureScreen, slurm_problem, ssh_host_problem
 from runexp_tui.tui.screens.summary import SummaryScreen, summary_table
-
-
-async def wait_until(pilot: Any, predicate: Callable[[], bool], timeout: float = 10.0) -> None:
-    """Let the app run (workers, messages) until ``predicate`` holds; fail after ``timeout``."""
-    for _ in range(int(timeout / 0.02)):
-        if predicate():
-            return
-        await pilot.pause(0.02)
-    raise AssertionError(f"condition not met within {timeout}s")
-
-
-def flags_loaded(app: RunexpApp) -> Callable[[], bool]:
-    return lambda: isinstance(app.screen, ConfigureScreen) and bool(app.screen.flags)
-
-
-def msg(app: RunexpApp, selector: str) -> str:
-    label = app.screen.query_one(selector, Label)
-    return str(label.render()) if label.display else ""
+from tests.helpers import flags_loaded, label_of, recording_advance, wait_until
 
 
 def shown(screen: ConfigureScreen, field: str) -> bool:
@@ -44,12 +25,6 @@ def table_text(renderable: Any) -> str:
     console = Console(width=140, record=True, file=io.StringIO())
     console.print(renderable)
     return console.export_text()
-
-
-def recording_advance(app: RunexpApp) -> list[str]:
-    calls: list[str] = []
-    app.advance = calls.append  # type: ignore[method-assign]
-    return calls
 
 
 async def _type_into(pilot: Any, field: Input, text: str) -> None:
@@ -69,23 +44,22 @@ async def test_ssh_bad_host_says_why_good_host_is_saved(app_factory, demo_repo: 
         assert isinstance(screen, ConfigureScreen)
         assert not shown(screen, "ssh-host") and not shown(screen, "slurm-partition")
         screen.query_one("#backend", Select).value = "ssh"
-        await pilot.pause()
+        await wait_until(pilot, lambda: "ssh host is required" in label_of(app, "#backend-msg"))
         assert shown(screen, "ssh-host") and not shown(screen, "slurm-partition")
-        assert "ssh host is required" in msg(app, "#backend-msg")
 
         host = screen.query_one("#ssh-host", Input)
         await _type_into(pilot, host, "alice@gpu-box:99999")
-        await wait_until(pilot, lambda: "out of range" in msg(app, "#backend-msg"))
+        await wait_until(pilot, lambda: "out of range" in label_of(app, "#backend-msg"))
         assert screen.query_one("#backend-msg", Label).has_class("error")
 
         # A bad host blocks the summary: the message stays next to the field.
         await pilot.press("ctrl+s")
         await pilot.pause(0.1)
         assert isinstance(app.screen, ConfigureScreen)
-        assert "Where to run" in msg(app, "#backend-msg")
+        await wait_until(pilot, lambda: "Where to run" in label_of(app, "#backend-msg"))
 
         await _type_into(pilot, host, "alice@gpu-box:2222")
-        await wait_until(pilot, lambda: "✓" in msg(app, "#backend-msg"))
+        await wait_until(pilot, lambda: "✓" in label_of(app, "#backend-msg"))
         assert not screen.query_one("#backend-msg", Label).has_class("error")
         await pilot.press("ctrl+s")
         await wait_until(pilot, lambda: isinstance(app.screen, SummaryScreen))
@@ -113,16 +87,16 @@ async def test_slurm_fields_validated_and_saved(
         screen = app.screen
         assert isinstance(screen, ConfigureScreen)
         screen.query_one("#backend", Select).value = "slurm"
-        await pilot.pause()
+        await wait_until(pilot, lambda: shown(screen, "slurm-partition"))
         assert shown(screen, "slurm-partition") and shown(screen, "slurm-time")
         assert not shown(screen, "ssh-host")
         await _type_into(pilot, screen.query_one("#slurm-time", Input), "two hours")
-        await wait_until(pilot, lambda: "bad time limit" in msg(app, "#backend-msg"))
+        await wait_until(pilot, lambda: "bad time limit" in label_of(app, "#backend-msg"))
         await _type_into(pilot, screen.query_one("#slurm-time", Input), "2:00:00")
         await _type_into(pilot, screen.query_one("#slurm-partition", Input), "gpu;rm")
-        await wait_until(pilot, lambda: "bad partition" in msg(app, "#backend-msg"))
+        await wait_until(pilot, lambda: "bad partition" in label_of(app, "#backend-msg"))
         await _type_into(pilot, screen.query_one("#slurm-partition", Input), "debug")
-        await wait_until(pilot, lambda: "✓" in msg(app, "#backend-msg"))
+        await wait_until(pilot, lambda: "✓" in label_of(app, "#backend-msg"))
         await pilot.press("ctrl+s")
         await wait_until(pilot, lambda: isinstance(app.screen, SummaryScreen))
         summary = app.screen
@@ -149,8 +123,7 @@ async def test_slurm_unavailable_without_sbatch(
         labels = [str(label) for label, _ in backend._options]
         assert any("unavailable" in label and "sbatch" in label for label in labels)
         backend.value = "slurm"
-        await pilot.pause()
-        assert "sbatch is not on PATH" in msg(app, "#backend-msg")
+        await wait_until(pilot, lambda: "sbatch is not on PATH" in label_of(app, "#backend-msg"))
         _, errors = screen.build_config()
         assert [e.field for e in errors] == ["backend"]
 

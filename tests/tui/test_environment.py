@@ -5,8 +5,7 @@ from __future__ import annotations
 import importlib.util
 import platform
 import sys
-import time
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import Generator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,17 +24,11 @@ from runexp_tui.tui.screens.environment import EnvironmentScreen
 from runexp_tui.tui.screens.environment_text import result_label, short_title
 from runexp_tui.tui.widgets.checklist import StepRow
 from runexp_tui.tui.widgets.verify_table import VerifyTable
+from tests.helpers import make_wait_until, wait_for
 
 SIZE = (120, 40)
 
-
-async def wait_until(pilot: Pilot[Any], cond: Callable[[], bool], timeout: float = 15.0) -> None:
-    """Let the app run until ``cond`` holds (workers finish, messages land); fail after timeout."""
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s")
-        await pilot.pause(0.02)
+wait_until = make_wait_until(timeout=15.0)  # real commands run
 
 
 def cmd_step(step_id: str, argv: Sequence[str], *, optional: bool = False) -> Step:
@@ -115,14 +108,16 @@ async def test_system_python_real_steps(app_factory, tmp_path: Path) -> None:
         ids = [v.id for v in screen.checklist.views]
         assert ids == ["create", "deps", "wandb-install", "verify-torch", "wandb-login"]
         await wait_until(pilot, lambda: not screen.worker_active and screen.running_id is None)
-        # System Python: creation passes, with its reason on screen.
+        # System Python: creation passes, with its reason on screen (once the rows are drawn).
         assert state(screen, "create") == "passed"
+        await wait_until(pilot, lambda: "nothing to create" in row_text(screen, "create"))
         assert "system Python: nothing to create" in row_text(screen, "create")
         assert state(screen, "deps") == "done"
-        assert "nothing to install" in row_text(screen, "deps")
+        await wait_until(pilot, lambda: "nothing to install" in row_text(screen, "deps"))
         assert state(screen, "wandb-install") == "done"  # wandb is a dependency of this app
         assert screen.results["wandb-login"]["logged_in"] is False
         verify = screen.query_one(VerifyTable)
+        await wait_until(pilot, lambda: "offline (as chosen)" in shown(verify))
         table = shown(verify)
         has_torch = importlib.util.find_spec("torch") is not None
         if has_torch:
@@ -132,7 +127,7 @@ async def test_system_python_real_steps(app_factory, tmp_path: Path) -> None:
             assert row(screen, "verify-torch").has_class("-failed")
             assert screen.checklist.selected_view.id == "verify-torch"
             assert diagnosis(screen).display
-            assert "torch not installed" in shown(diagnosis(screen))
+            await wait_until(pilot, lambda: "torch not installed" in shown(diagnosis(screen)))
         assert screen.results["verify-torch"]["python"] == platform.python_version()
         assert f"Python  {platform.python_version()}" in table
         assert "offline (as chosen)" in table
@@ -187,9 +182,10 @@ async def test_failure_shows_diagnosis_and_retry_succeeds(app_factory, tmp_path:
         await wait_until(pilot, lambda: not screen.worker_active)
         assert row(screen, "deps").has_class("-failed")
         assert state(screen, "after") == "pending"  # a required failure stops the run
-        box = shown(diagnosis(screen))
+        # The box is drawn at the next layout after the failure: wait for its text, not a time.
+        await wait_until(pilot, lambda: "No matching distribution" in shown(diagnosis(screen)))
         assert diagnosis(screen).display
-        assert "No matching distribution" in box
+        box = shown(diagnosis(screen))
         assert "nosuchpkg" in box and "Fix:" in box and "exit code 1" in box
         assert "No matching distribution found" in log_text(screen)
         # Not ready: Enter refuses.
@@ -199,7 +195,7 @@ async def test_failure_shows_diagnosis_and_retry_succeeds(app_factory, tmp_path:
         await pilot.press("r")
         await wait_until(pilot, lambda: state(screen, "after") == "done")
         assert state(screen, "deps") == "done"
-        assert not diagnosis(screen).display
+        await wait_until(pilot, lambda: not diagnosis(screen).display)
         screen.checklist.select("deps")
         await pilot.pause()
         text = log_text(screen)
@@ -233,7 +229,9 @@ async def test_cancel_stops_the_process_group(app_factory, tmp_path: Path) -> No
         await wait_until(pilot, lambda: not screen.worker_active)
         assert all(gone(p) for p in pids), pids
         assert state(screen, "after") == "pending"
-        assert "Cancelled" in shown(diagnosis(screen))
+        # The diagnosis box is drawn at the next layout after the cancel (shown() reads what is
+        # on screen, "" before that): wait for its text, never assert it right away.
+        await wait_until(pilot, lambda: "Cancelled" in shown(diagnosis(screen)))
 
 
 async def test_skip_optional_steps(app_factory, tmp_path: Path) -> None:
@@ -389,7 +387,4 @@ async def test_quitting_the_app_stops_a_running_step(app_factory, tmp_path: Path
         await wait_until(pilot, lambda: len(pids_of(screen, "slow")) == 2)
         pids = pids_of(screen, "slow")
     # The screen was unmounted with the app: its step's processes must not outlive it.
-    deadline = time.monotonic() + 5
-    while not all(gone(p) for p in pids) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert all(gone(p) for p in pids), pids
+    wait_for(lambda: all(gone(p) for p in pids), timeout=5, what=f"{pids} to end")

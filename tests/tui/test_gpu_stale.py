@@ -12,8 +12,8 @@ from runexp_tui.core.gpu import NvmlSampler
 from runexp_tui.tui.app import make_app
 from runexp_tui.tui.services import Services
 from tests.fakes.fake_pynvml import FakeGpu, FakeNvml
+from tests.helpers import wait_until
 from tests.tui.conftest import FakeClock
-from tests.tui.test_configure import wait_until
 
 
 async def test_a_hung_nvml_call_leaves_the_app_responsive_and_the_pane_says_stale(

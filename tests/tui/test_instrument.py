@@ -14,6 +14,7 @@ from runexp_tui.core.config import ExperimentConfig, WandbSettings
 from runexp_tui.core.instrument import propose_file
 from runexp_tui.tui.screens.instrument import InstrumentScreen
 from runexp_tui.tui.widgets.diff_view import DiffView
+from tests.helpers import wait_until
 
 SCRIPTS = Path(__file__).resolve().parents[1] / "fixtures" / "scripts"
 
@@ -88,7 +89,7 @@ async def test_step_exclude_approve_undo_reapprove_reject(tmp_path, app_factory,
         assert screen.proposal.hunk(ids[1]).kind == "train_log"
         await pilot.press("space")
         assert diff.included == frozenset(ids) - {ids[1]}
-        assert "✗" in str(screen.query_one("#ins-hunks").render())
+        await wait_until(pilot, lambda: "✗" in str(screen.query_one("#ins-hunks").render()))
         assert not list(script.parent.glob("*.backup*"))  # toggling writes nothing
 
         await pilot.press("a")

@@ -4,12 +4,11 @@ early crash shows its log tail and diagnosis, and Enter never launches twice."""
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from textual.widgets import Static
 
 from runexp_tui.core.backends import local as core_local
 from runexp_tui.core.backends import stop_run
@@ -17,17 +16,11 @@ from runexp_tui.core.config import EnvSettings, ExperimentConfig, WandbSettings
 from runexp_tui.core.runs import RunRegistry
 from runexp_tui.tui.app import RunexpApp
 from runexp_tui.tui.screens.launch import LaunchScreen
+from tests.helpers import make_wait_until, recording_advance, text_of
 
 pytestmark = pytest.mark.slow  # real detached processes
 
-
-async def wait_until(pilot: Any, predicate: Callable[[], bool], timeout: float = 15.0) -> None:
-    """Let the app run (workers, messages) until ``predicate`` holds; fail after ``timeout``."""
-    for _ in range(int(timeout / 0.02)):
-        if predicate():
-            return
-        await pilot.pause(0.02)
-    raise AssertionError(f"condition not met within {timeout}s")
+wait_until = make_wait_until(timeout=15.0)  # real processes start and end
 
 
 def demo_config(repo: Path, command: str, **changes: Any) -> ExperimentConfig:
@@ -40,18 +33,6 @@ def demo_config(repo: Path, command: str, **changes: Any) -> ExperimentConfig:
         env=EnvSettings(kind="system"),
     )
     return config.with_(**changes)
-
-
-def text_of(screen: Any, selector: str) -> str:
-    widget = screen.query_one(selector, Static)
-    return str(widget.render()) if widget.display else ""
-
-
-def recording_advance(app: RunexpApp) -> list[str]:
-    """Record phase advances instead of opening Monitor (another issue's screen)."""
-    calls: list[str] = []
-    app.advance = calls.append  # type: ignore[method-assign]
-    return calls
 
 
 @pytest.fixture
@@ -200,7 +181,7 @@ async def test_logind_warning_and_masked_secrets(
         assert screen.use_scope
         await pilot.press("s")
         assert not screen.use_scope
-        assert ": off" in text_of(screen, "#launch-warnings")
+        await wait_until(pilot, lambda: ": off" in text_of(screen, "#launch-warnings"))
 
         shown = text_of(screen, "#launch-command") + text_of(screen, "#launch-env")
         assert "hf_abc123" not in shown and "sk-999" not in shown

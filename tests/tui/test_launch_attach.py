@@ -17,16 +17,9 @@ from runexp_tui.core.runs import RunRecord, RunRegistry, save_record
 from runexp_tui.core.watch import watch_start
 from runexp_tui.tui.attach_offer import run_command, running_runs
 from runexp_tui.tui.screens.confirm import ConfirmScreen
+from tests.helpers import wait_until
 
 pytestmark = pytest.mark.slow  # real detached processes
-
-
-async def wait_until(pilot: Any, predicate: Callable[[], bool], timeout: float = 10.0) -> None:
-    for _ in range(int(timeout / 0.02)):
-        if predicate():
-            return
-        await pilot.pause(0.02)
-    raise AssertionError(f"condition not met within {timeout}s")
 
 
 def start_run(repo: Path, command: str) -> RunRecord:

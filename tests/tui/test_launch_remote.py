@@ -5,12 +5,11 @@ the screen is mounted do nothing instead of crashing."""
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from textual.widgets import Static
 
 from runexp_tui.core.backends import local as core_local
 from runexp_tui.core.backends import run_status, stop_run
@@ -24,6 +23,7 @@ from runexp_tui.tui.screens.launch_support import (
     remote_options,
     tolerant_status,
 )
+from tests.helpers import make_wait_until, text_of
 from tests.services.slurm import SlurmService
 from tests.services.sshd import SshdService
 
@@ -31,17 +31,15 @@ from tests.services.sshd import SshdService
 LONG_RUN = "python train.py --step-time 0.08 --log-every 1"
 
 
-async def wait_until(pilot: Any, predicate: Callable[[], bool], timeout: float = 20.0) -> None:
-    """Let the app run (workers, messages) until ``predicate`` holds; fail after ``timeout``."""
-    for _ in range(int(timeout / 0.05)):
-        if predicate():
-            return
-        await pilot.pause(0.05)
+def on_screen(pilot: Any) -> dict[str, str]:
+    """The launch status and the run pane, for a timeout's message."""
     screen = pilot.app.screen
-    seen = {
+    return {
         sel: text_of(screen, sel) for sel in ("#launch-status", "#pane-run") if screen.query(sel)
     }
-    raise AssertionError(f"condition not met within {timeout}s; on screen: {seen}")
+
+
+wait_until = make_wait_until(timeout=20.0, interval=0.05, describe=on_screen)
 
 
 def demo_config(repo: Path, **changes: Any) -> ExperimentConfig:
@@ -54,11 +52,6 @@ def demo_config(repo: Path, **changes: Any) -> ExperimentConfig:
         env=EnvSettings(kind="system"),
     )
     return config.with_(**changes)
-
-
-def text_of(screen: Any, selector: str) -> str:
-    widget = screen.query_one(selector, Static)
-    return str(widget.render()) if widget.display else ""
 
 
 @pytest.fixture

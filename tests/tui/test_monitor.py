@@ -10,7 +10,6 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 from textual.widgets import Input
@@ -29,15 +28,8 @@ from runexp_tui.tui.screens.monitor_run import relaunch_spec
 from runexp_tui.tui.widgets.gpu_panel import render_gpu_panel
 from runexp_tui.tui.widgets.log_view import LogView
 from runexp_tui.tui.widgets.loss_chart import LossChart, braille_chart, ema
+from tests.helpers import wait_until
 from tests.tui.test_monitor_sim import NAN_TAIL, OOM_TAIL, RUN_ID, make_run, training_lines
-
-
-async def wait_until(pilot: Any, predicate: Callable[[], bool], timeout: float = 10.0) -> None:
-    for _ in range(int(timeout / 0.02)):
-        if predicate():
-            return
-        await pilot.pause(0.02)
-    raise AssertionError(f"condition not met within {timeout}s")
 
 
 def monitor(app: RunexpApp) -> MonitorScreen:

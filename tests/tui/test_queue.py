@@ -27,11 +27,14 @@ from runexp_tui.tui.screens.help import HelpScreen
 from runexp_tui.tui.screens.runs import RunsScreen
 from runexp_tui.tui.widgets.key_footer import KeyFooter
 from runexp_tui.tui.widgets.queue_table import QueueTable
+from tests.helpers import make_wait_until, recording_advance, text_of
 from tests.services.slurm import SlurmService
-from tests.tui.test_launch import demo_config, open_launch, recording_advance, text_of, wait_until
+from tests.tui.test_launch import demo_config, open_launch
 from tests.tui.test_small_screens import assert_every_key_visible
 
 pytestmark = pytest.mark.slow  # a real detached runner and real runs
+
+wait_until = make_wait_until(timeout=15.0)  # real runs start and end
 
 # A run that lives well past the test's checks (the fixture stops it).
 LONG = "python train.py --step-time 0.2 --epochs 3"

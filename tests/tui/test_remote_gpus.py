@@ -7,7 +7,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import threading
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,41 +16,16 @@ from textual.widgets import Static
 from runexp_tui.core.gpu import GpuInfo, GpuSnapshot
 from runexp_tui.core.runs import RunRecord, save_record
 from runexp_tui.tui.app import RunexpApp
+from tests.helpers import ended_run, wait_until
 from tests.services.sshd import SshdService
 
 HOST = "me@gpu-box:2222"
 
 
-async def wait_until(pilot: Any, predicate: Callable[[], bool], timeout: float = 10.0) -> None:
-    for _ in range(int(timeout / 0.02)):
-        if predicate():
-            return
-        await pilot.pause(0.02)
-    raise AssertionError(f"condition not met within {timeout}s")
-
-
 def make_record(repo: Path, rid: str, *, backend: str = "ssh") -> RunRecord:
-    run_dir = repo / ".runexp" / "runs" / rid
-    run_dir.mkdir(parents=True)
-    log = run_dir / "output.log"
-    log.write_text("step 0 | loss 1.0\n")
-    (run_dir / "exit.json").write_text(json.dumps({"code": 0, "signal": None, "ended_at": 1e9}))
-    record = RunRecord(
-        id=rid,
-        run_dir=str(run_dir),
-        name="train",
-        created_at="2026-12-01T10:00:00+00:00",
-        backend=backend,
-        host=HOST if backend == "ssh" else "",
-        cwd=str(repo),
-        repo=str(repo),
-        log_path=str(log),
-        config={"repo": str(repo), "command": "python train.py", "gpus": []},
-        state="exited",
-        exit_code=0,
-    )
-    save_record(record)  # no ssh.json: the follower never dials gpu-box
-    return record
+    # no ssh.json: the follower never dials gpu-box
+    host = HOST if backend == "ssh" else ""
+    return ended_run(repo, rid, ["step 0 | loss 1.0"], backend=backend, host=host)
 
 
 class FakeRemoteSampler:

@@ -2,38 +2,21 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from textual.widgets import DataTable
 
-from runexp_tui.core.runs import RunRecord, save_record
+from runexp_tui.core.runs import RunRecord
 from runexp_tui.core.runs_table import build_rows, changed_keys
 from runexp_tui.tui.screens.monitor import MonitorScreen
 from runexp_tui.tui.screens.runs import RunsScreen
-from tests.tui.test_monitor import wait_until
+from tests.helpers import ended_run, wait_until
 
 
 def _run(repo: Path, rid: str, lr: str, losses: list[float], created: str) -> RunRecord:
-    run_dir = repo / ".runexp" / "runs" / rid
-    run_dir.mkdir(parents=True)
-    log = run_dir / "output.log"
-    log.write_text("".join(f"step {i} | loss {v}\n" for i, v in enumerate(losses)))
-    (run_dir / "exit.json").write_text(json.dumps({"code": 0, "signal": None, "ended_at": 1e9}))
-    record = RunRecord(
-        id=rid,
-        run_dir=str(run_dir),
-        name="train",
-        created_at=created,
-        cwd=str(repo),
-        repo=str(repo),
-        log_path=str(log),
-        config={"repo": str(repo), "command": f"python train.py --lr {lr} --epochs 3", "gpus": []},
-        state="exited",
-        exit_code=0,
-    )
-    save_record(record)
-    return record
+    lines = [f"step {i} | loss {v}" for i, v in enumerate(losses)]
+    command = f"python train.py --lr {lr} --epochs 3"
+    return ended_run(repo, rid, lines, command=command, created_at=created)
 
 
 def test_rows_compare_each_run_with_the_one_before(tmp_path: Path) -> None:

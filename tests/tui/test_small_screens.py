@@ -18,7 +18,7 @@ from runexp_tui.tui.screens.instrument import InstrumentScreen
 from runexp_tui.tui.widgets.diff_view import DiffView
 from runexp_tui.tui.widgets.key_footer import KeyFooter
 from runexp_tui.tui.widgets.run_status import render_status
-from tests.tui.test_configure import flags_loaded, wait_until
+from tests.helpers import flags_loaded, wait_until
 from tests.tui.test_instrument import copy_script, open_screen
 from tests.tui.test_monitor import fed, monitor
 from tests.tui.test_monitor_sim import RUN_ID, make_run, training_lines

@@ -43,21 +43,13 @@ def test_the_chart_overlays_the_eval_series_with_a_legend() -> None:
 def test_lines_after_the_history_continue_its_steps(tmp_path) -> None:
     """Attaching to a running run: the log so far is parsed as history, the new lines live;
     step-less lines ("epoch 3 loss 0.25") must go on from the history's count, not restart."""
-    import json
-
     from runexp_tui.core.follow import RunFollower
-    from runexp_tui.core.runs import RunRecord, save_record
+    from tests.helpers import ended_run
 
-    run_dir = tmp_path / ".runexp" / "runs" / "20261201-000000-aaaa"
-    run_dir.mkdir(parents=True)
-    log = run_dir / "output.log"
-    log.write_text("".join(f"epoch {i} loss {1 / (i + 1):.4f}\n" for i in range(5)))
-    (run_dir / "exit.json").write_text(json.dumps({"code": 0, "signal": None, "ended_at": 1.0}))
-    save_record(
-        RunRecord(id=run_dir.name, run_dir=str(run_dir), cwd=str(tmp_path), repo=str(tmp_path),
-                  log_path=str(log), state="exited", exit_code=0)
-    )  # fmt: skip
-    follower = RunFollower.open(run_dir.name, repo=tmp_path)
+    lines = [f"epoch {i} loss {1 / (i + 1):.4f}" for i in range(5)]
+    record = ended_run(tmp_path, "20261201-000000-aaaa", lines, ended_at=1.0)
+    log = record.log_path
+    follower = RunFollower.open(record.id, repo=tmp_path)
     try:
         follower.poll()
         with open(log, "a") as fh:

@@ -7,8 +7,8 @@ generous timeout; none measures how long anything took.
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from rich.text import Text
@@ -18,18 +18,12 @@ from runexp_tui.core.gpu.factory import sample_once
 from runexp_tui.core.gpu.guard import GuardedSampler
 from runexp_tui.tui.widgets.gpu_panel import render_gpu_panel
 from runexp_tui.tui.widgets.monitor_pane import render_gpus
+from tests import helpers
 from tests.fakes.fake_pynvml import FakeGpu, FakeNvml
 
 PATIENCE = 30.0  # generous: a loaded CI machine; a frozen call would exceed any of them
 
-
-def wait_until(pred: Callable[[], object], timeout: float = PATIENCE) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if pred():
-            return True
-        time.sleep(0.01)
-    return bool(pred())
+wait_for = partial(helpers.wait_for, timeout=PATIENCE, step=0.01)
 
 
 def in_thread(fn: Callable[[], Any]) -> tuple[threading.Event, list[Any]]:
@@ -73,7 +67,7 @@ def test_a_hung_nvml_call_gives_the_last_numbers_again_marked_stale_with_their_a
     assert stale.stale and stale.stale_s == 7.0
     assert stale.gpus == fresh.gpus  # the last numbers, not an empty pane
     assert "has not answered" in (stale.error or "")
-    assert wait_until(lambda: nvml.blocked == 1)
+    wait_for(lambda: nvml.blocked == 1)
     clock.now += 5
     done, out = in_thread(guarded.sample)
     assert done.wait(PATIENCE)
@@ -81,7 +75,7 @@ def test_a_hung_nvml_call_gives_the_last_numbers_again_marked_stale_with_their_a
     assert nvml.blocked == 1  # no second call piled up behind the hung one
     assert nvml.count("nvmlDeviceGetUtilizationRates") == 2
     gate.set()  # it answers at last: the next sample is fresh again
-    assert wait_until(lambda: guarded.sample().stale_s is None)
+    wait_for(lambda: guarded.sample().stale_s is None)
 
 
 def test_a_sampler_that_raises_gives_the_last_numbers_with_the_error() -> None:
@@ -116,7 +110,7 @@ def test_closing_nvml_while_a_call_hangs_does_not_freeze_the_exit() -> None:
     sampler = NvmlSampler(nvml=nvml)
     gate.clear()
     in_thread(sampler.sample)  # holds the sampler's lock inside the hung call
-    assert wait_until(lambda: nvml.blocked == 1)
+    wait_for(lambda: nvml.blocked == 1)
     done, _ = in_thread(lambda: sampler.close(wait=0.05))
     assert done.wait(PATIENCE), "close() waited for the hung NVML call"
     assert nvml.shutdowns == 0  # not shut down under a running call
@@ -128,9 +122,9 @@ def test_the_poller_keeps_reporting_while_the_sampler_hangs_and_stops_at_once() 
     got: list[GpuSnapshot] = []
     poller = GpuPoller(NvmlSampler(nvml=nvml), got.append, interval=0.02, deadline=0.05)
     poller.start()
-    assert wait_until(lambda: any(s.stale_s is None and s.gpus for s in got))
+    wait_for(lambda: any(s.stale_s is None and s.gpus for s in got))
     gate.clear()
-    assert wait_until(lambda: sum(1 for s in got if s.stale) >= 3), "no stale snapshots came"
+    wait_for(lambda: sum(1 for s in got if s.stale) >= 3, what="three stale snapshots")
     assert all(s.gpus for s in got if s.stale)  # the last numbers, again
     poller.stop(timeout=PATIENCE)
     assert not poller.running  # stopped while the NVML call is still out

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import threading
 import time
+from functools import partial
 
 import pytest
 
 from runexp_tui.core.gpu import NA, GpuHistory, GpuInfo, GpuPoller, GpuSnapshot
+from tests import helpers
+
+wait_for = partial(helpers.wait_for, timeout=5.0, step=0.005)
 
 
 class GatedSampler:
@@ -47,21 +51,12 @@ class GatedSampler:
         pass
 
 
-def wait_until(predicate, timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.005)
-    return predicate()
-
-
 def test_first_sample_is_immediate_and_stop_joins() -> None:
     sampler = GatedSampler()
     got: list[GpuSnapshot] = []
     poller = GpuPoller(sampler, got.append, interval=60.0)
     poller.start()
-    assert wait_until(lambda: len(got) == 1)
+    wait_for(lambda: len(got) == 1)
     assert poller.running
     poller.stop()
     assert not poller.running
@@ -77,11 +72,11 @@ def test_pokes_during_a_slow_sample_coalesce_into_one() -> None:
     got: list[GpuSnapshot] = []
     poller = GpuPoller(sampler, got.append, interval=60.0)
     poller.start()
-    assert wait_until(lambda: sampler.active == 1)
+    wait_for(lambda: sampler.active == 1)
     for _ in range(50):
         poller.poke()
     sampler.gate.set()
-    assert wait_until(lambda: len(got) == 2)
+    wait_for(lambda: len(got) == 2)
     time.sleep(0.1)
     poller.stop()
     assert sampler.calls == 2
@@ -108,7 +103,7 @@ def test_the_timer_samples_every_interval() -> None:
     sampler = GatedSampler()
     poller = GpuPoller(sampler, lambda s: None, interval=0.02)
     poller.start()
-    assert wait_until(lambda: sampler.calls >= 5)
+    wait_for(lambda: sampler.calls >= 5)
     poller.stop()
 
 
@@ -117,7 +112,7 @@ def test_sample_errors_become_snapshots_and_the_thread_lives_on() -> None:
     got: list[GpuSnapshot] = []
     poller = GpuPoller(sampler, got.append, interval=0.01)
     poller.start()
-    assert wait_until(lambda: len(got) >= 5)
+    wait_for(lambda: len(got) >= 5)
     poller.stop()
     errors = [s for s in got if s.error]
     assert errors and all("RuntimeError" in s.error and s.gpus == () for s in errors)
@@ -135,7 +130,7 @@ def test_a_failing_handler_does_not_stop_the_poller() -> None:
 
     poller = GpuPoller(sampler, handler, interval=0.01)
     poller.start()
-    assert wait_until(lambda: len(calls) >= 3)
+    wait_for(lambda: len(calls) >= 3)
     assert poller.running
     poller.stop()
     assert poller.last_snapshot is not None

@@ -9,7 +9,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import psutil
@@ -21,6 +20,7 @@ from runexp_tui.core.config import EnvSettings, ExperimentConfig, WandbSettings
 from runexp_tui.core.launch import build_launch
 from runexp_tui.core.runs import RunRecord, RunStatus, load_record
 from runexp_tui.core.watch import watch_start
+from tests.helpers import wait_for
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "runs"
 
@@ -52,16 +52,6 @@ def launched():
     for rec in records:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(rec.pgid, signal.SIGKILL)
-
-
-def wait_for(pred, timeout: float = 10.0, step: float = 0.05):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        v = pred()
-        if v:
-            return v
-        time.sleep(step)
-    raise AssertionError("timed out waiting")
 
 
 def birth(pid: int) -> tuple[int, float]:

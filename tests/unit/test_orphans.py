@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import psutil
@@ -22,6 +23,9 @@ from runexp_tui.core.backends import for_record, run_status, stop_run
 from runexp_tui.core.backends.local import launch_local
 from runexp_tui.core.launch import LaunchSpec
 from runexp_tui.core.runs import RunRecord
+from tests import helpers
+
+wait_for = partial(helpers.wait_for, timeout=15.0)
 
 # The "trainer": starts a child that sleeps in the same group, writes both pids, then sleeps.
 PARENT = """
@@ -33,17 +37,6 @@ with open(tmp, "w") as fh:
 os.replace(tmp, sys.argv[1])
 time.sleep(300)
 """
-
-
-def wait_until(pred, timeout: float = 15.0, step: float = 0.05):
-    """Poll `pred` until it is truthy (its value is returned) or fail at the deadline."""
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        value = pred()
-        if value:
-            return value
-        time.sleep(step)
-    raise AssertionError(f"timed out after {timeout} s waiting for {pred}")
 
 
 def gone(pid: int) -> bool:
@@ -62,7 +55,7 @@ def tree(tmp_path: Path):
     argv = (sys.executable, str(script), str(pidfile))
     spec = LaunchSpec(argv=argv, env={}, cwd=str(tmp_path), display="parent", masked_env={})
     record = launch_local(spec)
-    pids = wait_until(lambda: pidfile.exists() and pidfile.read_text().split())
+    pids = wait_for(lambda: pidfile.exists() and pidfile.read_text().split())
     parent, child = (int(p) for p in pids)
     yield record, parent, child
     for pid in (child, parent):
@@ -74,8 +67,8 @@ def tree(tmp_path: Path):
 
 def _trainer_killed(record: RunRecord, parent: int) -> None:
     os.kill(parent, signal.SIGKILL)  # what the OOM killer does
-    wait_until(record.exit_path.exists)  # the wrapper saw its command die and said so
-    wait_until(lambda: gone(record.pid or 0))  # and has ended
+    wait_for(record.exit_path.exists)  # the wrapper saw its command die and said so
+    wait_for(lambda: gone(record.pid or 0))  # and has ended
 
 
 def test_children_of_a_killed_trainer_keep_the_run_running(tree) -> None:
@@ -98,7 +91,7 @@ def test_stop_ends_the_orphans_and_nothing_else(tree) -> None:
         result = stop_run(record, grace=(0.5, 0.5), kill_wait=5.0)
         assert result.outcome == "stopped"
         assert result.signals_sent[:1] == ("SIGINT",)
-        wait_until(lambda: gone(child))
+        wait_for(lambda: gone(child))
         assert run_status(result.record).state == "stopped"
         assert bystander.poll() is None  # a process outside the group is never signalled
     finally:
