@@ -1287,7 +1287,7 @@ def test_spawned_workers_log_the_reduced_eval_and_no_loader_kwargs_as_config(
 ) -> None:
     """Under mp.spawn each rank evaluates its shard and `dist.all_reduce` averages it: the
     eval log goes after the reduction (the evaluation's result, not rank 0's shard). The
-    dict splatted into the DataLoaders and the dataset handed to the workers are not the
+    dict splatted into the DataLoaders and the rows of data handed to the workers are not the
     config; the world size (a number) is."""
     script, text = _inject("shape_spawn_shard_eval.py", tmp_path)
     lines = text.splitlines()
