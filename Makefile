@@ -4,9 +4,11 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PYTEST := $(BIN)/python -m pytest -q -p no:cacheprovider
-# make test runs on this many pytest-xdist workers (tests that cannot share the machine are kept
-# on one worker: see tests/conftest.py); JOBS=0 runs everything in this one process.
-JOBS   ?= 2
+# pytest-xdist workers (tests that cannot share the machine are kept on one worker: see
+# tests/conftest.py). make test defaults to one process (JOBS=0), the steadiest on a loaded
+# 2-core CI box; JOBS=2 halves its time. make test-fast uses FAST_JOBS workers.
+JOBS   ?= 0
+FAST_JOBS ?= 2
 
 .DEFAULT_GOAL := help
 .PHONY: help demo test test-fast check lint fmt bench reliability screenshots sysdeps clean
@@ -27,12 +29,12 @@ sysdeps: ## system packages the tests drive for real: tmux, sshd, Slurm + munge 
 demo: $(STAMP) ## run the dashboard on the bundled example repo (simulated GPUs where none exist)
 	$(BIN)/runexp-tui --demo
 
-test: $(STAMP) sysdeps ## run the whole test suite (on JOBS=2 workers; then the snapshot tests, in one process)
+test: $(STAMP) sysdeps ## run the whole test suite (one process; JOBS=2 for two workers), then the snapshot tests
 	$(PYTEST) -n $(JOBS) --dist loadgroup --ignore=tests/snapshots
 	$(PYTEST) tests/snapshots
 
 test-fast: $(STAMP) ## unit, Pilot and snapshot tests, without the slow real-process and tmux ones
-	$(PYTEST) -n $(JOBS) --dist loadgroup -m 'not slow and not e2e'
+	$(PYTEST) -n $(FAST_JOBS) --dist loadgroup -m 'not slow and not e2e'
 
 check: $(STAMP) ## ruff format + lint, mypy on the whole package, import contracts, then the tests
 	$(BIN)/ruff format --check runexp_tui tests bench
