@@ -1441,3 +1441,25 @@ def test_an_evaluation_in_a_module_imported_under_its_name_is_logged(tmp_path: P
         )
         calls = _run(script, tmp_path)
         assert sum("eval/top1" in c.get("data", {}) for c in calls) == 2
+
+
+def test_a_script_whose_loop_is_in_a_repo_module_names_that_module(tmp_path: Path) -> None:
+    """`Loop(model).run()` from the repository's own module, which backpropagates: the
+    proposal (an init here) says where the loop runs and that it needs instrumenting too."""
+    repo = tmp_path / "repo"
+    (repo / "engine").mkdir(parents=True)
+    (repo / "engine" / "__init__.py").write_text("")
+    (repo / "engine" / "loop.py").write_text(
+        "class Loop:\n    def __init__(self, net, opt):\n        self.net, self.opt = net, opt\n\n"
+        "    def run(self, steps):\n        for _ in range(steps):\n"
+        "            loss = self.net.sum()\n            loss.backward()\n            self.opt.step()\n"
+    )
+    main = repo / "train.py"
+    main.write_text(
+        "import argparse\nimport torch\nfrom engine.loop import Loop\n\n\ndef main():\n"
+        "    ap = argparse.ArgumentParser()\n    ap.add_argument('--steps', type=int, default=3)\n"
+        "    args = ap.parse_args()\n    net = torch.nn.Parameter(torch.ones(2))\n"
+        "    Loop(net, torch.optim.SGD([net], lr=0.1)).run(args.steps)\n\n\nmain()\n"
+    )
+    notes = " ".join(propose_file(main, project="t").notes)
+    assert "the training loop runs in engine/loop.py" in notes

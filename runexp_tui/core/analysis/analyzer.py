@@ -27,6 +27,7 @@ from runexp_tui.core.analysis.callbacks import (
     handler_eval,
     handler_run,
 )
+from runexp_tui.core.analysis.callees import training_modules
 from runexp_tui.core.analysis.config import PARSE_CALLS
 from runexp_tui.core.analysis.distributed import distributed, none_rank
 from runexp_tui.core.analysis.end import finish_point, repeating_caller
@@ -181,6 +182,7 @@ def analyze(ix: ScriptIndex) -> AnalysisResult:
         ),
         cli_flags=script_flags(ix),
         syntax_errors=tuple(ix.syntax_errors()),
+        loop_elsewhere=training_modules(ix) if train is None and train_call is None else (),
     )
 
 

@@ -8,6 +8,7 @@ module the script imports from a package of its own; nothing is imported or run.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -46,6 +47,46 @@ def _module_of(ix: ScriptIndex) -> dict[str, str]:
                     if dotted is not None and short is not None:
                         out[ts.text(short)] = ts.text(dotted)
     return out
+
+
+def training_modules(ix: ScriptIndex) -> tuple[str, ...]:
+    """The repository's own modules the script imports that backpropagate (`.backward(`):
+    where its training loop runs when the script itself has none (`TrainLoop(...).run_loop()`
+    from `improved_diffusion/train_util.py`). Paths relative to the script's folder."""
+    script = Path(ix.path)
+    if not ix.path or ix.path.startswith("<") or not script.is_file():
+        return ()
+    out: list[str] = []
+    for dotted in _module_of(ix).values():
+        for cand in (dotted, dotted.rsplit(".", 1)[0] if "." in dotted else ""):
+            found = _path_of(script, cand) if cand else None
+            if found is None:
+                continue
+            try:
+                if b".backward(" in found.read_bytes():
+                    rel = os.path.relpath(found, script.parent)
+                    if rel not in out:
+                        out.append(rel)
+            except OSError:
+                pass
+            break
+    return tuple(out)
+
+
+def _path_of(script: Path, dotted: str) -> Path | None:
+    rel = Path(*dotted.split("."))
+    base = script.parent
+    for _ in range(_LEVELS):
+        for cand in (base / rel.with_suffix(".py"), base / rel / "__init__.py"):
+            try:
+                if cand.is_file() and cand.stat().st_size <= _MAX_BYTES:
+                    return cand
+            except OSError:
+                return None
+        if base.parent == base:
+            break
+        base = base.parent
+    return None
 
 
 def _source_of(script: Path, dotted: str) -> bytes | None:

@@ -164,6 +164,9 @@ class AnalysisResult:
     points: Points = field(default_factory=Points)
     cli_flags: tuple[CliFlag, ...] = ()
     syntax_errors: tuple[SyntaxProblem, ...] = ()
+    # not in the JSON contract: with no training loop here, the repository's own modules
+    # the script imports that backpropagate (where its loop runs), relative to its folder
+    loop_elsewhere: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         """The `analyze --json` document, exactly as DESIGN.md specifies it (plus syntax_errors)."""

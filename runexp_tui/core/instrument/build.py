@@ -98,6 +98,12 @@ def build_proposal(
         manual_hunks(plan, guard, keras=shortcut is not None)
         logs_after_init(plan)
 
+    if analysis.loop_elsewhere and not any(h.kind == "train_log" for h in plan.hunks):
+        where = ", ".join(analysis.loop_elsewhere[:3])
+        plan.notes.append(
+            f"the training loop runs in {where} (this script has none): instrument that file"
+            " too, so its steps are logged into this run"
+        )
     if plan.hunks:
         imports = import_hunk(plan)
         if imports is not None:
