@@ -264,7 +264,13 @@ def test_queue_on_slurm_is_one_array_job(
     jobs = {r["job_id"].split("_")[0] for r in records}
     assert len(jobs) == 1  # one sbatch --array job
     assert [r["job_id"].split("_")[1] for r in records] == ["0", "1"]
-    wait_for(lambda: all(i["state"] == "done" for i in queue_items()), what="both array tasks done")
+    # two Slurm array tasks, scheduled by the single-node slurmctld one after the other and
+    # then seen by the queue runner's poll: on a loaded 2-core box that took over 90 s once
+    wait_for(
+        lambda: all(i["state"] == "done" for i in queue_items()),
+        timeout=240.0,
+        what="both array tasks done",
+    )
     for item, lr in zip(queue_items(), ("0.1", "0.3"), strict=True):
         log = (repo / ".runexp" / "runs" / item["run"] / "output.log").read_text()
         first = 1 / (1 + float(lr))
