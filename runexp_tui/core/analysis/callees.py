@@ -90,19 +90,14 @@ def _path_of(script: Path, dotted: str) -> Path | None:
 
 
 def _source_of(script: Path, dotted: str) -> bytes | None:
-    rel = Path(*dotted.split("."))
-    base = script.parent
-    for _ in range(_LEVELS):
-        for cand in (base / rel.with_suffix(".py"), base / rel / "__init__.py"):
-            try:
-                if cand.is_file() and cand.stat().st_size <= _MAX_BYTES:
-                    return cand.read_bytes()
-            except OSError:
-                return None
-        if base.parent == base:
-            break
-        base = base.parent
-    return None
+    """The text of the repository's own module ``dotted`` (see `_path_of`), else None."""
+    found = _path_of(script, dotted)
+    if found is None:
+        return None
+    try:
+        return found.read_bytes()
+    except OSError:
+        return None
 
 
 def _own_sources(ix: ScriptIndex) -> tuple[dict[str, bytes], dict[str, tuple[bytes, str]]]:
