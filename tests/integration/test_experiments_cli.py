@@ -264,14 +264,18 @@ def test_queue_on_slurm_is_one_array_job(
     jobs = {r["job_id"].split("_")[0] for r in records}
     assert len(jobs) == 1  # one sbatch --array job
     assert [r["job_id"].split("_")[1] for r in records] == ["0", "1"]
-    # two Slurm array tasks, scheduled by the single-node slurmctld one after the other and
-    # then seen by the queue runner's poll: on a loaded 2-core box that took over 90 s once
-    wait_for(
-        lambda: all(i["state"] == "done" for i in queue_items()),
+    # two Slurm array tasks, which the single-node slurmctld may run at the same time (the
+    # trainer's checkpoint folder is shared, its temp file is not); wait until both ended
+    ended_items = wait_for(
+        lambda: (
+            (its := queue_items()) and all(i["state"] in ("done", "failed") for i in its) and its
+        ),
         timeout=240.0,
-        what="both array tasks done",
+        what="both array tasks to end",
     )
-    for item, lr in zip(queue_items(), ("0.1", "0.3"), strict=True):
+    logs = [(repo / ".runexp" / "runs" / i["run"] / "output.log").read_text() for i in ended_items]
+    assert [i["state"] for i in ended_items] == ["done", "done"], (ended_items, logs)
+    for item, lr in zip(ended_items, ("0.1", "0.3"), strict=True):
         log = (repo / ".runexp" / "runs" / item["run"] / "output.log").read_text()
         first = 1 / (1 + float(lr))
         assert f"epoch 0 loss {first:.6f}" in log and "done" in log
