@@ -369,3 +369,33 @@ async def test_a_slow_scan_of_an_earlier_path_never_overwrites_the_newer_one(
         await wait_until(pilot, scans_done)
         await pilot.pause()
         assert app.session.repo == fast.resolve()
+
+
+async def test_ctrl_s_before_the_repo_is_read_opens_the_summary_then(
+    app_factory, demo_repo: Path, monkeypatch
+) -> None:
+    """A fresh user presses ctrl+s at once: the scan is still reading the repo. The key is not
+    refused ("choose a readable folder first"): the summary opens as soon as the scan is in."""
+    import threading
+
+    import runexp_tui.core.discover as discover
+
+    release, entered = threading.Event(), threading.Event()
+    real = discover.discover_repo
+
+    def scan(path: Path, *args: Any, **kwargs: Any) -> Any:
+        entered.set()
+        release.wait(20)
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(discover, "discover_repo", scan)
+    app = app_factory(demo_repo)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await wait_until(pilot, entered.is_set)
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        assert not isinstance(app.screen, SummaryScreen)
+        assert not configure(app).query_one("#repo-msg").has_class("-error")
+        release.set()
+        await wait_until(pilot, lambda: isinstance(app.screen, SummaryScreen))
+        assert app.screen.cfg.command == "python train.py"  # type: ignore[attr-defined]

@@ -76,6 +76,10 @@ class ConfigureScreen(PhaseScreen):
         super().__init__()
         self.scan: Any = None
         self._review_when_ready = False
+        # A scan starts as soon as the form is mounted; ctrl+s pressed before it is read waits
+        # for it instead of being refused (a fresh user presses it at once).
+        self.scanning = True
+        self._review_after_scan = False
         self._slurm_ok: bool | None = None  # sbatch on PATH; looked up once, when first needed
         self._repo = RepoSection()
         self._command = CommandSection()
@@ -149,8 +153,13 @@ class ConfigureScreen(PhaseScreen):
     def _path_entered(self, event: RepoSection.PathEntered) -> None:
         self.scan_repo(event.text, load_saved=True)
 
-    @work(thread=True, exclusive=True, group="scan", exit_on_error=False)
     def scan_repo(self, path_text: str, load_saved: bool = False) -> None:
+        """Validate and scan the repo at `path_text` (off the UI thread)."""
+        self.scanning = True
+        self._scan_worker(path_text, load_saved)
+
+    @work(thread=True, exclusive=True, group="scan", exit_on_error=False)
+    def _scan_worker(self, path_text: str, load_saved: bool) -> None:
         """Validate and scan the repo off the UI thread; results go back through call_from_thread."""
         from runexp_tui.core.discover import DiscoverError, discover_repo
         from runexp_tui.tui.screens.configure import repo_problem  # a seam for tests
@@ -164,6 +173,9 @@ class ConfigureScreen(PhaseScreen):
             scan = discover_repo(path)
         except DiscoverError as exc:
             deliver(self.app, self._repo_error, f"✗ {exc}")
+            return
+        except Exception as exc:  # never leave the form waiting for a scan that ended
+            deliver(self.app, self._repo_error, f"✗ cannot scan {path}: {exc}")
             return
         saved = None
         saved_error = None
@@ -181,14 +193,23 @@ class ConfigureScreen(PhaseScreen):
         self._repo.repo = path
 
     def _repo_error(self, message: str) -> None:
+        self.scanning = False
         self._set_repo(None, None)
         self._repo.show_error(message)
         self._command.set_flags([])
+        self._review_if_asked()
+
+    def _review_if_asked(self) -> None:
+        """Open the summary that ctrl+s asked for while the repo was being read."""
+        if self._review_after_scan:
+            self._review_after_scan = False
+            self.action_review()
 
     def _repo_scanned(
         self, path: Path, scan: Any, saved: ExperimentConfig | None, saved_error: str | None
     ) -> None:
         previous = self.rx.session.repo
+        self.scanning = False
         self._set_repo(path, scan)
         if previous is not None and previous != path:
             self._command.touched = False  # a new repo gets its own suggested command
@@ -199,16 +220,19 @@ class ConfigureScreen(PhaseScreen):
         if scan.wandb_present:
             self._wandb.mark_present()
         if saved is not None:
+            self._review_after_scan = False  # the saved config's summary opens by itself
             self._fill_from(saved)
             self._review_when_ready = True
             self._maybe_auto_review()
             return
         entries = list(scan.entry_points)
-        if entries:
-            self._repo.choose_entry(entries[0].path)
+        if entries and self._repo.entry != entries[0].path:
+            self._repo.choose_entry(entries[0].path)  # its EntryChanged fills the command
         else:
-            self._command.suggest_blank()
-            self._analyze_entry(None)
+            if not entries:
+                self._command.suggest_blank()
+            self._analyze_entry(self._repo.entry or None)
+            self._review_if_asked()
 
     def _maybe_auto_review(self) -> None:
         """Offer the summary of a saved config once the GPUs are known (its GPUs are checked)."""
@@ -237,6 +261,7 @@ class ConfigureScreen(PhaseScreen):
     def _entry_changed(self, event: RepoSection.EntryChanged) -> None:
         self._command.entry_changed(event.entry)
         self._analyze_entry(event.entry)
+        self._review_if_asked()
 
     @work(thread=True, exclusive=True, group="flags", exit_on_error=False)
     def _analyze_entry(self, entry: str | None) -> None:
@@ -348,6 +373,10 @@ class ConfigureScreen(PhaseScreen):
 
     @work(exclusive=True, group="review")
     async def action_review(self) -> None:
+        if self.scanning:
+            self._review_after_scan = True
+            self.notify("Reading the repository: the summary opens once it is read.", timeout=3)
+            return
         cfg, errors = self.build_config()
         if errors or cfg is None:
             self.show_errors(errors)
