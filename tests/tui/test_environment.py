@@ -80,10 +80,15 @@ def gone(pid: int) -> bool:
 
 
 async def open_env(
-    app: Any, pilot: Pilot[Any], config: ExperimentConfig, steps: Sequence[Step] | None = None
+    app: Any,
+    pilot: Pilot[Any],
+    config: ExperimentConfig,
+    steps: Sequence[Step] | None = None,
+    *,
+    auto_continue: bool = False,
 ) -> EnvironmentScreen:
     app.session.config = config
-    screen = EnvironmentScreen(steps=steps)
+    screen = EnvironmentScreen(steps=steps, auto_continue=auto_continue)
     await app.push_screen(screen)
     await wait_until(pilot, lambda: screen.planned)
     return screen
@@ -388,3 +393,87 @@ async def test_quitting_the_app_stops_a_running_step(app_factory, tmp_path: Path
         pids = pids_of(screen, "slow")
     # The screen was unmounted with the app: its step's processes must not outlive it.
     wait_for(lambda: all(gone(p) for p in pids), timeout=5, what=f"{pids} to end")
+
+
+# ---------------------------------------------------------------------------- going on by itself
+
+
+async def test_all_steps_passed_goes_on_by_itself(app_factory, tmp_path: Path) -> None:
+    steps = [cmd_step("quick", sh("echo ok")), cmd_step("check", sh("echo fine"), optional=True)]
+    app = app_factory(tmp_path)
+    config = fake_config(tmp_path, choice="yes", mode="offline")
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_env(app, pilot, config, steps, auto_continue=True)
+        await wait_until(pilot, lambda: app.session.env_ready)
+        await wait_until(pilot, lambda: app.screen is not screen)
+        assert getattr(app.screen, "PHASE", "") == "instrument"  # its Enter only explains
+        # Back on the Environment screen nothing moves on by itself again.
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: app.screen is screen)
+        selected = screen.checklist.selected_view.id
+        before = screen.attempts.get(selected, 0)
+        await pilot.press("r")  # the selected step again
+        await wait_until(pilot, lambda: screen.attempts.get(selected, 0) > before)
+        await wait_until(pilot, lambda: screen.ready)
+        await pilot.pause()
+        assert app.screen is screen
+
+
+async def test_never_goes_on_by_itself_onto_launch(app_factory, tmp_path: Path) -> None:
+    # W&B "no": the next phase is Launch, whose Enter launches; an Enter meant for this screen
+    # must not start a run, so the screen waits for it.
+    steps = [cmd_step("quick", sh("echo ok"))]
+    app = app_factory(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_env(app, pilot, fake_config(tmp_path), steps, auto_continue=True)
+        await wait_until(pilot, lambda: screen.ready)
+        await pilot.pause()
+        assert app.screen is screen and not app.session.env_ready
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: getattr(app.screen, "PHASE", "") == "launch")
+
+
+async def test_a_failed_optional_step_waits_for_enter(app_factory, tmp_path: Path) -> None:
+    steps = [cmd_step("quick", sh("echo ok")), cmd_step("check", sh("exit 3"), optional=True)]
+    app = app_factory(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        config = fake_config(tmp_path, choice="yes", mode="offline")
+        screen = await open_env(app, pilot, config, steps, auto_continue=True)
+        await wait_until(pilot, lambda: screen.ready and state(screen, "check") == "failed")
+        await pilot.pause()
+        assert app.screen is screen and not app.session.env_ready
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: app.session.env_ready)
+
+
+async def test_a_retried_failure_waits_for_enter(app_factory, tmp_path: Path) -> None:
+    flag = tmp_path / "second-try"
+    steps = [cmd_step("deps", sh(f"[ -f {flag} ] || {{ touch {flag}; exit 1; }}"))]
+    app = app_factory(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        config = fake_config(tmp_path, choice="yes", mode="offline")
+        screen = await open_env(app, pilot, config, steps, auto_continue=True)
+        await wait_until(pilot, lambda: state(screen, "deps") == "failed")
+        await wait_until(pilot, lambda: not screen.worker_active)
+        await pilot.press("r")
+        await wait_until(pilot, lambda: screen.ready)
+        await pilot.pause()
+        assert app.screen is screen and not app.session.env_ready
+
+
+async def test_going_on_by_itself_still_asks_about_offline(app_factory, tmp_path: Path) -> None:
+    steps = [cmd_step("quick", sh("echo ok"))]
+    app = app_factory(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await open_env(
+            app,
+            pilot,
+            fake_config(tmp_path, choice="yes", mode="online"),
+            steps,
+            auto_continue=True,
+        )
+        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        assert not app.session.env_ready
+        await pilot.press("y")
+        await wait_until(pilot, lambda: app.session.env_ready)
+        assert app.session.wandb_offline is True

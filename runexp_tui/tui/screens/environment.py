@@ -95,6 +95,15 @@ class EnvironmentScreen(EnvironmentSteps):
         view = self.checklist.view(self.running_id)
         self.checklist.update_step(view.with_(label="cancelling…"))
 
+    def on_all_passed(self) -> None:
+        # Not while a dialog, help or the runs view is open; and not onto Launch, whose Enter
+        # launches: an Enter pressed here just as the screen changes must never start a run.
+        if self.app.screen is not self or self.rx.skip_reason("instrument"):
+            super().on_all_passed()
+            return
+        self.notify("Environment ready, every step passed: on to the next phase (Esc comes back).")
+        self.action_continue()  # a worker: asks about wandb offline first where it must
+
     @work(exclusive=True, group="env-continue")
     async def action_continue(self) -> None:
         if not self.ready:

@@ -64,12 +64,20 @@ class EnvironmentSteps(PhaseScreen):
             self.error = error
 
     def __init__(
-        self, *, steps: Sequence[Step] | None = None, autostart: bool = True, animate: bool = True
+        self,
+        *,
+        steps: Sequence[Step] | None = None,
+        autostart: bool = True,
+        animate: bool = True,
+        auto_continue: bool = True,
     ) -> None:
-        """``steps`` replaces the plan (tests, scripted snapshots); ``autostart`` runs it at once."""
+        """``steps`` replaces the plan (tests, scripted snapshots); ``autostart`` runs it at once;
+        ``auto_continue``: when that first run ends with every step done, go on by itself
+        (there is nothing left to decide here)."""
         super().__init__()
         self._given_steps = tuple(steps) if steps is not None else None
         self.autostart = autostart
+        self._auto_continue = auto_continue and autostart
         self.spin = animate
         self.steps: dict[str, Step] = {}
         self.planned = False
@@ -293,10 +301,20 @@ class EnvironmentSteps(PhaseScreen):
         if broken_ids and not self._is_selected(broken_ids[0]):
             self.checklist.select(broken_ids[0])  # the diagnosis is what matters now
             self._show_selected()
+        first_run, self._auto_continue = self._auto_continue, False
         if self.ready:
             broken = [v.title for v in self.checklist.views if v.state in BROKEN]
+            skipped = any(v.state == "skipped" for v in self.checklist.views)
+            if first_run and not broken and not skipped:
+                # Every step passed on the first run: nothing here asks for a decision.
+                self.on_all_passed()
+                return
             note = f" ({len(broken)} optional step(s) failed)" if broken else ""
             self.notify(f"Environment ready{note}: Enter continues.", timeout=4)
+
+    def on_all_passed(self) -> None:
+        """The first run ended with every step passed (the screen's keys decide what next)."""
+        self.notify("Environment ready: Enter continues.", timeout=4)
 
     # ----- selection, log, diagnosis ---------------------------------------------------------
     def _is_selected(self, step_id: str) -> bool:
