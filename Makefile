@@ -20,7 +20,8 @@ $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@echo 'Installing runexp-tui and its dev tools into $(VENV) (first time only)…'
 	@$(BIN)/python -m pip install -q --disable-pip-version-check --upgrade pip
-	@$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev]'
+	@# PYTHONWARNINGS reaches pip's isolated build: setuptools' editable-install banner stays out
+	@PYTHONWARNINGS=ignore $(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev]'
 	@touch $(STAMP)
 
 sysdeps: ## system packages the tests drive for real: tmux, sshd, Slurm + munge (installed when root)
