@@ -1463,3 +1463,19 @@ def test_a_script_whose_loop_is_in_a_repo_module_names_that_module(tmp_path: Pat
     )
     notes = " ".join(propose_file(main, project="t").notes)
     assert "the training loop runs in engine/loop.py" in notes
+
+
+def test_predictions_returned_by_the_evaluation_are_not_the_metric(tmp_path: Path) -> None:
+    """`records = predict(...)` returns one dict per example; the script saves them and grades
+    the file: the eval log is the grade (and what is built from it), after it, never the list."""
+    script, text = _inject("shape_eval_predictions.py", tmp_path)
+    lines = text.splitlines()
+    ev = next(i for i, ln in enumerate(lines) if "eval/" in ln)
+    assert "stats.items()" in lines[ev] and "records" not in lines[ev]
+    assert "stats = {" in lines[ev - 2]
+    if HAS_TORCH:
+        calls = _run(script, tmp_path)
+        evals = [
+            c["data"] for c in calls if c["call"] == "log" and "eval/val_accuracy" in c["data"]
+        ]
+        assert len(evals) == 2 and evals[1]["eval/epoch"] == 1

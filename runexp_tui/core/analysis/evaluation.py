@@ -327,6 +327,16 @@ def _eval_point(
             # an engine's `evaluate(...)`: its dict of metrics and metric-named values, not the
             # other things it hands back (`coco_evaluator`)
             names = [n for n in names if n in dicts or METRIC_NAME.search(n)]
+        if efn is not None and _returns_records(efn):
+            # `preds = evaluate(...)` hands back predictions (a list of dicts or strings); the
+            # numbers are what the script computes from them afterwards (`scores = score(preds)`)
+            derived = _derived_after(first, names)
+            if derived is None:
+                return None  # never log a list of predictions as a metric
+            stmt, names = derived
+            return EvalLogPoint(
+                ts.end_line(stmt), tuple(names), ix.indent_of(stmt), spread=tuple(names)
+            )
         listed = _evaluate_lists(first, names)
         return EvalLogPoint(
             ts.end_line(stmt), tuple(names), ix.indent_of(stmt), spread=dicts, listed=listed
@@ -334,6 +344,83 @@ def _eval_point(
     if efn is not None:
         return _inside_eval_function(ix, efn)
     return None
+
+
+_RECORD = ("dictionary", "string", "concatenated_string", "tuple", "list")
+_CALLS = ts.query("(call) @c")
+
+
+def _returns_records(fn: Node) -> bool:
+    """`fn` returns a collection of records, not numbers: a comprehension of dicts or strings
+    (`[{"id": i, "caption": c} for ...]`), or a list it fills with them (`out = []`,
+    `out.append({...})`, `return out`)."""
+    body = fn.child_by_field_name("body")
+    if body is None:
+        return False
+    returned = [
+        r.named_children[0]
+        for r in walk_statements(body)
+        if r.type == "return_statement" and r.named_children
+    ]
+    if not returned:
+        return False
+    for value in returned:
+        if value.type == "list_comprehension":
+            item = value.child_by_field_name("body")
+            if type_of(item) not in _RECORD:
+                return False
+            continue
+        if value.type != "identifier":
+            return False
+        name = ts.text(value)
+        added = []
+        for c in ts.captures(_CALLS, body).get("c", []):
+            fn = callee_of(c)
+            if (
+                fn is not None
+                and fn.type == "attribute"
+                and ts.text(fn.child_by_field_name("object")) == name
+                and ts.text(fn.child_by_field_name("attribute")) in ("append", "extend")
+            ):
+                args = c.child_by_field_name("arguments")
+                added.append(args.named_children[0] if args and args.named_children else None)
+        if not added or any(type_of(a) not in (*_RECORD, "list_comprehension") for a in added):
+            return False
+    return True
+
+
+# what a value is turned into that is not a metric: a size, a text, a path, a copy
+_NOT_DERIVED = re.compile(r"^(len|str|repr|list|tuple|set|sorted|dict|json\.dumps|os\.path\.\w+)$")
+_PATH_NAME = re.compile(r"(file|path|dir|name)s?$", re.I)
+
+
+def _derived_after(stmt: Node, names: list[str]) -> tuple[Node, list[str]] | None:
+    """The last value the function derives from `names` after `stmt` (`file = save(preds)`,
+    `scores = score(file)`, `stats = {**scores, "epoch": e}`): its statement and names; None
+    when nothing numeric-looking is derived."""
+    tracked = set(names)
+    last: tuple[Node, list[str]] | None = None
+    later: list[Node] = []
+    cur = stmt.next_named_sibling
+    while cur is not None:
+        later.append(cur)
+        cur = cur.next_named_sibling
+    for top in later:
+        for s in walk_statements(top):
+            a = assignment(s)
+            right = a.child_by_field_name("right") if a is not None else None
+            if a is None or right is None or not tracked & set(identifiers(right)):
+                continue
+            if right.type == "call" and _NOT_DERIVED.match(ts.text(callee_of(right))):
+                continue
+            left = [n for n in target_names(a.child_by_field_name("left")) if n.isidentifier()]
+            if not left:
+                continue
+            tracked |= set(left)
+            last = (s, left)
+    if last is None or all(_PATH_NAME.search(n) for n in last[1]):
+        return None
+    return last
 
 
 def _after_eval_loop(ix: ScriptIndex, ev: Node) -> EvalLogPoint | None:

@@ -300,7 +300,9 @@ def _guard_at(src: Source, guard: str | None, line: int, indent: str) -> str | N
     ``main_worker``, the log in ``train()``); a name missing there would raise NameError. Only
     the process that started the run has one, so the fallback picks the same process.
     """
-    if guard is None or guard == DEFAULT_RANK_PREDICATE:
+    if guard is None or _inside_if(src, guard, line, indent):
+        return None
+    if guard == DEFAULT_RANK_PREDICATE:
         return guard
     try:
         tree = ast.parse(guard.strip(), mode="eval")
@@ -317,6 +319,27 @@ def _guard_at(src: Source, guard: str | None, line: int, indent: str) -> str | N
 
 
 _BUILTINS = set(dir(__import__("builtins")))
+
+
+def _inside_if(src: Source, guard: str, line: int, indent: str) -> bool:
+    """Code at ``indent`` after ``line`` is already inside the script's own `if <guard>:`
+    (`if utils.is_main_process():` around the scoring): no second guard."""
+    want = "".join(guard.split())
+    depth = len(indent)
+    for text in reversed(src.lines[:line]):
+        stripped = text.lstrip(" \t")
+        if not stripped or stripped.startswith("#"):
+            continue
+        lead = len(text) - len(stripped)
+        if lead >= depth:
+            continue
+        depth = lead  # the statement that holds the code
+        code = stripped.split("#", 1)[0].rstrip()
+        if code.startswith("if ") and code.endswith(":") and "".join(code[3:-1].split()) == want:
+            return True
+        if lead == 0:
+            return False
+    return False
 
 
 def _losses_at(src: Source, line: int, primary: str) -> list[str]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,8 +34,12 @@ def default_project(path: str | os.PathLike[str]) -> str:
 
 
 def indent_unit(src: Source) -> str:
-    """The file's indentation step: a tab when blocks are tab-indented, else the smallest step."""
-    widths = []
+    """The file's indentation step: a tab when blocks are tab-indented, else the step that
+    blocks most often take (a line ending in `:` and the line after it); the smallest lead only
+    where no block says (continuation lines aligned under a bracket are not a step)."""
+    widths: list[int] = []
+    steps: Counter[int] = Counter()
+    opener: int | None = None  # the lead of the line before, when it opened a block
     for line in src.lines:
         stripped = line.lstrip(" \t")
         if not stripped or stripped.startswith("#"):
@@ -44,6 +49,12 @@ def indent_unit(src: Source) -> str:
             return "\t"
         if lead:
             widths.append(len(lead))
+        if opener is not None and len(lead) > opener:
+            steps[len(lead) - opener] += 1
+        code = stripped.split("#", 1)[0].rstrip() if "#" in stripped else stripped.rstrip()
+        opener = len(lead) if code.endswith(":") else None
+    if steps:
+        return " " * steps.most_common(1)[0][0]
     return " " * (min(widths) if widths else 4)
 
 
