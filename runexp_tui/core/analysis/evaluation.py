@@ -373,7 +373,7 @@ def _returns_records(fn: Node) -> bool:
         if value.type != "identifier":
             return False
         name = ts.text(value)
-        added = []
+        added: list[Node | None] = []
         for c in ts.captures(_CALLS, body).get("c", []):
             fn = callee_of(c)
             if (
