@@ -375,12 +375,12 @@ def _returns_records(fn: Node) -> bool:
         name = ts.text(value)
         added: list[Node | None] = []
         for c in ts.captures(_CALLS, body).get("c", []):
-            fn = callee_of(c)
+            callee = callee_of(c)
             if (
-                fn is not None
-                and fn.type == "attribute"
-                and ts.text(fn.child_by_field_name("object")) == name
-                and ts.text(fn.child_by_field_name("attribute")) in ("append", "extend")
+                callee is not None
+                and callee.type == "attribute"
+                and ts.text(callee.child_by_field_name("object")) == name
+                and ts.text(callee.child_by_field_name("attribute")) in ("append", "extend")
             ):
                 args = c.child_by_field_name("arguments")
                 added.append(args.named_children[0] if args and args.named_children else None)
