@@ -1479,3 +1479,19 @@ def test_predictions_returned_by_the_evaluation_are_not_the_metric(tmp_path: Pat
             c["data"] for c in calls if c["call"] == "log" and "eval/val_accuracy" in c["data"]
         ]
         assert len(evals) == 2 and evals[1]["eval/epoch"] == 1
+
+
+def test_a_final_test_that_only_prints_is_logged_inside_it(tmp_path: Path) -> None:
+    """`check(model, xs, ys)` once after training, returning nothing: the log goes inside it
+    after its counting loop (not after the per-class printing loop) with the printed
+    percentage, not the raw count of right answers."""
+    script, text = _inject("shape_test_prints_only.py", tmp_path)
+    lines = text.splitlines()
+    ev = next(i for i, ln in enumerate(lines) if "eval/" in ln)
+    assert "100 * right / seen" in lines[ev]
+    assert lines.index(next(ln for ln in lines if "accuracy on" in ln)) > ev
+    if HAS_TORCH:
+        calls = _run(script, tmp_path)
+        evals = [c["data"] for c in calls if c["call"] == "log" and "eval/right" in c["data"]]
+        assert len(evals) == 1 and 0 <= evals[0]["eval/right"] <= 100
+        assert [c["call"] for c in calls][-1] == "finish"

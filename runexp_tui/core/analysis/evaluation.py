@@ -120,7 +120,17 @@ def test_log(
     if eval_log is not None and eval_log.after_line > end_line:
         return None  # the one eval log already comes after training
     cur = stmt.next_named_sibling
+    evals = {ts.text(f.child_by_field_name("name")): f for f in eval_functions(ix)}
     while cur is not None:
+        bare = cur.named_children[0] if cur.type == "expression_statement" else None
+        if bare is not None and bare.type == "call" and call_name(bare) in evals:
+            # `test(model, testset)`: the function only prints what it measured; the log goes
+            # inside it, once its totals are final
+            inside = _inside_eval_function(ix, evals[call_name(bare)])
+            if inside is not None and inside.metric_vars:
+                if eval_log is not None and eval_log.after_line == inside.after_line:
+                    return None  # the eval log is this one already
+                return inside
         a = assignment(cur) if cur.type == "expression_statement" else None
         right = a.child_by_field_name("right") if a is not None else None
         names = target_names(a.child_by_field_name("left")) if a is not None else []
@@ -606,35 +616,39 @@ def _metric_run(stmt: Node) -> tuple[Node, list[str]]:
 def _inside_eval_function(ix: ScriptIndex, fn: Node) -> EvalLogPoint | None:
     """Inside an evaluation function whose result is not used: after its totals are final."""
     body = body_stmts(fn)
-    loop_idx = max(
-        (
-            i
-            for i, st in enumerate(body)
-            if st.type in LOOPS or any(n.type in LOOPS for n in walk_statements(st))
-        ),
-        default=-1,
-    )
-    if loop_idx < 0:
+    looping = [
+        i
+        for i, st in enumerate(body)
+        if st.type in LOOPS or any(n.type in LOOPS for n in walk_statements(st))
+    ]
+    if not looping:
         return None
-    looped = body[loop_idx]
-    inits: list[str] = []
-    for st in body[:loop_idx]:
-        a = assignment(st)
-        if a is not None:
-            inits.extend(n for n in target_names(a.child_by_field_name("left")) if n.isidentifier())
-    accum = []
-    counts: set[str] = set()  # `seen += 1`, `total += x.size(0)`: how many, not how well
-    for st in walk_statements(looped):
-        if (
-            st.type == "expression_statement"
-            and st.named_children
-            and (st.named_children[0].type == "augmented_assignment")
-        ):
-            n = ts.text(st.named_children[0].child_by_field_name("left"))
-            if n in inits and n not in accum:
-                accum.append(n)
-            if _counts_items(st.named_children[0]):
-                counts.add(n)
+    # the last loop that accumulates into totals set up before it (not a loop that prints
+    # per-class results afterwards)
+    for loop_idx in reversed(looping):
+        looped = body[loop_idx]
+        inits: list[str] = []
+        for st in body[:loop_idx]:
+            a = assignment(st)
+            if a is not None:
+                inits.extend(
+                    n for n in target_names(a.child_by_field_name("left")) if n.isidentifier()
+                )
+        accum: list[str] = []
+        counts: set[str] = set()  # `seen += 1`, `total += x.size(0)`: how many, not how well
+        for st in walk_statements(looped):
+            if (
+                st.type == "expression_statement"
+                and st.named_children
+                and (st.named_children[0].type == "augmented_assignment")
+            ):
+                n = ts.text(st.named_children[0].child_by_field_name("left"))
+                if n in inits and n not in accum:
+                    accum.append(n)
+                if _counts_items(st.named_children[0]):
+                    counts.add(n)
+        if accum:
+            break
     anchor = looped
     for st in body[loop_idx + 1 :]:
         a = assignment(st)
@@ -670,6 +684,16 @@ def _counts_items(aug: Node) -> bool:
     )
 
 
+def _scaled(node: Node) -> str:
+    """The name in `name`, `100 * name` or `name * 100` (a percentage); else the text."""
+    if node.type == "binary_operator" and ts.text(node.child_by_field_name("operator")) == "*":
+        left, right = node.child_by_field_name("left"), node.child_by_field_name("right")
+        for a, b in ((left, right), (right, left)):
+            if type_of(a) == "identifier" and type_of(b) in ("integer", "float"):
+                return ts.text(a)
+    return ts.text(node)
+
+
 def _means(body: list[Node], anchor: Node, accum: list[str]) -> tuple[tuple[str, str], ...]:
     """Running sums that stay sums (`avg += psnr`, never divided in place) while the script
     reports them divided (`print(avg / len(loader))`): the mean is the metric to log."""
@@ -686,8 +710,8 @@ def _means(body: list[Node], anchor: Node, accum: list[str]) -> tuple[tuple[str,
                 left = n.child_by_field_name("left") if n.type == "binary_operator" else None
                 if (
                     left is not None
-                    and ts.text(left) == name
-                    and ts.text(n)[len(name) :].lstrip().startswith("/")
+                    and _scaled(left) == name
+                    and ts.text(n)[len(ts.text(left)) :].lstrip().startswith("/")
                 ):
                     found = ts.text(n)
                 stack.extend(n.named_children)
