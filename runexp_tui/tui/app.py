@@ -8,7 +8,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from textual import on, work
 from textual.app import App, SystemCommand
@@ -22,13 +22,21 @@ from runexp_tui.tui.services import Services
 from runexp_tui.tui.session import Session
 from runexp_tui.tui.workers import deliver
 
+if TYPE_CHECKING:
+    from textual.events import Resize
+
+    from runexp_tui.core.follow.view import RunView
+    from runexp_tui.core.gpu import GpuHistory, GpuPoller, GpuSampler, GpuSnapshot
+    from runexp_tui.core.runs import RunRecord
+    from runexp_tui.tui.notify import RunEvent
+
 LIVE_RUNS_INTERVAL_S = 5.0  # how often the repo's running runs are listed while none is followed
 
 
 class GpuSnapshotReady(Message):
     """A new GPU snapshot from the poller thread."""
 
-    def __init__(self, snapshot: Any) -> None:
+    def __init__(self, snapshot: GpuSnapshot) -> None:
         super().__init__()
         self.snapshot = snapshot
 
@@ -36,7 +44,7 @@ class GpuSnapshotReady(Message):
 class RemoteGpuSnapshotReady(Message):
     """A snapshot of the followed ssh run's host (None: sampling has just started there)."""
 
-    def __init__(self, generation: int, host: str, snapshot: Any) -> None:
+    def __init__(self, generation: int, host: str, snapshot: GpuSnapshot | None) -> None:
         super().__init__()
         self.generation = generation  # which follow_run it belongs to: older ones are dropped
         self.host = host
@@ -48,13 +56,13 @@ class RemoteGpus:
     """What the pane shows instead of this machine's GPUs while an ssh run is followed."""
 
     host: str
-    snapshot: Any  # None until the first sample came back
+    snapshot: GpuSnapshot | None  # None until the first sample came back
 
 
 class RunViewReady(Message):
     """A new view of the followed run (status, log tail, metrics) from the follower thread."""
 
-    def __init__(self, view: Any) -> None:
+    def __init__(self, view: RunView) -> None:
         super().__init__()
         self.view = view
 
@@ -76,16 +84,16 @@ class RunexpApp(App[None]):
 
     # repaint=False: a reactive on the App repaints the whole screen when it changes (a full
     # render of every widget, every second); the widgets watching these redraw their own parts.
-    gpu_snapshot: reactive[Any] = reactive(None, always_update=True, repaint=False)
+    gpu_snapshot: reactive[GpuSnapshot | None] = reactive(None, always_update=True, repaint=False)
     # Views are frozen and compared by value: an unchanged one (an ended run) redraws nothing.
-    run_view: reactive[Any] = reactive(None, repaint=False)
+    run_view: reactive[RunView | None] = reactive(None, repaint=False)
     pane_collapsed: reactive[bool] = reactive(False)
     # The repo's running runs while none is followed (the attach offer declined): the pane
     # lists them instead of saying there is no run.
-    live_runs: reactive[tuple[Any, ...]] = reactive((), repaint=False)
+    live_runs: reactive[tuple[RunRecord, ...]] = reactive((), repaint=False)
     narrow: reactive[bool] = reactive(False)
     # The followed ssh run's host and its GPUs (a second poller); None for every other run.
-    remote_gpus: reactive[Any] = reactive(None, always_update=True, repaint=False)
+    remote_gpus: reactive[RemoteGpus | None] = reactive(None, always_update=True, repaint=False)
 
     def __init__(
         self, services: Services, *, repo: str | Path | None = None, attach: str | None = None
@@ -94,18 +102,18 @@ class RunexpApp(App[None]):
         self.services = services
         self.session = Session(repo=Path(repo).resolve() if repo else None)
         self.attach_run = attach
-        self.sampler: Any = None
-        self.gpu_history: Any = None
-        self._poller: Any = None
-        self.remote_gpu_history: Any = None
-        self._remote_poller: Any = None
+        self.sampler: GpuSampler | None = None
+        self.gpu_history: GpuHistory | None = None
+        self._poller: GpuPoller | None = None
+        self.remote_gpu_history: GpuHistory | None = None
+        self._remote_poller: GpuPoller | None = None
         self._remote_lock = threading.Lock()
         self._follow_gen = 0  # counts follow_run calls: tells a stale remote snapshot apart
         self._follow_wake = threading.Event()
         # The metric the Monitor's chart asks for; the follower thread reads it on each poll.
         self.chart_key: str | None = None
         self._stopping = threading.Event()
-        self.alerts: list[Any] = []  # the run events told to the user, in order
+        self.alerts: list[RunEvent] = []  # the run events told to the user, in order
 
     # ----- lifecycle -------------------------------------------------------------------------
     def on_mount(self) -> None:
@@ -141,14 +149,14 @@ class RunexpApp(App[None]):
             with contextlib.suppress(Exception):
                 self.sampler.close()
 
-    def on_resize(self, event: Any) -> None:
+    def on_resize(self, event: Resize) -> None:
         self.narrow = event.size.width < 120 or event.size.height < 32
 
     def watch_narrow(self, narrow: bool) -> None:
         self.set_class(narrow, "narrow")
 
     # ----- GPU polling (core poller thread; messages up) ---------------------------------------
-    def _make_sampler(self) -> Any:
+    def _make_sampler(self) -> GpuSampler:
         from runexp_tui.core.gpu import GpuHistory
 
         self.gpu_history = GpuHistory(maxlen=120)
@@ -177,7 +185,7 @@ class RunexpApp(App[None]):
     def _on_gpu_snapshot(self, message: GpuSnapshotReady) -> None:
         self._apply_snapshot(message.snapshot)
 
-    def _apply_snapshot(self, snapshot: Any) -> None:
+    def _apply_snapshot(self, snapshot: GpuSnapshot) -> None:
         if self.gpu_history is not None:
             self.gpu_history.add(snapshot)
         self.gpu_snapshot = snapshot
@@ -230,7 +238,7 @@ class RunexpApp(App[None]):
                 self._stop_remote_gpus(remote)
 
     # ----- the followed ssh run's host: its GPUs (a second poller, started by the follower) ---
-    def _start_remote_gpus(self, record: Any, generation: int) -> Any:
+    def _start_remote_gpus(self, record: RunRecord, generation: int) -> GpuPoller | None:
         """On the follower's thread: a poller of the ssh run's host, or None (not ssh, off)."""
         factory = self.services.remote_sampler_factory
         interval = self.services.remote_gpu_interval
@@ -266,7 +274,7 @@ class RunexpApp(App[None]):
         poller.start()
         return poller
 
-    def _stop_remote_gpus(self, poller: Any) -> None:
+    def _stop_remote_gpus(self, poller: GpuPoller) -> None:
         """On the follower's thread: stop the host's poller and close its ssh connection."""
         poller.stop()
         with contextlib.suppress(Exception):
@@ -304,7 +312,7 @@ class RunexpApp(App[None]):
             return
         deliver(self, self._set_live_runs, found)
 
-    def _set_live_runs(self, runs: tuple[Any, ...]) -> None:
+    def _set_live_runs(self, runs: tuple[RunRecord, ...]) -> None:
         ids = [r.id for r in runs]
         if ids != [r.id for r in self.live_runs]:
             self.live_runs = runs if self.session.run_id is None else ()
@@ -328,7 +336,7 @@ class RunexpApp(App[None]):
         if event is not None:
             self.alert(event)
 
-    def alert(self, event: Any) -> None:
+    def alert(self, event: RunEvent) -> None:
         """Tell the user a followed run ended, failed or stalled: a toast, the terminal's bell
         and a desktop notification (OSC 9 / OSC 777) that travels over SSH."""
         from runexp_tui.tui.notify import desktop_notification

@@ -6,13 +6,16 @@ import asyncio
 import os
 import shlex
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from runexp_tui.core.runs import RunRecord
 
 # States that run.json only holds once the run has ended (sync_record writes them).
 _FINAL_STATES = frozenset({"exited", "killed", "stopped", "lost"})
 
 
-def running_runs(repo: str | os.PathLike[str]) -> list[Any]:
+def running_runs(repo: str | os.PathLike[str]) -> list[RunRecord]:
     """The repo's runs whose process is alive (and is theirs), oldest first; blocking (psutil)."""
     from runexp_tui.core.backends import run_status
     from runexp_tui.core.runs import RunRegistry
@@ -29,7 +32,7 @@ def running_runs(repo: str | os.PathLike[str]) -> list[Any]:
     return out
 
 
-def run_command(record: Any, width: int = 60) -> str:
+def run_command(record: RunRecord, width: int = 60) -> str:
     """The user's command of a run (masked), shortened to ``width`` characters."""
     command = str((record.config or {}).get("command") or "") or shlex.join(record.argv)
     return command if len(command) <= width else command[: width - 1] + "…"

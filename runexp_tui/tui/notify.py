@@ -13,7 +13,11 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from runexp_tui.core.diagnosis.model import Finding
+    from runexp_tui.core.follow.view import RunView
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
 
@@ -25,7 +29,7 @@ class RunEvent:
     body: str
 
     @property
-    def severity(self) -> str:
+    def severity(self) -> Literal["information", "warning"]:
         return "information" if self.kind == "finished" else "warning"
 
 
@@ -37,7 +41,7 @@ def _duration(seconds: float | None) -> str:
     return f" after {h}h{m:02d}m" if h else f" after {m}m{s % 60:02d}s"
 
 
-def ended_event(prev: Any, view: Any) -> RunEvent | None:
+def ended_event(prev: RunView | None, view: RunView | None) -> RunEvent | None:
     """The event of a followed run that was running in `prev` and has ended in `view`."""
     if prev is None or view is None or prev.run_id != view.run_id:
         return None
@@ -58,7 +62,7 @@ def ended_event(prev: Any, view: Any) -> RunEvent | None:
     return RunEvent("failed", f"Run {view.run_id} {how}", f"{how}{took}{cause}")
 
 
-def stalled_event(view: Any, finding: Any) -> RunEvent:
+def stalled_event(view: RunView, finding: Finding) -> RunEvent:
     return RunEvent("stalled", f"Run {view.run_id} looks stalled", str(finding.title))
 
 

@@ -5,10 +5,14 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from runexp_tui.core.gpu import GpuSampler
+    from runexp_tui.core.runs import RunRecord
 
 
-def remote_gpu_sampler(record: Any) -> Any:
+def remote_gpu_sampler(record: RunRecord) -> GpuSampler:
     """nvidia-smi over ssh on the host of an ssh run (the default `remote_sampler_factory`)."""
     from runexp_tui.core.gpu.ssh import sampler_for_record
 
@@ -32,13 +36,13 @@ class Services:
         remote_gpu_interval: seconds between samples of that host's GPUs (an ssh round trip).
     """
 
-    sampler_factory: Callable[[], Any]
+    sampler_factory: Callable[[], GpuSampler]
     clock: Callable[[], float] = time.time
     gpu_interval: float = 1.0
     demo: bool = False
     conda_envs: Callable[[], list[Any]] | None = None
     run_poll_interval: float = 1.0
-    remote_sampler_factory: Callable[[Any], Any] | None = remote_gpu_sampler
+    remote_sampler_factory: Callable[[RunRecord], GpuSampler] | None = remote_gpu_sampler
     remote_gpu_interval: float = 2.0
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -46,7 +50,7 @@ class Services:
 def default_services(*, demo: bool = False, simulate_gpus: bool = False) -> Services:
     """Real sources: NVML when it works, simulated GPUs otherwise (or when asked)."""
 
-    def sampler_factory() -> Any:
+    def sampler_factory() -> GpuSampler:
         from runexp_tui.core.gpu import make_sampler
 
         return make_sampler("simulated" if simulate_gpus else "auto")

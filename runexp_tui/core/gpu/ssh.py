@@ -21,7 +21,7 @@ from runexp_tui.core.backends.ssh_link import (
     load_ssh_info,
     parse_host,
 )
-from runexp_tui.core.gpu.model import GpuInfo, GpuProcess, GpuSnapshot, GpuUnavailable
+from runexp_tui.core.gpu.model import GpuInfo, GpuProcess, GpuSnapshot, GpuUnavailable, SourceKind
 from runexp_tui.core.gpu.na import NA
 
 GPU_QUERY_FIELDS = (
@@ -147,7 +147,7 @@ class SshGpuSampler:
     link: SshLink
     nvidia_smi: str = "nvidia-smi"
     clock: Callable[[], float] = time.monotonic
-    source: str = "nvml"
+    source: SourceKind = "nvml"
     simulated: bool = False
     fallback_reason: str | None = None
     _conn: SshConnection | None = field(default=None, repr=False)

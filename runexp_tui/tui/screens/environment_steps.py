@@ -338,7 +338,7 @@ class EnvironmentSteps(PhaseScreen):
         log.write_lines(list(self.output.get(view.id, ())))
         if view.state in BROKEN:
             failure, code = self.failures.get(view.id, (None, None))
-            compact = bool(getattr(self.app, "narrow", False))
+            compact = self.rx.narrow
             box.update(diagnosis_text(view, failure, code, compact=compact))
             box.display = True
         else:

@@ -430,8 +430,10 @@ class LaunchScreen(LaunchQueueing):
         # Simulated load goes on this machine's GPUs only; a remote pid means nothing here.
         local = backend is not None and backend.local_processes
         if local and self.rx.gpus_simulated and sampler is not None and gpus:
+            track = getattr(sampler, "track", None)  # the simulator's
             with contextlib.suppress(Exception):
-                sampler.track(record.pid, gpus)
+                if callable(track):
+                    track(record.pid, gpus)
         self.rx.follow_run(record.id)
         for w in record.warnings:
             if w != self.logind_warning:
@@ -473,8 +475,10 @@ class LaunchScreen(LaunchQueueing):
             backend = record_backend(message.record)
             local = backend is not None and backend.local_processes
             if local and self.rx.gpus_simulated and sampler is not None:
+                untrack = getattr(sampler, "untrack", None)
                 with contextlib.suppress(Exception):
-                    sampler.untrack(message.record.pid)
+                    if callable(untrack):
+                        untrack(message.record.pid)
             # The verdict and the diagnosis at the top of the view; the command is above.
             self.call_after_refresh(self._scroll_to_verdict)
             return

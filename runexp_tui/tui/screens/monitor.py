@@ -131,11 +131,11 @@ class MonitorScreen(MonitorRunActions):
 
     @property
     def narrow(self) -> bool:
-        return bool(getattr(self.app, "narrow", False))
+        return self.rx.narrow
 
     def _on_narrow(self, narrow: bool) -> None:
-        self._on_gpu(getattr(self.app, "gpu_snapshot", None))
-        self._show_findings(getattr(self.app, "run_view", None))
+        self._on_gpu(self.rx.gpu_snapshot)
+        self._show_findings(self.rx.run_view)
         self._tabs()
 
     def _set_view(self, name: str) -> None:
@@ -176,7 +176,7 @@ class MonitorScreen(MonitorRunActions):
         self._show_log(view, reset=new_run or self.shown is None)
         self.shown = view
         self._draw_chart()
-        self._on_gpu(getattr(self.app, "gpu_snapshot", None))
+        self._on_gpu(self.rx.gpu_snapshot)
 
     def _show_log(self, view: RunView, *, reset: bool) -> None:
         """Append the lines the panel has not shown yet (all of them for a new run)."""
@@ -192,16 +192,16 @@ class MonitorScreen(MonitorRunActions):
     def _gpu_source(self) -> tuple[GpuSnapshot | None, GpuHistory | None, str | None]:
         """The GPUs the followed run uses: its ssh host's while the app samples them there
         (the app's second poller), else this machine's. (snapshot, history, host)."""
-        remote = getattr(self.app, "remote_gpus", None)
+        remote = self.rx.remote_gpus
         if remote is not None:
-            return remote.snapshot, getattr(self.app, "remote_gpu_history", None), remote.host
-        return getattr(self.app, "gpu_snapshot", None), getattr(self.app, "gpu_history", None), None
+            return remote.snapshot, self.rx.remote_gpu_history, remote.host
+        return self.rx.gpu_snapshot, self.rx.gpu_history, None
 
     def _on_remote_gpus(self, _remote: object) -> None:
         self._on_gpu(None)
 
     def _on_gpu(self, _snapshot: GpuSnapshot | None) -> None:
-        view = getattr(self.app, "run_view", None)
+        view = self.rx.run_view
         snapshot, history, host = self._gpu_source()
         panel = self.query_one("#mon-gpu", GpuPanel)
         panel.border_title = f"GPUs on {host}" if host else "GPUs"
@@ -214,7 +214,7 @@ class MonitorScreen(MonitorRunActions):
         )
         stall = self._stall(view)
         if stall != self.stall:
-            if stall is not None and self.stall is None:
+            if stall is not None and self.stall is None and view is not None:
                 from runexp_tui.tui.notify import stalled_event
 
                 self.rx.alert(stalled_event(view, stall))
@@ -234,7 +234,7 @@ class MonitorScreen(MonitorRunActions):
 
     def findings(self) -> tuple[Finding, ...]:
         """What the diagnosis panel shows: the follower's findings, then a stall warning."""
-        view = getattr(self.app, "run_view", None)
+        view = self.rx.run_view
         found = tuple(getattr(view, "findings", ()) or ())
         return found + ((self.stall,) if self.stall is not None else ())
 
