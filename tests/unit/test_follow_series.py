@@ -3,6 +3,8 @@ wandb series are not shown twice."""
 
 from __future__ import annotations
 
+import random
+
 from runexp_tui.core.follow import eval_partner, same_series
 from runexp_tui.tui.widgets.loss_chart import LossChart
 
@@ -24,6 +26,19 @@ def test_a_printed_copy_is_recognised_by_its_values() -> None:
     assert same_series(printed, exact)
     assert not same_series([2.3, 1.9, 1.4, 1.1], exact)
     assert not same_series(printed[:2], exact[:2])  # too few points to tell
+
+
+def test_a_copy_printed_every_nth_step_is_still_a_copy() -> None:
+    rng = random.Random(3)
+    exact = [1.0 / (1 + 0.37 * i) + rng.gauss(0, 0.02) for i in range(200)]  # wandb: each step
+    printed = [round(v, 4) for v in exact[::5]]  # the log: every 5th step, 4 decimals
+    assert same_series(printed, exact)
+    assert same_series(printed, exact[:-6])  # the newest printed are not in wandb's file yet
+    # a running mean printed every 5th step is its own series
+    means = [sum(exact[max(0, i - 9) : i + 1]) / min(10, i + 1) for i in range(0, 200, 5)]
+    assert not same_series([round(v, 4) for v in means], exact)
+    # the same values out of order are not a copy
+    assert not same_series(list(reversed(printed[-8:])), exact)
 
 
 def test_the_chart_overlays_the_eval_series_with_a_legend() -> None:

@@ -9,22 +9,51 @@ from typing import Any
 CHART_POINTS = 2000  # a chart is at most ~300 columns of 2 dots: more points add nothing
 
 
-def same_series(printed: Any, exact: Any, tail: int = 8) -> bool:
-    """Whether a log series is a printed copy of a wandb series: its last values (at least 3)
-    equal the other's last values to the precision a print keeps (4 significant digits)."""
-    a, b = list(printed)[-tail:], list(exact)[-tail:]
-    n = min(len(a), len(b))
-    if n < 3:
-        return False
-    a, b = a[-n:], b[-n:]
-    for x, y in zip(a, b, strict=True):
-        if not (math.isfinite(x) and math.isfinite(y)):
-            if math.isfinite(x) != math.isfinite(y):
-                return False
+def _printed_step(x: float) -> float:
+    """Half the last printed digit of `x` (`0.0131` -> 0.00005), as its shortest repr says."""
+    text = repr(x)
+    mantissa, _, exp = text.partition("e")
+    decimals = len(mantissa.partition(".")[2]) - (int(exp) if exp else 0)
+    return 0.5 * 10.0 ** (-decimals) if decimals > 0 else 0.5
+
+
+def _close(x: float, y: float) -> bool:
+    """`x` (printed) shows `y` (exact): to 4 significant digits, or to the digits printed."""
+    if not (math.isfinite(x) and math.isfinite(y)):
+        return math.isfinite(x) == math.isfinite(y)
+    return abs(x - y) <= max(1e-12, 5e-4 * max(abs(x), abs(y)), _printed_step(x) * 1.0001)
+
+
+def _strided(a: list[float], b: list[float], max_stride: int = 64) -> bool:
+    """`a` is `b` sampled every k-th value (k <= max_stride) up to some point of `b`: the
+    script printed every k-th step of what it logged."""
+    # its newest value is among b's last few strides (two printed values may be missing)
+    for j in range(len(b) - 1, max(-1, len(b) - 1 - 3 * max_stride), -1):
+        if not _close(a[-1], b[j]):
             continue
-        if abs(x - y) > max(1e-12, 5e-4 * max(abs(x), abs(y))):
-            return False
-    return True
+        for k in range(1, max_stride + 1):
+            if j - (len(a) - 1) * k < 0:
+                break
+            if all(_close(a[-1 - i], b[j - i * k]) for i in range(1, len(a))):
+                return True
+    return False
+
+
+def same_series(printed: Any, exact: Any, tail: int = 8, window: int = 1024) -> bool:
+    """Whether a log series is a printed copy of a wandb series: its last values (at least 3)
+    are the other's values to the precision a print keeps (4 significant digits, or the digits
+    printed), every value or every k-th one (`if step % log_every == 0: print(...)`), up to
+    the newest ones, of which two may not have reached wandb's file yet."""
+    a, b = list(printed)[-tail:], list(exact)[-window:]
+    if len(a) < 3 or len(b) < 3:
+        return False
+    for drop in range(3):
+        head = a[: len(a) - drop]
+        if len(head) < 3:
+            break
+        if _strided(head, b):
+            return True
+    return False
 
 
 EVAL_WORDS = ("val", "valid", "validation", "eval", "test")
