@@ -1,0 +1,209 @@
+"""What an evaluation function measured: the totals it accumulates (and reports as means),
+and, when it hands back predictions instead, the numbers the script derives from them."""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING
+
+from runexp_tui.core import ts
+from runexp_tui.core.analysis.index import ScriptIndex
+from runexp_tui.core.analysis.model import EvalLogPoint
+from runexp_tui.core.analysis.nodes import (
+    LOOPS,
+    assignment,
+    body_stmts,
+    call_name,
+    callee_of,
+    identifiers,
+    target_names,
+    type_of,
+    walk_statements,
+)
+
+if TYPE_CHECKING:
+    from tree_sitter import Node
+
+_RECORD = ("dictionary", "string", "concatenated_string", "tuple", "list")
+_CALLS = ts.query("(call) @c")
+
+
+def returns_records(fn: Node) -> bool:
+    """`fn` returns a collection of records, not numbers: a comprehension of dicts or strings
+    (`[{"id": i, "caption": c} for ...]`), or a list it fills with them (`out = []`,
+    `out.append({...})`, `return out`)."""
+    body = fn.child_by_field_name("body")
+    if body is None:
+        return False
+    returned = [
+        r.named_children[0]
+        for r in walk_statements(body)
+        if r.type == "return_statement" and r.named_children
+    ]
+    if not returned:
+        return False
+    for value in returned:
+        if value.type == "list_comprehension":
+            item = value.child_by_field_name("body")
+            if type_of(item) not in _RECORD:
+                return False
+            continue
+        if value.type != "identifier":
+            return False
+        name = ts.text(value)
+        added: list[Node | None] = []
+        for c in ts.captures(_CALLS, body).get("c", []):
+            callee = callee_of(c)
+            if (
+                callee is not None
+                and callee.type == "attribute"
+                and ts.text(callee.child_by_field_name("object")) == name
+                and ts.text(callee.child_by_field_name("attribute")) in ("append", "extend")
+            ):
+                args = c.child_by_field_name("arguments")
+                added.append(args.named_children[0] if args and args.named_children else None)
+        if not added or any(type_of(a) not in (*_RECORD, "list_comprehension") for a in added):
+            return False
+    return True
+
+
+# what a value is turned into that is not a metric: a size, a text, a path, a copy
+_NOT_DERIVED = re.compile(r"^(len|str|repr|list|tuple|set|sorted|dict|json\.dumps|os\.path\.\w+)$")
+_PATH_NAME = re.compile(r"(file|path|dir|name)s?$", re.I)
+
+
+def derived_after(stmt: Node, names: list[str]) -> tuple[Node, list[str]] | None:
+    """The last value the function derives from `names` after `stmt` (`file = save(preds)`,
+    `scores = score(file)`, `stats = {**scores, "epoch": e}`): its statement and names; None
+    when nothing numeric-looking is derived."""
+    tracked = set(names)
+    last: tuple[Node, list[str]] | None = None
+    later: list[Node] = []
+    cur = stmt.next_named_sibling
+    while cur is not None:
+        later.append(cur)
+        cur = cur.next_named_sibling
+    for top in later:
+        for s in walk_statements(top):
+            a = assignment(s)
+            right = a.child_by_field_name("right") if a is not None else None
+            if a is None or right is None or not tracked & set(identifiers(right)):
+                continue
+            if right.type == "call" and _NOT_DERIVED.match(ts.text(callee_of(right))):
+                continue
+            left = [n for n in target_names(a.child_by_field_name("left")) if n.isidentifier()]
+            if not left:
+                continue
+            tracked |= set(left)
+            last = (s, left)
+    if last is None or all(_PATH_NAME.search(n) for n in last[1]):
+        return None
+    return last
+
+
+def inside_eval_function(ix: ScriptIndex, fn: Node) -> EvalLogPoint | None:
+    """Inside an evaluation function whose result is not used: after its totals are final."""
+    body = body_stmts(fn)
+    looping = [
+        i
+        for i, st in enumerate(body)
+        if st.type in LOOPS or any(n.type in LOOPS for n in walk_statements(st))
+    ]
+    if not looping:
+        return None
+    # the last loop that accumulates into totals set up before it (not a loop that prints
+    # per-class results afterwards)
+    for loop_idx in reversed(looping):
+        looped = body[loop_idx]
+        inits: list[str] = []
+        for st in body[:loop_idx]:
+            a = assignment(st)
+            if a is not None:
+                inits.extend(
+                    n for n in target_names(a.child_by_field_name("left")) if n.isidentifier()
+                )
+        accum: list[str] = []
+        counts: set[str] = set()  # `seen += 1`, `total += x.size(0)`: how many, not how well
+        for st in walk_statements(looped):
+            if (
+                st.type == "expression_statement"
+                and st.named_children
+                and (st.named_children[0].type == "augmented_assignment")
+            ):
+                n = ts.text(st.named_children[0].child_by_field_name("left"))
+                if n in inits and n not in accum:
+                    accum.append(n)
+                if _counts_items(st.named_children[0]):
+                    counts.add(n)
+        if accum:
+            break
+    anchor = looped
+    for st in body[loop_idx + 1 :]:
+        a = assignment(st)
+        node = st.named_children[0] if st.type == "expression_statement" else None
+        if a is None and (node is None or node.type != "augmented_assignment"):
+            break
+        target = (a or node).child_by_field_name("left")  # type: ignore[union-attr]
+        for n in target_names(target):
+            if n.isidentifier() and n not in accum:
+                accum.append(n)
+        anchor = st
+    means = _means(body, anchor, accum)
+    reported = {name for name, _ in means}
+    accum = [n for n in accum if n not in counts or n in reported]
+    return EvalLogPoint(ts.end_line(anchor), tuple(accum), ix.indent_of(anchor), means)
+
+
+def _counts_items(aug: Node) -> bool:
+    """`n += 1`, `n += len(batch)`, `n += x.size(0)`, `n += x.shape[0]`, `n += batch_size`:
+    an accumulation that counts items (samples, images shown), not a metric."""
+    right = aug.child_by_field_name("right")
+    if right is None:
+        return False
+    if right.type == "integer":
+        return True
+    text = ts.text(right)
+    if right.type == "call" and call_name(right) in ("len", "size", "numel"):
+        return True
+    if right.type == "subscript" and re.search(r"\.shape\s*\[", text):
+        return True
+    return right.type in ("identifier", "attribute") and bool(
+        re.search(r"(batch_?size|bs|n_?samples|num_samples)$", text, re.I)
+    )
+
+
+def _scaled(node: Node) -> str:
+    """The name in `name`, `100 * name` or `name * 100` (a percentage); else the text."""
+    if node.type == "binary_operator" and ts.text(node.child_by_field_name("operator")) == "*":
+        left, right = node.child_by_field_name("left"), node.child_by_field_name("right")
+        for a, b in ((left, right), (right, left)):
+            if type_of(a) == "identifier" and type_of(b) in ("integer", "float"):
+                return ts.text(a)
+    return ts.text(node)
+
+
+def _means(body: list[Node], anchor: Node, accum: list[str]) -> tuple[tuple[str, str], ...]:
+    """Running sums that stay sums (`avg += psnr`, never divided in place) while the script
+    reports them divided (`print(avg / len(loader))`): the mean is the metric to log."""
+    out: list[tuple[str, str]] = []
+    later = [st for st in body if st.start_byte > anchor.start_byte]
+    for name in accum:
+        for st in later:
+            stack = [st]
+            found = None
+            while stack and found is None:
+                n = stack.pop()
+                if n.type in ("function_definition", "lambda"):
+                    continue
+                left = n.child_by_field_name("left") if n.type == "binary_operator" else None
+                if (
+                    left is not None
+                    and _scaled(left) == name
+                    and ts.text(n)[len(ts.text(left)) :].lstrip().startswith("/")
+                ):
+                    found = ts.text(n)
+                stack.extend(n.named_children)
+            if found is not None and "\n" not in found:
+                out.append((name, found))
+                break
+    return tuple(out)
