@@ -1495,3 +1495,35 @@ def test_a_final_test_that_only_prints_is_logged_inside_it(tmp_path: Path) -> No
         evals = [c["data"] for c in calls if c["call"] == "log" and "eval/right" in c["data"]]
         assert len(evals) == 1 and 0 <= evals[0]["eval/right"] <= 100
         assert [c["call"] for c in calls][-1] == "finish"
+
+
+def test_a_step_loss_the_script_sums_over_micro_batches_is_the_one_logged(
+    tmp_path: Path,
+) -> None:
+    """`step_loss += loss.detach()` over the micro-batches, reset at each step: the log after
+    the optimizer step takes that sum (the step's mean loss), not the last micro-batch's share;
+    and the optimizer passed in as `opt` is not taken for the run's config."""
+    script, text = _inject("shape_accum_summed.py", tmp_path)
+    log = next(ln for ln in text.splitlines() if "wandb.log(" in ln)
+    assert '"train/loss": step_loss,' in log
+    init = next(ln for ln in text.splitlines() if "wandb.init(" in ln)
+    assert "opt" not in init.replace("os.environ", "")
+    if HAS_TORCH:
+        calls = _run(script, tmp_path)
+        logs = [c["data"] for c in calls if c["call"] == "log"]
+        assert [d["step"] for d in logs] == list(range(8))
+        assert all(d["train/loss"] > 0 for d in logs)
+
+
+def test_a_loss_divided_for_steps_taken_every_few_batches_is_logged_whole(
+    tmp_path: Path,
+) -> None:
+    """`loss = ... / accum; loss.backward()` on every batch and `if (i + 1) % accum == 0:
+    optimizer.step()`: the log in that `if` multiplies the share back."""
+    script, text = _inject("shape_accum_every_few.py", tmp_path)
+    log = next(ln for ln in text.splitlines() if "wandb.log(" in ln)
+    assert '"train/loss": loss.item() * accum' in log
+    if HAS_TORCH:
+        calls = _run(script, tmp_path)
+        logs = [c["data"] for c in calls if c["call"] == "log"]
+        assert [d["step"] for d in logs] == list(range(6))  # 2 epochs x 12 batches / 4

@@ -45,16 +45,100 @@ def with_unscale(ix: ScriptIndex, tl: TrainLogPoint | None) -> TrainLogPoint | N
         if ts.text(a.child_by_field_name("left")) != var or scope(a) != fn:
             continue
         micro = _loop_around(a, fn)
+        if micro is not None and contains(micro, at) and _stepped_every_few(micro, a, at, d):
+            # `loss = loss / accum; loss.backward(); if (i + 1) % accum == 0: opt.step(); log`
+            div = ts.text(d)
+            return replace(
+                tl, unscale=div if d.type in ("identifier", "attribute", "integer") else f"({div})"
+            )
         if micro is None or contains(micro, at) or micro.end_byte > at.start_byte:
             continue
         # the accumulation signature: backward inside the micro loop, the step after it
         if not _loop_free(d, micro) or not _backpropagated_in(micro, var):
             continue
         div = ts.text(d)
-        return replace(
-            tl, unscale=div if d.type in ("identifier", "attribute", "integer") else f"({div})"
-        )
+        div = div if d.type in ("identifier", "attribute", "integer") else f"({div})"
+        summed = _accumulator(micro, var, a)
+        if summed is not None:  # the script sums the step's loss itself: log that sum
+            acc, before = summed
+            return replace(tl, value=f"{acc} / {div}" if before else acc)
+        return replace(tl, unscale=div)
     return tl
+
+
+def _stepped_every_few(loop: Node, divided: Node, at: Node, div: Node) -> bool:
+    """The loop divides and backpropagates the loss on every pass but steps the optimizer only
+    under an `if` (every `accum` passes), and the log is in that `if`: the loss there is one
+    micro-batch's share of the step."""
+    n = at.parent
+    while n is not None and n != loop:
+        if n.type == "if_statement" and not contains(n, divided):
+            steps = ts.captures(ts.query("(call function: (attribute) @f)"), n).get("f", [])
+            if any(ts.text(f).endswith(".step") for f in steps):
+                return _loop_free(div, loop) and _backpropagated_in(
+                    loop, ts.text(divided.child_by_field_name("left"))
+                )
+        n = n.parent
+    return False
+
+
+_CONVERSIONS = frozenset({"item", "detach", "float", "cpu", "clone"})
+
+
+def _accumulator(micro: Node, var: str, divided: Node) -> tuple[str, bool] | None:
+    """`loss_accum += loss.detach()` inside the micro-batch loop, into a name set before that
+    loop inside the step loop (so it is reset at every optimizer step): the step's loss as the
+    script itself sums it. Returns the name and whether the sum is taken before the division
+    (then it is `accum` times the step's mean)."""
+    outer = _loop_around(micro, scope(micro))
+    if outer is None:
+        return None
+    for aug in ts.captures(ts.query("(augmented_assignment) @a"), micro).get("a", []):
+        left, right = aug.child_by_field_name("left"), aug.child_by_field_name("right")
+        op = aug.child_by_field_name("operator")
+        if left is None or right is None or op is None or ts.text(op) != "+=":
+            continue
+        acc = ts.text(left)
+        if acc == var or not _converted(right, var) or _loop_around(aug, outer) != micro:
+            continue
+        if _reset_in(outer, micro, acc):
+            return acc, aug.start_byte < divided.start_byte
+    return None
+
+
+def _converted(expr: Node, var: str) -> bool:
+    """`loss`, `loss.item()`, `loss.detach().float()`, `float(loss)`: the loss's value."""
+    while expr.type == "call":
+        fn = expr.child_by_field_name("function")
+        if fn is None:
+            return False
+        if fn.type == "attribute":
+            attr = fn.child_by_field_name("attribute")
+            if attr is None or ts.text(attr) not in _CONVERSIONS:
+                return False
+            expr = fn.child_by_field_name("object") or fn
+        elif ts.text(fn) == "float":
+            args = [c for c in (expr.child_by_field_name("arguments") or expr).named_children]
+            if len(args) != 1:
+                return False
+            expr = args[0]
+        else:
+            return False
+    return ts.text(expr) == var
+
+
+def _reset_in(outer: Node, micro: Node, acc: str) -> bool:
+    """`acc = 0.0` (or any plain assignment) in the step loop's own body before the micro loop."""
+    body = outer.child_by_field_name("body")
+    if body is None:
+        return False
+    for st in body.named_children:
+        if st.start_byte >= micro.start_byte:
+            break
+        e = st.named_children[0] if st.type == "expression_statement" and st.named_children else st
+        if e.type == "assignment" and ts.text(e.child_by_field_name("left")) == acc:
+            return True
+    return False
 
 
 def _node_at(ix: ScriptIndex, line: int) -> Node | None:

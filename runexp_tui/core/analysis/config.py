@@ -423,9 +423,39 @@ def config_parameter(target: Node | None) -> tuple[Node, str] | None:
     if fn is None:
         return None
     for p in param_names(fn):
-        if re.search(r"^(args|opts?|config|cfg|conf|hparams|hps|params|flags)$", p, re.I):
+        if re.search(
+            r"^(args|opts?|config|cfg|conf|hparams|hps|params|flags)$", p, re.I
+        ) and not _used_as_object(fn, p):
             return fn, p
     return None
+
+
+# Methods a dict- or namespace-like configuration is read through.
+_READS = frozenset({"get", "items", "keys", "values", "copy", "to_dict", "as_dict"})
+
+
+def _used_as_object(fn: Node, name: str) -> bool:
+    """`opt.step()`, `opt.zero_grad()` and no `opt.lr` or `opt["lr"]`: the parameter is an
+    object the function works with (an optimizer passed as `opt`), not a configuration that it
+    reads settings from."""
+    body = fn.child_by_field_name("body")
+    if body is None:
+        return False
+    calls = reads = 0
+    for ident in ts.captures(ts.query("(identifier) @i"), body).get("i", []):
+        if ts.text(ident) != name or ident.parent is None:
+            continue
+        up = ident.parent
+        if up.type == "subscript" and up.child_by_field_name("value") == ident:
+            reads += 1
+        elif up.type == "attribute" and up.child_by_field_name("object") == ident:
+            attr = up.child_by_field_name("attribute")
+            called = up.parent is not None and up.parent.type == "call"
+            if called and attr is not None and ts.text(attr) not in _READS:
+                calls += 1
+            else:
+                reads += 1
+    return calls > 0 and reads == 0
 
 
 _LITERAL = ("integer", "float", "string", "true", "false")

@@ -88,6 +88,9 @@ class TrainLogPoint:
     # not in the JSON contract: the loss was divided for gradient accumulation inside the
     # micro-batch loop the log comes after (`loss = loss / accum_steps`): logged times this
     unscale: str | None = None
+    # not in the JSON contract: the expression logged as the loss instead of `loss_var`, an
+    # accumulator of the step's micro-batch losses reset at each step (`loss_accum += loss.detach()`)
+    value: str | None = None
 
 
 @dataclass(frozen=True)

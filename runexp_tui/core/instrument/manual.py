@@ -157,7 +157,9 @@ def manual_hunks(plan: Plan, guard: str | None, keras: bool, library: bool = Fal
             items = [f'"train/{metric_key(v)}": {_scalar(src, v, tl.after_line)}' for v in losses]
         else:
             value = _scalar(src, tl.loss_var or "", tl.after_line)
-            if tl.unscale:  # divided for gradient accumulation: the micro-batch's own loss
+            if tl.value:  # the step's loss summed over its micro-batches by the script
+                value = tl.value
+            elif tl.unscale:  # divided for gradient accumulation: the micro-batch's own loss
                 value = f"{value} * {tl.unscale}"
             items = [f'"train/{_train_key(tl.loss_var or "")}": {value}']
         if tl.step_var and tl.step_var != "_":  # `_` is a throwaway name, not a counter
