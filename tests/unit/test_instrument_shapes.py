@@ -1492,8 +1492,8 @@ def test_a_final_test_that_only_prints_is_logged_inside_it(tmp_path: Path) -> No
     assert lines.index(next(ln for ln in lines if "accuracy on" in ln)) > ev
     if HAS_TORCH:
         calls = _run(script, tmp_path)
-        evals = [c["data"] for c in calls if c["call"] == "log" and "eval/right" in c["data"]]
-        assert len(evals) == 1 and 0 <= evals[0]["eval/right"] <= 100
+        evals = [c["data"] for c in calls if c["call"] == "log" and "eval/accuracy" in c["data"]]
+        assert len(evals) == 1 and 0 <= evals[0]["eval/accuracy"] <= 100
         assert [c["call"] for c in calls][-1] == "finish"
 
 
@@ -1527,3 +1527,21 @@ def test_a_loss_divided_for_steps_taken_every_few_batches_is_logged_whole(
         calls = _run(script, tmp_path)
         logs = [c["data"] for c in calls if c["call"] == "log"]
         assert [d["step"] for d in logs] == list(range(6))  # 2 epochs x 12 batches / 4
+
+
+def test_generic_totals_are_named_by_what_they_add_up_and_logged_at_the_passed_step(
+    tmp_path: Path,
+) -> None:
+    """`total += criterion(...)`, `right += (pred == y).sum()` in a validation that returns
+    nothing: logged as `eval/loss` and `eval/accuracy` (the printed means), at the step the
+    training loop hands it (`validate(model, criterion, step)` -> `at_step`)."""
+    script, text = _inject("shape_eval_total_named.py", tmp_path)
+    log = next(ln for ln in text.splitlines() if "eval/" in ln)
+    assert '"eval/loss": total / batches' in log
+    assert '"eval/accuracy": 100.0 * right / seen' in log
+    assert '"step": at_step' in log
+    if HAS_TORCH:
+        calls = _run(script, tmp_path)
+        evals = [c["data"] for c in calls if c["call"] == "log" and "eval/loss" in c["data"]]
+        assert [e["step"] for e in evals] == [5, 10, 15, 20]
+        assert all(0 <= e["eval/accuracy"] <= 100 for e in evals)

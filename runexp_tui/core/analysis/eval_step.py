@@ -26,11 +26,36 @@ def eval_with_step(
     if not var or var == "_" or top_loop is None or train is None or train.epoch_result:
         return ev
     if not (ts.start_line(top_loop) < ev.after_line <= ts.end_line(top_loop)):
-        return ev
+        return _step_passed_in(ix, ev, top_loop, var)
     node = _stmt_at_line(ix, ev.after_line)
     if node is None or scope(node) != scope(top_loop) or not _bound_at(node, top_loop, var):
         return ev
     return replace(ev, step_var=var)
+
+
+def _step_passed_in(ix: ScriptIndex, ev: EvalLogPoint, top_loop: Node, var: str) -> EvalLogPoint:
+    """The log inside an evaluation function that the training loop calls with its step
+    (`validate(model, step)` under `if step % 500 == 0:`): the parameter that receives it is
+    the eval log's step, on the train log's axis."""
+    node = _stmt_at_line(ix, ev.after_line)
+    fn = scope(node) if node is not None else None
+    if fn is None or fn == scope(top_loop) or fn.type != "function_definition":
+        return ev
+    params = param_names(fn)
+    if params[:1] == ["self"]:
+        params = params[1:]
+    for call in ix.callers(fn):
+        if not (top_loop.start_byte <= call.start_byte < top_loop.end_byte):
+            continue
+        args = call.child_by_field_name("arguments")
+        for i, arg in enumerate(args.named_children if args is not None else ()):
+            if arg.type == "keyword_argument":
+                name, value = arg.child_by_field_name("name"), arg.child_by_field_name("value")
+                if name is not None and ts.text(value) == var and ts.text(name) in params:
+                    return replace(ev, step_var=ts.text(name))
+            elif ts.text(arg) == var and i < len(params):
+                return replace(ev, step_var=params[i])
+    return ev
 
 
 def _stmt_at_line(ix: ScriptIndex, line: int) -> Node | None:

@@ -124,6 +124,7 @@ def inside_eval_function(ix: ScriptIndex, fn: Node) -> EvalLogPoint | None:
                 )
         accum: list[str] = []
         counts: set[str] = set()  # `seen += 1`, `total += x.size(0)`: how many, not how well
+        kinds: dict[str, str] = {}
         for st in walk_statements(looped):
             if (
                 st.type == "expression_statement"
@@ -135,6 +136,8 @@ def inside_eval_function(ix: ScriptIndex, fn: Node) -> EvalLogPoint | None:
                     accum.append(n)
                 if _counts_items(st.named_children[0]):
                     counts.add(n)
+                elif (kind := _measures(st.named_children[0])) is not None:
+                    kinds.setdefault(n, kind)
         if accum:
             break
     anchor = looped
@@ -151,7 +154,36 @@ def inside_eval_function(ix: ScriptIndex, fn: Node) -> EvalLogPoint | None:
     means = _means(body, anchor, accum)
     reported = {name for name, _ in means}
     accum = [n for n in accum if n not in counts or n in reported]
-    return EvalLogPoint(ts.end_line(anchor), tuple(accum), ix.indent_of(anchor), means)
+    return EvalLogPoint(
+        ts.end_line(anchor), tuple(accum), ix.indent_of(anchor), means, keys=_keys(kinds, means)
+    )
+
+
+_SAYS = re.compile(r"loss|acc|err|correct|score|prec|recall|f1|psnr|ssim|bleu|iou|ppl|perp", re.I)
+
+
+def _measures(aug: Node) -> str | None:
+    """What a running total adds up: a loss (`+= criterion(out, y).item()`) or right answers
+    (`+= (pred == y).sum()`, `pred.eq(y)`); None when the addition does not say."""
+    right = aug.child_by_field_name("right")
+    if right is None:
+        return None
+    compared = ts.captures(ts.query("(comparison_operator) @c"), right).get("c", [])
+    calls = [right] if right.type == "call" else []
+    calls += ts.captures(ts.query("(call) @c"), right).get("c", [])
+    if any("==" in ts.text(c) for c in compared) or any(call_name(c) == "eq" for c in calls):
+        return "accuracy"
+    if any(re.search(r"loss|criterion", call_name(c), re.I) for c in calls):
+        return "loss"
+    return None
+
+
+def _keys(kinds: dict[str, str], means: tuple[tuple[str, str], ...]) -> tuple[tuple[str, str], ...]:
+    """The reported means of totals whose own names say nothing (`total`, `right`), named by
+    what they add up, where that name is taken by no other metric."""
+    named = {name: kinds[name] for name, _ in means if name in kinds and not _SAYS.search(name)}
+    taken = [k for k in named.values()]
+    return tuple((n, k) for n, k in named.items() if taken.count(k) == 1)
 
 
 def _counts_items(aug: Node) -> bool:

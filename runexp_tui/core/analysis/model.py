@@ -109,6 +109,10 @@ class EvalLogPoint:
     # not in the JSON contract: the train log's step, when the evaluation runs inside the
     # training loop where it is bound (both logs then share the `step` axis)
     step_var: str | None = None
+    # not in the JSON contract: the key a running total is logged under when its name says
+    # nothing of what it measures (`total += criterion(...)` -> `loss`, `right += (p == y)`
+    # -> `accuracy`)
+    keys: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)

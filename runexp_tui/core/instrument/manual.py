@@ -198,13 +198,13 @@ def manual_hunks(plan: Plan, guard: str | None, keras: bool, library: bool = Fal
 
     if wants_eval and pts.eval_log is not None:
         ev = pts.eval_log
-        means, listed = dict(ev.means), dict(ev.listed)
+        means, listed, keys = dict(ev.means), dict(ev.listed), dict(ev.keys)
         items = [
             _spread_item("eval", m)
             if m in ev.spread
             else _listed_item("eval", m, listed[m])
             if m in listed
-            else f'"eval/{metric_key(m)}": {means.get(m, m)}'
+            else f'"eval/{keys.get(m) or metric_key(m)}": {means.get(m, m)}'
             for m in ev.metric_vars
         ]
         if ev.step_var:  # inside the training loop: on the train log's step axis
@@ -216,8 +216,10 @@ def manual_hunks(plan: Plan, guard: str | None, keras: bool, library: bool = Fal
 
     tl_ = pts.test_log
     if tl_ is not None and tl_.metric_vars and not has_eval and not src.marked_log_with("test/"):
-        tmeans = dict(tl_.means)
-        items = [f'"test/{_test_key(m)}": {tmeans.get(m, m)}' for m in tl_.metric_vars]
+        tmeans, tkeys = dict(tl_.means), dict(tl_.keys)
+        items = [
+            f'"test/{tkeys.get(m) or _test_key(m)}": {tmeans.get(m, m)}' for m in tl_.metric_vars
+        ]
         names = ", ".join(tl_.metric_vars)
         _log_hunk(plan, "eval_log", f"test log: {names}", tl_, items, guard, names)
 
