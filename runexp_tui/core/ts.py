@@ -89,6 +89,9 @@ INTERESTING_CALLS = (
     "eval",
     "cli",
     "compute",
+    # command lines other than argparse
+    "Fire",
+    "option",
 )
 
 # One traversal finds everything static. Captures:

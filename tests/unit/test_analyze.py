@@ -265,6 +265,53 @@ def test_a_run_disabled_unless_a_flag_is_on_has_that_switch(mode: str) -> None:
     assert a.wandb.switch == ("--use-wandb",) and a.wandb.switch_name == "args.use_wandb"
 
 
+_LOOP = (
+    "    model = nn.Linear(4, 1)\n"
+    "    opt = torch.optim.SGD(model.parameters(), lr=lr)\n"
+    "    for step in range(steps):\n"
+    "        loss = model(torch.randn(2, 4)).sum()\n"
+    "        opt.zero_grad()\n        loss.backward()\n        opt.step()\n"
+)
+
+
+def test_fire_parameters_are_flags_and_an_off_wandb_parameter_is_the_switch() -> None:
+    """`fire.Fire(main)`: main's defaulted parameters are the flags (`--name=value`); a
+    `use_wandb: bool = False` guarding the script's own init is the switch to turn on."""
+    src = (
+        "import fire\nimport torch\nfrom torch import nn\n\n"
+        "def main(lr: float = 0.1, steps: int = 3, use_wandb: bool = False, project='p'):\n"
+        "    if use_wandb:\n        import wandb\n        wandb.init(project=project)\n"
+        + _LOOP
+        + "\nif __name__ == '__main__':\n    fire.Fire(main)\n"
+    )
+    a = analyze_source(src, "x.py")
+    flags = {f.flag: f for f in a.cli_flags}
+    assert flags["--lr"].default == "0.1" and flags["--lr"].type == "float"
+    assert flags["--project"].default == "p" and flags["--steps"].equals
+    assert a.wandb.switch == ("--use_wandb=True",) and a.wandb.switch_name == "use_wandb"
+
+
+def test_click_options_are_flags_and_a_wandb_toggle_is_the_switch() -> None:
+    """`@click.option("--wandb/--no-wandb", "use_wandb", default=False)`: click names the
+    parameter `use_wandb`; the on half of the pair turns the script's own init on."""
+    src = (
+        "import click\nimport torch\nfrom torch import nn\n\n"
+        "@click.command()\n"
+        "@click.option('--lr', default=0.1, type=float, help='learning rate')\n"
+        "@click.option('--steps', default=3)\n"
+        "@click.option('--wandb/--no-wandb', 'use_wandb', default=False)\n"
+        "def main(lr, steps, use_wandb):\n"
+        "    if use_wandb:\n        import wandb\n        wandb.init(project='p')\n"
+        + _LOOP
+        + "\nif __name__ == '__main__':\n    main()\n"
+    )
+    a = analyze_source(src, "x.py")
+    flags = {f.flag: f for f in a.cli_flags}
+    assert flags["--lr"].help == "learning rate" and flags["--steps"].default == "3"
+    assert flags["--wandb"].dest == "use_wandb" and flags["--wandb"].default == "False"
+    assert a.wandb.switch == ("--wandb",)
+
+
 def test_wandb_on_by_default_has_no_switch() -> None:
     src = "import wandb\nuse = True\nif use:\n    wandb.init()\n"
     assert analyze_source(src, "x.py").wandb.switch is None

@@ -18,6 +18,7 @@ from runexp_tui.core.analysis.nodes import (
     receiver,
     scope,
     string_value,
+    type_of,
 )
 
 if TYPE_CHECKING:
@@ -61,6 +62,63 @@ def cli_flags(ix: ScriptIndex) -> Iterator[CliFlag]:
         yield CliFlag(flag, default, help_, dest, ts.text(tnode) if tnode is not None else None)
     yield from _configurator_flags(ix)
     yield from _dataclass_flags(ix)
+    yield from _fire_flags(ix)
+    yield from _click_flags(ix)
+
+
+_KINDS = {"true": "bool", "false": "bool", "integer": "int", "float": "float"}
+
+
+def _fire_flags(ix: ScriptIndex) -> Iterator[CliFlag]:
+    """`fire.Fire(main)`: each parameter of `main` with a default is `--name=value` (Fire also
+    takes `--name value`; a bare `--name` sets a bool to True)."""
+    for c in ix.calls_named("Fire"):
+        args = positional(c)
+        if not args or args[0].type != "identifier":
+            continue
+        fns = ix.defs_by_name.get(ts.text(args[0])) or []
+        fn = fns[0] if fns else None
+        params = fn.child_by_field_name("parameters") if fn is not None else None
+        for p in params.named_children if params is not None else ():
+            if p.type not in ("default_parameter", "typed_default_parameter"):
+                continue
+            name, value = p.child_by_field_name("name"), p.child_by_field_name("value")
+            if name is None or value is None or ts.text(name).startswith("_"):
+                continue
+            ann = p.child_by_field_name("type")
+            default = string_value(value) if value.type == "string" else norm(ts.text(value))
+            kind = ts.text(ann) if ann is not None else _KINDS.get(value.type)
+            yield CliFlag(f"--{ts.text(name)}", default, None, ts.text(name), kind, equals=True)
+        return
+
+
+def _click_flags(ix: ScriptIndex) -> Iterator[CliFlag]:
+    """`@click.option("--lr", default=0.1)`, `@click.option("--wandb/--no-wandb")`,
+    `is_flag=True`: the options of a click command, named as click names its parameters."""
+    for c in ix.calls_named("option"):
+        if type_of(receiver(c)) != "identifier" or ts.text(receiver(c)) != "click":
+            continue
+        opts = [string_value(a) or "" for a in positional(c) if a.type == "string"]
+        longs = [o.split("/", 1)[0] for o in opts if o.startswith("--")]
+        if not longs:
+            continue
+        flag = max(longs, key=len)
+        named = [o for o in opts if o.isidentifier()]
+        dest = named[0] if named else flag.lstrip("-").replace("-", "_")
+        dnode = kwarg(c, "default")
+        is_flag = ts.text(kwarg(c, "is_flag")) == "True" or any("/" in o for o in opts)
+        default: str | None
+        if dnode is None:
+            default = "False" if is_flag else None
+        elif dnode.type == "string":
+            default = string_value(dnode)
+        else:
+            default = norm(ts.text(dnode))
+        hnode = kwarg(c, "help")
+        help_ = string_value(hnode) if hnode is not None and hnode.type == "string" else None
+        tnode = kwarg(c, "type")
+        kind = None if is_flag else (ts.text(tnode) if tnode is not None else None)
+        yield CliFlag(flag, default, help_, dest, kind)
 
 
 # a dataclass handed to these becomes the command line, one `--field` per field
