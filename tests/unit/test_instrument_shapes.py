@@ -1545,3 +1545,18 @@ def test_generic_totals_are_named_by_what_they_add_up_and_logged_at_the_passed_s
         evals = [c["data"] for c in calls if c["call"] == "log" and "eval/loss" in c["data"]]
         assert [e["step"] for e in evals] == [5, 10, 15, 20]
         assert all(0 <= e["eval/accuracy"] <= 100 for e in evals)
+
+
+def test_an_import_of_wandb_under_an_if_does_not_stand_for_the_run_s_own(tmp_path: Path) -> None:
+    """`if args.upload: import wandb` binds the name on one path only: the proposal imports
+    wandb itself at the top, so its init, log and finish run on the default path."""
+    script, text = _inject("shape_wandb_branch_import.py", tmp_path)
+    lines = text.splitlines()
+    assert "import wandb  # runexp-tui" in lines
+    assert lines.index("import wandb  # runexp-tui") < next(
+        i for i, ln in enumerate(lines) if "wandb.init(" in ln
+    )
+    if HAS_TORCH:
+        calls = _run(script, tmp_path)
+        assert [c["call"] for c in calls][0] == "init" and calls[-1]["call"] == "finish"
+        assert len([c for c in calls if c["call"] == "log"]) == 6

@@ -118,7 +118,29 @@ class Source:
         return False
 
     def wandb_binding_at_module_level(self) -> bool:
-        return "wandb" in self.module_names
+        """`import wandb` that runs whenever the module does: at the top level, or in a
+        `try:` body (`except ImportError: wandb = None`). One under an `if` (`if args.upload:
+        import wandb`) leaves the name unbound on the other path: the run needs its own."""
+        for node in self.nodes["import_statement"]:
+            binds = any(
+                (c.type == "dotted_name" and self.t(c) == "wandb")
+                or (
+                    c.type == "aliased_import" and self.t(c.child_by_field_name("alias")) == "wandb"
+                )
+                for c in node.named_children
+            )
+            if binds and self._always_runs(node):
+                return True
+        return False
+
+    def _always_runs(self, node: Node) -> bool:
+        p = node.parent
+        while p is not None and p.type != "module":
+            if p.type == "block" and p.parent is not None and p.parent.type == "try_statement":
+                p = p.parent.parent
+                continue
+            return False
+        return True
 
     def call_name(self, call: Node) -> str:
         """Last name of a call's callee: ``pl.Trainer(...)`` -> ``Trainer``."""
