@@ -474,6 +474,44 @@ def test_lightning_logger_replaces_false_and_imports_wandblogger() -> None:
     assert build_proposal(out, a).hunks == ()
 
 
+@pytest.mark.parametrize("passed", ["loggers", "build_loggers(cfg)"])
+def test_lightning_loggers_passed_as_a_value_get_wandb_beside_them_at_run_time(
+    passed: str,
+) -> None:
+    """`logger=loggers` may hold a list of loggers (possibly empty, built from a config), one
+    logger, or True/False/None: the WandbLogger is added beside them as the value turns out at
+    run time, never nested as `[[...], WandbLogger()]` (which Lightning fails on), and a call is
+    evaluated once."""
+    text = LIGHTNING.replace("logger=False", f"logger={passed}")
+    a = AnalysisResult(
+        path="r/t.py",
+        framework="lightning",
+        points=Points(ImportPoint(1), shortcut=Shortcut(5, "logger", "Trainer", 5)),
+    )
+    out = build_proposal(text, a).render()
+    ast.parse(out)
+    line = next(ln for ln in out.splitlines() if "L.Trainer(" in ln)
+    expr = line.split("logger=", 1)[1].rsplit(")  # runexp-tui", 1)[0]
+    calls = []
+
+    def build_loggers(cfg: object) -> object:
+        calls.append(cfg)
+        return cfg
+
+    for value, expected in (
+        ([], ["W"]),
+        (["csv", "tb"], ["csv", "tb", "W"]),
+        ("csv", ["csv", "W"]),
+        (True, ["W"]),
+        (None, ["W"]),
+    ):
+        env = {"loggers": value, "cfg": value, "build_loggers": build_loggers}
+        env["WandbLogger"] = lambda **kw: "W"
+        env["os"] = __import__("os")
+        assert eval(expr, env) == expected
+    assert len(calls) == (5 if "(" in passed else 0)
+
+
 def test_lightning_cli_gets_trainer_defaults() -> None:
     text = "from pytorch_lightning.cli import LightningCLI\n\nLightningCLI(Model, Data)\n"
     a = AnalysisResult(

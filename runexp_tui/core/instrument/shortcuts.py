@@ -286,9 +286,25 @@ def _lightning_logger(plan: Plan, sc: Shortcut) -> None:
         edits = [replace_node(src, value, logger)]
     elif value.type == "list":
         edits = [append_item(src, value, logger)]
+    elif value.type == "call" and src.call_name(value).endswith("Logger"):
+        edits = [replace_node(src, value, f"[{src.t(value)}, {logger}]")]  # one logger built
     else:
-        edits = [replace_node(src, value, f"[{src.t(value)}, {logger}]")]
+        edits = [replace_node(src, value, _beside_loggers(src.t(value), value.type, logger))]
     plan.hunks.append(edit_hunk(src, call, edits, "shortcut: WandbLogger", "logger"))
+
+
+def _beside_loggers(value: str, kind: str, logger: str) -> str:
+    """``logger`` added to what the script passes as `logger=`, which may be a list of
+    loggers (possibly empty, built from a config), one logger, or True/False/None: spread,
+    wrapped or dropped at run time. A value that is not a plain name is evaluated once."""
+    if kind in ("identifier", "attribute"):
+        v, first = value, value
+    else:
+        v, first = "_runexp_loggers", f"(_runexp_loggers := {value})"
+    return (
+        f"[*({v} if isinstance({first}, (list, tuple)) else [] if {v} is None"
+        f" or isinstance({v}, bool) else [{v}]), {logger}]"
+    )
 
 
 def _add_callback(plan: Plan, sc: Shortcut, cb: str, label: str) -> None:
