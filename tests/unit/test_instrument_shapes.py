@@ -1560,3 +1560,31 @@ def test_an_import_of_wandb_under_an_if_does_not_stand_for_the_run_s_own(tmp_pat
         calls = _run(script, tmp_path)
         assert [c["call"] for c in calls][0] == "init" and calls[-1]["call"] == "finish"
         assert len([c for c in calls if c["call"] == "log"]) == 6
+
+
+def test_a_function_handed_to_the_repos_own_launcher_is_where_the_run_starts(
+    tmp_path: Path,
+) -> None:
+    """`run_everywhere(main, args.procs, args=(args,))` from the repository's own package
+    starts processes that each run `main` (its body calls `start_processes`): the run starts
+    inside `main`, after the settings it builds from the options, under the repository's own
+    main-process test (`leader()`), never in the parent whose children would log without a run."""
+    from runexp_tui.core.analysis import analyze_file
+
+    tree = tmp_path / "repo"
+    shutil.copytree(SCRIPTS.parent / "repo_launcher", tree)
+    script = tree / "tools" / "shape_repo_launcher.py"
+    got = analyze_file(script).to_json()
+    expected = json.loads(script.with_suffix(".expected.json").read_text())
+    assert {**got, "path": script.name} == expected
+    assert got["distributed"] == {"kind": "other", "main_process": "leader()"}
+    apply_proposal(propose_file(script, project="t"))
+    lines = script.read_text().splitlines()
+    init = next(i for i, ln in enumerate(lines) if "wandb.init(" in ln)
+    assert lines[init - 2].strip() == "cfg = settings(args)"
+    assert lines[init - 1].strip() == "if leader():  # runexp-tui" and "config=cfg" in lines[init]
+    if HAS_TORCH:
+        calls = _run(script, tmp_path)  # two spawned processes on gloo
+        assert [c["call"] for c in calls].count("init") == 1
+        assert calls[0]["config"] == ["batch", "iters", "lr"]
+        assert [c["data"]["step"] for c in calls if c["call"] == "log"] == list(range(6))

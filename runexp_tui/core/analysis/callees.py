@@ -146,6 +146,46 @@ def external_setup_calls(ix: ScriptIndex) -> list[Node]:
     return found
 
 
+_SPAWNS = (b"spawn(", b"start_processes(", b"Process(")
+
+
+def external_launches(ix: ScriptIndex) -> list[tuple[Node, str]]:
+    """`launch(main, args.num_gpus, args=(args,))` of the repository's own launcher (its body
+    starts processes: `mp.spawn`, `start_processes`, `Process`): (the call, the name of this
+    file's function it hands over, which each started process runs)."""
+    modules, functions = _own_sources(ix)
+    if not modules and not functions:
+        return []
+    out: list[tuple[Node, str]] = []
+    verdicts: dict[tuple[str, str], bool] = {}
+
+    def handed(c: Node) -> str | None:
+        args = c.child_by_field_name("arguments")
+        first = args.named_children[0] if args is not None and args.named_children else None
+        if first is None or first.type != "identifier" or ts.text(first) not in ix.defs_by_name:
+            return None
+        return ts.text(first)
+
+    for c in _attribute_calls(ix.root):
+        recv = receiver(c)
+        if recv is None or ts.text(recv) not in modules or (fn := handed(c)) is None:
+            continue
+        key = (ts.text(recv), call_name(c))
+        if key not in verdicts:
+            body = _body_of(modules[key[0]], key[1])
+            verdicts[key] = body is not None and any(sp in body for sp in _SPAWNS)
+        if verdicts[key]:
+            out.append((c, fn))
+    calls = ix.local_calls(functions) if functions else {}
+    for name, (src, fname) in functions.items():
+        body = _body_of(src, fname) if calls.get(name) else None
+        if body is None or not any(sp in body for sp in _SPAWNS):
+            continue
+        out.extend((c, fn) for c in calls[name] if (fn := handed(c)) is not None)
+    out.sort(key=lambda cf: cf[0].start_byte)
+    return out
+
+
 def external_rank_functions(ix: ScriptIndex) -> set[str]:
     """Functions imported from the repository's own modules that return the process's rank
     (`from utils.mpi import proc_id`: `return MPI.COMM_WORLD.Get_rank()`)."""
@@ -161,6 +201,29 @@ def external_rank_functions(ix: ScriptIndex) -> set[str]:
 
 
 _RANK_RETURN = re.compile(rb"return\b[^\n]*(rank|RANK)")
+# `return not dist.is_initialized() or dist.get_rank() == 0`: the answer to "is this the main
+# process", not a rank
+_LEADER_RETURN = re.compile(rb"return\b[^\n]*(rank|RANK)\b[^\n]*(==|<=)\s*0\b")
+
+
+def tests_leader(body: bytes) -> bool:
+    """A short function body that answers whether this is the main process."""
+    return body.count(b"\n") < 20 and _LEADER_RETURN.search(body) is not None
+
+
+def external_leader_functions(ix: ScriptIndex) -> set[str]:
+    """Functions imported from the repository's own modules that say whether this process is
+    the main one (`from kit.comm import is_leader`)."""
+    _, functions = _own_sources(ix)
+    calls = ix.local_calls(functions) if functions else {}
+    out: set[str] = set()
+    for name, (src, fn) in functions.items():
+        body = _body_of(src, fn) if calls.get(name) else None
+        if body is not None and tests_leader(body):
+            out.add(name)
+    return out
+
+
 _REEXEC_CALL = re.compile(rb"\b(check_call|call|run|Popen|check_output|exec[lv]p?e?)\(")
 
 

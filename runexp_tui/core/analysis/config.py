@@ -438,9 +438,22 @@ def _used_as_object(fn: Node, name: str) -> bool:
     """`opt.step()`, `opt.zero_grad()` and no `opt.lr` or `opt["lr"]`: the parameter is an
     object the function works with (an optimizer passed as `opt`), not a configuration that it
     reads settings from."""
+    calls, reads = _uses(fn, name)
+    return calls > 0 and reads == 0
+
+
+def read_as_settings(fn: Node, name: str) -> bool:
+    """`cfg["lr"]`, `cfg.SOLVER.MAX_ITER`, `cfg.get("seed")` and no other method call: ``name``
+    holds settings the function reads (not a model or a loader built from the options)."""
+    calls, reads = _uses(fn, name)
+    return reads > 0 and calls == 0
+
+
+def _uses(fn: Node, name: str) -> tuple[int, int]:
+    """(method calls, field reads) of ``name`` in ``fn``'s body."""
     body = fn.child_by_field_name("body")
     if body is None:
-        return False
+        return 0, 0
     calls = reads = 0
     for ident in ts.captures(ts.query("(identifier) @i"), body).get("i", []):
         if ts.text(ident) != name or ident.parent is None:
@@ -455,7 +468,9 @@ def _used_as_object(fn: Node, name: str) -> bool:
                 calls += 1
             else:
                 reads += 1
-    return calls > 0 and reads == 0
+        elif up.type == "call" and up.child_by_field_name("function") == ident:
+            calls += 1  # `model(x)`: called itself
+    return calls, reads
 
 
 _LITERAL = ("integer", "float", "string", "true", "false")

@@ -6,14 +6,23 @@ import re
 from typing import TYPE_CHECKING
 
 from runexp_tui.core import ts
-from runexp_tui.core.analysis.callees import external_rank_functions, reexecutes, returns_rank
+from runexp_tui.core.analysis.callees import (
+    external_launches,
+    external_leader_functions,
+    external_rank_functions,
+    reexecutes,
+    returns_rank,
+    tests_leader,
+)
 from runexp_tui.core.analysis.framework import fw_modules
 from runexp_tui.core.analysis.index import ScriptIndex
 from runexp_tui.core.analysis.model import Distributed
 from runexp_tui.core.analysis.nodes import (
     and_operands,
     assignment,
+    call_args,
     call_name,
+    callee_of,
     kwarg,
     loop_index,
     loops_up,
@@ -72,6 +81,8 @@ def distributed(ix: ScriptIndex) -> Distributed:
         kind = "other"  # Hogwild-style `mp.Process(target=train)`: several training processes
     elif ix.external_setup():
         kind = "other"  # `dist_util.setup_dist()`: the repo's own setup (MPI, its own launcher)
+    elif external_launches(ix):
+        kind = "other"  # `launch(main, num_gpus)`: the repo's launcher starts the processes
     main = main_process(ix, kind)
     if kind == "none" and "jax" in fw and main and "process_index" in main:
         kind = "other"  # multi-host JAX: one process per host, each would start a run
@@ -219,13 +230,21 @@ def _is_rank_test(expr: Node | None, rank_fns: frozenset[str] = frozenset()) -> 
     return False
 
 
+def leader_functions(ix: ScriptIndex) -> frozenset[str]:
+    """Functions (this file's or the repository's own) that say whether this is the main
+    process: `if leader():` is then a main-process test."""
+    own = {ts.text(d.child_by_field_name("name")) for d in ix.defs if tests_leader(_body(d))}
+    return frozenset(own | external_leader_functions(ix))
+
+
 def main_process(ix: ScriptIndex, kind: str) -> str | None:
     rank_fns = rank_functions(ix) if kind != "none" else frozenset()
+    leaders = leader_functions(ix) if kind != "none" else frozenset()
     rank_vars = _rank_vars(ix, rank_fns)
     scores: dict[str, list[int]] = {}
     ifs = list(ix.ifs)
-    calls = ix.local_calls(rank_fns) if rank_fns else {}
-    for name in rank_fns:  # `if proc_id() == 0:` (the query's filter knows no such name)
+    calls = ix.local_calls(rank_fns | leaders) if rank_fns or leaders else {}
+    for name in rank_fns | leaders:  # `if proc_id() == 0:` (the query's filter knows no such name)
         for c in calls.get(name, ()):
             cond = c.parent
             while (
@@ -239,7 +258,7 @@ def main_process(ix: ScriptIndex, kind: str) -> str | None:
     for n, iff in enumerate(ifs):
         cond = iff.child_by_field_name("condition")
         for operand in and_operands(cond):
-            cand = _predicate(operand, rank_vars, rank_fns)
+            cand = _predicate(operand, rank_vars, rank_fns, leaders)
             if cand is None:
                 continue
             body = ts.text(iff.child_by_field_name("consequence"))
@@ -268,10 +287,15 @@ def main_process(ix: ScriptIndex, kind: str) -> str | None:
 
 
 def _predicate(
-    node: Node, rank_vars: dict[str, Node], rank_fns: frozenset[str] = frozenset()
+    node: Node,
+    rank_vars: dict[str, Node],
+    rank_fns: frozenset[str] = frozenset(),
+    leaders: frozenset[str] = frozenset(),
 ) -> str | None:
     if node.type == "identifier" and ts.text(node) in rank_vars:
         return ts.text(node)
+    if node.type == "call" and not call_args(node) and ts.text(callee_of(node)) in leaders:
+        return norm(ts.text(node))  # `leader()`: the file's own main-process test
     if node.type == "attribute" and ts.text(node.child_by_field_name("attribute")) in (
         "is_main_process",
         "is_local_main_process",
@@ -330,4 +354,6 @@ def spawned_workers(ix: ScriptIndex) -> list[tuple[Node, Node, bool]]:
             continue
         for d in ix.defs_by_name.get(ts.text(fn_node), []):
             out.append((c, d, first_is_rank))
+    for c, name in external_launches(ix):  # the repo's launcher calls it with the user's args
+        out.extend((c, d, False) for d in ix.defs_by_name.get(name, []))
     return out

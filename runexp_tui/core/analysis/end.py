@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Literal
 
 from runexp_tui.core import ts
+from runexp_tui.core.analysis.callees import external_launches
 from runexp_tui.core.analysis.index import ScriptIndex
 from runexp_tui.core.analysis.model import EvalLogPoint, FinishPoint, InitPoint
 from runexp_tui.core.analysis.nodes import (
@@ -230,6 +231,8 @@ def repeating_caller(ix: ScriptIndex, fn: Node | None) -> Node | None:
             call = call.parent
         if call is None or call_name(call) in _WORKER_CALLS:
             return None
+        if any(call == c for c, _ in external_launches(ix)):
+            return None  # the repository's launcher runs it once in each process it starts
         return ix.line_stmt(call)
     return None
 

@@ -21,6 +21,7 @@ from runexp_tui.core.analysis.config import (
     object_config,
     out_of_branch,
     promote,
+    read_as_settings,
     self_config,
 )
 from runexp_tui.core.analysis.config_file import loaded_config
@@ -390,6 +391,15 @@ def _init_in_spawned(
                 anchor = st  # after the process group exists
         if rank and anchor is not None:
             rank = _global_rank_from(worker, rank, anchor) or rank
+        if cfg and anchor is None:
+            for st in body_stmts(worker):
+                if contains(st, target):
+                    break
+                if _built_from(st, cfg) is not None:
+                    anchor = st
+                    break
+        if cfg and anchor is not None and (built := _built_from(anchor, cfg)) is not None:
+            cfg = built  # `cfg = setup(args)`: the settings the worker trains with
         guard = f"{rank} == 0" if rank else None
         if anchor is not None and body is not None:
             stop = next(
@@ -409,6 +419,21 @@ def _init_in_spawned(
             return None
         return InitPoint(start.after_line, cfg, start.indent, guard, expr)
     return None
+
+
+def _built_from(st: Node, cfg: str) -> str | None:
+    """`cfg = setup(args)`: the one name a call computes from the options and the function
+    then reads settings from (not `model = build(args)`), else None."""
+    a = assignment(st)
+    left = a.child_by_field_name("left") if a is not None else None
+    right = a.child_by_field_name("right") if a is not None else None
+    if left is None or right is None or left.type != "identifier" or right.type != "call":
+        return None
+    fn = scope(st)
+    name = ts.text(left)
+    if cfg not in identifiers(right) or name == cfg or fn is None:
+        return None
+    return name if read_as_settings(fn, name) else None
 
 
 _SCALAR_CALLS = frozenset({"int", "float", "str", "bool", "len", "device_count", "cpu_count"})

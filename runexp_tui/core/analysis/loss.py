@@ -367,6 +367,17 @@ def _reset_in_loops(name: str, loop: Node) -> bool:
     return False
 
 
+def _handed_once(ix: ScriptIndex, fn: Node) -> bool:
+    """The function is handed by name to a call outside any loop (`launch(main, n)`,
+    `mp.spawn(worker, ...)`): run once per process, so its loop's index is the step."""
+    name = ts.text(fn.child_by_field_name("name"))
+    q = ts.query("(argument_list (identifier) @a)\n(keyword_argument value: (identifier) @a)")
+    return any(
+        ts.text(a) == name and next(loops_up(a), None) is None
+        for a in ts.captures(q, ix.root).get("a", [])
+    )
+
+
 def step_var(ix: ScriptIndex, loop: Node) -> str | None:
     """The training step's counter: an integer `x += 1` in the loop, else the loop's index.
 
@@ -386,7 +397,13 @@ def step_var(ix: ScriptIndex, loop: Node) -> str | None:
     index = loop_index(loop)
     fn = scope(loop)
     outer = next(loops_up(loop), None)
-    if index is not None and outer is None and fn is not None and not ix.callers(fn):
+    if (
+        index is not None
+        and outer is None
+        and fn is not None
+        and not ix.callers(fn)
+        and not _handed_once(ix, fn)
+    ):
         # a function this file never calls (`train_one_epoch` of an engine module, called
         # per epoch from elsewhere): its index may start again at 0 each call
         return None
