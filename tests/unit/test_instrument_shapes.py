@@ -1588,3 +1588,18 @@ def test_a_function_handed_to_the_repos_own_launcher_is_where_the_run_starts(
         assert [c["call"] for c in calls].count("init") == 1
         assert calls[0]["config"] == ["batch", "iters", "lr"]
         assert [c["data"]["step"] for c in calls if c["call"] == "log"] == list(range(6))
+
+
+def test_an_endless_loop_left_only_by_a_return_finishes_the_run_before_it(
+    tmp_path: Path,
+) -> None:
+    """`while True:` with no break of its own, left by one `return` once the budget is spent:
+    a finish after the loop would never run, so it goes just before that return."""
+    script, text = _inject("shape_finish_endless_loop.py", tmp_path)
+    lines = text.splitlines()
+    fin = next(i for i, ln in enumerate(lines) if "wandb.finish()" in ln)
+    assert lines[fin + 1].strip() == "return"
+    if HAS_TORCH:
+        calls = _run(script, tmp_path)
+        assert [c["call"] for c in calls][-1] == "finish"
+        assert sum(c["call"] == "log" for c in calls) == 10

@@ -15,6 +15,7 @@ from runexp_tui.core.analysis.nodes import (
     contains,
     is_main_guard,
     lift_to_function_level,
+    loops_up,
     scope,
     stmt_of,
 )
@@ -51,6 +52,9 @@ def finish_point(
             ):
                 break
             st = trystmt
+        exit_at = _only_exit(ix.line_stmt(top))
+        if exit_at is not None:  # `while True:` left only by a `return` inside: finish there
+            return FinishPoint(ts.start_line(exit_at) - 1, ix.indent_of(exit_at))
         st = _end_of_run(ix, st)
         outer = repeating_caller(ix, scope(st))
         if outer is not None:  # `study.optimize(objective)`: the run spans every call
@@ -84,6 +88,28 @@ def finish_point(
             if ev is not None:
                 last = ev
     return FinishPoint(ts.end_line(last), ix.indent_of(last))
+
+
+def _only_exit(loop: Node) -> Node | None:
+    """The one `return` that leaves an endless loop (`while True:` with no `break` of its
+    own): nothing after the loop ever runs, so the run ends just before that return."""
+    if loop.type != "while_statement":
+        return None
+    cond = loop.child_by_field_name("condition")
+    if cond is None or ts.text(cond) not in ("True", "1"):
+        return None
+    exits: list[Node] = []
+    stack = list(loop.named_children)
+    while stack:
+        n = stack.pop()
+        if n.type in ("function_definition", "lambda", "class_definition"):
+            continue
+        if n.type == "break_statement" and next(loops_up(n), None) == loop:
+            return None  # the loop ends: what follows it runs
+        if n.type == "return_statement":
+            exits.append(n)
+        stack.extend(n.named_children)
+    return exits[0] if len(exits) == 1 else None
 
 
 def _init_scope(ix: ScriptIndex, init: InitPoint) -> Node | None | Literal[False]:
