@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from runexp_tui.core.instrument import apply_proposal, propose_file
+from runexp_tui.core.instrument import apply_proposal, propose_file, revert_file
 
 SCRIPTS = Path(__file__).resolve().parents[1] / "fixtures" / "scripts"
 HAS_TORCH = importlib.util.find_spec("torch") is not None
@@ -1472,7 +1472,7 @@ def test_predictions_returned_by_the_evaluation_are_not_the_metric(tmp_path: Pat
     lines = text.splitlines()
     ev = next(i for i, ln in enumerate(lines) if "eval/" in ln)
     assert "stats.items()" in lines[ev] and "records" not in lines[ev]
-    assert "stats = {" in lines[ev - 2]
+    assert "stats = {" in lines[ev - 1]  # inside the script's own is_main() check: no guard of ours
     if HAS_TORCH:
         calls = _run(script, tmp_path)
         evals = [
@@ -1603,3 +1603,48 @@ def test_an_endless_loop_left_only_by_a_return_finishes_the_run_before_it(
         calls = _run(script, tmp_path)
         assert [c["call"] for c in calls][-1] == "finish"
         assert sum(c["call"] == "log" for c in calls) == 10
+
+
+def test_predictions_returned_beside_the_scores_are_not_logged(tmp_path: Path) -> None:
+    """`val_scores, val_shown = check(...)` where `check` returns a dict of scores and a
+    comprehension of (input, target, prediction) arrays: the scores are logged key by key,
+    the arrays never."""
+    script, text = _inject("shape_eval_scores_and_samples.py", tmp_path)
+    log = next(ln for ln in text.splitlines() if "eval/" in ln)
+    assert "val_scores.items()" in log and "val_shown" not in log
+    if HAS_TORCH:
+        calls = _run(script, tmp_path)
+        evals = [c["data"] for c in calls if c["call"] == "log" and "eval/mse" in c["data"]]
+        assert len(evals) == 2 and set(evals[0]) == {"eval/mse", "eval/mae", "step"}
+
+
+def test_a_final_test_the_caller_returns_is_logged_before_the_run_finishes(
+    tmp_path: Path,
+) -> None:
+    """`fit(opts, net, ...)` then `return score(net, ...)` in the caller: the returned scores
+    are bound, logged under test/, the run finished, and the same value returned (the entry
+    point still prints it)."""
+    script, text = _inject("shape_test_returned_by_caller.py", tmp_path)
+    lines = text.splitlines()
+    at = lines.index("    results = score(net, xs, ys)  # runexp-tui")
+    assert "test/" in lines[at + 1] and lines[at + 2].strip() == "wandb.finish()  # runexp-tui"
+    assert lines[at + 3] == "    return results  # runexp-tui"
+    if HAS_TORCH:
+        calls = _run(script, tmp_path)
+        assert [c["call"] for c in calls][-2:] == ["log", "finish"]
+        assert set(calls[-2]["data"]) == {"test/mse", "test/max_err"}
+        revert_file(script)
+        assert script.read_text() == (SCRIPTS / script.name).read_text()
+
+
+def test_an_evaluation_appended_to_a_list_logs_its_newest_value(tmp_path: Path) -> None:
+    """`returns.append(rollout_return(...))` every few steps: each new value is logged there
+    (`returns[-1]`, on the train step), never the whole list once before training."""
+    script, text = _inject("shape_eval_appended.py", tmp_path)
+    log = next(ln for ln in text.splitlines() if "eval/" in ln)
+    assert '"eval/returns": returns[-1]' in log and '"step": t' in log
+    if HAS_TORCH:
+        calls = _run(script, tmp_path)
+        evals = [c["data"] for c in calls if c["call"] == "log" and "eval/returns" in c["data"]]
+        assert [e["step"] for e in evals] == [3, 7, 11]
+        assert all(isinstance(e["eval/returns"], float) for e in evals)

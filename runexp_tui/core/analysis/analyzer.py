@@ -50,7 +50,13 @@ from runexp_tui.core.analysis.index import ScriptIndex
 from runexp_tui.core.analysis.init_point import init_point
 from runexp_tui.core.analysis.loop import direct_sites, outermost_loop, training_loop
 from runexp_tui.core.analysis.loss import train_log
-from runexp_tui.core.analysis.model import AnalysisResult, InitPoint, Points, TrainLogPoint
+from runexp_tui.core.analysis.model import (
+    AnalysisResult,
+    FinishPoint,
+    InitPoint,
+    Points,
+    TrainLogPoint,
+)
 from runexp_tui.core.analysis.nodes import loop_index, scope
 from runexp_tui.core.analysis.wandb_use import wandb_use
 
@@ -164,6 +170,8 @@ def analyze(ix: ScriptIndex) -> AnalysisResult:
         # one run for every call of the function handed over (each trial of a search)
         init = InitPoint(ts.start_line(outer) - 1, None, ix.indent_of(outer))
     finish = finish_point(ix, top_loop, train_call, last_eval, init, loop)
+    if finish is not None and test is not None and test.returned:
+        finish = FinishPoint(test.after_line, test.indent)  # before the return it rewrites
     if finish is not None and test is not None and test.after_line > finish.after_line:
         test = None  # past the end of the run: a later phase, not this training's test
     return AnalysisResult(

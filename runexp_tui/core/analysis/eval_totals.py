@@ -42,29 +42,81 @@ def returns_records(fn: Node) -> bool:
     ]
     if not returned:
         return False
-    for value in returned:
-        if value.type == "list_comprehension":
-            item = value.child_by_field_name("body")
-            if type_of(item) not in _RECORD:
-                return False
+    return all(_records(value, body) for value in returned)
+
+
+def returned_slots(fn: Node) -> dict[int, str]:
+    """What each place of `return score, samples` hands back: "records" (a comprehension of
+    tuples of arrays kept to look at: that name of the caller's `val_score, val_samples =
+    validate(...)` is not a metric) or "dict" (a dict literal of metrics: logged key by key)."""
+    body = fn.child_by_field_name("body")
+    if body is None:
+        return {}
+    slots: dict[int, str] = {}
+    for r in walk_statements(body):
+        value = r.named_children[0] if r.type == "return_statement" and r.named_children else None
+        if value is None or value.type not in ("expression_list", "tuple"):
             continue
-        if value.type != "identifier":
-            return False
-        name = ts.text(value)
-        added: list[Node | None] = []
-        for c in ts.captures(_CALLS, body).get("c", []):
-            callee = callee_of(c)
-            if (
-                callee is not None
-                and callee.type == "attribute"
-                and ts.text(callee.child_by_field_name("object")) == name
-                and ts.text(callee.child_by_field_name("attribute")) in ("append", "extend")
-            ):
-                args = c.child_by_field_name("arguments")
-                added.append(args.named_children[0] if args and args.named_children else None)
-        if not added or any(type_of(a) not in (*_RECORD, "list_comprehension") for a in added):
-            return False
-    return True
+        for i, item in enumerate(value.named_children):
+            if _records(item, body):
+                slots[i] = "records"
+            elif _a_dict(item, body):
+                slots.setdefault(i, "dict")
+    return slots
+
+
+def _a_dict(value: Node, body: Node) -> bool:
+    if value.type == "dictionary":
+        return True
+    if value.type != "identifier":
+        return False
+    bound = [
+        a.child_by_field_name("right")
+        for st in walk_statements(body)
+        if (a := assignment(st)) is not None
+        and a.type == "assignment"
+        and ts.text(a.child_by_field_name("left")) == ts.text(value)
+    ]
+    return bool(bound) and all(type_of(r) == "dictionary" for r in bound)
+
+
+def _records(value: Node, body: Node) -> bool:
+    """A comprehension of records, or a name bound to one or filled with records."""
+    if value.type == "list_comprehension":
+        return type_of(value.child_by_field_name("body")) in _RECORD
+    if value.type != "identifier":
+        return False
+    name = ts.text(value)
+    added: list[Node | None] = []
+    for st in walk_statements(body):
+        a = assignment(st)
+        right = a.child_by_field_name("right") if a is not None else None
+        if (
+            a is not None
+            and right is not None
+            and right.type == "list_comprehension"
+            and ts.text(a.child_by_field_name("left")) == name
+        ):
+            added.append(right)
+    for c in ts.captures(_CALLS, body).get("c", []):
+        callee = callee_of(c)
+        if (
+            callee is not None
+            and callee.type == "attribute"
+            and ts.text(callee.child_by_field_name("object")) == name
+            and ts.text(callee.child_by_field_name("attribute")) in ("append", "extend")
+        ):
+            args = c.child_by_field_name("arguments")
+            added.append(args.named_children[0] if args and args.named_children else None)
+    return bool(added) and all(
+        type_of(a) in _RECORD
+        or (
+            a is not None
+            and a.type == "list_comprehension"
+            and type_of(a.child_by_field_name("body")) in _RECORD
+        )
+        for a in added
+    )
 
 
 # what a value is turned into that is not a metric: a size, a text, a path, a copy

@@ -9,6 +9,7 @@ from runexp_tui.core import ts
 from runexp_tui.core.analysis.eval_totals import (
     derived_after,
     inside_eval_function,
+    returned_slots,
     returns_records,
 )
 from runexp_tui.core.analysis.index import ScriptIndex
@@ -123,9 +124,23 @@ def test_log(
     end_line = ts.end_line(stmt)
     if eval_log is not None and eval_log.after_line > end_line:
         return None  # the one eval log already comes after training
-    cur = stmt.next_named_sibling
     evals = {ts.text(f.child_by_field_name("name")): f for f in eval_functions(ix)}
+    found = _test_after(ix, stmt, evals, eval_log)
+    fn = scope(stmt)
+    callers = ix.callers(fn) if fn is not None and found is None else []
+    if len(callers) == 1 and next(loops_up(callers[0]), None) is None:
+        # `do_train(cfg, model)` then `return do_test(cfg, model)` in the caller
+        found = _test_after(ix, lift_to_function_level(stmt_of(callers[0])), evals, eval_log)
+    return found
+
+
+def _test_after(
+    ix: ScriptIndex, stmt: Node, evals: dict[str, Node], eval_log: EvalLogPoint | None
+) -> EvalLogPoint | None:
+    cur = stmt.next_named_sibling
     while cur is not None:
+        if (returned := _returned_eval(ix, cur, evals)) is not None:
+            return returned
         bare = cur.named_children[0] if cur.type == "expression_statement" else None
         if bare is not None and bare.type == "call" and call_name(bare) in evals:
             # `test(model, testset)`: the function only prints what it measured; the log goes
@@ -153,6 +168,24 @@ def test_log(
                     return EvalLogPoint(ts.end_line(last), tuple(metric_names), ix.indent_of(last))
         cur = cur.next_named_sibling
     return None
+
+
+def _returned_eval(ix: ScriptIndex, st: Node, evals: dict[str, Node]) -> EvalLogPoint | None:
+    """`return do_test(cfg, model)` after training: the final evaluation is the function's
+    result. It is bound to a free name on that line, logged, and returned."""
+    value = st.named_children[0] if st.type == "return_statement" and st.named_children else None
+    if value is None or value.type != "call" or ts.start_line(st) != ts.end_line(st):
+        return None
+    callee = call_name(value)
+    if _NOT_METRIC.match(callee) or not (
+        callee in evals or _METRIC_CALL.search(callee) or EVAL_NAME.search(callee)
+    ):
+        return None
+    fn = scope(st)
+    used = set(identifiers(fn)) if fn is not None else set()
+    name = next(n for n in ("results", "test_results", "final_results") if n not in used)
+    line = ts.start_line(st)
+    return EvalLogPoint(line, (name,), ix.indent_of(st), spread=(name,), returned=name)
 
 
 def eval_log(
@@ -324,7 +357,15 @@ def _eval_point(
     if a is not None and contains(a.child_by_field_name("right"), node):  # type: ignore[arg-type]
         first = ix.line_stmt(node)
         stmt, names = _metric_run(first)
-        dicts = tuple(n for n in names if _read_as_dict(first, n))
+        returned: dict[str, str] = {}
+        left = a.child_by_field_name("left")  # `val_score, val_samples = validate(...)`
+        if efn is not None and left is not None and left.type in ("pattern_list", "tuple_pattern"):
+            slots = returned_slots(efn)
+            returned = {
+                ts.text(t): slots[i] for i, t in enumerate(left.named_children) if i in slots
+            }
+            names = [n for n in names if returned.get(n) != "records"]
+        dicts = tuple(n for n in names if _read_as_dict(first, n) or returned.get(n) == "dict")
         if efn is not None and _backpropagated(first, names):
             return None  # `loss_q, info = compute_loss_q(...)` then `loss_q.backward()`
         if (
@@ -355,9 +396,31 @@ def _eval_point(
         return EvalLogPoint(
             ts.end_line(stmt), tuple(names), ix.indent_of(stmt), spread=dicts, listed=listed
         )
+    if (kept := _appended_to(node)) is not None:
+        # `evaluations.append(eval_policy(...))`: the newest entry is this evaluation's value
+        last = f"{kept}[-1]"
+        return EvalLogPoint(ts.end_line(stmt), (last,), ix.indent_of(stmt), keys=((last, kept),))
     if efn is not None:
         return inside_eval_function(ix, efn)
     return None
+
+
+def _appended_to(call: Node) -> str | None:
+    """The list a call's value is appended to (`history.append(evaluate(...))`), else None."""
+    args = call.parent
+    outer = args.parent if args is not None and args.type == "argument_list" else None
+    fn = outer.child_by_field_name("function") if outer is not None else None
+    if fn is None or fn.type != "attribute" or len(args.named_children) != 1:  # type: ignore[union-attr]
+        return None
+    obj, attr = fn.child_by_field_name("object"), fn.child_by_field_name("attribute")
+    if ts.text(attr) != "append" or obj is None or obj.type not in ("identifier", "attribute"):
+        return None
+    st = stmt_of(call)
+    return (
+        ts.text(obj)
+        if st.type == "expression_statement" and st.named_children[0] == outer
+        else None
+    )
 
 
 def _after_eval_loop(ix: ScriptIndex, ev: Node) -> EvalLogPoint | None:

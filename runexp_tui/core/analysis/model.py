@@ -113,6 +113,10 @@ class EvalLogPoint:
     # nothing of what it measures (`total += criterion(...)` -> `loss`, `right += (p == y)`
     # -> `accuracy`)
     keys: tuple[tuple[str, str], ...] = ()
+    # not in the JSON contract: the evaluation is what the function returns (`return
+    # do_test(model)` on `after_line`): its value is bound to this name first, then logged,
+    # the run finished, and the name returned
+    returned: str | None = None
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ast
 import re
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from runexp_tui.core.instrument.config_expr import config_dict_expr, config_kind
@@ -94,7 +95,12 @@ def manual_hunks(plan: Plan, guard: str | None, keras: bool, library: bool = Fal
     has_finish = bool(src.wandb_calls("finish"))
 
     wants_train = pts.train_log is not None and bool(pts.train_log.loss_var) and not has_train
-    wants_eval = pts.eval_log is not None and bool(pts.eval_log.metric_vars) and not has_eval
+    wants_eval = (
+        pts.eval_log is not None
+        and bool(pts.eval_log.metric_vars)
+        and not has_eval
+        and not src.marked_log_of(pts.eval_log.metric_vars)
+    )
     if library and not wants_train:
         return  # a helper module that does not train: its numbers are not this run's metrics
     wants_test = pts.test_log is not None and bool(pts.test_log.metric_vars) and not has_eval
@@ -218,10 +224,15 @@ def manual_hunks(plan: Plan, guard: str | None, keras: bool, library: bool = Fal
     if tl_ is not None and tl_.metric_vars and not has_eval and not src.marked_log_with("test/"):
         tmeans, tkeys = dict(tl_.means), dict(tl_.keys)
         items = [
-            f'"test/{tkeys.get(m) or _test_key(m)}": {tmeans.get(m, m)}' for m in tl_.metric_vars
+            _spread_item("test", m)
+            if m in tl_.spread
+            else f'"test/{tkeys.get(m) or _test_key(m)}": {tmeans.get(m, m)}'
+            for m in tl_.metric_vars
         ]
         names = ", ".join(tl_.metric_vars)
         _log_hunk(plan, "eval_log", f"test log: {names}", tl_, items, guard, names)
+        if tl_.returned:
+            _bind_returned(plan, tl_.after_line, tl_.returned)
 
     if library:
         pass
@@ -230,19 +241,26 @@ def manual_hunks(plan: Plan, guard: str | None, keras: bool, library: bool = Fal
     elif pts.finish is not None and (plan.hunks or has_init):
         fin = pts.finish
         plan.need.add("wandb")
-        plan.hunks.append(
-            insertion(
-                "finish",
-                "finish: wandb.finish()",
-                fin.after_line,
-                guarded_block(
-                    ["wandb.finish()"],
-                    fin.indent,
-                    _guard_at(src, guard, fin.after_line, fin.indent),
-                    plan.unit,
-                ),
-            )
+        block = guarded_block(
+            ["wandb.finish()"],
+            fin.indent,
+            _guard_at(src, guard, fin.after_line, fin.indent),
+            plan.unit,
         )
+        returned = next(
+            (
+                i
+                for i, h in enumerate(plan.hunks)
+                if h.kind == "eval_log" and h.old_lines and h.anchor_line == fin.after_line - 1
+            ),
+            None,
+        )
+        if returned is not None:  # `return results` ends the rewritten line: finish before it
+            h = plan.hunks[returned]
+            lines = (*h.new_lines[:-1], *block, h.new_lines[-1])
+            plan.hunks[returned] = replace(h, new_lines=lines)
+        else:
+            plan.hunks.append(insertion("finish", "finish: wandb.finish()", fin.after_line, block))
 
 
 def _listed_item(prefix: str, var: str, model: str) -> str:
@@ -293,6 +311,22 @@ def _bind_step_result(plan: Plan, line: int, name: str) -> None:
     bound = f"{indent}{name} = {body}  {MARKER}"
     plan.hunks.append(
         Hunk(-1, log.label, "train_log", line - 1, (text,), (bound, *log.new_lines), log.var)
+    )
+
+
+def _bind_returned(plan: Plan, line: int, name: str) -> None:
+    """The test log just added after ``line`` (`return do_test(model)`) becomes a rewrite of
+    that line: the value is bound to ``name``, logged, and then returned (marked, reverted
+    with the rest)."""
+    log = plan.hunks.pop()
+    text = plan.src.lines[line - 1]
+    body = text.lstrip()
+    indent = text[: len(text) - len(body)]
+    value = body[len("return") :].strip()
+    bound = f"{indent}{name} = {value}  {MARKER}"
+    back = f"{indent}return {name}  {MARKER}"
+    plan.hunks.append(
+        Hunk(-1, log.label, "eval_log", line - 1, (text,), (bound, *log.new_lines, back), log.var)
     )
 
 

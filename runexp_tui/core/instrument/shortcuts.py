@@ -286,11 +286,21 @@ def _lightning_logger(plan: Plan, sc: Shortcut) -> None:
         edits = [replace_node(src, value, logger)]
     elif value.type == "list":
         edits = [append_item(src, value, logger)]
-    elif value.type == "call" and src.call_name(value).endswith("Logger"):
+    elif (value.type == "call" and src.call_name(value).endswith("Logger")) or (
+        value.type == "identifier" and _one_logger(src, src.t(value), call.start_point.row)
+    ):
         edits = [replace_node(src, value, f"[{src.t(value)}, {logger}]")]  # one logger built
     else:
         edits = [replace_node(src, value, _beside_loggers(src.t(value), value.type, logger))]
     plan.hunks.append(edit_hunk(src, call, edits, "shortcut: WandbLogger", "logger"))
+
+
+def _one_logger(src: Source, name: str, before_row: int) -> bool:
+    """``name`` is only ever bound to one logger built before the call (`tb = TensorBoardLogger(
+    ...)`): it is a single logger, listed as it is."""
+    bound = re.compile(rf"^\s*{re.escape(name)}\s*(:[^=]+)?=\s*(.*)$")
+    values = [m.group(2) for ln in src.lines[:before_row] if (m := bound.match(ln))]
+    return bool(values) and all(re.match(r"[\w.]*Logger\(", v) for v in values)
 
 
 def _beside_loggers(value: str, kind: str, logger: str) -> str:

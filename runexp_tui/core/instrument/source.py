@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING
 
@@ -190,6 +191,17 @@ class Source:
         for call in self.wandb_calls("log"):
             if self.line_has_marker(call.start_point.row) and f'"{key_prefix}' in self.t(call):
                 return True
+        return False
+
+    def marked_log_of(self, names: tuple[str, ...]) -> bool:
+        """Whether one of our own (marked) wandb.log calls already logs all of ``names`` (the
+        test log of `results = do_test(...)` that an earlier inject bound)."""
+        for call in self.wandb_calls("log"):
+            text = self.t(call)
+            if self.line_has_marker(call.start_point.row) and all(
+                re.search(rf"(?<![\w.]){re.escape(n)}\b", text) for n in names
+            ):
+                return bool(names)
         return False
 
     def unmarked_wandb_log(self) -> bool:
