@@ -25,6 +25,7 @@ from runexp_tui.tui.workers import deliver
 if TYPE_CHECKING:
     from textual.events import Resize
 
+    from runexp_tui.core.follow.feed import RunFeed
     from runexp_tui.core.follow.view import RunView
     from runexp_tui.core.gpu import GpuHistory, GpuPoller, GpuSampler, GpuSnapshot
     from runexp_tui.core.runs import RunRecord
@@ -110,6 +111,7 @@ class RunexpApp(App[None]):
         self._remote_lock = threading.Lock()
         self._follow_gen = 0  # counts follow_run calls: tells a stale remote snapshot apart
         self._follow_wake = threading.Event()
+        self._feed: RunFeed | None = None  # the followed run's other consumer (Launch's watch)
         # The metric the Monitor's chart asks for; the follower thread reads it on each poll.
         self.chart_key: str | None = None
         self._stopping = threading.Event()
@@ -195,29 +197,43 @@ class RunexpApp(App[None]):
         return bool(getattr(self.sampler, "simulated", False))
 
     # ----- the followed run -------------------------------------------------------------------
-    def follow_run(self, run_id: str | None) -> None:
-        """Show ``run_id`` in the monitoring pane (and the Monitor screen)."""
+    def follow_run(self, run_id: str | None, *, feed: RunFeed | None = None) -> None:
+        """Show ``run_id`` in the monitoring pane (and the Monitor screen).
+
+        ``feed``: the run's lines and status are also wanted elsewhere (the Launch screen's
+        watchdog): the follower feeds it, so that one reader follows the log.
+        """
         self.session.run_id = run_id
         self.chart_key = None  # a new run starts on its loss
         self._follow_gen += 1
+        if self._feed is not None:  # its consumer carries on by itself (core.watch_source)
+            self._feed.close()
+        self._feed = feed
         if self.remote_gpus is not None:  # back to this machine's GPUs until the next is known
             self.remote_gpus = None
         if run_id is None:
             self.run_view = None
+            if feed is not None:
+                feed.close()
             return
-        self._follow(run_id, self._follow_gen)
+        self._follow(run_id, self._follow_gen, feed)
 
     @work(
         thread=True, exclusive=True, group="follow", exit_on_error=False, description="run follower"
     )
-    def _follow(self, run_id: str, generation: int = 0) -> None:
+    def _follow(self, run_id: str, generation: int = 0, feed: RunFeed | None = None) -> None:
         from runexp_tui.core.follow import RunFollower
 
         repo = self.session.repo
         from textual.worker import get_current_worker
 
         worker = get_current_worker()
-        follower = RunFollower.open(run_id, repo=repo)
+        try:
+            follower = RunFollower.open(run_id, repo=repo, feed=feed)
+        except BaseException:
+            if feed is not None:
+                feed.close()
+            raise
         remote = self._start_remote_gpus(follower.record, generation)
         last = None
         try:
