@@ -63,9 +63,11 @@ class RemoteGpus:
 class RunViewReady(Message):
     """A new view of the followed run (status, log tail, metrics) from the follower thread."""
 
-    def __init__(self, view: RunView) -> None:
+    def __init__(self, view: RunView, generation: int) -> None:
         super().__init__()
         self.view = view
+        self.generation = generation  # the follow_run it belongs to: a poll that ends after
+        # another run was chosen must not show the earlier run
 
 
 class RunexpApp(App[None]):
@@ -245,7 +247,7 @@ class RunexpApp(App[None]):
                 view = follower.poll(chart_key=self.chart_key)
                 if view != last:  # an ended run's views stop changing: nothing to post
                     last = view
-                    self.post_message(RunViewReady(view))
+                    self.post_message(RunViewReady(view, generation))
                 self._follow_wake.wait(self.services.run_poll_interval)
                 self._follow_wake.clear()
         finally:
@@ -313,22 +315,24 @@ class RunexpApp(App[None]):
 
     def _look_for_live_runs(self) -> None:
         if self.session.run_id is None:
-            self._list_live_runs()
+            self._list_live_runs(self.session.repo)
         elif self.live_runs:
             self.live_runs = ()
 
     @work(thread=True, exclusive=True, group="live-runs", exit_on_error=False)
-    def _list_live_runs(self) -> None:
-        """The repo's running runs (psutil checks: off the UI thread)."""
+    def _list_live_runs(self, repo: Path | None) -> None:
+        """The running runs of ``repo`` (psutil checks: off the UI thread)."""
         from runexp_tui.tui.attach_offer import running_runs
 
         try:
-            found = tuple(running_runs(self.session.repo or Path.cwd()))
+            found = tuple(running_runs(repo or Path.cwd()))
         except OSError:
             return
-        deliver(self, self._set_live_runs, found)
+        deliver(self, self._set_live_runs, repo, found)
 
-    def _set_live_runs(self, runs: tuple[RunRecord, ...]) -> None:
+    def _set_live_runs(self, repo: Path | None, runs: tuple[RunRecord, ...]) -> None:
+        if repo != self.session.repo:
+            return  # listed for the repo the user has since left
         ids = [r.id for r in runs]
         if ids != [r.id for r in self.live_runs]:
             self.live_runs = runs if self.session.run_id is None else ()
@@ -345,6 +349,8 @@ class RunexpApp(App[None]):
 
     @on(RunViewReady)
     def _on_run_view(self, message: RunViewReady) -> None:
+        if message.generation != self._follow_gen:
+            return  # from the run followed before: the pane and the alerts are another's now
         from runexp_tui.tui.notify import ended_event
 
         event = ended_event(self.run_view, message.view)
