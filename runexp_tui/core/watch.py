@@ -6,15 +6,15 @@ started the run; the status comes from the run's backend.
 
 from __future__ import annotations
 
-import os
 import re
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from runexp_tui.core.backends import run_status
 from runexp_tui.core.runs import RunRecord, RunStatus
+from runexp_tui.core.watch_source import FileWatchSource, WatchSource
 
 WatchVerdict = Literal["running", "failed_early", "exited_ok"]
 
@@ -118,59 +118,74 @@ class WatchResult:
         }
 
 
-class _LogScanner:
-    """Reads a growing log incrementally, keeps the last lines and the first error found."""
+@dataclass(frozen=True)
+class WatchState:
+    """What the watchdog knows so far: a pure fold of what its source returned."""
 
-    def __init__(self, path: str, offset: int, keep: int) -> None:
-        self.path = path
-        self.pos = offset
-        self.start = offset
-        self.keep = keep
-        self.tail: list[str] = []
-        self.partial = ""
-        self.error: str | None = None
-        self.error_header = False
-        self.size = offset
+    status: RunStatus = RunStatus("unreachable")  # the latest status (not probed yet)
+    log_size: int = 0
+    tail: tuple[str, ...] = ()
+    error: str | None = None  # the first error line (a summary line beats a Traceback header)
+    error_header: bool = False  # ``error`` is a header that a summary line further down replaces
+    error_at: float | None = None  # when the first error line was seen
 
-    def poll(self) -> None:
-        try:
-            with open(self.path, "rb") as fh:
-                fh.seek(0, os.SEEK_END)
-                self.size = fh.tell()
-                if self.size < self.pos:  # truncated: start again
-                    self.pos = 0
-                fh.seek(self.pos)
-                chunk = fh.read(1 << 20)
-                self.pos += len(chunk)
-        except OSError:
-            return
-        if not chunk:
-            return
-        text = self.partial + chunk.decode("utf-8", errors="replace")
-        lines = re.split(r"\r\n|\n|\r", text)
-        self.partial = lines.pop()
-        for line in lines:
-            self._line(line)
 
-    def flush(self) -> None:
-        if self.partial:
-            self._line(self.partial)
-            self.partial = ""
-
-    def _line(self, line: str) -> None:
+def observe(
+    state: WatchState,
+    lines: Iterable[str],
+    *,
+    now: float,
+    keep: int,
+    status: RunStatus | None = None,
+    log_size: int | None = None,
+) -> WatchState:
+    """``state`` after a read: its non-blank lines kept (the last ``keep``), error lines
+    classified, the status and log size replaced when given."""
+    tail = list(state.tail)
+    error, header = state.error, state.error_header
+    for line in lines:
         if not line.strip():
-            return
-        self.tail.append(line)
-        if len(self.tail) > self.keep:
-            del self.tail[: len(self.tail) - self.keep]
+            continue
+        tail.append(line)
         if _EARLY_ERROR.match(line):
             if _ERROR_SUMMARY.search(line):
-                if self.error is None or self.error_header:
-                    self.error = line.strip()
-                    self.error_header = False
-            elif self.error is None:
-                self.error = line.strip()
-                self.error_header = True  # a summary line further down replaces it
+                if error is None or header:
+                    error, header = line.strip(), False
+            elif error is None:
+                error, header = line.strip(), True
+    error_at = state.error_at if state.error_at is not None or error is None else now
+    return replace(
+        state,
+        status=state.status if status is None else status,
+        log_size=state.log_size if log_size is None else log_size,
+        tail=tuple(tail[-keep:]) if keep > 0 else (),
+        error=error,
+        error_header=header,
+        error_at=error_at,
+    )
+
+
+def should_stop(state: WatchState, now: float, deadline: float) -> bool:
+    """The watch is over: the run ended, an error line had its few seconds to end the run,
+    or the window closed."""
+    if state.status.ended or now >= deadline:
+        return True
+    at = state.error_at
+    return at is not None and now - at >= min(_SETTLE, max(0.0, deadline - at))
+
+
+def judge(state: WatchState, *, elapsed: float) -> tuple[WatchVerdict, str | None]:
+    """The verdict on the watched seconds and the error that explains a failure."""
+    status = state.status
+    if status.ended:
+        ok = status.state == "exited" and status.exit_code == 0
+        error = state.error
+        if not ok and error is None:
+            error = f"the run {status.describe()} within {elapsed:.1f} s"
+        return ("exited_ok" if ok else "failed_early"), error
+    if state.error is not None:
+        return "failed_early", state.error
+    return "running", None
 
 
 def watch_start(
@@ -183,51 +198,44 @@ def watch_start(
     poll: float = 0.2,
     tail_lines: int = 30,
     status_fn: Callable[[RunRecord], RunStatus] = run_status,
+    source: WatchSource | None = None,
 ) -> WatchResult:
     """Watch the first `seconds` of a run: did it die, did it print an error, did its log grow?
 
     Returns as soon as the run ends; an error line while it is alive gives it a few more seconds
-    to exit (to get the code) and then counts as an early failure.
+    to exit (to get the code) and then counts as an early failure. ``source`` gives the lines
+    and the status; by default the log is read from the record's offset and ``status_fn``
+    probes the run.
     """
-    scan = _LogScanner(record.log_path, record.log_offset, tail_lines)
+    src = source if source is not None else FileWatchSource(record, status_fn)
     start = clock()
     deadline = start + seconds
-    error_at: float | None = None
+    state = WatchState(log_size=record.log_offset)
     while True:
-        status = status_fn(record)
-        scan.poll()
+        status = src.status()
+        chunk = src.lines()
         now = clock()
-        if scan.error is not None and error_at is None:
-            error_at = now
+        state = observe(
+            state, chunk.lines, now=now, keep=tail_lines, status=status, log_size=chunk.size
+        )
         if on_tick is not None:
             on_tick(
                 WatchTick(
                     seconds_left=max(0.0, deadline - now),
                     alive=not status.ended,
-                    log_size=scan.size,
-                    error_seen=scan.error is not None,
+                    log_size=state.log_size,
+                    error_seen=state.error is not None,
                 )
             )
         if status.ended:
-            scan.poll()  # the last words are often the reason
-            break
-        if error_at is not None and now - error_at >= min(_SETTLE, max(0.0, deadline - error_at)):
-            break
-        if now >= deadline:
+            last = src.lines()  # the last words are often the reason
+            state = observe(state, last.lines, now=now, keep=tail_lines, log_size=last.size)
+        if should_stop(state, now, deadline):
             break
         sleep(min(poll, max(0.0, deadline - now)) or poll)
-    scan.flush()
-    grew = scan.size > record.log_offset
-    if status.ended:
-        ok = status.state == "exited" and status.exit_code == 0
-        verdict: WatchVerdict = "exited_ok" if ok else "failed_early"
-        error = scan.error
-        if not ok and error is None:
-            error = f"the run {status.describe()} within {clock() - start:.1f} s"
-    elif scan.error is not None:
-        verdict, error = "failed_early", scan.error
-    else:
-        verdict, error = "running", None
+    rest = src.unfinished()
+    state = observe(state, (rest,) if rest else (), now=now, keep=tail_lines)
+    verdict, error = judge(state, elapsed=clock() - start)
     try:
         from runexp_tui.core.backends import BackendError, for_record
 
@@ -240,9 +248,9 @@ def watch_start(
         check = WandbCheck(bool({"WANDB_MODE", "WANDB_PROJECT"} & set(record.env or {})))
     return WatchResult(
         verdict=verdict,
-        tail=tuple(scan.tail),
-        log_grew=grew,
+        tail=state.tail,
+        log_grew=state.log_size > record.log_offset,
         early_error=error,
-        status=status,
+        status=state.status,
         wandb=check,
     )

@@ -25,6 +25,7 @@ from runexp_tui.tui.workers import deliver
 if TYPE_CHECKING:
     from textual.events import Resize
 
+    from runexp_tui.core.follow.feed import RunFeed
     from runexp_tui.core.follow.view import RunView
     from runexp_tui.core.gpu import GpuHistory, GpuPoller, GpuSampler, GpuSnapshot
     from runexp_tui.core.runs import RunRecord
@@ -62,9 +63,11 @@ class RemoteGpus:
 class RunViewReady(Message):
     """A new view of the followed run (status, log tail, metrics) from the follower thread."""
 
-    def __init__(self, view: RunView) -> None:
+    def __init__(self, view: RunView, generation: int) -> None:
         super().__init__()
         self.view = view
+        self.generation = generation  # the follow_run it belongs to: a poll that ends after
+        # another run was chosen must not show the earlier run
 
 
 class RunexpApp(App[None]):
@@ -110,6 +113,7 @@ class RunexpApp(App[None]):
         self._remote_lock = threading.Lock()
         self._follow_gen = 0  # counts follow_run calls: tells a stale remote snapshot apart
         self._follow_wake = threading.Event()
+        self._feed: RunFeed | None = None  # the followed run's other consumer (Launch's watch)
         # The metric the Monitor's chart asks for; the follower thread reads it on each poll.
         self.chart_key: str | None = None
         self._stopping = threading.Event()
@@ -195,29 +199,43 @@ class RunexpApp(App[None]):
         return bool(getattr(self.sampler, "simulated", False))
 
     # ----- the followed run -------------------------------------------------------------------
-    def follow_run(self, run_id: str | None) -> None:
-        """Show ``run_id`` in the monitoring pane (and the Monitor screen)."""
+    def follow_run(self, run_id: str | None, *, feed: RunFeed | None = None) -> None:
+        """Show ``run_id`` in the monitoring pane (and the Monitor screen).
+
+        ``feed``: the run's lines and status are also wanted elsewhere (the Launch screen's
+        watchdog): the follower feeds it, so that one reader follows the log.
+        """
         self.session.run_id = run_id
         self.chart_key = None  # a new run starts on its loss
         self._follow_gen += 1
+        if self._feed is not None:  # its consumer carries on by itself (core.watch_source)
+            self._feed.close()
+        self._feed = feed
         if self.remote_gpus is not None:  # back to this machine's GPUs until the next is known
             self.remote_gpus = None
         if run_id is None:
             self.run_view = None
+            if feed is not None:
+                feed.close()
             return
-        self._follow(run_id, self._follow_gen)
+        self._follow(run_id, self._follow_gen, feed)
 
     @work(
         thread=True, exclusive=True, group="follow", exit_on_error=False, description="run follower"
     )
-    def _follow(self, run_id: str, generation: int = 0) -> None:
+    def _follow(self, run_id: str, generation: int = 0, feed: RunFeed | None = None) -> None:
         from runexp_tui.core.follow import RunFollower
 
         repo = self.session.repo
         from textual.worker import get_current_worker
 
         worker = get_current_worker()
-        follower = RunFollower.open(run_id, repo=repo)
+        try:
+            follower = RunFollower.open(run_id, repo=repo, feed=feed)
+        except BaseException:
+            if feed is not None:
+                feed.close()
+            raise
         remote = self._start_remote_gpus(follower.record, generation)
         last = None
         try:
@@ -229,7 +247,7 @@ class RunexpApp(App[None]):
                 view = follower.poll(chart_key=self.chart_key)
                 if view != last:  # an ended run's views stop changing: nothing to post
                     last = view
-                    self.post_message(RunViewReady(view))
+                    self.post_message(RunViewReady(view, generation))
                 self._follow_wake.wait(self.services.run_poll_interval)
                 self._follow_wake.clear()
         finally:
@@ -297,22 +315,24 @@ class RunexpApp(App[None]):
 
     def _look_for_live_runs(self) -> None:
         if self.session.run_id is None:
-            self._list_live_runs()
+            self._list_live_runs(self.session.repo)
         elif self.live_runs:
             self.live_runs = ()
 
     @work(thread=True, exclusive=True, group="live-runs", exit_on_error=False)
-    def _list_live_runs(self) -> None:
-        """The repo's running runs (psutil checks: off the UI thread)."""
+    def _list_live_runs(self, repo: Path | None) -> None:
+        """The running runs of ``repo`` (psutil checks: off the UI thread)."""
         from runexp_tui.tui.attach_offer import running_runs
 
         try:
-            found = tuple(running_runs(self.session.repo or Path.cwd()))
+            found = tuple(running_runs(repo or Path.cwd()))
         except OSError:
             return
-        deliver(self, self._set_live_runs, found)
+        deliver(self, self._set_live_runs, repo, found)
 
-    def _set_live_runs(self, runs: tuple[RunRecord, ...]) -> None:
+    def _set_live_runs(self, repo: Path | None, runs: tuple[RunRecord, ...]) -> None:
+        if repo != self.session.repo:
+            return  # listed for the repo the user has since left
         ids = [r.id for r in runs]
         if ids != [r.id for r in self.live_runs]:
             self.live_runs = runs if self.session.run_id is None else ()
@@ -329,6 +349,8 @@ class RunexpApp(App[None]):
 
     @on(RunViewReady)
     def _on_run_view(self, message: RunViewReady) -> None:
+        if message.generation != self._follow_gen:
+            return  # from the run followed before: the pane and the alerts are another's now
         from runexp_tui.tui.notify import ended_event
 
         event = ended_event(self.run_view, message.view)

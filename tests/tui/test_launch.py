@@ -187,3 +187,42 @@ async def test_logind_warning_and_masked_secrets(
         assert "hf_abc123" not in shown and "sk-999" not in shown
         assert "HF_TOKEN=" in shown and "--api-key" in shown
         assert os.sep + "demo-repo" not in text_of(screen, "#launch-command")
+
+
+async def test_the_watch_reads_the_followers_lines_no_second_reader(
+    app_factory, runs_to_stop: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """During the watch the app's follower is the one reader of the log: no file source is
+    made for the watch, one tailer follows the log, and the verdict still has the run's lines."""
+    from runexp_tui.core import logtail, watch_source
+
+    tailed: list[str] = []
+    file_sources: list[str] = []
+    tailer_init = logtail.LogTailer.__init__
+    file_init = watch_source.FileWatchSource.__init__
+
+    def count_tailer(self, path, *args, **kwargs):
+        tailed.append(str(path))
+        tailer_init(self, path, *args, **kwargs)
+
+    def count_file_source(self, record, *args, **kwargs):
+        file_sources.append(record.log_path)
+        file_init(self, record, *args, **kwargs)
+
+    monkeypatch.setattr(logtail.LogTailer, "__init__", count_tailer)
+    monkeypatch.setattr(watch_source.FileWatchSource, "__init__", count_file_source)
+    repo = runs_to_stop
+    app = app_factory(repo)
+    advanced = recording_advance(app)
+    config = demo_config(repo, "python train.py --step-time 0.02 --epochs 1")
+    async with app.run_test(size=(160, 48)) as pilot:
+        screen = await open_launch(app, pilot, config, watch=2.0)
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: screen.state not in ("ready", "launching", "watching"))
+        assert screen.state in ("running", "exited_ok"), screen.state
+        record, result = screen.record, screen.result
+        assert record is not None and result is not None
+        assert result.log_grew and any("loss" in line for line in result.tail)
+        assert file_sources == []
+        assert tailed.count(record.log_path) == 1
+        assert advanced == ["launch"]

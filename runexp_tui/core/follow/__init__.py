@@ -11,7 +11,9 @@ Modules, each importing only those below it (an import-linter layers contract): 
 other: ``logread`` (the log's tail, history and remote mirror), ``probe`` (the record read again,
 the run's processes), ``sources`` (the log's and the wandb file's series), ``diagnosis`` (when and
 with what the log is diagnosed); at the bottom ``chart`` (loss key, evaluation partner,
-downsampling) and ``view`` (``RunView``).
+downsampling), ``view`` (``RunView``) and ``feed`` (``RunFeed``: the lines and status each poll
+found, handed to one consumer on another thread: the Launch screen's watchdog, which so reads no
+log of its own).
 """
 
 from runexp_tui.core.follow.chart import (

@@ -13,6 +13,7 @@ from typing import Any
 
 from runexp_tui.core.follow.chart import _ChartCache, downsample, eval_partner, pick_loss_key
 from runexp_tui.core.follow.diagnosis import _Diagnosis
+from runexp_tui.core.follow.feed import RunFeed
 from runexp_tui.core.follow.logread import TAIL_KEEP, _LogReader
 from runexp_tui.core.follow.probe import _Probe
 from runexp_tui.core.follow.sources import _Sources
@@ -24,7 +25,15 @@ PANE_VALUES = 600  # loss values for the pane's sparkline
 class RunFollower(_LogReader, _Probe, _Sources, _Diagnosis):
     """Incremental reader of one run's record, log, metrics and wandb file."""
 
-    def __init__(self, record: Any, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        record: Any,
+        *,
+        clock: Callable[[], float] = time.time,
+        feed: RunFeed | None = None,
+    ) -> None:
+        """``feed``: another consumer of this run's lines and status (the Launch screen's
+        watchdog), fed from the feed's offset on and then on each poll."""
         from runexp_tui.core.backends import BackendError, for_record
         from runexp_tui.core.metrics import MetricParser, SeriesStore
 
@@ -60,10 +69,19 @@ class RunFollower(_LogReader, _Probe, _Sources, _Diagnosis):
         self._remote_offset = 0
         self._tail_cache: tuple[int, tuple[str, ...]] = (-1, ())
         self._chart = _ChartCache()
+        self.feed = feed if feed is not None and feed.run_id == record.id else None
         self._open_log(record)
+        if self.feed is not None:
+            self._feed_backlog(self.feed)
 
     @classmethod
-    def open(cls, run_id: str, *, repo: str | os.PathLike[str] | None = None) -> RunFollower:
+    def open(
+        cls,
+        run_id: str,
+        *,
+        repo: str | os.PathLike[str] | None = None,
+        feed: RunFeed | None = None,
+    ) -> RunFollower:
         from runexp_tui.core.runs import RunRegistry, find_run
 
         record = None
@@ -72,7 +90,7 @@ class RunFollower(_LogReader, _Probe, _Sources, _Diagnosis):
                 record = RunRegistry(repo).get(run_id)
         if record is None:
             record = find_run(run_id)
-        return cls(record)
+        return cls(record, feed=feed)
 
     def poll(self, chart_key: str | None = None) -> RunView:
         """Read what is new and return the current view (never raises for a broken run).
@@ -81,7 +99,7 @@ class RunFollower(_LogReader, _Probe, _Sources, _Diagnosis):
         not parsed yet).
         """
         from runexp_tui.core.backends import run_status
-        from runexp_tui.core.runs import sync_record
+        from runexp_tui.core.runs import RunStatus, sync_record
 
         rec = self.record
         now = self.clock()
@@ -96,6 +114,8 @@ class RunFollower(_LogReader, _Probe, _Sources, _Diagnosis):
                 if self._source is None:
                     status = run_status(rec)
         except Exception as exc:  # an unreadable exit file or the like: show it, keep going
+            if self.feed is not None:
+                self.feed.push((), RunStatus("unreachable"), self.tailer.offset)
             return RunView(run_id=rec.id, state="unknown", error=str(exc))
         if status.ended and (rec.state != status.state or rec.exit_code != status.exit_code):
             rec = self.record = sync_record(rec, status)
@@ -114,6 +134,8 @@ class RunFollower(_LogReader, _Probe, _Sources, _Diagnosis):
             for line in new:
                 feed(line)
         pending = self.tailer.pending
+        if self.feed is not None:
+            self.feed.push(new, status, self.tailer.offset, pending)
         self.parser.feed_pending(pending)  # a live tqdm bar moves the curve before its newline
         if status.state == "running" or not self._wandb_keys:
             self._wandb()
@@ -193,6 +215,8 @@ class RunFollower(_LogReader, _Probe, _Sources, _Diagnosis):
 
     def close(self) -> None:
         self._stop.set()
+        if self.feed is not None:
+            self.feed.close()
         self.tailer.close()
         if self._source is not None:
             with contextlib.suppress(Exception):

@@ -10,11 +10,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from runexp_tui.core.follow.feed import RunFeed
     from runexp_tui.core.logtail import LogTailer
     from runexp_tui.core.metrics import MetricParser, SeriesStore
 
 TAIL_KEEP = 5000  # lines a view carries: the log panel's search reaches this far back
 FULL_PARSE_LIMIT = 16 * 1024 * 1024  # larger histories are parsed in a background thread
+FEED_BACKLOG_MAX = 8 * 1024 * 1024  # a feed's first lines: the run's first output, not a history
 
 
 # wandb prints the run page when online: "View run <name> at: https://wandb.ai/<e>/<p>/runs/<id>"
@@ -79,6 +81,16 @@ class _LogReader:
             self.log_grew_at = log.stat().st_mtime
         self.tailer = LogTailer(log, start_offset=start)
 
+    def _feed_backlog(self, feed: RunFeed) -> None:
+        """Give a feed attached at open the lines between its offset and where the tailer
+        starts (a run launched a moment ago has already printed some); its polls do the rest."""
+        start = self.tailer.offset
+        lines: list[str] = []
+        if feed.offset < start:
+            with contextlib.suppress(OSError):
+                lines = lines_between(self.tailer.path, feed.offset, start)
+        feed.push(lines, None, max(start, feed.offset))
+
     def _mirror(self, mirror: Path) -> None:
         """Append what the host's log gained since the last call to the local mirror."""
         from runexp_tui.core.backends import BackendError
@@ -133,3 +145,17 @@ def _last_newline(path: Path, size: int) -> int:
         data = fh.read(back)
     i = data.rfind(b"\n")
     return size - back + i + 1 if i >= 0 else max(0, size - back)
+
+
+def lines_between(path: Path, start: int, end: int) -> list[str]:
+    """The lines of ``path`` between two byte offsets (``end`` just after a newline), rendered
+    as the tailer renders them; at most FEED_BACKLOG_MAX bytes from ``start``."""
+    from runexp_tui.core.logtail import render_line
+
+    with open(path, "rb") as fh:
+        fh.seek(start)
+        data = fh.read(min(end - start, FEED_BACKLOG_MAX))
+    parts = data.split(b"\n")
+    if parts and not parts[-1]:
+        parts.pop()  # the newline that ends the last line
+    return [render_line(part) for part in parts]

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, cast
 
+from textual import events, on
 from textual.app import ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Vertical
@@ -12,10 +13,12 @@ from textual.screen import Screen
 from textual.widgets import Header
 
 from runexp_tui.tui.widgets.key_footer import KeyFooter
-from runexp_tui.tui.widgets.monitor_pane import MonitorPane
+from runexp_tui.tui.widgets.monitor_pane import MonitorPane, PaneGpus
 from runexp_tui.tui.widgets.phase_bar import PhaseBar
 
 if TYPE_CHECKING:
+    from runexp_tui.core.follow.view import RunView
+    from runexp_tui.core.runs import RunRecord
     from runexp_tui.tui.app import RunexpApp
 
 
@@ -39,6 +42,14 @@ class PhaseScreen(Screen[Any]):
 
     def compose_body(self) -> ComposeResult:  # pragma: no cover - abstract
         yield from ()
+
+    @on(events.Mount)
+    def _feed_widgets(self) -> None:
+        """Hand the pane and the footer the app's state, now and on each change (every
+        subclass gets this with its own ``on_mount``: Textual calls each class's handler)."""
+        feed_footers(self)
+        for pane in self.query(MonitorPane):  # the Monitor screen has none
+            feed_pane(self, pane)
 
     def action_back(self) -> None:
         """Esc: leave the text field being edited first (its keys then work again), else go
@@ -65,3 +76,65 @@ def footer_commands(screen: Screen[Any], where: str) -> Iterator[SystemCommand]:
                     f"{where}: key {b.key_display or b.key}",
                     lambda a=b.action: screen.run_action(a),
                 )
+
+
+def _runexp(screen: Screen[Any]) -> RunexpApp:
+    return cast("RunexpApp", screen.app)
+
+
+def pane_gpus(app: RunexpApp) -> PaneGpus:
+    """The GPUs the pane shows: the followed ssh run's host's, else this machine's."""
+    remote = app.remote_gpus
+    if remote is not None:
+        return PaneGpus(remote.snapshot, app.remote_gpu_history, host=remote.host)
+    sampler = app.sampler
+    return PaneGpus(
+        app.gpu_snapshot,
+        app.gpu_history,
+        simulated=sampler is not None and sampler.simulated,
+        fallback_reason=sampler.fallback_reason if sampler is not None else None,
+    )
+
+
+def feed_pane(screen: Screen[Any], pane: MonitorPane) -> None:
+    """Set ``pane``'s inputs from the app's reactives and keep them set: the one way data
+    reaches the pane (it never reads the app)."""
+    app = _runexp(screen)
+
+    def gpus(_changed: object = None) -> None:
+        pane.gpus = pane_gpus(app)
+
+    def view(value: RunView | None) -> None:
+        pane.run_view = value
+
+    def live(value: tuple[RunRecord, ...]) -> None:
+        pane.live_runs = value
+
+    def collapsed(value: bool) -> None:
+        pane.collapsed = value
+
+    def narrow(value: bool) -> None:
+        pane.narrow = value
+
+    screen.watch(app, "narrow", narrow)
+    screen.watch(app, "run_view", view)
+    screen.watch(app, "live_runs", live)
+    screen.watch(app, "gpu_snapshot", gpus)
+    screen.watch(app, "remote_gpus", gpus, init=False)
+    screen.watch(app, "pane_collapsed", collapsed)
+
+
+def feed_footers(screen: Screen[Any]) -> None:
+    """Keep the screen's footers compact while the app is narrow (a footer never reads the
+    app); every screen with a KeyFooter calls this once mounted."""
+    app = _runexp(screen)
+    for footer in screen.query(KeyFooter):
+        screen.watch(app, "narrow", _compact_setter(footer))
+
+
+def _compact_setter(footer: KeyFooter) -> Callable[[bool], None]:
+    # One argument: Textual passes (old, new) to a watch callback that takes two.
+    def compact(narrow: bool) -> None:
+        footer.compact = bool(narrow)
+
+    return compact

@@ -8,6 +8,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Label
 
+from runexp_tui.tui.screens.base import feed_footers
 from runexp_tui.tui.widgets.key_footer import KeyFooter
 
 
@@ -42,6 +43,7 @@ class ConfirmScreen(ModalScreen[bool]):
         yield KeyFooter(dialog=True)
 
     def on_mount(self) -> None:
+        feed_footers(self)
         # a focused button takes Enter before the screen does: focus the default answer
         self.query_one("#yes" if self.default else "#no", Button).focus()
 

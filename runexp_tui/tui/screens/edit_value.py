@@ -8,6 +8,7 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Input, Label
 
+from runexp_tui.tui.screens.base import feed_footers
 from runexp_tui.tui.widgets.key_footer import KeyFooter
 
 
@@ -37,6 +38,9 @@ class EditValueScreen(ModalScreen[str | None]):
             yield Input(value=self.value, placeholder=self.placeholder, id="value")
             yield Label(self.hint, classes="hint")
         yield KeyFooter(dialog=True)
+
+    def on_mount(self) -> None:
+        feed_footers(self)
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         self.dismiss(event.value.strip())

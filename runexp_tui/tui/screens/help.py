@@ -11,6 +11,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Static
 
 from runexp_tui.tui.phases import PHASES
+from runexp_tui.tui.screens.base import feed_footers
 from runexp_tui.tui.widgets.key_footer import KeyFooter
 
 PHASE_HELP = {
@@ -37,6 +38,9 @@ class HelpScreen(ModalScreen[None]):
         with VerticalScroll(id="dialog"):
             yield Static(self._content(), id="help-text")
         yield KeyFooter(dialog=True)
+
+    def on_mount(self) -> None:
+        feed_footers(self)
 
     def _key_rows(self) -> list[tuple[str, str]]:
         below = self.app.screen_stack[-1] if self.app.screen_stack else None

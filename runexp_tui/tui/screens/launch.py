@@ -412,7 +412,9 @@ class LaunchScreen(LaunchQueueing):
         def flags() -> Sequence[CliFlag]:
             return getattr(self.rx.session.analysis, "cli_flags", ()) or ()
 
-        launch_and_watch(spec, scope, seconds, previous, backend, flags, self.post_message)
+        launch_and_watch(
+            spec, scope, seconds, previous, backend, flags, self.post_message, self.rx.poke_follower
+        )
 
     def _scroll_to_verdict(self) -> None:
         scroll = self.query_one("#launch-scroll", VerticalScroll)
@@ -434,7 +436,7 @@ class LaunchScreen(LaunchQueueing):
             with contextlib.suppress(Exception):
                 if callable(track):
                     track(record.pid, gpus)
-        self.rx.follow_run(record.id)
+        self.rx.follow_run(record.id, feed=message.feed)
         for w in record.warnings:
             if w != self.logind_warning:
                 self.notify(w, severity="warning", timeout=6)

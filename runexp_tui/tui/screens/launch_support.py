@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from runexp_tui.core.backends import Backend, RemoteOptions
     from runexp_tui.core.config import ExperimentConfig
     from runexp_tui.core.diagnosis.model import Finding
+    from runexp_tui.core.follow.feed import RunFeed
     from runexp_tui.core.launch import LaunchSpec
     from runexp_tui.core.queue_actions import Queued
     from runexp_tui.core.runs import RunRecord, RunStatus
@@ -111,12 +112,19 @@ def launch_and_watch(
     backend: Backend,
     cli_flags: Callable[[], Sequence[CliFlag]],
     post: Callable[[Message], object],
+    wake: Callable[[], object] | None = None,
 ) -> None:
     """What the Launch screen's worker does (core calls only; results go to ``post`` as
     messages): stop the previous run if it still lives, start this one, watch its first
-    ``seconds`` and diagnose an early failure with the script's own flags."""
+    ``seconds`` and diagnose an early failure with the script's own flags.
+
+    The watch reads what the app's follower of the run finds: `LaunchStarted` carries the
+    feed that the screen hands to ``follow_run``, and ``wake`` makes the follower poll now.
+    """
     from runexp_tui.core.backends import BackendError, for_record
+    from runexp_tui.core.follow.feed import RunFeed
     from runexp_tui.core.watch import watch_start
+    from runexp_tui.core.watch_source import FeedWatchSource, FileWatchSource
 
     if previous is not None:
         # A relaunch after an error seen while the process lived: never leave two runs.
@@ -129,18 +137,18 @@ def launch_and_watch(
     except (BackendError, OSError, ValueError) as exc:
         post(LaunchCrashed(str(exc)))
         return
-    post(LaunchStarted(record))
+    feed = RunFeed(record.id, record.log_offset)
+    post(LaunchStarted(record, feed))
 
     def on_tick(tick: WatchTick) -> None:
         post(WatchTicked(tick))
 
-    result = watch_start(
-        record,
-        seconds,
-        on_tick=on_tick,
-        status_fn=tolerant_status(backend.status),
-        poll=backend.poll_s,
+    status = tolerant_status(backend.status)
+    # Only if the follower stops before the watch ends does the watch read the log itself.
+    source = FeedWatchSource(
+        feed, wake, fallback=lambda offset: FileWatchSource(record, status, offset)
     )
+    result = watch_start(record, seconds, on_tick=on_tick, poll=backend.poll_s, source=source)
     findings: list[Finding] = []
     if result.verdict == "failed_early":
         findings = diagnose_early_failure(record, result, cli_flags())
@@ -148,11 +156,13 @@ def launch_and_watch(
 
 
 class LaunchStarted(Message):
-    """The run's process exists and its record is written (from the launch worker)."""
+    """The run's process exists and its record is written (from the launch worker); ``feed``
+    is where its watchdog waits for the follower's lines and status."""
 
-    def __init__(self, record: RunRecord) -> None:
+    def __init__(self, record: RunRecord, feed: RunFeed | None = None) -> None:
         super().__init__()
         self.record = record
+        self.feed = feed
 
 
 class LaunchCrashed(Message):

@@ -20,6 +20,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Label, OptionList
 from textual.widgets.option_list import Option
 
+from runexp_tui.tui.screens.base import feed_footers
 from runexp_tui.tui.widgets.key_footer import KeyFooter
 from runexp_tui.tui.widgets.run_status import wandb_run_id
 
@@ -112,6 +113,7 @@ class CommandsScreen(ModalScreen[None]):
         return Option(Text.assemble((what, "bold"), "\n", (command, "cyan")), id=str(index))
 
     def on_mount(self) -> None:
+        feed_footers(self)
         if self.commands:
             self.query_one(OptionList).focus()
 

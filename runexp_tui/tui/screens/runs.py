@@ -30,7 +30,7 @@ from textual.widgets import DataTable, Static
 from textual.worker import get_current_worker
 
 from runexp_tui.tui.render import fmt_duration, fmt_num
-from runexp_tui.tui.screens.base import footer_commands
+from runexp_tui.tui.screens.base import feed_footers, footer_commands
 from runexp_tui.tui.widgets.key_footer import KeyFooter
 from runexp_tui.tui.widgets.loss_chart import OVERLAY_STYLES, braille_overlay
 from runexp_tui.tui.widgets.queue_table import QueueTable, item_detail, queue_summary
@@ -114,6 +114,7 @@ class RunsScreen(Screen[None]):
         yield KeyFooter()
 
     def on_mount(self) -> None:
+        feed_footers(self)
         self.query_one("#runs-chart").border_title = "Metric"
         table = self.query_one("#runs-table", DataTable)
         table.add_columns("", "Run", "Status", "Took", "Where", "Last", "Best", "Changed")

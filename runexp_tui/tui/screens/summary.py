@@ -14,6 +14,7 @@ from textual.widgets import Button, Static
 from runexp_tui.core.backends import BackendError, for_config
 from runexp_tui.core.config import ExperimentConfig
 from runexp_tui.tui.render import display_path
+from runexp_tui.tui.screens.base import feed_footers
 from runexp_tui.tui.widgets.key_footer import KeyFooter
 
 ENV_TITLES = {
@@ -88,6 +89,9 @@ class SummaryScreen(ModalScreen[bool]):
                 yield Button("Confirm (Enter)", id="confirm", variant="primary")
                 yield Button("Edit (Esc)", id="edit")
         yield KeyFooter(dialog=True)
+
+    def on_mount(self) -> None:
+        feed_footers(self)
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         self.dismiss(event.button.id == "confirm")

@@ -65,12 +65,8 @@ class KeyFooter(Footer):
         self._laid_out_for = 0
         self._composed: tuple[Any, ...] | None = None  # what the keys on screen were built from
 
-    def on_mount(self) -> None:
-        super().on_mount()
-        self.watch(self.app, "narrow", self._narrow_changed, init=True)
-
-    def _narrow_changed(self, narrow: bool) -> None:
-        self.compact = bool(narrow)
+    def watch_compact(self) -> None:
+        """``compact`` is set by the footer's screen (narrow terminals): lay the keys out anew."""
         if self._bindings_ready:
             self.call_after_refresh(self.recompose)
 

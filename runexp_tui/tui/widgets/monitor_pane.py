@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal
+from textual.reactive import reactive
 from textual.widget import Widget
 from textual.widgets import Static
 
@@ -20,6 +22,11 @@ from runexp_tui.tui.render import (
     sparkline,
     stale_gpu_note,
 )
+
+if TYPE_CHECKING:
+    from runexp_tui.core.follow.view import RunView
+    from runexp_tui.core.gpu import GpuHistory, GpuSnapshot
+    from runexp_tui.core.runs import RunRecord
 
 
 def _gpu_history(history: Any, index: int) -> list[float]:
@@ -219,8 +226,38 @@ def _title(widget: Static, title: str) -> None:
         widget.border_title = title
 
 
+@dataclass(frozen=True)
+class PaneGpus:
+    """What the pane's GPU side shows, handed down by the screen that owns the pane.
+
+    Args:
+        snapshot: the latest sample (None until the first one).
+        history: the utilisation history behind the sparklines.
+        host: the followed ssh run's host whose GPUs these are; None for this machine.
+        simulated: the numbers come from the GPU simulator.
+        fallback_reason: why the simulator stands in for NVML (None when asked for).
+    """
+
+    snapshot: GpuSnapshot | None = None
+    history: GpuHistory | None = None
+    host: str | None = None
+    simulated: bool = False
+    fallback_reason: str | None = None
+
+
 class MonitorPane(Widget):
-    """Docked at the bottom of every phase screen; `m` collapses it to one line."""
+    """Docked at the bottom of every phase screen; `m` collapses it to one line.
+
+    It renders what its screen sets on it (``gpus``, ``run_view``, ``live_runs``,
+    ``collapsed``, ``narrow``) and reads nothing else.
+    """
+
+    # repaint=False: the watchers update the one Static that changed (a layout-free update).
+    gpus: reactive[PaneGpus] = reactive(PaneGpus, always_update=True, repaint=False, init=False)
+    run_view: reactive[RunView | None] = reactive(None, repaint=False, init=False)
+    live_runs: reactive[tuple[RunRecord, ...]] = reactive((), repaint=False, init=False)
+    collapsed: reactive[bool] = reactive(False, repaint=False, init=False)
+    narrow: reactive[bool] = reactive(False, repaint=False, init=False)
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="pane-row"):
@@ -229,81 +266,81 @@ class MonitorPane(Widget):
         yield Static(id="pane-summary")
 
     def on_mount(self) -> None:
-        app = self.app
-        self.watch(app, "gpu_snapshot", self._refresh_gpus)
-        self.watch(app, "remote_gpus", self._refresh_gpus, init=False)
-        self.watch(app, "run_view", self._refresh_run)
-        self.watch(app, "live_runs", self._live_runs_changed)
-        self.watch(app, "pane_collapsed", self._collapse)
+        self._refresh_gpus()
+        self._refresh_run()
+        self.watch_collapsed(self.collapsed)
 
-    def _collapse(self, collapsed: bool) -> None:
+    def watch_gpus(self) -> None:
+        self._refresh_gpus()
+
+    def watch_run_view(self) -> None:
+        self._refresh_run()
+
+    def watch_live_runs(self) -> None:
+        self._refresh_run()
+
+    def watch_narrow(self) -> None:
+        self._refresh_gpus()  # the title drops the simulator's reason when narrow
+
+    def watch_collapsed(self, collapsed: bool) -> None:
         self.set_class(collapsed, "collapsed")
         self._refresh_summary()
 
-    def _gpu_source(self) -> tuple[Any, Any, str | None]:
-        """(snapshot, history, host): the followed ssh run's host, else this machine (None)."""
-        app = self.app
-        remote = getattr(app, "remote_gpus", None)
-        if remote is not None:
-            return remote.snapshot, getattr(app, "remote_gpu_history", None), remote.host
-        return getattr(app, "gpu_snapshot", None), getattr(app, "gpu_history", None), None
-
-    def _title(self, host: str | None = None) -> str:
-        if host is not None:
-            return f"GPUs on {host}"
-        sampler = getattr(self.app, "sampler", None)
-        if sampler is not None and getattr(sampler, "simulated", False):
-            why = getattr(sampler, "fallback_reason", None)
+    def _title(self) -> str:
+        gpus = self.gpus
+        if gpus.host is not None:
+            return f"GPUs on {gpus.host}"
+        if gpus.simulated:
+            why = gpus.fallback_reason
             why = str(why).split(":")[0] if why else ""  # the first clause; the rest is in the log
-            return "GPUs · simulated" + (
-                f" ({why})" if why and not self.app.has_class("narrow") else ""
-            )
+            return "GPUs · simulated" + (f" ({why})" if why and not self.narrow else "")
         return "GPUs"
 
-    def _refresh_gpus(self, _changed: Any = None) -> None:
-        snapshot, history, host = self._gpu_source()
+    def _refresh_gpus(self) -> None:
+        if not self.is_mounted:
+            return
         gpus = self.query_one("#pane-gpus", Static)
-        _title(gpus, self._title(host))
-        view = getattr(self.app, "run_view", None)
-        pids = frozenset(getattr(view, "pids", ()) or ())
+        _title(gpus, self._title())
+        src = self.gpus
+        view = self.run_view
+        pids = frozenset(view.pids) if view is not None else frozenset()
         width = max(20, gpus.content_size.width or (self.size.width // 2))
-        if host is None:
-            text = render_gpus(snapshot, history, width, run_pids=pids)
+        if src.host is None:
+            text = render_gpus(src.snapshot, src.history, width, run_pids=pids)
         else:
-            text = render_remote_gpus(snapshot, history, width, host, run_pids=pids)
+            text = render_remote_gpus(src.snapshot, src.history, width, src.host, run_pids=pids)
         _set(gpus, text)
         self._refresh_summary()
 
-    def _refresh_run(self, view: Any) -> None:
+    def _refresh_run(self) -> None:
+        if not self.is_mounted:
+            return
         run = self.query_one("#pane-run", Static)
         _title(run, "Run")
         width = max(20, run.content_size.width or (self.size.width // 2))
         height = max(2, run.content_size.height or 4)
-        _set(run, render_run(view, width, height, getattr(self.app, "live_runs", ())))
+        _set(run, render_run(self.run_view, width, height, self.live_runs))
         self._refresh_summary()
 
-    def _live_runs_changed(self, _runs: Any) -> None:
-        self._refresh_run(getattr(self.app, "run_view", None))
-
     def on_resize(self) -> None:
-        self._refresh_gpus(getattr(self.app, "gpu_snapshot", None))
-        self._refresh_run(getattr(self.app, "run_view", None))
+        self._refresh_gpus()
+        self._refresh_run()
 
     def _refresh_summary(self) -> None:
-        if not self.has_class("collapsed"):
+        if not self.is_mounted or not self.has_class("collapsed"):
             return
-        snap, _history, host = self._gpu_source()
+        src = self.gpus
         parts = []
-        for g in getattr(snap, "gpus", ()) or ():
+        for g in getattr(src.snapshot, "gpus", ()) or ():
             parts.append(f"{g.index}:{fmt_num(g.utilization_pct, '{:.0f}', '%')}")
-        view = getattr(self.app, "run_view", None)
-        live = getattr(self.app, "live_runs", ())
+        view, live = self.run_view, self.live_runs
         if view is not None:
             run = f"run {view.run_id} {view.state}"
         elif live:
             run = f"{len(live)} running, not followed: {live[-1].id}"
         else:
             run = "no run"
+        host = src.host
         text = (
             Text("▸ pane (m) ", style="bold")
             + Text(("" if host is None else f"{host} ") + (" ".join(parts) or "no GPU"))

@@ -80,6 +80,10 @@ class ConfigureScreen(PhaseScreen):
         # for it instead of being refused (a fresh user presses it at once).
         self.scanning = True
         self._review_after_scan = False
+        # What the latest scan and flag analysis were asked for: a worker's answer carries what
+        # it was computed for, and one that is no longer asked for is dropped when it arrives.
+        self._scan_for: str | None = None
+        self._flags_for: tuple[Path | None, str | None] | None = None
         self._slurm_ok: bool | None = None  # sbatch on PATH; looked up once, when first needed
         self._repo = RepoSection()
         self._command = CommandSection()
@@ -156,6 +160,7 @@ class ConfigureScreen(PhaseScreen):
     def scan_repo(self, path_text: str, load_saved: bool = False) -> None:
         """Validate and scan the repo at `path_text` (off the UI thread)."""
         self.scanning = True
+        self._scan_for = path_text
         self._scan_worker(path_text, load_saved)
 
     @work(thread=True, exclusive=True, group="scan", exit_on_error=False)
@@ -167,15 +172,15 @@ class ConfigureScreen(PhaseScreen):
         path = Path(os.path.expanduser(path_text.strip() or ".")).resolve()
         problem = repo_problem(path)
         if problem:
-            deliver(self.app, self._repo_error, problem)
+            deliver(self.app, self._repo_error, path_text, problem)
             return
         try:
             scan = discover_repo(path)
         except DiscoverError as exc:
-            deliver(self.app, self._repo_error, f"✗ {exc}")
+            deliver(self.app, self._repo_error, path_text, f"✗ {exc}")
             return
         except Exception as exc:  # never leave the form waiting for a scan that ended
-            deliver(self.app, self._repo_error, f"✗ cannot scan {path}: {exc}")
+            deliver(self.app, self._repo_error, path_text, f"✗ cannot scan {path}: {exc}")
             return
         saved = None
         saved_error = None
@@ -184,7 +189,7 @@ class ConfigureScreen(PhaseScreen):
                 saved = load_config(path)
             except ValueError as exc:
                 saved_error = str(exc)
-        deliver(self.app, self._repo_scanned, path, scan, saved, saved_error)
+        deliver(self.app, self._repo_scanned, path_text, path, scan, saved, saved_error)
 
     def _set_repo(self, path: Path | None, scan: Any) -> None:
         self.scan = scan
@@ -192,7 +197,9 @@ class ConfigureScreen(PhaseScreen):
         self.rx.session.scan = scan
         self._repo.repo = path
 
-    def _repo_error(self, message: str) -> None:
+    def _repo_error(self, asked: str, message: str) -> None:
+        if asked != self._scan_for:
+            return  # the answer for a path typed before the current one
         self.scanning = False
         self._set_repo(None, None)
         self._repo.show_error(message)
@@ -206,8 +213,15 @@ class ConfigureScreen(PhaseScreen):
             self.action_review()
 
     def _repo_scanned(
-        self, path: Path, scan: Any, saved: ExperimentConfig | None, saved_error: str | None
+        self,
+        asked: str,
+        path: Path,
+        scan: Any,
+        saved: ExperimentConfig | None,
+        saved_error: str | None,
     ) -> None:
+        if asked != self._scan_for:
+            return  # the answer for a path typed before the current one
         previous = self.rx.session.repo
         self.scanning = False
         self._set_repo(path, scan)
@@ -263,21 +277,36 @@ class ConfigureScreen(PhaseScreen):
         self._analyze_entry(event.entry)
         self._review_if_asked()
 
-    @work(thread=True, exclusive=True, group="flags", exit_on_error=False)
     def _analyze_entry(self, entry: str | None) -> None:
-        if not entry or self.rx.session.repo is None:
-            deliver(self.app, self._show_flags, None, ())
+        """Read the entry point's flags (off the UI thread) for the repo chosen now."""
+        repo = self.rx.session.repo
+        self._flags_for = (repo, entry)
+        self._analyze_worker(repo, entry)
+
+    @work(thread=True, exclusive=True, group="flags", exit_on_error=False)
+    def _analyze_worker(self, repo: Path | None, entry: str | None) -> None:
+        asked = (repo, entry)
+        if not entry or repo is None:
+            deliver(self.app, self._show_flags, asked, None, ())
             return
         from runexp_tui.core.analysis import analyze_file
 
         try:
-            analysis = analyze_file(self.rx.session.repo / entry)
+            analysis = analyze_file(repo / entry)
         except Exception as exc:  # unreadable / non-UTF-8 scripts: say so next to the field
-            deliver(self.app, self._show_flags, None, (), f"✗ cannot read {entry}: {exc}")
+            deliver(self.app, self._show_flags, asked, None, (), f"✗ cannot read {entry}: {exc}")
             return
-        deliver(self.app, self._show_flags, analysis, analysis.cli_flags)
+        deliver(self.app, self._show_flags, asked, analysis, analysis.cli_flags)
 
-    def _show_flags(self, analysis: Any, flags: Any, error: str | None = None) -> None:
+    def _show_flags(
+        self,
+        asked: tuple[Path | None, str | None],
+        analysis: Any,
+        flags: Any,
+        error: str | None = None,
+    ) -> None:
+        if asked != self._flags_for or asked[0] != self.rx.session.repo:
+            return  # computed for another entry point, or a repo the form has left
         self.rx.session.analysis = analysis
         self._command.set_flags(flags)
         self._command.show_analysis(analysis, error)
