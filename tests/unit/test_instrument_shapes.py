@@ -1648,3 +1648,62 @@ def test_an_evaluation_appended_to_a_list_logs_its_newest_value(tmp_path: Path) 
         evals = [c["data"] for c in calls if c["call"] == "log" and "eval/returns" in c["data"]]
         assert [e["step"] for e in evals] == [3, 7, 11]
         assert all(isinstance(e["eval/returns"], float) for e in evals)
+
+
+def test_a_step_inside_the_repos_own_class_is_the_training_step(tmp_path: Path) -> None:
+    """`fit_err, weight_norm = learner.improve(obs, target)` where the repository's own
+    `Learner.improve` backpropagates and steps: the loop trains through that call, and what
+    it hands back is logged there, together, at the update count."""
+    from runexp_tui.core.analysis import analyze_file
+
+    tree = tmp_path / "repo"
+    shutil.copytree(SCRIPTS.parent / "repo_agent", tree)
+    script = tree / "shape_repo_agent.py"
+    got = analyze_file(script).to_json()
+    expected = json.loads(script.with_suffix(".expected.json").read_text())
+    assert {**got, "path": script.name} == expected
+    apply_proposal(propose_file(script, project="t"))
+    log = next(ln for ln in script.read_text().splitlines() if "wandb.log(" in ln)
+    assert '"train/fit_err": fit_err, "train/weight_norm": weight_norm' in log
+    if HAS_TORCH:
+        calls = _run(script, tmp_path)
+        logs = [c["data"] for c in calls if c["call"] == "log"]
+        assert [d["step"] for d in logs] == list(range(6))
+        assert calls[-1]["call"] == "finish"
+
+
+def test_module_settings_computed_or_checked_midway_stay_in_the_config(tmp_path: Path) -> None:
+    """`accum_steps = batch_size // micro_batch_size` and an `assert` in the middle of the
+    module's settings: the config holds the whole block, before and after them."""
+    script, text = _inject("shape_constants_derived_assert.py", tmp_path)
+    init = next(ln for ln in text.splitlines() if "wandb.init(" in ln)
+    for name in ("learning_rate", "micro_batch_size", "accum_steps", "max_steps", "decay"):
+        assert f'"{name}": {name}' in init
+    if HAS_TORCH:
+        calls = _run(script, tmp_path)
+        assert "accum_steps" in calls[0]["config"] and "decay" in calls[0]["config"]
+
+
+def test_a_loaded_vocabulary_is_not_the_config_the_settings_are(tmp_path: Path) -> None:
+    """`vocab = json.load(fh)` read only as data (`len(vocab)`, `vocab[w]`) is not the run's
+    configuration: the module's settings are."""
+    script, text = _inject("shape_config_not_vocab.py", tmp_path)
+    init = next(ln for ln in text.splitlines() if "wandb.init(" in ln)
+    assert "vocab" not in init and '"emb_dim": emb_dim' in init and '"lr": lr' in init
+    if HAS_TORCH:
+        calls = _run(script, tmp_path)
+        assert calls[0]["config"] == ["batch_size", "emb_dim", "epochs", "lr"]
+
+
+def test_an_inline_evaluation_under_no_grad_is_logged_after_its_means(tmp_path: Path) -> None:
+    """`with torch.no_grad(): for ...` summing into totals, then `held_acc = hits / 20` and
+    `held_loss /= 20` after the `with`: those means are logged there, on the train step."""
+    script, text = _inject("shape_eval_inline_no_grad.py", tmp_path)
+    lines = text.splitlines()
+    ev = next(i for i, ln in enumerate(lines) if "eval/" in ln)
+    assert lines[ev - 1].strip() == "held_loss /= 20"
+    assert '"eval/held_acc": held_acc' in lines[ev] and '"eval/held_loss": held_loss' in lines[ev]
+    if HAS_TORCH:
+        calls = _run(script, tmp_path)
+        evals = [c["data"] for c in calls if c["call"] == "log" and "eval/held_acc" in c["data"]]
+        assert [e["step"] for e in evals] == [4, 8]

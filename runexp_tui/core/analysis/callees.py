@@ -251,6 +251,54 @@ def _body_of(source: bytes, fn: str) -> bytes | None:
     return None
 
 
+def _method_trains(source: bytes, cls: str, method: str) -> bool:
+    """The method ``method`` of class ``cls`` in ``source`` backpropagates and steps."""
+    tree = ts.parse(source)
+    q = ts.query("(class_definition name: (identifier) @name) @cls")
+    for c in ts.captures(q, tree.root_node).get("cls", []):
+        if ts.text(c.child_by_field_name("name")) != cls:
+            continue
+        body = c.child_by_field_name("body")
+        for d in body.named_children if body is not None else ():
+            fn = d.child_by_field_name("definition") if d.type == "decorated_definition" else d
+            if fn is None or fn.type != "function_definition":
+                continue
+            if ts.text(fn.child_by_field_name("name")) == method:
+                text = ts.text(fn.child_by_field_name("body"))
+                return ".backward(" in text and ".step(" in text
+    return False
+
+
+def external_step_calls(ix: ScriptIndex) -> list[Node]:
+    """`q_loss, norm = agent.update(batch)` inside a loop, where `agent = Agent(...)` is built
+    from a class of the repository's own modules whose `update` backpropagates and steps:
+    the loop trains through that call (the optimizer is never seen in this file)."""
+    _, functions = _own_sources(ix)
+    if not functions:
+        return []
+    built: dict[str, tuple[bytes, str]] = {}  # `agent` -> (agent.py, "Agent")
+    q = ts.query("(assignment left: (identifier) @n right: (call function: (identifier) @c))")
+    caps = ts.captures(q, ix.root)
+    for n, c in zip(caps.get("n", []), caps.get("c", []), strict=False):
+        if ts.text(c) in functions:
+            built[ts.text(n)] = functions[ts.text(c)]
+    if not built:
+        return []
+    out: list[Node] = []
+    verdicts: dict[tuple[str, str], bool] = {}
+    for call in _attribute_calls(ix.root):
+        recv = receiver(call)
+        if recv is None or ts.text(recv) not in built:
+            continue
+        src, cls = built[ts.text(recv)]
+        key = (ts.text(recv), call_name(call))
+        if key not in verdicts:
+            verdicts[key] = _method_trains(src, cls, key[1])
+        if verdicts[key]:
+            out.append(call)
+    return out
+
+
 _FROM_IMPORT = re.compile(rb"^from\s+([\w.]+)\s+import\s+\(?([\w\s,]+)", re.M)
 
 

@@ -13,6 +13,12 @@ import re
 from typing import TYPE_CHECKING
 
 from runexp_tui.core import ts
+from runexp_tui.core.analysis.config_use import (
+    PARSE_CALLS,
+    derived_constant,
+    loaded_data,
+    used_as_object,
+)
 from runexp_tui.core.analysis.index import ScriptIndex
 from runexp_tui.core.analysis.nodes import (
     assignment,
@@ -36,21 +42,6 @@ from runexp_tui.core.analysis.nodes import (
 
 if TYPE_CHECKING:
     from tree_sitter import Node
-
-# Parse-like calls whose result is the run's configuration.
-PARSE_CALLS = frozenset(
-    {
-        "parse_args",
-        "parse_known_args",
-        "parse_args_into_dataclasses",
-        "parse_args_and_config",
-        "parse_json_file",
-        "parse_yaml_file",
-        "parse_dict",
-        "cli",
-    }
-)
-
 
 CONFIG_LOADS = frozenset({"load", "safe_load", "merge", "create", "structured", "from_cli"})
 
@@ -88,7 +79,7 @@ def config_candidates(ix: ScriptIndex) -> list[tuple[Node, str | None]]:
             ):
                 superseded.add(c.id)  # a first pass whose leftovers the later parse reads
     for c in calls:
-        if c.id not in superseded:
+        if c.id not in superseded and not loaded_data(ix, c):
             out.extend(_resolve_config(ix, c, 0))
     return out
 
@@ -331,8 +322,8 @@ def globals_config(ix: ScriptIndex) -> tuple[Node, str | None, tuple[str, ...]] 
     run_last: Node | None = None
     run_var: str | None = None
     for st in ix.root.named_children:
-        if st.type == "comment":
-            continue
+        if st.type in ("comment", "assert_statement"):
+            continue  # `assert grad_accum > 0` checks the block, it does not end it
         a = assignment(st)
         is_exec = (
             st.type == "expression_statement"
@@ -341,7 +332,8 @@ def globals_config(ix: ScriptIndex) -> tuple[Node, str | None, tuple[str, ...]] 
         )
         uses_globals = "globals()" in ts.text(st) if a is not None else False
         if a is not None or is_exec:
-            if a is not None and _is_constant(a.child_by_field_name("right")):
+            right = a.child_by_field_name("right") if a is not None else None
+            if a is not None and (_is_constant(right) or derived_constant(right, run_names)):
                 left = a.child_by_field_name("left")
                 if left is not None and left.type == "identifier":
                     run_consts += 1
@@ -425,52 +417,9 @@ def config_parameter(target: Node | None) -> tuple[Node, str] | None:
     for p in param_names(fn):
         if re.search(
             r"^(args|opts?|config|cfg|conf|hparams|hps|params|flags)$", p, re.I
-        ) and not _used_as_object(fn, p):
+        ) and not used_as_object(fn, p):
             return fn, p
     return None
-
-
-# Methods a dict- or namespace-like configuration is read through.
-_READS = frozenset({"get", "items", "keys", "values", "copy", "to_dict", "as_dict"})
-
-
-def _used_as_object(fn: Node, name: str) -> bool:
-    """`opt.step()`, `opt.zero_grad()` and no `opt.lr` or `opt["lr"]`: the parameter is an
-    object the function works with (an optimizer passed as `opt`), not a configuration that it
-    reads settings from."""
-    calls, reads = _uses(fn, name)
-    return calls > 0 and reads == 0
-
-
-def read_as_settings(fn: Node, name: str) -> bool:
-    """`cfg["lr"]`, `cfg.SOLVER.MAX_ITER`, `cfg.get("seed")` and no other method call: ``name``
-    holds settings the function reads (not a model or a loader built from the options)."""
-    calls, reads = _uses(fn, name)
-    return reads > 0 and calls == 0
-
-
-def _uses(fn: Node, name: str) -> tuple[int, int]:
-    """(method calls, field reads) of ``name`` in ``fn``'s body."""
-    body = fn.child_by_field_name("body")
-    if body is None:
-        return 0, 0
-    calls = reads = 0
-    for ident in ts.captures(ts.query("(identifier) @i"), body).get("i", []):
-        if ts.text(ident) != name or ident.parent is None:
-            continue
-        up = ident.parent
-        if up.type == "subscript" and up.child_by_field_name("value") == ident:
-            reads += 1
-        elif up.type == "attribute" and up.child_by_field_name("object") == ident:
-            attr = up.child_by_field_name("attribute")
-            called = up.parent is not None and up.parent.type == "call"
-            if called and attr is not None and ts.text(attr) not in _READS:
-                calls += 1
-            else:
-                reads += 1
-        elif up.type == "call" and up.child_by_field_name("function") == ident:
-            calls += 1  # `model(x)`: called itself
-    return calls, reads
 
 
 _LITERAL = ("integer", "float", "string", "true", "false")

@@ -445,7 +445,7 @@ def _after_eval_loop(ix: ScriptIndex, ev: Node) -> EvalLogPoint | None:
             accum.add(ts.text(receiver(e)))
     names: list[str] = []
     anchor = None
-    cur = ev.next_named_sibling
+    cur = _next_after(ev)
     while cur is not None:
         if cur.type == "comment":
             cur = cur.next_named_sibling
@@ -520,6 +520,20 @@ def _averaged(stmt: Node, accum: set[str]) -> str | None:
     if left is None or left.type != "identifier" or op not in ("/=", "//="):
         return None
     return ts.text(left) if ts.text(left) in accum else None
+
+
+def _next_after(ev: Node) -> Node | None:
+    """The statement after an eval loop; after the `with torch.no_grad():` that ends with it."""
+    cur: Node | None = ev
+    while cur is not None:
+        nxt = cur.next_named_sibling
+        while nxt is not None and nxt.type == "comment":
+            nxt = nxt.next_named_sibling
+        if nxt is not None:
+            return nxt
+        up = cur.parent.parent if cur.parent is not None and cur.parent.type == "block" else None
+        cur = up if up is not None and up.type == "with_statement" else None
+    return None
 
 
 def _printed_after(ix: ScriptIndex, ev: Node) -> EvalLogPoint | None:

@@ -21,10 +21,10 @@ from runexp_tui.core.analysis.config import (
     object_config,
     out_of_branch,
     promote,
-    read_as_settings,
     self_config,
 )
 from runexp_tui.core.analysis.config_file import loaded_config
+from runexp_tui.core.analysis.config_use import read_as_settings
 from runexp_tui.core.analysis.dispatch import hyper_dict_arg, hyper_dict_param, into_called
 from runexp_tui.core.analysis.distributed import (
     fabric_setup,

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from runexp_tui.core import ts
+from runexp_tui.core.analysis.callees import external_step_calls
 from runexp_tui.core.analysis.index import ScriptIndex
 from runexp_tui.core.analysis.nodes import (
     LOOPS,
@@ -71,6 +72,8 @@ def direct_sites(ix: ScriptIndex) -> list[Site]:
             sites.append(Site(c, "backward"))
     if not sites:
         sites.extend(Site(c, "backward") for c in hidden_steps(ix))
+    if not sites:  # `agent.update(batch)` of the repo's own class steps for the script
+        sites.extend(Site(c, "step") for c in external_step_calls(ix) if next(loops_up(c), None))
     return sites
 
 

@@ -14,6 +14,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from runexp_tui.core import ts
+from runexp_tui.core.analysis.callees import external_step_calls
 from runexp_tui.core.analysis.index import ScriptIndex
 from runexp_tui.core.analysis.loop import Site, direct_sites
 from runexp_tui.core.analysis.mode import train_flag
@@ -75,6 +76,10 @@ def train_log(ix: ScriptIndex, loop: Node, sites: list[Site]) -> TrainLogPoint:
             point = TrainLogPoint(
                 ts.end_line(later), point.loss_var, point.step_var, ix.indent_of(later)
             )
+    handed = _handed_back(ix, stmt, anchor)
+    if handed and (point.loss_var is None or point.loss_var in handed):
+        # `err, norm = learner.improve(batch)`: what the repo's own step hands back
+        point = replace(point, loss_var=point.loss_var or handed[0], together=handed)
     if point.loss_var is not None and "." not in point.loss_var:
         later = _assigned_after(stmt, point.loss_var)
         if later is not None:  # `clf.partial_fit(x, y)` then `loss = log_loss(...)`
@@ -97,6 +102,18 @@ def train_log(ix: ScriptIndex, loop: Node, sites: list[Site]) -> TrainLogPoint:
     if rewards and point.loss_var is not None:
         point = replace(point, also=point.also + rewards)
     return point
+
+
+def _handed_back(ix: ScriptIndex, stmt: Node, call: Node) -> tuple[str, ...]:
+    """The names bound from a step taken by the repository's own class (`err, norm =
+    learner.improve(batch)`), else ()."""
+    a = assignment(stmt)
+    left = a.child_by_field_name("left") if a is not None else None
+    if a is None or left is None or a.child_by_field_name("right") != call:
+        return ()
+    if not any(c == call for c in external_step_calls(ix)):
+        return ()
+    return tuple(n for n in target_names(left) if n != "_" and n.isidentifier())
 
 
 def _branch_logs(

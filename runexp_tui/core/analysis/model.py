@@ -91,6 +91,9 @@ class TrainLogPoint:
     # not in the JSON contract: the expression logged as the loss instead of `loss_var`, an
     # accumulator of the step's micro-batch losses reset at each step (`loss_accum += loss.detach()`)
     value: str | None = None
+    # not in the JSON contract: every name the stepping call hands back (`q_loss, w_norm =
+    # agent.update(batch)`), logged together under train/
+    together: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

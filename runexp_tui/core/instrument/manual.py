@@ -158,7 +158,7 @@ def manual_hunks(plan: Plan, guard: str | None, keras: bool, library: bool = Fal
 
     if wants_train and pts.train_log is not None and pts.train_log.loss_var:
         tl = pts.train_log
-        losses = _losses_at(src, tl.after_line, tl.loss_var or "")
+        losses = list(tl.together) or _losses_at(src, tl.after_line, tl.loss_var or "")
         if len(losses) > 1 or tl.also:  # a GAN's errD and errG: each under its own name
             items = [f'"train/{metric_key(v)}": {_scalar(src, v, tl.after_line)}' for v in losses]
         else:
