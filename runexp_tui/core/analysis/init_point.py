@@ -110,6 +110,15 @@ def init_point(
         anchor_after, var, consts = g
         if var is None and consts:  # `num_epochs = 5` ... at the top: those are the config
             expr = "{" + ", ".join(f'"{n}": {n}' for n in consts) + "}"
+            fn = scope(target) if target is not None else None
+            if (
+                fn is not None
+                and fn.type == "function_definition"
+                and not set(param_names(fn)) & set(consts)
+            ):
+                # the training runs in a function: the run starts there (not on import),
+                # reading the module's settings, and ends with it
+                anchor_after, body_of = None, fn
     elif (pc := config_parameter(target)) is not None:
         body_of, var = pc
     elif (sc := self_config(ix, target)) is not None:

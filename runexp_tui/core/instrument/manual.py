@@ -257,7 +257,10 @@ def manual_hunks(plan: Plan, guard: str | None, keras: bool, library: bool = Fal
         )
         if returned is not None:  # `return results` ends the rewritten line: finish before it
             h = plan.hunks[returned]
-            lines = (*h.new_lines[:-1], *block, h.new_lines[-1])
+            body = h.new_lines[:-1]
+            if len(block) == 2 and len(body) >= 2 and body[-2] == block[0]:
+                block = block[1:]  # under the same guard as the log: one `if`
+            lines = (*body, *block, h.new_lines[-1])
             plan.hunks[returned] = replace(h, new_lines=lines)
         else:
             plan.hunks.append(insertion("finish", "finish: wandb.finish()", fin.after_line, block))
