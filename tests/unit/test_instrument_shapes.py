@@ -1707,3 +1707,23 @@ def test_an_inline_evaluation_under_no_grad_is_logged_after_its_means(tmp_path: 
         calls = _run(script, tmp_path)
         evals = [c["data"] for c in calls if c["call"] == "log" and "eval/held_acc" in c["data"]]
         assert [e["step"] for e in evals] == [4, 8]
+
+
+def test_settings_kept_by_the_repos_own_base_class_are_the_config(tmp_path: Path) -> None:
+    """`class FitScript(CommandScript)` reads `self.opts.epochs`; `self.opts` is set by the
+    repository's base class from its constructor's parameter (another module): the run's
+    config is that object, started at the top of the method that trains."""
+    from runexp_tui.core.analysis import analyze_file
+
+    tree = tmp_path / "repo"
+    shutil.copytree(SCRIPTS.parent / "repo_base", tree)
+    script = tree / "shape_repo_base.py"
+    got = analyze_file(script).to_json()
+    expected = json.loads(script.with_suffix(".expected.json").read_text())
+    assert {**got, "path": script.name} == expected
+    apply_proposal(propose_file(script, project="t"))
+    init = next(ln for ln in script.read_text().splitlines() if "wandb.init(" in ln)
+    assert "vars(self.opts)" in init
+    if HAS_TORCH:
+        calls = _run(script, tmp_path)
+        assert calls[0]["config"] == ["batch", "epochs", "lr"]

@@ -299,6 +299,49 @@ def external_step_calls(ix: ScriptIndex) -> list[Node]:
     return out
 
 
+def inherited_settings(ix: ScriptIndex, cls: Node) -> set[str]:
+    """`self.args = args` in the `__init__` of a base class from the repository's own modules
+    (`class TrainScript(BaseScript)`, `super().__init__(args)`): the attributes the base keeps
+    from its constructor's parameters, which this file's methods then read."""
+    supers = cls.child_by_field_name("superclasses")
+    names = [ts.text(b) for b in (supers.named_children if supers is not None else ())]
+    _, functions = _own_sources(ix)
+    out: set[str] = set()
+    for base in names:
+        if base not in functions:
+            continue
+        src, cname = functions[base]
+        tree = ts.parse(src)
+        q = ts.query("(class_definition name: (identifier) @n) @c")
+        for c in ts.captures(q, tree.root_node).get("c", []):
+            if ts.text(c.child_by_field_name("name")) != cname:
+                continue
+            body = c.child_by_field_name("body")
+            for d in body.named_children if body is not None else ():
+                if (
+                    d.type != "function_definition"
+                    or ts.text(d.child_by_field_name("name")) != "__init__"
+                ):
+                    continue
+                params = d.child_by_field_name("parameters")
+                pnames = {
+                    ts.text(p)
+                    for p in (params.named_children if params is not None else ())
+                    if p.type == "identifier"
+                }
+                aq = ts.query(
+                    "(assignment left: (attribute object: (identifier) @o attribute: (identifier) @a)"
+                    " right: (identifier) @r)"
+                )
+                caps = ts.captures(aq, d)
+                for o, a, r in zip(
+                    caps.get("o", []), caps.get("a", []), caps.get("r", []), strict=False
+                ):
+                    if ts.text(o) == "self" and ts.text(r) in pnames:
+                        out.add(ts.text(a))
+    return out
+
+
 _FROM_IMPORT = re.compile(rb"^from\s+([\w.]+)\s+import\s+\(?([\w\s,]+)", re.M)
 
 

@@ -13,6 +13,7 @@ import re
 from typing import TYPE_CHECKING
 
 from runexp_tui.core import ts
+from runexp_tui.core.analysis.callees import inherited_settings
 from runexp_tui.core.analysis.config_use import (
     PARSE_CALLS,
     derived_constant,
@@ -485,6 +486,10 @@ def self_config(ix: ScriptIndex, target: Node | None) -> tuple[Node, str] | None
             and ts.text(right) in init_params
             and ts.text(left.child_by_field_name("object")) == me
         ):
+            return fn, f"{me}.{attr}"
+    assigned = set(re.findall(rf"\b{re.escape(me)}\.(\w+)\s*=[^=]", ts.text(cls)))
+    for attr in inherited_settings(ix, cls):  # kept by the repo's own base class
+        if attr in used and attr not in assigned:
             return fn, f"{me}.{attr}"
     return None
 
