@@ -315,3 +315,27 @@ def test_click_options_are_flags_and_a_wandb_toggle_is_the_switch() -> None:
 def test_wandb_on_by_default_has_no_switch() -> None:
     src = "import wandb\nuse = True\nif use:\n    wandb.init()\n"
     assert analyze_source(src, "x.py").wandb.switch is None
+
+
+def test_a_function_handed_to_an_installed_launcher_is_where_the_run_starts() -> None:
+    """`launch(main, args.num_gpus, args=(args,))` of an installed package (its body is not
+    on disk here): by the launcher's name, `main` runs in every process it starts, so the run
+    starts in `main`, after the settings it builds, not in the parent."""
+    src = (
+        "import argparse\nimport torch\nfrom somepkg.engine import launch\n\n"
+        "def setup(args):\n    return {'lr': args.lr, 'iters': 3}\n\n"
+        "def main(args):\n    cfg = setup(args)\n"
+        "    net = torch.nn.Linear(2, 1)\n"
+        "    opt = torch.optim.SGD(net.parameters(), lr=cfg['lr'])\n"
+        "    for it in range(cfg['iters']):\n"
+        "        loss = net(torch.randn(4, 2)).pow(2).mean()\n"
+        "        opt.zero_grad()\n        loss.backward()\n        opt.step()\n\n"
+        "def cli():\n    ap = argparse.ArgumentParser()\n"
+        "    ap.add_argument('--lr', type=float, default=0.1)\n"
+        "    args = ap.parse_args()\n    launch(main, 2, args=(args,))\n\n"
+        "if __name__ == '__main__':\n    cli()\n"
+    )
+    a = analyze_source(src, "x.py")
+    assert a.points.init is not None
+    assert a.points.init.after_line == 9 and a.points.init.config_var == "cfg"
+    assert a.distributed.kind == "other"

@@ -154,8 +154,6 @@ def external_launches(ix: ScriptIndex) -> list[tuple[Node, str]]:
     starts processes: `mp.spawn`, `start_processes`, `Process`): (the call, the name of this
     file's function it hands over, which each started process runs)."""
     modules, functions = _own_sources(ix)
-    if not modules and not functions:
-        return []
     out: list[tuple[Node, str]] = []
     verdicts: dict[tuple[str, str], bool] = {}
 
@@ -182,8 +180,17 @@ def external_launches(ix: ScriptIndex) -> list[tuple[Node, str]]:
         if body is None or not any(sp in body for sp in _SPAWNS):
             continue
         out.extend((c, fn) for c in calls[name] if (fn := handed(c)) is not None)
+    # a launcher of an installed package (`from detectron2.engine import launch`), whose body
+    # cannot be read here: known by the launchers' own names
+    imported = {n for n in _module_of(ix) if n not in functions and n in _LAUNCHERS}
+    for found in (ix.local_calls(imported) if imported else {}).values():
+        out.extend((c, fn) for c in found if (fn := handed(c)) is not None)
     out.sort(key=lambda cf: cf[0].start_byte)
     return out
+
+
+# launchers that start one process per device and run the function handed to them in each
+_LAUNCHERS = frozenset({"launch", "elastic_launch", "notebook_launcher", "start_processes"})
 
 
 def external_rank_functions(ix: ScriptIndex) -> set[str]:

@@ -9,6 +9,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from runexp_tui.core import ts
+from runexp_tui.core.analysis.callees import external_launches
 from runexp_tui.core.analysis.config import (
     complete,
     complete_until,
@@ -130,8 +131,13 @@ def init_point(
         body_of = dp[0]
         expr = "{" + ", ".join(f'"{n}": {n}' for n in dp[1]) + "}"
     # a launcher parent (`mp.spawn(worker, ...)`) does not train: the run starts in the worker
-    if target is not None:
-        spawned = _init_in_spawned(ix, target, anchor_after or body_of, var)
+    inside = target
+    if inside is None and (launched := external_launches(ix)):
+        # no loop here (an engine trains): the function the launcher runs in each process
+        worker = next(iter(ix.defs_by_name.get(launched[0][1], [])), None)
+        inside = body_stmts(worker)[-1] if worker is not None and body_stmts(worker) else None
+    if inside is not None:
+        spawned = _init_in_spawned(ix, inside, anchor_after or body_of, var)
         if spawned is not None:
             return spawned
     # distributed: the predicate's variable must exist where wandb.init runs
