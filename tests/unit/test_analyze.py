@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from runexp_tui.core.analysis import AnalyzeError, analyze_file, analyze_source
+from runexp_tui.core.instrument import build_proposal
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "scripts"
 SCRIPTS = sorted(FIXTURES.glob("*.py"))
@@ -338,4 +339,8 @@ def test_a_function_handed_to_an_installed_launcher_is_where_the_run_starts() ->
     a = analyze_source(src, "x.py")
     assert a.points.init is not None
     assert a.points.init.after_line == 9 and a.points.init.config_var == "cfg"
+    # the launcher's workers see no RANK: the group's own rank, asked once it exists
     assert a.distributed.kind == "other"
+    assert a.distributed.main_process == "torch.distributed.get_rank() == 0"
+    out = build_proposal(src, a).render()
+    assert "(torch.distributed.get_rank() if torch.distributed.is_initialized()" in out

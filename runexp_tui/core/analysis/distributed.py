@@ -84,6 +84,15 @@ def distributed(ix: ScriptIndex) -> Distributed:
     elif external_launches(ix):
         kind = "other"  # `launch(main, num_gpus)`: the repo's launcher starts the processes
     main = main_process(ix, kind)
+    if (
+        main is None
+        and kind == "other"
+        and any(ts.text(i).strip() == "import torch" for i in ix.imports)
+        and external_launches(ix)
+    ):
+        # the launcher sets up the process group before it calls in (its workers see no RANK
+        # in the environment): the group's rank, asked once it exists
+        main = "torch.distributed.get_rank() == 0"
     if kind == "none" and "jax" in fw and main and "process_index" in main:
         kind = "other"  # multi-host JAX: one process per host, each would start a run
     local = bool(
