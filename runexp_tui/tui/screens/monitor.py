@@ -170,7 +170,7 @@ class MonitorScreen(MonitorRunActions):
         self.keys = tuple(view.metric_keys)
         self.wandb_url = getattr(view, "wandb_url", None)
         self.query_one("#mon-status", RunStatusLine).show(
-            view, url=self.wandb_url, stopping=self.stopping
+            view, url=self.wandb_url, stopping=self.stop_countdown(view)
         )
         self._show_findings(view)
         self._show_log(view, reset=new_run or self.shown is None)
