@@ -352,8 +352,9 @@ async def test_a_stop_countdown_stays_with_its_run(app_factory, tmp_path: Path) 
             await wait_until(pilot, lambda: screen.stop_result is not None)
             assert screen.stop_result.outcome == "stopped"
             assert screen.stopping_run is None
-            assert any(
-                f"Run {record.id} stopped (SIGINT)" in str(n.message) for n in app._notifications
+            toast = f"Run {record.id} stopped (SIGINT)"  # a notify is a message: wait for it
+            await wait_until(
+                pilot, lambda: any(toast in str(n.message) for n in app._notifications)
             )
     finally:
         with contextlib.suppress(ProcessLookupError):
