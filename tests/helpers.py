@@ -8,9 +8,15 @@ was awaited, so a timeout reads as a test failure, not an error.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import pickle
+import shutil
+import tempfile
 import time
-from collections.abc import Awaitable, Callable, Iterable
+import warnings
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -139,3 +145,70 @@ def ended_run(
     )
     save_record(record)
     return record
+
+
+NOBODY = 65534  # the uid and gid of `nobody` on Debian and most Linux systems
+
+
+@contextlib.contextmanager
+def reachable_tmp(tmp_path: Path) -> Iterator[Path]:
+    """A scratch folder `call_as_nobody` can reach: ``tmp_path`` itself when not root; as root
+    a fresh 0755 folder in the system's temp dir (pytest's own, /tmp/pytest-of-root, is 0700:
+    nobody would be refused at the door, not by the mode of the file under test)."""
+    if os.geteuid() != 0:
+        yield tmp_path
+        return
+    folder = Path(tempfile.mkdtemp(prefix="runexp-nobody-"))
+    try:
+        folder.chmod(0o755)
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def call_as_nobody(func: Callable[..., T], *args: Any) -> T:
+    """``func(*args)`` as a user without privileges, its result returned or its exception raised
+    here.
+
+    Root reads and lists every file whatever its mode, so as root the call runs in a forked
+    child that first drops to nobody (no supplementary groups) and pickles its outcome back
+    over a pipe; as anyone else it runs in this process. A fork rather than `setpriv python`:
+    the child needs no interpreter that nobody can start (a venv's python may live under
+    /root), and what the parent imported is already loaded.
+    """
+    if os.geteuid() != 0:
+        return func(*args)
+    read_fd, write_fd = os.pipe()
+    with warnings.catch_warnings():  # 3.12+ warns about fork in a process with threads
+        warnings.simplefilter("ignore", DeprecationWarning)
+        pid = os.fork()
+    if pid == 0:  # the child: never returns into the test run
+        code = 1
+        try:
+            os.close(read_fd)
+            os.setgroups([])
+            os.setgid(NOBODY)
+            os.setuid(NOBODY)
+            try:
+                outcome: tuple[str, Any] = ("returned", func(*args))
+            except Exception as exc:
+                outcome = ("raised", exc)
+            try:
+                data = pickle.dumps(outcome)
+            except Exception as exc:  # an unpicklable result: say what it was
+                data = pickle.dumps(("raised", RuntimeError(f"unpicklable: {exc!r}")))
+            with os.fdopen(write_fd, "wb") as out:
+                out.write(data)
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(write_fd)
+    with os.fdopen(read_fd, "rb") as pipe:
+        data = pipe.read()
+    _, status = os.waitpid(pid, 0)
+    if os.waitstatus_to_exitcode(status) != 0 or not data:
+        raise AssertionError(f"the call as nobody failed (wait status {status})")
+    kind, value = pickle.loads(data)
+    if kind == "raised":
+        raise value
+    return value

@@ -6,10 +6,13 @@ import asyncio
 import os
 import shlex
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from textual.screen import Screen
+
     from runexp_tui.core.runs import RunRecord
+    from runexp_tui.tui.app import RunexpApp
 
 # States that run.json only holds once the run has ended (sync_record writes them).
 _FINAL_STATES = frozenset({"exited", "killed", "stopped", "lost"})
@@ -38,11 +41,11 @@ def run_command(record: RunRecord, width: int = 60) -> str:
     return command if len(command) <= width else command[: width - 1] + "…"
 
 
-async def _ask(app: Any, screen: Any) -> bool:
+async def _ask(app: RunexpApp, screen: Screen[bool]) -> bool:
     """Push a modal and await its answer; works outside workers too (no push_screen_wait)."""
     answer: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
 
-    def done(value: Any) -> None:
+    def done(value: bool | None) -> None:
         if not answer.done():
             answer.set_result(bool(value))
 
@@ -50,7 +53,7 @@ async def _ask(app: Any, screen: Any) -> bool:
     return await answer
 
 
-async def offer_attach(app: Any) -> None:
+async def offer_attach(app: RunexpApp) -> None:
     """Ask whether to follow the newest running run of the app's repo; yes -> follow it.
 
     Looks the runs up in a thread (psutil checks); does nothing when the app already follows

@@ -6,13 +6,14 @@ import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TypeGuard
 
 from rich.text import Text
 
 SPARK = "▁▂▃▄▅▆▇█"
 
 
-def is_number(v: object) -> bool:
+def is_number(v: object) -> TypeGuard[float]:
     """True for real, finite-or-not numbers (not the NA sentinel, not None, not bools)."""
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
@@ -64,7 +65,7 @@ def fmt_num(v: object, fmt: str = "{:.0f}", unit: str = "") -> str:
 def fmt_mib(v: object) -> str:
     if not is_number(v):
         return "N/A"
-    mib = float(v)  # type: ignore[arg-type]
+    mib = float(v)
     return f"{mib / 1024:.1f}G" if mib >= 1024 else f"{mib:.0f}M"
 
 

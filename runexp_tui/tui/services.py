@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from runexp_tui.core.envs.backends import CondaEnv
     from runexp_tui.core.gpu import GpuSampler
     from runexp_tui.core.runs import RunRecord
 
@@ -40,7 +41,7 @@ class Services:
     clock: Callable[[], float] = time.time
     gpu_interval: float = 1.0
     demo: bool = False
-    conda_envs: Callable[[], list[Any]] | None = None
+    conda_envs: Callable[[], list[CondaEnv]] | None = None
     run_poll_interval: float = 1.0
     remote_sampler_factory: Callable[[RunRecord], GpuSampler] | None = remote_gpu_sampler
     remote_gpu_interval: float = 2.0
@@ -55,7 +56,7 @@ def default_services(*, demo: bool = False, simulate_gpus: bool = False) -> Serv
 
         return make_sampler("simulated" if simulate_gpus else "auto")
 
-    def conda_envs() -> list[Any]:
+    def conda_envs() -> list[CondaEnv]:
         from runexp_tui.core.envs import list_conda_envs
 
         return list(list_conda_envs())

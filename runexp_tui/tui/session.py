@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from runexp_tui.core.config import ExperimentConfig
+
+if TYPE_CHECKING:
+    from runexp_tui.core.analysis.model import AnalysisResult
+    from runexp_tui.core.discover.model import RepoScan
 
 
 @dataclass
@@ -15,8 +19,8 @@ class Session:
 
     repo: Path | None = None
     config: ExperimentConfig | None = None
-    scan: Any = None  # core.discover.RepoScan
-    analysis: Any = None  # core.analysis.model.AnalysisResult of the entry point
+    scan: RepoScan | None = None
+    analysis: AnalysisResult | None = None  # of the entry point
     wandb_offline: bool | None = None  # decided by the Environment phase (no credentials -> True)
     env_ready: bool = False
     run_id: str | None = None  # the run shown in the monitoring pane

@@ -312,6 +312,55 @@ async def test_stop_countdown_ends_with_the_group_gone(app_factory, tmp_path: Pa
             os.killpg(record.pgid, 9)
 
 
+async def test_a_stop_countdown_stays_with_its_run(app_factory, tmp_path: Path) -> None:
+    """Stop run X, follow run Y during the countdown: Y's status line does not show X's
+    countdown (X's ticks keep coming), X's shows it again when followed back, and the toast
+    at the end names X."""
+    (tmp_path / "stubborn.py").write_text(
+        "import signal, time\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\n"
+        "print('step 1 | loss 1.0', flush=True)\ntime.sleep(60)\n"
+    )
+    spec = LaunchSpec(
+        (sys.executable, "stubborn.py"), {}, str(tmp_path), "python stubborn.py", {},
+        repo=str(tmp_path),
+    )  # fmt: skip
+    record = launch_local(spec)
+    other = make_run(tmp_path, training_lines(5), run_id="20261201-110000-bbbb")
+    app = app_factory(tmp_path, attach=record.id)
+    app.services.extra["stop_grace"] = (120.0, 2.0)  # the countdown holds at SIGINT
+    try:
+        async with app.run_test(size=(160, 48)) as pilot:
+            await wait_until(pilot, lambda: app.run_view is not None and app.run_view.alive)
+            screen = monitor(app)
+            await pilot.press("s")
+            await wait_until(pilot, lambda: app.screen is not screen)  # the confirmation
+            await pilot.press("y")
+            await wait_until(pilot, lambda: f"Stopping {record.id}" in status_text(app))
+
+            app.follow_run(other.id)
+            await wait_until(pilot, lambda: getattr(screen.shown, "run_id", "") == other.id)
+            ticks = len(screen.stop_steps)
+            await wait_until(pilot, lambda: len(screen.stop_steps) >= ticks + 2)
+            assert "Stopping" not in status_text(app)
+            assert f"run {other.id}" in status_text(app)
+            assert screen.stopping_run == record.id
+
+            app.follow_run(record.id)
+            await wait_until(pilot, lambda: f"Stopping {record.id}" in status_text(app))
+
+            os.killpg(record.pgid, 9)  # it ends during the countdown
+            await wait_until(pilot, lambda: screen.stop_result is not None)
+            assert screen.stop_result.outcome == "stopped"
+            assert screen.stopping_run is None
+            toast = f"Run {record.id} stopped (SIGINT)"  # a notify is a message: wait for it
+            await wait_until(
+                pilot, lambda: any(toast in str(n.message) for n in app._notifications)
+            )
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(record.pgid, 9)
+
+
 async def test_relaunch_and_commands(app_factory, tmp_path: Path) -> None:
     (tmp_path / "train.py").write_text("print('step 1 | loss 0.5', flush=True)\n")
     make_run(tmp_path, training_lines(10), exit_code=0)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -35,9 +36,15 @@ class FakeRemoteSampler:
     simulated = False
     fallback_reason = None
 
-    def __init__(self, record: Any, error: str | None = None) -> None:
+    def __init__(
+        self,
+        record: Any,
+        error: str | None = None,
+        util: Callable[[int], float] = lambda _n: 90.0,
+    ) -> None:
         self.record = record
         self.error = error
+        self.util = util  # the GPUs' utilization at the n-th sample
         self.samples = 0
         self.closed = threading.Event()
 
@@ -49,7 +56,7 @@ class FakeRemoteSampler:
             GpuInfo(
                 index=i,
                 name="NVIDIA H200",
-                utilization_pct=90.0,
+                utilization_pct=self.util(self.samples),
                 memory_used_mib=1024 * (i + 1),
                 memory_total_mib=143771,
                 temperature_c=61.0,
@@ -63,11 +70,15 @@ class FakeRemoteSampler:
         self.closed.set()
 
 
-def remote_factory(app: RunexpApp, error: str | None = None) -> list[FakeRemoteSampler]:
+def remote_factory(
+    app: RunexpApp,
+    error: str | None = None,
+    util: Callable[[int], float] = lambda _n: 90.0,
+) -> list[FakeRemoteSampler]:
     made: list[FakeRemoteSampler] = []
 
     def factory(record: Any) -> FakeRemoteSampler:
-        made.append(FakeRemoteSampler(record, error))
+        made.append(FakeRemoteSampler(record, error, util))
         return made[-1]
 
     app.services.remote_sampler_factory = factory
@@ -180,6 +191,52 @@ async def test_the_monitors_gpu_panel_shows_the_ssh_hosts_gpus(app_factory, tmp_
         await wait_until(pilot, lambda: "H200" in drawn())
         text = drawn()
         assert "GPU 0" in text and "GPU 1" in text and "GPU 3" not in text
+
+
+@pytest.mark.parametrize("remote_load", ["flat", "busy"])
+async def test_the_monitors_stall_check_reads_the_ssh_hosts_gpus(
+    app_factory, clock, tmp_path: Path, remote_load: str
+) -> None:
+    """A live ssh run whose log has been silent for an hour: the stall check weighs the
+    host's GPUs, not this machine's (idle, flat at 0-1%). Flat at 90% there: a stall that
+    says 90%; busy with a varying load there: no stall, though this machine's idle GPUs
+    alone would have made one."""
+    from runexp_tui.core.diagnose import detect_stall
+    from runexp_tui.tui.screens.monitor import MonitorScreen, mean_utilization
+
+    ssh_run = make_record(tmp_path, "20261201-100000-aaaa")
+    app = app_factory(tmp_path, attach=ssh_run.id, count=4)
+    app.services.run_poll_interval = 3600.0  # one view from the follower: the test's stays
+    app.services.extra["stall_after_s"] = 600
+    load = (lambda _n: 90.0) if remote_load == "flat" else (lambda n: 20.0 + 70.0 * (n % 2))
+    remote_factory(app, util=load)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await wait_until(pilot, lambda: isinstance(app.screen, MonitorScreen))
+        screen = app.screen
+        assert isinstance(screen, MonitorScreen)
+        await wait_until(pilot, lambda: app.run_view is not None and screen.shown is not None)
+        await wait_until(
+            pilot,
+            lambda: (
+                app.remote_gpu_history is not None
+                and len(app.remote_gpu_history.utilization(0)) >= 4
+            ),
+        )
+        silent_since = clock.now - 3600
+        assert app.run_view is not None
+        app.run_view = dataclasses.replace(app.run_view, state="running", log_grew_at=silent_since)
+        await wait_until(pilot, lambda: screen.shown is not None and screen.shown.alive)
+        if remote_load == "flat":
+            await wait_until(pilot, lambda: screen.stall is not None)
+            assert screen.stall is not None
+            assert "GPU utilisation flat at 90%" in screen.stall.evidence
+            assert any(f.id == "stall" for f in screen.query_one("#mon-diag").findings)
+        else:
+            assert screen.stall is None
+            # What this machine's idle GPUs would have said: a stall.
+            assert app.gpu_history is not None
+            local = mean_utilization(app.gpu_history, (0, 1))
+            assert detect_stall(silent_since, local, clock.now, 600) is not None
 
 
 FAKE_SMI = """#!/bin/sh

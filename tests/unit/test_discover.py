@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from runexp_tui.core.discover import DiscoverError, discover_repo
+from tests.helpers import call_as_nobody, reachable_tmp
 
 REPOS = Path(__file__).resolve().parents[1] / "fixtures" / "repos"
 
@@ -381,21 +382,25 @@ def test_errors_for_missing_file_or_unreadable_path(tmp_path: Path) -> None:
         discover_repo(tmp_path / "f.txt")
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads folders whatever their mode")
 def test_unreadable_repo_and_unreadable_file(tmp_path: Path) -> None:
-    locked = tmp_path / "locked"
-    locked.mkdir()
-    locked.chmod(0)
-    try:
-        with pytest.raises(DiscoverError, match="cannot read"):
-            discover_repo(locked)
-    finally:
-        locked.chmod(0o755)
-    _write(tmp_path / "r", {"train.py": TRAIN_LOOP, "secret.py": TRAIN_LOOP})
-    (tmp_path / "r" / "secret.py").chmod(0)
-    scan = discover_repo(tmp_path / "r")
-    assert [e.path for e in scan.entry_points] == ["train.py"]
-    assert any("secret.py" in e for e in scan.errors)
+    """Scanned as nobody (as root too: root reads folders whatever their mode): a locked
+    folder is refused, and in a readable repo only the locked file is skipped."""
+    with reachable_tmp(tmp_path) as folder:
+        _write(folder / "r", {"train.py": TRAIN_LOOP, "secret.py": TRAIN_LOOP})
+        both = discover_repo(folder / "r")  # before locking: both are entry points
+        assert sorted(e.path for e in both.entry_points) == ["secret.py", "train.py"]
+        locked = folder / "locked"
+        locked.mkdir()
+        locked.chmod(0)
+        try:
+            with pytest.raises(DiscoverError, match="cannot read"):
+                call_as_nobody(discover_repo, locked)
+        finally:
+            locked.chmod(0o755)
+        (folder / "r" / "secret.py").chmod(0)
+        scan = call_as_nobody(discover_repo, folder / "r")
+        assert [e.path for e in scan.entry_points] == ["train.py"]
+        assert any("secret.py" in e for e in scan.errors)
 
 
 def test_huge_repo_is_capped_and_fast(tmp_path: Path) -> None:

@@ -34,6 +34,7 @@ from runexp_tui.core.instrument import (
     side_by_side,
     unified_diff,
 )
+from tests.helpers import call_as_nobody, reachable_tmp
 
 VANILLA = '''\
 """Toy training."""
@@ -743,13 +744,18 @@ def test_read_script_refusals(tmp_path: Path, setup: str, message: str) -> None:
         ins.read_script(path)
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their mode")
 def test_unreadable_file_is_refused(tmp_path: Path) -> None:
-    path = tmp_path / "t.py"
-    path.write_text("x = 1\n")
-    path.chmod(0)
-    with pytest.raises(InjectError, match="permission denied"):
-        ins.read_script(path)
+    """Read as nobody (as root too: root reads files whatever their mode); a readable file
+    beside it reads, so the refusal is the mode of the file, not the way to it."""
+    with reachable_tmp(tmp_path) as folder:
+        readable = folder / "ok.py"
+        readable.write_text("y = 2\n")
+        path = folder / "t.py"
+        path.write_text("x = 1\n")
+        path.chmod(0)
+        assert call_as_nobody(ins.read_script, readable) == ins.read_script(readable)
+        with pytest.raises(InjectError, match="permission denied"):
+            call_as_nobody(ins.read_script, path)
 
 
 def test_symlink_is_kept_and_its_target_patched(script: Path) -> None:

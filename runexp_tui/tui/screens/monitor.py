@@ -19,6 +19,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Header, Input, Static
 
+from runexp_tui.tui.screens.base import pane_gpus
 from runexp_tui.tui.screens.monitor_run import MonitorRunActions
 from runexp_tui.tui.widgets.diagnosis_panel import DiagnosisPanel
 from runexp_tui.tui.widgets.gpu_panel import GpuPanel
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
     from runexp_tui.core.follow.view import RunView
     from runexp_tui.core.gpu.model import GpuSnapshot
     from runexp_tui.core.gpu.poller import GpuHistory
+    from runexp_tui.tui.widgets.monitor_pane import PaneGpus
 
 STALL_AFTER_S = 600.0  # a live run silent this long, with flat GPUs, gets a stall warning
 VIEWS = (("gpu", "GPUs"), ("loss", "Loss"), ("log", "Log"), ("diag", "Diagnosis"))
@@ -170,7 +172,7 @@ class MonitorScreen(MonitorRunActions):
         self.keys = tuple(view.metric_keys)
         self.wandb_url = getattr(view, "wandb_url", None)
         self.query_one("#mon-status", RunStatusLine).show(
-            view, url=self.wandb_url, stopping=self.stopping
+            view, url=self.wandb_url, stopping=self.stop_countdown(view)
         )
         self._show_findings(view)
         self._show_log(view, reset=new_run or self.shown is None)
@@ -189,25 +191,23 @@ class MonitorScreen(MonitorRunActions):
             log.append(tail[len(tail) - fresh :] if fresh else (), view.pending)
         self._log_total = view.lines_total
 
-    def _gpu_source(self) -> tuple[GpuSnapshot | None, GpuHistory | None, str | None]:
-        """The GPUs the followed run uses: its ssh host's while the app samples them there
-        (the app's second poller), else this machine's. (snapshot, history, host)."""
-        remote = self.rx.remote_gpus
-        if remote is not None:
-            return remote.snapshot, self.rx.remote_gpu_history, remote.host
-        return self.rx.gpu_snapshot, self.rx.gpu_history, None
+    def _gpu_source(self) -> PaneGpus:
+        """The GPUs the followed run uses, the same the pane shows for it (`pane_gpus`): its
+        ssh host's while the app samples them there (the app's second poller), else this
+        machine's."""
+        return pane_gpus(self.rx)
 
     def _on_remote_gpus(self, _remote: object) -> None:
         self._on_gpu(None)
 
     def _on_gpu(self, _snapshot: GpuSnapshot | None) -> None:
         view = self.rx.run_view
-        snapshot, history, host = self._gpu_source()
+        gpus = self._gpu_source()
         panel = self.query_one("#mon-gpu", GpuPanel)
-        panel.border_title = f"GPUs on {host}" if host else "GPUs"
+        panel.border_title = f"GPUs on {gpus.host}" if gpus.host else "GPUs"
         panel.show(
-            snapshot,
-            history,
+            gpus.snapshot,
+            gpus.history,
             selected=getattr(view, "gpus", ()) or (),
             run_pids=getattr(view, "pids", ()) or (),
             compact=False,  # the narrow layout gives the GPU view the whole screen
@@ -226,9 +226,9 @@ class MonitorScreen(MonitorRunActions):
             return None
         from runexp_tui.core.diagnose import detect_stall
 
-        snap, history, _host = self._gpu_source()  # a stall on the host the run is on
-        indices = tuple(view.gpus) or tuple(getattr(snap, "indices", ()) or ())
-        util = mean_utilization(history, indices) if history is not None else []
+        gpus = self._gpu_source()  # a stall on the host the run is on
+        indices = tuple(view.gpus) or tuple(getattr(gpus.snapshot, "indices", ()) or ())
+        util = mean_utilization(gpus.history, indices) if gpus.history is not None else []
         threshold = float(self.rx.services.extra.get("stall_after_s", STALL_AFTER_S))
         return detect_stall(view.log_grew_at, util, self.rx.services.clock(), threshold)
 

@@ -10,7 +10,7 @@ import shutil
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -23,6 +23,9 @@ from textual.widgets.option_list import Option
 from runexp_tui.tui.screens.base import feed_footers
 from runexp_tui.tui.widgets.key_footer import KeyFooter
 from runexp_tui.tui.widgets.run_status import wandb_run_id
+
+if TYPE_CHECKING:
+    from runexp_tui.core.follow.view import RunView
 
 PROGRAM = "runexp-tui"
 
@@ -50,7 +53,7 @@ def runexp_invocation(
 
 
 def useful_commands(
-    view: Any, url: str | None = None, runexp: str | None = None
+    view: RunView | None, url: str | None = None, runexp: str | None = None
 ) -> list[tuple[str, str]]:
     """(what, command) pairs: follow the log, stop, reattach, diagnose, resume and sync wandb."""
     if view is None:

@@ -14,6 +14,7 @@ from runexp_tui.tui.widgets.run_status import RunStatusLine
 
 if TYPE_CHECKING:
     from runexp_tui.core.backends.base import StopResult
+    from runexp_tui.core.follow.view import RunView
     from runexp_tui.core.launch import LaunchSpec
     from runexp_tui.core.resume import ResumePlan
     from runexp_tui.core.runs import RunRecord
@@ -23,12 +24,18 @@ _NEXT_SIGNAL = {"SIGINT": "SIGTERM in", "SIGTERM": "SIGKILL in", "SIGKILL": "wai
 
 
 class StopProgress(Message):
-    """One tick of the stop countdown (``text``), or the end of the stop (``result`` set)."""
+    """One tick of the stop countdown of run ``run_id`` (``text``), or the end of its stop
+    (``result`` or ``error`` set)."""
 
     def __init__(
-        self, text: str | None, result: StopResult | None = None, error: str | None = None
+        self,
+        run_id: str,
+        text: str | None,
+        result: StopResult | None = None,
+        error: str | None = None,
     ) -> None:
         super().__init__()
+        self.run_id = run_id  # the run being stopped: the followed run may be another by now
         self.text = text
         self.result = result
         self.error = error
@@ -82,7 +89,8 @@ class MonitorRunActions(PhaseScreen):
 
     def __init__(self) -> None:
         super().__init__()
-        self.stopping: str | None = None
+        self.stopping: str | None = None  # the countdown text of the stop under way
+        self.stopping_run: str | None = None  # the run it stops (not always the one shown)
         self.stop_result: StopResult | None = None
         self.stop_steps: list[str] = []  # the countdown texts shown, in order (one per change)
         self.relaunched: RunRecord | None = None
@@ -100,8 +108,8 @@ class MonitorRunActions(PhaseScreen):
         if view is None or not view.alive:
             self.notify("No running run to stop.", timeout=3)
             return
-        if self.stopping:
-            self.notify("Already stopping.", timeout=2)
+        if self.stopping_run is not None:
+            self.notify(f"Already stopping {self.stopping_run}.", timeout=2)
             return
         g1, g2 = self._grace()
         ok = await self.app.push_screen_wait(
@@ -110,12 +118,24 @@ class MonitorRunActions(PhaseScreen):
                 f"SIGINT to its process group now, SIGTERM after {g1:g} s, SIGKILL {g2:g} s later.",
             )
         )
-        if ok:
+        if ok and self.stopping_run is None:
+            self.stopping_run = view.run_id
             self.stopping = stop_countdown_text(view.run_id, "SIGINT", g1)
-            self.query_one("#mon-status", RunStatusLine).show(
-                view, url=self.wandb_url, stopping=self.stopping
-            )
+            self._show_status()
             self._stop_worker(view.run_dir, view.run_id)
+
+    def stop_countdown(self, view: RunView | None) -> str | None:
+        """The countdown to show with ``view``: only the stopping run's own (after a switch to
+        another run during the countdown, that run's status line shows its own W&B line)."""
+        if view is None or view.run_id != self.stopping_run:
+            return None
+        return self.stopping
+
+    def _show_status(self) -> None:
+        view = self.rx.run_view
+        self.query_one("#mon-status", RunStatusLine).show(
+            view, url=self.wandb_url, stopping=self.stop_countdown(view)
+        )
 
     def _grace(self) -> tuple[float, float]:
         g = self.rx.services.extra.get("stop_grace", STOP_GRACE)
@@ -132,40 +152,41 @@ class MonitorRunActions(PhaseScreen):
             text = stop_countdown_text(run_id, step, left)
             if text != last[0]:
                 last[0] = text
-                self.post_message(StopProgress(text))
+                self.post_message(StopProgress(run_id, text))
 
         try:
             record = load_record(run_dir)
             result = stop_run(record, self._grace(), on_step)
         except Exception as exc:  # an unreadable record: say so, keep the screen alive
-            self.post_message(StopProgress(None, error=str(exc)))
+            self.post_message(StopProgress(run_id, None, error=str(exc)))
             return
-        self.post_message(StopProgress(None, result=result))
+        self.post_message(StopProgress(run_id, None, result=result))
 
     @on(StopProgress)
     def _on_stop_progress(self, message: StopProgress) -> None:
-        view = self.rx.run_view
+        if message.run_id != self.stopping_run:
+            return  # not the stop this screen started
+        rid = message.run_id
         if message.text is not None:
             self.stopping = message.text
             self.stop_steps.append(message.text)
         else:
             self.stopping = None
+            self.stopping_run = None
             self.stop_result = message.result
             if message.error:
-                self.notify(f"Stop failed: {message.error}", severity="error")
+                self.notify(f"Stop of {rid} failed: {message.error}", severity="error")
             elif message.result is not None:
                 r = message.result
                 sent = " → ".join(r.signals_sent) or "no signal"
                 if r.outcome == "stopped":
-                    self.notify(f"Run stopped ({sent}).", timeout=4)
+                    self.notify(f"Run {rid} stopped ({sent}).", timeout=4)
                 elif r.outcome == "already_ended":
-                    self.notify("The run had already ended.", timeout=3)
+                    self.notify(f"Run {rid} had already ended.", timeout=3)
                 else:
-                    self.notify(f"Stop: {r.outcome} ({sent})", severity="error")
+                    self.notify(f"Stop of {rid}: {r.outcome} ({sent})", severity="error")
             self.rx.poke_follower()
-        self.query_one("#mon-status", RunStatusLine).show(
-            view, url=self.wandb_url, stopping=self.stopping
-        )
+        self._show_status()
 
     @work(exclusive=True, group="monitor-relaunch-ask")
     async def action_relaunch(self) -> None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from rich.text import Text
 from textual import on, work
@@ -36,11 +36,13 @@ from runexp_tui.tui.widgets.loss_chart import OVERLAY_STYLES, braille_overlay
 from runexp_tui.tui.widgets.queue_table import QueueTable, item_detail, queue_summary
 
 if TYPE_CHECKING:
+    from runexp_tui.core.queue_actions import QueueView
+    from runexp_tui.core.runs_table import RunRow
     from runexp_tui.tui.app import RunexpApp
 
 
 class RowsLoaded(Message):
-    def __init__(self, repo: str, rows: list[Any], error: str | None = None) -> None:
+    def __init__(self, repo: str, rows: list[RunRow], error: str | None = None) -> None:
         super().__init__()
         self.repo = repo
         self.rows = rows
@@ -48,9 +50,9 @@ class RowsLoaded(Message):
 
 
 class QueueLoaded(Message):
-    """A new view of the queue (core.queue_actions.QueueView) from the queue poller."""
+    """A new view of the queue from the queue poller."""
 
-    def __init__(self, view: Any) -> None:
+    def __init__(self, view: QueueView) -> None:
         super().__init__()
         self.view = view
 
@@ -89,12 +91,12 @@ class RunsScreen(Screen[None]):
 
     def __init__(self) -> None:
         super().__init__()
-        self.rows: list[Any] = []
+        self.rows: list[RunRow] = []
         self.keys: list[str] = []
         self.key: str | None = None
         self.marked: list[str] = []  # run ids, in the order marked
         self.loaded = False
-        self.queue: Any = None  # the last core.queue_actions.QueueView
+        self.queue: QueueView | None = None  # the last one read
         self._queue_wake = threading.Event()
         self._queue_stop = threading.Event()
 
@@ -226,7 +228,7 @@ class RunsScreen(Screen[None]):
         )
         detail.update(text)
 
-    def _shown(self) -> list[Any]:
+    def _shown(self) -> list[RunRow]:
         """The runs the chart draws: the marked ones, else the one under the cursor."""
         by_id = {r.id: r for r in self.rows}
         picked = [by_id[i] for i in self.marked if i in by_id]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from rich.table import Table
 from textual.app import ComposeResult
@@ -15,6 +15,9 @@ from runexp_tui.core.backends import BackendError, for_config
 from runexp_tui.core.config import ExperimentConfig
 from runexp_tui.tui.render import display_path
 from runexp_tui.tui.screens.base import feed_footers
+
+if TYPE_CHECKING:
+    from runexp_tui.core.discover.model import RepoScan
 from runexp_tui.tui.widgets.key_footer import KeyFooter
 
 ENV_TITLES = {
@@ -26,7 +29,7 @@ ENV_TITLES = {
 }
 
 
-def summary_table(cfg: ExperimentConfig, scan: Any, gpu_names: dict[int, str]) -> Table:
+def summary_table(cfg: ExperimentConfig, scan: RepoScan | None, gpu_names: dict[int, str]) -> Table:
     """Every setting as a two-column table (also used by the Launch screen)."""
     t = Table(show_header=False, box=None, padding=(0, 1), expand=True)
     t.add_column(style="bold cyan", no_wrap=True)
@@ -75,7 +78,9 @@ class SummaryScreen(ModalScreen[bool]):
         Binding("escape", "edit", "Edit"),
     ]
 
-    def __init__(self, cfg: ExperimentConfig, scan: Any, gpu_names: dict[int, str]) -> None:
+    def __init__(
+        self, cfg: ExperimentConfig, scan: RepoScan | None, gpu_names: dict[int, str]
+    ) -> None:
         super().__init__()
         self.cfg = cfg
         self.scan = scan

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
 from textual.widgets import Static
 
+if TYPE_CHECKING:
+    from runexp_tui.core.diagnosis.model import Finding
 
-def render_findings(findings: Sequence[Any], *, compact: bool = False) -> Text:
+
+def render_findings(findings: Sequence[Finding], *, compact: bool = False) -> Text:
     """Each finding: title, evidence (with its line number), cause, fixes and the action."""
     out = Text()
     shown = findings[:1] if compact else findings[:3]
@@ -47,10 +50,10 @@ class DiagnosisPanel(Static):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.findings: tuple[Any, ...] = ()
+        self.findings: tuple[Finding, ...] = ()
         self._compact = False
 
-    def show(self, findings: Sequence[Any], *, compact: bool = False) -> bool:
+    def show(self, findings: Sequence[Finding], *, compact: bool = False) -> bool:
         findings = tuple(findings)
         if findings == self.findings and compact == self._compact:
             return False

@@ -7,15 +7,18 @@ process whose pid belongs to the run's process tree is marked with `*`.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
 
 from runexp_tui.tui.render import bar, fmt_mib, fmt_num, is_number, sparkline, stale_gpu_note
 from runexp_tui.tui.widgets.text_lines import TextLines
 
+if TYPE_CHECKING:
+    from runexp_tui.core.gpu import GpuHistory, GpuInfo, GpuSnapshot
 
-def _history(history: Any, name: str, index: int) -> list[float]:
+
+def _history(history: GpuHistory | None, name: str, index: int) -> list[float]:
     if history is None:
         return []
     try:
@@ -24,7 +27,7 @@ def _history(history: Any, name: str, index: int) -> list[float]:
         return []
 
 
-def chosen_gpus(snapshot: Any, selected: Iterable[int]) -> list[Any]:
+def chosen_gpus(snapshot: GpuSnapshot | None, selected: Iterable[int]) -> list[GpuInfo]:
     """The snapshot's GPUs among ``selected``; all of them when none of ``selected`` is known."""
     gpus = list(getattr(snapshot, "gpus", ()) or ())
     wanted = set(selected)
@@ -33,8 +36,8 @@ def chosen_gpus(snapshot: Any, selected: Iterable[int]) -> list[Any]:
 
 
 def render_gpu_panel(
-    snapshot: Any,
-    history: Any,
+    snapshot: GpuSnapshot | None,
+    history: GpuHistory | None,
     width: int,
     *,
     selected: Iterable[int] = (),
@@ -112,7 +115,7 @@ class GpuPanel(TextLines):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._fingerprint: tuple[object, ...] = ()
-        self._inputs: tuple[Any, Any, dict[str, Any]] | None = None
+        self._inputs: tuple[GpuSnapshot | None, GpuHistory | None, dict[str, Any]] | None = None
 
     def on_resize(self) -> None:
         # The text is laid out for a width: a new width (a view switch at 80x24) redraws it.
@@ -122,8 +125,8 @@ class GpuPanel(TextLines):
 
     def show(
         self,
-        snapshot: Any,
-        history: Any,
+        snapshot: GpuSnapshot | None,
+        history: GpuHistory | None,
         *,
         selected: Iterable[int] = (),
         run_pids: Iterable[int] = (),

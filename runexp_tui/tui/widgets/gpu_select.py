@@ -6,7 +6,7 @@ own column, in yellow, so that a second run is not put on them by mistake.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
 from textual.binding import Binding
@@ -17,6 +17,9 @@ from textual.widgets import DataTable
 from runexp_tui.core.gpu.busy import busy_reason
 from runexp_tui.tui.render import fmt_mib, fmt_num
 from runexp_tui.tui.widgets.monitor_pane import short_gpu_name
+
+if TYPE_CHECKING:
+    from runexp_tui.core.gpu import GpuInfo, GpuSnapshot
 
 
 class GpuSelect(DataTable[Any]):
@@ -45,7 +48,7 @@ class GpuSelect(DataTable[Any]):
     def on_mount(self) -> None:
         self.add_columns("", "GPU", "Name", "Util", "Memory", "Temp", "In use by")
 
-    def show(self, snapshot: Any) -> None:
+    def show(self, snapshot: GpuSnapshot | None) -> None:
         """Redraw from a snapshot, keeping the cursor and the selection.
 
         When the same GPUs are present only the cells that changed are rewritten: clearing the
@@ -77,7 +80,7 @@ class GpuSelect(DataTable[Any]):
             return Text("[x]", style="bold green")
         return Text("[ ]", style="dim")
 
-    def _cells(self, g: Any) -> tuple[Any, ...]:
+    def _cells(self, g: GpuInfo) -> tuple[str | Text, ...]:
         mark = self._mark(g.index)
         if getattr(g, "lost", False):
             return (mark, str(g.index), str(g.name), "lost", "", "", "")

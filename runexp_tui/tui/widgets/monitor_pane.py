@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -24,12 +24,14 @@ from runexp_tui.tui.render import (
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from runexp_tui.core.follow.view import RunView
     from runexp_tui.core.gpu import GpuHistory, GpuSnapshot
     from runexp_tui.core.runs import RunRecord
 
 
-def _gpu_history(history: Any, index: int) -> list[float]:
+def _gpu_history(history: GpuHistory | None, index: int) -> list[float]:
     if history is None:
         return []
     try:
@@ -63,7 +65,11 @@ def short_gpu_name(name: object, width: int | None = None) -> str:
 
 
 def render_gpus(
-    snapshot: Any, history: Any, width: int, *, run_pids: frozenset[int] = frozenset()
+    snapshot: GpuSnapshot | None,
+    history: GpuHistory | None,
+    width: int,
+    *,
+    run_pids: frozenset[int] = frozenset(),
 ) -> Text:
     """One line per GPU, fitted to ``width`` columns; plain words when there are none."""
     if snapshot is None:
@@ -126,8 +132,8 @@ def _one_line(text: str, width: int) -> str:
 
 
 def render_remote_gpus(
-    snapshot: Any,
-    history: Any,
+    snapshot: GpuSnapshot | None,
+    history: GpuHistory | None,
     width: int,
     host: str,
     *,
@@ -147,7 +153,7 @@ def render_remote_gpus(
     return render_gpus(snapshot, history, width, run_pids=run_pids)
 
 
-def render_live_runs(runs: Any, width: int, max_lines: int) -> Text:
+def render_live_runs(runs: Sequence[RunRecord], width: int, max_lines: int) -> Text:
     """The repo's running runs that nobody follows: each id and command, and how to follow."""
     out = Text()
     n = len(runs)
@@ -170,7 +176,9 @@ def render_live_runs(runs: Any, width: int, max_lines: int) -> Text:
     return out
 
 
-def render_run(view: Any, width: int, max_lines: int, live: Any = ()) -> Text:
+def render_run(
+    view: RunView | None, width: int, max_lines: int, live: Sequence[RunRecord] = ()
+) -> Text:
     """The followed run: a status line, a loss sparkline and the last log lines; with none
     followed, the repo's ``live`` runs (running, but not followed)."""
     if view is None and live:

@@ -6,10 +6,14 @@ across refreshes; the screen reads the queue and acts on the item under the curs
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
 from textual.widgets import DataTable
+
+if TYPE_CHECKING:
+    from runexp_tui.core.queue import QueueItem
+    from runexp_tui.core.queue_actions import QueueView
 
 STATE_STYLES = {
     "waiting": "yellow",
@@ -20,14 +24,14 @@ STATE_STYLES = {
 }
 
 
-def item_gpus(item: Any) -> str:
+def item_gpus(item: QueueItem) -> str:
     """The GPUs an item holds (`0,1`) once started, else how many it asks for (`2`, `cpu`)."""
     if item.assigned:
         return ",".join(map(str, item.assigned))
     return str(item.gpus) if item.gpus else "cpu"
 
 
-def queue_summary(view: Any) -> Text:
+def queue_summary(view: QueueView | None) -> Text:
     """One line over the table: how many items wait and run, and whether the queue is paused."""
     out = Text()
     out.append("Queue", style="bold")
@@ -47,7 +51,7 @@ def queue_summary(view: Any) -> Text:
     return out
 
 
-def item_detail(item: Any, paused: bool) -> Text:
+def item_detail(item: QueueItem, paused: bool) -> Text:
     """One item in full, wrapped (what the table's narrow columns cut off)."""
     from runexp_tui.core.queue_actions import wait_reason
 
@@ -68,13 +72,13 @@ class QueueTable(DataTable[Any]):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)
-        self.items: tuple[Any, ...] = ()
+        self.items: tuple[QueueItem, ...] = ()
         self.paused = False
 
     def on_mount(self) -> None:
         self.add_columns("Item", "State", "GPUs", "Run", "Why / note", "Command")
 
-    def show(self, items: tuple[Any, ...], paused: bool = False) -> None:
+    def show(self, items: tuple[QueueItem, ...], paused: bool = False) -> None:
         """Draw `items`, the cursor staying on the item it was on (or the nearest row)."""
         if items == self.items and paused == self.paused:
             return
@@ -100,7 +104,7 @@ class QueueTable(DataTable[Any]):
         row = ids.index(current.id) if current is not None and current.id in ids else 0
         self.move_cursor(row=min(row, len(ids) - 1))
 
-    def selected(self) -> Any:
+    def selected(self) -> QueueItem | None:
         """The item under the cursor, or None."""
         if self.items and 0 <= self.cursor_row < len(self.items):
             return self.items[self.cursor_row]

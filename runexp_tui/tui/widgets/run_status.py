@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
 from textual.geometry import Size
@@ -12,10 +12,13 @@ from textual.geometry import Size
 from runexp_tui.tui.render import fmt_duration, fmt_mib, fmt_num
 from runexp_tui.tui.widgets.text_lines import TextLines
 
+if TYPE_CHECKING:
+    from runexp_tui.core.follow.view import RunView
+
 STATE_STYLE = {"running": "bold green", "exited": "bold cyan", "stopped": "bold yellow"}
 
 
-def state_label(view: Any) -> tuple[str, str]:
+def state_label(view: RunView | None) -> tuple[str, str]:
     """The run's state as words and a style: 'exited (code 1)' in red, 'running' in green."""
     state = str(getattr(view, "state", "unknown"))
     code = getattr(view, "exit_code", None)
@@ -46,7 +49,7 @@ def short_path(path: str, base: str | None) -> str:
 INSTRUMENT_GRACE_S = 60.0  # how long a run may take to start wandb and log a first train metric
 
 
-def instrumentation_text(view: Any) -> Text:
+def instrumentation_text(view: RunView | None) -> Text:
     """Whether the instrumentation works: a train metric reached wandb, or what is missing."""
     out = Text()
     if not getattr(view, "wandb_expected", False):
@@ -66,12 +69,12 @@ def instrumentation_text(view: Any) -> Text:
     return out
 
 
-def wandb_text(view: Any, url: str | None) -> Text:
+def wandb_text(view: RunView | None, url: str | None) -> Text:
     """Where the run's wandb data is, and whether its train metrics arrive."""
     return flow(wandb_pieces(view, url), None)
 
 
-def wandb_pieces(view: Any, url: str | None) -> list[Text]:
+def wandb_pieces(view: RunView | None, url: str | None) -> list[Text]:
     """`wandb_text` in the pieces a narrow screen may put on lines of their own."""
     pieces = _wandb_where(view, url)
     check = instrumentation_text(view)
@@ -81,7 +84,7 @@ def wandb_pieces(view: Any, url: str | None) -> list[Text]:
     return pieces
 
 
-def _wandb_where(view: Any, url: str | None) -> list[Text]:
+def _wandb_where(view: RunView | None, url: str | None) -> list[Text]:
     """Where the run's wandb data is: the URL online, or the offline folder and how to sync it
     (the sync command names the folder, so it is not written twice)."""
     wdir = getattr(view, "wandb_dir", None)
@@ -127,7 +130,11 @@ def wandb_run_id(wandb_dir: str | None) -> str | None:
 
 
 def render_status(
-    view: Any, *, url: str | None = None, stopping: str | None = None, width: int | None = None
+    view: RunView | None,
+    *,
+    url: str | None = None,
+    stopping: str | None = None,
+    width: int | None = None,
 ) -> Text:
     """The run's state and figures, then wandb (or the stop countdown): two lines, or, given a
     ``width``, as many as it takes so that nothing (the run id, the sync command) is cut."""
@@ -174,9 +181,11 @@ class RunStatusLine(TextLines):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self._args: tuple[Any, str | None, str | None] = (None, None, None)
+        self._args: tuple[RunView | None, str | None, str | None] = (None, None, None)
 
-    def show(self, view: Any, *, url: str | None = None, stopping: str | None = None) -> bool:
+    def show(
+        self, view: RunView | None, *, url: str | None = None, stopping: str | None = None
+    ) -> bool:
         text = render_status(view, url=url, stopping=stopping)
         if text.plain == self.text.plain and text.spans == self.text.spans:
             return False

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from rich.console import Console
 from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
@@ -58,7 +59,7 @@ class TextLines(Widget):
         return Strip.blank(size.width, self.rich_style)
 
 
-def text_strips(text: Text, console: Any, base: Style, width: int) -> list[Strip]:
+def text_strips(text: Text, console: Console, base: Style, width: int) -> list[Strip]:
     """One strip per line of ``text``, cut or padded to ``width`` cells, on the ``base`` style."""
     strips = []
     for line in text.split("\n", allow_blank=True):

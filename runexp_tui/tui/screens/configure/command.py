@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
 from textual import on, work
 from textual.app import ComposeResult
@@ -12,6 +13,9 @@ from textual.widgets import DataTable, Input, Label
 from runexp_tui.core import cmdline
 from runexp_tui.core.configure_checks import FieldError, command_problem, wandb_switch_note
 from runexp_tui.tui.screens.configure.common import Section, section_title
+
+if TYPE_CHECKING:
+    from runexp_tui.core.analysis.model import AnalysisResult, CliFlag
 
 
 class CommandSection(Section):
@@ -25,7 +29,7 @@ class CommandSection(Section):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.flags: list[Any] = []  # the entry point's CLI flags (core.analysis)
+        self.flags: list[CliFlag] = []  # the entry point's CLI flags
         self.touched = False
         self._switch_note: tuple[str, str] = ("", "")  # (message, token it is about)
 
@@ -63,11 +67,11 @@ class CommandSection(Section):
         if not self.touched:
             self.set_command("")
 
-    def set_flags(self, flags: Any) -> None:
+    def set_flags(self, flags: Iterable[CliFlag]) -> None:
         self.flags = list(flags)
         self.redraw_flags()
 
-    def show_analysis(self, analysis: Any, error: str | None = None) -> None:
+    def show_analysis(self, analysis: AnalysisResult | None, error: str | None = None) -> None:
         """The line under the command once the entry point is read (or could not be)."""
         if error:
             self.set_msg("#command-msg", error, error=True)
@@ -81,7 +85,9 @@ class CommandSection(Section):
         else:
             self.check(self.value)
 
-    def turn_on_script_wandb(self, analysis: Any, *, wandb_off: bool, project: str | None) -> None:
+    def turn_on_script_wandb(
+        self, analysis: AnalysisResult | None, *, wandb_off: bool, project: str | None
+    ) -> None:
         """The script logs to wandb only behind its own switch (`wandb_log`, `--track`): with
         W&B chosen, the command turns it on, and sets the chosen project where it can."""
         wb = getattr(analysis, "wandb", None)

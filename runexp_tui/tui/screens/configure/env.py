@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import platform
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from textual import on
 from textual.app import ComposeResult
@@ -15,6 +15,9 @@ from runexp_tui.core.config import EnvSettings
 from runexp_tui.core.configure_checks import FieldError, env_problem
 from runexp_tui.tui.render import display_path
 from runexp_tui.tui.screens.configure.common import Section, section_title
+
+if TYPE_CHECKING:
+    from runexp_tui.core.envs.backends import CondaEnv
 
 ENV_CHOICES = [
     ("New conda env", "conda_new"),
@@ -40,7 +43,7 @@ class EnvSection(Section):
     """
 
     MSG_ID = "env-msg"
-    conda_envs: var[list[Any] | None] = var(None, always_update=True, init=False)
+    conda_envs: var[list[CondaEnv] | None] = var(None, always_update=True, init=False)
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -99,7 +102,7 @@ class EnvSection(Section):
             self.set_msg("#env-msg", "")
 
     # ----- set by the screen ---------------------------------------------------------------------
-    def watch_conda_envs(self, envs: list[Any] | None) -> None:
+    def watch_conda_envs(self, envs: list[CondaEnv] | None) -> None:
         select = self.query_one("#env-existing", Select)
         if envs:
             select.set_options([(f"{e.name}  {display_path(e.path)}", e.name) for e in envs])

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from textual import on
 from textual.app import ComposeResult
@@ -13,6 +13,9 @@ from runexp_tui.core.gpu.busy import free_gpus
 from runexp_tui.tui.screens.configure.common import Section, section_title
 from runexp_tui.tui.widgets.gpu_select import GpuSelect
 
+if TYPE_CHECKING:
+    from runexp_tui.core.gpu import GpuSnapshot
+
 
 class GpuSection(Section):
     """The GPUs of the last snapshot (``show``, called by the screen for each one), the first
@@ -22,7 +25,7 @@ class GpuSection(Section):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.snapshot: Any = None  # the last GPU snapshot shown
+        self.snapshot: GpuSnapshot | None = None  # the last one shown
         self.simulated = False  # the GPUs are simulated (said in the line); set by the screen
         self._chosen = False  # a saved config or the default has set the selection
 
@@ -36,7 +39,7 @@ class GpuSection(Section):
         return self.query_one(GpuSelect)
 
     # ----- set by the screen ---------------------------------------------------------------------
-    def show(self, snapshot: Any) -> None:
+    def show(self, snapshot: GpuSnapshot | None) -> None:
         self.snapshot = snapshot
         self.table.show(snapshot)
         self._default_selection(snapshot)
@@ -46,10 +49,10 @@ class GpuSection(Section):
         self.table.set_selection(set(gpus))
         self._chosen = True  # the saved choice stands (Launch asks if those GPUs are busy)
 
-    def _default_selection(self, snapshot: Any) -> None:
+    def _default_selection(self, snapshot: GpuSnapshot | None) -> None:
         """With no saved choice, the first free GPU is chosen (never one another run uses)."""
         table = self.table
-        if self._chosen or table.touched or not getattr(snapshot, "gpus", ()):
+        if self._chosen or table.touched or snapshot is None or not getattr(snapshot, "gpus", ()):
             return
         self._chosen = True
         table.set_selection(set(free_gpus(snapshot)[:1]))

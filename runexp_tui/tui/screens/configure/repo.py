@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from textual import on
 from textual.app import ComposeResult
@@ -13,6 +13,9 @@ from textual.message import Message
 from textual.widgets import Input, Label, Select
 
 from runexp_tui.tui.screens.configure.common import Section, section_title
+
+if TYPE_CHECKING:
+    from runexp_tui.core.discover.model import RepoScan
 
 
 class RepoSection(Section):
@@ -79,7 +82,7 @@ class RepoSection(Section):
         self.set_msg("#repo-msg", message, error=True)
         self.query_one("#entry", Select).set_options([])
 
-    def show_scan(self, scan: Any, saved_error: str | None) -> None:
+    def show_scan(self, scan: RepoScan, saved_error: str | None) -> None:
         """What the scan found, and its entry points to choose from (none chosen yet)."""
         entries = list(scan.entry_points)
         deps = ", ".join(scan.dependency_files) or "no dependency file"

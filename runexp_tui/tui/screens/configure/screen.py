@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from textual import on, work
 from textual.app import ComposeResult
@@ -33,6 +33,12 @@ from runexp_tui.tui.screens.configure.gpus import GpuSection
 from runexp_tui.tui.screens.configure.repo import RepoSection
 from runexp_tui.tui.screens.configure.wandb_fields import WandbSection
 from runexp_tui.tui.workers import deliver
+
+if TYPE_CHECKING:
+    from runexp_tui.core.analysis.model import AnalysisResult, CliFlag
+    from runexp_tui.core.discover.model import RepoScan
+    from runexp_tui.core.envs.backends import CondaEnv
+    from runexp_tui.core.gpu import GpuSnapshot
 
 FOLD_DELAY_S = 0.08  # after the first frame, the rest of the form is mounted this much later
 
@@ -74,7 +80,7 @@ class ConfigureScreen(PhaseScreen):
 
     def __init__(self) -> None:
         super().__init__()
-        self.scan: Any = None
+        self.scan: RepoScan | None = None
         self._review_when_ready = False
         # A scan starts as soon as the form is mounted; ctrl+s pressed before it is read waits
         # for it instead of being refused (a fresh user presses it at once).
@@ -93,7 +99,7 @@ class ConfigureScreen(PhaseScreen):
         self._backend = BackendSection()
 
     @property
-    def flags(self) -> list[Any]:
+    def flags(self) -> list[CliFlag]:
         """The entry point's CLI flags, as the Command section shows them."""
         return self._command.flags
 
@@ -191,7 +197,7 @@ class ConfigureScreen(PhaseScreen):
                 saved_error = str(exc)
         deliver(self.app, self._repo_scanned, path_text, path, scan, saved, saved_error)
 
-    def _set_repo(self, path: Path | None, scan: Any) -> None:
+    def _set_repo(self, path: Path | None, scan: RepoScan | None) -> None:
         self.scan = scan
         self.rx.session.repo = path
         self.rx.session.scan = scan
@@ -216,7 +222,7 @@ class ConfigureScreen(PhaseScreen):
         self,
         asked: str,
         path: Path,
-        scan: Any,
+        scan: RepoScan,
         saved: ExperimentConfig | None,
         saved_error: str | None,
     ) -> None:
@@ -301,8 +307,8 @@ class ConfigureScreen(PhaseScreen):
     def _show_flags(
         self,
         asked: tuple[Path | None, str | None],
-        analysis: Any,
-        flags: Any,
+        analysis: AnalysisResult | None,
+        flags: Sequence[CliFlag],
         error: str | None = None,
     ) -> None:
         if asked != self._flags_for or asked[0] != self.rx.session.repo:
@@ -318,7 +324,7 @@ class ConfigureScreen(PhaseScreen):
     @work(thread=True, exclusive=True, group="conda", exit_on_error=False)
     def _load_conda_envs(self) -> None:
         lister = self.rx.services.conda_envs
-        envs: list[Any] | None = None
+        envs: list[CondaEnv] | None = None
         if lister is not None:
             try:
                 envs = lister()
@@ -326,10 +332,10 @@ class ConfigureScreen(PhaseScreen):
                 envs = None
         deliver(self.app, self._conda_loaded, envs)
 
-    def _conda_loaded(self, envs: list[Any] | None) -> None:
+    def _conda_loaded(self, envs: list[CondaEnv] | None) -> None:
         self._env.conda_envs = envs
 
-    def _on_gpus(self, snapshot: Any) -> None:
+    def _on_gpus(self, snapshot: GpuSnapshot | None) -> None:
         self._gpus.simulated = self.rx.gpus_simulated
         self._gpus.show(snapshot)
         self._maybe_auto_review()
