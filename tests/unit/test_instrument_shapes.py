@@ -1588,3 +1588,16 @@ def test_a_function_handed_to_the_repos_own_launcher_is_where_the_run_starts(
         assert [c["call"] for c in calls].count("init") == 1
         assert calls[0]["config"] == ["batch", "iters", "lr"]
         assert [c["data"]["step"] for c in calls if c["call"] == "log"] == list(range(6))
+
+
+def test_a_checkpoint_looked_up_before_training_is_no_evaluation(tmp_path: Path) -> None:
+    """`find_latest_checkpoint(...)` has "test" only inside a word; `validation_snapshots(...)`
+    returns what a glob found; `tested_checkpoint(...)`'s path is only tested for and loaded:
+    none of them is an evaluation, so nothing is logged as one."""
+    script, text = _inject("shape_eval_named_checkpoint.py", tmp_path)
+    assert "eval/" not in text
+    if HAS_TORCH:
+        calls = _run(script, tmp_path)
+        assert [c["call"] for c in calls][0] == "init" and calls[-1]["call"] == "finish"
+        logs = [c["data"] for c in calls if c["call"] == "log"]
+        assert len(logs) == 2 * 4 and all(set(d) <= {"train/loss", "step"} for d in logs)

@@ -35,8 +35,9 @@ from runexp_tui.core.analysis.estimators import (
     estimator_config,
     estimator_metrics,
 )
+from runexp_tui.core.analysis.eval_names import eval_named
 from runexp_tui.core.analysis.eval_step import eval_with_step, past_reductions
-from runexp_tui.core.analysis.evaluation import EVAL_NAME, eval_log, test_log
+from runexp_tui.core.analysis.evaluation import eval_log, test_log
 from runexp_tui.core.analysis.external import external_epoch
 from runexp_tui.core.analysis.flags import script_flags
 from runexp_tui.core.analysis.framework import (
@@ -202,7 +203,7 @@ def prefetch_callers(ix: ScriptIndex) -> None:
             d = c.parent.parent.child_by_field_name("definition")
             if d is not None:
                 fns.add(ts.text(d.child_by_field_name("name")))
-    fns |= {n for n in ix.defs_by_name if EVAL_NAME.search(n)}
+    fns |= {n for n in ix.defs_by_name if eval_named(n)}
     names = set(fns)
     for f in fns:
         names |= ix.aliases.get(f, set())

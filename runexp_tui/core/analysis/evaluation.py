@@ -6,6 +6,7 @@ import re
 from typing import TYPE_CHECKING
 
 from runexp_tui.core import ts
+from runexp_tui.core.analysis.eval_names import eval_named, only_located, returns_found_files
 from runexp_tui.core.analysis.eval_totals import (
     derived_after,
     inside_eval_function,
@@ -33,8 +34,6 @@ from runexp_tui.core.analysis.printed import METRIC_NAME, printed_values
 
 if TYPE_CHECKING:
     from tree_sitter import Node
-
-EVAL_NAME = re.compile(r"(eval|valid|test|estimate)", re.I)
 
 
 # sklearn-style metric functions (`f1_score`, `mean_squared_error`, `accuracy`), and names that
@@ -68,7 +67,9 @@ def eval_functions(ix: ScriptIndex) -> list[Node]:
         name = ts.text(d.child_by_field_name("name"))
         if _NOT_METRIC.match(name) or _factory(d):
             continue  # `create_evaluator(...)` builds the thing that evaluates; not a metric
-        if d.id in no_grad or EVAL_NAME.search(name):
+        if returns_found_files(d):
+            continue  # `find_test_checkpoint(dir)`: a path a file search found, not a metric
+        if d.id in no_grad or eval_named(name):
             out.append(d)
     return out
 
@@ -143,10 +144,10 @@ def test_log(
             is_eval = (
                 callee in {ts.text(f.child_by_field_name("name")) for f in eval_functions(ix)}
                 or _METRIC_CALL.search(callee)
-                or EVAL_NAME.search(callee)
+                or eval_named(callee)
                 or all(METRIC_NAME.search(n) for n in names)
             )
-            if is_eval and not _NOT_METRIC.match(callee):
+            if is_eval and not _NOT_METRIC.match(callee) and not only_located(cur, names):
                 last, metric_names = _metric_run(cur)
                 metric_names = [n for n in metric_names if n != "_"]
                 if metric_names:
@@ -324,12 +325,17 @@ def _eval_point(
     if a is not None and contains(a.child_by_field_name("right"), node):  # type: ignore[arg-type]
         first = ix.line_stmt(node)
         stmt, names = _metric_run(first)
+        # a checkpoint path the script only tests for and loads (`if ckpt is not None:
+        # model.load_state_dict(torch.load(ckpt))`) is no metric
+        names = [n for n in names if not only_located(first, [n])]
+        if not names:
+            return None
         dicts = tuple(n for n in names if _read_as_dict(first, n))
         if efn is not None and _backpropagated(first, names):
             return None  # `loss_q, info = compute_loss_q(...)` then `loss_q.backward()`
         if (
             efn is not None
-            and not EVAL_NAME.search(ts.text(efn.child_by_field_name("name")))
+            and not eval_named(ts.text(efn.child_by_field_name("name")))
             and not _MEASURES.search(ts.text(efn.child_by_field_name("body")))
         ):
             # counted as an evaluation only for its no_grad: it must measure something (a
@@ -517,7 +523,7 @@ def _metric_run(stmt: Node) -> tuple[Node, list[str]]:
             right.type == "call"
             and (
                 re.search(r"(_score|_error|^score|^accuracy|evaluate|compute)$", call_name(right))
-                or EVAL_NAME.search(call_name(right))
+                or eval_named(call_name(right))
             )
             for _ in [0]
         )
