@@ -64,8 +64,9 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _run(script: Path, tmp_path: Path) -> list[dict]:
-    (tmp_path / "wandb.py").write_text(RECORDER)
+def _run(script: Path, tmp_path: Path, args: tuple[str, ...] = ()) -> list[dict]:
+    if not (tmp_path / "wandb").is_dir():  # a test may lay out a package with integrations
+        (tmp_path / "wandb.py").write_text(RECORDER)
     record = tmp_path / "calls.jsonl"
     env = {
         "PATH": "/usr/bin:/bin",
@@ -76,7 +77,7 @@ def _run(script: Path, tmp_path: Path) -> list[dict]:
     for attempt in range(2):
         record.unlink(missing_ok=True)
         proc = subprocess.run(
-            [sys.executable, str(script)],
+            [sys.executable, str(script), *args],
             cwd=tmp_path,
             env=env,
             capture_output=True,
@@ -1601,3 +1602,69 @@ def test_a_checkpoint_looked_up_before_training_is_no_evaluation(tmp_path: Path)
         assert [c["call"] for c in calls][0] == "init" and calls[-1]["call"] == "finish"
         logs = [c["data"] for c in calls if c["call"] == "log"]
         assert len(logs) == 2 * 4 and all(set(d) <= {"train/loss", "step"} for d in logs)
+
+
+# LightGBM's wandb callback, as the recorder sees it: each round's evaluation results logged
+LGB_INTEGRATION = """\
+import wandb
+def wandb_callback():
+    def _each_round(env):
+        wandb.log({f"{d}_{m}": v for d, m, v, *_ in env.evaluation_result_list})
+    return _each_round
+"""
+
+
+def test_a_boosting_callback_goes_into_the_train_call_of_each_half_of_an_if_else(
+    tmp_path: Path,
+) -> None:
+    """`if args.holdout: lgb.train(..., callbacks=[early_stopping])` `else: lgb.train(...)`:
+    only one of them runs, so both take the wandb callback (appended to the existing list in
+    the first); the run is started before the if and finished after it."""
+    script, text = _inject("shape_boost_callback_each_branch.py", tmp_path)
+    assert "callbacks=[lgb.early_stopping(3, verbose=False), wandb_callback()]" in text
+    assert "callbacks=[wandb_callback()]" in text
+    assert text.count("wandb.init(") == 1 and text.count("wandb.finish()") == 1
+    if importlib.util.find_spec("lightgbm") is not None:
+        pkg = tmp_path / "wandb" / "integration"
+        pkg.mkdir(parents=True)
+        (tmp_path / "wandb" / "__init__.py").write_text(RECORDER)
+        (pkg / "__init__.py").write_text("")
+        (pkg / "lightgbm.py").write_text(LGB_INTEGRATION)
+        for args, key in (((), "fit_l2"), (("--holdout",), "held_l2")):
+            calls = _run(script, tmp_path, args)
+            assert [c["call"] for c in calls][0] == "init" and calls[-1]["call"] == "finish"
+            rounds = [c["data"] for c in calls if c["call"] == "log"]
+            assert rounds and all(set(d) == {key} for d in rounds)
+
+
+KERAS_INTEGRATION = """\
+import wandb
+from tensorflow import keras
+class WandbMetricsLogger(keras.callbacks.Callback):
+    def on_epoch_end(self, epoch, logs=None):
+        wandb.log({**{k: float(v) for k, v in (logs or {}).items()}, "epoch": epoch})
+"""
+
+
+def test_a_keras_fit_in_each_half_of_an_if_else_starts_the_run_before_the_if(
+    tmp_path: Path,
+) -> None:
+    """Two `model.fit(...)` calls, one per half of an if/else, and no config object: the run
+    starts before the whole if (not inside the first half, which the other path never runs)
+    and each fit takes the metrics callback."""
+    script, text = _inject("shape_keras_fit_each_branch.py", tmp_path)
+    lines = text.splitlines()
+    init = next(i for i, ln in enumerate(lines) if "wandb.init(" in ln)
+    assert lines[init + 1].startswith('if "--validate" in sys.argv:')
+    assert "callbacks=[stop, WandbMetricsLogger()]" in text
+    assert "verbose=0, callbacks=[WandbMetricsLogger()])" in text
+    if importlib.util.find_spec("tensorflow") is not None:
+        pkg = tmp_path / "wandb" / "integration"
+        pkg.mkdir(parents=True)
+        (tmp_path / "wandb" / "__init__.py").write_text(RECORDER)
+        (pkg / "__init__.py").write_text("")
+        (pkg / "keras.py").write_text(KERAS_INTEGRATION)
+        for args in ((), ("--validate",)):
+            calls = _run(script, tmp_path, args)
+            assert [c["call"] for c in calls][0] == "init" and calls[-1]["call"] == "finish"
+            assert [c["data"]["epoch"] for c in calls if c["call"] == "log"][:1] == [0]

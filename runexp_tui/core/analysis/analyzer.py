@@ -52,7 +52,14 @@ from runexp_tui.core.analysis.init_point import init_point
 from runexp_tui.core.analysis.loop import direct_sites, outermost_loop, training_loop
 from runexp_tui.core.analysis.loss import train_log
 from runexp_tui.core.analysis.model import AnalysisResult, InitPoint, Points, TrainLogPoint
-from runexp_tui.core.analysis.nodes import loop_index, scope
+from runexp_tui.core.analysis.nodes import (
+    call_name,
+    enclosing_if,
+    exclusive_alternatives,
+    loop_index,
+    receiver,
+    scope,
+)
 from runexp_tui.core.analysis.wandb_use import wandb_use
 
 MAX_SCRIPT_BYTES = 64 * 2**20  # a generated 50,000-line script is ~2 MiB
@@ -144,6 +151,12 @@ def analyze(ix: ScriptIndex) -> AnalysisResult:
     if loop is None and fw == "sklearn" and train_call is not None:
         evaluation, test, last_eval = estimator_metrics(ix, train_call, evaluation, test)
     init_target = first_call or train_call
+    if init_target is not None and init_target == train_call:
+        # `if holdout: fit(...)` `else: fit(...)`: the run starts before the whole if
+        model = ts.text(receiver(train_call))
+        same = [c for c in ix.calls_named(call_name(train_call)) if ts.text(receiver(c)) == model]
+        alts = exclusive_alternatives(train_call, same)
+        init_target = (enclosing_if(train_call, alts) if alts else None) or init_target
     ctor = callback_constructor(ix) if loop is None else None
     if ctor is not None and (init_target is None or ctor.start_byte < init_target.start_byte):
         init_target = ctor  # the xgboost callback goes into the estimator: the run starts first

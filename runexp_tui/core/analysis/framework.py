@@ -13,6 +13,7 @@ from runexp_tui.core.analysis.model import Framework, Shortcut
 from runexp_tui.core.analysis.nodes import (
     assignment,
     call_name,
+    exclusive_alternatives,
     positional,
     receiver,
     root_name,
@@ -195,8 +196,17 @@ def shortcut(ix: ScriptIndex, framework: str) -> Shortcut | None:
         kind = "callback"
         cand = next((c for c in ix.calls_named("fit") if receiver(c) is not None), None)
     lib = ""
-    if cand is None and (boosts := boosting_calls(ix)):
+    same: list[Node] = []
+    if cand is not None:
+        # the other halves fit the same model (`model.fit`), not a scaler of the data
+        same = [
+            c
+            for c in ix.calls_named(call_name(cand))
+            if kind != "callback" or ts.text(receiver(c)) == ts.text(receiver(cand))
+        ]
+    elif boosts := boosting_calls(ix):
         cand, kind, lib = boosts[0].call, "callback", boosts[0].lib
+        same = [b.call for b in boosts if (b.lib, b.kind) == (lib, boosts[0].kind)]
     if cand is None:
         return None
     return Shortcut(
@@ -205,6 +215,7 @@ def shortcut(ix: ScriptIndex, framework: str) -> Shortcut | None:
         call=call_name(cand),
         end_line=ts.end_line(cand),
         lib=lib,
+        also=tuple(ts.start_line(c) for c in exclusive_alternatives(cand, same)),
     )
 
 
