@@ -1668,3 +1668,76 @@ def test_a_keras_fit_in_each_half_of_an_if_else_starts_the_run_before_the_if(
             calls = _run(script, tmp_path, args)
             assert [c["call"] for c in calls][0] == "init" and calls[-1]["call"] == "finish"
             assert [c["data"]["epoch"] for c in calls if c["call"] == "log"][:1] == [0]
+
+
+HAS_TRANSFORMERS = importlib.util.find_spec("transformers") is not None
+
+
+def test_a_trainer_subclass_from_the_repos_own_package_takes_report_to(tmp_path: Path) -> None:
+    """`from fitkit import Fitter, FitSettings`, re-exported by the package from a module where
+    `Fitter` extends (two hops) `transformers.Trainer` and `FitSettings` extends
+    `transformers.TrainingArguments`: HF's shortcut, `report_to="wandb"` in the settings and
+    the project from the environment, whatever the classes are called."""
+    from runexp_tui.core.analysis import analyze_file
+
+    tree = tmp_path / "repo"
+    shutil.copytree(SCRIPTS.parent / "repo_hf_subclass", tree)
+    script = tree / "shape_hf_subclass.py"
+    got = analyze_file(script).to_json()
+    expected = json.loads(script.with_suffix(".expected.json").read_text())
+    assert {**got, "path": script.name} == expected
+    assert got["framework"] == "hf_trainer"
+    assert got["points"]["shortcut"] == {"line": 32, "kind": "report_to"}
+    apply_proposal(propose_file(script, project="t"))
+    text = script.read_text()
+    assert 'report_to="wandb",  # runexp-tui' in text
+    assert 'os.environ.setdefault("WANDB_PROJECT", "t")' in text
+    if HAS_TORCH and HAS_TRANSFORMERS and importlib.util.find_spec("wandb") is not None:
+        from runexp_tui.core.wandb_local import find_run_dir, read_run
+
+        env = {"PATH": "/usr/bin:/bin", "HOME": str(tree), "WANDB_MODE": "offline"}
+        env |= {"WANDB_DIR": str(tree), "WANDB_SILENT": "true", "HF_HUB_OFFLINE": "1"}
+        proc = subprocess.run(
+            [sys.executable, str(script)], cwd=tree, env=env, capture_output=True, text=True
+        )
+        assert proc.returncode == 0, proc.stderr
+        run_dir = find_run_dir(tree)
+        assert run_dir is not None
+        run = read_run(run_dir)
+        assert run.project == "t"
+        assert len([h for h in run.history if "train/loss" in h]) == 4  # 8 steps, every 2
+
+
+def test_an_installed_librarys_trainer_subclass_is_read_from_its_source(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An installed wrapper library (on sys.path, not beside the script) whose package
+    re-exports a `transformers.Trainer` subclass: its bases are read from the installed
+    source, without importing it; a trainer-shaped class that extends nothing of HF is not
+    taken for one."""
+    from runexp_tui.core.analysis import analyze_file
+
+    site = tmp_path / "site"
+    (site / "wrapkit").mkdir(parents=True)
+    (site / "wrapkit" / "__init__.py").write_text(
+        "from wrapkit.core import TuneArgs, Tuner\nfrom wrapkit.plain import Runner\n"
+    )
+    (site / "wrapkit" / "core.py").write_text(
+        "import transformers as tf\n\n\nclass Tuner(tf.Trainer):\n    pass\n\n\n"
+        "class TuneArgs(tf.TrainingArguments):\n    pass\n"
+    )
+    (site / "wrapkit" / "plain.py").write_text(
+        "class Runner:\n    def train(self):\n        pass\n"
+    )
+    monkeypatch.syspath_prepend(str(site))
+    script = tmp_path / "run" / "tune.py"
+    script.parent.mkdir()
+    script.write_text(
+        "import wrapkit as wk\n\nargs = wk.TuneArgs(output_dir='o')\n"
+        "tuner = wk.Tuner(model=None, args=args)\ntuner.train()\n"
+    )
+    got = analyze_file(script).to_json()
+    assert got["framework"] == "hf_trainer"
+    assert got["points"]["shortcut"] == {"line": 3, "kind": "report_to"}
+    script.write_text("from wrapkit import Runner\n\nrunner = Runner()\nrunner.train()\n")
+    assert analyze_file(script).to_json()["framework"] != "hf_trainer"

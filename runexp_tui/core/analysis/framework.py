@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from runexp_tui.core import ts
 from runexp_tui.core.analysis.boosting import boosting_calls
+from runexp_tui.core.analysis.hf_classes import TRL_CONFIGS, hf_calls, hf_subclasses
 from runexp_tui.core.analysis.index import ScriptIndex
 from runexp_tui.core.analysis.model import Framework, Shortcut
 from runexp_tui.core.analysis.nodes import (
@@ -26,11 +27,6 @@ if TYPE_CHECKING:
     from tree_sitter import Node
 
 HF_ARG_CLASSES = ("TrainingArguments",)
-
-
-TRL_CONFIGS = frozenset(
-    {"SFTConfig", "DPOConfig", "GRPOConfig", "PPOConfig", "RewardConfig", "ORPOConfig", "KTOConfig"}
-)
 
 
 FRAMEWORK_MODULES = {
@@ -78,6 +74,10 @@ def lightning_entry_subclasses(ix: ScriptIndex) -> dict[str, str]:
 def framework(ix: ScriptIndex, has_loop: bool) -> Framework:
     fw = fw_modules(ix)
     names = set(ix.by_name) | set(lightning_entry_subclasses(ix).values())
+    if "transformers" not in fw and not has_loop and (hf := hf_subclasses(ix)):
+        # `TinyTrainer(...)` of a module that subclasses transformers.Trainer: HF's trainer
+        fw.add("transformers")
+        names |= set(hf.values())
     trainer_calls = {n for n in names if n.endswith("Trainer")}
     if (
         "transformers" in fw
@@ -154,8 +154,12 @@ def shortcut(ix: ScriptIndex, framework: str) -> Shortcut | None:
         cand = next(
             (
                 c
-                for c in ix.calls
-                if call_name(c).endswith("TrainingArguments") or call_name(c) in TRL_CONFIGS
+                for c in sorted(
+                    ix.calls + hf_calls(ix, "TrainingArguments"), key=lambda c: c.start_byte
+                )
+                if call_name(c).endswith("TrainingArguments")
+                or call_name(c) in TRL_CONFIGS
+                or hf_subclasses(ix).get(call_name(c)) == "TrainingArguments"
             ),
             None,
         )
@@ -223,8 +227,8 @@ def framework_train_call(ix: ScriptIndex, framework: str) -> Node | None:
     """The call that trains when a framework owns the loop: `.fit(...)`, `trainer.train()`."""
     if framework == "hf_trainer":
         owners = set()
-        for c in ix.calls:
-            if call_name(c).endswith("Trainer"):
+        for c in ix.calls + hf_calls(ix, "Trainer"):
+            if call_name(c).endswith("Trainer") or hf_subclasses(ix).get(call_name(c)) == "Trainer":
                 a = assignment(stmt_of(c))
                 if a is not None:
                     owners.update(target_names(a.child_by_field_name("left")))
