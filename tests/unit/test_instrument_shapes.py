@@ -1741,3 +1741,42 @@ def test_an_installed_librarys_trainer_subclass_is_read_from_its_source(
     assert got["points"]["shortcut"] == {"line": 3, "kind": "report_to"}
     script.write_text("from wrapkit import Runner\n\nrunner = Runner()\nrunner.train()\n")
     assert analyze_file(script).to_json()["framework"] != "hf_trainer"
+
+
+def test_workers_spawned_into_the_repos_loop_start_the_run_the_module_logs_into(
+    tmp_path: Path,
+) -> None:
+    """`mp.spawn(worker, args=(settings,))` (or `worker(0, settings)` on one process) where
+    `worker` joins the group and calls `fit_loop(...)` of the repository's engine: the script
+    starts the run in `worker` after the group, under `rank == 0`, with the settings dict, and
+    ends it after the call; the engine's proposal logs while a run is active. Both injected,
+    one run holds rank 0's steps and scores, whether one process or two."""
+    from runexp_tui.core.analysis import analyze_file
+
+    tree = tmp_path / "repo"
+    shutil.copytree(SCRIPTS.parent / "repo_spawn_loop", tree)
+    script = tree / "shape_spawn_into_module.py"
+    got = analyze_file(script).to_json()
+    expected = json.loads(script.with_suffix(".expected.json").read_text())
+    assert {**got, "path": script.name} == expected
+    proposal = propose_file(script, project="t")
+    assert any("engine/steps.py" in n for n in proposal.notes)
+    apply_proposal(proposal)
+    module = propose_file(tree / "engine" / "steps.py", project="t")
+    assert not any(h.kind in ("init", "finish") for h in module.hunks)
+    apply_proposal(module)
+    lines = script.read_text().splitlines()
+    init = next(i for i, ln in enumerate(lines) if "wandb.init(" in ln)
+    assert "init_process_group" in lines[init - 2] and "config=settings" in lines[init]
+    assert lines[init - 1].strip() == "if rank == 0:  # runexp-tui"
+    fin = next(i for i, ln in enumerate(lines) if "wandb.finish()" in ln)
+    assert lines[fin - 2].strip() == "fit_loop(rank=rank, **settings)"
+    if HAS_TORCH:
+        for args in ((), ("--procs", "1")):
+            calls = _run(script, tmp_path, args)
+            assert [c["call"] for c in calls].count("init") == 1
+            assert calls[0]["config"] == ["batch", "lr", "score_every", "steps", "world"]
+            assert calls[-1]["call"] == "finish"
+            logs = [c["data"] for c in calls if c["call"] == "log"]
+            assert len([d for d in logs if "train/loss" in d]) == 6
+            assert len([d for d in logs if "eval/held_mse" in d]) == 2

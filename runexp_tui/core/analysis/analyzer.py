@@ -50,6 +50,7 @@ from runexp_tui.core.analysis.imports import import_point
 from runexp_tui.core.analysis.index import ScriptIndex
 from runexp_tui.core.analysis.init_point import init_point
 from runexp_tui.core.analysis.loop import direct_sites, outermost_loop, training_loop
+from runexp_tui.core.analysis.loop_call import external_training_call
 from runexp_tui.core.analysis.loss import train_log
 from runexp_tui.core.analysis.model import AnalysisResult, InitPoint, Points, TrainLogPoint
 from runexp_tui.core.analysis.nodes import (
@@ -140,6 +141,11 @@ def analyze(ix: ScriptIndex) -> AnalysisResult:
     elif loop is None and train_call is None and ext is None and (hr := handler_run(ix)):
         train_call = hr[1]  # handlers on an engine, the loss only in its progress bar
         cbt = CallbackTraining(hr[1], "", None, hr[1], hr[0])
+    elsewhere = training_modules(ix) if train is None and train_call is None else ()
+    if elsewhere and loop is None and train_call is None and ext is None:
+        # `loop.training_loop(rank=rank, **kwargs)` of the repo's own module: the run starts
+        # before it and ends after it, here; that module logs into the run
+        train_call = external_training_call(ix)
     first_call = first_model_fit(ix, train_call)  # several models fitted: the first one
     evaluation = handler_eval(ix, cbt) if cbt is not None else None
     if evaluation is None:
@@ -196,7 +202,7 @@ def analyze(ix: ScriptIndex) -> AnalysisResult:
         ),
         cli_flags=script_flags(ix),
         syntax_errors=tuple(ix.syntax_errors()),
-        loop_elsewhere=training_modules(ix) if train is None and train_call is None else (),
+        loop_elsewhere=elsewhere,
     )
 
 
