@@ -64,8 +64,9 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _run(script: Path, tmp_path: Path) -> list[dict]:
-    (tmp_path / "wandb.py").write_text(RECORDER)
+def _run(script: Path, tmp_path: Path, args: tuple[str, ...] = ()) -> list[dict]:
+    if not (tmp_path / "wandb").is_dir():  # a test may lay out a package with integrations
+        (tmp_path / "wandb.py").write_text(RECORDER)
     record = tmp_path / "calls.jsonl"
     env = {
         "PATH": "/usr/bin:/bin",
@@ -76,7 +77,7 @@ def _run(script: Path, tmp_path: Path) -> list[dict]:
     for attempt in range(2):
         record.unlink(missing_ok=True)
         proc = subprocess.run(
-            [sys.executable, str(script)],
+            [sys.executable, str(script), *args],
             cwd=tmp_path,
             env=env,
             capture_output=True,
@@ -1727,3 +1728,194 @@ def test_settings_kept_by_the_repos_own_base_class_are_the_config(tmp_path: Path
     if HAS_TORCH:
         calls = _run(script, tmp_path)
         assert calls[0]["config"] == ["batch", "epochs", "lr"]
+
+
+def test_a_checkpoint_looked_up_before_training_is_no_evaluation(tmp_path: Path) -> None:
+    """`find_latest_checkpoint(...)` has "test" only inside a word; `validation_snapshots(...)`
+    returns what a glob found; `tested_checkpoint(...)`'s path is only tested for and loaded:
+    none of them is an evaluation, so nothing is logged as one."""
+    script, text = _inject("shape_eval_named_checkpoint.py", tmp_path)
+    assert "eval/" not in text
+    if HAS_TORCH:
+        calls = _run(script, tmp_path)
+        assert [c["call"] for c in calls][0] == "init" and calls[-1]["call"] == "finish"
+        logs = [c["data"] for c in calls if c["call"] == "log"]
+        assert len(logs) == 2 * 4 and all(set(d) <= {"train/loss", "step"} for d in logs)
+
+
+# LightGBM's wandb callback, as the recorder sees it: each round's evaluation results logged
+LGB_INTEGRATION = """\
+import wandb
+def wandb_callback():
+    def _each_round(env):
+        wandb.log({f"{d}_{m}": v for d, m, v, *_ in env.evaluation_result_list})
+    return _each_round
+"""
+
+
+def test_a_boosting_callback_goes_into_the_train_call_of_each_half_of_an_if_else(
+    tmp_path: Path,
+) -> None:
+    """`if args.holdout: lgb.train(..., callbacks=[early_stopping])` `else: lgb.train(...)`:
+    only one of them runs, so both take the wandb callback (appended to the existing list in
+    the first); the run is started before the if and finished after it."""
+    script, text = _inject("shape_boost_callback_each_branch.py", tmp_path)
+    assert "callbacks=[lgb.early_stopping(3, verbose=False), wandb_callback()]" in text
+    assert "callbacks=[wandb_callback()]" in text
+    assert text.count("wandb.init(") == 1 and text.count("wandb.finish()") == 1
+    if importlib.util.find_spec("lightgbm") is not None:
+        pkg = tmp_path / "wandb" / "integration"
+        pkg.mkdir(parents=True)
+        (tmp_path / "wandb" / "__init__.py").write_text(RECORDER)
+        (pkg / "__init__.py").write_text("")
+        (pkg / "lightgbm.py").write_text(LGB_INTEGRATION)
+        for args, key in (((), "fit_l2"), (("--holdout",), "held_l2")):
+            calls = _run(script, tmp_path, args)
+            assert [c["call"] for c in calls][0] == "init" and calls[-1]["call"] == "finish"
+            rounds = [c["data"] for c in calls if c["call"] == "log"]
+            assert rounds and all(set(d) == {key} for d in rounds)
+
+
+KERAS_INTEGRATION = """\
+import wandb
+from tensorflow import keras
+class WandbMetricsLogger(keras.callbacks.Callback):
+    def on_epoch_end(self, epoch, logs=None):
+        wandb.log({**{k: float(v) for k, v in (logs or {}).items()}, "epoch": epoch})
+"""
+
+
+def test_a_keras_fit_in_each_half_of_an_if_else_starts_the_run_before_the_if(
+    tmp_path: Path,
+) -> None:
+    """Two `model.fit(...)` calls, one per half of an if/else, and no config object: the run
+    starts before the whole if (not inside the first half, which the other path never runs)
+    and each fit takes the metrics callback."""
+    script, text = _inject("shape_keras_fit_each_branch.py", tmp_path)
+    lines = text.splitlines()
+    init = next(i for i, ln in enumerate(lines) if "wandb.init(" in ln)
+    assert lines[init + 1].startswith('if "--validate" in sys.argv:')
+    assert "callbacks=[stop, WandbMetricsLogger()]" in text
+    assert "verbose=0, callbacks=[WandbMetricsLogger()])" in text
+    if importlib.util.find_spec("tensorflow") is not None:
+        pkg = tmp_path / "wandb" / "integration"
+        pkg.mkdir(parents=True)
+        (tmp_path / "wandb" / "__init__.py").write_text(RECORDER)
+        (pkg / "__init__.py").write_text("")
+        (pkg / "keras.py").write_text(KERAS_INTEGRATION)
+        for args in ((), ("--validate",)):
+            calls = _run(script, tmp_path, args)
+            assert [c["call"] for c in calls][0] == "init" and calls[-1]["call"] == "finish"
+            assert [c["data"]["epoch"] for c in calls if c["call"] == "log"][:1] == [0]
+
+
+HAS_TRANSFORMERS = importlib.util.find_spec("transformers") is not None
+
+
+def test_a_trainer_subclass_from_the_repos_own_package_takes_report_to(tmp_path: Path) -> None:
+    """`from fitkit import Fitter, FitSettings`, re-exported by the package from a module where
+    `Fitter` extends (two hops) `transformers.Trainer` and `FitSettings` extends
+    `transformers.TrainingArguments`: HF's shortcut, `report_to="wandb"` in the settings and
+    the project from the environment, whatever the classes are called."""
+    from runexp_tui.core.analysis import analyze_file
+
+    tree = tmp_path / "repo"
+    shutil.copytree(SCRIPTS.parent / "repo_hf_subclass", tree)
+    script = tree / "shape_hf_subclass.py"
+    got = analyze_file(script).to_json()
+    expected = json.loads(script.with_suffix(".expected.json").read_text())
+    assert {**got, "path": script.name} == expected
+    assert got["framework"] == "hf_trainer"
+    assert got["points"]["shortcut"] == {"line": 32, "kind": "report_to"}
+    apply_proposal(propose_file(script, project="t"))
+    text = script.read_text()
+    assert 'report_to="wandb",  # runexp-tui' in text
+    assert 'os.environ.setdefault("WANDB_PROJECT", "t")' in text
+    if HAS_TORCH and HAS_TRANSFORMERS and importlib.util.find_spec("wandb") is not None:
+        from runexp_tui.core.wandb_local import find_run_dir, read_run
+
+        env = {"PATH": "/usr/bin:/bin", "HOME": str(tree), "WANDB_MODE": "offline"}
+        env |= {"WANDB_DIR": str(tree), "WANDB_SILENT": "true", "HF_HUB_OFFLINE": "1"}
+        proc = subprocess.run(
+            [sys.executable, str(script)], cwd=tree, env=env, capture_output=True, text=True
+        )
+        assert proc.returncode == 0, proc.stderr
+        run_dir = find_run_dir(tree)
+        assert run_dir is not None
+        run = read_run(run_dir)
+        assert run.project == "t"
+        assert len([h for h in run.history if "train/loss" in h]) == 4  # 8 steps, every 2
+
+
+def test_an_installed_librarys_trainer_subclass_is_read_from_its_source(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An installed wrapper library (on sys.path, not beside the script) whose package
+    re-exports a `transformers.Trainer` subclass: its bases are read from the installed
+    source, without importing it; a trainer-shaped class that extends nothing of HF is not
+    taken for one."""
+    from runexp_tui.core.analysis import analyze_file
+
+    site = tmp_path / "site"
+    (site / "wrapkit").mkdir(parents=True)
+    (site / "wrapkit" / "__init__.py").write_text(
+        "from wrapkit.core import TuneArgs, Tuner\nfrom wrapkit.plain import Runner\n"
+    )
+    (site / "wrapkit" / "core.py").write_text(
+        "import transformers as tf\n\n\nclass Tuner(tf.Trainer):\n    pass\n\n\n"
+        "class TuneArgs(tf.TrainingArguments):\n    pass\n"
+    )
+    (site / "wrapkit" / "plain.py").write_text(
+        "class Runner:\n    def train(self):\n        pass\n"
+    )
+    monkeypatch.syspath_prepend(str(site))
+    script = tmp_path / "run" / "tune.py"
+    script.parent.mkdir()
+    script.write_text(
+        "import wrapkit as wk\n\nargs = wk.TuneArgs(output_dir='o')\n"
+        "tuner = wk.Tuner(model=None, args=args)\ntuner.train()\n"
+    )
+    got = analyze_file(script).to_json()
+    assert got["framework"] == "hf_trainer"
+    assert got["points"]["shortcut"] == {"line": 3, "kind": "report_to"}
+    script.write_text("from wrapkit import Runner\n\nrunner = Runner()\nrunner.train()\n")
+    assert analyze_file(script).to_json()["framework"] != "hf_trainer"
+
+
+def test_workers_spawned_into_the_repos_loop_start_the_run_the_module_logs_into(
+    tmp_path: Path,
+) -> None:
+    """`mp.spawn(worker, args=(settings,))` (or `worker(0, settings)` on one process) where
+    `worker` joins the group and calls `fit_loop(...)` of the repository's engine: the script
+    starts the run in `worker` after the group, under `rank == 0`, with the settings dict, and
+    ends it after the call; the engine's proposal logs while a run is active. Both injected,
+    one run holds rank 0's steps and scores, whether one process or two."""
+    from runexp_tui.core.analysis import analyze_file
+
+    tree = tmp_path / "repo"
+    shutil.copytree(SCRIPTS.parent / "repo_spawn_loop", tree)
+    script = tree / "shape_spawn_into_module.py"
+    got = analyze_file(script).to_json()
+    expected = json.loads(script.with_suffix(".expected.json").read_text())
+    assert {**got, "path": script.name} == expected
+    proposal = propose_file(script, project="t")
+    assert any("engine/steps.py" in n for n in proposal.notes)
+    apply_proposal(proposal)
+    module = propose_file(tree / "engine" / "steps.py", project="t")
+    assert not any(h.kind in ("init", "finish") for h in module.hunks)
+    apply_proposal(module)
+    lines = script.read_text().splitlines()
+    init = next(i for i, ln in enumerate(lines) if "wandb.init(" in ln)
+    assert "init_process_group" in lines[init - 2] and "config=settings" in lines[init]
+    assert lines[init - 1].strip() == "if rank == 0:  # runexp-tui"
+    fin = next(i for i, ln in enumerate(lines) if "wandb.finish()" in ln)
+    assert lines[fin - 2].strip() == "fit_loop(rank=rank, **settings)"
+    if HAS_TORCH:
+        for args in ((), ("--procs", "1")):
+            calls = _run(script, tmp_path, args)
+            assert [c["call"] for c in calls].count("init") == 1
+            assert calls[0]["config"] == ["batch", "lr", "score_every", "steps", "world"]
+            assert calls[-1]["call"] == "finish"
+            logs = [c["data"] for c in calls if c["call"] == "log"]
+            assert len([d for d in logs if "train/loss" in d]) == 6
+            assert len([d for d in logs if "eval/held_mse" in d]) == 2

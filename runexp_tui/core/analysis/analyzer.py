@@ -35,8 +35,9 @@ from runexp_tui.core.analysis.estimators import (
     estimator_config,
     estimator_metrics,
 )
+from runexp_tui.core.analysis.eval_names import eval_named
 from runexp_tui.core.analysis.eval_step import eval_with_step, past_reductions
-from runexp_tui.core.analysis.evaluation import EVAL_NAME, eval_log, test_log
+from runexp_tui.core.analysis.evaluation import eval_log, test_log
 from runexp_tui.core.analysis.external import external_epoch
 from runexp_tui.core.analysis.flags import script_flags
 from runexp_tui.core.analysis.framework import (
@@ -49,6 +50,7 @@ from runexp_tui.core.analysis.imports import import_point
 from runexp_tui.core.analysis.index import ScriptIndex
 from runexp_tui.core.analysis.init_point import init_point
 from runexp_tui.core.analysis.loop import direct_sites, outermost_loop, training_loop
+from runexp_tui.core.analysis.loop_call import external_training_call
 from runexp_tui.core.analysis.loss import train_log
 from runexp_tui.core.analysis.model import (
     AnalysisResult,
@@ -57,7 +59,14 @@ from runexp_tui.core.analysis.model import (
     Points,
     TrainLogPoint,
 )
-from runexp_tui.core.analysis.nodes import loop_index, scope
+from runexp_tui.core.analysis.nodes import (
+    call_name,
+    enclosing_if,
+    exclusive_alternatives,
+    loop_index,
+    receiver,
+    scope,
+)
 from runexp_tui.core.analysis.wandb_use import wandb_use
 
 MAX_SCRIPT_BYTES = 64 * 2**20  # a generated 50,000-line script is ~2 MiB
@@ -138,6 +147,11 @@ def analyze(ix: ScriptIndex) -> AnalysisResult:
     elif loop is None and train_call is None and ext is None and (hr := handler_run(ix)):
         train_call = hr[1]  # handlers on an engine, the loss only in its progress bar
         cbt = CallbackTraining(hr[1], "", None, hr[1], hr[0])
+    elsewhere = training_modules(ix) if train is None and train_call is None else ()
+    if elsewhere and loop is None and train_call is None and ext is None:
+        # `loop.training_loop(rank=rank, **kwargs)` of the repo's own module: the run starts
+        # before it and ends after it, here; that module logs into the run
+        train_call = external_training_call(ix)
     first_call = first_model_fit(ix, train_call)  # several models fitted: the first one
     evaluation = handler_eval(ix, cbt) if cbt is not None else None
     if evaluation is None:
@@ -149,6 +163,12 @@ def analyze(ix: ScriptIndex) -> AnalysisResult:
     if loop is None and fw == "sklearn" and train_call is not None:
         evaluation, test, last_eval = estimator_metrics(ix, train_call, evaluation, test)
     init_target = first_call or train_call
+    if init_target is not None and init_target == train_call:
+        # `if holdout: fit(...)` `else: fit(...)`: the run starts before the whole if
+        model = ts.text(receiver(train_call))
+        same = [c for c in ix.calls_named(call_name(train_call)) if ts.text(receiver(c)) == model]
+        alts = exclusive_alternatives(train_call, same)
+        init_target = (enclosing_if(train_call, alts) if alts else None) or init_target
     ctor = callback_constructor(ix) if loop is None else None
     if ctor is not None and (init_target is None or ctor.start_byte < init_target.start_byte):
         init_target = ctor  # the xgboost callback goes into the estimator: the run starts first
@@ -190,7 +210,7 @@ def analyze(ix: ScriptIndex) -> AnalysisResult:
         ),
         cli_flags=script_flags(ix),
         syntax_errors=tuple(ix.syntax_errors()),
-        loop_elsewhere=training_modules(ix) if train is None and train_call is None else (),
+        loop_elsewhere=elsewhere,
     )
 
 
@@ -210,7 +230,7 @@ def prefetch_callers(ix: ScriptIndex) -> None:
             d = c.parent.parent.child_by_field_name("definition")
             if d is not None:
                 fns.add(ts.text(d.child_by_field_name("name")))
-    fns |= {n for n in ix.defs_by_name if EVAL_NAME.search(n)}
+    fns |= {n for n in ix.defs_by_name if eval_named(n)}
     names = set(fns)
     for f in fns:
         names |= ix.aliases.get(f, set())

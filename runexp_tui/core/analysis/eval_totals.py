@@ -16,6 +16,7 @@ from runexp_tui.core.analysis.nodes import (
     call_name,
     callee_of,
     identifiers,
+    stmt_of,
     target_names,
     type_of,
     walk_statements,
@@ -291,3 +292,35 @@ def _means(body: list[Node], anchor: Node, accum: list[str]) -> tuple[tuple[str,
                 out.append((name, found))
                 break
     return tuple(out)
+
+
+def appended_to(call: Node) -> str | None:
+    """The list a call's value is appended to (`history.append(evaluate(...))`), else None."""
+    args = call.parent
+    outer = args.parent if args is not None and args.type == "argument_list" else None
+    fn = outer.child_by_field_name("function") if outer is not None else None
+    if fn is None or fn.type != "attribute" or len(args.named_children) != 1:  # type: ignore[union-attr]
+        return None
+    obj, attr = fn.child_by_field_name("object"), fn.child_by_field_name("attribute")
+    if ts.text(attr) != "append" or obj is None or obj.type not in ("identifier", "attribute"):
+        return None
+    st = stmt_of(call)
+    return (
+        ts.text(obj)
+        if st.type == "expression_statement" and st.named_children[0] == outer
+        else None
+    )
+
+
+def next_after(ev: Node) -> Node | None:
+    """The statement after an eval loop; after the `with torch.no_grad():` that ends with it."""
+    cur: Node | None = ev
+    while cur is not None:
+        nxt = cur.next_named_sibling
+        while nxt is not None and nxt.type == "comment":
+            nxt = nxt.next_named_sibling
+        if nxt is not None:
+            return nxt
+        up = cur.parent.parent if cur.parent is not None and cur.parent.type == "block" else None
+        cur = up if up is not None and up.type == "with_statement" else None
+    return None

@@ -6,9 +6,12 @@ import re
 from typing import TYPE_CHECKING
 
 from runexp_tui.core import ts
+from runexp_tui.core.analysis.eval_names import eval_named, only_located, returns_found_files
 from runexp_tui.core.analysis.eval_totals import (
+    appended_to,
     derived_after,
     inside_eval_function,
+    next_after,
     returned_slots,
     returns_records,
 )
@@ -34,8 +37,6 @@ from runexp_tui.core.analysis.printed import METRIC_NAME, printed_values
 
 if TYPE_CHECKING:
     from tree_sitter import Node
-
-EVAL_NAME = re.compile(r"(eval|valid|test|estimate)", re.I)
 
 
 # sklearn-style metric functions (`f1_score`, `mean_squared_error`, `accuracy`), and names that
@@ -69,7 +70,9 @@ def eval_functions(ix: ScriptIndex) -> list[Node]:
         name = ts.text(d.child_by_field_name("name"))
         if _NOT_METRIC.match(name) or _factory(d):
             continue  # `create_evaluator(...)` builds the thing that evaluates; not a metric
-        if d.id in no_grad or EVAL_NAME.search(name):
+        if returns_found_files(d):
+            continue  # `find_test_checkpoint(dir)`: a path a file search found, not a metric
+        if d.id in no_grad or eval_named(name):
             out.append(d)
     return out
 
@@ -158,10 +161,10 @@ def _test_after(
             is_eval = (
                 callee in {ts.text(f.child_by_field_name("name")) for f in eval_functions(ix)}
                 or _METRIC_CALL.search(callee)
-                or EVAL_NAME.search(callee)
+                or eval_named(callee)
                 or all(METRIC_NAME.search(n) for n in names)
             )
-            if is_eval and not _NOT_METRIC.match(callee):
+            if is_eval and not _NOT_METRIC.match(callee) and not only_located(cur, names):
                 last, metric_names = _metric_run(cur)
                 metric_names = [n for n in metric_names if n != "_"]
                 if metric_names:
@@ -178,7 +181,7 @@ def _returned_eval(ix: ScriptIndex, st: Node, evals: dict[str, Node]) -> EvalLog
         return None
     callee = call_name(value)
     if _NOT_METRIC.match(callee) or not (
-        callee in evals or _METRIC_CALL.search(callee) or EVAL_NAME.search(callee)
+        callee in evals or _METRIC_CALL.search(callee) or eval_named(callee)
     ):
         return None
     fn = scope(st)
@@ -357,6 +360,11 @@ def _eval_point(
     if a is not None and contains(a.child_by_field_name("right"), node):  # type: ignore[arg-type]
         first = ix.line_stmt(node)
         stmt, names = _metric_run(first)
+        # a checkpoint path the script only tests for and loads (`if ckpt is not None:
+        # model.load_state_dict(torch.load(ckpt))`) is no metric
+        names = [n for n in names if not only_located(first, [n])]
+        if not names:
+            return None
         returned: dict[str, str] = {}
         left = a.child_by_field_name("left")  # `val_score, val_samples = validate(...)`
         if efn is not None and left is not None and left.type in ("pattern_list", "tuple_pattern"):
@@ -370,7 +378,7 @@ def _eval_point(
             return None  # `loss_q, info = compute_loss_q(...)` then `loss_q.backward()`
         if (
             efn is not None
-            and not EVAL_NAME.search(ts.text(efn.child_by_field_name("name")))
+            and not eval_named(ts.text(efn.child_by_field_name("name")))
             and not _MEASURES.search(ts.text(efn.child_by_field_name("body")))
         ):
             # counted as an evaluation only for its no_grad: it must measure something (a
@@ -396,31 +404,13 @@ def _eval_point(
         return EvalLogPoint(
             ts.end_line(stmt), tuple(names), ix.indent_of(stmt), spread=dicts, listed=listed
         )
-    if (kept := _appended_to(node)) is not None:
+    if (kept := appended_to(node)) is not None:
         # `evaluations.append(eval_policy(...))`: the newest entry is this evaluation's value
         last = f"{kept}[-1]"
         return EvalLogPoint(ts.end_line(stmt), (last,), ix.indent_of(stmt), keys=((last, kept),))
     if efn is not None:
         return inside_eval_function(ix, efn)
     return None
-
-
-def _appended_to(call: Node) -> str | None:
-    """The list a call's value is appended to (`history.append(evaluate(...))`), else None."""
-    args = call.parent
-    outer = args.parent if args is not None and args.type == "argument_list" else None
-    fn = outer.child_by_field_name("function") if outer is not None else None
-    if fn is None or fn.type != "attribute" or len(args.named_children) != 1:  # type: ignore[union-attr]
-        return None
-    obj, attr = fn.child_by_field_name("object"), fn.child_by_field_name("attribute")
-    if ts.text(attr) != "append" or obj is None or obj.type not in ("identifier", "attribute"):
-        return None
-    st = stmt_of(call)
-    return (
-        ts.text(obj)
-        if st.type == "expression_statement" and st.named_children[0] == outer
-        else None
-    )
 
 
 def _after_eval_loop(ix: ScriptIndex, ev: Node) -> EvalLogPoint | None:
@@ -445,7 +435,7 @@ def _after_eval_loop(ix: ScriptIndex, ev: Node) -> EvalLogPoint | None:
             accum.add(ts.text(receiver(e)))
     names: list[str] = []
     anchor = None
-    cur = _next_after(ev)
+    cur = next_after(ev)
     while cur is not None:
         if cur.type == "comment":
             cur = cur.next_named_sibling
@@ -522,20 +512,6 @@ def _averaged(stmt: Node, accum: set[str]) -> str | None:
     return ts.text(left) if ts.text(left) in accum else None
 
 
-def _next_after(ev: Node) -> Node | None:
-    """The statement after an eval loop; after the `with torch.no_grad():` that ends with it."""
-    cur: Node | None = ev
-    while cur is not None:
-        nxt = cur.next_named_sibling
-        while nxt is not None and nxt.type == "comment":
-            nxt = nxt.next_named_sibling
-        if nxt is not None:
-            return nxt
-        up = cur.parent.parent if cur.parent is not None and cur.parent.type == "block" else None
-        cur = up if up is not None and up.type == "with_statement" else None
-    return None
-
-
 def _printed_after(ix: ScriptIndex, ev: Node) -> EvalLogPoint | None:
     """No metric is named after the eval loop, but the next statement prints one
     (`print("Accuracy: {} %".format(100 * correct / total))`, also just after the `with
@@ -594,7 +570,7 @@ def _metric_run(stmt: Node) -> tuple[Node, list[str]]:
             right.type == "call"
             and (
                 re.search(r"(_score|_error|^score|^accuracy|evaluate|compute)$", call_name(right))
-                or EVAL_NAME.search(call_name(right))
+                or eval_named(call_name(right))
             )
             for _ in [0]
         )

@@ -8,11 +8,13 @@ from typing import TYPE_CHECKING
 
 from runexp_tui.core import ts
 from runexp_tui.core.analysis.boosting import boosting_calls
+from runexp_tui.core.analysis.hf_classes import TRL_CONFIGS, hf_calls, hf_subclasses
 from runexp_tui.core.analysis.index import ScriptIndex
 from runexp_tui.core.analysis.model import Framework, Shortcut
 from runexp_tui.core.analysis.nodes import (
     assignment,
     call_name,
+    exclusive_alternatives,
     positional,
     receiver,
     root_name,
@@ -25,11 +27,6 @@ if TYPE_CHECKING:
     from tree_sitter import Node
 
 HF_ARG_CLASSES = ("TrainingArguments",)
-
-
-TRL_CONFIGS = frozenset(
-    {"SFTConfig", "DPOConfig", "GRPOConfig", "PPOConfig", "RewardConfig", "ORPOConfig", "KTOConfig"}
-)
 
 
 FRAMEWORK_MODULES = {
@@ -77,6 +74,10 @@ def lightning_entry_subclasses(ix: ScriptIndex) -> dict[str, str]:
 def framework(ix: ScriptIndex, has_loop: bool) -> Framework:
     fw = fw_modules(ix)
     names = set(ix.by_name) | set(lightning_entry_subclasses(ix).values())
+    if "transformers" not in fw and not has_loop and (hf := hf_subclasses(ix)):
+        # `TinyTrainer(...)` of a module that subclasses transformers.Trainer: HF's trainer
+        fw.add("transformers")
+        names |= set(hf.values())
     trainer_calls = {n for n in names if n.endswith("Trainer")}
     if (
         "transformers" in fw
@@ -153,8 +154,12 @@ def shortcut(ix: ScriptIndex, framework: str) -> Shortcut | None:
         cand = next(
             (
                 c
-                for c in ix.calls
-                if call_name(c).endswith("TrainingArguments") or call_name(c) in TRL_CONFIGS
+                for c in sorted(
+                    ix.calls + hf_calls(ix, "TrainingArguments"), key=lambda c: c.start_byte
+                )
+                if call_name(c).endswith("TrainingArguments")
+                or call_name(c) in TRL_CONFIGS
+                or hf_subclasses(ix).get(call_name(c)) == "TrainingArguments"
             ),
             None,
         )
@@ -195,8 +200,17 @@ def shortcut(ix: ScriptIndex, framework: str) -> Shortcut | None:
         kind = "callback"
         cand = next((c for c in ix.calls_named("fit") if receiver(c) is not None), None)
     lib = ""
-    if cand is None and (boosts := boosting_calls(ix)):
+    same: list[Node] = []
+    if cand is not None:
+        # the other halves fit the same model (`model.fit`), not a scaler of the data
+        same = [
+            c
+            for c in ix.calls_named(call_name(cand))
+            if kind != "callback" or ts.text(receiver(c)) == ts.text(receiver(cand))
+        ]
+    elif boosts := boosting_calls(ix):
         cand, kind, lib = boosts[0].call, "callback", boosts[0].lib
+        same = [b.call for b in boosts if (b.lib, b.kind) == (lib, boosts[0].kind)]
     if cand is None:
         return None
     return Shortcut(
@@ -205,6 +219,7 @@ def shortcut(ix: ScriptIndex, framework: str) -> Shortcut | None:
         call=call_name(cand),
         end_line=ts.end_line(cand),
         lib=lib,
+        also=tuple(ts.start_line(c) for c in exclusive_alternatives(cand, same)),
     )
 
 
@@ -212,8 +227,8 @@ def framework_train_call(ix: ScriptIndex, framework: str) -> Node | None:
     """The call that trains when a framework owns the loop: `.fit(...)`, `trainer.train()`."""
     if framework == "hf_trainer":
         owners = set()
-        for c in ix.calls:
-            if call_name(c).endswith("Trainer"):
+        for c in ix.calls + hf_calls(ix, "Trainer"):
+            if call_name(c).endswith("Trainer") or hf_subclasses(ix).get(call_name(c)) == "Trainer":
                 a = assignment(stmt_of(c))
                 if a is not None:
                     owners.update(target_names(a.child_by_field_name("left")))

@@ -51,6 +51,7 @@ from runexp_tui.core.analysis.nodes import (
     type_assign_left,
     walk_statements,
 )
+from runexp_tui.core.analysis.spawn_args import rank_zero_calls, settings_dict
 
 if TYPE_CHECKING:
     from tree_sitter import Node
@@ -380,9 +381,10 @@ def _init_in_spawned(
             continue
         if where is not None and (where == worker or contains(worker, where)):
             return None  # already in the worker
-        if ix.callers(worker):
+        if ix.callers(worker) and not (first_is_rank and rank_zero_calls(ix, worker)):
             # also called directly (`main_worker(args.gpu, ...)` without spawn): its first
-            # parameter is not always a rank (None there); the script's own test decides
+            # parameter is not always a rank (None there); the script's own test decides.
+            # Called as `worker(0, ...)` (the single-process path), it is rank 0 there too
             return None
         params = param_names(worker)
         if not params:
@@ -393,6 +395,11 @@ def _init_in_spawned(
             (p for p in rest if re.search(r"^(args|opts?|config|cfg|conf|hparams)$", p)),
             None,
         )
+        if cfg is None:
+            # `spawn(fn=worker, args=(kwargs,))` with `kwargs = dict(lr=a.lr, ...)`: the settings
+            cfg = next(
+                (p for p in rest if settings_dict(ix, _call, worker, p, _scalar_value)), None
+            )
         expr = None
         settings = [p for p in rest if _a_setting(ix, _call, worker, p, first_is_rank)]
         if cfg is None and settings:

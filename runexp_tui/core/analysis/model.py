@@ -136,6 +136,9 @@ class Shortcut:
     call: str = ""  # "TrainingArguments", "Trainer", "fit", "LightningCLI", ...
     end_line: int = 0  # last line of the call expression
     lib: str = ""  # a boosting callback's library: "xgboost" | "lightgbm"
+    # first lines of the same call in the other halves of an if/else (only one of them runs):
+    # each gets the same change
+    also: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -361,3 +361,50 @@ def ancestor_in(node: Node, block: Node | None) -> Node | None:
     while n is not None and n.parent != block:
         n = n.parent
     return n
+
+
+def _arm(node: Node) -> tuple[Node, Node] | None:
+    """The innermost if/elif/else arm holding ``node``: (the if statement, the arm)."""
+    cur = node
+    while cur.parent is not None:
+        p = cur.parent
+        if p.type == "if_statement" and cur != p.child_by_field_name("condition"):
+            return p, cur
+        cur = p
+    return None
+
+
+def mutually_exclusive(a: Node, b: Node) -> bool:
+    """``a`` and ``b`` lie in different arms of one if/elif/else: at most one of them runs."""
+    arms: dict[int, Node] = {}
+    cur: Node | None = a
+    while cur is not None and (held := _arm(cur)) is not None:
+        arms[held[0].id] = held[1]
+        cur = held[0]
+    cur = b
+    while cur is not None and (held := _arm(cur)) is not None:
+        if held[0].id in arms:
+            return arms[held[0].id] != held[1]
+        cur = held[0]
+    return False
+
+
+def exclusive_alternatives(first: Node, candidates: Iterable[Node]) -> list[Node]:
+    """The ``candidates`` that stand in for ``first`` on the other paths of an if/else: each
+    in an arm that excludes ``first`` and every other one kept, in source order."""
+    kept: list[Node] = []
+    for c in sorted(candidates, key=lambda n: n.start_byte):
+        if c != first and all(mutually_exclusive(c, k) for k in [first, *kept]):
+            kept.append(c)
+    return kept
+
+
+def enclosing_if(first: Node, others: Iterable[Node]) -> Node | None:
+    """The innermost if statement holding ``first`` and every one of ``others``."""
+    rest = list(others)
+    cur = first.parent
+    while cur is not None:
+        if cur.type == "if_statement" and all(contains(cur, o) for o in rest):
+            return cur
+        cur = cur.parent
+    return None

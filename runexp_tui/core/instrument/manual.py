@@ -106,7 +106,10 @@ def manual_hunks(plan: Plan, guard: str | None, keras: bool, library: bool = Fal
     wants_test = pts.test_log is not None and bool(pts.test_log.metric_vars) and not has_eval
     if not (wants_train or wants_eval or wants_test or keras or pts.init is not None):
         return
-    if not (wants_train or wants_eval or wants_test or keras) and pts.init is not None:
+    # the loop runs in the repository's module, called here between the init and the finish:
+    # its logs (instrumented there) fill this run
+    enters_loop = bool(plan.analysis.loop_elsewhere) and pts.finish is not None
+    if not (wants_train or wants_eval or wants_test or keras or enters_loop) and pts.init:
         # nothing would be logged: a run is worth starting only for the experiment's settings
         # (parsed arguments, a Hydra/OmegaConf or dataclass config), never for data a helper
         # loads (`jdict = json.load(f)` in a JSON reader)

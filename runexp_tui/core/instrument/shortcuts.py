@@ -5,6 +5,7 @@ and boosting-library callbacks.
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from runexp_tui.core import ts
@@ -28,11 +29,14 @@ if TYPE_CHECKING:
 
 def shortcut_hunks(plan: Plan, sc: Shortcut) -> None:
     src = plan.src
+    # the same call in the other halves of an if/else: only one runs, each gets the change
+    each = [sc, *(replace(sc, line=line, also=()) for line in sc.also)]
     if sc.kind == "report_to":
         if src.report_to_wandb():
             plan.notes.append('report_to already includes "wandb"')
             return
-        _report_to(plan, sc)
+        for one in each:
+            _report_to(plan, one)
         if "WANDB_PROJECT" not in src.text:
             plan.need.add("os")
             plan.hunks.append(
@@ -47,14 +51,16 @@ def shortcut_hunks(plan: Plan, sc: Shortcut) -> None:
         if src.names_called("WandbLogger") or src.has_identifier("WandbLogger"):
             plan.notes.append("WandbLogger is already used")
             return
-        _lightning_logger(plan, sc)
+        for one in each:
+            _lightning_logger(plan, one)
     elif sc.kind == "callback" and sc.lib:
         if src.names_called("wandb_callback", "WandbCallback"):
             plan.notes.append("a wandb boosting callback is already used")
             return
         if sc.lib == "lightgbm":
             plan.extra_imports.append("from wandb.integration.lightgbm import wandb_callback")
-            _add_callback(plan, sc, "wandb_callback()", "shortcut: lightgbm wandb_callback")
+            for one in each:
+                _add_callback(plan, one, "wandb_callback()", "shortcut: lightgbm wandb_callback")
         elif sc.call == "cv":
             # wandb's xgboost callback needs a Booster; xgb.cv hands it a packed one and fails
             plan.notes.append(
@@ -64,13 +70,15 @@ def shortcut_hunks(plan: Plan, sc: Shortcut) -> None:
             _cv_tables(plan, sc)
         else:
             plan.extra_imports.append("from wandb.integration.xgboost import WandbCallback")
-            _add_callback(plan, sc, "WandbCallback()", "shortcut: xgboost WandbCallback")
+            for one in each:
+                _add_callback(plan, one, "WandbCallback()", "shortcut: xgboost WandbCallback")
     elif sc.kind == "callback":
         if src.names_called("WandbMetricsLogger", "WandbCallback"):
             plan.notes.append("a wandb Keras callback is already used")
             return
         plan.extra_imports.append("from wandb.integration.keras import WandbMetricsLogger")
-        _add_callback(plan, sc, "WandbMetricsLogger()", "shortcut: WandbMetricsLogger")
+        for one in each:
+            _add_callback(plan, one, "WandbMetricsLogger()", "shortcut: WandbMetricsLogger")
 
 
 def _cv_tables(plan: Plan, sc: Shortcut) -> None:
@@ -344,4 +352,11 @@ def before_statement(plan: Plan, sc: Shortcut) -> tuple[int, str]:
     if call is None:
         return sc.line - 1, src.indent_of_row(sc.line - 1)
     stmt = src.statement_of(call)
+    while (
+        sc.also
+        and stmt.parent is not None
+        and not all(stmt.start_point.row < line <= stmt.end_point.row + 1 for line in sc.also)
+    ):
+        # the call is in one half of an if/else: before the whole if statement
+        stmt = src.statement_of(stmt.parent)
     return stmt.start_point.row, src.indent_of_row(stmt.start_point.row)
