@@ -1919,3 +1919,23 @@ def test_workers_spawned_into_the_repos_loop_start_the_run_the_module_logs_into(
             logs = [c["data"] for c in calls if c["call"] == "log"]
             assert len([d for d in logs if "train/loss" in d]) == 6
             assert len([d for d in logs if "eval/held_mse" in d]) == 2
+
+
+def test_a_step_of_a_class_from_a_repo_module_imported_whole_is_found(tmp_path: Path) -> None:
+    """`import learner` then `learner.Learner(...)` (the whole module imported, the class
+    reached through it): the same training step as `from learner import Learner`."""
+    tree = tmp_path / "repo"
+    shutil.copytree(SCRIPTS.parent / "repo_agent", tree)
+    script = tree / "shape_repo_agent.py"
+    text = script.read_text()
+    text = text.replace("from learner import Learner", "import learner").replace(
+        "learner = Learner(3, args.lr)", "agent = learner.Learner(3, args.lr)"
+    )
+    text = text.replace("learner.act(", "agent.act(").replace("learner.improve(", "agent.improve(")
+    script.write_text(text)
+    apply_proposal(propose_file(script, project="t"))
+    log = next(ln for ln in script.read_text().splitlines() if "wandb.log(" in ln)
+    assert '"train/fit_err": fit_err' in log
+    if HAS_TORCH:
+        calls = _run(script, tmp_path)
+        assert sum(c["call"] == "log" for c in calls) == 6

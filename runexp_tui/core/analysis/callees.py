@@ -46,6 +46,8 @@ def _module_of(ix: ScriptIndex) -> dict[str, str]:
                     dotted, short = c.child_by_field_name("name"), c.child_by_field_name("alias")
                     if dotted is not None and short is not None:
                         out[ts.text(short)] = ts.text(dotted)
+                elif c.type == "dotted_name" and "." not in ts.text(c):
+                    out.setdefault(ts.text(c), ts.text(c))  # `import TD3` beside the script
     return out
 
 
@@ -280,15 +282,23 @@ def external_step_calls(ix: ScriptIndex) -> list[Node]:
     """`q_loss, norm = agent.update(batch)` inside a loop, where `agent = Agent(...)` is built
     from a class of the repository's own modules whose `update` backpropagates and steps:
     the loop trains through that call (the optimizer is never seen in this file)."""
-    _, functions = _own_sources(ix)
-    if not functions:
+    modules, functions = _own_sources(ix)
+    if not functions and not modules:
         return []
     built: dict[str, tuple[bytes, str]] = {}  # `agent` -> (agent.py, "Agent")
-    q = ts.query("(assignment left: (identifier) @n right: (call function: (identifier) @c))")
-    caps = ts.captures(q, ix.root)
-    for n, c in zip(caps.get("n", []), caps.get("c", []), strict=False):
-        if ts.text(c) in functions:
-            built[ts.text(n)] = functions[ts.text(c)]
+    for asg in ts.captures(ts.query("(assignment) @a"), ix.root).get("a", []):
+        left, right = asg.child_by_field_name("left"), asg.child_by_field_name("right")
+        if left is None or left.type != "identifier" or right is None or right.type != "call":
+            continue
+        fn = right.child_by_field_name("function")
+        if fn is not None and fn.type == "identifier" and ts.text(fn) in functions:
+            built[ts.text(left)] = functions[ts.text(fn)]
+        elif fn is not None and fn.type == "attribute":
+            # `policy = TD3.TD3(**kwargs)`: a class of a repository module imported whole
+            mod = fn.child_by_field_name("object")
+            if mod is not None and mod.type == "identifier" and ts.text(mod) in modules:
+                cls = ts.text(fn.child_by_field_name("attribute"))
+                built.setdefault(ts.text(left), (modules[ts.text(mod)], cls))
     if not built:
         return []
     out: list[Node] = []
@@ -336,16 +346,18 @@ def inherited_settings(ix: ScriptIndex, cls: Node) -> set[str]:
                     for p in (params.named_children if params is not None else ())
                     if p.type == "identifier"
                 }
-                aq = ts.query(
-                    "(assignment left: (attribute object: (identifier) @o attribute: (identifier) @a)"
-                    " right: (identifier) @r)"
-                )
-                caps = ts.captures(aq, d)
-                for o, a, r in zip(
-                    caps.get("o", []), caps.get("a", []), caps.get("r", []), strict=False
-                ):
-                    if ts.text(o) == "self" and ts.text(r) in pnames:
-                        out.add(ts.text(a))
+                for asg in ts.captures(ts.query("(assignment) @a"), d).get("a", []):
+                    left, right = asg.child_by_field_name("left"), asg.child_by_field_name("right")
+                    obj = left.child_by_field_name("object") if left is not None else None
+                    if (
+                        left is not None
+                        and left.type == "attribute"
+                        and ts.text(obj) == "self"
+                        and right is not None
+                        and right.type == "identifier"
+                        and ts.text(right) in pnames
+                    ):
+                        out.add(ts.text(left.child_by_field_name("attribute")))
     return out
 
 
