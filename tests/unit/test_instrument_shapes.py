@@ -1939,3 +1939,25 @@ def test_a_step_of_a_class_from_a_repo_module_imported_whole_is_found(tmp_path: 
     if HAS_TORCH:
         calls = _run(script, tmp_path)
         assert sum(c["call"] == "log" for c in calls) == 6
+
+
+def test_a_search_whose_refit_is_a_function_logs_without_raising(tmp_path: Path) -> None:
+    """`GridSearchCV(..., scoring=[...], refit=most_recall)` has no `best_score_`: the best
+    score is read only if it exists (NaN otherwise), and the held-out score is still logged."""
+    script, text = _inject("shape_search_refit_function.py", tmp_path)
+    assert 'getattr(search, "best_score_", float("nan"))' in text
+    if importlib.util.find_spec("sklearn") is not None:
+        calls = _run(script, tmp_path)
+        assert [c["call"] for c in calls] == ["init", "log", "log", "finish"]
+
+
+def test_a_float_returned_by_the_step_function_is_logged_as_it_is(tmp_path: Path) -> None:
+    """`loss = train(...)` where `train` returns `loss.data.tolist()[0] / length`: the loop's
+    `loss` is a float (its own name is backpropagated only inside `train`); `.item()` on it
+    would raise."""
+    script, text = _inject("shape_step_returns_float.py", tmp_path)
+    log = next(ln for ln in text.splitlines() if "wandb.log(" in ln)
+    assert '"train/loss": loss,' in log
+    if HAS_TORCH:
+        calls = _run(script, tmp_path)
+        assert sum(c["call"] == "log" for c in calls) == 6

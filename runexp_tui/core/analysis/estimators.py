@@ -139,5 +139,6 @@ def search_result(ix: ScriptIndex, fit: Node | None) -> EvalLogPoint | None:
         ts.end_line(stmt),
         ("best_score",),
         ix.indent_of(stmt),
-        means=(("best_score", f"{name}.best_score_"),),
+        # no `best_score_` when `refit` is a function or False (multi-metric searches): NaN then
+        means=(("best_score", f'getattr({name}, "best_score_", float("nan"))'),),
     )

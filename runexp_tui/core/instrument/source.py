@@ -559,4 +559,11 @@ def _is_number_expr(src: Source, node: Node) -> bool:
             and left is not None
             and left.type in ("integer", "float")
         )
+    if node.type == "subscript":
+        # `loss.data.tolist()[0]`: an item of a Python list; `loss.data[0]`: a number under old
+        # torch, a 0-d tensor now (logged as it is either way, never `.item()` on a float)
+        value = node.child_by_field_name("value")
+        if value is not None and value.type == "call" and src.call_name(value) == "tolist":
+            return True
+        return value is not None and src.t(value).endswith(".data")
     return node.type == "call" and src.call_name(node) in _NUMBER_CALLS
