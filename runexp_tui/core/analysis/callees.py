@@ -131,7 +131,7 @@ def external_setup_calls(ix: ScriptIndex) -> list[Node]:
         return []
     found: list[Node] = []
     verdicts: dict[tuple[str, str], bool] = {}
-    for c in _attribute_calls(ix.root):
+    for c in _attribute_calls(ix):
         recv = receiver(c)
         if recv is None or ts.text(recv) not in modules:
             continue
@@ -155,6 +155,12 @@ def external_launches(ix: ScriptIndex) -> list[tuple[Node, str]]:
     """`launch(main, args.num_gpus, args=(args,))` of the repository's own launcher (its body
     starts processes: `mp.spawn`, `start_processes`, `Process`): (the call, the name of this
     file's function it hands over, which each started process runs)."""
+    if ix.launches is None:
+        ix.launches = _launches(ix)
+    return ix.launches
+
+
+def _launches(ix: ScriptIndex) -> list[tuple[Node, str]]:
     modules, functions = _own_sources(ix)
     out: list[tuple[Node, str]] = []
     verdicts: dict[tuple[str, str], bool] = {}
@@ -166,7 +172,7 @@ def external_launches(ix: ScriptIndex) -> list[tuple[Node, str]]:
             return None
         return ts.text(first)
 
-    for c in _attribute_calls(ix.root):
+    for c in _attribute_calls(ix) if modules else ():
         recv = receiver(c)
         if recv is None or ts.text(recv) not in modules or (fn := handed(c)) is None:
             continue
@@ -303,7 +309,7 @@ def external_step_calls(ix: ScriptIndex) -> list[Node]:
         return []
     out: list[Node] = []
     verdicts: dict[tuple[str, str], bool] = {}
-    for call in _attribute_calls(ix.root):
+    for call in _attribute_calls(ix):
         recv = receiver(call)
         if recv is None or ts.text(recv) not in built:
             continue
@@ -388,9 +394,11 @@ def _starts_wandb(
     return False
 
 
-def _attribute_calls(root: Node) -> list[Node]:
-    q = ts.query("(call function: (attribute object: (identifier))) @call")
-    return ts.captures(q, root).get("call", [])
+def _attribute_calls(ix: ScriptIndex) -> list[Node]:
+    if ix.attribute_calls is None:
+        q = ts.query("(call function: (attribute object: (identifier))) @call")
+        ix.attribute_calls = ts.captures(q, ix.root).get("call", [])
+    return ix.attribute_calls
 
 
 def _sets_up(source: bytes, fn: str) -> bool:

@@ -34,8 +34,13 @@ def name_words(name: str) -> list[str]:
     return [w for w in spaced.split("_") if w]
 
 
+_ANY_EVAL = re.compile(r"eval|valid|test|estimate", re.I)
+
+
 def eval_named(name: str) -> bool:
     """One of the words of ``name`` (its last dotted part) names an evaluation."""
+    if _ANY_EVAL.search(name) is None:
+        return False  # no such word can be in it (most names: one search, no split)
     return any(_EVAL_WORD.match(w) for w in name_words(name.rsplit(".", 1)[-1]))
 
 

@@ -68,12 +68,13 @@ def eval_functions(ix: ScriptIndex) -> list[Node]:
         if d.id in trainers:
             continue
         name = ts.text(d.child_by_field_name("name"))
+        if not (d.id in no_grad or eval_named(name)):
+            continue
         if _NOT_METRIC.match(name) or _factory(d):
             continue  # `create_evaluator(...)` builds the thing that evaluates; not a metric
         if returns_found_files(d):
             continue  # `find_test_checkpoint(dir)`: a path a file search found, not a metric
-        if d.id in no_grad or eval_named(name):
-            out.append(d)
+        out.append(d)
     return out
 
 

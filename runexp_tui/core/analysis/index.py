@@ -73,6 +73,9 @@ class ScriptIndex:
         self.training_fns: set[int] = set()
         self.train_chain: set[int] = set()
         self._setup_calls: list[Node] | None = None
+        # asked by several questions, found once (see `callees`)
+        self.attribute_calls: list[Node] | None = None
+        self.launches: list[tuple[Node, str]] | None = None
 
     def external_setup(self) -> list[Node]:
         """Calls into the repository's own modules that set up the process group (found

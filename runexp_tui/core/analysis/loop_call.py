@@ -31,7 +31,7 @@ def external_training_call(ix: ScriptIndex) -> Node | None:
         return None
     found: list[Node] = []
     verdicts: dict[tuple[str, str], bool] = {}
-    for c in _attribute_calls(ix.root):
+    for c in _attribute_calls(ix):
         recv = receiver(c)
         if recv is None or ts.text(recv) not in modules:
             continue
