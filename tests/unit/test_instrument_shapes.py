@@ -1961,3 +1961,26 @@ def test_a_float_returned_by_the_step_function_is_logged_as_it_is(tmp_path: Path
     if HAS_TORCH:
         calls = _run(script, tmp_path)
         assert sum(c["call"] == "log" for c in calls) == 6
+
+
+def test_a_per_sample_loss_reduced_in_backward_logs_the_reduction(tmp_path: Path) -> None:
+    """`per_sample.mean().backward()`: the logged loss is that mean as a number, never the
+    per-sample tensor (which wandb would store as a list every step)."""
+    script, text = _inject("shape_loss_reduced_in_backward.py", tmp_path)
+    log = next(ln for ln in text.splitlines() if "wandb.log(" in ln)
+    assert '"train/loss": per_sample.mean().item()' in log
+    if HAS_TORCH:
+        logs = [c["data"] for c in _run(script, tmp_path) if c["call"] == "log"]
+        assert len(logs) == 6 and all(isinstance(d["train/loss"], float) for d in logs)
+
+
+def test_a_result_of_an_update_that_returns_nothing_is_not_the_loss(tmp_path: Path) -> None:
+    """`info = critic.update(...)` where `update` has no return: `info` is None; the loss is
+    logged inside `update`, after its optimizer step."""
+    script, text = _inject("shape_update_returns_nothing.py", tmp_path)
+    lines = text.splitlines()
+    log = next(i for i, ln in enumerate(lines) if "wandb.log(" in ln)
+    assert lines[log - 1].strip() == "self.opt.step()" and "info" not in lines[log]
+    if HAS_TORCH:
+        logs = [c["data"] for c in _run(script, tmp_path) if c["call"] == "log"]
+        assert len(logs) == 5 and all(isinstance(d["train/loss"], float) for d in logs)

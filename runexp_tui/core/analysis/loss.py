@@ -69,6 +69,9 @@ def train_log(ix: ScriptIndex, loop: Node, sites: list[Site]) -> TrainLogPoint:
         step_var=step_var(ix, loop),
         indent=ix.indent_of(stmt),
     )
+    if point.loss_var is not None and _bound_from_void(ix, fns, point.loss_var):
+        # `stats = critic.update(x, y)` where `update` returns nothing: `stats` is None
+        point = replace(point, loss_var=None)
     if point.step_var and "." not in point.step_var:
         later = _assigned_after(stmt, point.step_var)
         if later is not None:  # `batches_done = epoch * len(loader) + i` after the step
@@ -76,6 +79,9 @@ def train_log(ix: ScriptIndex, loop: Node, sites: list[Site]) -> TrainLogPoint:
             point = TrainLogPoint(
                 ts.end_line(later), point.loss_var, point.step_var, ix.indent_of(later)
             )
+    reduced = _reduced_in_backward(backs, point.loss_var)
+    if reduced is not None:  # `per_sample.mean().backward()`: the objective is the mean
+        point = replace(point, value=f"{reduced}.item()")
     handed = _handed_back(ix, stmt, anchor)
     if handed and (point.loss_var is None or point.loss_var in handed):
         # `err, norm = learner.improve(batch)`: what the repo's own step hands back
@@ -102,6 +108,47 @@ def train_log(ix: ScriptIndex, loop: Node, sites: list[Site]) -> TrainLogPoint:
     if rewards and point.loss_var is not None:
         point = replace(point, also=point.also + rewards)
     return point
+
+
+def _bound_from_void(ix: ScriptIndex, fns: list[Site], var: str) -> bool:
+    """``var`` is bound from a call of this file's function (or method) that never returns a
+    value: it holds None, not a loss."""
+    for s in fns:
+        a = assignment(stmt_of(s.call))
+        if a is None or var not in target_names(a.child_by_field_name("left")):
+            continue
+        defs = ix.defs_by_name.get(call_name(s.call), [])
+        if len(defs) != 1:
+            return False
+        body = defs[0].child_by_field_name("body")
+        rets = ts.captures(ts.query("(return_statement) @r"), body).get("r", []) if body else []
+        own = [r for r in rets if scope(r) == defs[0]]
+        return not any(r.named_children for r in own) and "yield" not in ts.text(body)
+    return False
+
+
+def _reduced_in_backward(backs: list[Site], var: str | None) -> str | None:
+    """`per_sample.mean().backward()`: ``var`` holds one loss per sample and is reduced only
+    in the backward call; the number to log is that reduction (`per_sample.mean()`)."""
+    for s in backs:
+        recv = receiver(s.call) if s.call.type == "call" else None
+        fn = (
+            recv.child_by_field_name("function")
+            if recv is not None and recv.type == "call"
+            else None
+        )
+        obj = (
+            fn.child_by_field_name("object") if fn is not None and fn.type == "attribute" else None
+        )
+        if (
+            obj is not None
+            and obj.type == "identifier"
+            and ts.text(obj) == var
+            and ts.text(fn.child_by_field_name("attribute")) in ("mean", "sum")  # type: ignore[union-attr]
+            and not positional(recv)  # type: ignore[arg-type]
+        ):
+            return ts.text(recv)
+    return None
 
 
 def _handed_back(ix: ScriptIndex, stmt: Node, call: Node) -> tuple[str, ...]:
