@@ -118,13 +118,17 @@ def _bound_from_void(ix: ScriptIndex, fns: list[Site], var: str) -> bool:
         if a is None or var not in target_names(a.child_by_field_name("left")):
             continue
         defs = ix.defs_by_name.get(call_name(s.call), [])
-        if len(defs) != 1:
-            return False
-        body = defs[0].child_by_field_name("body")
-        rets = ts.captures(ts.query("(return_statement) @r"), body).get("r", []) if body else []
-        own = [r for r in rets if scope(r) == defs[0]]
-        return not any(r.named_children for r in own) and "yield" not in ts.text(body)
+        return bool(defs) and all(_returns_nothing(d) for d in defs)  # every method so named
     return False
+
+
+def _returns_nothing(fn: Node) -> bool:
+    body = fn.child_by_field_name("body")
+    if body is None:
+        return False
+    rets = ts.captures(ts.query("(return_statement) @r"), body).get("r", [])
+    own = [r for r in rets if scope(r) == fn]
+    return not any(r.named_children for r in own) and "yield" not in ts.text(body)
 
 
 def _reduced_in_backward(backs: list[Site], var: str | None) -> str | None:
@@ -263,7 +267,13 @@ def _helper_train_log(ix: ScriptIndex, loop: Node) -> TrainLogPoint | None:
         loss = loss_var(fn, backs, [], stmt)
         if loss is None:
             continue
-        return TrainLogPoint(after_line=ts.end_line(stmt), loss_var=loss, indent=ix.indent_of(stmt))
+        reduced = _reduced_in_backward(backs, loss)  # `loss.mean().backward()` in there too
+        return TrainLogPoint(
+            after_line=ts.end_line(stmt),
+            loss_var=loss,
+            indent=ix.indent_of(stmt),
+            value=f"{reduced}.item()" if reduced is not None else None,
+        )
     return None
 
 
