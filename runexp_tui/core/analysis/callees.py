@@ -126,6 +126,13 @@ def external_setup_calls(ix: ScriptIndex) -> list[Node]:
     """Calls `mod.fn()` (or `fn()` imported from `mod`) whose `fn`, in the repository's own
     module `mod`, sets up the process group (calls one of SETUP_CALLS in its body) or runs
     the script again under a launcher (`mpi_fork()`: `mpirun ... sys.argv`, then exit)."""
+    return calls_into_repo(ix, _sets_up)
+
+
+def calls_into_repo(ix: ScriptIndex, does: Callable[[bytes | None], bool]) -> list[Node]:
+    """The calls of this file into a function of the repository's own modules (`mod.fn()`, or
+    `fn()` imported from `mod`) whose body (None when not found) ``does`` what is asked; in
+    source order. Each body is read once per name."""
     modules, functions = _own_sources(ix)
     if not modules and not functions:
         return []
@@ -137,12 +144,12 @@ def external_setup_calls(ix: ScriptIndex) -> list[Node]:
             continue
         key = (ts.text(recv), call_name(c))
         if key not in verdicts:
-            verdicts[key] = _sets_up(modules[key[0]], key[1])
+            verdicts[key] = does(_body_of(modules[key[0]], key[1]))
         if verdicts[key]:
             found.append(c)
     calls = ix.local_calls(functions) if functions else {}
     for name, (src, fn) in functions.items():
-        if calls.get(name) and _sets_up(src, fn):
+        if calls.get(name) and does(_body_of(src, fn)):
             found.extend(calls[name])
     found.sort(key=lambda c: c.start_byte)
     return found
@@ -401,8 +408,7 @@ def _attribute_calls(ix: ScriptIndex) -> list[Node]:
     return ix.attribute_calls
 
 
-def _sets_up(source: bytes, fn: str) -> bool:
-    body = _body_of(source, fn)
+def _sets_up(body: bytes | None) -> bool:
     if body is None:
         return False
     return any(f"{s}(".encode() in body for s in SETUP_CALLS) or reexecutes(body)

@@ -517,20 +517,8 @@ def _printed_after(ix: ScriptIndex, ev: Node) -> EvalLogPoint | None:
     """No metric is named after the eval loop, but the next statement prints one
     (`print("Accuracy: {} %".format(100 * correct / total))`, also just after the `with
     torch.no_grad():` around the loop): log those values just before that statement."""
-    cur: Node | None = ev
-    while cur is not None:
-        nxt = cur.next_named_sibling
-        while nxt is not None and nxt.type == "comment":
-            nxt = nxt.next_named_sibling
-        if nxt is not None:
-            break
-        up = cur.parent.parent if cur.parent is not None and cur.parent.type == "block" else None
-        if up is None or up.type != "with_statement":
-            return None
-        cur = up
-    if cur is None or nxt is None:
-        return None
-    return printed_point(ix, nxt)
+    nxt = next_after(ev)
+    return printed_point(ix, nxt) if nxt is not None else None
 
 
 def printed_point(ix: ScriptIndex, stmt: Node) -> EvalLogPoint | None:
