@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -1984,3 +1985,43 @@ def test_a_result_of_an_update_that_returns_nothing_is_not_the_loss(tmp_path: Pa
     if HAS_TORCH:
         logs = [c["data"] for c in _run(script, tmp_path) if c["call"] == "log"]
         assert len(logs) == 5 and all(isinstance(d["train/loss"], float) for d in logs)
+
+
+def test_a_lightning_step_that_only_returns_its_loss_gets_it_logged(tmp_path: Path) -> None:
+    """`training_step` returns `cross_entropy(...)` and never calls `self.log`: with the
+    WandbLogger added, the loss is bound, handed to `self.log` and returned, so the run holds
+    a train loss (Lightning logs nothing the module does not `self.log`). Run for real with
+    wandb offline; the `.wandb` file is read back."""
+    script, text = _inject("shape_lightning_step_returns_loss.py", tmp_path)
+    lines = text.splitlines()
+    at = lines.index(
+        "        train_loss = torch.nn.functional.cross_entropy(self.net(x), y)  # runexp-tui"
+    )
+    assert lines[at + 1].strip() == 'self.log("train/loss", train_loss)  # runexp-tui'
+    assert lines[at + 2].strip() == "return train_loss  # runexp-tui"
+    again = propose_file(script, project="t")
+    assert not any(h.label == "train log: self.log" for h in again.hunks)  # idempotent
+    if importlib.util.find_spec("lightning") is None or importlib.util.find_spec("wandb") is None:
+        return
+    from runexp_tui.core.wandb_local import find_run_dir, read_run
+
+    env = {
+        **os.environ,
+        "WANDB_MODE": "offline",
+        "WANDB_DIR": str(tmp_path),
+        "WANDB_SILENT": "true",
+        "WANDB_PROJECT": "t",
+    }
+    proc = subprocess.run(
+        [sys.executable, str(script)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    run_dir = find_run_dir(tmp_path)
+    assert run_dir is not None
+    history = read_run(run_dir).history
+    assert any("train/loss" in row for row in history), history[:3]

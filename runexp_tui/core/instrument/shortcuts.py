@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from runexp_tui.core import ts
 from runexp_tui.core.instrument.config_expr import DATACLASS_CALLS, config_dict_expr
 from runexp_tui.core.instrument.edits import add_kwarg, append_item, edit_hunk, replace_node
+from runexp_tui.core.instrument.hunks import MARKER, Hunk
 from runexp_tui.core.instrument.plan import (
     Plan,
     import_anchor,
@@ -53,6 +54,8 @@ def shortcut_hunks(plan: Plan, sc: Shortcut) -> None:
             return
         for one in each:
             _lightning_logger(plan, one)
+        if any(h.label == "shortcut: WandbLogger" for h in plan.hunks):
+            _log_returned_loss(plan)
     elif sc.kind == "callback" and sc.lib:
         if src.names_called("wandb_callback", "WandbCallback"):
             plan.notes.append("a wandb boosting callback is already used")
@@ -301,6 +304,47 @@ def _lightning_logger(plan: Plan, sc: Shortcut) -> None:
     else:
         edits = [replace_node(src, value, _beside_loggers(src.t(value), value.type, logger))]
     plan.hunks.append(edit_hunk(src, call, edits, "shortcut: WandbLogger", "logger"))
+
+
+def _log_returned_loss(plan: Plan) -> None:
+    """A LightningModule's `training_step` that returns its loss and never calls `self.log`:
+    Lightning hands a logger only what `self.log` receives, so the run would hold no train
+    loss. The returned loss is logged just before it is returned (`return loss`), or bound,
+    logged and returned (`return F.cross_entropy(...)`); a dict or None return is left."""
+    src = plan.src
+    for fn in src.nodes["function_definition"]:
+        if src.t(fn.child_by_field_name("name")) != "training_step":
+            continue
+        params = fn.child_by_field_name("parameters")
+        first = params.named_children[0] if params is not None and params.named_children else None
+        body = fn.child_by_field_name("body")
+        if (
+            src.t(first) != "self"
+            or body is None
+            or re.search(r"\bself\.log(_dict)?\(", src.t(body))
+        ):
+            continue
+        for ret in ts.captures(ts.query("(return_statement) @r"), body).get("r", []):
+            value = ret.named_children[0] if ret.named_children else None
+            inner = ret.parent
+            while inner is not None and inner.type not in ("function_definition", "lambda"):
+                inner = inner.parent
+            if value is None or inner != fn or ret.start_point.row != ret.end_point.row:
+                continue
+            if value.type in ("dictionary", "none", "tuple", "list", "expression_list"):
+                continue
+            row = ret.start_point.row
+            indent = src.indent_of_row(row)
+            log = f'{indent}self.log("train/loss", {{}})  {MARKER}'
+            if value.type == "identifier":
+                plan.hunks.append(
+                    insertion("train_log", "train log: self.log", row, (log.format(src.t(value)),))
+                )
+            else:
+                text = src.lines[row]
+                bound = f"{indent}train_loss = {src.t(value)}  {MARKER}"
+                lines = (bound, log.format("train_loss"), f"{indent}return train_loss  {MARKER}")
+                plan.hunks.append(Hunk(-1, "train log: self.log", "train_log", row, (text,), lines))
 
 
 def _one_logger(src: Source, name: str, before_row: int) -> bool:
