@@ -49,6 +49,20 @@ async def wait_until(
     raise AssertionError(f"condition not met within {timeout}s{seen}")
 
 
+class SteppedClock:
+    """A monotonic clock that only moves when the code under test sleeps (the watchdog's
+    `clock=` and `sleep=`): a test of a time-bound loop that never waits for real time."""
+
+    def __init__(self) -> None:
+        self.t = 0.0
+
+    def __call__(self) -> float:
+        return self.t
+
+    def sleep(self, s: float) -> None:
+        self.t += s
+
+
 def make_wait_until(
     timeout: float, *, interval: float = 0.02, describe: Callable[[Any], object] | None = None
 ) -> Callable[..., Awaitable[None]]:

@@ -97,6 +97,20 @@ def _run(script: Path, tmp_path: Path, args: tuple[str, ...] = ()) -> list[dict]
     return [json.loads(line) for line in record.read_text().splitlines()]
 
 
+def _repo_case(tmp_path: Path, folder: str, rel: str) -> tuple[Path, dict]:
+    """A fixture repository (the script beside the repo's own modules it imports) copied to
+    ``tmp_path``; its script's analysis, checked against the golden kept beside it."""
+    from runexp_tui.core.analysis import analyze_file
+
+    tree = tmp_path / "repo"
+    shutil.copytree(SCRIPTS.parent / folder, tree)
+    script = tree / rel
+    got = analyze_file(script).to_json()
+    expected = json.loads(script.with_suffix(".expected.json").read_text())
+    assert {**got, "path": script.name} == expected
+    return script, got
+
+
 _GLOO_TEARDOWN = "terminate called without an active exception"
 
 
@@ -442,14 +456,7 @@ def test_a_setup_call_into_the_repos_own_module_is_the_distributed_setup(tmp_pat
     """`procs.bring_up()` from the repository's own package calls `init_process_group`: the
     script is distributed, found by what the callee does (its name says nothing), and the run
     starts after it under the rank its setup leaves in the environment."""
-    from runexp_tui.core.analysis import analyze_file
-
-    tree = tmp_path / "repo"
-    shutil.copytree(SCRIPTS.parent / "repo_setup", tree)
-    script = tree / "scripts" / "shape_repo_setup.py"
-    got = analyze_file(script).to_json()
-    expected = json.loads(script.with_suffix(".expected.json").read_text())
-    assert {**got, "path": script.name} == expected
+    script, got = _repo_case(tmp_path, "repo_setup", "scripts/shape_repo_setup.py")
     assert got["distributed"]["kind"] == "other"
     proposal = propose_file(script, project="t")
     apply_proposal(proposal)
@@ -1571,14 +1578,7 @@ def test_a_function_handed_to_the_repos_own_launcher_is_where_the_run_starts(
     starts processes that each run `main` (its body calls `start_processes`): the run starts
     inside `main`, after the settings it builds from the options, under the repository's own
     main-process test (`leader()`), never in the parent whose children would log without a run."""
-    from runexp_tui.core.analysis import analyze_file
-
-    tree = tmp_path / "repo"
-    shutil.copytree(SCRIPTS.parent / "repo_launcher", tree)
-    script = tree / "tools" / "shape_repo_launcher.py"
-    got = analyze_file(script).to_json()
-    expected = json.loads(script.with_suffix(".expected.json").read_text())
-    assert {**got, "path": script.name} == expected
+    script, got = _repo_case(tmp_path, "repo_launcher", "tools/shape_repo_launcher.py")
     assert got["distributed"] == {"kind": "other", "main_process": "leader()"}
     apply_proposal(propose_file(script, project="t"))
     lines = script.read_text().splitlines()
@@ -1656,14 +1656,7 @@ def test_a_step_inside_the_repos_own_class_is_the_training_step(tmp_path: Path) 
     """`fit_err, weight_norm = learner.improve(obs, target)` where the repository's own
     `Learner.improve` backpropagates and steps: the loop trains through that call, and what
     it hands back is logged there, together, at the update count."""
-    from runexp_tui.core.analysis import analyze_file
-
-    tree = tmp_path / "repo"
-    shutil.copytree(SCRIPTS.parent / "repo_agent", tree)
-    script = tree / "shape_repo_agent.py"
-    got = analyze_file(script).to_json()
-    expected = json.loads(script.with_suffix(".expected.json").read_text())
-    assert {**got, "path": script.name} == expected
+    script, got = _repo_case(tmp_path, "repo_agent", "shape_repo_agent.py")
     apply_proposal(propose_file(script, project="t"))
     log = next(ln for ln in script.read_text().splitlines() if "wandb.log(" in ln)
     assert '"train/fit_err": fit_err, "train/weight_norm": weight_norm' in log
@@ -1715,14 +1708,7 @@ def test_settings_kept_by_the_repos_own_base_class_are_the_config(tmp_path: Path
     """`class FitScript(CommandScript)` reads `self.opts.epochs`; `self.opts` is set by the
     repository's base class from its constructor's parameter (another module): the run's
     config is that object, started at the top of the method that trains."""
-    from runexp_tui.core.analysis import analyze_file
-
-    tree = tmp_path / "repo"
-    shutil.copytree(SCRIPTS.parent / "repo_base", tree)
-    script = tree / "shape_repo_base.py"
-    got = analyze_file(script).to_json()
-    expected = json.loads(script.with_suffix(".expected.json").read_text())
-    assert {**got, "path": script.name} == expected
+    script, got = _repo_case(tmp_path, "repo_base", "shape_repo_base.py")
     apply_proposal(propose_file(script, project="t"))
     init = next(ln for ln in script.read_text().splitlines() if "wandb.init(" in ln)
     assert "vars(self.opts)" in init
@@ -1818,14 +1804,8 @@ def test_a_trainer_subclass_from_the_repos_own_package_takes_report_to(tmp_path:
     `Fitter` extends (two hops) `transformers.Trainer` and `FitSettings` extends
     `transformers.TrainingArguments`: HF's shortcut, `report_to="wandb"` in the settings and
     the project from the environment, whatever the classes are called."""
-    from runexp_tui.core.analysis import analyze_file
-
+    script, got = _repo_case(tmp_path, "repo_hf_subclass", "shape_hf_subclass.py")
     tree = tmp_path / "repo"
-    shutil.copytree(SCRIPTS.parent / "repo_hf_subclass", tree)
-    script = tree / "shape_hf_subclass.py"
-    got = analyze_file(script).to_json()
-    expected = json.loads(script.with_suffix(".expected.json").read_text())
-    assert {**got, "path": script.name} == expected
     assert got["framework"] == "hf_trainer"
     assert got["points"]["shortcut"] == {"line": 32, "kind": "report_to"}
     apply_proposal(propose_file(script, project="t"))
@@ -1891,14 +1871,8 @@ def test_workers_spawned_into_the_repos_loop_start_the_run_the_module_logs_into(
     starts the run in `worker` after the group, under `rank == 0`, with the settings dict, and
     ends it after the call; the engine's proposal logs while a run is active. Both injected,
     one run holds rank 0's steps and scores, whether one process or two."""
-    from runexp_tui.core.analysis import analyze_file
-
+    script, got = _repo_case(tmp_path, "repo_spawn_loop", "shape_spawn_into_module.py")
     tree = tmp_path / "repo"
-    shutil.copytree(SCRIPTS.parent / "repo_spawn_loop", tree)
-    script = tree / "shape_spawn_into_module.py"
-    got = analyze_file(script).to_json()
-    expected = json.loads(script.with_suffix(".expected.json").read_text())
-    assert {**got, "path": script.name} == expected
     proposal = propose_file(script, project="t")
     assert any("engine/steps.py" in n for n in proposal.notes)
     apply_proposal(proposal)

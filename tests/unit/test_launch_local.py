@@ -20,7 +20,7 @@ from runexp_tui.core.config import EnvSettings, ExperimentConfig, WandbSettings
 from runexp_tui.core.launch import build_launch
 from runexp_tui.core.runs import RunRecord, RunStatus, load_record
 from runexp_tui.core.watch import watch_start
-from tests.helpers import wait_for
+from tests.helpers import SteppedClock, wait_for
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "runs"
 
@@ -171,17 +171,6 @@ def test_wrapper_forwards_a_signal_sent_to_it_alone(tmp_path: Path) -> None:
 # ------------------------------------------------------------------ watchdog with a fake clock
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.t = 0.0
-
-    def __call__(self) -> float:
-        return self.t
-
-    def sleep(self, s: float) -> None:
-        self.t += s
-
-
 def fake_record(tmp_path: Path) -> RunRecord:
     log = tmp_path / "output.log"
     log.write_text("")
@@ -189,7 +178,7 @@ def fake_record(tmp_path: Path) -> RunRecord:
 
 
 def test_watchdog_error_while_alive(tmp_path: Path) -> None:
-    rec, clock = fake_record(tmp_path), FakeClock()
+    rec, clock = fake_record(tmp_path), SteppedClock()
     lines = iter(
         [
             "step=1 loss=1.0\n",
@@ -211,7 +200,7 @@ def test_watchdog_error_while_alive(tmp_path: Path) -> None:
 
 
 def test_watchdog_ignores_harmless_lines(tmp_path: Path) -> None:
-    rec, clock = fake_record(tmp_path), FakeClock()
+    rec, clock = fake_record(tmp_path), SteppedClock()
     Path(rec.log_path).write_text(
         "Mean Squared Error: 0.31\nerror rate 0.1\nUserWarning: something\nepoch 1 val_error=0.2\n"
     )
@@ -223,7 +212,7 @@ def test_watchdog_ignores_harmless_lines(tmp_path: Path) -> None:
 
 
 def test_watchdog_silent_log(tmp_path: Path) -> None:
-    rec, clock = fake_record(tmp_path), FakeClock()
+    rec, clock = fake_record(tmp_path), SteppedClock()
     res = watch_start(
         rec, 3, clock=clock, sleep=clock.sleep, status_fn=lambda r: RunStatus("running")
     )
@@ -231,7 +220,7 @@ def test_watchdog_silent_log(tmp_path: Path) -> None:
 
 
 def test_watchdog_killed(tmp_path: Path) -> None:
-    rec, clock = fake_record(tmp_path), FakeClock()
+    rec, clock = fake_record(tmp_path), SteppedClock()
     res = watch_start(
         rec, 5, clock=clock, sleep=clock.sleep, status_fn=lambda r: RunStatus("killed", signal=9)
     )

@@ -13,19 +13,9 @@ from runexp_tui.core.follow.feed import RunFeed
 from runexp_tui.core.runs import RunRecord, RunStatus
 from runexp_tui.core.watch import WatchState, judge, observe, should_stop, watch_start
 from runexp_tui.core.watch_source import FeedWatchSource, FileWatchSource, LogChunk
+from tests.helpers import SteppedClock
 
 RUNNING = RunStatus("running")
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.t = 0.0
-
-    def __call__(self) -> float:
-        return self.t
-
-    def sleep(self, s: float) -> None:
-        self.t += s
 
 
 class ScriptedSource:
@@ -62,7 +52,7 @@ def record(tmp_path: Path, offset: int = 0) -> RunRecord:
 
 
 def watch(tmp_path: Path, source: ScriptedSource, seconds: float = 10.0, **kw):
-    clock = Clock()
+    clock = SteppedClock()
     result = watch_start(
         record(tmp_path), seconds, clock=clock, sleep=clock.sleep, source=source, **kw
     )
