@@ -8,6 +8,7 @@ module the script imports from a package of its own; nothing is imported or run.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from collections.abc import Callable
@@ -19,7 +20,7 @@ from runexp_tui.core.analysis.index import ScriptIndex
 from runexp_tui.core.analysis.nodes import call_name, receiver
 
 if TYPE_CHECKING:
-    from tree_sitter import Node
+    from tree_sitter import Node, Tree
 
 _LEVELS = 3  # the script's folder and two above it (scripts/train.py beside the package)
 _MAX_BYTES = 2 * 2**20
@@ -102,9 +103,24 @@ def _source_of(script: Path, dotted: str) -> bytes | None:
         return None
 
 
+@functools.lru_cache(maxsize=32)
+def _parsed(source: bytes) -> Tree:
+    """One parse of a repository module, however many questions read it."""
+    return ts.parse(source)
+
+
 def _own_sources(ix: ScriptIndex) -> tuple[dict[str, bytes], dict[str, tuple[bytes, str]]]:
     """The repository's own modules the script imports: local module name -> source, and
-    local function name (`from PKG.mod import fn`) -> (the module's source, `fn`)."""
+    local function name (`from PKG.mod import fn`) -> (the module's source, `fn`). Read from
+    disk once per script (kept on the index)."""
+    if ix.own_sources is None:
+        ix.own_sources = _read_own_sources(ix)
+    return ix.own_sources
+
+
+def _read_own_sources(
+    ix: ScriptIndex,
+) -> tuple[dict[str, bytes], dict[str, tuple[bytes, str]]]:
     script = Path(ix.path)
     if not ix.path or ix.path.startswith("<") or not script.is_file():
         return {}, {}
@@ -261,7 +277,7 @@ def reexecutes(body: bytes) -> bool:
 
 def _body_of(source: bytes, fn: str) -> bytes | None:
     """The body of the function or class ``fn`` defined in ``source``."""
-    tree = ts.parse(source)
+    tree = _parsed(source)
     q = ts.query(
         "(function_definition name: (identifier) @name) @def\n"
         "(class_definition name: (identifier) @name) @def"
@@ -275,7 +291,7 @@ def _body_of(source: bytes, fn: str) -> bytes | None:
 
 def _method_trains(source: bytes, cls: str, method: str) -> bool:
     """The method ``method`` of class ``cls`` in ``source`` backpropagates and steps."""
-    tree = ts.parse(source)
+    tree = _parsed(source)
     q = ts.query("(class_definition name: (identifier) @name) @cls")
     for c in ts.captures(q, tree.root_node).get("cls", []):
         if ts.text(c.child_by_field_name("name")) != cls:
@@ -341,7 +357,7 @@ def inherited_settings(ix: ScriptIndex, cls: Node) -> set[str]:
         if base not in functions:
             continue
         src, cname = functions[base]
-        tree = ts.parse(src)
+        tree = _parsed(src)
         q = ts.query("(class_definition name: (identifier) @n) @c")
         for c in ts.captures(q, tree.root_node).get("c", []):
             if ts.text(c.child_by_field_name("name")) != cname:

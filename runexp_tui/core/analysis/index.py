@@ -76,6 +76,7 @@ class ScriptIndex:
         # asked by several questions, found once (see `callees`)
         self.attribute_calls: list[Node] | None = None
         self.launches: list[tuple[Node, str]] | None = None
+        self.own_sources: tuple[dict[str, bytes], dict[str, tuple[bytes, str]]] | None = None
 
     def external_setup(self) -> list[Node]:
         """Calls into the repository's own modules that set up the process group (found
