@@ -1999,3 +1999,46 @@ def test_a_lightning_step_that_only_returns_its_loss_gets_it_logged(tmp_path: Pa
     assert run_dir is not None
     history = read_run(run_dir).history
     assert any("train/loss" in row for row in history), history[:3]
+
+
+def test_a_return_reported_every_few_episodes_is_logged_as_shown(tmp_path: Path) -> None:
+    """The episode's gains summed over several episodes, printed divided and reset every few,
+    while the update backpropagates once per action in the agent's own method: no loss comes
+    back to the loop, so the run logs the reported return, where it is reported."""
+    script, text = _inject("shape_periodic_return.py", tmp_path)
+    lines = text.splitlines()
+    at = next(i for i, ln in enumerate(lines) if '"train/gained"' in ln)
+    assert lines[at].strip().startswith('wandb.log({"train/gained": gained / report_every})')
+    assert lines[at + 1].strip() == "gained = 0.0"  # before the reset, inside the report
+    assert "config={" in text and '"discount": discount' in text
+    if HAS_TORCH:
+        calls = _run(script, tmp_path)
+        assert [c["call"] for c in calls][0] == "init" and calls[-1]["call"] == "finish"
+        assert sum("train/gained" in c.get("data", {}) for c in calls) == 2  # episodes 3, 6
+
+
+def test_meter_averages_read_after_the_eval_loop_are_the_metrics(tmp_path: Path) -> None:
+    """`errors.update(...)`, `hits.update(...)` per batch, only their `.avg` printed: both are
+    logged at the end of the validation; the timing meter is not a metric."""
+    script, text = _inject("shape_meter_eval.py", tmp_path)
+    log = next(ln for ln in text.splitlines() if '"eval/' in ln)
+    assert '"eval/errors": errors.avg' in log and '"eval/accuracy": hits.avg' in log
+    assert "wall" not in log
+    if HAS_TORCH:
+        data = [c["data"] for c in _run(script, tmp_path) if c["call"] == "log"]
+        evals = [d for d in data if "eval/accuracy" in d]
+        assert len(evals) == 2 and all(0.0 <= d["eval/accuracy"] <= 1.0 for d in evals)
+
+
+def test_a_result_unpacked_after_its_none_check_logs_its_numbers(tmp_path: Path) -> None:
+    """`outcome = assess(...)`, then `if outcome is not None: share, held_cost = outcome`: the
+    two numbers are logged after the unpacking, never the pair (wandb cannot log a tuple)."""
+    script, text = _inject("shape_unpacked_eval.py", tmp_path)
+    lines = text.splitlines()
+    at = next(i for i, ln in enumerate(lines) if '"eval/' in ln)
+    assert lines[at - 1].strip() == "share, held_cost = outcome"
+    assert '"eval/share": share, "eval/held_cost": held_cost, "step": updates' in lines[at]
+    assert "eval/outcome" not in text
+    if HAS_TORCH:
+        data = [c["data"] for c in _run(script, tmp_path) if c["call"] == "log"]
+        assert [d["step"] for d in data if "eval/share" in d] == [3, 6]

@@ -178,6 +178,7 @@ def inside_eval_function(ix: ScriptIndex, fn: Node) -> EvalLogPoint | None:
         accum: list[str] = []
         counts: set[str] = set()  # `seen += 1`, `total += x.size(0)`: how many, not how well
         kinds: dict[str, str] = {}
+        meters = _meters(looped, inits)
         for st in walk_statements(looped):
             if (
                 st.type == "expression_statement"
@@ -191,8 +192,18 @@ def inside_eval_function(ix: ScriptIndex, fn: Node) -> EvalLogPoint | None:
                     counts.add(n)
                 elif (kind := _measures(st.named_children[0])) is not None:
                     kinds.setdefault(n, kind)
-        if accum:
+        if accum or meters:
             break
+    if meters and not accum:  # `top1.update(acc, n)` in the loop; `top1.avg` read after it
+        read = _meter_reads(body[loop_idx + 1 :], meters)
+        if read:
+            anchor = _last_before_return(body, loop_idx)
+            return EvalLogPoint(
+                ts.end_line(anchor),
+                tuple(v for v, _ in read),
+                ix.indent_of(anchor),
+                keys=tuple(read),
+            )
     anchor = looped
     for st in body[loop_idx + 1 :]:
         a = assignment(st)
@@ -212,13 +223,74 @@ def inside_eval_function(ix: ScriptIndex, fn: Node) -> EvalLogPoint | None:
     )
 
 
+def _meters(looped: Node, inits: list[str]) -> dict[str, str | None]:
+    """Objects set up before an eval loop and updated in it with a measured value
+    (`top1.update(acc1[0], n)`, `losses.update(loss.item(), n)`): running meters. A meter of
+    time or data (`batch_time`) measures no result."""
+    out: dict[str, str | None] = {}
+    for call in ts.captures(_CALLS, looped).get("c", []):
+        fn = call.child_by_field_name("function")
+        if (
+            fn is None
+            or fn.type != "attribute"
+            or ts.text(fn.child_by_field_name("attribute")) != "update"
+        ):
+            continue
+        obj = fn.child_by_field_name("object")
+        name = ts.text(obj)
+        args = call.child_by_field_name("arguments")
+        first = args.named_children[0] if args is not None and args.named_children else None
+        if (
+            type_of(obj) == "identifier"
+            and name in inits
+            and name not in out
+            and first is not None
+            and first.type != "keyword_argument"
+            and (_SAYS.search(name) or _SAYS.search(ts.text(first)) or measured(first))
+            and not re.search(r"time|data|speed", name, re.I)
+        ):
+            out[name] = None if _SAYS.search(name) else measured(first)
+    return out
+
+
+def _meter_reads(later: list[Node], meters: dict[str, str | None]) -> list[tuple[str, str]]:
+    """Each meter's average as the function reads it after its loop (`top1.avg`), with the
+    key it logs under (`losses` -> `loss`; a name that says nothing, by what it measures)."""
+    text = "\n".join(ts.text(st) for st in later)
+    out: list[tuple[str, str]] = []
+    kinds = list(meters.values())
+    for m, kind in meters.items():
+        hit = re.search(rf"\b{re.escape(m)}\.(avg|average|global_avg|mean)\b", text)
+        if hit:
+            key = m[:-2] if m.endswith("sses") else m  # `losses` -> `loss`
+            if kind is not None and kinds.count(kind) == 1:
+                key = kind  # `hits.update((pred == y).float().mean())`: accuracy
+            out.append((f"{m}.{hit.group(1)}", key))
+    return out
+
+
+def _last_before_return(body: list[Node], loop_idx: int) -> Node:
+    """The last statement after the loop at ``loop_idx`` that is not the function's return
+    (nor after it): where the meters' values are final."""
+    anchor = body[loop_idx]
+    for st in body[loop_idx + 1 :]:
+        if st.type in ("return_statement", "raise_statement"):
+            break
+        anchor = st
+    return anchor
+
+
 _SAYS = re.compile(r"loss|acc|err|correct|score|prec|recall|f1|psnr|ssim|bleu|iou|ppl|perp", re.I)
 
 
 def _measures(aug: Node) -> str | None:
     """What a running total adds up: a loss (`+= criterion(out, y).item()`) or right answers
     (`+= (pred == y).sum()`, `pred.eq(y)`); None when the addition does not say."""
-    right = aug.child_by_field_name("right")
+    return measured(aug.child_by_field_name("right"))
+
+
+def measured(right: Node | None) -> str | None:
+    """What a value is: a loss, right answers (a comparison), or None when it does not say."""
     if right is None:
         return None
     compared = ts.captures(ts.query("(comparison_operator) @c"), right).get("c", [])
@@ -323,4 +395,34 @@ def next_after(ev: Node) -> Node | None:
             return nxt
         up = cur.parent.parent if cur.parent is not None and cur.parent.type == "block" else None
         cur = up if up is not None and up.type == "with_statement" else None
+    return None
+
+
+def unpacked_after(stmt: Node, name: str) -> tuple[Node, list[str]] | None:
+    """``name`` unpacked right after ``stmt`` (`acc, loss = result`), maybe only once it is
+    known to be there (`if result is not None:` or `if result:` first): that statement and
+    the names it binds, the metrics to log."""
+    nxt = stmt.next_named_sibling
+    while nxt is not None and nxt.type == "comment":
+        nxt = nxt.next_named_sibling
+    if nxt is None:
+        return None
+    candidates = [nxt]
+    if nxt.type == "if_statement" and name in identifiers(nxt.child_by_field_name("condition")):
+        block = nxt.child_by_field_name("consequence")
+        candidates = [
+            c for c in (block.named_children if block is not None else []) if c.type != "comment"
+        ][:1]
+    for st in candidates:
+        a = assignment(st) if st.type == "expression_statement" else None
+        left = a.child_by_field_name("left") if a is not None else None
+        right = a.child_by_field_name("right") if a is not None else None
+        if (
+            left is not None
+            and left.type in ("pattern_list", "tuple_pattern")
+            and right is not None
+            and ts.text(right) == name
+        ):
+            names = [n for n in target_names(left) if n != "_"]
+            return (st, names) if names else None
     return None

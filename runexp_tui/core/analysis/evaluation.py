@@ -14,6 +14,7 @@ from runexp_tui.core.analysis.eval_totals import (
     next_after,
     returned_slots,
     returns_records,
+    unpacked_after,
 )
 from runexp_tui.core.analysis.index import ScriptIndex
 from runexp_tui.core.analysis.model import EvalLogPoint
@@ -401,6 +402,8 @@ def _eval_point(
             return EvalLogPoint(
                 ts.end_line(stmt), tuple(names), ix.indent_of(stmt), spread=tuple(names)
             )
+        if len(names) == 1 and not dicts and (unpacked := unpacked_after(stmt, names[0])):
+            stmt, names = unpacked  # `if result is not None: acc, loss = result`
         listed = _evaluate_lists(first, names)
         return EvalLogPoint(
             ts.end_line(stmt), tuple(names), ix.indent_of(stmt), spread=dicts, listed=listed

@@ -107,6 +107,9 @@ def train_log(ix: ScriptIndex, loop: Node, sites: list[Site]) -> TrainLogPoint:
     rewards = episode_returns(ix, loop)  # reinforcement learning: the episode's return
     if rewards and point.loss_var is not None:
         point = replace(point, also=point.also + rewards)
+    elif rewards:  # no loss comes back to the loop (a per-action loss in the update): the
+        # episode's return is the train metric
+        point = replace(rewards[0], step_var=None, also=rewards[1:])
     return point
 
 

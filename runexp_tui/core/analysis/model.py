@@ -94,6 +94,9 @@ class TrainLogPoint:
     # not in the JSON contract: every name the stepping call hands back (`q_loss, w_norm =
     # agent.update(batch)`), logged together under train/
     together: tuple[str, ...] = ()
+    # not in the JSON contract: a metric that is no loss (an episode's return), logged under
+    # its own name
+    own_name: bool = False
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,9 @@ The shape, by structure: a loop over the steps of an episode unpacks what an env
 the enclosing loop reset before it (`ep_reward = 0` ... `ep_reward += reward`), and the
 enclosing loop may keep a running average of that sum (`running = a * ep_reward + b *
 running`). Both are logged once per episode, after the last of them is updated.
+
+A sum reset only where the loop reports it, every few episodes (`if n % k == 0:
+print(score / k); score = 0.0`), is logged there, before the reset, as the script shows it.
 """
 
 from __future__ import annotations
@@ -52,8 +55,12 @@ def _returns_in(ix: ScriptIndex, outer: Node) -> tuple[TrainLogPoint, ...]:
             if (a := assignment(st)) is not None
             for n in target_names(a.child_by_field_name("left"))
         }
+        periodic = [s for s in sums if s not in resets]
         sums = [s for s in sums if s in resets]
         if not sums:
+            reported = _reported(ix, body[k + 1 :], periodic)
+            if reported:
+                return reported
             continue
         names = list(sums)
         last = inner
@@ -70,8 +77,50 @@ def _returns_in(ix: ScriptIndex, outer: Node) -> tuple[TrainLogPoint, ...]:
                 names.append(name)  # `running = 0.05 * ep_reward + 0.95 * running`
                 last = st
         indent = ix.indent_of(last)
-        return tuple(TrainLogPoint(ts.end_line(last), n, None, indent) for n in names)
+        return tuple(
+            TrainLogPoint(ts.end_line(last), n, None, indent, own_name=True) for n in names
+        )
     return ()
+
+
+def _reported(ix: ScriptIndex, after: list[Node], sums: list[str]) -> tuple[TrainLogPoint, ...]:
+    """The sums reset inside an `if` after the episode loop (a report every few episodes):
+    each logged in that block before its reset, as the block's print shows it."""
+    for st in after:
+        if st.type != "if_statement":
+            continue
+        block = body_stmts_of(st.child_by_field_name("consequence"))
+        for i, inner in enumerate(block):
+            a = assignment(inner) if inner.type == "expression_statement" else None
+            right = a.child_by_field_name("right") if a is not None else None
+            names = target_names(a.child_by_field_name("left")) if a is not None else []
+            if right is None or right.type not in ("integer", "float") or len(names) != 1:
+                continue
+            if names[0] not in sums:
+                continue
+            shown = _shown(block[:i], names[0])
+            if i:
+                line, indent = ts.end_line(block[i - 1]), ix.indent_of(block[i - 1])
+            else:  # the reset opens the block: the log goes first in it
+                line, indent = inner.start_point.row, ix.indent_of(inner)
+            return (TrainLogPoint(line, names[0], None, indent, value=shown, own_name=True),)
+    return ()
+
+
+def _shown(stmts: list[Node], name: str) -> str | None:
+    """How an output call among ``stmts`` shows ``name``: arithmetic over it (`score / k`),
+    or None."""
+    for st in stmts:
+        call = st.named_children[0] if st.named_children else None
+        if st.type != "expression_statement" or call is None or call.type != "call":
+            continue
+        todo = [call]
+        while todo:  # outermost first: `100 * score / k`, not `score / k` inside it
+            n = todo.pop(0)
+            if n.type == "binary_operator" and name in identifiers(n):
+                return ts.text(n)
+            todo.extend(n.named_children)
+    return None
 
 
 def _sums_of_step_values(inner: Node) -> list[str]:

@@ -170,7 +170,8 @@ def manual_hunks(plan: Plan, guard: str | None, keras: bool, library: bool = Fal
                 value = tl.value
             elif tl.unscale:  # divided for gradient accumulation: the micro-batch's own loss
                 value = f"{value} * {tl.unscale}"
-            items = [f'"train/{_train_key(tl.loss_var or "")}": {value}']
+            key = metric_key(tl.loss_var or "") if tl.own_name else _train_key(tl.loss_var or "")
+            items = [f'"train/{key}": {value}']
         if tl.step_var and tl.step_var != "_":  # `_` is a throwaway name, not a counter
             items.append(f'"step": {tl.step_var}')
         if tl.mode_flag:  # a loop that also evaluates: `train/` or `eval/` by its flag
@@ -195,8 +196,9 @@ def manual_hunks(plan: Plan, guard: str | None, keras: bool, library: bool = Fal
         for group in groups.values():  # the metrics known at one place: one wandb.log
             group_vars = [m.loss_var or "" for m in group]
             items = [
-                f'"train/{metric_key(v)}": {_scalar(src, v, group[0].after_line)}'
-                for v in group_vars
+                f'"train/{metric_key(m.loss_var or "")}": '
+                + (m.value or _scalar(src, m.loss_var or "", group[0].after_line))
+                for m in group
             ]
             if group[0].step_var and group[0].step_var != "_":
                 items.append(f'"step": {group[0].step_var}')
