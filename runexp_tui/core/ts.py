@@ -255,7 +255,10 @@ def captures(q: Query, node: Node) -> dict[str, list[Node]]:
     """Run a query over a node: capture name -> nodes, in document order per name."""
     from tree_sitter import QueryCursor
 
-    return QueryCursor(q).captures(node)
+    # the cursor's own order depends on how matches complete (it differs between runs of the
+    # same query on the same tree): sorted here, outer node first where two start together
+    found = QueryCursor(q).captures(node)
+    return {k: sorted(v, key=lambda n: (n.start_byte, -n.end_byte)) for k, v in found.items()}
 
 
 def local_calls_query(names: Iterable[str]) -> Query | None:

@@ -145,10 +145,13 @@ def external_setup_calls(ix: ScriptIndex) -> list[Node]:
     return calls_into_repo(ix, _sets_up)
 
 
-def calls_into_repo(ix: ScriptIndex, does: Callable[[bytes | None], bool]) -> list[Node]:
+def calls_into_repo(
+    ix: ScriptIndex, does: Callable[[bytes | None], bool], functions_only: bool = False
+) -> list[Node]:
     """The calls of this file into a function of the repository's own modules (`mod.fn()`, or
     `fn()` imported from `mod`) whose body (None when not found) ``does`` what is asked; in
-    source order. Each body is read once per name."""
+    source order. Each body is read once per name. With ``functions_only`` a class is never
+    asked (building an object that trains in its methods trains nothing yet)."""
     modules, functions = _own_sources(ix)
     if not modules and not functions:
         return []
@@ -160,12 +163,12 @@ def calls_into_repo(ix: ScriptIndex, does: Callable[[bytes | None], bool]) -> li
             continue
         key = (ts.text(recv), call_name(c))
         if key not in verdicts:
-            verdicts[key] = does(_body_of(modules[key[0]], key[1]))
+            verdicts[key] = does(_body_of(modules[key[0]], key[1], functions_only))
         if verdicts[key]:
             found.append(c)
     calls = ix.local_calls(functions) if functions else {}
     for name, (src, fn) in functions.items():
-        if calls.get(name) and does(_body_of(src, fn)):
+        if calls.get(name) and does(_body_of(src, fn, functions_only)):
             found.extend(calls[name])
     found.sort(key=lambda c: c.start_byte)
     return found
@@ -275,14 +278,17 @@ def reexecutes(body: bytes) -> bool:
     return b"sys.argv" in body and _REEXEC_CALL.search(body) is not None
 
 
-def _body_of(source: bytes, fn: str) -> bytes | None:
-    """The body of the function or class ``fn`` defined in ``source``."""
+def _body_of(source: bytes, fn: str, functions_only: bool = False) -> bytes | None:
+    """The body of the function or class ``fn`` defined in ``source`` (only a function's with
+    ``functions_only``)."""
     tree = _parsed(source)
     q = ts.query(
         "(function_definition name: (identifier) @name) @def\n"
         "(class_definition name: (identifier) @name) @def"
     )
     for d in ts.captures(q, tree.root_node).get("def", []):
+        if functions_only and d.type == "class_definition":
+            continue
         if ts.text(d.child_by_field_name("name")) == fn:
             body = d.child_by_field_name("body")
             return body.text if body is not None and body.text is not None else None
@@ -314,20 +320,20 @@ def external_step_calls(ix: ScriptIndex) -> list[Node]:
     modules, functions = _own_sources(ix)
     if not functions and not modules:
         return []
-    built: dict[str, tuple[bytes, str]] = {}  # `agent` -> (agent.py, "Agent")
+    built: dict[str, list[tuple[bytes, str]]] = {}  # `agent` -> [(agent.py, "Agent")]
     for asg in ts.captures(ts.query("(assignment) @a"), ix.root).get("a", []):
         left, right = asg.child_by_field_name("left"), asg.child_by_field_name("right")
         if left is None or left.type != "identifier" or right is None or right.type != "call":
             continue
         fn = right.child_by_field_name("function")
         if fn is not None and fn.type == "identifier" and ts.text(fn) in functions:
-            built[ts.text(left)] = functions[ts.text(fn)]
+            built.setdefault(ts.text(left), []).append(functions[ts.text(fn)])
         elif fn is not None and fn.type == "attribute":
             # `policy = TD3.TD3(**kwargs)`: a class of a repository module imported whole
             mod = fn.child_by_field_name("object")
             if mod is not None and mod.type == "identifier" and ts.text(mod) in modules:
                 cls = ts.text(fn.child_by_field_name("attribute"))
-                built.setdefault(ts.text(left), (modules[ts.text(mod)], cls))
+                built.setdefault(ts.text(left), []).append((modules[ts.text(mod)], cls))
     if not built:
         return []
     out: list[Node] = []
@@ -336,10 +342,9 @@ def external_step_calls(ix: ScriptIndex) -> list[Node]:
         recv = receiver(call)
         if recv is None or ts.text(recv) not in built:
             continue
-        src, cls = built[ts.text(recv)]
         key = (ts.text(recv), call_name(call))
-        if key not in verdicts:
-            verdicts[key] = _method_trains(src, cls, key[1])
+        if key not in verdicts:  # one learner of several classes (`if algo == ...`): any
+            verdicts[key] = any(_method_trains(src, cls, key[1]) for src, cls in built[key[0]])
         if verdicts[key]:
             out.append(call)
     return out

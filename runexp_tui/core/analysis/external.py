@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from runexp_tui.core import ts
-from runexp_tui.core.analysis.callees import _source_of
+from runexp_tui.core.analysis.callees import _source_of, calls_into_repo
 from runexp_tui.core.analysis.index import ScriptIndex
-from runexp_tui.core.analysis.nodes import assignment, loops_up, stmt_of, target_names
+from runexp_tui.core.analysis.nodes import assignment, callee_of, loops_up, stmt_of, target_names
 
 if TYPE_CHECKING:
     from tree_sitter import Node
@@ -44,6 +44,14 @@ def external_epoch(ix: ScriptIndex) -> EpochResult | None:
         if (src := _source_of(script, module)) is not None and _trains(src, original)
         for call in ix.local_calls({fn_name}).get(fn_name, [])
         if (loop := next(loops_up(call), None)) is not None
+    ]
+    # `import engine` then `engine.train_one(...)` in the loop: the same, through the module
+    calls += [
+        (call, loop)
+        for call in calls_into_repo(ix, _steps, functions_only=True)
+        if (fn := callee_of(call)) is not None
+        and fn.type == "attribute"
+        and (loop := next(loops_up(call), None)) is not None
     ]
     for call, loop in calls:  # `train_stats = train_one_epoch(...)`: what each epoch returned
         stmt = stmt_of(call)
@@ -77,6 +85,10 @@ def _imported_functions(ix: ScriptIndex) -> list[tuple[str, str, str]]:
                 original = name.child_by_field_name("name") or name
             out.append((ts.text(local), ts.text(mod), ts.text(original)))
     return out
+
+
+def _steps(body: bytes | None) -> bool:
+    return body is not None and bool(_TRAINS.search(body))
 
 
 def _trains(source: bytes, fn: str) -> bool:

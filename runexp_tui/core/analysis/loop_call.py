@@ -24,5 +24,5 @@ def _trains(body: bytes | None) -> bool:
 def external_training_call(ix: ScriptIndex) -> Node | None:
     """`mod.fn(...)`, or `fn(...)` imported from `mod`, where `mod` is the repository's own
     module and `fn`'s body backpropagates: the first such call in the file."""
-    found = calls_into_repo(ix, _trains)
+    found = calls_into_repo(ix, _trains, functions_only=True)
     return found[0] if found else None

@@ -30,6 +30,8 @@ from runexp_tui.core.instrument.shortcuts import before_statement
 from runexp_tui.core.instrument.source import Source, bindings
 
 if TYPE_CHECKING:
+    from tree_sitter import Node
+
     from runexp_tui.core.analysis.model import AnalysisResult, EvalLogPoint, TrainLogPoint
 
 
@@ -138,6 +140,9 @@ def manual_hunks(plan: Plan, guard: str | None, keras: bool, library: bool = Fal
         init_guard = guard
         if init is not None and init.guard:
             init_guard = init.guard  # the spawned worker's rank
+            # the logs and the finish ask the same process: a per-node test (`local == 0`)
+            # beside a global one would log without a run on every other node
+            guard = init_guard
         if init is not None:
             anchor, indent = init.after_line, init.indent
         elif keras and pts.shortcut is not None:
@@ -415,8 +420,13 @@ def _losses_at(src: Source, line: int, primary: str) -> list[str]:
             continue
         fn = call.child_by_field_name("function")
         obj = fn.child_by_field_name("object") if fn is not None else None
-        if obj is None or obj.type not in ("identifier", "attribute"):
+        if obj is not None and obj.type in ("parenthesized_expression", "binary_operator"):
+            # `(loss_g + w * loss_feat).backward()`: each term computed in the loop is a loss
+            names = _terms(src, obj, loop, call)
+        elif obj is None or obj.type not in ("identifier", "attribute"):
             continue
+        else:
+            names = []
         p = call.parent
         ok = True
         while p is not None and p != body:
@@ -429,9 +439,32 @@ def _losses_at(src: Source, line: int, primary: str) -> list[str]:
         first = args.named_children[0] if args is not None and args.named_children else None
         if first is not None and first.type in ("identifier", "attribute"):
             name = src.t(first)  # `fabric.backward(loss)`, `accelerator.backward(loss)`
-        if ok and p == body and name not in out:
-            out.append(name)
+        if not ok or p != body:
+            continue
+        for n in names or [name]:
+            if n not in out:
+                out.append(n)
     return out if primary in out and len(out) > 1 else [primary]
+
+
+def _terms(src: Source, expr: Node, loop: Node, before: Node) -> list[str]:
+    """The names in ``expr`` that the loop assigns before ``before`` (the loss terms of a
+    weighted sum), not settings read from elsewhere (`args.feat_w`)."""
+    assigned: set[str] = set()
+    for a in src.nodes["assignment"]:
+        if loop.start_byte <= a.start_byte and a.end_byte <= before.start_byte:
+            left = a.child_by_field_name("left")
+            if left is not None and left.type == "identifier":
+                assigned.add(src.t(left))
+    out: list[str] = []
+    todo = [expr]
+    while todo:
+        n = todo.pop(0)
+        if n.type == "identifier" and src.t(n) in assigned and src.t(n) not in out:
+            out.append(src.t(n))
+        elif n.type != "attribute" and n.type != "call":
+            todo.extend(n.named_children)
+    return out
 
 
 def _scalar(src: Source, var: str, line: int = 0) -> str:

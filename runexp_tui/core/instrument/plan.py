@@ -156,7 +156,7 @@ def _fallback_import_line(src: Source) -> int:
 def import_hunk(plan: Plan) -> Hunk | None:
     """The imports the other hunks need and the script lacks at module level."""
     src, lines = plan.src, []
-    names = src.module_names
+    names = src.module_names_by(import_anchor(plan))  # `import os` further down comes too late
     if "os" in plan.need and "os" not in names:
         lines.append("import os")
     if "dataclasses" in plan.need and "dataclasses" not in names:

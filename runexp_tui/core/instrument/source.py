@@ -71,15 +71,24 @@ class Source:
 
     def _module_bound_names(self) -> set[str]:
         """Names bound by imports at module level (inside module-level if/try blocks too)."""
-        names: set[str] = set()
+        return {name for name, _ in self._module_imports()}
+
+    def module_names_by(self, line: int) -> set[str]:
+        """Names a module-level import binds by the end of ``line`` (1-based): an `import os`
+        written further down is not there yet for code added above it."""
+        return {name for name, end in self._module_imports() if end <= line}
+
+    def _module_imports(self) -> list[tuple[str, int]]:
+        """(name, last line of its import statement) for every module-level import."""
+        out: list[tuple[str, int]] = []
         for node in self.nodes["import_statement"]:
             if not self._module_level(node):
                 continue
             for child in node.named_children:
                 if child.type == "aliased_import":
-                    names.add(self.t(child.child_by_field_name("alias")))
+                    out.append((self.t(child.child_by_field_name("alias")), ts.end_line(node)))
                 elif child.type == "dotted_name":
-                    names.add(self.t(child).split(".")[0])
+                    out.append((self.t(child).split(".")[0], ts.end_line(node)))
         for node in self.nodes["import_from_statement"]:
             if not self._module_level(node):
                 continue
@@ -88,10 +97,10 @@ class Source:
                 if module is not None and child.start_byte == module.start_byte:
                     continue  # the module's own name is not bound by `from m import x`
                 if child.type == "aliased_import":
-                    names.add(self.t(child.child_by_field_name("alias")))
+                    out.append((self.t(child.child_by_field_name("alias")), ts.end_line(node)))
                 elif child.type == "dotted_name":
-                    names.add(self.t(child).split(".")[-1])
-        return names
+                    out.append((self.t(child).split(".")[-1], ts.end_line(node)))
+        return out
 
     def _wandb_aliases(self) -> set[str]:
         """Names the wandb module is bound to anywhere (``import wandb``, ``import wandb as wb``)."""
