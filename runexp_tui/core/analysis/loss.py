@@ -215,6 +215,19 @@ def _closure_step(ix: ScriptIndex, anchor: Node, stmt: Node) -> str | None:
     return None
 
 
+def _counts_reports(ix: ScriptIndex, aug: Node, loop: Node) -> bool:
+    """`period += 1` under an `if` of the loop that takes no optimizer step (an optional report
+    branch): it counts reports, not steps. Under the same `if` as the step (an accumulation
+    boundary) it is the step counter."""
+    body = loop.child_by_field_name("body")
+    n = aug.parent
+    while n is not None and n != body:
+        if n.type == "if_statement":
+            return not any(contains(n, c) for c in ix.calls_named("step"))
+        n = n.parent
+    return False
+
+
 def _conditional_in(node: Node, loop: Node) -> bool:
     """Whether ``node`` sits under an `if` without `else` inside ``loop``'s body."""
     body = loop.child_by_field_name("body")
@@ -469,6 +482,7 @@ def step_var(ix: ScriptIndex, loop: Node) -> str | None:
             and ts.text(aug.child_by_field_name("right")) == "1"
             and ts.text(aug.child_by_field_name("operator")) == "+="
             and not _reset_in_loops(ts.text(aug.child_by_field_name("left")), loop)
+            and not _counts_reports(ix, aug, loop)
         ):
             return ts.text(aug.child_by_field_name("left"))
     index = loop_index(loop)

@@ -136,7 +136,7 @@ def manual_hunks(plan: Plan, guard: str | None, keras: bool, library: bool = Fal
         expr = config_dict_expr(plan, config_var, init.after_line if init else len(src.lines))
         if init is not None and init.config_expr and not expr:
             expr = init.config_expr  # a spawned worker's own parameters
-        call = init_call(plan, expr)
+        call = init_call(plan, expr, _tensorboard_only(plan))
         init_guard = guard
         if init is not None and init.guard:
             init_guard = init.guard  # the spawned worker's rank
@@ -507,3 +507,16 @@ def _test_key(var: str) -> str:
         if key.lower().startswith(prefix) and len(key) > len(prefix):
             return key[len(prefix) :]
     return key
+
+
+_WRITERS = ("SummaryWriter", "create_file_writer")
+
+
+def _tensorboard_only(plan: Plan) -> bool:
+    """The script builds a TensorBoard writer while its per-step loss is out of sight here
+    (the steps run in the repository's engine, which writes them there; this file sees at
+    most what each epoch returns): syncing TensorBoard brings that curve into the run."""
+    src, train = plan.src, plan.analysis.points.train_log
+    if train is not None and train.loss_var and not train.epoch_result:
+        return False
+    return any(src.call_name(c) in _WRITERS for c in src.nodes["call"])

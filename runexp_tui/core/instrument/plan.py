@@ -96,12 +96,14 @@ def project_expr(plan: Plan) -> str:
     return f'os.environ.get("WANDB_PROJECT", {plan.project})'
 
 
-def init_call(plan: Plan, config_expr: str | None) -> str:
+def init_call(plan: Plan, config_expr: str | None, sync_tensorboard: bool = False) -> str:
     args = [f"project={project_expr(plan)}"]
     if plan.entity:
         args.append(f"entity={pystr(plan.entity)}")
     if config_expr:
         args.append(f"config={config_expr}")
+    if sync_tensorboard:  # the script's TensorBoard scalars go into the run as well
+        args.append("sync_tensorboard=True")
     plan.need.add("wandb")
     return f"wandb.init({', '.join(args)})"
 
