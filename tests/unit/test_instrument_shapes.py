@@ -40,7 +40,8 @@ def _friendly(o):  # as wandb: a one-element tensor or array is its number
     raise TypeError(f"wandb cannot log {type(o).__name__}")
 def log(d, **kw):
     assert run is not None, "wandb.log before wandb.init"
-    _out.write(json.dumps({"call": "log", "data": d}, default=_friendly) + "\\n")
+    row = {"call": "log", "data": d, "commit": kw.get("commit", True)}
+    _out.write(json.dumps(row, default=_friendly) + "\\n")
 def finish():
     global run
     run = None  # as wandb: a log after the run's finish raises
@@ -388,13 +389,22 @@ def test_a_loss_stepped_every_n_iterations_is_logged_in_its_branch(tmp_path: Pat
     lines = text.splitlines()
     logs = [i for i, ln in enumerate(lines) if "wandb.log(" in ln]
     assert len(logs) == 2
-    assert '"train/j_cost": j_cost.item()' in lines[logs[0]]
-    assert lines[logs[1]].startswith(" " * 12) and '"train/f_cost": f_cost.item()' in lines[logs[1]]
-    assert lines[logs[1] - 1].strip() == "opt_f.step()"
+    # no step counter: the branch's loss joins the row the critic's log commits after the if
+    assert lines[logs[0]].startswith(" " * 12) and '"train/f_cost": f_cost.item()' in lines[logs[0]]
+    assert lines[logs[0]].rstrip().endswith("}, commit=False)  # runexp-tui")
+    assert lines[logs[0] - 1].strip() == "opt_f.step()"
+    assert '"train/j_cost": j_cost.item()' in lines[logs[1]] and "commit" not in lines[logs[1]]
     if HAS_TORCH:
-        data = [c["data"] for c in _run(script, tmp_path) if c["call"] == "log"]
-        assert sum("train/j_cost" in d for d in data) == 2 * 4
-        assert sum("train/f_cost" in d for d in data) == 2 * 2
+        rows: list[dict] = []
+        pending: dict = {}
+        for c in _run(script, tmp_path):
+            if c["call"] == "log":
+                pending.update(c["data"])
+                if c["commit"]:
+                    rows.append(pending)
+                    pending = {}
+        assert len(rows) == 2 * 4 and all("train/j_cost" in r for r in rows)
+        assert sum("train/f_cost" in r for r in rows) == 2 * 2 and not pending
 
 
 def test_an_episode_loop_logs_the_return_and_its_running_average(tmp_path: Path) -> None:

@@ -95,7 +95,7 @@ def train_log(ix: ScriptIndex, loop: Node, sites: list[Site]) -> TrainLogPoint:
     if point.loss_var is not None and branch_steps:
         also = _branch_logs(ix, loop, backs, branch_steps, point)
         if also:
-            point = replace(point, also=also)
+            point = _one_row(replace(point, also=also), loop)
     if point.loss_var is None:
         # the loss lives in a helper the loop calls (`self._run_batch(x, y)`, an
         # `update()` closure) and never comes back to the loop: log it there, once per
@@ -194,6 +194,38 @@ def _branch_logs(
     return tuple(out)
 
 
+def _one_row(point: TrainLogPoint, loop: Node) -> TrainLogPoint:
+    """With no step counter, the branch's losses (a generator stepped every n-th batch) join
+    the main log's row: the main log moves after the branch's `if`, which logs with
+    `commit=False` first, so both land at one wandb step. Only when nothing between them can
+    leave the iteration or rebind the main loss."""
+    if point.step_var is not None:
+        return point
+    block = loop.child_by_field_name("body")
+    main = next((n for n in body_stmts_of(block) if ts.end_line(n) == point.after_line), None)
+    if main is None:
+        return point
+
+    def holds(n: Node, p: TrainLogPoint) -> bool:
+        return ts.start_line(n) <= p.after_line <= ts.end_line(n)
+
+    later = [n for n in body_stmts_of(block) if n.start_byte > main.start_byte]
+    owners = [n for n in later if any(holds(n, p) for p in point.also)]
+    if not owners or not all(any(holds(n, p) for n in owners) for p in point.also):
+        return point
+    last = owners[-1]
+    between = [n for n in later if n.start_byte <= last.start_byte]
+    for n in between:
+        for st in walk_statements(n):
+            if st.type in ("continue_statement", "break_statement", "return_statement"):
+                return point
+            a = assignment(st)
+            if a is not None and point.loss_var in target_names(a.child_by_field_name("left")):
+                return point
+    pending = tuple(replace(p, pending=True) for p in point.also)
+    return replace(point, after_line=ts.end_line(last), also=pending)
+
+
 def _closure_step(ix: ScriptIndex, anchor: Node, stmt: Node) -> str | None:
     """`optimizer.step(closure)` alone on its line, `closure` a function of the file that
     backpropagates and returns the loss: a fresh name to bind the value the step returns."""
@@ -217,15 +249,28 @@ def _closure_step(ix: ScriptIndex, anchor: Node, stmt: Node) -> str | None:
 
 def _counts_reports(ix: ScriptIndex, aug: Node, loop: Node) -> bool:
     """`period += 1` under an `if` of the loop that takes no optimizer step (an optional report
-    branch): it counts reports, not steps. Under the same `if` as the step (an accumulation
-    boundary) it is the step counter."""
+    branch), and read only inside that branch: it numbers the reports, not the steps. Under
+    the same `if` as the step (an accumulation boundary), or read elsewhere in the loop (`if
+    accelerator.sync_gradients: completed_steps += 1`, then tested for checkpoints), it is
+    the step counter."""
     body = loop.child_by_field_name("body")
+    name = ts.text(aug.child_by_field_name("left"))
     n = aug.parent
     while n is not None and n != body:
         if n.type == "if_statement":
-            return not any(contains(n, c) for c in ix.calls_named("step"))
+            if any(contains(n, c) for c in ix.calls_named("step")):
+                return False
+            outside = (
+                ts.text(loop)[: n.start_byte - loop.start_byte]
+                + ts.text(loop)[n.end_byte - loop.start_byte :]
+            )
+            return name not in identifiers_in_text(outside)
         n = n.parent
     return False
+
+
+def identifiers_in_text(text: str) -> set[str]:
+    return set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", text))
 
 
 def _conditional_in(node: Node, loop: Node) -> bool:

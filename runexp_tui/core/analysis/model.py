@@ -97,6 +97,9 @@ class TrainLogPoint:
     # not in the JSON contract: a metric that is no loss (an episode's return), logged under
     # its own name
     own_name: bool = False
+    # not in the JSON contract: logged with `commit=False`, into the row the main train log
+    # (which comes after it in the same iteration) commits
+    pending: bool = False
 
 
 @dataclass(frozen=True)

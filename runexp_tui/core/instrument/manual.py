@@ -208,7 +208,16 @@ def manual_hunks(plan: Plan, guard: str | None, keras: bool, library: bool = Fal
             if group[0].step_var and group[0].step_var != "_":
                 items.append(f'"step": {group[0].step_var}')
             label = ", ".join(group_vars)
-            _log_hunk(plan, "train_log", f"train log: {label}", group[0], items, guard, label)
+            _log_hunk(
+                plan,
+                "train_log",
+                f"train log: {label}",
+                group[0],
+                items,
+                guard,
+                label,
+                commit=not group[0].pending,
+            )
     elif pts.train_log is not None and has_train:
         plan.notes.append("training metrics are already logged with wandb.log")
 
@@ -301,12 +310,15 @@ def _log_hunk(
     items: list[str],
     guard: str | None,
     var: str | None,
+    commit: bool = True,
 ) -> None:
-    """One `wandb.log({...})` after ``point``, under the guard valid there."""
+    """One `wandb.log({...})` after ``point``, under the guard valid there (with `commit=False`
+    where a later log of the same iteration commits the row)."""
     plan.need.add("wandb")
     line, indent = point.after_line, point.indent
+    more = "" if commit else ", commit=False"
     body = guarded_block(
-        [f"wandb.log({{{', '.join(items)}}})"],
+        [f"wandb.log({{{', '.join(items)}}}{more})"],
         indent,
         _guard_at(plan.src, guard, line, indent),
         plan.unit,
