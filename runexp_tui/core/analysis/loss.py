@@ -260,11 +260,11 @@ def _counts_reports(ix: ScriptIndex, aug: Node, loop: Node) -> bool:
         if n.type == "if_statement":
             if any(contains(n, c) for c in ix.calls_named("step")):
                 return False
+            whole = loop.text or b""  # bytes: node offsets count bytes
             outside = (
-                ts.text(loop)[: n.start_byte - loop.start_byte]
-                + ts.text(loop)[n.end_byte - loop.start_byte :]
+                whole[: n.start_byte - loop.start_byte] + whole[n.end_byte - loop.start_byte :]
             )
-            return name not in identifiers_in_text(outside)
+            return name not in identifiers_in_text(outside.decode("utf-8", "replace"))
         n = n.parent
     return False
 
