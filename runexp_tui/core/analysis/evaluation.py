@@ -16,6 +16,7 @@ from runexp_tui.core.analysis.eval_totals import (
     returns_records,
     unpacked_after,
 )
+from runexp_tui.core.analysis.eval_values import keyed_totals, not_a_value, repo_eval_calls
 from runexp_tui.core.analysis.index import ScriptIndex
 from runexp_tui.core.analysis.model import EvalLogPoint
 from runexp_tui.core.analysis.nodes import (
@@ -255,7 +256,7 @@ def _imported_evals(ix: ScriptIndex) -> list[Node]:
     """Calls of an imported evaluation whose result the script keeps: `evaluate(...)` of an
     imported function, or any function of a module imported under an evaluation's name
     (`import val as validate`, then `results, maps, _ = validate.run(...)`)."""
-    calls = [c for c in ix.calls if _is_imported_eval(ix, c)]
+    calls = [c for c in ix.calls if _is_imported_eval(ix, c)] + repo_eval_calls(ix)
     for alias in _eval_modules(ix):
         q = ts.query(f'(call function: (attribute object: (identifier) @m (#eq? @m "{alias}"))) @c')
         calls += ts.captures(q, ix.root).get("c", [])
@@ -438,6 +439,7 @@ def _after_eval_loop(ix: ScriptIndex, ev: Node) -> EvalLogPoint | None:
         elif e.type == "call" and call_name(e) in ("append", "extend"):
             accum.add(ts.text(receiver(e)))
     names: list[str] = []
+    binds: dict[str, Node] = {}
     anchor = None
     cur = next_after(ev)
     while cur is not None:
@@ -466,6 +468,7 @@ def _after_eval_loop(ix: ScriptIndex, ev: Node) -> EvalLogPoint | None:
                 for t in target_names(a.child_by_field_name("left")):
                     if t.isidentifier() and t not in accum and t not in names:
                         names.append(t)
+                        binds[t] = n
             avg = _averaged(n, accum)
             if avg is not None and avg not in names:
                 names.append(avg)  # `val_loss /= n`: the sum is now the mean
@@ -474,6 +477,13 @@ def _after_eval_loop(ix: ScriptIndex, ev: Node) -> EvalLogPoint | None:
     # a sum the training step then backpropagates (`loss /= n_crops` before `loss.backward()`)
     # is the training loss built over several views, not an evaluation
     names = [n for n in names if anchor is None or not _backpropagated(anchor, [n])]
+    # a progress bar, loader or chunk list bound after the loop is no number to log
+    names = [n for n in names if n not in binds or not not_a_value(binds[n], n)]
+    keyed = [k for k in keyed_totals(ev) if k not in names]
+    if keyed and (anchor is None or not names):
+        # the loop totals its metrics in a dict's entries (`res["psnr"] += ...`): log those
+        return EvalLogPoint(ts.end_line(ev), tuple(keyed), ix.indent_of(ev))
+    names += keyed
     if anchor is None or not names:
         return _printed_after(ix, ev)
     st = ix.line_stmt(anchor)

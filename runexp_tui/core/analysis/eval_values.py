@@ -1,0 +1,121 @@
+"""Which values after an evaluation loop are numbers worth logging.
+
+An evaluation loop may total its metrics in the entries of a dict (`res["psnr"] += ...`);
+the names bound after it may hold things wandb cannot log at all: a progress bar, an
+iterator or loader, a tuple of tensors the script then walks over, a literal initialisation.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING
+
+from runexp_tui.core import ts
+from runexp_tui.core.analysis.callees import calls_into_repo
+from runexp_tui.core.analysis.eval_totals import _counts_items
+from runexp_tui.core.analysis.nodes import (
+    assignment,
+    call_name,
+    identifiers,
+    scope,
+    string_value,
+    walk_statements,
+)
+
+if TYPE_CHECKING:
+    from tree_sitter import Node
+
+    from runexp_tui.core.analysis.index import ScriptIndex
+
+# calls whose value is walked over, not measured: progress bars, iterators, loaders, splits
+_ITERABLE_CALL = re.compile(
+    r"^(tqdm|trange|iter|enumerate|zip|range|map|filter|reversed|sorted|chunk|split|unbind"
+    r"|tensor_split|DataLoader|\w*[Ll]oader|\w*_bar|glob|listdir|scandir|walk)$"
+)
+_LITERALS = {
+    "integer",
+    "float",
+    "string",
+    "true",
+    "false",
+    "none",
+    "list",
+    "tuple",
+    "dictionary",
+    "set",
+    "list_comprehension",
+    "generator_expression",
+    "dictionary_comprehension",
+    "set_comprehension",
+}
+
+
+def keyed_totals(loop: Node) -> list[str]:
+    """The dict entries an evaluation loop totals its metrics in: `res["mse"] += err`, and
+    `res["psnr"] = f(res["mse"])` (an entry computed from the dict) -- not item counts
+    (`res["n"] += 1`)."""
+    out: list[str] = []
+    for st in walk_statements(loop):
+        e = (
+            st.named_children[0]
+            if st.type == "expression_statement" and st.named_children
+            else None
+        )
+        if e is None or e.type not in ("augmented_assignment", "assignment"):
+            continue
+        left = e.child_by_field_name("left")
+        if left is None or left.type != "subscript":
+            continue
+        holder = left.child_by_field_name("value")
+        key = left.child_by_field_name("subscript")
+        if holder is None or holder.type != "identifier" or string_value(key) is None:
+            continue
+        if e.type == "augmented_assignment":
+            if _counts_items(e):
+                continue
+        elif ts.text(holder) not in identifiers(e.child_by_field_name("right")):
+            continue  # `res["k"] = v` of a value from elsewhere: no running total
+        entry = ts.text(left)
+        if entry not in out:
+            out.append(entry)
+    return out
+
+
+def not_a_value(bound: Node, name: str) -> bool:
+    """``name`` as ``bound`` assigns it holds no loggable number: a literal (an initialisation
+    such as `idx = 1`, `shots = []`), a progress bar / iterator / loader / split, or anything
+    the function walks over afterwards (`for piece in tqdm(pieces)`)."""
+    a = assignment(bound)
+    right = a.child_by_field_name("right") if a is not None else None
+    if right is None:
+        return False
+    if right.type in _LITERALS or (
+        right.type == "unary_operator" and right.named_children[-1].type in _LITERALS
+    ):
+        return True
+    if right.type == "call" and _ITERABLE_CALL.match(call_name(right)):
+        return True
+    fn = scope(bound)
+    body = fn.child_by_field_name("body") if fn is not None else bound.parent
+    if body is None:
+        return False
+    for n in ts.captures(ts.query("(for_statement) @f"), body).get("f", []):
+        if n.start_byte >= bound.end_byte and name in identifiers(n.child_by_field_name("right")):
+            return True
+    return False
+
+
+_EVALUATES = re.compile(rb"\bno_grad\(|\binference_mode\(|\.eval\(\)")
+_TRAINS = re.compile(rb"\.backward\(|\.zero_grad\(|\.step\(")
+
+
+def _evaluates(body: bytes | None) -> bool:
+    """A body that runs the model without gradients and never updates it: an evaluation."""
+    return body is not None and bool(_EVALUATES.search(body)) and not _TRAINS.search(body)
+
+
+def repo_eval_calls(ix: ScriptIndex) -> list[Node]:
+    """Calls of an evaluation function defined in the repository's own modules (`from
+    evaluation import run_eval`, `evaluation.run_eval(...)`), read from their source."""
+    return calls_into_repo(ix, _evaluates)
+

@@ -1,0 +1,57 @@
+"""Evaluation shapes from real scripts (survey 7): what the evaluation log holds and where.
+
+Each fixture is injected and, where its library is installed, run with the recording
+``wandb`` of ``test_instrument_shapes``: every logged value must be a number wandb charts.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+from runexp_tui.core.instrument import apply_proposal, propose_file
+from tests.unit.test_instrument_shapes import HAS_TORCH, _inject, _repo_case, _run
+
+HAS_TQDM = importlib.util.find_spec("tqdm") is not None
+
+
+def _logs(calls: list[dict]) -> list[dict]:
+    return [c["data"] for c in calls if c["call"] == "log"]
+
+
+def test_dict_entries_the_eval_loop_totals_are_logged_not_its_progress_bars(
+    tmp_path: Path,
+) -> None:
+    """`stats["snr"] = ...` totalled in a tqdm-wrapped no_grad loop, then a chunk list and a
+    second bar bound after it: the entries are logged after the loop, never the bar, the
+    chunks or the literal counter."""
+    script, text = _inject("shape_eval_results_dict_bar.py", tmp_path)
+    lines = text.splitlines()
+    ev = next(i for i, ln in enumerate(lines) if "eval/" in ln)
+    assert lines[ev - 1].strip() == "outputs.append(pred)"
+    assert '"eval/sq_err": stats["sq_err"]' in lines[ev] and '"eval/snr": stats["snr"]' in lines[ev]
+    for name in ("saver", "pieces", "eval/k", "eval/count"):
+        assert name not in lines[ev]
+    if HAS_TORCH and HAS_TQDM:
+        logs = _logs(_run(script, tmp_path))
+        evals = [d for d in logs if "eval/snr" in d]
+        assert len(evals) == 2  # once per epoch
+        assert all(isinstance(d["eval/snr"], float) for d in evals)
+
+
+def test_a_pair_from_the_repos_own_evaluation_module_is_logged_where_it_is_unpacked(
+    tmp_path: Path,
+) -> None:
+    """`mean_val, best_val = play_greedy(policy)` of a function the repository's own module
+    defines (no_grad, no update) inside the interval branch: both names logged there."""
+    script, got = _repo_case(tmp_path, "repo_eval_sibling", "shape_repo_eval_sibling.py")
+    assert got["points"]["eval_log"]["metric_vars"] == ["mean_val", "best_val"]
+    apply_proposal(propose_file(script, project="t"))
+    lines = script.read_text().splitlines()
+    ev = next(i for i, ln in enumerate(lines) if "eval/" in ln)
+    assert lines[ev - 1].strip() == "mean_val, best_val = play_greedy(policy)"
+    if HAS_TORCH:
+        logs = _logs(_run(script, tmp_path))
+        evals = [d for d in logs if "eval/mean_val" in d]
+        assert len(evals) == 3  # it = 4, 8, 12
+        assert all(isinstance(d["eval/best_val"], float) for d in evals)
