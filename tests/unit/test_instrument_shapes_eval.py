@@ -55,3 +55,24 @@ def test_a_pair_from_the_repos_own_evaluation_module_is_logged_where_it_is_unpac
         evals = [d for d in logs if "eval/mean_val" in d]
         assert len(evals) == 3  # it = 4, 8, 12
         assert all(isinstance(d["eval/best_val"], float) for d in evals)
+
+
+def test_a_train_split_metric_is_no_eval_and_the_val_and_test_splits_are(tmp_path: Path) -> None:
+    """One full-batch step function: `fit_hits = accuracy(...)` before `backward()` is the
+    training batch's; `dev_loss`/`dev_hits` after the update are the evaluation, and the
+    loopless test function after training logs its `hold_*` values."""
+    script, text = _inject("shape_eval_fullbatch_splits.py", tmp_path)
+    lines = text.splitlines()
+    assert "eval/fit_hits" not in text
+    ev = next(i for i, ln in enumerate(lines) if "eval/" in ln)
+    assert lines[ev - 1].strip().startswith("dev_hits = accuracy(")
+    assert '"eval/dev_loss": dev_loss' in lines[ev]
+    te = next(i for i, ln in enumerate(lines) if "test/" in ln)
+    assert lines[te - 1].strip().startswith("hold_hits = accuracy(")
+    assert '"test/hold_loss": hold_loss' in lines[te]
+    if HAS_TORCH:
+        calls = _run(script, tmp_path)
+        logs = _logs(calls)
+        assert sum("eval/dev_hits" in d for d in logs) == 4  # every round
+        assert sum("test/hold_hits" in d for d in logs) == 1
+        assert calls[-1]["call"] == "finish" and "test/hold_loss" in calls[-2]["data"]

@@ -8,17 +8,22 @@ iterator or loader, a tuple of tensors the script then walks over, a literal ini
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from runexp_tui.core import ts
 from runexp_tui.core.analysis.callees import calls_into_repo
 from runexp_tui.core.analysis.eval_totals import _counts_items
+from runexp_tui.core.analysis.model import EvalLogPoint
 from runexp_tui.core.analysis.nodes import (
+    LOOPS,
     assignment,
     call_name,
     identifiers,
+    receiver,
     scope,
     string_value,
+    target_names,
     walk_statements,
 )
 
@@ -119,3 +124,88 @@ def repo_eval_calls(ix: ScriptIndex) -> list[Node]:
     evaluation import run_eval`, `evaluation.run_eval(...)`), read from their source."""
     return calls_into_repo(ix, _evaluates)
 
+
+def before_update(ix: ScriptIndex, call: Node) -> bool:
+    """``call`` is in a training function before its update (`.backward(`, `.step(` later in
+    the function): a metric of the training batch (`acc = accuracy(out[tr], y[tr])` before
+    `loss.backward()`), not an evaluation."""
+    fn = scope(call)
+    if fn is None or fn.id not in ix.training_fns:
+        return False
+    body = fn.child_by_field_name("body")
+    if body is None or body.text is None:
+        return False
+    return bool(_TRAINS.search(body.text[call.end_byte - body.start_byte :]))
+
+
+def measured_before(stmt: Node, is_metric: Callable[[list[str], str], bool]) -> list[str]:
+    """The metric-named values bound by calls in the assignments right before ``stmt``
+    (`dev_loss = F.cross_entropy(...)` before `dev_acc = accuracy(...)`), in order."""
+    out: list[str] = []
+    cur = stmt.prev_named_sibling
+    while cur is not None:
+        a = assignment(cur) if cur.type == "expression_statement" else None
+        right = a.child_by_field_name("right") if a is not None else None
+        names = target_names(a.child_by_field_name("left")) if a is not None else []
+        if (
+            right is None
+            or right.type != "call"
+            or not names
+            or not is_metric(names, call_name(right))
+        ):
+            break
+        out[:0] = names
+        cur = cur.prev_named_sibling
+    return out
+
+
+def loopless_point(
+    ix: ScriptIndex, fn: Node, is_metric: Callable[[list[str], str], bool]
+) -> EvalLogPoint | None:
+    """A full-batch evaluation function (no loop: `out = net(x)`, `test_loss = F.nll(...)`,
+    `test_acc = accuracy(...)`, then a print): its last run of metric assignments, logged
+    after it. ``is_metric`` judges (bound names, callee)."""
+    body = fn.child_by_field_name("body")
+    if body is None or any(n.type in LOOPS for n in walk_statements(body)):
+        return None
+    run: list[Node] = []
+    best: list[Node] = []
+    for st in body.named_children:
+        a = assignment(st) if st.type == "expression_statement" else None
+        right = a.child_by_field_name("right") if a is not None else None
+        names = target_names(a.child_by_field_name("left")) if a is not None else []
+        if (
+            right is not None
+            and right.type == "call"
+            and names
+            and is_metric(names, call_name(right))
+        ):
+            run.append(st)
+            continue
+        if run:
+            best, run = run, []
+    best = run or best
+    if not best:
+        return None
+    names = [n for st in best for n in target_names(assignment(st).child_by_field_name("left"))]  # type: ignore[union-attr]
+    return EvalLogPoint(ts.end_line(best[-1]), tuple(dict.fromkeys(names)), ix.indent_of(best[-1]))
+
+
+def evaluate_lists(stmt: Node, names: list[str]) -> tuple[tuple[str, str], ...]:
+    """`score = model.evaluate(x, y)` then `score[0]`, `score[1]`: Keras gives one value per
+    compiled metric, named by `model.metrics_names` (name, model) each."""
+    a = assignment(stmt)
+    right = a.child_by_field_name("right") if a is not None else None
+    if right is None or right.type != "call" or call_name(right) != "evaluate":
+        return ()
+    model = receiver(right)
+    if model is None or model.type not in ("identifier", "attribute") or len(names) != 1:
+        return ()
+    fn = scope(stmt)
+    body = fn.child_by_field_name("body") if fn is not None else stmt.parent
+    if body is None:
+        return ()
+    text = ts.text(body)[stmt.end_byte - body.start_byte :]
+    if not re.search(rf"\b{re.escape(names[0])}\[\s*\d", text):
+        return ()
+    return ((names[0], ts.text(model)),)

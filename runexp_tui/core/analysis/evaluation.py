@@ -16,7 +16,15 @@ from runexp_tui.core.analysis.eval_totals import (
     returns_records,
     unpacked_after,
 )
-from runexp_tui.core.analysis.eval_values import keyed_totals, not_a_value, repo_eval_calls
+from runexp_tui.core.analysis.eval_values import (
+    before_update,
+    evaluate_lists,
+    keyed_totals,
+    loopless_point,
+    measured_before,
+    not_a_value,
+    repo_eval_calls,
+)
 from runexp_tui.core.analysis.index import ScriptIndex
 from runexp_tui.core.analysis.model import EvalLogPoint
 from runexp_tui.core.analysis.nodes import (
@@ -151,7 +159,8 @@ def _test_after(
         if bare is not None and bare.type == "call" and call_name(bare) in evals:
             # `test(model, testset)`: the function only prints what it measured; the log goes
             # inside it, once its totals are final
-            inside = inside_eval_function(ix, evals[call_name(bare)])
+            efn = evals[call_name(bare)]
+            inside = inside_eval_function(ix, efn) or loopless_point(ix, efn, _metric_names)
             if inside is not None and inside.metric_vars:
                 if eval_log is not None and eval_log.after_line == inside.after_line:
                     return None  # the eval log is this one already
@@ -214,6 +223,7 @@ def eval_log(
         and not _NOT_METRIC.match(call_name(c))
         and type_of(c.parent) != "expression_statement"  # a metric's value is used
         and not (loop is not None and contains(loop, c))  # a train batch's accuracy
+        and not before_update(ix, c)  # the same, in the function that trains
     ]
     sites.extend((c, None) for c in metric_calls if not any(c == s for s, _ in sites))
     sites.extend((c, None) for c in _imported_evals(ix) if not any(c == s for s, _ in sites))
@@ -287,26 +297,6 @@ def _eval_modules(ix: ScriptIndex) -> list[str]:
     return out
 
 
-def _evaluate_lists(stmt: Node, names: list[str]) -> tuple[tuple[str, str], ...]:
-    """`score = model.evaluate(x, y)` then `score[0]`, `score[1]`: Keras gives one value per
-    compiled metric, named by `model.metrics_names` (name, model) each."""
-    a = assignment(stmt)
-    right = a.child_by_field_name("right") if a is not None else None
-    if right is None or right.type != "call" or call_name(right) != "evaluate":
-        return ()
-    model = receiver(right)
-    if model is None or model.type not in ("identifier", "attribute") or len(names) != 1:
-        return ()
-    fn = scope(stmt)
-    body = fn.child_by_field_name("body") if fn is not None else stmt.parent
-    if body is None:
-        return ()
-    text = ts.text(body)[stmt.end_byte - body.start_byte :]
-    if not re.search(rf"\b{re.escape(names[0])}\[\s*\d", text):
-        return ()
-    return ((names[0], ts.text(model)),)
-
-
 def _read_as_dict(stmt: Node, name: str) -> bool:
     """After ``stmt`` in its function, ``name`` is read by string key or iterated by items
     (`test_stats["acc1"]`, `test_stats.items()`): a dict of metrics."""
@@ -363,6 +353,9 @@ def _eval_point(
     if a is not None and contains(a.child_by_field_name("right"), node):  # type: ignore[arg-type]
         first = ix.line_stmt(node)
         stmt, names = _metric_run(first)
+        if node.type == "call" and efn is None and scope(node) is not None:
+            # `dev_loss = F.cross_entropy(...)` then `dev_acc = accuracy(...)`: both
+            names = [*measured_before(first, _metric_names), *names]
         # a checkpoint path the script only tests for and loads (`if ckpt is not None:
         # model.load_state_dict(torch.load(ckpt))`) is no metric
         names = [n for n in names if not only_located(first, [n])]
@@ -405,7 +398,7 @@ def _eval_point(
             )
         if len(names) == 1 and not dicts and (unpacked := unpacked_after(stmt, names[0])):
             stmt, names = unpacked  # `if result is not None: acc, loss = result`
-        listed = _evaluate_lists(first, names)
+        listed = evaluate_lists(first, names)
         return EvalLogPoint(
             ts.end_line(stmt), tuple(names), ix.indent_of(stmt), spread=dicts, listed=listed
         )
@@ -593,3 +586,10 @@ def _metric_run(stmt: Node) -> tuple[Node, list[str]]:
         first = False
         cur = cur.next_named_sibling
     return last, names
+
+
+def _metric_names(names: list[str], callee: str) -> bool:
+    """Values a metric call computes, or metric-named values a call computes."""
+    return not _NOT_METRIC.match(callee) and (
+        bool(_METRIC_CALL.search(callee)) or all(METRIC_NAME.search(n) for n in names)
+    )
