@@ -10,7 +10,7 @@ import importlib.util
 from pathlib import Path
 
 from runexp_tui.core.instrument import apply_proposal, propose_file
-from tests.unit.test_instrument_shapes import HAS_TORCH, _inject, _repo_case, _run
+from tests.unit.test_instrument_shapes import HAS_TORCH, RECORDER, _inject, _repo_case, _run
 
 HAS_TQDM = importlib.util.find_spec("tqdm") is not None
 
@@ -76,3 +76,36 @@ def test_a_train_split_metric_is_no_eval_and_the_val_and_test_splits_are(tmp_pat
         assert sum("eval/dev_hits" in d for d in logs) == 4  # every round
         assert sum("test/hold_hits" in d for d in logs) == 1
         assert calls[-1]["call"] == "finish" and "test/hold_loss" in calls[-2]["data"]
+
+
+HAS_XGBOOST = importlib.util.find_spec("xgboost") is not None
+# the xgboost callback, as wandb's: logs each round's watchlist metrics
+XGB_INTEGRATION = """\
+import wandb
+import xgboost as xgb
+class WandbCallback(xgb.callback.TrainingCallback):
+    def after_iteration(self, model, epoch, evals_log):
+        wandb.log({f"{d}-{m}": v[-1] for d, ms in evals_log.items() for m, v in ms.items()})
+        return False
+"""
+
+
+def test_the_error_computed_after_a_booster_trains_is_logged_and_the_run_ends_after_it(
+    tmp_path: Path,
+) -> None:
+    """`miss_rate = float(np.mean((probs > 0.5) != gold))` after `xgb.train(...)`: a rate of
+    wrong answers, logged as the test metric; the run finishes after it, not after train."""
+    script, text = _inject("shape_eval_after_booster.py", tmp_path)
+    lines = text.splitlines()
+    te = next(i for i, ln in enumerate(lines) if "wandb.log(" in ln)
+    assert lines[te - 1].startswith("miss_rate = ") and '"test/miss_rate": miss_rate' in lines[te]
+    assert lines[te + 1].startswith("wandb.finish()")
+    if HAS_XGBOOST:
+        pkg = tmp_path / "wandb" / "integration"
+        pkg.mkdir(parents=True)
+        (tmp_path / "wandb" / "__init__.py").write_text(RECORDER)
+        (pkg / "__init__.py").write_text("")
+        (pkg / "xgboost.py").write_text(XGB_INTEGRATION)
+        calls = _run(script, tmp_path)
+        assert calls[-2]["data"] == {"test/miss_rate": calls[-2]["data"]["test/miss_rate"]}
+        assert calls[-1]["call"] == "finish"

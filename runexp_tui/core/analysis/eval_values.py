@@ -209,3 +209,14 @@ def evaluate_lists(stmt: Node, names: list[str]) -> tuple[tuple[str, str], ...]:
     if not re.search(rf"\b{re.escape(names[0])}\[\s*\d", text):
         return ()
     return ((names[0], ts.text(model)),)
+
+
+def compares_predictions(right: Node) -> bool:
+    """`float(np.mean((pred > 0.5) != labels))`, `(p == y).mean()`: a rate of right or
+    wrong answers, reduced to one number by a call."""
+    if right.type != "call":
+        return False
+    compared = ts.captures(ts.query("(comparison_operator) @c"), right).get("c", [])
+    return any(
+        any(ts.text(op) in ("==", "!=") for op in c.children if not op.is_named) for c in compared
+    )

@@ -18,6 +18,7 @@ from runexp_tui.core.analysis.eval_totals import (
 )
 from runexp_tui.core.analysis.eval_values import (
     before_update,
+    compares_predictions,
     evaluate_lists,
     keyed_totals,
     loopless_point,
@@ -175,6 +176,7 @@ def _test_after(
                 or _METRIC_CALL.search(callee)
                 or eval_named(callee)
                 or all(METRIC_NAME.search(n) for n in names)
+                or compares_predictions(right)
             )
             if is_eval and not _NOT_METRIC.match(callee) and not only_located(cur, names):
                 last, metric_names = _metric_run(cur)
