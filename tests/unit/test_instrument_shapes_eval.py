@@ -109,3 +109,17 @@ def test_the_error_computed_after_a_booster_trains_is_logged_and_the_run_ends_af
         calls = _run(script, tmp_path)
         assert calls[-2]["data"] == {"test/miss_rate": calls[-2]["data"]["test/miss_rate"]}
         assert calls[-1]["call"] == "finish"
+
+
+def test_a_metric_value_only_printed_after_the_test_loop_is_logged_there(tmp_path: Path) -> None:
+    """`print("test acc:", meter.result().numpy())` right after a loop that only updates the
+    meter: that read is logged just before the print, once per epoch."""
+    script, text = _inject("shape_eval_printed_only.py", tmp_path)
+    lines = text.splitlines()
+    ev = next(i for i, ln in enumerate(lines) if "eval/" in ln)
+    assert '"eval/test_acc": meter.result().numpy()' in lines[ev]
+    assert lines[ev + 1].strip().startswith('print("test acc:"')
+    if HAS_TORCH:
+        logs = _logs(_run(script, tmp_path))
+        accs = [d["eval/test_acc"] for d in logs if "eval/test_acc" in d]
+        assert len(accs) == 2 and all(0.0 <= a <= 1.0 for a in accs)

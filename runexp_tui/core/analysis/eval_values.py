@@ -19,13 +19,16 @@ from runexp_tui.core.analysis.nodes import (
     LOOPS,
     assignment,
     call_name,
+    contains,
     identifiers,
     receiver,
     scope,
+    stmt_of,
     string_value,
     target_names,
     walk_statements,
 )
+from runexp_tui.core.analysis.printed import metric_result, printed_values
 
 if TYPE_CHECKING:
     from tree_sitter import Node
@@ -220,3 +223,21 @@ def compares_predictions(right: Node) -> bool:
     return any(
         any(ts.text(op) in ("==", "!=") for op in c.children if not op.is_named) for c in compared
     )
+
+
+def printed_result_loops(ix: ScriptIndex, loop: Node | None) -> list[Node]:
+    """Loops (not the training loop, none that trains) right before a print of a stateful
+    metric's value (`for x, y in test_ds: acc.update_state(...)`, then `print("test acc:",
+    acc.result().numpy())`): evaluation loops whose value is only printed."""
+    out: list[Node] = []
+    calls = ts.captures(ts.query("(call) @c"), ix.root).get("c", [])
+    for c in [c for c in calls if call_name(c) in ("result", "compute")]:
+        st = stmt_of(c)
+        prev = st.prev_named_sibling
+        if prev is None or prev.type not in LOOPS or (loop is not None and contains(prev, loop)):
+            continue
+        if prev == loop or (body := prev.text) is None or _TRAINS.search(body):
+            continue
+        if any(metric_result(v) for _k, v in printed_values(st)) and prev not in out:
+            out.append(prev)
+    return out

@@ -24,6 +24,7 @@ from runexp_tui.core.analysis.eval_values import (
     loopless_point,
     measured_before,
     not_a_value,
+    printed_result_loops,
     repo_eval_calls,
 )
 from runexp_tui.core.analysis.index import ScriptIndex
@@ -230,6 +231,7 @@ def eval_log(
     sites.extend((c, None) for c in metric_calls if not any(c == s for s, _ in sites))
     sites.extend((c, None) for c in _imported_evals(ix) if not any(c == s for s, _ in sites))
     sites.extend((lp, None) for lp in _inline_eval_loops(ix, loop))
+    sites.extend((lp, None) for lp in printed_result_loops(ix, loop) if (lp, None) not in sites)
     if not sites:
         return None
     sites.sort(key=lambda s: s[0].start_byte)
