@@ -123,3 +123,24 @@ def test_a_metric_value_only_printed_after_the_test_loop_is_logged_there(tmp_pat
         logs = _logs(_run(script, tmp_path))
         accs = [d["eval/test_acc"] for d in logs if "eval/test_acc" in d]
         assert len(accs) == 2 and all(0.0 <= a <= 1.0 for a in accs)
+
+
+def test_a_keras_evaluate_list_is_logged_one_key_per_compiled_metric(tmp_path: Path) -> None:
+    """`results = clf.evaluate(...)` of a model compiled in the same function, only printed:
+    logged key by key through `clf.metrics_names` (a bare number stays one key), never as a
+    list under one key."""
+    _script, text = _inject("shape_eval_keras_list.py", tmp_path)
+    log = next(ln for ln in text.splitlines() if "eval/" in ln)
+    assert "zip(clf.metrics_names, results)" in log
+    assert "isinstance(results, (list, tuple))" in log
+    # the rendered item, run on what evaluate() hands back: a list, or one number
+    item = log.strip().removeprefix("wandb.log(").split(")  #")[0]
+
+    class _Clf:
+        metrics_names = ["loss", "accuracy"]
+
+    for results, want in (
+        ([0.5, 0.75], {"eval/loss": 0.5, "eval/accuracy": 0.75}),
+        (0.5, {"eval/results": 0.5}),
+    ):
+        assert eval(item, {"clf": _Clf, "results": results}) == want

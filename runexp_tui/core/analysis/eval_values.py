@@ -21,6 +21,7 @@ from runexp_tui.core.analysis.nodes import (
     call_name,
     contains,
     identifiers,
+    kwarg,
     receiver,
     scope,
     stmt_of,
@@ -208,8 +209,14 @@ def evaluate_lists(stmt: Node, names: list[str]) -> tuple[tuple[str, str], ...]:
     body = fn.child_by_field_name("body") if fn is not None else stmt.parent
     if body is None:
         return ()
+    if kwarg(right, "return_dict") is not None:
+        return ()  # `evaluate(..., return_dict=True)`: a dict, not a list
     text = ts.text(body)[stmt.end_byte - body.start_byte :]
-    if not re.search(rf"\b{re.escape(names[0])}\[\s*\d", text):
+    before = ts.text(body)[: stmt.start_byte - body.start_byte]
+    # read by position, or the whole return value of a model compiled here (with metrics:
+    # a list, one number per compiled metric)
+    compiled = re.search(rf"\b{re.escape(ts.text(model))}\.compile\(", before)
+    if not compiled and not re.search(rf"\b{re.escape(names[0])}\[\s*\d", text):
         return ()
     return ((names[0], ts.text(model)),)
 
