@@ -189,6 +189,12 @@ def analyze(ix: ScriptIndex) -> AnalysisResult:
     ):
         # one run for every call of the function handed over (each trial of a search)
         init = InitPoint(ts.start_line(outer) - 1, None, ix.indent_of(outer))
+    if (
+        top_loop is None
+        and test is not None
+        and (last_eval is None or test.after_line > last_eval.after_line)
+    ):
+        last_eval = test  # `err = ...` from the trained model's predictions: in the run
     finish = finish_point(ix, top_loop, train_call, last_eval, init, loop)
     if finish is not None and test is not None and test.returned:
         finish = FinishPoint(test.after_line, test.indent)  # before the return it rewrites

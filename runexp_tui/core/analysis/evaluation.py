@@ -16,6 +16,17 @@ from runexp_tui.core.analysis.eval_totals import (
     returns_records,
     unpacked_after,
 )
+from runexp_tui.core.analysis.eval_values import (
+    before_update,
+    compares_predictions,
+    evaluate_lists,
+    keyed_totals,
+    loopless_point,
+    measured_before,
+    not_a_value,
+    printed_result_loops,
+    repo_eval_calls,
+)
 from runexp_tui.core.analysis.index import ScriptIndex
 from runexp_tui.core.analysis.model import EvalLogPoint
 from runexp_tui.core.analysis.nodes import (
@@ -150,7 +161,8 @@ def _test_after(
         if bare is not None and bare.type == "call" and call_name(bare) in evals:
             # `test(model, testset)`: the function only prints what it measured; the log goes
             # inside it, once its totals are final
-            inside = inside_eval_function(ix, evals[call_name(bare)])
+            efn = evals[call_name(bare)]
+            inside = inside_eval_function(ix, efn) or loopless_point(ix, efn, _metric_names)
             if inside is not None and inside.metric_vars:
                 if eval_log is not None and eval_log.after_line == inside.after_line:
                     return None  # the eval log is this one already
@@ -165,6 +177,7 @@ def _test_after(
                 or _METRIC_CALL.search(callee)
                 or eval_named(callee)
                 or all(METRIC_NAME.search(n) for n in names)
+                or compares_predictions(right)
             )
             if is_eval and not _NOT_METRIC.match(callee) and not only_located(cur, names):
                 last, metric_names = _metric_run(cur)
@@ -213,10 +226,12 @@ def eval_log(
         and not _NOT_METRIC.match(call_name(c))
         and type_of(c.parent) != "expression_statement"  # a metric's value is used
         and not (loop is not None and contains(loop, c))  # a train batch's accuracy
+        and not before_update(ix, c)  # the same, in the function that trains
     ]
     sites.extend((c, None) for c in metric_calls if not any(c == s for s, _ in sites))
     sites.extend((c, None) for c in _imported_evals(ix) if not any(c == s for s, _ in sites))
     sites.extend((lp, None) for lp in _inline_eval_loops(ix, loop))
+    sites.extend((lp, None) for lp in printed_result_loops(ix, loop) if (lp, None) not in sites)
     if not sites:
         return None
     sites.sort(key=lambda s: s[0].start_byte)
@@ -255,7 +270,7 @@ def _imported_evals(ix: ScriptIndex) -> list[Node]:
     """Calls of an imported evaluation whose result the script keeps: `evaluate(...)` of an
     imported function, or any function of a module imported under an evaluation's name
     (`import val as validate`, then `results, maps, _ = validate.run(...)`)."""
-    calls = [c for c in ix.calls if _is_imported_eval(ix, c)]
+    calls = [c for c in ix.calls if _is_imported_eval(ix, c)] + repo_eval_calls(ix)
     for alias in _eval_modules(ix):
         q = ts.query(f'(call function: (attribute object: (identifier) @m (#eq? @m "{alias}"))) @c')
         calls += ts.captures(q, ix.root).get("c", [])
@@ -284,26 +299,6 @@ def _eval_modules(ix: ScriptIndex) -> list[str]:
             if "." not in text and _EVAL_MODULE.match(text) and text not in ix.defs_by_name:
                 out.append(text)
     return out
-
-
-def _evaluate_lists(stmt: Node, names: list[str]) -> tuple[tuple[str, str], ...]:
-    """`score = model.evaluate(x, y)` then `score[0]`, `score[1]`: Keras gives one value per
-    compiled metric, named by `model.metrics_names` (name, model) each."""
-    a = assignment(stmt)
-    right = a.child_by_field_name("right") if a is not None else None
-    if right is None or right.type != "call" or call_name(right) != "evaluate":
-        return ()
-    model = receiver(right)
-    if model is None or model.type not in ("identifier", "attribute") or len(names) != 1:
-        return ()
-    fn = scope(stmt)
-    body = fn.child_by_field_name("body") if fn is not None else stmt.parent
-    if body is None:
-        return ()
-    text = ts.text(body)[stmt.end_byte - body.start_byte :]
-    if not re.search(rf"\b{re.escape(names[0])}\[\s*\d", text):
-        return ()
-    return ((names[0], ts.text(model)),)
 
 
 def _read_as_dict(stmt: Node, name: str) -> bool:
@@ -362,6 +357,9 @@ def _eval_point(
     if a is not None and contains(a.child_by_field_name("right"), node):  # type: ignore[arg-type]
         first = ix.line_stmt(node)
         stmt, names = _metric_run(first)
+        if node.type == "call" and efn is None and scope(node) is not None:
+            # `dev_loss = F.cross_entropy(...)` then `dev_acc = accuracy(...)`: both
+            names = [*measured_before(first, _metric_names), *names]
         # a checkpoint path the script only tests for and loads (`if ckpt is not None:
         # model.load_state_dict(torch.load(ckpt))`) is no metric
         names = [n for n in names if not only_located(first, [n])]
@@ -404,7 +402,7 @@ def _eval_point(
             )
         if len(names) == 1 and not dicts and (unpacked := unpacked_after(stmt, names[0])):
             stmt, names = unpacked  # `if result is not None: acc, loss = result`
-        listed = _evaluate_lists(first, names)
+        listed = evaluate_lists(first, names)
         return EvalLogPoint(
             ts.end_line(stmt), tuple(names), ix.indent_of(stmt), spread=dicts, listed=listed
         )
@@ -438,6 +436,7 @@ def _after_eval_loop(ix: ScriptIndex, ev: Node) -> EvalLogPoint | None:
         elif e.type == "call" and call_name(e) in ("append", "extend"):
             accum.add(ts.text(receiver(e)))
     names: list[str] = []
+    binds: dict[str, Node] = {}
     anchor = None
     cur = next_after(ev)
     while cur is not None:
@@ -466,6 +465,7 @@ def _after_eval_loop(ix: ScriptIndex, ev: Node) -> EvalLogPoint | None:
                 for t in target_names(a.child_by_field_name("left")):
                     if t.isidentifier() and t not in accum and t not in names:
                         names.append(t)
+                        binds[t] = n
             avg = _averaged(n, accum)
             if avg is not None and avg not in names:
                 names.append(avg)  # `val_loss /= n`: the sum is now the mean
@@ -474,6 +474,13 @@ def _after_eval_loop(ix: ScriptIndex, ev: Node) -> EvalLogPoint | None:
     # a sum the training step then backpropagates (`loss /= n_crops` before `loss.backward()`)
     # is the training loss built over several views, not an evaluation
     names = [n for n in names if anchor is None or not _backpropagated(anchor, [n])]
+    # a progress bar, loader or chunk list bound after the loop is no number to log
+    names = [n for n in names if n not in binds or not not_a_value(binds[n], n)]
+    keyed = [k for k in keyed_totals(ev) if k not in names]
+    if keyed and (anchor is None or not names):
+        # the loop totals its metrics in a dict's entries (`res["psnr"] += ...`): log those
+        return EvalLogPoint(ts.end_line(ev), tuple(keyed), ix.indent_of(ev))
+    names += keyed
     if anchor is None or not names:
         return _printed_after(ix, ev)
     st = ix.line_stmt(anchor)
@@ -583,3 +590,10 @@ def _metric_run(stmt: Node) -> tuple[Node, list[str]]:
         first = False
         cur = cur.next_named_sibling
     return last, names
+
+
+def _metric_names(names: list[str], callee: str) -> bool:
+    """Values a metric call computes, or metric-named values a call computes."""
+    return not _NOT_METRIC.match(callee) and (
+        bool(_METRIC_CALL.search(callee)) or all(METRIC_NAME.search(n) for n in names)
+    )

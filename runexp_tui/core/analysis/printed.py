@@ -58,11 +58,31 @@ def printed_values(stmt: Node) -> list[tuple[str, Node]]:
     out = []
     for a in call_args(out_call):
         # print("acc", correct / total) and print(f"acc {100 * correct / total:.1f}")
-        values = [a] if a.type == "binary_operator" else _interpolated(a)
+        values = [a] if a.type in ("binary_operator", "call") else _interpolated(a)
         out.extend(
-            (key, v) for v in values if _arithmetic(v) and (key := label_before(out_call, v))
+            (key, v)
+            for v in values
+            if (_arithmetic(v) or metric_result(v)) and (key := label_before(out_call, v))
         )
     return out
+
+
+def metric_result(node: Node) -> bool:
+    """A stateful metric's value read (`acc.result()`, `metric.compute()`), maybe made a
+    number (`.numpy()`, `.item()`, `float(...)`): nothing else is run by reading it again."""
+    while node.type == "call":
+        name = call_name(node)
+        fn = node.child_by_field_name("function")
+        if name in ("result", "compute") and fn is not None and fn.type == "attribute":
+            obj = fn.child_by_field_name("object")
+            return obj is not None and obj.type in ("identifier", "attribute")
+        if name in ("numpy", "item") and fn is not None and fn.type == "attribute":
+            node = fn.child_by_field_name("object")  # type: ignore[assignment]
+        elif name == "float" and len(call_args(node)) == 1:
+            node = call_args(node)[0]
+        else:
+            return False
+    return False
 
 
 def _interpolated(node: Node) -> list[Node]:
