@@ -33,6 +33,7 @@ from runexp_tui.core.analysis.distributed import (
     spawned_workers,
 )
 from runexp_tui.core.analysis.index import ScriptIndex
+from runexp_tui.core.analysis.main_guard import into_main_guard
 from runexp_tui.core.analysis.model import Distributed, InitPoint
 from runexp_tui.core.analysis.nodes import (
     LOOPS,
@@ -200,6 +201,9 @@ def init_point(
             )
             if stop is not None:
                 anchor_after = complete_until(anchor_after, var, stop)
+        first = into_main_guard(ix.root, anchor_after, trains_at)
+        if first is not None:  # settings at module level, training under the main guard
+            return InitPoint(ts.start_line(first) - 1, var, ix.indent_of(first), config_expr=expr)
         st = ix.line_stmt(anchor_after)
         return InitPoint(ts.end_line(st), var, ix.indent_of(st), config_expr=expr)
     if body_of is not None:
