@@ -6,7 +6,7 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
-from tests.unit.test_instrument_shapes import HAS_TORCH, _inject, _repo_case, _run
+from tests.unit.test_instrument_shapes import HAS_TORCH, RECORDER, _inject, _repo_case, _run
 
 HAS_SKLEARN = importlib.util.find_spec("sklearn") is not None
 HAS_XGBOOST = importlib.util.find_spec("xgboost") is not None
@@ -34,3 +34,33 @@ def test_settings_before_the_main_guard_start_the_run_inside_it(tmp_path: Path) 
     if HAS_SKLEARN:
         first = _one_run(_run(script, tmp_path))
         assert {"C", "max_iter"} <= set(first["config"])
+
+
+XGB_INTEGRATION = """\
+import wandb
+from xgboost.callback import TrainingCallback
+class WandbCallback(TrainingCallback):
+    def after_iteration(self, model, epoch, evals_log):
+        wandb.log({"round": epoch})
+        return False
+"""
+
+
+def test_a_fold_loop_before_the_last_fit_starts_one_run_before_it(tmp_path: Path) -> None:
+    """A module-level K-fold loop fitting a booster per fold, then an early-stopping booster:
+    the run ends after the last fit, outside the loop, so it starts before the loop (not once
+    per fold), with the first fitted booster's settings as config (not the later one's)."""
+    script, text = _inject("shape_cfg_fold_loop.py", tmp_path)
+    lines = text.splitlines()
+    init = next(i for i, ln in enumerate(lines) if "wandb.init(" in ln)
+    assert lines[init + 1].startswith("for fit_rows, held_rows in")
+    assert 'config={"max_depth": 2, "n_estimators": 8, "n_jobs": 1}' in lines[init]
+    assert text.count("wandb.init(") == 1 and text.count("wandb.finish()") == 1
+    if HAS_XGBOOST:
+        pkg = tmp_path / "wandb" / "integration"
+        pkg.mkdir(parents=True)
+        (tmp_path / "wandb" / "__init__.py").write_text(RECORDER)
+        (pkg / "__init__.py").write_text("")
+        (pkg / "xgboost.py").write_text(XGB_INTEGRATION)
+        first = _one_run(_run(script, tmp_path))
+        assert first["config"] == ["max_depth", "n_estimators", "n_jobs"]

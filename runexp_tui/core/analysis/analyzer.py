@@ -67,6 +67,7 @@ from runexp_tui.core.analysis.nodes import (
     receiver,
     scope,
 )
+from runexp_tui.core.analysis.run_span import before_its_loops
 from runexp_tui.core.analysis.wandb_use import wandb_use
 
 MAX_SCRIPT_BYTES = 64 * 2**20  # a generated 50,000-line script is ~2 MiB
@@ -163,6 +164,8 @@ def analyze(ix: ScriptIndex) -> AnalysisResult:
     if loop is None and fw == "sklearn" and train_call is not None:
         evaluation, test, last_eval = estimator_metrics(ix, train_call, evaluation, test)
     init_target = first_call or train_call
+    if loop is None and first_call is not None:
+        init_target = before_its_loops(first_call, train_call)  # a fold loop, then more fits
     if init_target is not None and init_target == train_call:
         # `if holdout: fit(...)` `else: fit(...)`: the run starts before the whole if
         model = ts.text(receiver(train_call))
@@ -174,7 +177,7 @@ def analyze(ix: ScriptIndex) -> AnalysisResult:
         init_target = ctor  # the xgboost callback goes into the estimator: the run starts first
     init = init_point(ix, top_loop, init_target, dist)
     if init is not None and loop is None and not (init.config_var or init.config_expr):
-        var, expr = boosting_config(ix)
+        var, expr = boosting_config(ix, first_call)
         if not (var or expr) and fw == "sklearn":
             expr = estimator_config(ix, first_call or train_call, init.after_line)
         if var or expr:
