@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
+from runexp_tui.core.instrument import apply_proposal, propose_file
 from tests.unit.test_instrument_shapes import HAS_TORCH, RECORDER, _inject, _repo_case, _run
 
 HAS_SKLEARN = importlib.util.find_spec("sklearn") is not None
@@ -64,3 +65,22 @@ def test_a_fold_loop_before_the_last_fit_starts_one_run_before_it(tmp_path: Path
         (pkg / "xgboost.py").write_text(XGB_INTEGRATION)
         first = _one_run(_run(script, tmp_path))
         assert first["config"] == ["max_depth", "n_estimators", "n_jobs"]
+
+
+def test_options_parsed_in_the_repos_own_module_are_the_config(tmp_path: Path) -> None:
+    """`from knobs import knobs` (parsed when that module is imported) and `hp = read_knobs()`
+    (a function of that module returning what `parse_args()` gave): the run's config is
+    `vars()` of the namespace, read from the repository's module without running it."""
+    for rel, name, keys in (
+        ("fit_imported.py", "knobs", ["rate", "rounds", "width"]),
+        ("fit_called.py", "hp", ["rate", "rounds"]),
+    ):
+        case = tmp_path / rel.removesuffix(".py")
+        case.mkdir()
+        script, _got = _repo_case(case, "repo_opts", rel)
+        apply_proposal(propose_file(script, project="t"))
+        text = script.read_text()
+        assert f"config=vars({name})" in text
+        if HAS_TORCH:
+            first = _one_run(_run(script, case))
+            assert first["config"] == keys

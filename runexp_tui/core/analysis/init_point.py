@@ -25,6 +25,7 @@ from runexp_tui.core.analysis.config import (
     self_config,
 )
 from runexp_tui.core.analysis.config_file import loaded_config
+from runexp_tui.core.analysis.config_import import imported_config
 from runexp_tui.core.analysis.config_use import read_as_settings
 from runexp_tui.core.analysis.dispatch import hyper_dict_arg, hyper_dict_param, into_called
 from runexp_tui.core.analysis.distributed import (
@@ -109,6 +110,8 @@ def init_point(
             anchor_after = complete(out_of_branch(lifted, var), var)
     elif (h := hydra_config(ix)) is not None:
         body_of, var = h
+    elif (ic := imported_config(ix, target)) is not None:  # `from opts import args`
+        anchor_after, expr = ic
     elif (g := globals_config(ix)) is not None:
         anchor_after, var, consts = g
         if var is None and consts:  # `num_epochs = 5` ... at the top: those are the config
