@@ -84,3 +84,33 @@ def test_options_parsed_in_the_repos_own_module_are_the_config(tmp_path: Path) -
         if HAS_TORCH:
             first = _one_run(_run(script, case))
             assert first["config"] == keys
+
+
+def test_a_trainer_method_of_this_file_runs_inside_a_run_started_by_its_caller(
+    tmp_path: Path,
+) -> None:
+    """The loop is in `Fitter.go()`, called once from the main block on a `Fitter(...)`: the
+    run starts in the main block (not in the method, where every call would start one),
+    with the attribute-tree settings' own `as_dict()` as config, and ends after the call."""
+    script, text = _inject("shape_cfg_trainer_method.py", tmp_path)
+    lines = text.splitlines()
+    init = next(i for i, ln in enumerate(lines) if "wandb.init(" in ln)
+    assert lines[init - 1].strip() == "settings.override(sys.argv[1:])"
+    assert "config=settings.as_dict()" in lines[init]
+    fin = next(i for i, ln in enumerate(lines) if "wandb.finish()" in ln)
+    assert lines[fin - 1].strip() == "fitter.go()"
+    if HAS_TORCH:
+        calls = _run(script, tmp_path)
+        assert _one_run(calls)["config"] == ["seed", "step_size", "updates"]
+        assert sum(c["call"] == "log" for c in calls) == 4
+
+
+def test_an_attribute_tree_settings_object_gives_its_to_dict_as_config(tmp_path: Path) -> None:
+    """`conf = Bag(seed=2, loop=Bag(...))`, its class defining `to_dict()` that returns a
+    dict; the loop in the repository's own module: config is `conf.to_dict()`."""
+    script, _got = _repo_case(tmp_path, "repo_cfgtree", "launch.py")
+    apply_proposal(propose_file(script, project="t"))
+    text = script.read_text()
+    assert "config=conf.to_dict()" in text
+    if HAS_TORCH:
+        assert _one_run(_run(script, tmp_path))["config"] == ["loop", "seed"]

@@ -67,7 +67,7 @@ from runexp_tui.core.analysis.nodes import (
     receiver,
     scope,
 )
-from runexp_tui.core.analysis.run_span import before_its_loops
+from runexp_tui.core.analysis.run_span import before_its_loops, method_entry
 from runexp_tui.core.analysis.wandb_use import wandb_use
 
 MAX_SCRIPT_BYTES = 64 * 2**20  # a generated 50,000-line script is ~2 MiB
@@ -175,7 +175,11 @@ def analyze(ix: ScriptIndex) -> AnalysisResult:
     ctor = callback_constructor(ix) if loop is None else None
     if ctor is not None and (init_target is None or ctor.start_byte < init_target.start_byte):
         init_target = ctor  # the xgboost callback goes into the estimator: the run starts first
-    init = init_point(ix, top_loop, init_target, dist)
+    entry = method_entry(ix, top_loop) if dist.kind == "none" else None
+    if entry is not None:  # `trainer.run()` of this file's Trainer: the run spans that call
+        init = init_point(ix, None, entry, dist)
+    else:
+        init = init_point(ix, top_loop, init_target, dist)
     if init is not None and loop is None and not (init.config_var or init.config_expr):
         var, expr = boosting_config(ix, first_call)
         if not (var or expr) and fw == "sklearn":

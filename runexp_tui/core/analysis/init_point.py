@@ -24,6 +24,7 @@ from runexp_tui.core.analysis.config import (
     promote,
     self_config,
 )
+from runexp_tui.core.analysis.config_class import class_config
 from runexp_tui.core.analysis.config_file import loaded_config
 from runexp_tui.core.analysis.config_import import imported_config
 from runexp_tui.core.analysis.config_use import read_as_settings
@@ -129,6 +130,8 @@ def init_point(
         body_of, var = pc
     elif (sc := self_config(ix, target)) is not None:
         body_of, var = sc
+    elif (cc := class_config(ix, target)) is not None:  # `cfg = CfgNode(...)`: cfg.to_dict()
+        anchor_after, expr = complete(cc[0], cc[1]), cc[2]
     elif (o := object_config(ix)) is not None:
         anchor_after = complete(o[0], o[1])
         var = o[1]
