@@ -67,6 +67,7 @@ from runexp_tui.core.analysis.nodes import (
     receiver,
     scope,
 )
+from runexp_tui.core.analysis.run_span import before_its_loops, method_entry
 from runexp_tui.core.analysis.wandb_use import wandb_use
 
 MAX_SCRIPT_BYTES = 64 * 2**20  # a generated 50,000-line script is ~2 MiB
@@ -163,6 +164,8 @@ def analyze(ix: ScriptIndex) -> AnalysisResult:
     if loop is None and fw == "sklearn" and train_call is not None:
         evaluation, test, last_eval = estimator_metrics(ix, train_call, evaluation, test)
     init_target = first_call or train_call
+    if loop is None and first_call is not None:
+        init_target = before_its_loops(first_call, train_call)  # a fold loop, then more fits
     if init_target is not None and init_target == train_call:
         # `if holdout: fit(...)` `else: fit(...)`: the run starts before the whole if
         model = ts.text(receiver(train_call))
@@ -172,9 +175,13 @@ def analyze(ix: ScriptIndex) -> AnalysisResult:
     ctor = callback_constructor(ix) if loop is None else None
     if ctor is not None and (init_target is None or ctor.start_byte < init_target.start_byte):
         init_target = ctor  # the xgboost callback goes into the estimator: the run starts first
-    init = init_point(ix, top_loop, init_target, dist)
+    entry = method_entry(ix, top_loop) if dist.kind == "none" else None
+    if entry is not None:  # `trainer.run()` of this file's Trainer: the run spans that call
+        init = init_point(ix, None, entry, dist)
+    else:
+        init = init_point(ix, top_loop, init_target, dist)
     if init is not None and loop is None and not (init.config_var or init.config_expr):
-        var, expr = boosting_config(ix)
+        var, expr = boosting_config(ix, first_call)
         if not (var or expr) and fw == "sklearn":
             expr = estimator_config(ix, first_call or train_call, init.after_line)
         if var or expr:

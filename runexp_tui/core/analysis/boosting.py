@@ -171,13 +171,19 @@ def callback_constructor(ix: ScriptIndex) -> Node | None:
     return None
 
 
-def boosting_config(ix: ScriptIndex) -> tuple[str | None, str | None]:
+def boosting_config(ix: ScriptIndex, first: Node | None = None) -> tuple[str | None, str | None]:
     """The booster's parameters as wandb config: (variable, expression), or (None, None).
 
     The first argument of `lib.train(params, ...)` / `lib.cv(params, ...)`, or the `**params`
     of an estimator; a list of (name, value) pairs (xgboost accepts one) becomes
-    `dict(params)`. An estimator built from literal keywords gives those keywords.
+    `dict(params)`. An estimator built from literal keywords gives those keywords. With
+    several models fitted (``first``, the first of them, where the run starts), the first
+    model's estimator gives them when it is a booster: the settings the run begins with.
     """
+    ctor0 = _estimator_of(ix, first) if first is not None else None
+    found = _ctor_settings(ctor0) if ctor0 is not None else None
+    if found is not None:
+        return found
     for b in boosting_calls(ix):
         if b.kind in ("train", "cv"):
             args = positional(b.call)
@@ -186,23 +192,29 @@ def boosting_config(ix: ScriptIndex) -> tuple[str | None, str | None]:
                 return (None, f"dict({name})") if _bound_to_list(ix, name, b.call) else (name, None)
             continue
         ctor = _estimator_of(ix, b.trains) if b.kind == "fit" else b.call
-        if ctor is None:
-            continue
-        for a in call_args(ctor):
-            if a.type == "dictionary_splat" and a.named_children:
-                inner = a.named_children[0]
-                if inner.type == "identifier":
-                    return ts.text(inner), None
-        literal = [
-            (ts.text(a.child_by_field_name("name")), ts.text(a.child_by_field_name("value")))
-            for a in call_args(ctor)
-            if a.type == "keyword_argument"
-            and type_of(a.child_by_field_name("value"))
-            in ("integer", "float", "string", "true", "false", "unary_operator")
-        ]
-        if literal:
-            return None, "{" + ", ".join(f'"{k}": {v}' for k, v in literal) + "}"
+        found = _ctor_settings(ctor) if ctor is not None else None
+        if found is not None:
+            return found
     return None, None
+
+
+def _ctor_settings(ctor: Node) -> tuple[str | None, str | None] | None:
+    """An estimator constructor's `**params` (a variable) or its literal keywords."""
+    for a in call_args(ctor):
+        if a.type == "dictionary_splat" and a.named_children:
+            inner = a.named_children[0]
+            if inner.type == "identifier":
+                return ts.text(inner), None
+    literal = [
+        (ts.text(a.child_by_field_name("name")), ts.text(a.child_by_field_name("value")))
+        for a in call_args(ctor)
+        if a.type == "keyword_argument"
+        and type_of(a.child_by_field_name("value"))
+        in ("integer", "float", "string", "true", "false", "unary_operator")
+    ]
+    if literal:
+        return None, "{" + ", ".join(f'"{k}": {v}' for k, v in literal) + "}"
+    return None
 
 
 def _bound_to_list(ix: ScriptIndex, name: str, before: Node) -> bool:

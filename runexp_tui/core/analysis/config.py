@@ -375,7 +375,7 @@ def object_config(ix: ScriptIndex) -> tuple[Node, str] | None:
         name = ts.text(left)
         ok = False
         if right.type == "dictionary" and len(right.named_children) >= 3:
-            ok = True
+            ok = _named_settings(right)
         elif right.type == "call":
             cn = call_name(right)
             if (
@@ -390,6 +390,15 @@ def object_config(ix: ScriptIndex) -> tuple[Node, str] | None:
         if ok and best is None and not _only_splatted(st, name):
             best = (st, name)
     return best
+
+
+def _named_settings(d: Node) -> bool:
+    """A dict literal keyed by names (`{"lr": 0.1, ...}`), not a table keyed by numbers
+    (`{0: [1, 2], 1: [0, 2]}`, which fold trains which) or built by `**` merges alone."""
+    pairs = [c for c in d.named_children if c.type == "pair"]
+    return bool(pairs) and all(
+        (k := p.child_by_field_name("key")) is not None and k.type == "string" for p in pairs
+    )
 
 
 def _only_splatted(st: Node, name: str) -> bool:

@@ -90,13 +90,53 @@ def fitted_estimator(ix: ScriptIndex, fit: Node | None) -> tuple[str, Node] | No
 
 def estimator_config(ix: ScriptIndex, fit: Node | None, init_line: int) -> str | None:
     """`clf.get_params()`, when the run starts after the estimator is built (0-based rows)."""
-    est = fitted_estimator(ix, fit)
+    est = fitted_estimator(ix, fit) or _registry_pick(ix, fit)
     if est is None or fit is None:
         return None
     name, ctor = est
     if ts.end_line(stmt_of(ctor)) > init_line or scope(ctor) != scope(fit):
         return None
     return f"{name}.get_params()"
+
+
+def _registry_pick(ix: ScriptIndex, fit: Node | None) -> tuple[str, Node] | None:
+    """`clf = MODELS[name]` then `clf.fit(...)`, ``MODELS`` a module-level dict literal whose
+    values are all estimator constructor calls: (name, the subscript) -- the estimator picked
+    has `get_params()` like one built in place."""
+    if fit is None or call_name(fit) != "fit":
+        return None
+    recv = receiver(fit)
+    if recv is None or recv.type != "identifier":
+        return None
+    name = ts.text(recv)
+    found: Node | None = None
+    for st in walk_statements(scope(fit) or ix.root):
+        if st.start_byte >= fit.start_byte:
+            break
+        a = assignment(st)
+        if a is not None and target_names(a.child_by_field_name("left")) == [name]:
+            right = a.child_by_field_name("right")
+            found = right if right is not None and right.type == "subscript" else None
+    table = found.child_by_field_name("value") if found is not None else None
+    if found is None or table is None or table.type != "identifier":
+        return None
+    for st in ix.root.named_children:
+        a = assignment(st)
+        if a is None or ts.text(a.child_by_field_name("left")) != ts.text(table):
+            continue
+        right = a.child_by_field_name("right")
+        pairs = [c for c in right.named_children if c.type == "pair"] if right is not None else []
+        values = [p.child_by_field_name("value") for p in pairs]
+        if (
+            right is not None
+            and right.type == "dictionary"
+            and values
+            and all(
+                v is not None and v.type == "call" and call_name(v)[:1].isupper() for v in values
+            )
+        ):
+            return name, found
+    return None
 
 
 def printed_metrics(ix: ScriptIndex, fit: Node | None) -> tuple[EvalLogPoint, int] | None:

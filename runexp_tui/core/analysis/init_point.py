@@ -24,7 +24,9 @@ from runexp_tui.core.analysis.config import (
     promote,
     self_config,
 )
+from runexp_tui.core.analysis.config_class import class_config
 from runexp_tui.core.analysis.config_file import loaded_config
+from runexp_tui.core.analysis.config_import import imported_config
 from runexp_tui.core.analysis.config_use import read_as_settings
 from runexp_tui.core.analysis.dispatch import hyper_dict_arg, hyper_dict_param, into_called
 from runexp_tui.core.analysis.distributed import (
@@ -33,6 +35,7 @@ from runexp_tui.core.analysis.distributed import (
     spawned_workers,
 )
 from runexp_tui.core.analysis.index import ScriptIndex
+from runexp_tui.core.analysis.main_guard import into_main_guard
 from runexp_tui.core.analysis.model import Distributed, InitPoint
 from runexp_tui.core.analysis.nodes import (
     LOOPS,
@@ -108,6 +111,8 @@ def init_point(
             anchor_after = complete(out_of_branch(lifted, var), var)
     elif (h := hydra_config(ix)) is not None:
         body_of, var = h
+    elif (ic := imported_config(ix, target)) is not None:  # `from opts import args`
+        anchor_after, expr = ic
     elif (g := globals_config(ix)) is not None:
         anchor_after, var, consts = g
         if var is None and consts:  # `num_epochs = 5` ... at the top: those are the config
@@ -125,6 +130,8 @@ def init_point(
         body_of, var = pc
     elif (sc := self_config(ix, target)) is not None:
         body_of, var = sc
+    elif (cc := class_config(ix, target)) is not None:  # `cfg = CfgNode(...)`: cfg.to_dict()
+        anchor_after, expr = complete(cc[0], cc[1]), cc[2]
     elif (o := object_config(ix)) is not None:
         anchor_after = complete(o[0], o[1])
         var = o[1]
@@ -200,6 +207,9 @@ def init_point(
             )
             if stop is not None:
                 anchor_after = complete_until(anchor_after, var, stop)
+        first = into_main_guard(ix.root, anchor_after, trains_at)
+        if first is not None:  # settings at module level, training under the main guard
+            return InitPoint(ts.start_line(first) - 1, var, ix.indent_of(first), config_expr=expr)
         st = ix.line_stmt(anchor_after)
         return InitPoint(ts.end_line(st), var, ix.indent_of(st), config_expr=expr)
     if body_of is not None:
