@@ -114,3 +114,29 @@ def test_an_attribute_tree_settings_object_gives_its_to_dict_as_config(tmp_path:
     assert "config=conf.to_dict()" in text
     if HAS_TORCH:
         assert _one_run(_run(script, tmp_path))["config"] == ["loop", "seed"]
+
+
+def test_literal_settings_at_the_top_of_the_training_function_are_the_config(
+    tmp_path: Path,
+) -> None:
+    """`width = 8`, `rate = 0.05`, `rounds = 2` in the function that trains, no options object:
+    those names, read later, are the config; a literal read nowhere after is not."""
+    script, text = _inject("shape_literal_locals.py", tmp_path)
+    init = next(ln for ln in text.splitlines() if "wandb.init(" in ln)
+    assert 'config={"width": width, "rate": rate, "rounds": rounds}' in init
+    if HAS_TORCH:
+        calls = _run(script, tmp_path)
+        assert calls[0] == {"call": "init", "config": ["rate", "rounds", "width"]}
+        assert calls[-1]["call"] == "finish"
+
+
+def test_settings_splatted_into_the_worker_are_its_config(tmp_path: Path) -> None:
+    """`fit(world, rank, **conf["fit"])`, the process group made inside `fit`: the run starts
+    there under the rank, its config the parameters the splat fills (not world and rank)."""
+    script, text = _inject("shape_splat_worker.py", tmp_path)
+    init = next(ln for ln in text.splitlines() if "wandb.init(" in ln)
+    assert 'config={"rate": rate, "rounds": rounds, "batch": batch}' in init
+    if HAS_TORCH:
+        calls = _run(script, tmp_path)
+        assert calls[0] == {"call": "init", "config": ["batch", "rate", "rounds"]}
+        assert [c["data"]["step"] for c in calls if c["call"] == "log"] == list(range(6))

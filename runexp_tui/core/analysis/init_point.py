@@ -27,6 +27,12 @@ from runexp_tui.core.analysis.config import (
 from runexp_tui.core.analysis.config_class import class_config
 from runexp_tui.core.analysis.config_file import loaded_config
 from runexp_tui.core.analysis.config_import import imported_config
+from runexp_tui.core.analysis.config_locals import (
+    literal_locals,
+    names_dict,
+    splatted_into,
+    splatted_parameters,
+)
 from runexp_tui.core.analysis.config_use import read_as_settings
 from runexp_tui.core.analysis.dispatch import hyper_dict_arg, hyper_dict_param, into_called
 from runexp_tui.core.analysis.distributed import (
@@ -116,7 +122,7 @@ def init_point(
     elif (g := globals_config(ix)) is not None:
         anchor_after, var, consts = g
         if var is None and consts:  # `num_epochs = 5` ... at the top: those are the config
-            expr = "{" + ", ".join(f'"{n}": {n}' for n in consts) + "}"
+            expr = names_dict(consts)
             fn = scope(target) if target is not None else None
             if (
                 fn is not None
@@ -135,9 +141,11 @@ def init_point(
     elif (o := object_config(ix)) is not None:
         anchor_after = complete(o[0], o[1])
         var = o[1]
-    elif (dp := default_parameters(target)) is not None:
-        body_of = dp[0]
-        expr = "{" + ", ".join(f'"{n}": {n}' for n in dp[1]) + "}"
+    elif (dp := default_parameters(target) or splatted_parameters(ix, target)) is not None:
+        body_of = dp[0]  # `def main(epochs=2, lr=0.1)`, `fit(world, rank, **conf["train"])`
+        expr = names_dict(dp[1])
+    elif (ll := literal_locals(target)) is not None:  # `units = 32` ... in the function
+        anchor_after, expr = ll
     # a launcher parent (`mp.spawn(worker, ...)`) does not train: the run starts in the worker
     inside = target
     if inside is None and (launched := external_launches(ix)):
@@ -152,6 +160,8 @@ def init_point(
     if dist.main_process and dist.kind != "none" and target is not None:
         moved = _init_in_worker(ix, target, dist.main_process, var, anchor_after, body_of)
         if moved is not None:
+            if moved.config_var is None and not expr and (sp := splatted_parameters(ix, target)):
+                expr = names_dict(sp[1])  # `fit(world, rank, **conf["train"])`: its settings
             if moved.config_var is None and expr:  # module constants: visible in there too
                 return replace(moved, config_expr=expr)
             return moved
@@ -183,8 +193,10 @@ def init_point(
         called = into_called(ix, anchor_after, var, where_trains, setup_fn)
         if called is not None:
             after, callee, var, settings = called
+            if var is None and not settings:  # `fit(world, rank, **conf["train"])`
+                settings = splatted_into(ix, callee)
             if var is None and settings:  # `fit(opts.lr, opts.steps)`: those parameters
-                expr = "{" + ", ".join(f'"{n}": {n}' for n in settings) + "}"
+                expr = names_dict(settings)
             if after is None:
                 start = _body_start(ix, callee, var)
                 return replace(start, config_expr=expr) if start is not None and expr else start
