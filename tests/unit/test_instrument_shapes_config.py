@@ -140,3 +140,18 @@ def test_settings_splatted_into_the_worker_are_its_config(tmp_path: Path) -> Non
         calls = _run(script, tmp_path)
         assert calls[0] == {"call": "init", "config": ["batch", "rate", "rounds"]}
         assert [c["data"]["step"] for c in calls if c["call"] == "log"] == list(range(6))
+
+
+def test_an_epoch_function_handed_the_object_that_trains_is_the_training(tmp_path: Path) -> None:
+    """`rounds.one_round(batches, net, coach, epoch)` where `coach` is built from a repository
+    class whose method backpropagates and steps: that call is the epoch, the run spans the
+    loop around it and logs what each round returns."""
+    script, _ = _repo_case(tmp_path, "repo_handed_trainer", "shape_handed_trainer.py")
+    apply_proposal(propose_file(script, project="t"))
+    lines = script.read_text().splitlines()
+    init = next(i for i, ln in enumerate(lines) if "wandb.init(" in ln)
+    loop = next(i for i, ln in enumerate(lines) if ln.startswith("for epoch"))
+    assert init < loop < next(i for i, ln in enumerate(lines) if "wandb.finish(" in ln)
+    if HAS_TORCH:
+        logs = [c["data"] for c in _run(script, tmp_path) if c["call"] == "log"]
+        assert [d["epoch"] for d in logs] == [0, 1] and all("train_epoch/loss" in d for d in logs)

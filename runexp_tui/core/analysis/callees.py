@@ -317,23 +317,7 @@ def external_step_calls(ix: ScriptIndex) -> list[Node]:
     """`q_loss, norm = agent.update(batch)` inside a loop, where `agent = Agent(...)` is built
     from a class of the repository's own modules whose `update` backpropagates and steps:
     the loop trains through that call (the optimizer is never seen in this file)."""
-    modules, functions = _own_sources(ix)
-    if not functions and not modules:
-        return []
-    built: dict[str, list[tuple[bytes, str]]] = {}  # `agent` -> [(agent.py, "Agent")]
-    for asg in ts.captures(ts.query("(assignment) @a"), ix.root).get("a", []):
-        left, right = asg.child_by_field_name("left"), asg.child_by_field_name("right")
-        if left is None or left.type != "identifier" or right is None or right.type != "call":
-            continue
-        fn = right.child_by_field_name("function")
-        if fn is not None and fn.type == "identifier" and ts.text(fn) in functions:
-            built.setdefault(ts.text(left), []).append(functions[ts.text(fn)])
-        elif fn is not None and fn.type == "attribute":
-            # `policy = TD3.TD3(**kwargs)`: a class of a repository module imported whole
-            mod = fn.child_by_field_name("object")
-            if mod is not None and mod.type == "identifier" and ts.text(mod) in modules:
-                cls = ts.text(fn.child_by_field_name("attribute"))
-                built.setdefault(ts.text(left), []).append((modules[ts.text(mod)], cls))
+    built = _built_from_repo(ix)
     if not built:
         return []
     out: list[Node] = []
@@ -348,6 +332,55 @@ def external_step_calls(ix: ScriptIndex) -> list[Node]:
         if verdicts[key]:
             out.append(call)
     return out
+
+
+def training_objects(ix: ScriptIndex) -> set[str]:
+    """Names bound to an instance of a repository class one of whose methods backpropagates
+    and steps (`bpr = utils.PairLoss(model, cfg)`, its `stage()` trains): handed to an epoch
+    function, that object does the training there."""
+    out: set[str] = set()
+    for name, made in _built_from_repo(ix).items():
+        for src, cls in made:
+            if any(_method_trains(src, cls, m) for m in _methods(src, cls)):
+                out.add(name)
+    return out
+
+
+def _methods(source: bytes, cls: str) -> list[str]:
+    tree = _parsed(source)
+    q = ts.query("(class_definition name: (identifier) @name) @cls")
+    for c in ts.captures(q, tree.root_node).get("cls", []):
+        if ts.text(c.child_by_field_name("name")) == cls:
+            body = c.child_by_field_name("body")
+            return [
+                ts.text(d.child_by_field_name("name"))
+                for d in (body.named_children if body is not None else ())
+                if d.type == "function_definition"
+            ]
+    return []
+
+
+def _built_from_repo(ix: ScriptIndex) -> dict[str, list[tuple[bytes, str]]]:
+    """`agent` -> [(its module's source, "Agent")] for each name this file binds to a call of
+    a name from the repository's own modules (a class, or any callable there)."""
+    modules, functions = _own_sources(ix)
+    built: dict[str, list[tuple[bytes, str]]] = {}  # `agent` -> [(agent.py, "Agent")]
+    if not functions and not modules:
+        return built
+    for asg in ts.captures(ts.query("(assignment) @a"), ix.root).get("a", []):
+        left, right = asg.child_by_field_name("left"), asg.child_by_field_name("right")
+        if left is None or left.type != "identifier" or right is None or right.type != "call":
+            continue
+        fn = right.child_by_field_name("function")
+        if fn is not None and fn.type == "identifier" and ts.text(fn) in functions:
+            built.setdefault(ts.text(left), []).append(functions[ts.text(fn)])
+        elif fn is not None and fn.type == "attribute":
+            # `policy = TD3.TD3(**kwargs)`: a class of a repository module imported whole
+            mod = fn.child_by_field_name("object")
+            if mod is not None and mod.type == "identifier" and ts.text(mod) in modules:
+                cls = ts.text(fn.child_by_field_name("attribute"))
+                built.setdefault(ts.text(left), []).append((modules[ts.text(mod)], cls))
+    return built
 
 
 def inherited_settings(ix: ScriptIndex, cls: Node) -> set[str]:

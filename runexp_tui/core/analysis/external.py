@@ -17,9 +17,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from runexp_tui.core import ts
-from runexp_tui.core.analysis.callees import _source_of, calls_into_repo
+from runexp_tui.core.analysis.callees import _source_of, calls_into_repo, training_objects
 from runexp_tui.core.analysis.index import ScriptIndex
-from runexp_tui.core.analysis.nodes import assignment, callee_of, loops_up, stmt_of, target_names
+from runexp_tui.core.analysis.nodes import (
+    assignment,
+    call_args,
+    callee_of,
+    loops_up,
+    stmt_of,
+    target_names,
+)
 
 if TYPE_CHECKING:
     from tree_sitter import Node
@@ -53,6 +60,15 @@ def external_epoch(ix: ScriptIndex) -> EpochResult | None:
         and fn.type == "attribute"
         and (loop := next(loops_up(call), None)) is not None
     ]
+    # `out = procs.train_pass(data, model, trainer, epoch)`: the repo's function is handed the
+    # object that trains in its methods (built here from a repository class)
+    if not calls and (movers := training_objects(ix)):
+        calls += [
+            (call, loop)
+            for call in calls_into_repo(ix, _exists, functions_only=True)
+            if movers & {ts.text(a) for a in call_args(call)}
+            and (loop := next(loops_up(call), None)) is not None
+        ]
     for call, loop in calls:  # `train_stats = train_one_epoch(...)`: what each epoch returned
         stmt = stmt_of(call)
         a = assignment(stmt)
@@ -85,6 +101,10 @@ def _imported_functions(ix: ScriptIndex) -> list[tuple[str, str, str]]:
                 original = name.child_by_field_name("name") or name
             out.append((ts.text(local), ts.text(mod), ts.text(original)))
     return out
+
+
+def _exists(body: bytes | None) -> bool:
+    return body is not None
 
 
 def _steps(body: bytes | None) -> bool:
