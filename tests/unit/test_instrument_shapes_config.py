@@ -155,3 +155,17 @@ def test_an_epoch_function_handed_the_object_that_trains_is_the_training(tmp_pat
     if HAS_TORCH:
         logs = [c["data"] for c in _run(script, tmp_path) if c["call"] == "log"]
         assert [d["epoch"] for d in logs] == [0, 1] and all("train_epoch/loss" in d for d in logs)
+
+
+def test_a_learner_re_exported_by_its_package_trains_the_outer_loop(tmp_path: Path) -> None:
+    """`learners.Plain(...)` defined in `kit/learners/plain.py` and re-exported by the package's
+    `__init__`; an optional `if opts.warm:` phase has its own inner update loop. The outer loop,
+    which steps in the default run, is the training loop and logs each update's results."""
+    script, _ = _repo_case(tmp_path, "repo_reexported", "shape_reexported.py")
+    apply_proposal(propose_file(script, project="t"))
+    log = next(ln for ln in script.read_text().splitlines() if "wandb.log(" in ln)
+    assert '"train/policy_cost": policy_cost, "train/spread": spread, "step": u' in log
+    if HAS_TORCH:
+        for extra in ((), ("--warm",)):
+            calls = _run(script, tmp_path, extra)
+            assert [c["data"]["step"] for c in calls if c["call"] == "log"] == [0, 1, 2, 3]

@@ -379,8 +379,38 @@ def _built_from_repo(ix: ScriptIndex) -> dict[str, list[tuple[bytes, str]]]:
             mod = fn.child_by_field_name("object")
             if mod is not None and mod.type == "identifier" and ts.text(mod) in modules:
                 cls = ts.text(fn.child_by_field_name("attribute"))
-                built.setdefault(ts.text(left), []).append((modules[ts.text(mod)], cls))
+                src = _defining(ix, ts.text(mod), modules[ts.text(mod)], cls)
+                built.setdefault(ts.text(left), []).append((src, cls))
     return built
+
+
+def _defining(ix: ScriptIndex, local: str, source: bytes, cls: str) -> bytes:
+    """The source that defines ``cls``: ``source`` itself, or the submodule a package's
+    `__init__` re-exports it from (`from .ppo import PPO`), one level deep."""
+    tree = _parsed(source)
+    q = ts.query("(class_definition name: (identifier) @name) @cls")
+    if any(
+        ts.text(c.child_by_field_name("name")) == cls
+        for c in ts.captures(q, tree.root_node).get("cls", [])
+    ):
+        return source
+    dotted = _module_of(ix).get(local)
+    if dotted is None:
+        return source
+    for imp in tree.root_node.named_children:
+        if imp.type != "import_from_statement":
+            continue
+        names = [
+            ts.text(n.child_by_field_name("name") if n.type == "aliased_import" else n)
+            for n in imp.children_by_field_name("name")
+        ]
+        mod = ts.text(imp.child_by_field_name("module_name"))
+        if cls not in names or not mod.startswith("."):
+            continue
+        sub = _source_of(Path(ix.path), f"{dotted}.{mod.lstrip('.')}") if mod.strip(".") else None
+        if sub is not None:
+            return sub
+    return source
 
 
 def inherited_settings(ix: ScriptIndex, cls: Node) -> set[str]:

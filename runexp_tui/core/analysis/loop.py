@@ -195,10 +195,13 @@ def training_loop(ix: ScriptIndex) -> tuple[Node | None, list[Site]]:
         merged.setdefault(loop.id, (loop, []))[1].extend(sites)
     cands = list(merged.values())
     # drop loops that merely enclose another candidate (an epoch loop around the batch loop)
+    # (one that also steps by itself, outside them, stays: `agent.update(...)` each update,
+    # around an optional `for _ in range(k): discr.update(...)` under `if args.gail:`)
     inner = [
         (lp, ss)
         for lp, ss in cands
         if not any(o is not lp and o.id != lp.id and contains(lp, o) for o, _ in cands)
+        or _steps_itself(lp, ss, cands)
     ]
 
     def rank(item: tuple[Node, list[Site]]) -> tuple[int, int]:
@@ -208,6 +211,27 @@ def training_loop(ix: ScriptIndex) -> tuple[Node | None, list[Site]]:
 
     loop, sites = min(inner, key=rank)
     return loop, sorted(sites, key=lambda s: s.call.start_byte)
+
+
+def _steps_itself(lp: Node, sites: list[Site], cands: list[tuple[Node, list[Site]]]) -> bool:
+    """``lp`` takes a step of its own, outside every other candidate loop inside it, while
+    those inner loops run only under an `if` (an optional phase)."""
+    inside = [o for o, _ in cands if o is not lp and o.id != lp.id and contains(lp, o)]
+    own = [
+        s
+        for s in sites
+        if (s.via or s.kind) == "step" and not any(contains(o, s.call) for o in inside)
+    ]
+    return bool(own) and all(_under_if(o, lp) for o in inside)
+
+
+def _under_if(node: Node, outer: Node) -> bool:
+    n = node.parent
+    while n is not None and n != outer:
+        if n.type == "if_statement":
+            return True
+        n = n.parent
+    return False
 
 
 def outermost_loop(ix: ScriptIndex, loop: Node) -> Node:
