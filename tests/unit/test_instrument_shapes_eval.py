@@ -144,3 +144,18 @@ def test_a_keras_evaluate_list_is_logged_one_key_per_compiled_metric(tmp_path: P
         (0.5, {"eval/results": 0.5}),
     ):
         assert eval(item, {"clf": _Clf, "results": results}) == want
+
+
+def test_an_rl_evaluation_of_the_repo_that_steps_its_environment_is_logged(
+    tmp_path: Path,
+) -> None:
+    """`play(net, 2)` from the repository's `check` module steps an environment
+    (`env.step(go)`) with the network in eval mode and never updates it: an evaluation whose
+    unpacked rewards are logged at the training step (an optimizer's `step()` takes nothing)."""
+    script, _ = _repo_case(tmp_path, "repo_rl_eval", "shape_rl_eval.py")
+    apply_proposal(propose_file(script, project="t"))
+    log = next(ln for ln in script.read_text().splitlines() if '"eval/' in ln)
+    assert '"eval/mean_reward": mean_reward' in log and '"step": t' in log
+    if HAS_TORCH:
+        logs = [c["data"] for c in _run(script, tmp_path) if c["call"] == "log"]
+        assert [d["step"] for d in logs if "eval/mean_reward" in d] == [3, 6]

@@ -115,7 +115,9 @@ def not_a_value(bound: Node, name: str) -> bool:
 
 
 _EVALUATES = re.compile(rb"\bno_grad\(|\binference_mode\(|\.eval\(\)")
-_TRAINS = re.compile(rb"\.backward\(|\.zero_grad\(|\.step\(")
+# an optimizer's `step()` takes nothing; an environment's `env.step(action)` in an RL
+# evaluation does
+_TRAINS = re.compile(rb"\.backward\(|\.zero_grad\(|\.step\(\s*\)")
 
 
 def _evaluates(body: bytes | None) -> bool:
