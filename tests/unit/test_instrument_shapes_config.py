@@ -112,6 +112,9 @@ def test_an_attribute_tree_settings_object_gives_its_to_dict_as_config(tmp_path:
     apply_proposal(propose_file(script, project="t"))
     text = script.read_text()
     assert "config=conf.to_dict()" in text
+    lines = text.splitlines()  # the run spans the repo class's training method, not its build
+    finish = next(i for i, ln in enumerate(lines) if "wandb.finish(" in ln)
+    assert lines[finish - 1].strip() == "runner.run()"
     if HAS_TORCH:
         assert _one_run(_run(script, tmp_path))["config"] == ["loop", "seed"]
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from runexp_tui.core.analysis.callees import calls_into_repo
+from runexp_tui.core.analysis.callees import calls_into_repo, external_step_calls
 from runexp_tui.core.analysis.index import ScriptIndex
+from runexp_tui.core.analysis.nodes import loops_up
 
 if TYPE_CHECKING:
     from tree_sitter import Node
@@ -25,4 +26,7 @@ def external_training_call(ix: ScriptIndex) -> Node | None:
     """`mod.fn(...)`, or `fn(...)` imported from `mod`, where `mod` is the repository's own
     module and `fn`'s body backpropagates: the first such call in the file."""
     found = calls_into_repo(ix, _trains, functions_only=True)
-    return found[0] if found else None
+    if found:
+        return found[0]
+    # `runner = Loop(cfg, net)` then `runner.run()`: the repo class's method that trains
+    return next((c for c in external_step_calls(ix) if next(loops_up(c), None) is None), None)
