@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import threading
 import time
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -20,7 +22,7 @@ from textual.screen import Screen
 from runexp_tui.tui.phases import PHASES, index_of, phase
 from runexp_tui.tui.services import Services
 from runexp_tui.tui.session import Session
-from runexp_tui.tui.workers import deliver
+from runexp_tui.tui.workers import cancelled, deliver, post
 
 if TYPE_CHECKING:
     from textual.events import Resize
@@ -28,10 +30,15 @@ if TYPE_CHECKING:
     from runexp_tui.core.follow.feed import RunFeed
     from runexp_tui.core.follow.view import RunView
     from runexp_tui.core.gpu import GpuHistory, GpuPoller, GpuSampler, GpuSnapshot
+    from runexp_tui.core.gpu.place import GpuPlace
     from runexp_tui.core.runs import RunRecord
     from runexp_tui.tui.notify import RunEvent
 
 LIVE_RUNS_INTERVAL_S = 5.0  # how often the repo's running runs are listed while none is followed
+# Thread workers run on the event loop's default executor, min(32, cores + 4) threads: 6 on a
+# 2-core server. Up to five of ours are loops that live long (this machine's GPUs, the followed
+# run, its ssh host's GPUs, the queue, the environment's steps); the one-shot jobs need room.
+WORKER_THREADS = 16
 
 
 class GpuSnapshotReady(Message):
@@ -52,12 +59,24 @@ class RemoteGpuSnapshotReady(Message):
         self.snapshot = snapshot
 
 
+class GpuPlaceFound(Message):
+    """Where the followed run's GPUs are (from the follower: a Slurm job's node comes later)."""
+
+    def __init__(self, generation: int, place: GpuPlace, record: RunRecord) -> None:
+        super().__init__()
+        self.generation = generation  # which follow_run it belongs to: older ones are dropped
+        self.place = place
+        self.record = record
+
+
 @dataclass(frozen=True)
 class RemoteGpus:
-    """What the pane shows instead of this machine's GPUs while an ssh run is followed."""
+    """What the pane shows instead of this machine's GPUs while a run on another host is
+    followed: that host's GPUs (an ssh run, sampled there), or why they are not sampled."""
 
     host: str
-    snapshot: GpuSnapshot | None  # None until the first sample came back
+    snapshot: GpuSnapshot | None  # None until the first sample came back (or never: reason)
+    reason: str | None = None  # not sampled, and why (a Slurm node, ssh sampling off)
 
 
 class RunViewReady(Message):
@@ -109,8 +128,7 @@ class RunexpApp(App[None]):
         self.gpu_history: GpuHistory | None = None
         self._poller: GpuPoller | None = None
         self.remote_gpu_history: GpuHistory | None = None
-        self._remote_poller: GpuPoller | None = None
-        self._remote_lock = threading.Lock()
+        self._remote_poller: GpuPoller | None = None  # published by its worker (remote-gpu)
         self._follow_gen = 0  # counts follow_run calls: tells a stale remote snapshot apart
         self._follow_wake = threading.Event()
         self._feed: RunFeed | None = None  # the followed run's other consumer (Launch's watch)
@@ -121,8 +139,11 @@ class RunexpApp(App[None]):
 
     # ----- lifecycle -------------------------------------------------------------------------
     def on_mount(self) -> None:
+        asyncio.get_running_loop().set_default_executor(
+            ThreadPoolExecutor(max_workers=WORKER_THREADS, thread_name_prefix="runexp-worker")
+        )
         if self.services.gpu_interval > 0:
-            self._start_gpu_polling()
+            self._poll_gpus()
         else:
             self._sample_once()
         self.set_interval(LIVE_RUNS_INTERVAL_S, self._look_for_live_runs)
@@ -133,21 +154,14 @@ class RunexpApp(App[None]):
                 self.push_screen(phase("monitor").make())
                 return
         self.push_screen(phase("configure").make())
-        from runexp_tui.tui.attach_offer import offer_attach
-
-        self.run_worker(
-            offer_attach(self), group="attach-offer", exclusive=True, exit_on_error=False
-        )
+        self._find_runs_to_attach(self.session.repo)
 
     def on_unmount(self) -> None:
         self._stopping.set()
         self._follow_wake.set()
         if self._poller is not None:
             self._poller.stop()
-        with self._remote_lock:
-            remote = self._remote_poller
-        if remote is not None:
-            remote.stop(timeout=0)  # no wait on ssh; the follower's worker closes the sampler
+        self._stop_remote_gpus()
         if self.sampler is not None:
             # Closing a broken NVML handle must not crash the exit.
             with contextlib.suppress(Exception):
@@ -159,7 +173,7 @@ class RunexpApp(App[None]):
     def watch_narrow(self, narrow: bool) -> None:
         self.set_class(narrow, "narrow")
 
-    # ----- GPU polling (core poller thread; messages up) ---------------------------------------
+    # ----- GPU polling (the core poller, run on a thread worker; messages up) ------------------
     def _make_sampler(self) -> GpuSampler:
         from runexp_tui.core.gpu import GpuHistory
 
@@ -167,18 +181,22 @@ class RunexpApp(App[None]):
         return self.services.sampler_factory()
 
     @work(thread=True, exclusive=True, group="gpu", exit_on_error=False, description="GPU poller")
-    def _start_gpu_polling(self) -> None:
+    def _poll_gpus(self) -> None:
+        """Sample this machine's GPUs on this worker's thread until the app unmounts."""
         from runexp_tui.core.gpu import GpuPoller
 
         interval = self.services.gpu_interval
-        self._poller = GpuPoller(
+        poller = GpuPoller(
             self._make_sampler(),
-            lambda snap: self.post_message(GpuSnapshotReady(snap)),
+            lambda snap: post(self, GpuSnapshotReady(snap)),
             interval=interval,
             deadline=max(2.0, 2 * interval),  # a hung NVML call: stale numbers, with their age
         )
-        self.sampler = self._poller.sampler  # closing it waits on no hung call either
-        self._poller.start()
+        self.sampler = poller.sampler  # closing it waits on no hung call either
+        self._poller = poller  # published first, then the exit checked: on_unmount does the reverse
+        if self._stopping.is_set() or cancelled():
+            poller.stop()
+        poller.run()
 
     def _sample_once(self) -> None:
         """One synchronous sample (tests and snapshots with polling off use a simulated sampler)."""
@@ -211,6 +229,7 @@ class RunexpApp(App[None]):
         if self._feed is not None:  # its consumer carries on by itself (core.watch_source)
             self._feed.close()
         self._feed = feed
+        self._stop_remote_gpus()
         if self.remote_gpus is not None:  # back to this machine's GPUs until the next is known
             self.remote_gpus = None
         if run_id is None:
@@ -225,81 +244,99 @@ class RunexpApp(App[None]):
     )
     def _follow(self, run_id: str, generation: int = 0, feed: RunFeed | None = None) -> None:
         from runexp_tui.core.follow import RunFollower
+        from runexp_tui.core.gpu.place import record_gpu_place
 
         repo = self.session.repo
-        from textual.worker import get_current_worker
-
-        worker = get_current_worker()
         try:
             follower = RunFollower.open(run_id, repo=repo, feed=feed)
         except BaseException:
             if feed is not None:
                 feed.close()
             raise
-        remote = self._start_remote_gpus(follower.record, generation)
-        last = None
+        ssh_sampling = (
+            self.services.remote_sampler_factory is not None
+            and self.services.remote_gpu_interval > 0
+        )
+        last: RunView | None = None
+        place: GpuPlace | None = None
+        node = ""  # a Slurm job's node, kept once named (an ended job's status has none)
         try:
             while (
-                not self._stopping.is_set()
-                and not worker.is_cancelled
-                and generation == self._follow_gen
+                not self._stopping.is_set() and not cancelled() and generation == self._follow_gen
             ):
                 view = follower.poll(chart_key=self.chart_key)
+                node = view.node or node
+                found = record_gpu_place(follower.record, node, ssh_sampling=ssh_sampling)
+                if found != place:
+                    place = found
+                    post(self, GpuPlaceFound(generation, found, follower.record))
                 if view != last:  # an ended run's views stop changing: nothing to post
                     last = view
-                    self.post_message(RunViewReady(view, generation))
+                    post(self, RunViewReady(view, generation))
                 self._follow_wake.wait(self.services.run_poll_interval)
                 self._follow_wake.clear()
         finally:
             follower.close()
-            if remote is not None:
-                self._stop_remote_gpus(remote)
 
-    # ----- the followed ssh run's host: its GPUs (a second poller, started by the follower) ---
-    def _start_remote_gpus(self, record: RunRecord, generation: int) -> GpuPoller | None:
-        """On the follower's thread: a poller of the ssh run's host, or None (not ssh, off)."""
-        factory = self.services.remote_sampler_factory
-        interval = self.services.remote_gpu_interval
-        if factory is None or interval <= 0 or getattr(record, "backend", "") != "ssh":
-            return None
+    # ----- the followed run's GPUs when they are on another host -----------------------------
+    @on(GpuPlaceFound)
+    def _on_gpu_place(self, message: GpuPlaceFound) -> None:
+        if message.generation != self._follow_gen:
+            return  # from the run followed before
+        place = message.place
+        self._stop_remote_gpus()
+        if place.host is None:
+            self.remote_gpus = None
+        elif place.sampled:
+            from runexp_tui.core.gpu import GpuHistory
+
+            self.remote_gpu_history = GpuHistory(maxlen=120)
+            self.remote_gpus = RemoteGpus(place.host, None)
+            self._poll_remote_gpus(message.record, message.generation, place.host)
+        else:
+            self.remote_gpus = RemoteGpus(place.host, None, reason=place.reason)
+
+    @work(thread=True, exclusive=True, group="remote-gpu", exit_on_error=False)
+    def _poll_remote_gpus(self, record: RunRecord, generation: int, host: str) -> None:
+        """Sample the ssh run's host's GPUs on this worker's thread until another run is
+        followed, the app unmounts or the worker is cancelled."""
         from runexp_tui.core.gpu import GpuPoller, GpuSnapshot
-        from runexp_tui.core.gpu.ssh import host_label
 
-        host = host_label(record)
-        self.post_message(RemoteGpuSnapshotReady(generation, host, None))
+        factory = self.services.remote_sampler_factory
+        if factory is None:
+            return
         try:
             sampler = factory(record)
         except Exception as exc:  # a record without a usable host: say why, keep the UI up
             error = f"cannot sample its GPUs: {exc}"
             snap = GpuSnapshot(taken_at=time.monotonic(), source="none", error=error)
-            self.post_message(RemoteGpuSnapshotReady(generation, host, snap))
-            return None
+            post(self, RemoteGpuSnapshotReady(generation, host, snap))
+            return
+        interval = self.services.remote_gpu_interval
         poller = GpuPoller(
             sampler,
-            lambda snap: self.post_message(RemoteGpuSnapshotReady(generation, host, snap)),
+            lambda snap: post(self, RemoteGpuSnapshotReady(generation, host, snap)),
             interval=interval,
             # An ssh connect may take its ConnectTimeout; a hung link then shows stale numbers.
             deadline=max(25.0, 3 * interval),
         )
-        with self._remote_lock:
-            wanted = not self._stopping.is_set() and generation == self._follow_gen
-            if wanted:
-                self._remote_poller = poller
-        if not wanted:  # the app is closing, or another run is followed already
+        # Published first, then checked: _stop_remote_gpus moves the generation on first, then
+        # looks here, so one of the two stops it.
+        self._remote_poller = poller
+        try:
+            if self._stopping.is_set() or cancelled() or generation != self._follow_gen:
+                poller.stop()
+            poller.run()
+        finally:
             with contextlib.suppress(Exception):
-                sampler.close()
-            return None
-        poller.start()
-        return poller
+                poller.sampler.close()  # the ssh connection
 
-    def _stop_remote_gpus(self, poller: GpuPoller) -> None:
-        """On the follower's thread: stop the host's poller and close its ssh connection."""
-        poller.stop()
-        with contextlib.suppress(Exception):
-            poller.sampler.close()
-        with self._remote_lock:
-            if self._remote_poller is poller:
-                self._remote_poller = None
+    def _stop_remote_gpus(self) -> None:
+        """Stop the host's poller (its worker then closes the ssh connection); no waiting."""
+        self.workers.cancel_group(self, "remote-gpu")
+        poller, self._remote_poller = self._remote_poller, None
+        if poller is not None:
+            poller.stop(timeout=0)
 
     @on(RemoteGpuSnapshotReady)
     def _on_remote_gpu_snapshot(self, message: RemoteGpuSnapshotReady) -> None:
@@ -329,6 +366,30 @@ class RunexpApp(App[None]):
         except OSError:
             return
         deliver(self, self._set_live_runs, repo, found)
+
+    @work(thread=True, exclusive=True, group="attach-offer", exit_on_error=False)
+    def _find_runs_to_attach(self, repo: Path | None) -> None:
+        """At start-up: the repo's running runs (psutil checks), then the offer to attach."""
+        from runexp_tui.tui.attach_offer import running_runs
+
+        if self.session.run_id is not None:
+            return
+        # `runexp-tui` with no REPO works on the current folder (Configure's default too).
+        try:
+            found = tuple(running_runs(repo or Path.cwd()))
+        except OSError:
+            return
+        if found:
+            deliver(self, self._offer_attach, repo, found)
+
+    def _offer_attach(self, repo: Path | None, running: tuple[RunRecord, ...]) -> None:
+        if repo != self.session.repo or self.session.run_id is not None:
+            return  # the user has left the repo, or follows a run already
+        from runexp_tui.tui.attach_offer import offer_attach
+
+        self.run_worker(
+            offer_attach(self, running), group="attach-ask", exclusive=True, exit_on_error=False
+        )
 
     def _set_live_runs(self, repo: Path | None, runs: tuple[RunRecord, ...]) -> None:
         if repo != self.session.repo:

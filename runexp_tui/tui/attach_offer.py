@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shlex
-from pathlib import Path
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -13,6 +13,9 @@ if TYPE_CHECKING:
 
     from runexp_tui.core.runs import RunRecord
     from runexp_tui.tui.app import RunexpApp
+
+# The app's worker groups of the offer: the look-up (a thread) and then the question.
+ATTACH_GROUPS = ("attach-offer", "attach-ask")
 
 # States that run.json only holds once the run has ended (sync_record writes them).
 _FINAL_STATES = frozenset({"exited", "killed", "stopped", "lost"})
@@ -53,20 +56,15 @@ async def _ask(app: RunexpApp, screen: Screen[bool]) -> bool:
     return await answer
 
 
-async def offer_attach(app: RunexpApp) -> None:
-    """Ask whether to follow the newest running run of the app's repo; yes -> follow it.
+async def offer_attach(app: RunexpApp, running: Sequence[RunRecord]) -> None:
+    """Ask whether to follow the newest of the repo's ``running`` runs; yes -> follow it.
 
-    Looks the runs up in a thread (psutil checks); does nothing when the app already follows
-    a run or the repo has none running. Following shows the run in the monitoring pane and
-    opens the Monitor phase when that screen exists.
+    The app looks the runs up first, in its thread worker (psutil checks), and hands them
+    here; nothing is asked when the app follows a run meanwhile or none is running. Following
+    shows the run in the monitoring pane and opens the Monitor phase when that screen exists.
     """
     from runexp_tui.tui.screens.confirm import ConfirmScreen
 
-    if app.session.run_id is not None:
-        return
-    # `runexp-tui` with no REPO works on the current folder (Configure's default too).
-    repo = Path(app.session.repo or Path.cwd())
-    running = await asyncio.to_thread(running_runs, repo)
     if not running or app.session.run_id is not None:
         return
     app.live_runs = tuple(running)  # shown in the pane if the answer is no

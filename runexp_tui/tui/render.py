@@ -100,3 +100,9 @@ def stale_gpu_note(snapshot: object) -> str | None:
         return None
     why = getattr(snapshot, "error", None)
     return f"stale ({age:.0f}s)" + (f": {why}" if why else "")
+
+
+def not_sampled_note(host: str, reason: str) -> str:
+    """The one line shown for GPUs on another host that this machine cannot sample (a Slurm
+    node, an ssh host with sampling off): never this machine's GPUs in their place."""
+    return f"GPUs on {host}: not sampled ({reason})"

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, TypedDict
 
 if TYPE_CHECKING:
     from runexp_tui.core.envs.backends import CondaEnv
@@ -20,6 +20,18 @@ def remote_gpu_sampler(record: RunRecord) -> GpuSampler:
     return sampler_for_record(record)
 
 
+class Extras(TypedDict, total=False):
+    """Settings for tests and scripted runs, each with a default where it is read."""
+
+    notify: bool  # the bell and desktop notification of a run event (default on)
+    ssh_key: str  # the ssh backend's key file (else RUNEXP_SSH_KEY, else ~/.ssh/config)
+    ssh_opts: str | Sequence[str]  # its `-o` values (else RUNEXP_SSH_OPTS)
+    remote_dir: str  # the repo's path on the ssh host (else RUNEXP_REMOTE_DIR)
+    launch_watch_s: float  # the Launch screen's watchdog window (DEFAULT_WATCH_S)
+    stop_grace: tuple[float, float]  # seconds after SIGINT, then after SIGTERM (STOP_GRACE)
+    stall_after_s: float  # a live run's silent log for this long is a stall (STALL_AFTER_S)
+
+
 @dataclass
 class Services:
     """Everything the UI reads from the outside world, passed in once.
@@ -32,8 +44,8 @@ class Services:
         conda_envs: lists existing conda envs (off the UI thread); None when conda is absent.
         run_poll_interval: seconds between run-status/log polls for the monitoring pane.
         remote_sampler_factory: builds the GPU sampler for the host of a followed ssh run,
-            given its record (called in a worker thread); None keeps the pane on this
-            machine's GPUs for every run.
+            given its record (called in a worker thread); None: the pane names an ssh run's
+            host and says its GPUs are not sampled (never this machine's in their place).
         remote_gpu_interval: seconds between samples of that host's GPUs (an ssh round trip).
     """
 
@@ -45,7 +57,7 @@ class Services:
     run_poll_interval: float = 1.0
     remote_sampler_factory: Callable[[RunRecord], GpuSampler] | None = remote_gpu_sampler
     remote_gpu_interval: float = 2.0
-    extra: dict[str, Any] = field(default_factory=dict)
+    extra: Extras = field(default_factory=lambda: Extras())
 
 
 def default_services(*, demo: bool = False, simulate_gpus: bool = False) -> Services:

@@ -4,6 +4,7 @@ early crash shows its log tail and diagnosis, and Enter never launches twice."""
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -61,7 +62,9 @@ async def open_launch(
     return screen
 
 
-async def test_enter_launches_and_the_pane_follows_the_run(app_factory, runs_to_stop: Path) -> None:
+async def test_enter_launches_and_the_pane_follows_the_run(
+    app_factory, runs_to_stop: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     repo = runs_to_stop
     app = app_factory(repo)
     advanced = recording_advance(app)
@@ -77,15 +80,38 @@ async def test_enter_launches_and_the_pane_follows_the_run(app_factory, runs_to_
         assert "simulated" in text_of(screen, "#launch-warnings")
         assert "Press Enter" in text_of(screen, "#launch-status")
 
+        # The watch's verdict waits for the test: Escape must land while it watches, however
+        # slow the machine.
+        import runexp_tui.core.watch as core_watch
+
+        release = threading.Event()
+        real_watch = core_watch.watch_start
+
+        def held_watch(*args: Any, **kwargs: Any) -> Any:
+            result = real_watch(*args, **kwargs)
+            release.wait(30)
+            return result
+
+        monkeypatch.setattr(core_watch, "watch_start", held_watch)
+        # Every status line drawn, in order: the countdown may last one tick on a busy machine.
+        drawn: list[str] = []
+        draw = screen._draw_status
+
+        def recording_draw(text: Any = None) -> None:
+            draw(text)
+            drawn.append(text_of(screen, "#launch-status"))
+
+        monkeypatch.setattr(screen, "_draw_status", recording_draw)
         # Enter twice, at once: still one run.
         await pilot.press("enter", "enter")
         await wait_until(pilot, lambda: screen.record is not None)
         record = screen.record
-        # The countdown is visible while the first second is watched.
-        await wait_until(pilot, lambda: "s left" in text_of(screen, "#launch-status"))
-        assert "Watching the first 1 s" in text_of(screen, "#launch-status")
+        # The countdown is shown while the first seconds are watched.
+        await wait_until(pilot, lambda: any("s left" in t for t in drawn))
+        assert "Watching the first 1 s" in next(t for t in drawn if "s left" in t)
         await pilot.press("escape")  # not while watching: the pane must get the run
-        assert app.screen is screen
+        assert app.screen is screen and screen.state == "watching"
+        release.set()
         await wait_until(pilot, lambda: screen.state not in ("launching", "watching"))
         assert screen.state in ("running", "exited_ok")
         assert [r.id for r in RunRegistry(repo).list()] == [record.id]

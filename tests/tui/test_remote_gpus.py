@@ -239,6 +239,116 @@ async def test_the_monitors_stall_check_reads_the_ssh_hosts_gpus(
             assert detect_stall(silent_since, local, clock.now, 600) is not None
 
 
+# ----- a run on another host whose GPUs are not sampled: one line, never this machine's -------
+async def test_an_ssh_run_without_remote_sampling_says_so_instead_of_local_gpus(
+    app_factory, tmp_path: Path
+) -> None:
+    """Remote sampling off (no factory): the pane names the host and says its GPUs are not
+    sampled; this machine's four simulated GPUs are not passed off as the run's."""
+    ssh_run = make_record(tmp_path, "20261201-100000-aaaa")
+    local_run = make_record(tmp_path, "20261201-110000-bbbb", backend="local")
+    app = app_factory(tmp_path, count=4)
+    app.services.remote_sampler_factory = None
+    async with app.run_test(size=(160, 48)) as pilot:
+        await wait_until(pilot, lambda: pane_text(app).count("\n") == 3)  # 4 local GPUs
+        app.follow_run(ssh_run.id)
+        await wait_until(pilot, lambda: pane_title(app) == "GPUs on gpu-box")
+        await wait_until(pilot, lambda: "not sampled" in pane_text(app))
+        assert pane_text(app) == "GPUs on gpu-box: not sampled (sampling over ssh is off)"
+        assert app.remote_gpus is not None and app.remote_gpus.snapshot is None
+
+        # Collapsed, the one line names the host and says the same, with no local numbers.
+        app.action_toggle_pane()
+        summary = app.screen.query_one("#pane-summary", Static)
+        await wait_until(pilot, lambda: "gpu-box not sampled" in str(summary.render()))
+        assert "0:" not in str(summary.render())
+        app.action_toggle_pane()
+
+        app.follow_run(local_run.id)  # a local run: this machine's GPUs again
+        await wait_until(pilot, lambda: pane_title(app) == "GPUs · simulated")
+        await wait_until(pilot, lambda: pane_text(app).count("\n") == 3)
+        assert app.remote_gpus is None
+
+
+def slurm_statuses(monkeypatch: pytest.MonkeyPatch, job: dict[str, str]) -> None:
+    """Slurm's answer for every job, as `scontrol show job` would give it (``job`` can change
+    while the test runs: the follower reads it on each poll)."""
+    import runexp_tui.core.backends as backends
+    from runexp_tui.core.backends.slurm import status_from_job
+
+    real = backends.run_status
+
+    def run_status(record: RunRecord) -> Any:
+        if record.backend == "slurm":
+            return status_from_job(job)
+        return real(record)
+
+    monkeypatch.setattr(backends, "run_status", run_status)
+
+
+async def test_a_slurm_job_names_its_node_and_says_it_is_not_sampled(
+    app_factory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Pending: no node yet, said so. Running on a compute node: the pane and the Monitor's
+    GPU panel name the node and say its GPUs are not sampled; this machine's are not shown."""
+    from runexp_tui.tui.screens.monitor import MonitorScreen
+    from runexp_tui.tui.widgets.gpu_panel import GpuPanel
+
+    job = {"JobState": "PENDING", "Reason": "Resources", "NodeList": ""}
+    slurm_statuses(monkeypatch, job)
+    run = ended_run(
+        tmp_path, "20261201-100000-aaaa", ["step 0 | loss 1.0"], backend="slurm", job_id="42"
+    )
+    app = app_factory(tmp_path, count=4)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await wait_until(pilot, lambda: pane_text(app).count("\n") == 3)  # 4 local GPUs
+        app.follow_run(run.id)
+        await wait_until(pilot, lambda: "not sampled" in pane_text(app))
+        assert pane_title(app) == "GPUs on its Slurm node"
+        assert pane_text(app) == ("GPUs on its Slurm node: not sampled (node not known yet)")
+
+        job.update(JobState="RUNNING", Reason="None", NodeList="gpu-node-7")
+        app.poke_follower()
+        await wait_until(pilot, lambda: pane_title(app) == "GPUs on gpu-node-7")
+        assert pane_text(app) == ("GPUs on gpu-node-7: not sampled (no sampler for Slurm nodes)")
+
+        app.open_monitor()
+        await wait_until(
+            pilot, lambda: isinstance(app.screen, MonitorScreen) and app.screen.query("#mon-gpu")
+        )
+        panel = app.screen.query_one("#mon-gpu", GpuPanel)
+        await wait_until(pilot, lambda: str(panel.border_title) == "GPUs on gpu-node-7")
+        await wait_until(pilot, lambda: "not sampled" in panel.text.plain)
+        assert panel.text.plain == ("GPUs on gpu-node-7: not sampled (no sampler for Slurm nodes)")
+        assert "GPU 0" not in panel.text.plain
+
+        # The job ends: Slurm forgets its node, the pane still names the node it ran on.
+        job.update(JobState="COMPLETED", NodeList="", ExitCode="0:0")
+        app.poke_follower()
+        await wait_until(pilot, lambda: app.run_view is not None and not app.run_view.alive)
+        assert app.remote_gpus is not None and app.remote_gpus.host == "gpu-node-7"
+
+
+async def test_a_slurm_job_on_this_machine_shows_this_machines_gpus(
+    app_factory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A one-node cluster: the job's node is this machine, so its GPUs are the ones sampled."""
+    import socket
+
+    job = {"JobState": "RUNNING", "Reason": "None", "NodeList": socket.gethostname()}
+    slurm_statuses(monkeypatch, job)
+    run = ended_run(
+        tmp_path, "20261201-100000-aaaa", ["step 0 | loss 1.0"], backend="slurm", job_id="42"
+    )
+    app = app_factory(tmp_path, count=4)
+    async with app.run_test(size=(160, 48)) as pilot:
+        app.follow_run(run.id)
+        await wait_until(pilot, lambda: app.run_view is not None and app.run_view.node != "")
+        assert app.remote_gpus is None
+        assert pane_title(app) == "GPUs · simulated"
+        assert pane_text(app).count("\n") == 3
+
+
 FAKE_SMI = """#!/bin/sh
 case "$1" in
   --query-gpu=*) echo '0, NVIDIA H200, GPU-x, 12, 1024, 143771, 40, 90.5, 700.00, [N/A]';;

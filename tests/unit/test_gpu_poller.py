@@ -165,3 +165,28 @@ def test_history_keeps_the_last_values_per_gpu() -> None:
     assert history.utilization(0) == [2.0, 3.0, 4.0]
     history.clear()
     assert history.indices() == ()
+
+
+def test_run_samples_on_the_callers_thread_until_stopped() -> None:
+    """`run()` is the poller for a caller that owns a thread (a Textual thread worker): the
+    snapshots are handed over on that thread, and `stop()` from elsewhere ends it."""
+    sampler = GatedSampler()
+    threads: list[threading.Thread] = []
+    poller = GpuPoller(sampler, lambda _snap: threads.append(threading.current_thread()), 0.01)
+    caller = threading.Thread(target=poller.run)
+    caller.start()
+    wait_for(lambda: len(threads) >= 3)
+    assert poller.running
+    poller.stop()
+    caller.join(5)
+    assert not caller.is_alive() and not poller.running
+    assert set(threads) == {caller} and sampler.max_active == 1
+
+
+def test_run_after_stop_returns_at_once() -> None:
+    """A stop that comes before run() (the app closing while its worker starts) is kept."""
+    sampler = GatedSampler()
+    poller = GpuPoller(sampler, lambda _snap: None, interval=0.01)
+    poller.stop()
+    poller.run()
+    assert sampler.calls == 0

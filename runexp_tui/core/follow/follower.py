@@ -196,6 +196,7 @@ class RunFollower(_LogReader, _Probe, _Sources, _Diagnosis):
             eval_values=e_values,
             latest=latest,
             steps_per_s=self._rate(loss_key, status.elapsed),
+            node=str(getattr(status, "node", "") or ""),
             findings=self._findings,
             wandb_dir=str(self._wandb_reader.run_dir)
             if self._wandb_reader is not None

@@ -48,6 +48,7 @@ class RunView:
     wandb_train_key: str | None = None
     log_grew_at: float | None = None
     error: str | None = None
+    node: str = ""  # the machine a Slurm job runs on, once Slurm names it (its status)
 
     @property
     def alive(self) -> bool:

@@ -68,6 +68,24 @@ class GpuPoller:
         self._worker.start()
         self._ticker.start()
 
+    def run(self) -> None:
+        """Sample on the calling thread until `stop()` (only the ticker gets a thread of its
+        own): for a caller that already owns a thread, such as a Textual thread worker, which
+        then hands each snapshot to the UI itself. Returns at once when stopped already."""
+        if self._worker is not None or self._stop.is_set():
+            return
+        self._wake.set()
+        self._ticker = threading.Thread(target=self._tick, name="gpu-poller-timer", daemon=True)
+        self._worker = threading.current_thread()
+        self._ticker.start()
+        try:
+            self._work()
+        finally:
+            self._stop.set()
+            self._wake.set()
+            self._ticker.join(5.0)
+            self._worker = self._ticker = None
+
     def poke(self) -> None:
         """Sample as soon as the worker is free (coalesces with any pending tick or poke)."""
         self._wake.set()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, TypeVar, cast
 
 from textual import events, on
 from textual.app import ComposeResult, SystemCommand
@@ -16,13 +16,16 @@ from runexp_tui.tui.widgets.key_footer import KeyFooter
 from runexp_tui.tui.widgets.monitor_pane import MonitorPane, PaneGpus
 from runexp_tui.tui.widgets.phase_bar import PhaseBar
 
+# A screen's result type: these helpers serve phase screens, the Runs view and dialogs alike.
+ResultT = TypeVar("ResultT")
+
 if TYPE_CHECKING:
     from runexp_tui.core.follow.view import RunView
     from runexp_tui.core.runs import RunRecord
     from runexp_tui.tui.app import RunexpApp
 
 
-class PhaseScreen(Screen[Any]):
+class PhaseScreen(Screen[object]):
     """Base for the phase screens; subclasses implement ``compose_body``."""
 
     PHASE = ""
@@ -66,7 +69,7 @@ class PhaseScreen(Screen[Any]):
         return footer_commands(self, self.PHASE or "screen")
 
 
-def footer_commands(screen: Screen[Any], where: str) -> Iterator[SystemCommand]:
+def footer_commands(screen: Screen[ResultT], where: str) -> Iterator[SystemCommand]:
     """A screen's footer bindings as command-palette entries ("<where>: key x")."""
     for bindings in screen._bindings.key_to_bindings.values():
         for b in bindings:
@@ -78,15 +81,18 @@ def footer_commands(screen: Screen[Any], where: str) -> Iterator[SystemCommand]:
                 )
 
 
-def _runexp(screen: Screen[Any]) -> RunexpApp:
+def _runexp(screen: Screen[ResultT]) -> RunexpApp:
     return cast("RunexpApp", screen.app)
 
 
 def pane_gpus(app: RunexpApp) -> PaneGpus:
-    """The GPUs the pane shows: the followed ssh run's host's, else this machine's."""
+    """The GPUs the pane shows: those of the followed run's host when it is another (or why
+    they are not sampled there), else this machine's."""
     remote = app.remote_gpus
     if remote is not None:
-        return PaneGpus(remote.snapshot, app.remote_gpu_history, host=remote.host)
+        return PaneGpus(
+            remote.snapshot, app.remote_gpu_history, host=remote.host, not_sampled=remote.reason
+        )
     sampler = app.sampler
     return PaneGpus(
         app.gpu_snapshot,
@@ -96,7 +102,7 @@ def pane_gpus(app: RunexpApp) -> PaneGpus:
     )
 
 
-def feed_pane(screen: Screen[Any], pane: MonitorPane) -> None:
+def feed_pane(screen: Screen[ResultT], pane: MonitorPane) -> None:
     """Set ``pane``'s inputs from the app's reactives and keep them set: the one way data
     reaches the pane (it never reads the app)."""
     app = _runexp(screen)
@@ -124,7 +130,7 @@ def feed_pane(screen: Screen[Any], pane: MonitorPane) -> None:
     screen.watch(app, "pane_collapsed", collapsed)
 
 
-def feed_footers(screen: Screen[Any]) -> None:
+def feed_footers(screen: Screen[ResultT]) -> None:
     """Keep the screen's footers compact while the app is narrow (a footer never reads the
     app); every screen with a KeyFooter calls this once mounted."""
     app = _runexp(screen)

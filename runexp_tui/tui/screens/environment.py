@@ -132,6 +132,8 @@ class EnvironmentScreen(EnvironmentSteps):
         from runexp_tui.tui.screens.confirm import ConfirmScreen
 
         cfg = self.config
+        if cfg is None:  # nothing confirmed to continue with
+            return None
         if cfg.wandb.mode == "offline":
             return True
         creds = self.results.get("wandb-login")

@@ -14,7 +14,7 @@ import threading
 from collections import deque
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, cast
 
 from textual import on, work
 from textual.app import ComposeResult
@@ -35,8 +35,14 @@ from runexp_tui.core.envs import (
 from runexp_tui.core.envs.batching import flush_interval, run_batched
 from runexp_tui.tui.screens.base import PhaseScreen
 from runexp_tui.tui.screens.environment_text import diagnosis_text, result_label, short_title
-from runexp_tui.tui.widgets.checklist import BROKEN, SETTLED_OK, Checklist, StepView
+from runexp_tui.tui.widgets.checklist import BROKEN, SETTLED_OK, Checklist, StepState, StepView
 from runexp_tui.tui.widgets.verify_table import VerifyTable
+from runexp_tui.tui.workers import cancelled, post
+
+if TYPE_CHECKING:
+    from runexp_tui.core.config import ExperimentConfig
+    from runexp_tui.tui.screens.environment_text import StepResult
+    from runexp_tui.tui.widgets.verify_table import TorchVerify, WandbLogin
 
 LOG_MAX_LINES = 2000  # per step, and in the log widget: output is bounded, never the whole pip log
 SPINNER_SECONDS = 0.1
@@ -86,7 +92,7 @@ class EnvironmentSteps(PhaseScreen):
         self.output: dict[str, deque[str]] = {}
         self.attempts: dict[str, int] = {}
         self.failures: dict[str, tuple[Failure | None, int | None]] = {}
-        self.results: dict[str, dict[str, Any] | None] = {}
+        self.results: dict[str, StepResult | None] = {}
         self._skip_requested: set[str] = set()
         self._step_cancel: threading.Event | None = None
         self._leaving = threading.Event()
@@ -129,7 +135,7 @@ class EnvironmentSteps(PhaseScreen):
 
     # ----- the config and what it asks for ----------------------------------------------------
     @property
-    def config(self) -> Any:
+    def config(self) -> ExperimentConfig | None:
         return self.rx.session.config
 
     @property
@@ -156,12 +162,14 @@ class EnvironmentSteps(PhaseScreen):
     def _plan(self) -> None:
         """Plan off the UI thread: it reads the repo (dependency files, torch imports)."""
         cfg, repo = self.config, self.repo
+        if cfg is None:  # on_mount plans only a confirmed config; this keeps mypy sure
+            return
         try:
             steps = plan_steps(cfg, repo or Path(cfg.repo), wandb_wanted=self.wandb_wanted)
         except Exception as exc:  # a broken config must show, not kill the screen
-            self.post_message(self.Planned((), f"{type(exc).__name__}: {exc}"))
+            post(self, self.Planned((), f"{type(exc).__name__}: {exc}"))
             return
-        self.post_message(self.Planned(steps))
+        post(self, self.Planned(steps))
 
     @on(Planned)
     async def _on_planned(self, message: Planned) -> None:
@@ -189,7 +197,7 @@ class EnvironmentSteps(PhaseScreen):
     def _run_steps(self, ids: tuple[str, ...]) -> None:
         try:
             for step_id in ids:
-                if self._leaving.is_set():
+                if self._leaving.is_set() or cancelled():
                     return
                 if step_id in self._skip_requested:
                     continue
@@ -207,14 +215,14 @@ class EnvironmentSteps(PhaseScreen):
                     return
         finally:
             self._step_cancel = None
-            self.post_message(self.RunEnded())
+            post(self, self.RunEnded())
 
     def _pump(self, step: Step, cancel: threading.Event) -> StepFinished | None:
         """Run one step (its events posted in batches, sooner while the UI keeps up)."""
         return run_batched(
             step,
             cancel,
-            lambda batch: self.post_message(self.StepEvents(batch)),
+            lambda batch: post(self, self.StepEvents(batch)),
             lambda: flush_interval(self.message_queue_size),
         )
 
@@ -274,7 +282,7 @@ class EnvironmentSteps(PhaseScreen):
             self.results[event.step_id] = event.result
         if event.ok:
             result = event.result or {}
-            state = "passed" if result.get("skipped") else "done"
+            state: StepState = "passed" if result.get("skipped") else "done"
             new = view.with_(state=state, fraction=None, label=result_label(view.id, result))
         elif event.cancelled and event.step_id in self._skip_requested:
             new = view.with_(state="skipped", fraction=None, label="skipped")
@@ -348,9 +356,10 @@ class EnvironmentSteps(PhaseScreen):
         self.log_widget.write_line(text)
 
     def _show_verify(self) -> None:
+        # The two steps' results are JSON of known shapes (core.envs.checks).
         self.query_one(VerifyTable).show(
-            self.results.get("verify-torch"),
-            self.results.get("wandb-login"),
+            cast("TorchVerify | None", self.results.get("verify-torch")),
+            cast("WandbLogin | None", self.results.get("wandb-login")),
             torch_used="verify-torch" in self.steps,
             wandb_wanted=self.wandb_wanted,
             python_hint=self._python_hint(),

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TypeAlias
 
 from rich.text import Text
 
 from runexp_tui.core.envs import Failure
 from runexp_tui.tui.widgets.checklist import StepView
+
+# A finished step's result (core.envs StepFinished.result): JSON-like, each step its own keys.
+StepResult: TypeAlias = Mapping[str, object]
 
 
 def short_title(title: str, repo: Path | None) -> str:
@@ -19,7 +23,7 @@ def short_title(title: str, repo: Path | None) -> str:
     return title.replace(root + "/", "").replace(root, ".")
 
 
-def result_label(step_id: str, result: dict[str, Any] | None) -> str:
+def result_label(step_id: str, result: StepResult | None) -> str:
     """The few words a finished step shows in its row."""
     r = result or {}
     if r.get("skipped"):
@@ -31,8 +35,10 @@ def result_label(step_id: str, result: dict[str, Any] | None) -> str:
     if step_id == "deps":
         if r.get("source") is None:
             return "nothing to install"
-        skipped = r.get("skipped_conda") or []
-        return f"installed ({len(skipped)} conda-only skipped)" if skipped else "installed"
+        skipped = r.get("skipped_conda")
+        if isinstance(skipped, (list, tuple)) and skipped:
+            return f"installed ({len(skipped)} conda-only skipped)"
+        return "installed"
     if step_id == "wandb-install":
         return "installed" if r.get("installed") else "already installed"
     if step_id == "wandb-login":

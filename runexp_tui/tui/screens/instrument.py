@@ -37,6 +37,7 @@ from runexp_tui.tui.screens.instrument_work import (
 )
 from runexp_tui.tui.widgets.diff_view import DiffView
 from runexp_tui.tui.widgets.hunk_list import HunkList
+from runexp_tui.tui.workers import post
 
 if TYPE_CHECKING:
     from runexp_tui.core.instrument import ApplyResult, Proposal
@@ -168,9 +169,9 @@ class InstrumentScreen(PhaseScreen):
         entity = (cfg.wandb.entity if cfg is not None else "") or None
         loaded = load_script(target, self._repo(), project, entity)
         if isinstance(loaded, str):
-            self.post_message(self.Failed(loaded))
+            post(self, self.Failed(loaded))
         else:
-            self.post_message(self.Ready(loaded))
+            post(self, self.Ready(loaded))
 
     @on(Ready)
     def _on_ready(self, message: Ready) -> None:
@@ -348,7 +349,7 @@ class InstrumentScreen(PhaseScreen):
     )
     def _write(self, plan: WritePlan) -> None:
         assert self.loaded is not None
-        self.post_message(self.Written(run_write(self.loaded.script, plan)))
+        post(self, self.Written(run_write(self.loaded.script, plan)))
 
     @on(Written)
     def _on_written(self, message: Written) -> None:

@@ -41,6 +41,7 @@ from runexp_tui.tui.widgets.launch_report import (
     shown_argv,
     shown_env,
 )
+from runexp_tui.tui.workers import post
 
 if TYPE_CHECKING:
     from runexp_tui.core.analysis.model import CliFlag
@@ -54,8 +55,6 @@ if TYPE_CHECKING:
     from runexp_tui.core.watch import WatchResult
 
 DEFAULT_WATCH_S = 10.0
-# Services.extra key that changes the watchdog window (tests and impatient users).
-WATCH_KEY = "launch_watch_s"
 
 
 class LaunchScreen(LaunchQueueing):
@@ -129,7 +128,8 @@ class LaunchScreen(LaunchQueueing):
     def watch_total(self) -> float:
         if self.watch_seconds is not None:
             return float(self.watch_seconds)
-        return float(self.rx.services.extra.get(WATCH_KEY, DEFAULT_WATCH_S))
+        # Services.extra can change the watchdog window (tests and impatient users).
+        return float(self.rx.services.extra.get("launch_watch_s", DEFAULT_WATCH_S))
 
     # ----- the command -------------------------------------------------------------------------
     def _prepare(self) -> None:
@@ -413,7 +413,14 @@ class LaunchScreen(LaunchQueueing):
             return getattr(self.rx.session.analysis, "cli_flags", ()) or ()
 
         launch_and_watch(
-            spec, scope, seconds, previous, backend, flags, self.post_message, self.rx.poke_follower
+            spec,
+            scope,
+            seconds,
+            previous,
+            backend,
+            flags,
+            lambda message: post(self, message),
+            self.rx.poke_follower,
         )
 
     def _scroll_to_verdict(self) -> None:

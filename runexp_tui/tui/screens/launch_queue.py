@@ -13,6 +13,7 @@ from textual.widgets import Static
 from runexp_tui.tui.screens.base import PhaseScreen
 from runexp_tui.tui.screens.launch_support import BUSY, LaunchState, QueueAdded, QueueAddFailed
 from runexp_tui.tui.widgets.launch_report import render_queued
+from runexp_tui.tui.workers import post
 
 if TYPE_CHECKING:
     from runexp_tui.core.launch import LaunchSpec
@@ -99,11 +100,11 @@ class LaunchQueueing(PhaseScreen):
         try:
             queued = enqueue(request, visible_gpus=lambda _simulated: visible)
         except QueueError as exc:
-            self.post_message(QueueAddFailed(str(exc)))
+            post(self, QueueAddFailed(str(exc)))
         except OSError as exc:
-            self.post_message(QueueAddFailed(f"the queue folder: {exc.strerror or exc}"))
+            post(self, QueueAddFailed(f"the queue folder: {exc.strerror or exc}"))
         else:
-            self.post_message(QueueAdded(queued))
+            post(self, QueueAdded(queued))
 
     def _draw_queue(self, text: Text) -> None:
         box = self.query_one("#launch-queue", Static)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 from textual.message import Message
 
@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from runexp_tui.core.queue_actions import Queued
     from runexp_tui.core.runs import RunRecord, RunStatus
     from runexp_tui.core.watch import WatchResult, WatchTick
+    from runexp_tui.tui.services import Extras
 
 # How the ssh backend authenticates when ~/.ssh/config is not enough: Services.extra keys first
 # (tests), then these variables (a person, or the end-to-end test in tmux). The options are
@@ -33,14 +34,14 @@ LaunchState = Literal["ready", "blocked", "launching", "watching", "running", "e
 BUSY: tuple[LaunchState, ...] = ("launching", "watching")  # a launch in progress: keys wait
 
 
-def _opts_list(value: Any) -> tuple[str, ...]:
+def _opts_list(value: str | Sequence[str] | None) -> tuple[str, ...]:
     """`-o` values from a string or a list; a literal "-o" between them is dropped."""
     items = value.replace(",", " ").split() if isinstance(value, str) else list(value or ())
     return tuple(str(x) for x in items if str(x) != "-o")
 
 
 def remote_options(
-    config: ExperimentConfig, extra: Mapping[str, Any], environ: Mapping[str, str] | None = None
+    config: ExperimentConfig, extra: Extras, environ: Mapping[str, str] | None = None
 ) -> RemoteOptions:
     """The RemoteOptions of a launch: Slurm fields from the config, ssh access from extra/env."""
     from runexp_tui.core.backends import RemoteOptions

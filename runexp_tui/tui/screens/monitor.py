@@ -19,6 +19,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Header, Input, Static
 
+from runexp_tui.tui.render import not_sampled_note
 from runexp_tui.tui.screens.base import pane_gpus
 from runexp_tui.tui.screens.monitor_run import MonitorRunActions
 from runexp_tui.tui.widgets.diagnosis_panel import DiagnosisPanel
@@ -211,6 +212,11 @@ class MonitorScreen(MonitorRunActions):
             selected=getattr(view, "gpus", ()) or (),
             run_pids=getattr(view, "pids", ()) or (),
             compact=False,  # the narrow layout gives the GPU view the whole screen
+            not_sampled=(
+                not_sampled_note(gpus.host, gpus.not_sampled)
+                if gpus.host is not None and gpus.not_sampled is not None
+                else None
+            ),
         )
         stall = self._stall(view)
         if stall != self.stall:

@@ -11,6 +11,7 @@ from textual.message import Message
 
 from runexp_tui.tui.screens.base import PhaseScreen
 from runexp_tui.tui.widgets.run_status import RunStatusLine
+from runexp_tui.tui.workers import post
 
 if TYPE_CHECKING:
     from runexp_tui.core.backends.base import StopResult
@@ -152,15 +153,15 @@ class MonitorRunActions(PhaseScreen):
             text = stop_countdown_text(run_id, step, left)
             if text != last[0]:
                 last[0] = text
-                self.post_message(StopProgress(run_id, text))
+                post(self, StopProgress(run_id, text))
 
         try:
             record = load_record(run_dir)
             result = stop_run(record, self._grace(), on_step)
         except Exception as exc:  # an unreadable record: say so, keep the screen alive
-            self.post_message(StopProgress(run_id, None, error=str(exc)))
+            post(self, StopProgress(run_id, None, error=str(exc)))
             return
-        self.post_message(StopProgress(run_id, None, result=result))
+        post(self, StopProgress(run_id, None, result=result))
 
     @on(StopProgress)
     def _on_stop_progress(self, message: StopProgress) -> None:
@@ -214,9 +215,9 @@ class MonitorRunActions(PhaseScreen):
             spec = relaunch_spec(record, simulated_gpus=self.rx.gpus_simulated)
             new = for_record(record).start(spec, name=record.name)
         except (BackendError, LaunchError, OSError, ValueError) as exc:
-            self.post_message(Relaunched(error=str(exc)))
+            post(self, Relaunched(error=str(exc)))
             return
-        self.post_message(Relaunched(record=new))
+        post(self, Relaunched(record=new))
 
     @on(Relaunched)
     def _on_relaunched(self, message: Relaunched) -> None:
@@ -249,9 +250,9 @@ class MonitorRunActions(PhaseScreen):
         try:
             plan = plan_resume(load_record(run_dir))  # scans the repo for checkpoints
         except (ResumeError, OSError, ValueError) as exc:
-            self.post_message(ResumePlanned(error=str(exc)))
+            post(self, ResumePlanned(error=str(exc)))
             return
-        self.post_message(ResumePlanned(plan=plan))
+        post(self, ResumePlanned(plan=plan))
 
     @on(ResumePlanned)
     async def _on_resume_planned(self, message: ResumePlanned) -> None:
@@ -293,9 +294,9 @@ class MonitorRunActions(PhaseScreen):
             new = new.with_(resumes=record.id)
             save_record(new)
         except (BackendError, LaunchError, OSError, ValueError) as exc:
-            self.post_message(Relaunched(error=str(exc), what="Resumed"))
+            post(self, Relaunched(error=str(exc), what="Resumed"))
             return
-        self.post_message(Relaunched(record=new, what="Resumed"))
+        post(self, Relaunched(record=new, what="Resumed"))
 
 
 __all__ = [

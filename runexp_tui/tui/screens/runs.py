@@ -7,8 +7,8 @@ curves the chart below overlays, each in its own colour, the legend naming what 
 `.wandb` files can be large) and tagged with their repo, so a late answer never lands on
 another repo's view.
 
-Below the runs, the queue (every repo's items, as `runexp-tui queue ls` lists them): a poller
-thread reads it through core and posts each new view; `x` removes the item under the queue
+Below the runs, the queue (every repo's items, as `runexp-tui queue ls` lists them): a thread
+worker polls it through core and posts each new view; `x` removes the item under the queue
 table's cursor (a running one's run is stopped, after a yes), `p` pauses or resumes the queue.
 """
 
@@ -27,13 +27,13 @@ from textual.containers import Vertical
 from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Static
-from textual.worker import get_current_worker
 
 from runexp_tui.tui.render import fmt_duration, fmt_num
 from runexp_tui.tui.screens.base import feed_footers, footer_commands
 from runexp_tui.tui.widgets.key_footer import KeyFooter
 from runexp_tui.tui.widgets.loss_chart import OVERLAY_STYLES, braille_overlay
 from runexp_tui.tui.widgets.queue_table import QueueTable, item_detail, queue_summary
+from runexp_tui.tui.workers import cancelled, post
 
 if TYPE_CHECKING:
     from runexp_tui.core.queue_actions import QueueView
@@ -143,9 +143,9 @@ class RunsScreen(Screen[None]):
         try:
             rows = repo_rows(repo)
         except (OSError, ValueError) as exc:
-            self.post_message(RowsLoaded(repo, [], str(exc)))
+            post(self, RowsLoaded(repo, [], str(exc)))
             return
-        self.post_message(RowsLoaded(repo, rows))
+        post(self, RowsLoaded(repo, rows))
 
     @on(RowsLoaded)
     def _on_rows(self, message: RowsLoaded) -> None:
@@ -329,16 +329,15 @@ class RunsScreen(Screen[None]):
         the next one instead of piling reads up."""
         from runexp_tui.core.queue_actions import read_queue
 
-        worker = get_current_worker()
         last = None
-        while not self._queue_stop.is_set() and not worker.is_cancelled:
+        while not self._queue_stop.is_set() and not cancelled():
             try:
                 view = read_queue()
             except OSError:
                 view = None
             if view is not None and view != last:
                 last = view
-                self.post_message(QueueLoaded(view))
+                post(self, QueueLoaded(view))
             self._queue_wake.wait(interval)
             self._queue_wake.clear()
 
@@ -411,9 +410,9 @@ class RunsScreen(Screen[None]):
                     else "Queue resumed: waiting items start when their GPUs are free."
                 )
         except (QueueError, OSError, ValueError) as exc:
-            self.post_message(QueueActed(f"Queue: {exc}", error=True))
+            post(self, QueueActed(f"Queue: {exc}", error=True))
         else:
-            self.post_message(QueueActed(text))
+            post(self, QueueActed(text))
         self._queue_wake.set()
 
     @on(QueueActed)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Literal
+from typing import Literal
 
 from rich.text import Text
 from textual import events
@@ -32,6 +32,13 @@ SETTLED_OK = frozenset({"done", "passed", "skipped"})
 BROKEN = frozenset({"failed", "cancelled"})
 
 
+class _Keep:
+    """`StepView.with_`'s default for ``fraction``, whose None means indeterminate."""
+
+
+KEEP = _Keep()
+
+
 @dataclass(frozen=True)
 class StepView:
     """What one checklist row shows: the step's title, whether it may be skipped, and its state."""
@@ -43,8 +50,20 @@ class StepView:
     fraction: float | None = None  # None while running: indeterminate (spinner only)
     label: str = ""
 
-    def with_(self, **changes: Any) -> StepView:
-        return replace(self, **changes)
+    def with_(
+        self,
+        *,
+        state: StepState | None = None,
+        fraction: float | None | _Keep = KEEP,
+        label: str | None = None,
+    ) -> StepView:
+        """A copy with the given fields changed (``fraction=None``: indeterminate)."""
+        return replace(
+            self,
+            state=self.state if state is None else state,
+            fraction=self.fraction if isinstance(fraction, _Keep) else fraction,
+            label=self.label if label is None else label,
+        )
 
 
 def status_text(view: StepView) -> Text:

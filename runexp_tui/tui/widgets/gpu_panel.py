@@ -7,11 +7,18 @@ process whose pid belongs to the run's process tree is marked with `*`.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from rich.text import Text
 
-from runexp_tui.tui.render import bar, fmt_mib, fmt_num, is_number, sparkline, stale_gpu_note
+from runexp_tui.tui.render import (
+    bar,
+    fmt_mib,
+    fmt_num,
+    is_number,
+    sparkline,
+    stale_gpu_note,
+)
 from runexp_tui.tui.widgets.text_lines import TextLines
 
 if TYPE_CHECKING:
@@ -43,8 +50,12 @@ def render_gpu_panel(
     selected: Iterable[int] = (),
     run_pids: frozenset[int] = frozenset(),
     compact: bool = False,
+    not_sampled: str | None = None,
 ) -> Text:
-    """Per chosen GPU: a gauge line, a history line (wide only) and the processes on it."""
+    """Per chosen GPU: a gauge line, a history line (wide only) and the processes on it;
+    ``not_sampled``: the one line said instead when the run's GPUs cannot be sampled."""
+    if not_sampled is not None:
+        return Text(not_sampled, style="yellow")
     if snapshot is None:
         return Text("GPUs: sampling…", style="dim")
     gpus = chosen_gpus(snapshot, selected)
@@ -109,13 +120,22 @@ def render_gpu_panel(
     return out
 
 
+class _ShowArgs(TypedDict):
+    """What `GpuPanel.show` was last given besides the snapshot and history (for a resize)."""
+
+    selected: tuple[int, ...]
+    run_pids: frozenset[int]
+    compact: bool
+    not_sampled: str | None
+
+
 class GpuPanel(TextLines):
     """Redraws only when the snapshot, the run's GPUs or pids, or the width changed."""
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._fingerprint: tuple[object, ...] = ()
-        self._inputs: tuple[GpuSnapshot | None, GpuHistory | None, dict[str, Any]] | None = None
+        self._inputs: tuple[GpuSnapshot | None, GpuHistory | None, _ShowArgs] | None = None
 
     def on_resize(self) -> None:
         # The text is laid out for a width: a new width (a view switch at 80x24) redraws it.
@@ -131,17 +151,19 @@ class GpuPanel(TextLines):
         selected: Iterable[int] = (),
         run_pids: Iterable[int] = (),
         compact: bool = False,
+        not_sampled: str | None = None,
     ) -> bool:
-        """Render the snapshot; returns True when the panel was redrawn."""
+        """Render the snapshot (or the ``not_sampled`` line); True when the panel was redrawn."""
         width = max(30, self.content_size.width or 60)
         sel = tuple(selected)
         pids = frozenset(run_pids)
-        self._inputs = (snapshot, history, {"selected": sel, "run_pids": pids, "compact": compact})
-        fp = (id(snapshot), getattr(snapshot, "taken_at", None), sel, pids, width, compact)
+        args = _ShowArgs(selected=sel, run_pids=pids, compact=compact, not_sampled=not_sampled)
+        self._inputs = (snapshot, history, args)
+        taken = getattr(snapshot, "taken_at", None)
+        fp = (id(snapshot), taken, sel, pids, width, compact, not_sampled)
         if fp == self._fingerprint:
             return False
         self._fingerprint = fp
-        self.set_text(
-            render_gpu_panel(snapshot, history, width, selected=sel, run_pids=pids, compact=compact)
-        )  # sized by CSS: repaints only this region
+        self.set_text(render_gpu_panel(snapshot, history, width, **args))
+        # sized by CSS: repaints only this region
         return True

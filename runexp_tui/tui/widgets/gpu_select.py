@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from runexp_tui.core.gpu import GpuInfo, GpuSnapshot
 
 
-class GpuSelect(DataTable[Any]):
+class GpuSelect(DataTable[Text | str]):
     """GPU rows with a check mark; the selection may name GPUs that are absent (see ``missing``)."""
 
     BINDINGS = [

@@ -8,10 +8,12 @@ last). A dialog's footer shows the dialog's own keys only, not the app's.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeAlias
 
 from textual.app import ComposeResult
+from textual.binding import Binding
 from textual.containers import HorizontalGroup
+from textual.screen import Screen
 from textual.widgets import Footer
 from textual.widgets._footer import FooterKey
 
@@ -40,6 +42,11 @@ def wrap_keys(widths: list[int], room: int) -> list[list[int]]:
     return rows
 
 
+# What a footer's keys were laid out from: (key, description, action, enabled, tooltip) per key,
+# compact, the width it had.
+_Signature: TypeAlias = tuple[tuple[tuple[str, str, str, bool, str], ...], bool, int]
+
+
 class KeyFooter(Footer):
     """A Footer that wraps onto more lines instead of cutting keys off.
 
@@ -63,7 +70,7 @@ class KeyFooter(Footer):
         super().__init__(show_command_palette=not dialog, **kwargs)
         self.dialog = dialog
         self._laid_out_for = 0
-        self._composed: tuple[Any, ...] | None = None  # what the keys on screen were built from
+        self._composed: _Signature | None = None  # what the keys on screen were built from
 
     def watch_compact(self) -> None:
         """``compact`` is set by the footer's screen (narrow terminals): lay the keys out anew."""
@@ -74,7 +81,7 @@ class KeyFooter(Footer):
         if self._bindings_ready and self._room() != self._laid_out_for:
             self.call_after_refresh(self.recompose)
 
-    def bindings_changed(self, screen: Any) -> None:
+    def bindings_changed(self, screen: Screen[object]) -> None:
         """Textual recomposes the footer at every focus change (a dialog opening moves focus
         several times); recompose only when the keys it would show differ."""
         self._bindings_ready = True
@@ -83,7 +90,7 @@ class KeyFooter(Footer):
         if self._signature() != self._composed:
             self.call_after_refresh(self.recompose)
 
-    def _signature(self) -> tuple[Any, ...]:
+    def _signature(self) -> _Signature:
         keys = tuple(
             (b.key, b.description, b.action, enabled, tooltip)
             for b, enabled, tooltip in self.shown_bindings()
@@ -93,10 +100,10 @@ class KeyFooter(Footer):
     def _room(self) -> int:
         return self.size.width or self.app.size.width
 
-    def shown_bindings(self) -> list[tuple[Any, bool, str]]:
+    def shown_bindings(self) -> list[tuple[Binding, bool, str]]:
         """(binding, enabled, tooltip) of every key shown, one per action, in the screen's order."""
         seen: set[str] = set()
-        out: list[tuple[Any, bool, str]] = []
+        out: list[tuple[Binding, bool, str]] = []
         for node, binding, enabled, tooltip in self.screen.active_bindings.values():
             if not binding.show or binding.action in seen:
                 continue

@@ -19,6 +19,7 @@ from runexp_tui.tui.render import (
     fmt_mib,
     fmt_num,
     is_number,
+    not_sampled_note,
     sparkline,
     stale_gpu_note,
 )
@@ -138,8 +139,12 @@ def render_remote_gpus(
     host: str,
     *,
     run_pids: frozenset[int] = frozenset(),
+    not_sampled: str | None = None,
 ) -> Text:
-    """The GPUs of an ssh run's host: the same rows as here, or one line saying why not."""
+    """The GPUs of a run's host: the same rows as here, or one line saying why not (a failed
+    sample, or ``not_sampled``: why they are not sampled at all)."""
+    if not_sampled is not None:
+        return Text(_one_line(not_sampled_note(host, not_sampled), width), style="yellow")
     if snapshot is None:
         return Text(_one_line(f"GPUs on {host}: sampling over ssh…", width), style="dim")
     if not getattr(snapshot, "gpus", ()):
@@ -241,7 +246,8 @@ class PaneGpus:
     Args:
         snapshot: the latest sample (None until the first one).
         history: the utilisation history behind the sparklines.
-        host: the followed ssh run's host whose GPUs these are; None for this machine.
+        host: the followed run's host whose GPUs these are; None for this machine.
+        not_sampled: why that host's GPUs are not sampled (a Slurm node; ssh sampling off).
         simulated: the numbers come from the GPU simulator.
         fallback_reason: why the simulator stands in for NVML (None when asked for).
     """
@@ -249,6 +255,7 @@ class PaneGpus:
     snapshot: GpuSnapshot | None = None
     history: GpuHistory | None = None
     host: str | None = None
+    not_sampled: str | None = None
     simulated: bool = False
     fallback_reason: str | None = None
 
@@ -316,7 +323,14 @@ class MonitorPane(Widget):
         if src.host is None:
             text = render_gpus(src.snapshot, src.history, width, run_pids=pids)
         else:
-            text = render_remote_gpus(src.snapshot, src.history, width, src.host, run_pids=pids)
+            text = render_remote_gpus(
+                src.snapshot,
+                src.history,
+                width,
+                src.host,
+                run_pids=pids,
+                not_sampled=src.not_sampled,
+            )
         _set(gpus, text)
         self._refresh_summary()
 
@@ -349,9 +363,10 @@ class MonitorPane(Widget):
         else:
             run = "no run"
         host = src.host
+        gpus = " ".join(parts) or ("not sampled" if src.not_sampled else "no GPU")
         text = (
             Text("▸ pane (m) ", style="bold")
-            + Text(("" if host is None else f"{host} ") + (" ".join(parts) or "no GPU"))
+            + Text(("" if host is None else f"{host} ") + gpus)
             + Text(f" · {run}", style="dim")
         )
         _set(self.query_one("#pane-summary", Static), text)

@@ -67,7 +67,7 @@ def item_detail(item: QueueItem, paused: bool) -> Text:
     return out
 
 
-class QueueTable(DataTable[Any]):
+class QueueTable(DataTable[Text | str]):
     """The queue's items, oldest first; the state coloured, the wait reason spelled out."""
 
     def __init__(self, **kwargs: Any) -> None:

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from typing import TypedDict
 
 from rich.table import Table
 from rich.text import Text
@@ -12,7 +11,35 @@ from textual.widgets import Static
 PENDING = Text("…", style="dim")
 
 
-def _python(verify: Mapping[str, Any] | None, hint: str | None, torch_used: bool) -> Text:
+class TorchVerify(TypedDict, total=False):
+    """The verify-torch step's result: the JSON that core.envs.checks.TORCH_VERIFY_SNIPPET
+    prints from inside the env."""
+
+    python: str
+    torch: str | None
+    cuda: str | None
+    cuda_available: bool
+    device_count: int
+    devices: list[str]
+    driver_cuda: str | None
+    warnings: list[str]
+    error: str | None
+
+
+class WandbLogin(TypedDict, total=False):
+    """The wandb-login step's result: core.envs.checks.WandbCredentials.to_dict(), with the
+    mode the step settled on."""
+
+    logged_in: bool
+    source: str | None
+    host: str
+    base_url: str
+    suggest_offline: bool
+    notes: list[str]
+    mode: str
+
+
+def _python(verify: TorchVerify | None, hint: str | None, torch_used: bool) -> Text:
     if verify and verify.get("python"):
         return Text(str(verify["python"]))
     if hint:
@@ -21,7 +48,7 @@ def _python(verify: Mapping[str, Any] | None, hint: str | None, torch_used: bool
     return PENDING if torch_used else Text("—", style="dim")
 
 
-def _torch(verify: Mapping[str, Any] | None, torch_used: bool) -> Text:
+def _torch(verify: TorchVerify | None, torch_used: bool) -> Text:
     if not torch_used:
         return Text("not used by the repo", style="dim")
     if verify is None:
@@ -33,7 +60,7 @@ def _torch(verify: Mapping[str, Any] | None, torch_used: bool) -> Text:
     return Text("not installed", style="red")
 
 
-def _cuda(verify: Mapping[str, Any] | None) -> Text:
+def _cuda(verify: TorchVerify | None) -> Text:
     if not verify or not verify.get("torch"):
         return Text("—", style="dim") if verify else PENDING
     if not verify.get("cuda"):
@@ -43,7 +70,7 @@ def _cuda(verify: Mapping[str, Any] | None) -> Text:
     return Text(f"{verify['cuda']} · not available", style="red")
 
 
-def _devices(verify: Mapping[str, Any] | None) -> Text:
+def _devices(verify: TorchVerify | None) -> Text:
     if not verify or not verify.get("torch"):
         return Text("—", style="dim") if verify else PENDING
     count = int(verify.get("device_count") or 0)
@@ -53,7 +80,7 @@ def _devices(verify: Mapping[str, Any] | None) -> Text:
     return Text(f"{count} × {', '.join(names)}" if names else str(count))
 
 
-def _wandb(wandb: Mapping[str, Any] | None, wanted: bool) -> Text:
+def _wandb(wandb: WandbLogin | None, wanted: bool) -> Text:
     if not wanted:
         return Text("not used", style="dim")
     if wandb is None:
@@ -68,8 +95,8 @@ def _wandb(wandb: Mapping[str, Any] | None, wanted: bool) -> Text:
 
 
 def verify_table(
-    verify: Mapping[str, Any] | None,
-    wandb: Mapping[str, Any] | None,
+    verify: TorchVerify | None,
+    wandb: WandbLogin | None,
     *,
     torch_used: bool,
     wandb_wanted: bool,
@@ -96,8 +123,8 @@ class VerifyTable(Static):
 
     def show(
         self,
-        verify: Mapping[str, Any] | None,
-        wandb: Mapping[str, Any] | None,
+        verify: TorchVerify | None,
+        wandb: WandbLogin | None,
         *,
         torch_used: bool,
         wandb_wanted: bool,

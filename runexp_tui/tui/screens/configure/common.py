@@ -7,6 +7,7 @@ from typing import Any
 
 from rich.text import Text
 from textual.containers import VerticalGroup
+from textual.dom import DOMNode
 from textual.widgets import Input, Label, Static
 
 
@@ -14,7 +15,7 @@ def section_title(title: str) -> Static:
     return Static(title, classes="section-title")
 
 
-def steady(root: Any) -> None:
+def steady(root: DOMNode) -> None:
     """Messages start hidden; inputs get a steady cursor (no redraw twice a second)."""
     for msg in root.query(".msg"):
         msg.display = False

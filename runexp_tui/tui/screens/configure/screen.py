@@ -270,8 +270,13 @@ class ConfigureScreen(PhaseScreen):
     async def _review_after_attach_offer(self) -> None:
         """Offer the summary only once the app's "attach to the running run?" question is settled:
         after a yes the user is watching that run, and a summary on top would be in the way."""
-        for worker in list(self.app.workers):
-            if worker.group == "attach-offer" and not worker.is_finished:
+        from runexp_tui.tui.attach_offer import ATTACH_GROUPS
+
+        # The look-up's worker starts the question's before it ends: wait until neither is left.
+        while pending := [
+            w for w in self.app.workers if w.group in ATTACH_GROUPS and not w.is_finished
+        ]:
+            for worker in pending:
                 with contextlib.suppress(Exception):
                     await worker.wait()
         if self.rx.session.run_id is None and self.is_current:
