@@ -65,6 +65,21 @@ def estimator_metrics(
 def fitted_estimator(ix: ScriptIndex, fit: Node | None) -> tuple[str, Node] | None:
     """(name, constructor call) of the estimator that ``fit`` trains, when it was built in the
     same scope from a constructor call (`clf = RandomForestClassifier(...)`)."""
+    bound = _fitted_value(ix, fit)
+    if bound is None:
+        return None
+    name, found = bound
+    if found is None or found.type != "call":
+        return None
+    cn = call_name(found)
+    if not (cn[:1].isupper() or cn in ("make_pipeline", "clone")):
+        return None  # `clf = get_model()` is not known to be an estimator
+    return name, found
+
+
+def _fitted_value(ix: ScriptIndex, fit: Node | None) -> tuple[str, Node | None] | None:
+    """(the name `x.fit(...)` is called on, the value last assigned to it before the call in
+    the same scope, or None); None when ``fit`` is no `fit` on a plain name."""
     if fit is None or call_name(fit) != "fit":
         return None
     recv = receiver(fit)
@@ -76,15 +91,8 @@ def fitted_estimator(ix: ScriptIndex, fit: Node | None) -> tuple[str, Node] | No
         if st.start_byte >= fit.start_byte:
             break
         a = assignment(st)
-        if a is None or target_names(a.child_by_field_name("left")) != [name]:
-            continue
-        right = a.child_by_field_name("right")
-        found = right if right is not None and right.type == "call" else None
-    if found is None:
-        return None
-    cn = call_name(found)
-    if not (cn[:1].isupper() or cn in ("make_pipeline", "clone")):
-        return None  # `clf = get_model()` is not known to be an estimator
+        if a is not None and target_names(a.child_by_field_name("left")) == [name]:
+            found = a.child_by_field_name("right")
     return name, found
 
 
@@ -103,20 +111,12 @@ def _registry_pick(ix: ScriptIndex, fit: Node | None) -> tuple[str, Node] | None
     """`clf = MODELS[name]` then `clf.fit(...)`, ``MODELS`` a module-level dict literal whose
     values are all estimator constructor calls: (name, the subscript) -- the estimator picked
     has `get_params()` like one built in place."""
-    if fit is None or call_name(fit) != "fit":
+    bound = _fitted_value(ix, fit)
+    if bound is None:
         return None
-    recv = receiver(fit)
-    if recv is None or recv.type != "identifier":
-        return None
-    name = ts.text(recv)
-    found: Node | None = None
-    for st in walk_statements(scope(fit) or ix.root):
-        if st.start_byte >= fit.start_byte:
-            break
-        a = assignment(st)
-        if a is not None and target_names(a.child_by_field_name("left")) == [name]:
-            right = a.child_by_field_name("right")
-            found = right if right is not None and right.type == "subscript" else None
+    name, found = bound
+    if found is not None and found.type != "subscript":
+        found = None
     table = found.child_by_field_name("value") if found is not None else None
     if found is None or table is None or table.type != "identifier":
         return None
