@@ -2148,3 +2148,14 @@ def test_a_tensorboard_writer_handed_to_the_engine_is_synced(tmp_path: Path) -> 
     apply_proposal(propose_file(script, project="t"))
     init = next(ln for ln in script.read_text().splitlines() if "wandb.init(" in ln)
     assert "sync_tensorboard=True" in init and "config=vars(opts)" in init
+
+
+def test_a_batch_counter_zeroed_at_each_epoch_call_is_no_step(tmp_path: Path) -> None:
+    """`batch, at = 0, 0` at the top of the epoch function the epoch loop calls: the counter
+    restarts every epoch, so the log carries no step of its own (wandb's stays monotonic)."""
+    script, text = _inject("shape_per_call_counter.py", tmp_path)
+    log = next(ln for ln in text.splitlines() if "wandb.log(" in ln)
+    assert '"train/loss": cost.item()' in log and '"step"' not in log
+    if HAS_TORCH:
+        logs = [c["data"] for c in _run(script, tmp_path) if c["call"] == "log"]
+        assert len(logs) == 2 * 4

@@ -502,6 +502,30 @@ def _reset_in_loops(name: str, loop: Node) -> bool:
     return False
 
 
+def _restarts_per_call(ix: ScriptIndex, name: str, loop: Node) -> bool:
+    """`batch, i = 0, 0` at the start of a function (not a global) that the epoch loop calls
+    once per epoch: its counter starts again each call, so it is no step."""
+    fn = scope(loop)
+    if fn is None or not any(next(loops_up(c), None) for c in ix.callers(fn)):
+        return False
+    body = fn.child_by_field_name("body")
+    for st in body_stmts_of(body):
+        if st.start_byte >= loop.start_byte:
+            break
+        a = assignment(st) if st.type == "expression_statement" else None
+        if a is None or name not in target_names(a.child_by_field_name("left")):
+            continue
+        right = a.child_by_field_name("right")
+        values = (
+            right.named_children
+            if right is not None and right.type in ("expression_list", "tuple")
+            else [right]
+        )
+        if any(v is not None and v.type == "integer" for v in values):
+            return True
+    return False
+
+
 def _handed_once(ix: ScriptIndex, fn: Node) -> bool:
     """The function is handed by name to a call outside any loop (`launch(main, n)`,
     `mp.spawn(worker, ...)`): run once per process, so its loop's index is the step."""
@@ -527,6 +551,7 @@ def step_var(ix: ScriptIndex, loop: Node) -> str | None:
             and ts.text(aug.child_by_field_name("right")) == "1"
             and ts.text(aug.child_by_field_name("operator")) == "+="
             and not _reset_in_loops(ts.text(aug.child_by_field_name("left")), loop)
+            and not _restarts_per_call(ix, ts.text(aug.child_by_field_name("left")), loop)
             and not _counts_reports(ix, aug, loop)
         ):
             return ts.text(aug.child_by_field_name("left"))
