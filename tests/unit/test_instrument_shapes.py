@@ -2159,3 +2159,14 @@ def test_a_batch_counter_zeroed_at_each_epoch_call_is_no_step(tmp_path: Path) ->
     if HAS_TORCH:
         logs = [c["data"] for c in _run(script, tmp_path) if c["call"] == "log"]
         assert len(logs) == 2 * 4
+
+
+def test_two_gradient_tapes_log_both_losses(tmp_path: Path) -> None:
+    """`tape.gradient(judge_cost, ...)` then `tape.gradient(fool_cost, ...)` in one iteration:
+    both are the step's losses and go into one log (TensorFlow is not installed here: the
+    rendered code is checked)."""
+    _script, text = _inject("shape_tf_two_tapes.py", tmp_path)
+    log = next(ln for ln in text.splitlines() if "wandb.log(" in ln)
+    assert '"train/judge_cost": judge_cost' in log and '"train/fool_cost": fool_cost' in log
+    assert '"step": it' in log
+    compile(text, "shape_tf_two_tapes.py", "exec")

@@ -428,11 +428,15 @@ def _losses_at(src: Source, line: int, primary: str) -> list[str]:
     for call in src.nodes["call"]:
         if call.start_byte < loop.start_byte or call.end_byte > loop.end_byte:
             continue
-        if src.call_name(call) != "backward" or call.end_point.row > row:
+        if src.call_name(call) not in ("backward", "gradient") or call.end_point.row > row:
             continue
         fn = call.child_by_field_name("function")
         obj = fn.child_by_field_name("object") if fn is not None else None
-        if obj is not None and obj.type in ("parenthesized_expression", "binary_operator"):
+        if src.call_name(call) == "gradient":  # `grads = tape.gradient(g_loss, variables)`
+            if obj is None or "tape" not in src.t(obj).lower():
+                continue
+            names = []
+        elif obj is not None and obj.type in ("parenthesized_expression", "binary_operator"):
             # `(loss_g + w * loss_feat).backward()`: each term computed in the loop is a loss
             names = _terms(src, obj, loop, call)
         elif obj is None or obj.type not in ("identifier", "attribute"):
@@ -442,7 +446,7 @@ def _losses_at(src: Source, line: int, primary: str) -> list[str]:
         p = call.parent
         ok = True
         while p is not None and p != body:
-            if p.type not in ("expression_statement", "block", "with_statement"):
+            if p.type not in ("expression_statement", "block", "with_statement", "assignment"):
                 ok = False
                 break
             p = p.parent
