@@ -2170,3 +2170,15 @@ def test_two_gradient_tapes_log_both_losses(tmp_path: Path) -> None:
     assert '"train/judge_cost": judge_cost' in log and '"train/fool_cost": fool_cost' in log
     assert '"step": it' in log
     compile(text, "shape_tf_two_tapes.py", "exec")
+
+
+def test_a_repo_trainer_that_builds_its_own_writer_syncs_tensorboard(tmp_path: Path) -> None:
+    """`Trainer(net, settings).fit()` of the repository's `coach` module, which builds its own
+    SummaryWriter: the run spans the fit (a repository class's, not a framework's) with the
+    settings as its config and `sync_tensorboard=True`, the only way its per-step loss
+    reaches the run."""
+    script, got = _repo_case(tmp_path, "repo_tb_trainer", "shape_tb_trainer.py")
+    assert got["points"]["finish"] == {"after_line": 12}
+    apply_proposal(propose_file(script, project="t"))
+    init = next(ln for ln in script.read_text().splitlines() if "wandb.init(" in ln)
+    assert "config=settings" in init and "sync_tensorboard=True" in init

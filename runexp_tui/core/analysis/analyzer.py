@@ -27,7 +27,7 @@ from runexp_tui.core.analysis.callbacks import (
     handler_eval,
     handler_run,
 )
-from runexp_tui.core.analysis.callees import training_modules
+from runexp_tui.core.analysis.callees import external_step_calls, training_modules
 from runexp_tui.core.analysis.config import PARSE_CALLS
 from runexp_tui.core.analysis.distributed import distributed, none_rank
 from runexp_tui.core.analysis.end import finish_point, repeating_caller
@@ -148,7 +148,9 @@ def analyze(ix: ScriptIndex) -> AnalysisResult:
     elif loop is None and train_call is None and ext is None and (hr := handler_run(ix)):
         train_call = hr[1]  # handlers on an engine, the loss only in its progress bar
         cbt = CallbackTraining(hr[1], "", None, hr[1], hr[0])
-    elsewhere = training_modules(ix) if train is None and train_call is None else ()
+    # a `fit()` of the repository's own class is its loop, not a framework's
+    repo_fit = train_call is not None and train_call in external_step_calls(ix)
+    elsewhere = training_modules(ix) if train is None and (train_call is None or repo_fit) else ()
     if elsewhere and loop is None and train_call is None and ext is None:
         # `loop.training_loop(rank=rank, **kwargs)` of the repo's own module: the run starts
         # before it and ends after it, here; that module logs into the run

@@ -7,6 +7,7 @@ from __future__ import annotations
 import ast
 import re
 from dataclasses import replace
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from runexp_tui.core.instrument.config_expr import config_dict_expr, config_kind
@@ -535,4 +536,15 @@ def _tensorboard_only(plan: Plan) -> bool:
     src, train = plan.src, plan.analysis.points.train_log
     if train is not None and train.loss_var and not train.epoch_result:
         return False
-    return any(src.call_name(c) in _WRITERS for c in src.nodes["call"])
+    if any(src.call_name(c) in _WRITERS for c in src.nodes["call"]):
+        return True
+    # the repository module where the loop runs builds the writer itself (a trainer class)
+    base = Path(plan.analysis.path).parent
+    for rel in plan.analysis.loop_elsewhere:
+        try:
+            text = (base / rel).read_bytes()
+        except OSError:
+            continue
+        if any(f"{w}(".encode() in text for w in _WRITERS):
+            return True
+    return False
