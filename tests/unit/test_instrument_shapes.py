@@ -2182,3 +2182,22 @@ def test_a_repo_trainer_that_builds_its_own_writer_syncs_tensorboard(tmp_path: P
     apply_proposal(propose_file(script, project="t"))
     init = next(ln for ln in script.read_text().splitlines() if "wandb.init(" in ln)
     assert "config=settings" in init and "sync_tensorboard=True" in init
+
+
+def test_a_keras_fit_forwarding_its_callers_kwargs_merges_the_callback(tmp_path: Path) -> None:
+    """`return self.fit(x, y, **kw)` in the model's own `train`, its caller passing callbacks:
+    the logger is merged into `kw`'s callbacks (never a second `callbacks=`, a TypeError), and
+    the run starts and ends around the caller's `model.train(...)`, not around the return."""
+    _script, text = _inject("shape_keras_wrapper_fit.py", tmp_path)
+    lines = text.splitlines()
+    fit = next(ln for ln in lines if "return self.fit(" in ln).split("  # ")[0].strip()
+    merged = fit[len("return self.fit(x, y, ") : fit.rindex(")")]
+    assert merged.startswith("**{**kw,") and "callbacks=" not in fit
+    # the splat keeps the caller's callbacks and adds the logger (evaluated as the call would)
+    got = eval(
+        merged[2:], {"kw": {"epochs": 2, "callbacks": ["nan"]}, "WandbMetricsLogger": lambda: "wb"}
+    )
+    assert got == {"epochs": 2, "callbacks": ["nan", "wb"]}
+    call = next(i for i, ln in enumerate(lines) if ln.strip().startswith("model.train("))
+    assert "wandb.init(" in lines[call - 1] and "wandb.finish(" in lines[call + 1]
+    compile(text, "shape_keras_wrapper_fit.py", "exec")

@@ -177,7 +177,8 @@ def analyze(ix: ScriptIndex) -> AnalysisResult:
     ctor = callback_constructor(ix) if loop is None else None
     if ctor is not None and (init_target is None or ctor.start_byte < init_target.start_byte):
         init_target = ctor  # the xgboost callback goes into the estimator: the run starts first
-    entry = method_entry(ix, top_loop) if dist.kind == "none" else None
+    # `trainer.run()` / `model.train(...)` (whose body returns `self.fit(...)`) called once
+    entry = method_entry(ix, top_loop or train_call) if dist.kind == "none" else None
     if entry is not None:  # `trainer.run()` of this file's Trainer: the run spans that call
         init = init_point(ix, None, entry, dist)
     else:
@@ -204,7 +205,8 @@ def analyze(ix: ScriptIndex) -> AnalysisResult:
         and (last_eval is None or test.after_line > last_eval.after_line)
     ):
         last_eval = test  # `err = ...` from the trained model's predictions: in the run
-    finish = finish_point(ix, top_loop, train_call, last_eval, init, loop)
+    ends_after = entry if entry is not None and top_loop is None else train_call
+    finish = finish_point(ix, top_loop, ends_after, last_eval, init, loop)
     if finish is not None and test is not None and test.returned:
         finish = FinishPoint(test.after_line, test.indent)  # before the return it rewrites
     if finish is not None and test is not None and test.after_line > finish.after_line:

@@ -378,7 +378,17 @@ def _add_callback(plan: Plan, sc: Shortcut, cb: str, label: str) -> None:
         return
     existing = src.kwarg(call, "callbacks")
     value = existing.child_by_field_name("value") if existing is not None else None
-    if value is None:
+    args = call.child_by_field_name("arguments")
+    splats = [
+        a for a in (args.named_children if args is not None else []) if a.type == "dictionary_splat"
+    ]
+    if value is None and splats:
+        # `self.fit(x, y, **kw)`: `kw` may hold callbacks already (a second `callbacks=` would
+        # raise TypeError): the callback joins those inside the splat
+        inner = src.t(splats[-1].named_children[0]) if splats[-1].named_children else "{}"
+        merged = f'**{{**{inner}, "callbacks": [*({inner}.get("callbacks") or []), {cb}]}}'
+        edits = [replace_node(src, splats[-1], merged)]
+    elif value is None:
         edits = add_kwarg(src, call, f"callbacks=[{cb}]")
     elif src.t(value) == "None":
         edits = [replace_node(src, value, f"[{cb}]")]
