@@ -56,6 +56,7 @@ INTERESTING_CALLS = (
     "log",
     "finish",
     "fit",
+    "fit_generator",
     "train",
     "evaluate",
     "Trainer",

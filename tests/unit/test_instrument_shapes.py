@@ -2201,3 +2201,13 @@ def test_a_keras_fit_forwarding_its_callers_kwargs_merges_the_callback(tmp_path:
     call = next(i for i, ln in enumerate(lines) if ln.strip().startswith("model.train("))
     assert "wandb.init(" in lines[call - 1] and "wandb.finish(" in lines[call + 1]
     compile(text, "shape_keras_wrapper_fit.py", "exec")
+
+
+def test_the_older_keras_fit_generator_is_keras_fit(tmp_path: Path) -> None:
+    """`net.fit_generator(...)` of standalone Keras: the framework is Keras, the logger joins
+    the call's callbacks and the run spans it (before, nothing was proposed at all)."""
+    _script, text = _inject("shape_keras_fit_generator.py", tmp_path)
+    lines = text.splitlines()
+    fit = next(i for i, ln in enumerate(lines) if "net.fit_generator(" in ln)
+    assert "callbacks=[keep, WandbMetricsLogger()]" in lines[fit]
+    assert "wandb.init(" in lines[fit - 1] and "wandb.finish()" in lines[fit + 1]

@@ -97,7 +97,8 @@ def framework(ix: ScriptIndex, has_loop: bool) -> Framework:
         return "lightning"
     if "Accelerator" in names:
         return "accelerate"
-    if "keras" in fw and "fit" in names and not has_loop:
+    fits_keras = "fit" in names or "fit_generator" in names  # the older Keras API's too
+    if "keras" in fw and fits_keras and not has_loop:
         return "keras"
     if "jax" in fw:
         return "jax_flax"
@@ -111,7 +112,7 @@ def framework(ix: ScriptIndex, has_loop: bool) -> Framework:
         return "vanilla_pytorch"
     if "lightning" in fw:
         return "lightning"
-    if "keras" in fw and "fit" in names:
+    if "keras" in fw and fits_keras:
         return "keras"
     return "other"
 
@@ -198,7 +199,8 @@ def shortcut(ix: ScriptIndex, framework: str) -> Shortcut | None:
             )
     elif framework == "keras":
         kind = "callback"
-        cand = next((c for c in ix.calls_named("fit") if receiver(c) is not None), None)
+        fits = ix.calls_named("fit", "fit_generator")
+        cand = next((c for c in fits if receiver(c) is not None), None)
     lib = ""
     same: list[Node] = []
     if cand is not None:
@@ -236,7 +238,8 @@ def framework_train_call(ix: ScriptIndex, framework: str) -> Node | None:
             if root_name(receiver(c)) in owners:
                 return c
         return None
-    fits = [c for c in ix.calls_named("fit") if receiver(c) is not None]
+    kinds = ("fit", "fit_generator") if framework == "keras" else ("fit",)
+    fits = [c for c in ix.calls_named(*kinds) if receiver(c) is not None]
     if not fits and framework not in ("lightning", "keras"):
         fits = [c for c in ix.calls_named("learn") if receiver(c) is not None]
     if not fits and framework == "lightning":
