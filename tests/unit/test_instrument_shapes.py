@@ -2211,3 +2211,18 @@ def test_the_older_keras_fit_generator_is_keras_fit(tmp_path: Path) -> None:
     fit = next(i for i, ln in enumerate(lines) if "net.fit_generator(" in ln)
     assert "callbacks=[keep, WandbMetricsLogger()]" in lines[fit]
     assert "wandb.init(" in lines[fit - 1] and "wandb.finish()" in lines[fit + 1]
+
+
+def test_an_evaluation_whose_value_is_dropped_is_bound_and_logged(tmp_path: Path) -> None:
+    """`check(net, batches)` alone on its line, returning one number: the line binds it to a
+    free name and the log follows; revert gives the original back."""
+    script, text = _inject("shape_dropped_eval.py", tmp_path)
+    lines = text.splitlines()
+    at = next(i for i, ln in enumerate(lines) if "= check(net, batches)" in ln)
+    assert lines[at].strip() == "check_result = check(net, batches)  # runexp-tui"
+    assert lines[at + 1].strip().startswith('wandb.log({"eval/check": check_result})')
+    if HAS_TORCH:
+        evals = [c["data"] for c in _run(script, tmp_path) if "eval/check" in c.get("data", {})]
+        assert len(evals) == 2 and all(isinstance(d["eval/check"], float) for d in evals)
+    revert_file(script)
+    assert script.read_text() == (SCRIPTS / "shape_dropped_eval.py").read_text()

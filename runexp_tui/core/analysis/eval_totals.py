@@ -16,6 +16,7 @@ from runexp_tui.core.analysis.nodes import (
     call_name,
     callee_of,
     identifiers,
+    scope,
     stmt_of,
     target_names,
     type_of,
@@ -426,3 +427,54 @@ def unpacked_after(stmt: Node, name: str) -> tuple[Node, list[str]] | None:
             names = [n for n in target_names(left) if n != "_"]
             return (st, names) if names else None
     return None
+
+
+def dropped_result(ix: ScriptIndex, stmt: Node, call: Node, fn: Node) -> EvalLogPoint | None:
+    """`validate(net, data)` alone on its line, the function returning one value on every
+    path (a number, or a dict of metrics; not a tuple, not predictions): that value, bound
+    to a fresh name (the value's own name in the function, else the function's) and logged."""
+    if (
+        stmt.type != "expression_statement"
+        or not stmt.named_children
+        or stmt.named_children[0] != call
+        or ts.start_line(stmt) != ts.end_line(stmt)
+    ):
+        return None
+    body = fn.child_by_field_name("body")
+    if body is None:
+        return None
+    values = [
+        st.named_children[0] if st.named_children else None
+        for st in walk_statements(body)
+        if st.type == "return_statement"
+    ]
+    if not values or any(v is None or v.type in _NOT_ONE_VALUE for v in values):
+        return None
+    if returns_records(fn):
+        return None
+    first = values[0]
+    name = ts.text(first) if first is not None and first.type == "identifier" else ""
+    if not name:
+        name = ts.text(fn.child_by_field_name("name")).lstrip("_") or "result"
+    key = name  # the log's key; the bound name may need a suffix to be free
+    used = set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", ts.text(scope(stmt) or ix.root)))
+    while name in used:
+        name += "_result"
+    dicts = (name,) if all(v is not None and v.type == "dictionary" for v in values) else ()
+    keys = ((name, key),) if name != key else ()
+    return EvalLogPoint(
+        ts.end_line(stmt), (name,), ix.indent_of(stmt), spread=dicts, keys=keys, bound=name
+    )
+
+
+# a return of nothing useful as one metric: several values, a container of records, a bool
+_NOT_ONE_VALUE = (
+    "none",
+    "tuple",
+    "expression_list",
+    "list",
+    "list_comprehension",
+    "true",
+    "false",
+    "string",
+)

@@ -10,6 +10,7 @@ from runexp_tui.core.analysis.eval_names import eval_named, only_located, return
 from runexp_tui.core.analysis.eval_totals import (
     appended_to,
     derived_after,
+    dropped_result,
     inside_eval_function,
     next_after,
     returned_slots,
@@ -410,8 +411,9 @@ def _eval_point(
         # `evaluations.append(eval_policy(...))`: the newest entry is this evaluation's value
         last = f"{kept}[-1]"
         return EvalLogPoint(ts.end_line(stmt), (last,), ix.indent_of(stmt), keys=((last, kept),))
-    if efn is not None:
-        return inside_eval_function(ix, efn)
+    if efn is not None:  # inside the function; else the value the call drops, bound here
+        found = inside_eval_function(ix, efn)
+        return found if found and found.metric_vars else dropped_result(ix, stmt, node, efn)
     return None
 
 

@@ -126,6 +126,9 @@ class EvalLogPoint:
     # do_test(model)` on `after_line`): its value is bound to this name first, then logged,
     # the run finished, and the name returned
     returned: str | None = None
+    # not in the JSON contract: the evaluation call alone on `after_line` drops its value
+    # (`validate(net, data)`): the log first binds it to this name
+    bound: str | None = None
 
 
 @dataclass(frozen=True)

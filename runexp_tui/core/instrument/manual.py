@@ -237,6 +237,8 @@ def manual_hunks(plan: Plan, guard: str | None, keras: bool, library: bool = Fal
             items.append(f'"step": {ev.step_var}')
         names = ", ".join(ev.metric_vars)
         _log_hunk(plan, "eval_log", f"eval log: {names}", ev, items, guard, names)
+        if ev.bound:  # `validate(net, data)` dropped its value: bound, then logged
+            _bind_step_result(plan, ev.after_line, ev.bound, "eval_log")
     elif pts.eval_log is not None and has_eval:
         plan.notes.append("evaluation metrics are already logged with wandb.log")
 
@@ -271,7 +273,10 @@ def manual_hunks(plan: Plan, guard: str | None, keras: bool, library: bool = Fal
             (
                 i
                 for i, h in enumerate(plan.hunks)
-                if h.kind == "eval_log" and h.old_lines and h.anchor_line == fin.after_line - 1
+                if h.kind == "eval_log"
+                and h.old_lines
+                and h.anchor_line == fin.after_line - 1
+                and h.new_lines[-1].lstrip().startswith("return ")
             ),
             None,
         )
@@ -327,16 +332,17 @@ def _log_hunk(
     plan.hunks.append(insertion(kind, label, line, body, var))
 
 
-def _bind_step_result(plan: Plan, line: int, name: str) -> None:
-    """The train log just added after ``line`` becomes a replacement of that line: the step
-    call keeps its text and binds its result to ``name`` (marked, reverted with the rest)."""
+def _bind_step_result(plan: Plan, line: int, name: str, kind: HunkKind = "train_log") -> None:
+    """The log just added after ``line`` becomes a replacement of that line: the step (or
+    evaluation) call keeps its text and binds its result to ``name`` (marked, reverted with
+    the rest)."""
     log = plan.hunks.pop()
     text = plan.src.lines[line - 1]
     body = text.lstrip()
     indent = text[: len(text) - len(body)]
     bound = f"{indent}{name} = {body}  {MARKER}"
     plan.hunks.append(
-        Hunk(-1, log.label, "train_log", line - 1, (text,), (bound, *log.new_lines), log.var)
+        Hunk(-1, log.label, kind, line - 1, (text,), (bound, *log.new_lines), log.var)
     )
 
 
