@@ -63,7 +63,7 @@ def test_a_train_split_metric_is_no_eval_and_the_val_and_test_splits_are(tmp_pat
     loopless test function after training logs its `hold_*` values."""
     script, text = _inject("shape_eval_fullbatch_splits.py", tmp_path)
     lines = text.splitlines()
-    assert "eval/fit_hits" not in text
+    assert "eval/fit_hits" not in text and '"train/fit_hits": fit_hits' in text
     ev = next(i for i, ln in enumerate(lines) if "eval/" in ln)
     assert lines[ev - 1].strip().startswith("dev_hits = accuracy(")
     assert '"eval/dev_loss": dev_loss' in lines[ev]

@@ -101,6 +101,10 @@ def train_log(ix: ScriptIndex, loop: Node, sites: list[Site]) -> TrainLogPoint:
         # `update()` closure) and never comes back to the loop: log it there, once per
         # step, in the process that trains
         point = _helper_train_log(ix, loop) or point
+    if point.loss_var and not point.together and not point.also and not point.value:
+        extra = _batch_metrics(ix, point.after_line, point.loss_var)
+        if extra:  # `acc_tr = accuracy(out[tr], y[tr])` before the update: the batch's too
+            point = replace(point, together=(point.loss_var, *extra))
     flag = train_flag(ix, loop, sites)  # the loop also evaluates: the prefix follows the flag
     if flag is not None and point.loss_var is not None and contains(loop, anchor):
         point = replace(point, mode_flag=flag)
@@ -245,6 +249,49 @@ def _closure_step(ix: ScriptIndex, anchor: Node, stmt: Node) -> str | None:
                 fresh += "_"
             return fresh
     return None
+
+
+_HELD_OUT = re.compile(r"(val|valid|test|eval|dev|hold)", re.I)
+_BATCH_METRIC = re.compile(r"(acc|f1|auc|prec|recall|top[1-5]|iou|dice)", re.I)
+
+
+def _batch_metrics(ix: ScriptIndex, line: int, loss: str) -> list[str]:
+    """Metric-named values the step computes from a call before its update, beside the loss
+    (`acc_tr = accuracy(out[tr], labels[tr])`), in the block of the train log's ``line``: the
+    training batch's own metrics, logged with its loss. Held-out ones (`acc_val`) are
+    evaluation, never these."""
+    col = len(ix.smap.indent(line).encode())
+    if col >= len(ix.smap.line_bytes(line)):
+        return []
+    at = ix.root.descendant_for_point_range((line - 1, col), (line - 1, col))
+    if at is None:
+        return []
+    anchor = ix.line_stmt(at)
+    block = anchor.parent
+    if block is None:
+        return []
+    out: list[str] = []
+    for st in block.named_children:
+        if st.start_byte >= anchor.start_byte:
+            break
+        a = assignment(st) if st.type == "expression_statement" else None
+        left = a.child_by_field_name("left") if a is not None else None
+        right = a.child_by_field_name("right") if a is not None else None
+        if left is None or left.type != "identifier" or right is None or right.type != "call":
+            continue
+        name = ts.text(left)
+        if (
+            name != loss
+            and (
+                _BATCH_METRIC.search(name)
+                or _BATCH_METRIC.search(call_name(right))  # `fit_hits = accuracy(out, y)`
+            )
+            and not _HELD_OUT.search(name)
+            and loss not in identifiers(right)
+            and name not in out
+        ):
+            out.append(name)
+    return out
 
 
 def _counts_reports(ix: ScriptIndex, aug: Node, loop: Node) -> bool:
