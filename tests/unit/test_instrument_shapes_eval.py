@@ -159,3 +159,17 @@ def test_an_rl_evaluation_of_the_repo_that_steps_its_environment_is_logged(
     if HAS_TORCH:
         logs = [c["data"] for c in _run(script, tmp_path) if c["call"] == "log"]
         assert [d["step"] for d in logs if "eval/mean_reward" in d] == [3, 6]
+
+
+def test_an_optimizer_built_from_a_repo_class_is_never_an_evaluation(tmp_path: Path) -> None:
+    """`optimizer = tools.Scaled(...)`, a repository class whose `step` runs under no_grad:
+    constructing it measures nothing, and an object the function then drives
+    (`optimizer.zero_grad()`) is no metric; logging it raised TypeError with that choice."""
+    script, _ = _repo_case(tmp_path, "repo_optim_choice", "shape_optim_choice.py")
+    apply_proposal(propose_file(script, project="t"))
+    text = script.read_text()
+    assert "eval/" not in text
+    if HAS_TORCH:
+        for choice in ("sgd", "scaled"):
+            calls = _run(script, tmp_path, ("--optimizer", choice))
+            assert sum(c["call"] == "log" for c in calls) == 2 * 3

@@ -111,7 +111,12 @@ def not_a_value(bound: Node, name: str) -> bool:
     for n in ts.captures(ts.query("(for_statement) @f"), body).get("f", []):
         if n.start_byte >= bound.end_byte and name in identifiers(n.child_by_field_name("right")):
             return True
-    return False
+    # an object the function then drives (`optimizer.zero_grad()`, `model.train()`): no number
+    text = (body.text or b"")[bound.end_byte - body.start_byte :].decode("utf-8", "replace")
+    return bool(re.search(rf"\b{re.escape(name)}\.{_DRIVEN}\(", text))
+
+
+_DRIVEN = r"(zero_grad|step|train|eval|parameters|state_dict|load_state_dict|to|cuda|forward)"
 
 
 _EVALUATES = re.compile(rb"\bno_grad\(|\binference_mode\(|\.eval\(\)")
@@ -128,7 +133,7 @@ def _evaluates(body: bytes | None) -> bool:
 def repo_eval_calls(ix: ScriptIndex) -> list[Node]:
     """Calls of an evaluation function defined in the repository's own modules (`from
     evaluation import run_eval`, `evaluation.run_eval(...)`), read from their source."""
-    return calls_into_repo(ix, _evaluates)
+    return calls_into_repo(ix, _evaluates, functions_only=True)  # building a class measures nothing
 
 
 def before_update(ix: ScriptIndex, call: Node) -> bool:
